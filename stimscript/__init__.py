@@ -1,0 +1,76 @@
+"""stimscript: write, check, compile and stream multi-channel NMES protocols.
+
+Public API (DESIGN §3)::
+
+    proto = stimscript.load("examples/tka_quadriceps.stim")
+    sched = proto.compile(session=1, params={"intensity": "45 mA"})
+    record = stimscript.run(sched, device="loopback", realtime=False)
+"""
+from __future__ import annotations
+
+from .errors import (
+    DeviceFault,
+    DeviceNotFound,
+    DeviceTimeout,
+    Diagnostic,
+    DriverError,
+    ParamError,
+    PlanError,
+    ProtocolError,
+    ProtocolMismatch,
+    ProtocolSemanticError,
+    ProtocolSyntaxError,
+    SafetyError,
+    StimscriptError,
+)
+from .profile import LOOPBACK_PROFILE, DeviceProfile
+from .units import Quantity
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "load", "loads", "run", "open_device", "Schedule", "Quantity", "DeviceProfile", "LOOPBACK_PROFILE",
+    "StimscriptError", "ProtocolError", "ProtocolSyntaxError", "ProtocolSemanticError", "SafetyError",
+    "ParamError", "PlanError", "DriverError", "DeviceNotFound", "DeviceTimeout", "DeviceFault",
+    "ProtocolMismatch", "Diagnostic", "SessionRecord",
+]
+
+
+def load(path, *, device=None):
+    """Parse and check a ``.stim`` file; returns a CheckedProtocol (raises ProtocolError)."""
+    from .compiler import load as _load
+
+    return _load(path, device=device)
+
+
+def loads(text: str, name: str = "<string>", *, device=None):
+    """Parse and check protocol text; returns a CheckedProtocol (raises ProtocolError)."""
+    from .compiler import loads as _loads
+
+    return _loads(text, name=name, device=device)
+
+
+def run(schedule, device="loopback", realtime: bool = False, **options):
+    """Stream a Schedule to a device and return its SessionRecord."""
+    from .runtime import run as _run
+
+    return _run(schedule, device=device, realtime=realtime, **options)
+
+
+def open_device(name: str = "loopback", **options):
+    """Open a registered driver by name (``loopback``, ``usb``, or an entry-point plug-in)."""
+    from .drivers import open_device as _open
+
+    return _open(name, **options)
+
+
+def __getattr__(name: str):
+    if name == "Schedule":
+        from .compiler.schedule import Schedule
+
+        return Schedule
+    if name == "SessionRecord":
+        from .runtime.records import SessionRecord
+
+        return SessionRecord
+    raise AttributeError(f"module 'stimscript' has no attribute {name!r}")
