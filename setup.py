@@ -19,7 +19,7 @@ extensions = [
 ]
 
 setup(
-    packages=list(package_dir),
+    packages=list(package_dir) + ["stimscript.commands"],
     package_dir=package_dir,
     package_data={
         "stimscript.dsl": ["*.lark"],

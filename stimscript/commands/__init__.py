@@ -1,0 +1,1 @@
+"""One module per ``stimscript`` sub-command; shared helpers in :mod:`._common`."""

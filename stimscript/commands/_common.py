@@ -1,0 +1,32 @@
+"""Helpers every sub-command shares: turning errors into diagnostics on stderr with exit code 1."""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+import click
+
+from ..errors import StimscriptError
+
+
+def report(exc: BaseException) -> None:
+    """Print a StimscriptError the way compilers do (never a traceback)."""
+    click.echo(exc.render() if hasattr(exc, "render") else f"error: {exc}", err=True)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Decorator: StimscriptError -> rendered message + exit 1; OSError -> 'error: ...' + exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StimscriptError as exc:
+            report(exc)
+            sys.exit(1)
+        except OSError as exc:
+            click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
