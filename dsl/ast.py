@@ -1,0 +1,324 @@
+"""The typed AST: frozen dataclasses, one per construct, each with the source span it came from.
+
+Spans are excluded from equality, so ``parse(fmt(x)) == parse(x)``. The transformer only builds these;
+meaning (units, names, limits) is the checker's business (stimscript.compiler.checker).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Optional, Union
+
+from ..spans import Span
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Optional[Span] = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+# --- expressions -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Number(Node):
+    """A literal with an optional unit (canonical spelling: 'us', 'uA', 'uC' for the µ forms)."""
+
+    value: Fraction
+    unit: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Name(Node):
+    """A reference to a param (in expressions) or to a channel/cycle/electrode (elsewhere)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class PercentOf(Node):
+    """``P% NAME``: a percentage of a param."""
+
+    percent: Fraction
+    name: Name
+
+
+@dataclass(frozen=True)
+class BinOp(Node):
+    op: str  # '+', '-', '*', '/'
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class Neg(Node):
+    operand: "Expr"
+
+
+Expr = Union[Number, Name, PercentOf, BinOp, Neg]
+
+
+# --- protocol header ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HeaderField(Node):
+    key: str  # reference | indication | author | version | description | population | notes
+    value: str
+
+
+@dataclass(frozen=True)
+class Plan(Node):
+    """``plan N sessions per day|week, W weeks``."""
+
+    sessions: Expr
+    per: str  # 'day' | 'week'
+    weeks: Expr
+
+
+@dataclass(frozen=True)
+class Header(Node):
+    title: str
+    fields: tuple[HeaderField, ...] = ()
+    plan: Optional[Plan] = None
+
+
+# --- declarations -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param(Node):
+    name: str
+    default: Expr
+    low: Optional[Expr] = None
+    high: Optional[Expr] = None
+    description: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Electrode(Node):
+    """``electrode NAME W x H`` (width/height set) or ``electrode NAME AREA`` (area set)."""
+
+    name: str
+    width: Optional[Expr] = None
+    height: Optional[Expr] = None
+    area: Optional[Expr] = None
+
+
+@dataclass(frozen=True)
+class ShapePhase(Node):
+    amplitude: Expr  # relative, dimensionless
+    duration: Expr
+
+
+@dataclass(frozen=True)
+class Pulse(Node):
+    """A pulse shape. Which fields are set depends on ``kind``:
+
+    monophasic: width · biphasic: width [gap] · asymmetric: width ratio [gap] ·
+    burst: carrier duration · doublet: width spacing · shape: phases
+    """
+
+    kind: str
+    width: Optional[Expr] = None
+    gap: Optional[Expr] = None
+    ratio: Optional[Expr] = None
+    carrier: Optional[Expr] = None
+    duration: Optional[Expr] = None
+    spacing: Optional[Expr] = None
+    phases: tuple[ShapePhase, ...] = ()
+
+
+@dataclass(frozen=True)
+class Site(Node):
+    muscle: Name
+    side: Optional[str] = None  # 'left' | 'right'
+
+
+@dataclass(frozen=True)
+class ElectrodePair(Node):
+    """``electrodes A -> B``: current leaves through A in the first phase."""
+
+    first: Name
+    second: Name
+
+
+@dataclass(frozen=True)
+class Setting(Node):
+    """``frequency EXPR`` or ``amplitude EXPR`` inside a channel."""
+
+    key: str  # 'frequency' | 'amplitude'
+    value: Expr
+
+
+ChannelStmt = Union[Site, ElectrodePair, Pulse, Setting]
+
+
+@dataclass(frozen=True)
+class Channel(Node):
+    name: str
+    number: int
+    body: tuple[ChannelStmt, ...] = ()
+    name_span: Optional[Span] = field(default=None, compare=False, repr=False, kw_only=True)
+    number_span: Optional[Span] = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class CycleStep(Node):
+    kind: str  # 'ramp_up' | 'hold' | 'ramp_down' | 'rest'
+    duration: Expr
+
+
+@dataclass(frozen=True)
+class Cycle(Node):
+    name: str
+    steps: tuple[CycleStep, ...] = ()
+
+
+# --- session ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Override(Node):
+    """``with frequency 5 Hz`` / ``amplitude 50% intensity`` / ``pulse biphasic 300 us``."""
+
+    key: str  # 'frequency' | 'amplitude' | 'pulse'
+    value: Union[Expr, Pulse]
+
+
+@dataclass(frozen=True)
+class Line(Node):
+    """``quad, hams: contraction [with ...] [after T]`` — channels run the cycle in parallel."""
+
+    channels: tuple[Name, ...]
+    cycle: Name
+    overrides: tuple[Override, ...] = ()
+    after: Optional[Expr] = None
+
+
+@dataclass(frozen=True)
+class Repeat(Node):
+    count: Expr
+    lines: tuple[Line, ...] = ()
+
+
+@dataclass(frozen=True)
+class For(Node):
+    duration: Expr
+    lines: tuple[Line, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pause(Node):
+    duration: Expr
+
+
+Block = Union[Repeat, For, Pause]
+
+
+@dataclass(frozen=True)
+class Session(Node):
+    blocks: tuple[Block, ...] = ()
+
+
+# --- progression --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target(Node):
+    """``intensity`` or ``contraction.hold`` or ``quad.frequency``."""
+
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Assignment(Node):
+    target: Target
+    op: str  # '=' | '+=' | '-='
+    value: Expr
+    bound: Optional[Expr] = None  # the cap: 'up to X' or 'down to X'
+    bound_kind: Optional[str] = None  # 'up' | 'down'
+
+
+@dataclass(frozen=True)
+class Week(Node):
+    """``week N { ... }`` (first == last) or ``week A..B { ... }``."""
+
+    first: int
+    last: int
+    assignments: tuple[Assignment, ...] = ()
+
+
+@dataclass(frozen=True)
+class EveryWeek(Node):
+    assignments: tuple[Assignment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progression(Node):
+    weeks: tuple[Union[Week, EveryWeek], ...] = ()
+
+
+# --- limits -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Limit(Node):
+    """``max current 60 mA`` → bound='max', quantity='current'."""
+
+    bound: str  # 'max' | 'min'
+    quantity: str  # current | frequency | pulse width | charge | duration | channels | voltage | density | amplitude
+    value: Expr
+
+
+@dataclass(frozen=True)
+class Allow(Node):
+    """``allow monophasic`` (top level or inside limits)."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class Limits(Node):
+    items: tuple[Union[Limit, Allow], ...] = ()
+
+
+Item = Union[Header, Param, Electrode, Channel, Cycle, Session, Progression, Limits, Allow]
+
+
+@dataclass(frozen=True)
+class Protocol(Node):
+    """A whole file. ``items`` keeps source order (the formatter prints them in that order)."""
+
+    version: Optional[int] = None
+    items: tuple[Item, ...] = ()
+
+    def _of(self, cls):
+        return tuple(i for i in self.items if isinstance(i, cls))
+
+    @property
+    def header(self) -> Optional[Header]:
+        found = self._of(Header)
+        return found[0] if found else None
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return self._of(Param)
+
+    @property
+    def electrodes(self) -> tuple[Electrode, ...]:
+        return self._of(Electrode)
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return self._of(Channel)
+
+    @property
+    def cycles(self) -> tuple[Cycle, ...]:
+        return self._of(Cycle)
+
+    @property
+    def sessions(self) -> tuple[Session, ...]:
+        return self._of(Session)
+
+    @property
+    def progressions(self) -> tuple[Progression, ...]:
+        return self._of(Progression)
+
+    @property
+    def limits(self) -> tuple[Limits, ...]:
+        return self._of(Limits)
+
+    @property
+    def allows(self) -> tuple[Allow, ...]:
+        top = self._of(Allow)
+        inner = tuple(i for lim in self.limits for i in lim.items if isinstance(i, Allow))
+        return top + inner

@@ -1,0 +1,187 @@
+"""Text -> AST. The LALR parser is built once from grammar.lark; every failure becomes a positioned
+:class:`~stimscript.errors.ProtocolSyntaxError` (never a lark or Python exception).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+from ..errors import Diagnostic, ProtocolSyntaxError
+from ..spans import Source, Span, at, point
+from ..units import UNITS
+from . import ast
+from .transformer import AstBuilder, AstError
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+#: deepest expression nesting accepted (operators, unary minus); keeps every later pass recursion-safe
+MAX_DEPTH = 100
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "UNIT": "a unit",
+    "_SEP": "a newline or `;`",
+    "ASSIGN_OP": "`=`, `+=` or `-=`",
+    "$END": "the end of the file",
+}
+
+
+@lru_cache(maxsize=1)
+def get_parser() -> Lark:
+    """The LALR parser, built once per process."""
+    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
+                propagate_positions=True, maybe_placeholders=True)
+
+
+def _describe_terminal(parser: Lark, name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    try:
+        term = parser.get_terminal(name)
+    except KeyError:
+        return name
+    if term.pattern.type == "str":
+        return f"`{term.pattern.value}`"
+    return name.lower()
+
+
+def _expected(parser: Lark, names) -> str:
+    words = sorted({_describe_terminal(parser, n) for n in names}, key=lambda w: (not w.startswith("`"), w))
+    if len(words) > 10:
+        words = words[:10] + ["…"]
+    return ", ".join(words)
+
+
+def _describe_token(token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    if token.type == "_SEP":
+        return "end of line" if "\n" in token or "#" in token else "`;`"
+    if token.type == "STRING":
+        return f"string {token}"
+    if token.type == "NUMBER":
+        return f"number `{token}`"
+    if token.type == "NAME":
+        return f"name `{token}`"
+    return f"`{token}`"
+
+
+def _syntax_error(source: Source, exc: UnexpectedInput) -> Diagnostic:
+    parser = get_parser()
+    text = source.text
+    if isinstance(exc, UnexpectedCharacters):
+        pos = exc.pos_in_stream
+        char = text[pos] if pos < len(text) else ""
+        span = point(source, pos)
+        if char == '"':
+            return Diagnostic("E102", "unterminated string", span,
+                              hint='close the string with `"` on the same line')
+        before = text[:pos].rstrip(" \t")
+        word = re.match(r"[^\W\d]\w*|%", text[pos:])
+        if word and before and (before[-1].isdigit()):
+            unit = word.group(0)
+            span = Span(source, span.line, span.column, span.line, span.column + len(unit), pos, pos + len(unit))
+            lowered = {u.lower(): u for u in UNITS}
+            guess = lowered.get(unit.lower()) or next(iter(difflib.get_close_matches(unit, list(UNITS), 1)), None)
+            hint = f"did you mean `{guess}`?" if guess else "units: us ms s min h, Hz kHz, uA mA, mV V, nC uC, mm cm cm2, %"
+            if "UNIT" not in exc.allowed:
+                return Diagnostic("E104", f"unexpected `{unit}` after a number; expected {_expected(parser, exc.allowed)}",
+                                  span)
+            return Diagnostic("E103", f"unknown unit `{unit}`", span, hint=hint)
+        if char.isprintable() and char not in "":
+            shown = f"`{char}`"
+        else:
+            shown = f"character U+{ord(char):04X}" if char else "end of file"
+        expected = _expected(parser, exc.allowed) if exc.allowed else ""
+        return Diagnostic("E100", f"unexpected {shown}" + (f"; expected {expected}" if expected else ""), span)
+    if isinstance(exc, UnexpectedToken):
+        token = exc.token
+        expected = _expected(parser, exc.expected)
+        if token.type == "$END":
+            pos = len(text.rstrip()) if text.strip() else 0
+            return Diagnostic("E105", f"unexpected end of file; expected {expected}", point(source, max(0, pos - 1) if pos else 0))
+        length = len(str(token).split("\n")[0]) or 1
+        span = at(source, token.line, token.column, length)
+        before = text[: token.start_pos].rstrip(" \t")
+        if token.type == "NAME" and before[-1:].isdigit() and "UNIT" in exc.expected:
+            unit = str(token)
+            lowered = {u.lower(): u for u in UNITS}
+            guess = lowered.get(unit.lower()) or next(iter(difflib.get_close_matches(unit, list(UNITS), 1)), None)
+            hint = f"did you mean `{guess}`?" if guess else \
+                "units: us ms s min h, Hz kHz, uA mA, mV V, nC uC, mm cm cm2, %"
+            return Diagnostic("E103", f"unknown unit `{unit}`", span, hint=hint)
+        hint = None
+        same_line = before and "\n" not in text[len(before): token.start_pos] and not before.endswith(("{", ";"))
+        if "_SEP" in exc.expected and same_line and token.type in ("NAME", "NUMBER", "STRING") \
+                or set(exc.expected) == {"_SEP"}:
+            hint = "statements are separated by a newline or `;`"
+        return Diagnostic("E104", f"unexpected {_describe_token(token)}; expected {expected}", span, hint=hint)
+    line, column = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
+    return Diagnostic("E104", "syntax error", at(source, line, column))
+
+
+def _check_depth(tree: Tree, source: Source) -> None:
+    """Reject absurdly deep expressions before any recursive pass sees them."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = node.meta
+            span = at(source, meta.line, meta.column) if not meta.empty else point(source, 0)
+            raise ProtocolSyntaxError(Diagnostic(
+                "E107", f"expression nested more than {MAX_DEPTH} levels deep", span,
+                hint="split it up with a param"))
+        for child in node.children:
+            if isinstance(child, Tree):
+                stack.append((child, depth + 1))
+
+
+def decode(data: bytes, name: str) -> str:
+    """UTF-8 (a BOM is allowed); anything else is an E101 pointing at the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        good = data[: exc.start].decode("utf-8", errors="replace")
+        source = Source(name, good + "\ufffd")
+        raise ProtocolSyntaxError(Diagnostic(
+            "E101", f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            point(source, len(good)), hint="save the protocol as UTF-8")) from None
+
+
+def parse(text: str | bytes, name: str = "<string>") -> ast.Protocol:
+    """Parse protocol text into an AST; raises ProtocolSyntaxError with FILE:LINE:COL."""
+    if isinstance(text, (bytes, bytearray)):
+        text = decode(bytes(text), name)
+    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    source = Source(name, text)
+    parser = get_parser()
+    try:
+        tree = parser.parse(text)
+    except UnexpectedInput as exc:
+        raise ProtocolSyntaxError(_syntax_error(source, exc)) from None
+    except RecursionError:  # pragma: no cover - lark's LALR is iterative; belt and braces
+        raise ProtocolSyntaxError(Diagnostic("E107", "nesting too deep", point(source, 0))) from None
+    _check_depth(tree, source)
+    try:
+        protocol = AstBuilder(source).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, AstError):
+            raise ProtocolSyntaxError(exc.orig_exc.diagnostic) from None
+        raise
+    except AstError as exc:
+        raise ProtocolSyntaxError(exc.diagnostic) from None
+    return protocol
+
+
+def parse_file(path: str | os.PathLike) -> tuple[ast.Protocol, bytes]:
+    """Read and parse a file; returns the AST and the raw bytes (for the SHA-256 in records)."""
+    data = Path(path).read_bytes()
+    return parse(data, name=str(path)), data

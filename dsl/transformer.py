@@ -1,0 +1,375 @@
+"""Lark parse tree -> typed AST (dsl/ast.py). Builds structure only; meaning is the checker's job.
+
+The few errors raised here are about the shape of the text itself (a non-integer channel number, a
+literal too long to be a number, two ``after`` clauses on one line).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from lark import Token, Transformer, v_args
+
+from ..errors import Diagnostic, Related
+from ..spans import Source, Span
+from . import ast
+
+#: µ spellings collapse to the ASCII ones so equal protocols compare equal
+CANONICAL_UNIT = {"µs": "us", "μs": "us", "µA": "uA", "μA": "uA", "µC": "uC", "μC": "uC"}
+
+MAX_NUMBER_CHARS = 40
+
+
+class AstError(Exception):
+    """Raised inside the transformer; the parser turns it into a ProtocolSyntaxError."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def _unescape(token: Token) -> str:
+    body = str(token)[1:-1]
+    out, i = [], 0
+    escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            out.append(escapes.get(body[i + 1], body[i + 1]))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+@v_args(meta=True)
+class AstBuilder(Transformer):
+    def __init__(self, source: Source):
+        super().__init__(visit_tokens=False)
+        self.source = source
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _span(self, meta: Any) -> Span | None:
+        if getattr(meta, "empty", True):
+            return None
+        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column,
+                    meta.start_pos, meta.end_pos)
+
+    def tok_span(self, tok: Token) -> Span:
+        return Span(self.source, tok.line, tok.column, tok.end_line, tok.end_column, tok.start_pos, tok.end_pos)
+
+    def _fail(self, code: str, message: str, span: Span | None, hint: str | None = None,
+              related: tuple[Related, ...] = ()) -> None:
+        raise AstError(Diagnostic(code, message, span, hint=hint, related=related))
+
+    def _number(self, tok: Token) -> Fraction:
+        text = str(tok)
+        if len(text) > MAX_NUMBER_CHARS:
+            self._fail("E106", f"number literal has {len(text)} characters; at most {MAX_NUMBER_CHARS} are allowed",
+                       self.tok_span(tok))
+        return Fraction(text)
+
+    def _int(self, tok: Token, what: str) -> int:
+        value = self._number(tok)
+        if value.denominator != 1:
+            self._fail("E111", f"{what} must be a whole number, found {tok}", self.tok_span(tok))
+        return value.numerator
+
+    def _name(self, tok: Token) -> ast.Name:
+        return ast.Name(str(tok), span=self.tok_span(tok))
+
+    # -- file ------------------------------------------------------------------------------------
+    def start(self, meta, children):
+        version = None
+        items = []
+        for child in children:
+            if isinstance(child, tuple) and child and child[0] == "version":
+                _, number, span = child
+                if items or version is not None:
+                    self._fail("E108", "the `stimscript N` version line must be the first statement", span)
+                if number != 1:
+                    self._fail("E109", f"unsupported language version {number}; this stimscript reads version 1",
+                               span, hint="write `stimscript 1`")
+                version = number
+            else:
+                items.append(child)
+        return ast.Protocol(version=version, items=tuple(items), span=self._span(meta))
+
+    def version_decl(self, meta, children):
+        return ("version", self._int(children[0], "the language version"), self._span(meta))
+
+    # -- header ----------------------------------------------------------------------------------
+    def header(self, meta, children):
+        title, *items = children
+        fields, plan = [], None
+        for item in items:
+            if isinstance(item, ast.Plan):
+                if plan is not None:
+                    self._fail("E110", "the protocol has two `plan` statements", item.span,
+                               related=(Related("the first plan is here", plan.span),) if plan.span else ())
+                plan = item
+            else:
+                fields.append(item)
+        return ast.Header(_unescape(title), tuple(fields), plan, span=self._span(meta))
+
+    def header_field(self, meta, children):
+        key, value = children
+        return ast.HeaderField(str(key), _unescape(value), span=self._span(meta))
+
+    def plan(self, meta, children):
+        sessions, per, weeks = children
+        return ast.Plan(sessions, per, weeks, span=self._span(meta))
+
+    def per_day(self, meta, children):
+        return "day"
+
+    def per_week(self, meta, children):
+        return "week"
+
+    # -- declarations ----------------------------------------------------------------------------
+    def param(self, meta, children):
+        name, default, *rest = children
+        description = None
+        if rest and (rest[-1] is None or (isinstance(rest[-1], Token) and rest[-1].type == "STRING")):
+            last = rest.pop()
+            description = _unescape(last) if last is not None else None
+        low = high = None
+        if len(rest) == 2:
+            low, high = rest
+        return ast.Param(str(name), default, low, high, description, span=self._span(meta))
+
+    def electrode_rect(self, meta, children):
+        name, width, height = children
+        return ast.Electrode(str(name), width=width, height=height, span=self._span(meta))
+
+    def electrode_area(self, meta, children):
+        name, area = children
+        return ast.Electrode(str(name), area=area, span=self._span(meta))
+
+    def channel(self, meta, children):
+        name, number, *body = children
+        return ast.Channel(str(name), self._int(number, "a channel number"), tuple(body), span=self._span(meta),
+                           name_span=self.tok_span(name), number_span=self.tok_span(number))
+
+    def site(self, meta, children):
+        muscle, side = children
+        return ast.Site(self._name(muscle), side, span=self._span(meta))
+
+    def left(self, meta, children):
+        return "left"
+
+    def right(self, meta, children):
+        return "right"
+
+    def electrode_pair(self, meta, children):
+        first, second = children
+        return ast.ElectrodePair(self._name(first), self._name(second), span=self._span(meta))
+
+    def frequency_setting(self, meta, children):
+        return ast.Setting("frequency", children[0], span=self._span(meta))
+
+    def amplitude_setting(self, meta, children):
+        return ast.Setting("amplitude", children[0], span=self._span(meta))
+
+    def pulse(self, meta, children):
+        spec: ast.Pulse = children[0]
+        return ast.Pulse(spec.kind, spec.width, spec.gap, spec.ratio, spec.carrier, spec.duration, spec.spacing,
+                         spec.phases, span=self._span(meta))
+
+    def monophasic(self, meta, children):
+        return ast.Pulse("monophasic", width=children[0], span=self._span(meta))
+
+    def biphasic(self, meta, children):
+        width, gap = children
+        return ast.Pulse("biphasic", width=width, gap=gap, span=self._span(meta))
+
+    def asymmetric(self, meta, children):
+        width, ratio, gap = children
+        return ast.Pulse("asymmetric", width=width, ratio=ratio, gap=gap, span=self._span(meta))
+
+    def burst(self, meta, children):
+        carrier, duration = children
+        return ast.Pulse("burst", carrier=carrier, duration=duration, span=self._span(meta))
+
+    def doublet(self, meta, children):
+        width, spacing = children
+        return ast.Pulse("doublet", width=width, spacing=spacing, span=self._span(meta))
+
+    def custom(self, meta, children):
+        return ast.Pulse("shape", phases=tuple(children), span=self._span(meta))
+
+    def shape_phase(self, meta, children):
+        amplitude, duration = children
+        return ast.ShapePhase(amplitude, duration, span=self._span(meta))
+
+    def cycle(self, meta, children):
+        name, *steps = children
+        return ast.Cycle(str(name), tuple(steps), span=self._span(meta))
+
+    def _step(kind: str):  # noqa: N805 - small factory for the four cycle steps
+        def build(self, meta, children):
+            return ast.CycleStep(kind, children[0], span=self._span(meta))
+
+        build.__name__ = kind
+        return build
+
+    ramp_up = _step("ramp_up")
+    hold = _step("hold")
+    ramp_down = _step("ramp_down")
+    rest = _step("rest")
+    del _step
+
+    # -- session ---------------------------------------------------------------------------------
+    def session(self, meta, children):
+        return ast.Session(tuple(children), span=self._span(meta))
+
+    def repeat(self, meta, children):
+        count, *lines = children
+        return ast.Repeat(count, tuple(lines), span=self._span(meta))
+
+    def for_block(self, meta, children):
+        duration, *lines = children
+        return ast.For(duration, tuple(lines), span=self._span(meta))
+
+    def pause(self, meta, children):
+        return ast.Pause(children[0], span=self._span(meta))
+
+    def line(self, meta, children):
+        channels, cycle, *options = children
+        overrides: list[ast.Override] = []
+        after = None
+        after_span = None
+        for kind, value, span in options:
+            if kind == "with":
+                overrides.extend(value)
+            else:
+                if after is not None:
+                    self._fail("E112", "this line has two `after` clauses", span,
+                               related=(Related("the first one is here", after_span),) if after_span else ())
+                after, after_span = value, span
+        return ast.Line(channels, self._name(cycle), tuple(overrides), after, span=self._span(meta))
+
+    def channel_list(self, meta, children):
+        return tuple(self._name(tok) for tok in children)
+
+    def with_clause(self, meta, children):
+        return ("with", list(children), self._span(meta))
+
+    def after_clause(self, meta, children):
+        return ("after", children[0], self._span(meta))
+
+    def override_frequency(self, meta, children):
+        return ast.Override("frequency", children[0], span=self._span(meta))
+
+    def override_amplitude(self, meta, children):
+        return ast.Override("amplitude", children[0], span=self._span(meta))
+
+    def override_pulse(self, meta, children):
+        return ast.Override("pulse", children[0], span=self._span(meta))
+
+    # -- progression -----------------------------------------------------------------------------
+    def progression(self, meta, children):
+        return ast.Progression(tuple(children), span=self._span(meta))
+
+    def week(self, meta, children):
+        first_tok, last_tok, *assignments = children
+        first = self._int(first_tok, "a week number")
+        last = self._int(last_tok, "a week number") if last_tok is not None else first
+        return ast.Week(first, last, tuple(assignments), span=self._span(meta))
+
+    def every_week(self, meta, children):
+        return ast.EveryWeek(tuple(children), span=self._span(meta))
+
+    def assignment(self, meta, children):
+        target, op, value, bound = children
+        bound_kind, bound_expr = bound if bound is not None else (None, None)
+        return ast.Assignment(target, str(op), value, bound_expr, bound_kind, span=self._span(meta))
+
+    def target(self, meta, children):
+        return ast.Target(tuple(str(t) for t in children), span=self._span(meta))
+
+    def up_to(self, meta, children):
+        return ("up", children[0])
+
+    def down_to(self, meta, children):
+        return ("down", children[0])
+
+    # -- limits ----------------------------------------------------------------------------------
+    def limits(self, meta, children):
+        return ast.Limits(tuple(children), span=self._span(meta))
+
+    def limit(self, meta, children):
+        bound, quantity, value = children
+        return ast.Limit(bound, quantity, value, span=self._span(meta))
+
+    def max(self, meta, children):
+        return "max"
+
+    def min(self, meta, children):
+        return "min"
+
+    def q_current(self, meta, children):
+        return "current"
+
+    def q_frequency(self, meta, children):
+        return "frequency"
+
+    def q_pulse_width(self, meta, children):
+        return "pulse width"
+
+    def q_charge(self, meta, children):
+        return "charge"
+
+    def q_duration(self, meta, children):
+        return "duration"
+
+    def q_channels(self, meta, children):
+        return "channels"
+
+    def q_voltage(self, meta, children):
+        return "voltage"
+
+    def q_density(self, meta, children):
+        return "density"
+
+    def allow(self, meta, children):
+        return ast.Allow(str(children[0]), span=self._span(meta))
+
+    # -- expressions -----------------------------------------------------------------------------
+    def quantity(self, meta, children):
+        number, unit = children
+        unit = CANONICAL_UNIT.get(str(unit), str(unit))
+        return ast.Number(self._number(number), unit, span=self._span(meta))
+
+    def number(self, meta, children):
+        return ast.Number(self._number(children[0]), None, span=self._span(meta))
+
+    def percent(self, meta, children):
+        return ast.Number(self._number(children[0]), "%", span=self._span(meta))
+
+    def percent_of(self, meta, children):
+        number, name = children
+        return ast.PercentOf(self._number(number), self._name(name), span=self._span(meta))
+
+    def name(self, meta, children):
+        return ast.Name(str(children[0]), span=self._span(meta))
+
+    def _binop(op: str):  # noqa: N805
+        def build(self, meta, children):
+            left, right = children
+            return ast.BinOp(op, left, right, span=self._span(meta))
+
+        return build
+
+    add = _binop("+")
+    sub = _binop("-")
+    mul = _binop("*")
+    div = _binop("/")
+    del _binop
+
+    def neg(self, meta, children):
+        return ast.Neg(children[0], span=self._span(meta))
+
+    def pos(self, meta, children):
+        return children[0]
