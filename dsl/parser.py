@@ -120,7 +120,7 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Diagnostic:
             return Diagnostic("E103", f"unknown unit `{unit}`", span, hint=hint)
         hint = None
         same_line = before and "\n" not in text[len(before): token.start_pos] and not before.endswith(("{", ";"))
-        if "_SEP" in exc.expected and same_line and token.type in ("NAME", "NUMBER", "STRING") \
+        if "_SEP" in exc.expected and same_line \
                 or set(exc.expected) == {"_SEP"}:
             hint = "statements are separated by a newline or `;`"
         return Diagnostic("E104", f"unexpected {_describe_token(token)}; expected {expected}", span, hint=hint)

@@ -1,0 +1,66 @@
+"""What the checker resolves for one session of a protocol, before and beside lowering.
+
+The checker (checker.py) evaluates every expression for a given session (params, overrides and the
+week's progression applied) into these plain values; safety.py judges them; lowering.py turns them into
+Trains. Keeping them here lets the safety rules be written and tested without the parser.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Optional
+
+from ..spans import Span
+from ..units import Quantity
+from .ir import ChannelInfo, PulseShape, Segment, Train
+
+
+@dataclass(frozen=True)
+class ElectrodeInfo:
+    name: str
+    area_cm2: Fraction
+    span: Optional[Span] = None  # the `electrode` declaration
+
+
+@dataclass(frozen=True)
+class ChannelUse:
+    """One channel's settings as one session line uses them (channel settings + that line's `with`)."""
+
+    channel: str
+    number: int
+    amplitude_ua: Fraction          # full amplitude A (before the envelope), exact
+    frequency_hz: Fraction
+    shape: PulseShape
+    electrodes: tuple[ElectrodeInfo, ...] = ()   # the pair (0 or 2 entries)
+    ramp_up_us: int = 0             # of the cycle the line runs (0 for `continuous`)
+    on_us: int = 0
+    block: int = 0                  # index of the session block (0-based)
+    #: where each value came from: keys 'channel', 'amplitude', 'frequency', 'pulse', 'electrodes', 'line',
+    #: 'cycle' (the overriding `with` clause's span replaces the channel's when a line overrides it)
+    spans: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class LimitValue:
+    bound: str        # 'max' | 'min'
+    quantity: str     # current | frequency | pulse width | charge | duration | channels | voltage | density
+    value: Quantity
+    span: Optional[Span] = None
+
+
+@dataclass
+class ResolvedSession:
+    """Everything one session of a protocol means, in exact numbers."""
+
+    session: int
+    week: int
+    duration_us: int
+    uses: tuple[ChannelUse, ...]
+    trains: tuple[Train, ...]
+    shapes: tuple[PulseShape, ...]
+    channels: tuple[ChannelInfo, ...]
+    segments: tuple[Segment, ...] = ()
+    params: dict = field(default_factory=dict)          # name -> Quantity used this session
+    limits: tuple[LimitValue, ...] = ()
+    allow_monophasic: bool = False
+    session_span: Optional[Span] = None
