@@ -42,6 +42,7 @@ cdef enum:
     ROW = 15
     KIND_GEN = 0
     KIND_ARRAY = 1
+    BATCH = 256
 
 cdef int64_t KEY_EXHAUSTED = 0x7FFFFFFFFFFFFFFF
 
@@ -55,22 +56,22 @@ _I32 = (1 << 31) - 1
 cdef struct Stream:
     int kind
     # parameters
-    int64_t start, cycles, cycle_us, on_us, up, down, up_eff, down_eff
+    int64_t start, cycles, cycle_us, on_us, up, down, up_eff, down_eff, hold_end
     int64_t pnum, pden, pq, pr
     int64_t anum, aden, hold_amp
     int64_t ch, shape
     bint closed_form
     # window
     int64_t t0, t1
-    # generator cursor
+    # generator cursor: cycle c starting at cycle_start, next slot k with k * pnum = q * pden + r
     bint in_cycle
-    int64_t c, cycle_start, q, r
-    # precomputed stream (reference fallback)
-    const int64_t *at
-    const int32_t *aa
-    int64_t n, pos
-    # head
-    int64_t t, amp
+    int64_t c, cycle_start, lim, q, r
+    # rows ready for the merge: packed keys (t_us * 256 + channel) and amplitudes
+    int64_t *kbuf
+    int32_t *abuf
+    int64_t blen, bpos
+    # precomputed stream (reference fallback): the whole of it sits in kbuf/abuf
+    int64_t n
 
 
 cdef inline int64_t round_div(int64_t num, int64_t den) noexcept nogil:
@@ -128,58 +129,81 @@ cdef inline int64_t first_cycle(const Stream *s) noexcept nogil:
 cdef void gen_init(Stream *s) noexcept nogil:
     s.in_cycle = False
     if s.cycles <= 0 or s.t1 <= s.start:
-        s.c = s.cycles if s.cycles > 0 else 0
-        s.cycles = s.c  # exhausted
+        s.c = s.cycles = 0  # exhausted
         return
     s.c = first_cycle(s)
 
 
-cdef inline bint gen_next(Stream *s) noexcept nogil:
-    """Advance to the next emitted slot (s.t, s.amp); False when the train is exhausted in [t0, t1)."""
-    cdef int64_t off, twice, amp
+cdef bint gen_start_cycle(Stream *s) noexcept nogil:
+    """Position the cursor on the first slot of the next cycle that can emit; False when exhausted."""
+    cdef int64_t off0
     while True:
-        if not s.in_cycle:
-            if s.c >= s.cycles:
-                return False
-            s.cycle_start = s.start + s.c * s.cycle_us
-            if s.cycle_start >= s.t1:
-                s.c = s.cycles
-                return False
-            off = s.t0 - s.cycle_start
-            if off >= s.on_us:          # the reference finds a k past on_us and stops at once
-                s.c += 1
-                continue
-            set_k(s, first_slot(s, off))
-            s.in_cycle = True
-        twice = 2 * s.r
-        off = s.q
-        if twice > s.pden or (twice == s.pden and (s.q & 1)):
-            off += 1
-        if off >= s.on_us or s.cycle_start + off >= s.t1:
-            s.in_cycle = False
+        if s.c >= s.cycles:
+            return False
+        s.cycle_start = s.start + s.c * s.cycle_us
+        if s.cycle_start >= s.t1:
+            s.c = s.cycles
+            return False
+        off0 = s.t0 - s.cycle_start
+        if off0 >= s.on_us:          # the reference finds a k past on_us and stops at once
             s.c += 1
             continue
-        s.q += s.pq
-        s.r += s.pr
-        if s.r >= s.pden:
-            s.r -= s.pden
-            s.q += 1
-        amp = slot_amplitude(s, off)
-        if amp != 0:
-            s.t = s.cycle_start + off
-            s.amp = amp
-            return True
-
-
-cdef inline bint stream_next(Stream *s) noexcept nogil:
-    if s.kind == KIND_GEN:
-        return gen_next(s)
-    if s.pos < s.n:
-        s.t = s.at[s.pos]
-        s.amp = s.aa[s.pos]
-        s.pos += 1
+        set_k(s, first_slot(s, off0))
+        # slots stop at on_us or at t1, whichever comes first
+        s.lim = s.on_us if s.on_us < s.t1 - s.cycle_start else s.t1 - s.cycle_start
+        s.in_cycle = True
         return True
-    return False
+
+
+cdef int64_t gen_fill(Stream *s, int64_t *kbuf, int32_t *abuf, int64_t cap) noexcept nogil:
+    """Generate up to cap emitted slots (packed key, amplitude) in the reference's order."""
+    cdef int64_t n = 0, off, amp, base
+    cdef int64_t q, r, lim
+    cdef int64_t pq = s.pq, pr = s.pr, pden = s.pden
+    cdef int64_t hs = s.up_eff, he = s.hold_end, hold = s.hold_amp
+    while n < cap:
+        if not s.in_cycle:
+            if not gen_start_cycle(s):
+                break
+        q = s.q
+        r = s.r
+        lim = s.lim
+        base = s.cycle_start * 256 + s.ch
+        while n < cap:
+            off = q
+            if 2 * r > pden or (2 * r == pden and (q & 1)):
+                off += 1
+            if off >= lim:
+                s.in_cycle = False
+                s.c += 1
+                break
+            q += pq
+            r += pr
+            if r >= pden:
+                r -= pden
+                q += 1
+            if hs <= off < he:
+                amp = hold
+            else:
+                amp = slot_amplitude(s, off)
+            if amp != 0:
+                kbuf[n] = base + off * 256
+                abuf[n] = <int32_t> amp
+                n += 1
+        s.q = q
+        s.r = r
+    return n
+
+
+cdef inline int64_t stream_refill(Stream *s) noexcept nogil:
+    """Make s.kbuf[s.bpos] the next row; returns its key or KEY_EXHAUSTED."""
+    if s.bpos < s.blen:
+        return s.kbuf[s.bpos]
+    if s.kind != KIND_GEN:
+        return KEY_EXHAUSTED
+    s.blen = gen_fill(s, s.kbuf, s.abuf, BATCH)
+    s.bpos = 0
+    return s.kbuf[0] if s.blen > 0 else KEY_EXHAUSTED
 
 
 # --- counting ---------------------------------------------------------------------------------------
@@ -265,38 +289,34 @@ cdef inline void put_row(uint8_t *p, int64_t t, uint8_t ch, int32_t amp, uint16_
 
 
 cdef int64_t merge(Stream *ss, int64_t m, uint8_t *out, int64_t n) noexcept nogil:
-    """Write the k-way merge of the m streams (heads not yet loaded) into n rows; returns rows written."""
-    cdef int64_t *keys = <int64_t *> calloc(m if m > 0 else 1, sizeof(int64_t))
-    cdef int64_t i, j, best, bestkey, written = 0
+    """Write the k-way merge of the m streams into n rows; returns rows written (-1: no memory,
+    -2: rows left over, i.e. the count pass disagreed)."""
+    cdef int64_t *keys = <int64_t *> calloc(m, sizeof(int64_t))
+    cdef int64_t j, best, bestkey, key, written = 0
+    cdef bint lt
     cdef Stream *s
+    cdef uint8_t *p
     if keys == NULL:
         return -1
     for j in range(m):
-        if stream_next(&ss[j]):
-            keys[j] = ss[j].t * 256 + ss[j].ch
-        else:
-            keys[j] = KEY_EXHAUSTED
-    if m == 1:
-        s = &ss[0]
-        while keys[0] != KEY_EXHAUSTED and written < n:
-            put_row(out + written * ROW, s.t, <uint8_t> s.ch, <int32_t> s.amp, <uint16_t> s.shape)
-            written += 1
-            keys[0] = s.t * 256 + s.ch if stream_next(s) else KEY_EXHAUSTED
-    else:
-        while written < n:
-            best = 0
-            bestkey = keys[0]
-            for j in range(1, m):
-                if keys[j] < bestkey:
-                    bestkey = keys[j]
-                    best = j
-            if bestkey == KEY_EXHAUSTED:
-                break
-            s = &ss[best]
-            put_row(out + written * ROW, s.t, <uint8_t> s.ch, <int32_t> s.amp, <uint16_t> s.shape)
-            written += 1
-            keys[best] = s.t * 256 + s.ch if stream_next(s) else KEY_EXHAUSTED
-    for j in range(m):  # a stream with rows left means the count pass was wrong
+        keys[j] = stream_refill(&ss[j])
+    while written < n:
+        best = 0
+        bestkey = keys[0]
+        for j in range(1, m):  # branch-free argmin; strict <: equal keys go to the lower index (heapq.merge)
+            key = keys[j]
+            lt = key < bestkey
+            best = j if lt else best
+            bestkey = key if lt else bestkey
+        if bestkey == KEY_EXHAUSTED:
+            break
+        s = &ss[best]
+        p = out + written * ROW
+        put_row(p, bestkey >> 8, <uint8_t> (bestkey & 0xFF), s.abuf[s.bpos], <uint16_t> s.shape)
+        written += 1
+        s.bpos += 1
+        keys[best] = stream_refill(s)
+    for j in range(m):
         if keys[j] != KEY_EXHAUSTED:
             written = -2
     free(keys)
@@ -324,6 +344,7 @@ cdef bint _fill(Stream *s, tr, int64_t t0, int64_t t1) except -1:
     s.up, s.down = up, down
     s.up_eff = up if up > 0 else 0
     s.down_eff = down if down > 0 else 0
+    s.hold_end = on_us - down if down > 0 else on_us
     s.pnum, s.pden = pnum, pden
     s.pq, s.pr = divmod(pnum, pden)
     s.anum, s.aden = anum, aden
@@ -393,32 +414,35 @@ def expand(trains, t0, t1):
 
     cdef int64_t m = len(live), i, n = 0, c0 = _clamp(t0), c1 = _clamp(t1), written
     cdef Stream *ss = <Stream *> calloc(m, sizeof(Stream))
-    cdef const int64_t[::1] at
-    cdef const int32_t[::1] aa
+    cdef int64_t[::1] kmv
+    cdef int32_t[::1] amv
     cdef uint8_t[::1] raw
     if ss == NULL:
         raise MemoryError()
-    keep = []  # precomputed arrays must outlive the merge
+    keep = []  # buffers must outlive the merge
     try:
         for i in range(m):
             tr = live[i]
-            if not _fill(&ss[i], tr, c0, c1):
+            if _fill(&ss[i], tr, c0, c1):
+                keys = np.empty(BATCH, dtype=np.int64)
+                amps = np.empty(BATCH, dtype=np.int32)
+                ss[i].blen = ss[i].bpos = 0
+            else:
                 rows = list(expand_py.iter_train(tr, t0, t1))
                 ts = np.array([r[0] for r in rows], dtype=np.int64)
-                amps = np.array([r[2] for r in rows], dtype=np.int32)
+                amps = np.array([r[2] for r in rows] + [0], dtype=np.int32)
                 if len(ts) and (ts.min() <= -_KEY_LIMIT or ts.max() >= _KEY_LIMIT):
                     return expand_py.expand(trains, t0, t1)
-                keep.append((ts, amps))
+                keys = np.append(ts * 256 + tr.channel, 0)
                 ss[i].kind = KIND_ARRAY
-                ss[i].ch = tr.channel
                 ss[i].shape = tr.shape
-                ss[i].n = len(ts)
-                ss[i].pos = 0
-                if len(ts):
-                    at = ts
-                    aa = amps
-                    ss[i].at = &at[0]
-                    ss[i].aa = &aa[0]
+                ss[i].n = ss[i].blen = len(ts)
+                ss[i].bpos = 0
+            keep.append((keys, amps))
+            kmv = keys
+            amv = amps
+            ss[i].kbuf = &kmv[0]
+            ss[i].abuf = &amv[0]
         with nogil:
             for i in range(m):
                 n += count_stream(&ss[i])
@@ -428,6 +452,8 @@ def expand(trains, t0, t1):
         raw = out.view(np.uint8)
         with nogil:
             written = merge(ss, m, &raw[0], n)
+        if written == -1:
+            raise MemoryError()
         if written != n:
             raise RuntimeError(f"stimscript.ext._expand: count pass gave {n} rows, merge {written}")
         return out
