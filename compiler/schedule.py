@@ -58,17 +58,40 @@ class Schedule:
         return max(1, int(usable / rate))
 
     def blocks(self, max_pulses: int = 65536) -> Iterator[np.ndarray]:
-        """Consecutive slices of ``pulses`` of at most ``max_pulses`` rows, computed window by window."""
+        """Consecutive slices of ``pulses`` of at most ``max_pulses`` rows, computed window by window.
+
+        Memory is bounded by one window's pulses (about ``max_pulses`` rows), whatever the session's
+        length: nothing is accumulated across windows, and the trains are walked in start order so the
+        bookkeeping per window does not grow with the number of trains already finished. Concatenating
+        every block gives exactly ``pulses`` (each window keeps the trains in their original order, so
+        even tie-breaking matches a whole-session expansion).
+        """
         if max_pulses < 1:
             raise ValueError("max_pulses must be >= 1")
         step = self._window_us(max_pulses)
+        order = sorted(range(len(self.trains)), key=lambda i: self.trains[i].start_us)
+        nxt = 0                  # next train (in start order) not yet admitted
+        admitted: list[int] = []  # indices of trains that have started, pruned once they have ended
         t = 0
         while t < self.duration_us:
             t1 = min(self.duration_us, t + step)
-            active = [tr for tr in self.trains if tr.start_us < t1 and tr.end_us > t]
-            chunk = expander.expand(active, t, t1)
-            for i in range(0, len(chunk), max_pulses):
-                yield chunk[i:i + max_pulses]
+            while nxt < len(order) and self.trains[order[nxt]].start_us < t1:
+                admitted.append(order[nxt])
+                nxt += 1
+            admitted = [i for i in admitted if self.trains[i].end_us > t]
+            if admitted:
+                active = [self.trains[i] for i in sorted(admitted)]
+                chunk = expander.expand(active, t, t1)
+                for i in range(0, len(chunk), max_pulses):
+                    yield chunk[i:i + max_pulses]
+                del chunk
+            elif nxt < len(order):
+                # nothing running: jump to the window holding the next train's start
+                start = self.trains[order[nxt]].start_us
+                if start > t1:
+                    t1 = min(self.duration_us, t + (start - t) // step * step)
+            else:
+                break
             t = t1
 
     # --- summaries ----------------------------------------------------------------------------
