@@ -1,1 +1,11 @@
-"""stimscript.drivers."""
+"""stimscript.drivers: the driver base class and registry, the wire protocol, USB and loopback devices.
+
+``open_device(name, **options)`` opens a registered driver; ``available_drivers()`` lists them.
+"""
+from __future__ import annotations
+
+from .base import DeviceDisconnected, DeviceStatus, Driver, WireDriver
+from .registry import available_drivers, load_driver_class, open_device
+
+__all__ = ["Driver", "WireDriver", "DeviceStatus", "DeviceDisconnected", "open_device", "available_drivers",
+           "load_driver_class"]

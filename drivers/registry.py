@@ -1,0 +1,58 @@
+"""Driver registry: built-in names merged with the ``stimscript.drivers`` entry-point group.
+
+A plug-in package registers ``[project.entry-points."stimscript.drivers"] mydev = "mypkg.driver:MyDriver"``;
+the class must subclass :class:`stimscript.drivers.base.Driver`.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib import metadata
+
+from ..errors import DeviceNotFound, DriverError
+
+BUILTIN: dict[str, str] = {
+    "loopback": "stimscript.drivers.loopback:LoopbackDriver",
+    "usb": "stimscript.drivers.usb:UsbDriver",
+}
+ENTRY_POINT_GROUP = "stimscript.drivers"
+
+
+def _entry_points() -> dict[str, str]:
+    try:
+        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    except TypeError:  # pragma: no cover - Python < 3.10 API
+        eps = metadata.entry_points().get(ENTRY_POINT_GROUP, [])
+    return {ep.name: ep.value for ep in eps}
+
+
+def available_drivers() -> dict[str, str]:
+    """name -> "module:Class" for every registered driver (built-ins win over plug-ins of the same name)."""
+    out = dict(_entry_points())
+    out.update(BUILTIN)
+    return dict(sorted(out.items()))
+
+
+def load_driver_class(name: str):
+    drivers = available_drivers()
+    if name not in drivers:
+        close = difflib.get_close_matches(name, drivers, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise DeviceNotFound(f"unknown device driver {name!r} (known: {', '.join(drivers)}){hint}")
+    module, _, attr = drivers[name].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise DriverError(f"driver {name!r} ({drivers[name]}) cannot be loaded: {exc}") from exc
+    return cls
+
+
+def open_device(name: str = "loopback", **options):
+    """Instantiate the driver registered as ``name`` with ``options`` and open it (HELLO handshake)."""
+    cls = load_driver_class(name)
+    try:
+        dev = cls(**options)
+    except TypeError as exc:
+        raise DriverError(f"bad options for driver {name!r}: {exc}") from exc
+    dev.open()
+    return dev
