@@ -290,36 +290,81 @@ cdef inline void put_row(uint8_t *p, int64_t t, uint8_t ch, int32_t amp, uint16_
 
 cdef int64_t merge(Stream *ss, int64_t m, uint8_t *out, int64_t n) noexcept nogil:
     """Write the k-way merge of the m streams into n rows; returns rows written (-1: no memory,
-    -2: rows left over, i.e. the count pass disagreed)."""
-    cdef int64_t *keys = <int64_t *> calloc(m, sizeof(int64_t))
-    cdef int64_t j, best, bestkey, key, written = 0
-    cdef bint lt
+    -2: rows left over, i.e. the count pass disagreed).
+
+    A winner tree over P >= m leaves: node i holds the stream index winning its subtree; the left
+    child wins ties, so equal keys go to the lower stream index exactly as in ``heapq.merge``.
+    """
+    cdef int64_t P = 1, written
+    while P < m:
+        P *= 2
+    cdef int64_t *keys = <int64_t *> calloc(P, sizeof(int64_t))
+    cdef int64_t *win = <int64_t *> calloc(2 * P, sizeof(int64_t))
+    cdef int64_t *pos = <int64_t *> calloc(P, sizeof(int64_t))
+    cdef int64_t *lens = <int64_t *> calloc(P, sizeof(int64_t))
+    cdef int32_t **abufs = <int32_t **> calloc(P, sizeof(int32_t *))
+    cdef int64_t **kbufs = <int64_t **> calloc(P, sizeof(int64_t *))
+    cdef uint16_t *shapes = <uint16_t *> calloc(P, sizeof(uint16_t))
     cdef Stream *s
-    cdef uint8_t *p
-    if keys == NULL:
-        return -1
+    if keys == NULL or win == NULL or pos == NULL or lens == NULL or abufs == NULL or kbufs == NULL or shapes == NULL:
+        written = -1
+    else:
+        written = merge_tree(ss, m, P, keys, win, pos, lens, abufs, kbufs, shapes, out, n)
+    free(keys)
+    free(win)
+    free(pos)
+    free(lens)
+    free(abufs)
+    free(kbufs)
+    free(shapes)
+    return written
+
+
+cdef int64_t merge_tree(Stream *ss, int64_t m, int64_t P, int64_t *keys, int64_t *win, int64_t *pos,
+                        int64_t *lens, int32_t **abufs, int64_t **kbufs, uint16_t *shapes,
+                        uint8_t *out, int64_t n) noexcept nogil:
+    cdef int64_t j, w, a, b, written = 0, key
+    cdef Stream *s
+    for j in range(P):
+        keys[j] = stream_refill(&ss[j]) if j < m else KEY_EXHAUSTED
+        win[P + j] = j
+    j = P - 1
+    while j >= 1:
+        a = win[2 * j]
+        b = win[2 * j + 1]
+        win[j] = b if keys[b] < keys[a] else a
+        j -= 1
     for j in range(m):
-        keys[j] = stream_refill(&ss[j])
+        pos[j] = ss[j].bpos
+        lens[j] = ss[j].blen
+        abufs[j] = ss[j].abuf
+        kbufs[j] = ss[j].kbuf
+        shapes[j] = <uint16_t> ss[j].shape
     while written < n:
-        best = 0
-        bestkey = keys[0]
-        for j in range(1, m):  # branch-free argmin; strict <: equal keys go to the lower index (heapq.merge)
-            key = keys[j]
-            lt = key < bestkey
-            best = j if lt else best
-            bestkey = key if lt else bestkey
-        if bestkey == KEY_EXHAUSTED:
+        w = win[1]
+        key = keys[w]
+        if key == KEY_EXHAUSTED:
             break
-        s = &ss[best]
-        p = out + written * ROW
-        put_row(p, bestkey >> 8, <uint8_t> (bestkey & 0xFF), s.abuf[s.bpos], <uint16_t> s.shape)
+        put_row(out + written * ROW, key >> 8, <uint8_t> (key & 0xFF), abufs[w][pos[w]], shapes[w])
         written += 1
-        s.bpos += 1
-        keys[best] = stream_refill(s)
+        pos[w] += 1
+        if pos[w] < lens[w]:
+            keys[w] = kbufs[w][pos[w]]
+        else:
+            s = &ss[w]
+            s.bpos = pos[w]
+            keys[w] = stream_refill(s)
+            pos[w] = s.bpos
+            lens[w] = s.blen
+        j = (P + w) >> 1
+        while j >= 1:
+            a = win[2 * j]
+            b = win[2 * j + 1]
+            win[j] = b if keys[b] < keys[a] else a
+            j >>= 1
     for j in range(m):
         if keys[j] != KEY_EXHAUSTED:
             written = -2
-    free(keys)
     return written
 
 
