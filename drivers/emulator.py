@@ -36,10 +36,53 @@ from ..profile import LOOPBACK_PROFILE, DeviceProfile
 from ..runtime.clock import Clock, RealClock
 from . import wire as w
 
-#: the emulator's queue record
-QUEUE_DTYPE = np.dtype([("t", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4"), ("shape", "<u2"),
-                        ("index", "<u4")])
 BOOT_TIME_US = 1_234_567  # device time at power-on: deliberately not 0, so session and device time differ
+
+
+class _Queue:
+    """The pulse queue: contiguous parallel arrays (structure of arrays) with a head and a tail."""
+
+    def __init__(self, capacity: int):
+        size = 2 * capacity + 2
+        self.t = np.empty(size, np.int64)
+        self.ch = np.empty(size, np.uint8)
+        self.amp = np.empty(size, np.int64)
+        self.shape = np.empty(size, np.uint16)
+        self.idx = np.empty(size, np.uint32)
+        self.head = self.tail = 0
+
+    def __len__(self) -> int:
+        return self.tail - self.head
+
+    def clear(self) -> None:
+        self.head = self.tail = 0
+
+    def push(self, t, ch, amp, shape, idx) -> None:
+        n = len(t)
+        if self.tail + n > len(self.t):
+            k = self.tail - self.head
+            for a in (self.t, self.ch, self.amp, self.shape, self.idx):
+                a[:k] = a[self.head:self.tail]
+            self.head, self.tail = 0, k
+        sl = slice(self.tail, self.tail + n)
+        self.t[sl] = t
+        self.ch[sl] = ch
+        self.amp[sl] = amp
+        self.shape[sl] = shape
+        self.idx[sl] = idx
+        self.tail += n
+
+    def pop_until(self, t_end: int, inclusive: bool):
+        """Remove and return (t, ch, amp, shape, idx) of the pulses with t < t_end (<= when inclusive)."""
+        h = self.head
+        if h == self.tail or self.t[h] > t_end or (not inclusive and self.t[h] == t_end):
+            return None
+        stop = h + int(np.searchsorted(self.t[h:self.tail], t_end, side="right" if inclusive else "left"))
+        self.head = stop
+        out = (self.t[h:stop], self.ch[h:stop], self.amp[h:stop], self.shape[h:stop], self.idx[h:stop])
+        if self.head == self.tail:
+            self.head = self.tail = 0
+        return out
 
 
 class EmulatorDisconnected(Exception):
@@ -113,8 +156,7 @@ class Emulator:
         n = self.profile.channels + 1
         self.epoch = 0
         self.state = w.IDLE
-        self._q = np.zeros(0, dtype=QUEUE_DTYPE)
-        self._qh = 0
+        self._q = _Queue(self.profile.queue_pulses)
         self.scale_ppm = np.full(n, w.SCALE_ONE, dtype=np.int64)
         self.channel_on = np.ones(n, dtype=bool)
         self._last_t = np.full(n, np.iinfo(np.int64).min // 4, dtype=np.int64)
@@ -134,7 +176,7 @@ class Emulator:
 
     @property
     def queue_level(self) -> int:
-        return len(self._q) - self._qh
+        return len(self._q)
 
     @property
     def active(self) -> bool:
@@ -348,11 +390,11 @@ class Emulator:
 
     def _on_pulses(self, p: bytes) -> None:
         try:
-            first, pulses = w.decode_pulses(p)
+            first, base, rec = w.decode_pulses_raw(p)
         except Exception:
             self._fault(w.FAULT_BAD_PULSE, 0, 0, all_off=True)
             return
-        n = len(pulses)
+        n = len(rec)
         if n == 0:
             return
         self.rx_pulses_total += n
@@ -360,35 +402,27 @@ class Emulator:
             self.flushed_total += n
             return
         prof = self.profile
-        ch = pulses["channel"]
-        if (ch.min() < 1 or ch.max() > prof.channels or pulses["shape"].max() >= len(self.shapes)
-                or np.any(np.diff(pulses["t_us"]) < 0)
-                or (self.queue_level and pulses["t_us"][0] < self._q["t"][-1])):
+        ch = rec["channel"]
+        t = rec["dt_us"].astype(np.int64)
+        t += base
+        shape = rec["shape"]
+        if (ch.min() < 1 or ch.max() > prof.channels or shape.max() >= len(self.shapes)
+                or (n > 1 and np.any(t[1:] < t[:-1]))
+                or (len(self._q) and t[0] < self._q.t[self._q.tail - 1])):
             self.flushed_total += n
             self._fault(w.FAULT_BAD_PULSE, int(ch[0]), first, all_off=True)
             return
-        if self.queue_level + n > prof.queue_pulses:
+        if len(self._q) + n > prof.queue_pulses:
             self.flushed_total += n
-            self._fault(w.FAULT_QUEUE_OVERFLOW, 0, self.queue_level + n, all_off=True)
+            self._fault(w.FAULT_QUEUE_OVERFLOW, 0, len(self._q) + n, all_off=True)
             return
-        late = pulses["t_us"] < self._now
-        nlate = int(np.count_nonzero(late))
-        rec = np.empty(n, dtype=QUEUE_DTYPE)
-        rec["t"] = pulses["t_us"]
-        rec["channel"] = ch
-        rec["amplitude_ua"] = pulses["amplitude_ua"]
-        rec["shape"] = pulses["shape"]
-        rec["index"] = (np.arange(n, dtype=np.uint64) + first).astype(np.uint32)
-        if nlate:
-            self.late_total += nlate
-            rec = rec[~late]
-        if self._qh:
-            self._q = np.concatenate((self._q[self._qh:], rec))
-            self._qh = 0
-        elif len(self._q):
-            self._q = np.concatenate((self._q, rec))
-        else:
-            self._q = rec
+        idx = np.arange(first, first + n, dtype=np.uint64).astype(np.uint32)
+        amp = rec["amplitude_ua"]
+        if t[0] < self._now:
+            ok = t >= self._now
+            self.late_total += int(n - np.count_nonzero(ok))
+            t, ch, amp, shape, idx = t[ok], ch[ok], amp[ok], shape[ok], idx[ok]
+        self._q.push(t, ch, amp, shape, idx)
 
     # ---- time ---------------------------------------------------------------------------------------
     def catch_up(self) -> None:
@@ -466,39 +500,26 @@ class Emulator:
 
     def _flush(self) -> None:
         self.flushed_total += self.queue_level
-        self._q = np.zeros(0, dtype=QUEUE_DTYPE)
-        self._qh = 0
+        self._q.clear()
 
     def _execute(self, t_end: int, inclusive: bool) -> None:
         """Deliver the queued pulses with t < t_end (or <= t_end)."""
-        if self.queue_level == 0:
+        if not len(self._q) or self.state not in (w.RUNNING, w.PAUSING, w.STOPPING):
             return
-        if self.state not in (w.RUNNING, w.PAUSING, w.STOPPING):
-            return
-        qt = self._q["t"]
-        stop = int(np.searchsorted(qt, t_end, side="right" if inclusive else "left"))
-        if stop <= self._qh:
-            return
-        chunk = self._q[self._qh:stop]
-        self._qh = stop
-        if self._qh == len(self._q):
-            self._q = np.zeros(0, dtype=QUEUE_DTYPE)
-            self._qh = 0
-        self._deliver(chunk)
+        got = self._q.pop_until(t_end, inclusive)
+        if got is not None:
+            self._deliver(*got)
 
-    def _deliver(self, chunk: np.ndarray) -> None:
+    def _deliver(self, t, ch, amp, shape, idx) -> None:
         prof = self.profile
-        t = chunk["t"]
-        ch = chunk["channel"]
-        amp = chunk["amplitude_ua"].astype(np.int64)
         # per-channel enable (electrode faults)
         if not self.channel_on.all():
             keep = self.channel_on[ch]
-            self.flushed_total += int(len(chunk) - np.count_nonzero(keep))
-            chunk, t, ch, amp = chunk[keep], t[keep], ch[keep], amp[keep]
-            if len(chunk) == 0:
+            self.flushed_total += int(len(t) - np.count_nonzero(keep))
+            t, ch, amp, shape, idx = t[keep], ch[keep], amp[keep], shape[keep], idx[keep]
+            if len(t) == 0:
                 return
-        # scale register and ramp envelope, applied at pulse time
+        # scale register and ramp envelope, applied at pulse time (exact integers)
         scale = self.scale_ppm[ch]
         env = self._env
         if env is None:
@@ -509,54 +530,59 @@ class Emulator:
             span = max(1, t1 - t0)
             num = (t1 - t) if kind == "down" else np.clip(t - t0, 0, span)
             amp = round_div_half_even(amp * scale * num, w.SCALE_ONE * span)
-        # limits: current (with the shape's largest phase) and slot rate per channel
-        over = np.abs(amp) * self._shape_max_ppm[chunk["shape"]] > prof.max_current_ua * w.SCALE_ONE
+        # limits: current (times the shape's largest phase) and slot rate per channel
+        bad = np.abs(amp) * self._shape_max_ppm[shape] > prof.max_current_ua * w.SCALE_ONE
         min_gap = 1_000_000 // prof.max_rate_hz if prof.max_rate_hz else 0
-        order = np.argsort(ch, kind="stable")
-        cs, ts = ch[order], t[order]
-        prev = np.empty_like(ts)
-        prev[1:] = ts[:-1]
-        first = np.ones(len(ts), dtype=bool)
-        first[1:] = cs[1:] != cs[:-1]
-        prev[first] = self._last_t[cs[first]]
-        fast = np.zeros(len(ts), dtype=bool)
-        fast[order] = (ts - prev) < min_gap
-        bad = over | (fast & (amp != 0))
+        if min_gap > 1:
+            if len(t) == 1:
+                fast = (t - self._last_t[ch]) < min_gap
+            else:
+                order = np.argsort(ch, kind="stable")
+                cs, ts = ch[order], t[order]
+                prev = np.empty_like(ts)
+                prev[1:] = ts[:-1]
+                first = np.empty(len(ts), dtype=bool)
+                first[0] = True
+                np.not_equal(cs[1:], cs[:-1], out=first[1:])
+                prev[first] = self._last_t[cs[first]]
+                fast = np.empty(len(ts), dtype=bool)
+                fast[order] = (ts - prev) < min_gap
+            bad |= fast & (amp != 0)
         if bad.any():
             i = int(np.argmax(bad))
-            self._record(chunk[:i], amp[:i])
+            self._record(t[:i], ch[:i], amp[:i], shape[:i], idx[:i])
             self._now = max(self._now, int(t[i]))
             self._fault(w.FAULT_OVER_LIMIT, int(ch[i]), int(abs(amp[i])), all_off=True)
-            self.flushed_total += len(chunk) - i
+            self.flushed_total += len(t) - i
             return
-        self._record(chunk, amp)
+        self._record(t, ch, amp, shape, idx)
 
-    def _record(self, chunk: np.ndarray, amp: np.ndarray) -> None:
-        if len(chunk) == 0:
+    def _record(self, t, ch, amp, shape, idx) -> None:
+        if len(t) == 0:
             return
         nz = amp != 0
         if not nz.all():
-            self.suppressed_total += int(len(chunk) - np.count_nonzero(nz))
-            chunk, amp = chunk[nz], amp[nz]
-            if len(chunk) == 0:
+            self.suppressed_total += int(len(t) - np.count_nonzero(nz))
+            t, ch, amp, shape, idx = t[nz], ch[nz], amp[nz], shape[nz], idx[nz]
+            if len(t) == 0:
                 return
-        ch = chunk["channel"]
-        # last delivery time per channel (chunk is time-ordered, so the last write per channel wins)
-        self._last_t[ch] = chunk["t"]
-        out = np.empty(len(chunk), dtype=PULSE_DTYPE)
-        out["t_us"] = chunk["t"] - self.epoch
+        # last delivery time per channel (time-ordered, so the last write per channel wins)
+        self._last_t[ch] = t
+        n = len(t)
+        out = np.empty(n, dtype=PULSE_DTYPE)
+        out["t_us"] = t - self.epoch
         out["channel"] = ch
         out["amplitude_ua"] = amp
-        out["shape"] = chunk["shape"]
+        out["shape"] = shape
         self._out_chunks.append(out)
         self._output_cache = None
-        ack = np.empty(len(chunk), dtype=w.ACK_DTYPE)
-        ack["index"] = chunk["index"]
-        ack["t_us"] = chunk["t"]
+        ack = np.empty(n, dtype=w.ACK_DTYPE)
+        ack["index"] = idx
+        ack["t_us"] = t
         ack["channel"] = ch
         ack["amplitude_ua"] = amp
         self._acks.append(ack)
-        self.delivered_total += len(chunk)
+        self.delivered_total += n
 
     # ---- outgoing reports -----------------------------------------------------------------------------
     def _flush_acks(self) -> None:

@@ -359,6 +359,14 @@ def encode_pulses(first_index: int, t_us: np.ndarray, channel: np.ndarray, ampli
     return PULSES_HEAD.pack(first_index & 0xFFFFFFFF, base, n) + rec.tobytes()
 
 
+def decode_pulses_raw(payload: bytes) -> tuple[int, int, np.ndarray]:
+    """-> (first_index, base_t_us, WIRE_PULSE_DTYPE records) without copying."""
+    first, base, n = PULSES_HEAD.unpack_from(payload)
+    if len(payload) != PULSES_HEAD.size + n * WIRE_PULSE_DTYPE.itemsize:
+        raise ValueError("PULSES payload length does not match its count")
+    return first, base, np.frombuffer(payload, dtype=WIRE_PULSE_DTYPE, count=n, offset=PULSES_HEAD.size)
+
+
 def decode_pulses(payload: bytes) -> tuple[int, np.ndarray]:
     """-> (first_index, structured array with t_us (absolute device time), channel, amplitude_ua, shape)."""
     first, base, n = PULSES_HEAD.unpack_from(payload)
