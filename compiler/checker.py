@@ -1,0 +1,880 @@
+"""The semantic checker: names, dimensions, values, every week of the plan, then the safety rules.
+
+:func:`analyse` runs the static checks once (names, duplicates, structure, params, limits, the
+progression's targets), then resolves one :class:`~stimscript.compiler.model.ResolvedSession` per
+distinct week of the plan (weeks whose progression state is unchanged reuse the previous week) and calls
+``compiler.safety.check_safety`` on each. Every problem is collected; nothing stops at the first one.
+
+Error codes (stable; tests, docs and records refer to them)
+============================================================
+
+==== ======== ================================================================================
+code severity meaning
+==== ======== ================================================================================
+E201 error    unknown channel (in a session line) — did-you-mean
+E202 error    unknown cycle (in a session line) — did-you-mean (``continuous`` is built in)
+E203 error    unknown electrode (in ``electrodes A -> B``) — did-you-mean
+E204 error    unknown param in an expression, or the name is a channel/cycle/electrode, or ``P% NAME``
+              where NAME is not a param
+E205 error    unknown ``site`` (not in the motor-point atlas) — did-you-mean
+E206 error    unknown protocol header key (known: reference indication author version description
+              population notes)
+E207 error    duplicate declaration (param, electrode, channel, cycle of the same name) — at the second,
+              with a note at the first
+E208 error    duplicate channel number — at the second, with a note at the first
+E209 error    a second ``protocol`` header, ``session`` or ``progression``
+E210 error    a channel is missing ``pulse``, ``frequency``, ``amplitude`` or ``electrodes``
+E211 error    a statement given twice where one is allowed (channel setting, cycle step, header field,
+              ``with`` override)
+E212 error    ``electrodes A -> A``: the two electrodes of a pair must differ
+E213 error    the same channel twice in one block (lines run in parallel)
+E214 error    ``continuous`` inside ``repeat`` (it has no length of its own)
+E215 error    a cycle named ``continuous`` (the name is built in)
+E216 error    unknown ``allow`` (known: monophasic)
+E217 error    no ``session`` block
+E218 error    unknown progression target (param, ``CYCLE.ramp_up|hold|ramp_down|rest``,
+              ``CHANNEL.frequency|amplitude``) — did-you-mean
+E219 error    a param's default/range, the plan or a limit refers to a param
+E301 error    wrong dimension: "expected current, found frequency (...)"
+E302 error    ``+``/``-`` of two different dimensions
+E401 error    a value that must be positive is not (frequency, widths, lengths, areas, ratio, carrier,
+              ``for`` length, counts < 1), or a positive time rounds to 0 µs
+E402 error    a value that cannot be negative is (durations, gaps, ``after``, amplitude)
+E403 error    a count that must be whole is not (``repeat``, plan numbers, ``max channels``)
+E404 error    division by zero
+E405 error    a param's default is outside its own range
+E406 error    a param's range is inverted (low > high)
+E407 error    channel number outside 1..255
+E408 error    progression week range inverted, below 1 or beyond the plan's weeks
+E409 error    a cycle of zero length in a ``for`` block (it would never end)
+E410 error    ``after`` at or beyond the end of its ``for`` block
+E411 error    an impossible pulse shape (burst without a whole carrier cycle, doublet spacing < 2 W,
+              custom shape starting at amplitude 0 or with no phase, asymmetric phase rounding to 0 µs)
+S007 error    a param's value in some week (progression) is outside its declared range — names the week
+S014 error    the session is longer than 24 h
+S0xx          every other safety rule comes from compiler/safety.py (see compiler/rules.py)
+W201 warning  a channel without a ``site``
+W202 warning  a channel declared but not used by the session
+W401 warning  a ``for`` line where not one whole cycle fits (it emits nothing)
+W402 warning  a zero-length cycle in ``repeat`` (the line emits nothing)
+W408 warning  a progression week beyond week 1 in a protocol without a plan (never used)
+==== ======== ================================================================================
+
+Decisions where DESIGN is silent: params may not refer to params in their default or range (E219);
+``after`` at/after the end of a ``for`` block is an error, a line that fits no whole cycle is a warning;
+without a plan only session 1 (week 1) exists; diagnostics are reported once per (code, position), and
+one first found in week k >= 2 is prefixed "in week k (sessions a–b): ".
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Optional
+
+from ..dsl import ast
+from ..errors import Diagnostic, Related
+from ..spans import Source, Span, point
+from ..units import AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, VOLTAGE, Quantity
+from .evaluate import DENSITY, EvalFailed, Evaluator, did_you_mean, fmt, param_of
+from .ir import ChannelInfo
+from .lowering import ShapeTable, Timing, for_cycles, make_train, repeat_label, duration_text, segment
+from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
+from .progression import Assigned, PlanInfo, Progression, State, target_text, week_label
+from .shapes import build_shape
+
+try:  # the atlas lands separately; without it sites are not checked
+    from . import atlas as _atlas
+except ImportError:  # pragma: no cover
+    _atlas = None
+
+HEADER_KEYS = ("reference", "indication", "author", "version", "description", "population", "notes")
+ALLOWS = ("monophasic",)
+CYCLE_STEPS = ("ramp_up", "hold", "ramp_down", "rest")
+CHANNEL_TARGETS = {"frequency": FREQUENCY, "amplitude": CURRENT}
+LIMIT_DIMS = {"current": CURRENT, "frequency": FREQUENCY, "pulse width": TIME, "charge": CHARGE,
+              "duration": TIME, "channels": COUNT, "voltage": VOLTAGE, "density": DENSITY}
+MAX_SESSION_US = 24 * 3600 * 10**6
+_UNIT_FOR = {TIME: ("us", 10**6), FREQUENCY: ("Hz", 1), CURRENT: ("uA", 10**6)}
+
+CODES = {
+    "E201": "unknown channel", "E202": "unknown cycle", "E203": "unknown electrode", "E204": "unknown param",
+    "E205": "unknown site", "E206": "unknown header key", "E207": "duplicate name",
+    "E208": "duplicate channel number", "E209": "duplicate section", "E210": "channel setting missing",
+    "E211": "statement given twice", "E212": "electrode pair uses one electrode twice",
+    "E213": "channel twice in one block", "E214": "continuous inside repeat", "E215": "cycle named continuous",
+    "E216": "unknown allow", "E217": "no session", "E218": "unknown progression target",
+    "E219": "param reference not allowed here", "E301": "wrong dimension", "E302": "mixed dimensions in + or -",
+    "E401": "value must be positive", "E402": "value cannot be negative", "E403": "count must be whole",
+    "E404": "division by zero", "E405": "param default outside its range", "E406": "param range inverted",
+    "E407": "channel number out of range", "E408": "progression week out of the plan",
+    "E409": "zero-length cycle in for", "E410": "after beyond the for block", "E411": "impossible pulse shape",
+    "S007": "param outside its range in some week", "S014": "session longer than 24 h",
+    "W201": "channel without site", "W202": "channel not used", "W401": "no whole cycle fits",
+    "W402": "zero-length cycle in repeat", "W408": "progression week without a plan",
+}
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str
+    default: Quantity
+    low: Optional[Quantity] = None
+    high: Optional[Quantity] = None
+    description: Optional[str] = None
+    span: Optional[Span] = field(default=None, compare=False, repr=False)
+
+    @property
+    def dim(self):
+        return self.default.dim
+
+    @property
+    def range(self) -> Optional[tuple[Quantity, Quantity]]:
+        return (self.low, self.high) if self.low is not None and self.high is not None else None
+
+    def range_text(self) -> str:
+        return f"{fmt(self.low)} .. {fmt(self.high)}" if self.range else "(no range)"
+
+
+@dataclass
+class ChannelDecl:
+    node: ast.Channel
+    site: Optional[ast.Site] = None
+    pair: Optional[ast.ElectrodePair] = None
+    pulse: Optional[ast.Pulse] = None
+    frequency: Optional[ast.Setting] = None
+    amplitude: Optional[ast.Setting] = None
+
+
+@dataclass
+class ChannelValues:
+    decl: ChannelDecl
+    frequency: Fraction           # Hz
+    amplitude: Fraction           # µA
+    shape: object                 # PulseShape
+    electrodes: tuple
+    param: Optional[str]
+    freq_span: Optional[Span]
+    amp_span: Optional[Span]
+
+
+def _quantity_node(q: Quantity, span: Optional[Span]) -> ast.Expr:
+    """A literal standing for a fixed progression value, so value checks point at the assignment."""
+    unit, factor = _UNIT_FOR.get(q.dim, (None, 1))
+    if unit is None:  # pragma: no cover - progression targets are time/frequency/current
+        return ast.Number(q.value, None, span=span)
+    return ast.Number(q.value * factor, unit, span=span)
+
+
+def _span_of_word(span: Optional[Span], word: str, skip: int = 0) -> Optional[Span]:
+    """The span of ``word`` inside ``span`` (first whole-word match after ``skip`` characters)."""
+    if span is None:
+        return None
+    text = span.source.text
+    m = re.compile(r"(?<![A-Za-z0-9_])" + re.escape(word) + r"(?![A-Za-z0-9_])").search(
+        text, span.start_pos + skip, span.end_pos)
+    if not m:
+        return span
+    start = point(span.source, m.start())
+    return Span(span.source, start.line, start.column, start.line, start.column + len(word), m.start(), m.end())
+
+
+class Analysis:
+    """Static tables of one protocol plus the per-week resolver."""
+
+    def __init__(self, protocol: ast.Protocol, source: Source):
+        self.p = protocol
+        self.source = source
+        self.diags: list[Diagnostic] = []
+        self.params: dict[str, ParamInfo] = {}
+        self.param_nodes: dict[str, ast.Param] = {}
+        self.broken: set[str] = set()
+        self.electrodes: dict[str, ast.Electrode] = {}
+        self.channels: dict[str, ChannelDecl] = {}
+        self.cycles: dict[str, dict[str, ast.CycleStep]] = {}
+        self.cycle_nodes: dict[str, ast.Cycle] = {}
+        self.header: Optional[ast.Header] = None
+        self.header_fields: dict[str, str] = {}
+        self.plan: Optional[PlanInfo] = None
+        self.session: Optional[ast.Session] = None
+        self.progression = Progression((), {})
+        self.limits: list[LimitValue] = []
+        self.allow_monophasic = False
+        self.kinds: dict[str, str] = {}
+        self.static()
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def err(self, code, message, span, hint=None, related=(), severity="error"):
+        self.diags.append(Diagnostic(code, message, span, severity=severity, hint=hint, related=tuple(related)))
+
+    def warn(self, code, message, span, hint=None):
+        self.err(code, message, span, hint, severity="warning")
+
+    def make_ev(self, values: dict, sink: list, **kw) -> Evaluator:
+        return Evaluator(values, sink, kinds=self.kinds, broken=self.broken, param_names=self.params, **kw)
+
+    def _static_ev(self, what: str) -> Evaluator:
+        ev = Evaluator({}, self.diags, kinds=self.kinds, forbid_params=True,
+                       param_names=[p.name for p in self.p.params])
+        ev.forbid_what = what
+        return ev
+
+    def _name_span(self, node: ast.Node, name: str, keyword: str) -> Optional[Span]:
+        return _span_of_word(node.span, name, len(keyword))
+
+    # -- static checks -------------------------------------------------------------------------------
+    def static(self) -> None:
+        p = self.p
+        for c in p.channels:
+            self.kinds.setdefault(c.name, "channel")
+        for c in p.cycles:
+            self.kinds.setdefault(c.name, "cycle")
+        for e in p.electrodes:
+            self.kinds.setdefault(e.name, "electrode")
+        self._headers()
+        self._params()
+        self._electrodes()
+        self._channels()
+        self._cycles()
+        self._session()
+        self._progression()
+        self._limits()
+
+    def _dup(self, table: dict, name: str, node: ast.Node, keyword: str, what: str) -> bool:
+        if name in table:
+            first = table[name]
+            first_node = first.node if isinstance(first, ChannelDecl) else first
+            first_span = first_node.name_span if isinstance(first_node, ast.Channel) else \
+                self._name_span(first_node, name, keyword)
+            span = node.name_span if isinstance(node, ast.Channel) else self._name_span(node, name, keyword)
+            self.err("E207", f"{what} `{name}` is declared twice", span,
+                     hint="give each one its own name",
+                     related=[Related(f"`{name}` is first declared here", first_span)] if first_span else [])
+            return True
+        return False
+
+    def _headers(self) -> None:
+        headers = [i for i in self.p.items if isinstance(i, ast.Header)]
+        for h in headers[1:]:
+            self.err("E209", "the file has two `protocol` headers", _span_of_word(h.span, "protocol"),
+                     hint="merge them into one", related=[Related("the first header is here",
+                                                                 _span_of_word(headers[0].span, "protocol"))])
+        if not headers:
+            return
+        self.header = h = headers[0]
+        seen: dict[str, ast.HeaderField] = {}
+        for f in h.fields:
+            if f.key not in HEADER_KEYS:
+                self.err("E206", f"unknown header key `{f.key}`", _span_of_word(f.span, f.key),
+                         hint=did_you_mean(f.key, HEADER_KEYS) or "known keys: " + ", ".join(HEADER_KEYS))
+                continue
+            if f.key in seen:
+                self.err("E211", f"`{f.key}` is given twice in the header", _span_of_word(f.span, f.key),
+                         related=[Related("first given here", seen[f.key].span)])
+                continue
+            seen[f.key] = f
+            self.header_fields[f.key] = f.value
+        if h.plan is not None:
+            ev = self._static_ev("the plan")
+            n = ev.whole(h.plan.sessions, "the number of sessions")
+            w = ev.whole(h.plan.weeks, "the number of weeks")
+            if n is not None and w is not None:
+                self.plan = PlanInfo(n, h.plan.per, w, span=h.plan.span)
+
+    def _params(self) -> None:
+        for prm in self.p.params:
+            if prm.name in self.param_nodes:
+                self._dup(self.param_nodes, prm.name, prm, "param", "param")
+                continue
+            self.param_nodes[prm.name] = prm
+            ev = self._static_ev("a param's default and range")
+            before = len(self.diags)
+            default = ev.value(prm.default)
+            if default is None:
+                self.broken.add(prm.name)
+                continue
+            low = high = None
+            if prm.low is not None:
+                low = ev.quantity(prm.low, default.dim, f"the range of `{prm.name}` (the dimension of its default)")
+                high = ev.quantity(prm.high, default.dim, f"the range of `{prm.name}` (the dimension of its default)")
+            if len(self.diags) == before and low is not None and high is not None:
+                if low.value > high.value:
+                    self.err("E406", f"the range of `{prm.name}` is inverted: {fmt(low)} > {fmt(high)}",
+                             prm.low.span.merge(prm.high.span) if prm.low.span else prm.span,
+                             hint="write the range as LOW .. HIGH")
+                elif not (low.value <= default.value <= high.value):
+                    self.err("E405", f"the default of `{prm.name}`, {fmt(default)}, is outside its range "
+                             f"{fmt(low)} .. {fmt(high)}", prm.default.span)
+            if len(self.diags) != before:
+                self.broken.add(prm.name)
+                continue
+            self.params[prm.name] = ParamInfo(prm.name, default, low, high, prm.description, prm.span)
+
+    def _electrodes(self) -> None:
+        for e in self.p.electrodes:
+            if not self._dup(self.electrodes, e.name, e, "electrode", "electrode"):
+                self.electrodes[e.name] = e
+
+    def _channels(self) -> None:
+        numbers: dict[int, ast.Channel] = {}
+        for c in self.p.channels:
+            if self._dup(self.channels, c.name, c, "channel", "channel"):
+                continue
+            decl = ChannelDecl(c)
+            self.channels[c.name] = decl
+            if not 1 <= c.number <= 255:
+                self.err("E407", f"channel number {c.number} is outside 1..255", c.number_span,
+                         hint="outputs are numbered from 1")
+            elif c.number in numbers:
+                first = numbers[c.number]
+                self.err("E208", f"channels `{first.name}` and `{c.name}` both use output {c.number}",
+                         c.number_span, hint="give each channel its own output number",
+                         related=[Related(f"output {c.number} is first used by `{first.name}` here",
+                                          first.number_span)])
+            else:
+                numbers[c.number] = c
+            for stmt in c.body:
+                if isinstance(stmt, ast.Site):
+                    slot, word = "site", "site"
+                elif isinstance(stmt, ast.ElectrodePair):
+                    slot, word = "pair", "electrodes"
+                elif isinstance(stmt, ast.Pulse):
+                    slot, word = "pulse", "pulse"
+                else:
+                    slot = word = stmt.key
+                if getattr(decl, slot) is not None:
+                    self.err("E211", f"channel `{c.name}` has two `{word}` statements", stmt.span,
+                             hint="keep one", related=[Related("the first one is here", getattr(decl, slot).span)])
+                    continue
+                setattr(decl, slot, stmt)
+            missing = [w for w, s in (("electrodes", decl.pair), ("pulse", decl.pulse),
+                                      ("frequency", decl.frequency), ("amplitude", decl.amplitude)) if s is None]
+            if missing:
+                examples = {"electrodes": "`electrodes prox -> dist`", "pulse": "`pulse biphasic 300 us`",
+                            "frequency": "`frequency 50 Hz`", "amplitude": "`amplitude intensity`"}
+                self.err("E210", f"channel `{c.name}` has no " + ", ".join(f"`{m}`" for m in missing),
+                         c.name_span, hint="add " + "; ".join(examples[m] for m in missing))
+            if decl.site is None:
+                self.warn("W201", f"channel `{c.name}` has no `site`", c.name_span,
+                          hint="name the motor point, e.g. `site vastus_medialis right`")
+            elif _atlas is not None and _atlas.lookup(decl.site.muscle.name) is None:
+                name = decl.site.muscle.name
+                close = _atlas.suggest(name, 2)
+                hint = ("did you mean " + " or ".join(f"`{s}`" for s in close) + "?") if close else \
+                    "known sites: " + ", ".join(_atlas.names()[:8]) + ", ..."
+                self.err("E205", f"unknown site `{name}` (not in the motor-point atlas)", decl.site.muscle.span,
+                         hint=hint)
+            if decl.pair is not None:
+                for ref in (decl.pair.first, decl.pair.second):
+                    if ref.name not in self.electrodes:
+                        self.err("E203", f"unknown electrode `{ref.name}`", ref.span,
+                                 hint=did_you_mean(ref.name, [e.name for e in self.p.electrodes])
+                                 or f"declare it with `electrode {ref.name} 5 cm x 9 cm`")
+                if decl.pair.first.name == decl.pair.second.name:
+                    self.err("E212", f"the electrode pair of `{c.name}` uses `{decl.pair.first.name}` twice",
+                             decl.pair.second.span, hint="current flows between two different electrodes")
+
+    def _cycles(self) -> None:
+        for c in self.p.cycles:
+            if c.name == "continuous":
+                self.err("E215", "`continuous` is a built-in cycle; choose another name",
+                         self._name_span(c, c.name, "cycle"))
+                continue
+            if self._dup(self.cycle_nodes, c.name, c, "cycle", "cycle"):
+                continue
+            self.cycle_nodes[c.name] = c
+            steps: dict[str, ast.CycleStep] = {}
+            for s in c.steps:
+                if s.kind in steps:
+                    self.err("E211", f"cycle `{c.name}` gives `{s.kind.replace('_', ' ')}` twice", s.span,
+                             related=[Related("first given here", steps[s.kind].span)])
+                    continue
+                steps[s.kind] = s
+            self.cycles[c.name] = steps
+
+    def _session(self) -> None:
+        sessions = self.p.sessions
+        if not sessions:
+            text = self.source.text
+            self.err("E217", "the protocol has no `session` block", point(self.source, len(text.rstrip())
+                                                                            if text.strip() else 0),
+                     hint="add e.g. `session { repeat 10 { CHANNEL: CYCLE } }`")
+            return
+        for s in sessions[1:]:
+            self.err("E209", "the file has two `session` blocks", _span_of_word(s.span, "session"),
+                     hint="put every block into one session",
+                     related=[Related("the first session is here", _span_of_word(sessions[0].span, "session"))])
+        self.session = sessions[0]
+        used: set[str] = set()
+        for block in self.session.blocks:
+            if isinstance(block, ast.Pause):
+                continue
+            in_block: dict[str, ast.Name] = {}
+            for line in block.lines:
+                for ch in line.channels:
+                    if ch.name not in self.channels:
+                        self.err("E201", f"unknown channel `{ch.name}`", ch.span,
+                                 hint=did_you_mean(ch.name, self.channels) or (
+                                     "declared channels: " + ", ".join(self.channels) if self.channels
+                                     else "declare it with `channel NAME NUMBER { ... }`"))
+                        continue
+                    used.add(ch.name)
+                    if ch.name in in_block:
+                        self.err("E213", f"channel `{ch.name}` appears twice in one block", ch.span,
+                                 hint="lines in a block run in parallel; use another block to run it again",
+                                 related=[Related("it is first used here", in_block[ch.name].span)])
+                    else:
+                        in_block[ch.name] = ch
+                cyc = line.cycle.name
+                if cyc == "continuous":
+                    if isinstance(block, ast.Repeat):
+                        self.err("E214", "`continuous` has no length of its own, so it cannot be repeated",
+                                 line.cycle.span, hint="use it inside `for T { ... }`")
+                elif cyc not in self.cycles and cyc not in self.cycle_nodes:
+                    self.err("E202", f"unknown cycle `{cyc}`", line.cycle.span,
+                             hint=did_you_mean(cyc, list(self.cycles) + ["continuous"]) or (
+                                 "declare it with `cycle " + cyc + " { ramp up 1 s; hold 5 s; rest 10 s }`"))
+                seen_ov: dict[str, ast.Override] = {}
+                for ov in line.overrides:
+                    if ov.key in seen_ov:
+                        self.err("E211", f"this line overrides `{ov.key}` twice", ov.span,
+                                 related=[Related("first overridden here", seen_ov[ov.key].span)])
+                    seen_ov[ov.key] = ov
+        for name, decl in self.channels.items():
+            if name not in used:
+                self.warn("W202", f"channel `{name}` is declared but the session never uses it",
+                          decl.node.name_span)
+
+    def _progression(self) -> None:
+        progs = self.p.progressions
+        for pr in progs[1:]:
+            self.err("E209", "the file has two `progression` blocks", _span_of_word(pr.span, "progression"),
+                     hint="merge them into one",
+                     related=[Related("the first progression is here", _span_of_word(progs[0].span, "progression"))])
+        if not progs:
+            return
+        items = progs[0].weeks
+        targets: dict[int, tuple] = {}
+        weeks = self.plan.weeks if self.plan else None
+        values = {n: i.default for n, i in self.params.items()}
+        for item in items:
+            if isinstance(item, ast.Week):
+                span = _span_of_word(item.span, "week")
+                label = f"week {item.first}" + (f"..{item.last}" if item.last != item.first else "")
+                if item.first < 1:
+                    self.err("E408", f"{label}: weeks are numbered from 1", span)
+                elif item.first > item.last:
+                    self.err("E408", f"{label} is inverted ({item.first} > {item.last})", span,
+                             hint=f"write `week {item.last}..{item.first}`")
+                elif weeks is not None and item.last > weeks:
+                    self.err("E408", f"{label} is beyond the plan's {weeks} week{'s' if weeks != 1 else ''}", span,
+                             related=[Related("the plan is here", self.plan.span)] if self.plan.span else [])
+                elif weeks is None and item.last > 1:
+                    self.warn("W408", f"{label} is never used: without a `plan` only session 1 (week 1) exists",
+                              span, hint="add `plan N sessions per week, W weeks` to the protocol header")
+            for a in item.assignments:
+                resolved = self._target(a.target)
+                if resolved is None:
+                    continue
+                targets[id(a)] = resolved
+                key, dim = resolved
+                ev = self.make_ev(values, self.diags)
+                ev.quantity(a.value, dim, "the value of " + target_text(key))
+                if a.bound is not None:
+                    ev.quantity(a.bound, dim, "the cap of " + target_text(key))
+        self.progression = Progression(items, targets)
+
+    def _target(self, t: ast.Target) -> Optional[tuple]:
+        path = t.path
+        span = t.span
+        if len(path) == 1:
+            name = path[0]
+            if name in self.params:
+                return ("param", name), self.params[name].dim
+            if name in self.broken:
+                return None
+            if name in self.channels:
+                self.err("E218", f"`{name}` is a channel; assign one of its settings", span,
+                         hint=f"`{name}.frequency` or `{name}.amplitude`")
+            elif name in self.cycles:
+                self.err("E218", f"`{name}` is a cycle; assign one of its steps", span,
+                         hint=f"`{name}.hold`, `{name}.rest`, `{name}.ramp_up` or `{name}.ramp_down`")
+            else:
+                cands = list(self.params) + [f"{c}.{s}" for c in self.cycles for s in CYCLE_STEPS] + \
+                    [f"{c}.{s}" for c in self.channels for s in CHANNEL_TARGETS]
+                self.err("E218", f"unknown progression target `{name}`", span,
+                         hint=did_you_mean(name, cands) or "targets: a param, CYCLE.hold/rest/ramp_up/ramp_down, "
+                                                          "CHANNEL.frequency/amplitude")
+            return None
+        if len(path) == 2:
+            owner, attr = path
+            if owner in self.cycles:
+                if attr in CYCLE_STEPS:
+                    return ("cycle", owner, attr), TIME
+                self.err("E218", f"cycle `{owner}` has no `{attr}`", span,
+                         hint=did_you_mean(attr, CYCLE_STEPS) or "steps: ramp_up, hold, ramp_down, rest")
+                return None
+            if owner in self.channels:
+                if attr in CHANNEL_TARGETS:
+                    return ("channel", owner, attr), CHANNEL_TARGETS[attr]
+                self.err("E218", f"channel `{owner}` has no `{attr}` a progression can change", span,
+                         hint=did_you_mean(attr, CHANNEL_TARGETS) or "settings: frequency, amplitude")
+                return None
+            if owner in self.cycle_nodes or owner in self.channels:
+                return None
+            self.err("E218", f"unknown progression target `{owner}.{attr}`: no cycle or channel `{owner}`", span,
+                     hint=did_you_mean(owner, list(self.cycles) + list(self.channels)))
+            return None
+        self.err("E218", f"unknown progression target `{'.'.join(path)}`", span,
+                 hint="targets: a param, CYCLE.STEP or CHANNEL.SETTING")
+        return None
+
+    def _limits(self) -> None:
+        for lim in self.p.limits:
+            for item in lim.items:
+                if isinstance(item, ast.Limit):
+                    self._limit(item)
+        for allow in self.p.allows:
+            if allow.what in ALLOWS:
+                self.allow_monophasic = True
+            else:
+                self.err("E216", f"unknown `allow {allow.what}`", _span_of_word(allow.span, allow.what, 5),
+                         hint=did_you_mean(allow.what, ALLOWS) or "known: " + ", ".join(ALLOWS))
+
+    def _limit(self, lim: ast.Limit) -> None:
+        ev = self._static_ev("a limit")
+        dim = LIMIT_DIMS.get(lim.quantity)
+        what = f"`{lim.bound} {lim.quantity}`"
+        if dim is None:  # pragma: no cover - the grammar lists the quantities
+            return
+        if lim.quantity == "channels":
+            n = ev.whole(lim.value, what, minimum=1 if lim.bound == "max" else 0)
+            q = Quantity(Fraction(n), COUNT) if n is not None else None
+        elif lim.bound == "max":
+            q = ev.positive(lim.value, dim, what)
+        else:
+            q = ev.non_negative(lim.value, dim, what)
+        if q is not None:
+            self.limits.append(LimitValue(lim.bound, lim.quantity, q, lim.span))
+
+    # -- per-week resolution ---------------------------------------------------------------------------
+    def initial_state(self, overrides: Optional[dict] = None) -> State:
+        values = {n: i.default for n, i in self.params.items()}
+        values.update(overrides or {})
+        return State(values)
+
+    def current(self, key, values: dict) -> Optional[Quantity]:
+        """A progression target's value before an assignment (for `+=`/`-=`)."""
+        ev = self.make_ev(values, [])
+        if key[0] == "param":
+            return values.get(key[1])
+        return None if key is None else self._current_from(key, values, ev)
+
+    def _current_from(self, key, values, ev) -> Optional[Quantity]:
+        state_assigned = getattr(self, "_assigned_now", {})
+        if key in state_assigned:
+            a = state_assigned[key]
+            return a.value if a.value is not None else ev.value(a.expr)
+        if key[0] == "cycle":
+            step = self.cycles.get(key[1], {}).get(key[2])
+            return ev.value(step.duration) if step is not None else Quantity(Fraction(0), TIME)
+        decl = self.channels[key[1]]
+        setting = decl.frequency if key[2] == "frequency" else decl.amplitude
+        return ev.value(setting.value) if setting is not None else None
+
+    def advance(self, state: State, week: int, sink: list, fixed: frozenset = frozenset()) -> State:
+        new = state.copy()
+        self._assigned_now = new.assigned
+        try:
+            for a in self.progression.assignments_for(week):
+                self.progression.apply(a, new, week, sink, self.make_ev, self.current, fixed)
+        finally:
+            self._assigned_now = {}
+        return new
+
+    def _value(self, ev: Evaluator, state: State, key, declared: Optional[ast.Expr], check, *args):
+        """(Quantity|None, span, expression used) for a setting a progression may have changed."""
+        a: Optional[Assigned] = state.assigned.get(key)
+        if a is not None:
+            expr = a.expr if a.expr is not None else _quantity_node(a.value, a.span)
+            return check(expr, *args), a.span, expr
+        if declared is None:
+            return None, None, None
+        return check(declared, *args), declared.span, declared
+
+    def resolve(self, state: State, week: int, session: int, sink: list) -> Optional[ResolvedSession]:
+        errors_before = sum(1 for d in sink if d.is_error)
+        ev = self.make_ev(state.values, sink)
+        # params outside their range because of the progression (S007)
+        for name, q in state.values.items():
+            info = self.params.get(name)
+            a = state.assigned.get(("param", name))
+            if info is None or info.range is None or a is None:
+                continue
+            if q.value > info.high.value or q.value < info.low.value:
+                side = "above" if q.value > info.high.value else "below"
+                sink.append(Diagnostic("S007", f"{name} {fmt(q)} is {side} the range {info.range_text()}", a.span,
+                                       hint="cap the progression with `up to`/`down to`",
+                                       related=(Related(f"the range of `{name}` is declared here",
+                                                        _span_of_word(info.span, name, 5)),) if info.span else ()))
+        # electrodes
+        elec: dict[str, ElectrodeInfo] = {}
+        for name, e in self.electrodes.items():
+            if e.area is not None:
+                a_q = ev.positive(e.area, AREA, f"the area of electrode `{name}`")
+                if a_q is not None:
+                    elec[name] = ElectrodeInfo(name, a_q.value * 10**4, e.span)
+            else:
+                w = ev.positive(e.width, LENGTH, f"the width of electrode `{name}`")
+                h = ev.positive(e.height, LENGTH, f"the height of electrode `{name}`")
+                if w is not None and h is not None:
+                    elec[name] = ElectrodeInfo(name, w.value * h.value * 10**4, e.span)
+        # cycles
+        timings: dict[str, Timing] = {}
+        for name, steps in self.cycles.items():
+            vals = []
+            for kind in CYCLE_STEPS:
+                step = steps.get(kind)
+                what = f"the {kind.replace('_', ' ')} of cycle `{name}`"
+                q, _, _ = self._value(ev, state, ("cycle", name, kind), step.duration if step else None,
+                                      ev.time_us, what)
+                if q is None and (step is not None or ("cycle", name, kind) in state.assigned):
+                    vals = None
+                    break
+                vals.append(q or 0)
+            if vals is not None:
+                timings[name] = Timing(*vals)
+        # channels
+        table = ShapeTable()
+        chans: dict[str, ChannelValues] = {}
+        for name, decl in sorted(self.channels.items(), key=lambda kv: kv[1].node.number):
+            f_q, f_span, _ = self._value(ev, state, ("channel", name, "frequency"),
+                                         decl.frequency.value if decl.frequency else None,
+                                         ev.positive, FREQUENCY, f"the frequency of channel `{name}`")
+            a_q, a_span, a_expr = self._value(ev, state, ("channel", name, "amplitude"),
+                                              decl.amplitude.value if decl.amplitude else None,
+                                              ev.non_negative, CURRENT, f"the amplitude of channel `{name}`")
+            shape = build_shape(decl.pulse, ev) if decl.pulse is not None else None
+            pair = ()
+            if decl.pair is not None:
+                pair = tuple(elec[n.name] for n in (decl.pair.first, decl.pair.second) if n.name in elec)
+                if len(pair) != 2:
+                    continue
+            if f_q is None or a_q is None or shape is None or decl.pair is None:
+                continue
+            if ("channel", name, "frequency") not in state.assigned:
+                f_span = decl.frequency.span
+            if ("channel", name, "amplitude") not in state.assigned:
+                a_span = decl.amplitude.span
+            chans[name] = ChannelValues(decl, f_q.value, a_q.value * 10**6, shape, pair,
+                                        param_of(a_expr) if a_expr is not None else None, f_span, a_span)
+            table.add(shape)
+        # session
+        uses: list[ChannelUse] = []
+        trains = []
+        segments = []
+        t = 0
+        blocks = self.session.blocks if self.session is not None else ()
+        for bi, block in enumerate(blocks):
+            if isinstance(block, ast.Pause):
+                d = ev.time_us(block.duration, "the pause length")
+                if d is None:
+                    continue
+                segments.append(segment("pause", f"pause {duration_text(d)}", t, t + d, block=bi))
+                t += d
+                continue
+            if isinstance(block, ast.Repeat):
+                count = ev.whole(block.count, "the repeat count")
+                length = None
+            else:
+                count = None
+                length = ev.time_us(block.duration, "the length of a `for` block", positive=True)
+            if count is None and length is None:
+                continue
+            end = 0
+            cycle_names = []
+            for line in block.lines:
+                cyc = line.cycle.name
+                after = ev.time_us(line.after, "the `after` offset") if line.after is not None else 0
+                if after is None:
+                    continue
+                cycle_names.append(cyc)
+                if cyc == "continuous":
+                    if length is None:
+                        continue
+                    timing = None
+                else:
+                    timing = timings.get(cyc)
+                    if timing is None:
+                        continue
+                if length is not None:
+                    if after >= length:
+                        sink.append(Diagnostic("E410", f"`after {duration_text(after)}` is at or beyond the end of "
+                                               f"its `for {duration_text(length)}` block", line.after.span,
+                                               hint="the line would never run"))
+                        continue
+                    if timing is None:
+                        timing = Timing(0, length - after, 0, 0)
+                        cycles = 1
+                    elif timing.cycle_us == 0:
+                        sink.append(Diagnostic("E409", f"cycle `{cyc}` has zero length, so a `for` block would "
+                                               "never end", line.cycle.span, hint="give it a hold or a rest"))
+                        continue
+                    else:
+                        cycles = for_cycles(length, after, timing)
+                        if cycles == 0:
+                            sink.append(Diagnostic(
+                                "W401", f"not one whole cycle of `{cyc}` ({duration_text(timing.cycle_us)}) fits "
+                                f"in the {duration_text(length - after)} left in this `for` block; the line emits "
+                                "nothing", line.cycle.span, severity="warning"))
+                else:
+                    cycles = count
+                    if timing.cycle_us == 0:
+                        sink.append(Diagnostic("W402", f"cycle `{cyc}` has zero length; this line emits nothing",
+                                               line.cycle.span, severity="warning"))
+                    end = max(end, after + count * timing.cycle_us)
+                # overrides
+                ov_f = ov_a = ov_p = None
+                bad = False
+                for ov in line.overrides:
+                    if ov.key == "frequency":
+                        q = ev.positive(ov.value, FREQUENCY, "the overriding frequency")
+                        ov_f = (q.value, ov.span) if q is not None else None
+                    elif ov.key == "amplitude":
+                        q = ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
+                        ov_a = (q.value * 10**6, ov.span, param_of(ov.value)) if q is not None else None
+                    else:
+                        shp = build_shape(ov.value, ev)
+                        ov_p = (shp, ov.span) if shp is not None else None
+                    bad = bad or (ov.key == "frequency" and ov_f is None) or (ov.key == "amplitude" and ov_a is None) \
+                        or (ov.key == "pulse" and ov_p is None)
+                if bad:
+                    continue
+                cdecl = self.cycle_nodes.get(cyc)
+                for ch in line.channels:
+                    cv = chans.get(ch.name)
+                    if cv is None:
+                        continue
+                    freq = ov_f[0] if ov_f else cv.frequency
+                    amp = ov_a[0] if ov_a else cv.amplitude
+                    shape = ov_p[0] if ov_p else cv.shape
+                    idx = table.add(shape)
+                    number = cv.decl.node.number
+                    spans = {"channel": cv.decl.node.span, "amplitude": ov_a[1] if ov_a else cv.amp_span,
+                             "frequency": ov_f[1] if ov_f else cv.freq_span,
+                             "pulse": ov_p[1] if ov_p else cv.decl.pulse.span, "electrodes": cv.decl.pair.span,
+                             "line": line.span, "cycle": cdecl.span if cdecl is not None else line.cycle.span}
+                    uses.append(ChannelUse(ch.name, number, amp, freq, shape, cv.electrodes,
+                                           ramp_up_us=timing.ramp_up_us, on_us=timing.on_us, block=bi, spans=spans))
+                    if cycles > 0:
+                        trains.append(make_train(number, t + after, cycles, timing, freq, amp, idx))
+            if length is not None:
+                block_len = length
+                label = f"for {duration_text(length)}"
+            else:
+                block_len = end
+                label = repeat_label(count, cycle_names)
+            segments.append(segment("block", label, t, t + block_len, block=bi))
+            t += block_len
+        if t > MAX_SESSION_US and self.session is not None:
+            sink.append(Diagnostic("S014", f"the session lasts {duration_text(t)}, longer than 24 h",
+                                   _span_of_word(self.session.span, "session"),
+                                   hint="split it into several sessions of the plan"))
+        if sum(1 for d in sink if d.is_error) > errors_before or self.session is None:
+            return None
+        infos = []
+        for name, cv in chans.items():
+            site = cv.decl.site
+            infos.append(ChannelInfo(number=cv.decl.node.number, name=name,
+                                     site=site.muscle.name if site else "", side=(site.side or "") if site else "",
+                                     electrodes=(cv.decl.pair.first.name, cv.decl.pair.second.name),
+                                     frequency_hz=cv.frequency, amplitude_ua=round(cv.amplitude),
+                                     shape=table.add(cv.shape), param=cv.param))
+        return ResolvedSession(session=session, week=week, duration_us=t, uses=tuple(uses), trains=tuple(trains),
+                               shapes=table.shapes, channels=tuple(sorted(infos, key=lambda i: i.number)),
+                               segments=tuple(segments), params=dict(state.values), limits=tuple(self.limits),
+                               allow_monophasic=self.allow_monophasic, session_span=self.session.span)
+
+
+# --- aggregation ------------------------------------------------------------------------------------
+def _key(d: Diagnostic):
+    if d.span is None:
+        return (d.code, d.severity, d.message)
+    return (d.code, d.severity, d.span.file, d.span.start_pos)
+
+
+def _sort_key(d: Diagnostic):
+    return (d.span.start_pos if d.span is not None else 1 << 60,)
+
+
+def _safety():
+    try:
+        from .safety import check_safety
+    except ImportError:  # the safety module lands separately
+        return None
+    return check_safety
+
+
+def with_week(d: Diagnostic, plan: Optional[PlanInfo], week: int) -> Diagnostic:
+    if "week" in d.message:
+        return d
+    return replace(d, message=f"in {week_label(plan, week)}: {d.message}")
+
+
+@dataclass
+class WeekResult:
+    resolved: Optional[ResolvedSession]
+    diagnostics: list       # unprefixed, this week only (progression + resolution + safety)
+    state: State
+
+
+def run_week(an: Analysis, state: State, week: int, session: int, profile, fixed=frozenset(),
+             advance: bool = True) -> WeekResult:
+    sink: list[Diagnostic] = []
+    if advance:
+        state = an.advance(state, week, sink, fixed)
+    resolved = an.resolve(state, week, session, sink)
+    if resolved is not None:
+        check = _safety()
+        if check is not None:
+            sink.extend(check(resolved, profile))
+    return WeekResult(resolved, sink, state)
+
+
+def analyse(an: Analysis, profile) -> tuple[dict[int, WeekResult], list[Diagnostic]]:
+    """Resolve every distinct week; returns (week -> WeekResult, all diagnostics deduplicated, sorted)."""
+    seen: dict = {}
+    out: list[Diagnostic] = []
+
+    def add(d: Diagnostic, week: int) -> None:
+        k = _key(d)
+        if k in seen:
+            return
+        seen[k] = d
+        out.append(with_week(d, an.plan, week) if week > 1 else d)
+
+    for d in an.diags:
+        add(d, 1)
+    weeks = an.plan.weeks if an.plan is not None else 1
+    results: dict[int, WeekResult] = {}
+    state = an.initial_state()
+    prev = None
+    for week in range(1, weeks + 1):
+        first = an.plan.sessions_of(week)[0] if an.plan else 1
+        sink: list[Diagnostic] = []
+        new_state = an.advance(state, week, sink)
+        if prev is not None and not sink and new_state.snapshot() == prev.state.snapshot():
+            results[week] = WeekResult(replace(prev.resolved, session=first, week=week) if prev.resolved else None,
+                                       prev.diagnostics, new_state)
+            state = new_state
+            prev = results[week]
+            continue
+        res = run_week(an, new_state, week, first, profile, advance=False)
+        res.diagnostics[:0] = sink
+        results[week] = res
+        for d in res.diagnostics:
+            add(d, week)
+        state = new_state
+        prev = res
+    out.sort(key=_sort_key)
+    return results, out

@@ -1,0 +1,253 @@
+"""Expressions -> exact :class:`~stimscript.units.Quantity`, with positioned diagnostics.
+
+An :class:`Evaluator` evaluates the AST expressions of dsl/ast.py against an environment of param values.
+Every failure (unknown param, a `+` of two dimensions, a division by zero, a value of the wrong
+dimension) becomes a :class:`~stimscript.errors.Diagnostic` appended to the evaluator's sink and the
+expression evaluates to ``None``; callers skip whatever depends on it, so one pass reports every error.
+"""
+from __future__ import annotations
+
+import difflib
+from fractions import Fraction
+from typing import Callable, Iterable, Optional
+
+from ..dsl import ast
+from ..errors import Diagnostic
+from ..spans import Span
+from ..units import (AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, UNITS, VOLTAGE, Dim,
+                     DimensionError, Quantity, dim_name, format_quantity)
+
+#: current per area (a `max density` limit, e.g. ``2 mA / 1 cm2``)
+DENSITY: Dim = (0, 1, 0, -2)
+
+_DIM_LABELS = {DENSITY: "current density (current per area)"}
+
+#: an example to put in a hint, per dimension
+EXAMPLES: dict[Dim, str] = {
+    TIME: "`3 s`, `250 us`, `15 min`",
+    FREQUENCY: "`50 Hz`, `2.5 kHz`",
+    CURRENT: "`40 mA`, `500 uA` or `80% intensity`",
+    VOLTAGE: "`60 V`",
+    CHARGE: "`20 uC`",
+    LENGTH: "`5 cm`, `50 mm`",
+    AREA: "`25 cm2`",
+    COUNT: "a plain number such as `15`",
+    DENSITY: "`2 mA / 1 cm2`",
+}
+
+
+def dim_label(dim: Dim) -> str:
+    return _DIM_LABELS.get(dim) or dim_name(dim)
+
+
+class EvalFailed(Exception):
+    """Internal: an expression could not be evaluated (its diagnostic, if any, is already recorded)."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str], n: int = 1) -> Optional[str]:
+    found = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
+    if not found:
+        lowered = {c.lower(): c for c in candidates}
+        if name.lower() in lowered:
+            found = [lowered[name.lower()]]
+    if not found:
+        return None
+    return "did you mean " + " or ".join(f"`{f}`" for f in found) + "?"
+
+
+def fmt(q: Quantity) -> str:
+    """A quantity for messages: '45 mA', '250 us', '15 min', '2 mA/cm2'."""
+    if q.dim == TIME:
+        us = q.in_unit("us")
+        for unit, factor in (("h", 3600 * 10**6), ("min", 60 * 10**6), ("s", 10**6), ("ms", 1000)):
+            if abs(us) >= factor and (us / factor).denominator in (1, 2, 4, 5, 10):
+                return f"{_num(us / factor)} {unit}"
+        return f"{_num(us)} us"
+    if q.dim == FREQUENCY:
+        hz = q.in_unit("Hz")
+        return f"{_num(hz / 1000)} kHz" if abs(hz) >= 1000 and (hz / 1000).denominator == 1 else f"{_num(hz)} Hz"
+    if q.dim == DENSITY:
+        return f"{_num(q.value * 1000 / 10**4)} mA/cm2"
+    if q.dim in (CURRENT, VOLTAGE, CHARGE, LENGTH, AREA, COUNT):
+        return format_quantity(q)
+    return f"{float(q.value):g} [{dim_label(q.dim)}]"
+
+
+def _num(x: Fraction) -> str:
+    from ..units import format_number
+
+    return format_number(Fraction(x))
+
+
+class Evaluator:
+    """Evaluates expressions against ``values`` (param name -> Quantity), reporting into ``sink``.
+
+    ``kinds`` maps other declared names (channels, cycles, electrodes) to what they are, for better
+    messages when such a name is used as a param. ``broken`` params (whose own declaration failed)
+    evaluate silently to failure so their errors are not reported twice. With ``forbid_params`` set
+    (a param's own default and range) any param reference is an error E219.
+    """
+
+    def __init__(self, values: dict[str, Quantity], sink: list[Diagnostic], *,
+                 kinds: Optional[dict[str, str]] = None, broken: Iterable[str] = (),
+                 forbid_params: bool = False, param_names: Iterable[str] = ()):
+        self.values = values
+        self.sink = sink
+        self.kinds = kinds or {}
+        self.broken = set(broken)
+        self.forbid_params = forbid_params
+        self.param_names = set(param_names) | set(values)
+
+    # -- reporting --------------------------------------------------------------------------------
+    def error(self, code: str, message: str, span: Optional[Span], hint: Optional[str] = None) -> None:
+        self.sink.append(Diagnostic(code, message, span, hint=hint))
+
+    # -- core -------------------------------------------------------------------------------------
+    def _param(self, name: ast.Name) -> Quantity:
+        if name.name in self.broken:
+            raise EvalFailed
+        if self.forbid_params and name.name in self.param_names:
+            where = getattr(self, "forbid_what", "a param's default and range")
+            self.error("E219", f"{where} cannot refer to a param (`{name.name}`)", name.span,
+                       hint="write the value as a quantity")
+            raise EvalFailed
+        if name.name in self.values:
+            return self.values[name.name]
+        kind = self.kinds.get(name.name)
+        if kind:
+            self.error("E204", f"`{name.name}` is a {kind}, not a param", name.span,
+                       hint="only params (`param NAME = ...`) can be used in expressions")
+        else:
+            hint = did_you_mean(name.name, self.param_names) or (
+                "declare it with `param " + name.name + " = ...`")
+            self.error("E204", f"unknown param `{name.name}`", name.span, hint=hint)
+        raise EvalFailed
+
+    def _eval(self, e: ast.Expr) -> Quantity:
+        if isinstance(e, ast.Number):
+            if e.unit is None:
+                return Quantity(Fraction(e.value), COUNT)
+            if e.unit not in UNITS:  # pragma: no cover - the lexer only admits known units
+                self.error("E103", f"unknown unit `{e.unit}`", e.span)
+                raise EvalFailed
+            return Quantity.of(e.value, e.unit)
+        if isinstance(e, ast.Name):
+            return self._param(e)
+        if isinstance(e, ast.PercentOf):
+            base = self._param(e.name)
+            return Quantity(base.value * Fraction(e.percent) / 100, base.dim)
+        if isinstance(e, ast.Neg):
+            return -self._eval(e.operand)
+        if isinstance(e, ast.BinOp):
+            left = self._eval(e.left)
+            right = self._eval(e.right)
+            if e.op in "+-":
+                if left.dim != right.dim:
+                    self.error("E302", f"cannot {'add' if e.op == '+' else 'subtract'} {dim_label(right.dim)} "
+                               f"{'to' if e.op == '+' else 'from'} {dim_label(left.dim)}", e.span,
+                               hint="both sides of `+`/`-` need the same dimension")
+                    raise EvalFailed
+                return left + right if e.op == "+" else left - right
+            if e.op == "*":
+                return left * right
+            if right.value == 0:
+                self.error("E404", "division by zero", e.right.span or e.span)
+                raise EvalFailed
+            return left / right
+        raise AssertionError(f"unknown expression {e!r}")  # pragma: no cover
+
+    def value(self, e: ast.Expr) -> Optional[Quantity]:
+        """Evaluate without a dimension requirement; None after a reported failure."""
+        try:
+            return self._eval(e)
+        except EvalFailed:
+            return None
+
+    def quantity(self, e: ast.Expr, dim: Dim, what: str) -> Optional[Quantity]:
+        """Evaluate ``e`` and require dimension ``dim`` (E301 naming expected and found)."""
+        q = self.value(e)
+        if q is None:
+            return None
+        if q.dim != dim:
+            example = EXAMPLES.get(dim)
+            hint = f"{what} is a {dim_label(dim)}" + (f", e.g. {example}" if example else "")
+            if dim == CURRENT and q.dim == COUNT and _has_percent(e):
+                hint = "a percentage of a param is written `50% intensity`"
+            elif dim != COUNT and q.dim == COUNT:
+                hint = f"every quantity carries a unit: e.g. {EXAMPLES.get(dim, '')}"
+            self.error("E301", f"expected {dim_label(dim)}, found {dim_label(q.dim)} ({what})", e.span, hint=hint)
+            return None
+        return q
+
+    # -- value constraints --------------------------------------------------------------------------
+    def positive(self, e: ast.Expr, dim: Dim, what: str) -> Optional[Quantity]:
+        q = self.quantity(e, dim, what)
+        if q is not None and q.value <= 0:
+            self.error("E401", f"{what} must be greater than 0, found {fmt(q)}", e.span)
+            return None
+        return q
+
+    def non_negative(self, e: ast.Expr, dim: Dim, what: str) -> Optional[Quantity]:
+        q = self.quantity(e, dim, what)
+        if q is not None and q.value < 0:
+            self.error("E402", f"{what} cannot be negative, found {fmt(q)}", e.span)
+            return None
+        return q
+
+    def whole(self, e: ast.Expr, what: str, minimum: int = 1) -> Optional[int]:
+        """A count that must be a whole number >= ``minimum`` (repeat counts, plan numbers)."""
+        q = self.quantity(e, COUNT, what)
+        if q is None:
+            return None
+        if q.value.denominator != 1:
+            self.error("E403", f"{what} must be a whole number, found {_num(q.value)}", e.span)
+            return None
+        if q.value < minimum:
+            self.error("E401", f"{what} must be at least {minimum}, found {_num(q.value)}", e.span)
+            return None
+        return int(q.value)
+
+    def time_us(self, e: ast.Expr, what: str, *, positive: bool = False) -> Optional[int]:
+        q = (self.positive if positive else self.non_negative)(e, TIME, what)
+        if q is None:
+            return None
+        us = q.to_us()
+        if positive and us <= 0:
+            self.error("E401", f"{what} rounds to 0 us (times are whole microseconds), found {fmt(q)}", e.span)
+            return None
+        return us
+
+
+def _has_percent(e: ast.Expr) -> bool:
+    if isinstance(e, ast.Number):
+        return e.unit == "%"
+    if isinstance(e, ast.BinOp):
+        return _has_percent(e.left) or _has_percent(e.right)
+    if isinstance(e, ast.Neg):
+        return _has_percent(e.operand)
+    return False
+
+
+def param_of(e: ast.Expr) -> Optional[str]:
+    """The param an amplitude follows when it is a plain param or ``P% param`` (else None)."""
+    if isinstance(e, ast.Name):
+        return e.name
+    if isinstance(e, ast.PercentOf):
+        return e.name.name
+    return None
+
+
+def names_in(e: ast.Expr) -> list[ast.Name]:
+    """Every param reference in ``e`` (for dependency questions)."""
+    if isinstance(e, ast.Name):
+        return [e]
+    if isinstance(e, ast.PercentOf):
+        return [e.name]
+    if isinstance(e, ast.Neg):
+        return names_in(e.operand)
+    if isinstance(e, ast.BinOp):
+        return names_in(e.left) + names_in(e.right)
+    return []
+
+
+Callback = Callable[[ast.Expr], Optional[Quantity]]

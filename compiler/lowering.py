@@ -1,0 +1,102 @@
+"""Session blocks -> Trains and Segments, and a ResolvedSession -> Schedule (DESIGN §4, normative).
+
+* ``repeat N``: every line runs its cycle N times back to back from its ``after`` offset; the block ends
+  when its last line ends (``after + N·cycle``, rest included).
+* ``for T``: every line runs ``floor((T - after) / cycle)`` whole cycles from its ``after`` offset; the
+  block lasts exactly T. ``continuous`` is one cycle with ``on = cycle = T - after`` and no ramps.
+* ``pause T``: T without pulses. Blocks follow each other; the session lasts the sum.
+* A train's period is 10⁶/f µs and its amplitude A µA, both as reduced integer fractions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Optional
+
+from .ir import PulseShape, Segment, Train
+from .model import ResolvedSession
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A cycle in whole µs (``continuous`` is resolved per block, see :func:`for_cycles`)."""
+
+    ramp_up_us: int
+    hold_us: int
+    ramp_down_us: int
+    rest_us: int
+
+    @property
+    def on_us(self) -> int:
+        return self.ramp_up_us + self.hold_us + self.ramp_down_us
+
+    @property
+    def cycle_us(self) -> int:
+        return self.on_us + self.rest_us
+
+
+def repeat_end(count: int, after_us: int, timing: Timing) -> int:
+    """Where a line of a ``repeat count`` block ends, relative to the block start."""
+    return after_us + count * timing.cycle_us
+
+
+def for_cycles(duration_us: int, after_us: int, timing: Timing) -> int:
+    """Whole cycles of a line in a ``for`` block (cycle length > 0)."""
+    return max(0, (duration_us - after_us) // timing.cycle_us)
+
+
+def make_train(channel: int, start_us: int, cycles: int, timing: Timing, frequency_hz: Fraction,
+               amplitude_ua: Fraction, shape: int) -> Train:
+    period = Fraction(10**6) / Fraction(frequency_hz)
+    amp = Fraction(amplitude_ua)
+    return Train(channel=channel, start_us=start_us, cycles=cycles, cycle_us=timing.cycle_us,
+                 on_us=timing.on_us, ramp_up_us=timing.ramp_up_us, ramp_down_us=timing.ramp_down_us,
+                 period_num=period.numerator, period_den=period.denominator,
+                 amp_num=amp.numerator, amp_den=amp.denominator, shape=shape)
+
+
+class ShapeTable:
+    """Deduplicated shapes in first-use order."""
+
+    def __init__(self) -> None:
+        self.index: dict[PulseShape, int] = {}
+
+    def add(self, shape: PulseShape) -> int:
+        if shape not in self.index:
+            self.index[shape] = len(self.index)
+        return self.index[shape]
+
+    @property
+    def shapes(self) -> tuple[PulseShape, ...]:
+        return tuple(self.index)
+
+
+def duration_text(us: int) -> str:
+    """'15 min', '45 s', '1.5 s', '250 ms', '1 h', '30 us' for segment labels."""
+    for unit, factor in (("h", 3600 * 10**6), ("min", 60 * 10**6), ("s", 10**6), ("ms", 1000)):
+        if us >= factor and us % factor == 0:
+            return f"{us // factor} {unit}"
+    if us >= 10**6:
+        return f"{Fraction(us, 10**6).__float__():g} s"
+    if us >= 1000:
+        return f"{us / 1000:g} ms"
+    return f"{us} us"
+
+
+def repeat_label(count: int, cycles: list[str]) -> str:
+    names = list(dict.fromkeys(cycles))
+    return f"repeat {count} × {', '.join(names)}" if names else f"repeat {count}"
+
+
+def segment(kind: str, label: str, start: int, end: int, **extra) -> Segment:
+    return Segment(label=label, start_us=start, end_us=end, kind=kind, extra=extra)
+
+
+def to_schedule(resolved: ResolvedSession, *, warnings=(), sha256: str = "", title: str = "",
+                source_name: str = "", profile: Optional[object] = None):
+    from .schedule import Schedule
+
+    return Schedule(trains=resolved.trains, shapes=resolved.shapes, duration_us=resolved.duration_us,
+                    channels=resolved.channels, segments=resolved.segments, warnings=tuple(warnings),
+                    sha256=sha256, title=title, session=resolved.session, week=resolved.week,
+                    params=dict(resolved.params), source_name=source_name, profile=profile)

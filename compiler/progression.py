@@ -1,0 +1,155 @@
+"""Plans and week-by-week progressions (DESIGN §4, normative).
+
+* ``plan N sessions per day, W weeks`` -> 7·N sessions a week; ``per week`` -> N. Total = per week × W.
+  Session ``s`` (1-based) falls in week ``ceil(s / sessions_per_week)``. Without a plan only session 1
+  exists (week 1): asking for another is a PlanError (S015).
+* Progression: start from the declared values; for week k = 1..w in order: when k >= 2 apply every
+  ``every week`` assignment once, then every ``week A..B`` block (source order) with A <= k <= B. Values
+  persist until changed. ``=`` sets, ``+=``/``-=`` add/subtract, ``up to X`` caps the result from above
+  (min), ``down to X`` from below (max).
+* A param given as a compile/run-time override is fixed for the whole session: assignments to it are
+  skipped (the override wins over the progression).
+* An assignment to a cycle step or a channel setting with a plain ``=`` (no cap) keeps its expression,
+  which is evaluated with each week's param values (so ``quad.amplitude = 80% intensity`` follows
+  ``intensity``); ``+=``/``-=`` and capped assignments are evaluated when they run, into a fixed value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+from ..dsl import ast
+from ..errors import Diagnostic
+from ..spans import Span
+from ..units import Dim, Quantity
+from .evaluate import Evaluator
+
+#: ("param", name) | ("cycle", cycle, step) | ("channel", channel, 'frequency'|'amplitude')
+Key = tuple
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    sessions: int          # N as written
+    per: str               # 'day' | 'week'
+    weeks: int
+    span: Optional[Span] = field(default=None, compare=False, repr=False)
+
+    @property
+    def sessions_per_week(self) -> int:
+        return self.sessions * 7 if self.per == "day" else self.sessions
+
+    @property
+    def total_sessions(self) -> int:
+        return self.sessions_per_week * self.weeks
+
+    def week_of(self, session: int) -> int:
+        return -(-session // self.sessions_per_week)
+
+    def sessions_of(self, week: int) -> tuple[int, int]:
+        spw = self.sessions_per_week
+        return (week - 1) * spw + 1, week * spw
+
+
+def week_label(plan: Optional[PlanInfo], week: int) -> str:
+    if plan is None:
+        return f"week {week}"
+    first, last = plan.sessions_of(week)
+    return f"week {week} (session {first})" if first == last else f"week {week} (sessions {first}–{last})"
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """The value a progression gave a target: a fixed quantity or an expression evaluated each week."""
+
+    value: Optional[Quantity] = None
+    expr: Optional[ast.Expr] = None
+    span: Optional[Span] = field(default=None, compare=False)
+    week: int = field(default=1, compare=False)
+
+
+@dataclass
+class State:
+    values: dict           # param name -> Quantity
+    assigned: dict = field(default_factory=dict)   # Key -> Assigned
+
+    def copy(self) -> "State":
+        return State(dict(self.values), dict(self.assigned))
+
+    def snapshot(self):
+        return (tuple(sorted(self.values.items())),
+                tuple(sorted((k, (a.value, a.expr)) for k, a in self.assigned.items())))
+
+
+def target_text(key: Key) -> str:
+    if key[0] == "param":
+        return f"param `{key[1]}`"
+    return f"`{key[1]}.{key[2]}`"
+
+
+CurrentFn = Callable[[Key, dict], Optional[Quantity]]
+EvFactory = Callable[[dict, list], Evaluator]
+
+
+class Progression:
+    """The progression of a protocol with its targets resolved (by the checker)."""
+
+    def __init__(self, items: tuple[Union[ast.Week, ast.EveryWeek], ...], targets: dict):
+        self.items = items
+        self.targets = targets  # id(assignment) -> (Key, Dim); unresolved targets are absent
+
+    def assignments_for(self, week: int) -> list[ast.Assignment]:
+        out: list[ast.Assignment] = []
+        if week >= 2:
+            for item in self.items:
+                if isinstance(item, ast.EveryWeek):
+                    out.extend(item.assignments)
+        for item in self.items:
+            if isinstance(item, ast.Week) and item.first <= week <= item.last:
+                out.extend(item.assignments)
+        return out
+
+    def step(self, state: State, week: int, sink: list[Diagnostic], make_ev: EvFactory, current: CurrentFn,
+             fixed: frozenset = frozenset()) -> State:
+        """The state after applying week ``week`` to ``state`` (the state after week-1)."""
+        new = state.copy()
+        for a in self.assignments_for(week):
+            self.apply(a, new, week, sink, make_ev, current, fixed)
+        return new
+
+    def apply(self, a: ast.Assignment, state: State, week: int, sink: list[Diagnostic], make_ev: EvFactory,
+              current: CurrentFn, fixed: frozenset = frozenset()) -> None:
+        resolved = self.targets.get(id(a))
+        if resolved is None:
+            return
+        key, dim = resolved
+        if key[0] == "param" and key[1] in fixed:
+            return
+        ev = make_ev(state.values, sink)
+        what = "the value of " + target_text(key)
+        value = ev.quantity(a.value, dim, what)
+        bound = ev.quantity(a.bound, dim, "the cap of " + target_text(key)) if a.bound is not None else None
+        if value is None or (a.bound is not None and bound is None):
+            return
+        if a.op == "=" and a.bound is None and key[0] != "param":
+            state.assigned[key] = Assigned(expr=a.value, span=a.span, week=week)
+            return
+        if a.op == "=":
+            result = value
+        else:
+            cur = current(key, state.values)
+            if cur is None:
+                return
+            result = cur + value if a.op == "+=" else cur - value
+        if bound is not None:
+            if a.bound_kind == "up" and result.value > bound.value:
+                result = bound
+            elif a.bound_kind == "down" and result.value < bound.value:
+                result = bound
+        state.assigned[key] = Assigned(value=result, span=a.span, week=week)
+        if key[0] == "param":
+            state.values[key[1]] = result
+
+
+def fixed_dim(key: Key, dim: Dim) -> tuple[Key, Dim]:
+    return key, dim

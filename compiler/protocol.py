@@ -1,0 +1,204 @@
+"""CheckedProtocol: a parsed and fully checked protocol, ready to resolve and compile any session.
+
+Only a CheckedProtocol crosses from the checker to lowering (DESIGN §2). ``load``/``loads`` build one or
+raise a ProtocolError carrying every diagnostic of the file (SafetyError when all errors are safety rules).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+from ..dsl import ast
+from ..dsl.parser import parse
+from ..errors import (Diagnostic, DeviceNotFound, ParamError, PlanError, ProtocolSemanticError, SafetyError,
+                      StimscriptError)
+from ..profile import LOOPBACK_PROFILE, DeviceProfile
+from ..spans import Source
+from ..units import Quantity, dim_name, parse_quantity
+from .checker import Analysis, ParamInfo, analyse, run_week, with_week
+from .evaluate import did_you_mean, fmt
+from .lowering import to_schedule
+from .model import ResolvedSession
+from .progression import PlanInfo
+
+
+def resolve_profile(device) -> DeviceProfile:
+    """None/'loopback' -> the loopback profile; a DeviceProfile as is; an open driver -> its capabilities."""
+    if device is None:
+        return LOOPBACK_PROFILE
+    if isinstance(device, DeviceProfile):
+        return device
+    if isinstance(device, str):
+        if device == "loopback":
+            return LOOPBACK_PROFILE
+        from ..drivers.registry import load_driver_class
+
+        cls = load_driver_class(device)  # DeviceNotFound for unknown names
+        for attr in ("PROFILE", "profile", "default_profile", "DEFAULT_PROFILE"):
+            prof = getattr(cls, attr, None)
+            if isinstance(prof, DeviceProfile):
+                return prof
+        raise DeviceNotFound(f"device {device!r} reports its profile only when connected; open it and pass "
+                             "device=dev.capabilities() (a DeviceProfile)")
+    caps = getattr(device, "capabilities", None)
+    if callable(caps):
+        prof = caps()
+        if isinstance(prof, DeviceProfile):
+            return prof
+    raise StimscriptError(f"device must be a DeviceProfile or a driver name, not {type(device).__name__}")
+
+
+def _raise(diags: list[Diagnostic]) -> None:
+    errors = [d for d in diags if d.is_error]
+    if not errors:
+        return
+    cls = SafetyError if all(d.code.startswith("S") for d in errors) else ProtocolSemanticError
+    raise cls(diags)
+
+
+class CheckedProtocol:
+    """A protocol that passed every check for every session of its plan."""
+
+    def __init__(self, protocol: ast.Protocol, source: Source, data: bytes, profile: DeviceProfile):
+        self.ast = protocol
+        self.source = source
+        self.source_name = source.name
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.profile = profile
+        self._an = Analysis(protocol, source)
+        self._weeks, diags = analyse(self._an, profile)
+        _raise(diags)
+        self.warnings: tuple[Diagnostic, ...] = tuple(d for d in diags if not d.is_error)
+        an = self._an
+        self.title: str = an.header.title if an.header else ""
+        self.header: dict[str, str] = dict(an.header_fields)
+        self.plan: Optional[PlanInfo] = an.plan
+        self.params: dict[str, ParamInfo] = dict(an.params)
+        first = self._weeks[1].resolved
+        self.channels = first.channels if first is not None else ()
+        self.limits = first.limits if first is not None else ()
+
+    # -- plan ----------------------------------------------------------------------------------------
+    def sessions(self) -> Iterable[int]:
+        """Every session number of the plan (just 1 without a plan)."""
+        return range(1, (self.plan.total_sessions if self.plan else 1) + 1)
+
+    def week_of(self, session: int) -> int:
+        if isinstance(session, bool) or not isinstance(session, int):
+            raise PlanError(f"error[S015]: session must be a whole number, not {session!r}")
+        if self.plan is None:
+            if session != 1:
+                err = PlanError(f"error[S015]: session {session} is outside the plan: the protocol has no `plan`, "
+                                "so only session 1 exists")
+                err.code = "S015"
+                raise err
+            return 1
+        if not 1 <= session <= self.plan.total_sessions:
+            err = PlanError(f"error[S015]: session {session} is outside the plan (sessions 1..{self.plan.total_sessions}: "
+                            f"{self.plan.sessions} per {self.plan.per} for {self.plan.weeks} weeks)")
+            err.code = "S015"
+            raise err
+        return self.plan.week_of(session)
+
+    # -- params --------------------------------------------------------------------------------------
+    def parse_params(self, params: Optional[dict]) -> dict[str, Quantity]:
+        """Validate compile/run-time overrides: name -> Quantity (ParamError when wrong)."""
+        out: dict[str, Quantity] = {}
+        for name, raw in (params or {}).items():
+            info = self.params.get(name)
+            if info is None:
+                hint = did_you_mean(str(name), self.params)
+                known = ", ".join(self.params) or "none"
+                raise ParamError(f"unknown param {name!r}" + (f"; {hint}" if hint else "") + f" (params: {known})")
+            if isinstance(raw, Quantity):
+                q = raw
+            elif isinstance(raw, str):
+                try:
+                    q = parse_quantity(raw)
+                except ValueError as exc:
+                    raise ParamError(f"param {name!r}: {exc}; write e.g. \"{fmt(info.default)}\"") from None
+            elif isinstance(raw, (int, Fraction)) and not isinstance(raw, bool):
+                q = Quantity(Fraction(raw))
+            elif isinstance(raw, float):
+                q = Quantity(Fraction(str(raw)))
+            else:
+                raise ParamError(f"param {name!r}: cannot use {raw!r} as a value; pass a Quantity or a string "
+                                 f"such as \"{fmt(info.default)}\"")
+            if q.dim != info.dim:
+                raise ParamError(f"param {name!r} is a {dim_name(info.dim)}: expected {dim_name(info.dim)}, "
+                                 f"found {dim_name(q.dim)} ({raw!s})")
+            if info.range is not None and not (info.low.value <= q.value <= info.high.value):
+                err = ParamError(f"error[S007]: param {name!r} = {fmt(q)} is outside its range {info.range_text()}")
+                err.code = "S007"
+                raise err
+            out[name] = q
+        return out
+
+    # -- sessions ------------------------------------------------------------------------------------
+    def _resolve(self, session: int, params: Optional[dict]) -> tuple[ResolvedSession, list[Diagnostic]]:
+        week = self.week_of(session)
+        overrides = self.parse_params(params)
+        if not overrides:
+            res = self._weeks[week]
+            return replace(res.resolved, session=session, week=week), list(res.diagnostics)
+        an = self._an
+        state = an.initial_state(overrides)
+        fixed = frozenset(overrides)
+        sink: list[Diagnostic] = []
+        for k in range(1, week):
+            state = an.advance(state, k, sink, fixed)
+        res = run_week(an, state, week, session, self.profile, fixed=fixed)
+        diags = [with_week(d, self.plan, week) if self.plan and self.plan.weeks > 1 else d
+                 for d in sink + res.diagnostics]
+        _raise(diags)
+        return res.resolved, [d for d in diags if not d.is_error]
+
+    def resolve(self, session: int = 1, params: Optional[dict] = None) -> ResolvedSession:
+        """Everything session ``session`` means, with ``params`` overrides applied."""
+        return self._resolve(session, params)[0]
+
+    def compile(self, session: int = 1, params: Optional[dict] = None):
+        """The exact pulse schedule of ``session`` (a lazy :class:`~stimscript.compiler.schedule.Schedule`)."""
+        resolved, warnings = self._resolve(session, params)
+        seen = set()
+        unique = []
+        for w in warnings:
+            k = (w.code, w.span.start_pos if w.span else w.message)
+            if k not in seen:
+                seen.add(k)
+                unique.append(w)
+        return to_schedule(resolved, warnings=unique, sha256=self.sha256, title=self.title,
+                           source_name=self.source_name, profile=self.profile)
+
+    def __repr__(self) -> str:
+        return f"<CheckedProtocol {self.title!r} from {self.source_name}>"
+
+
+def loads(text: Union[str, bytes], name: str = "<string>", device=None) -> CheckedProtocol:
+    """Parse and check protocol text (str or UTF-8 bytes)."""
+    profile = resolve_profile(device)
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    protocol = parse(text, name)
+    source = _source_of(protocol, name, data)
+    return CheckedProtocol(protocol, source, data, profile)
+
+
+def load(path, device=None) -> CheckedProtocol:
+    """Read, parse and check a ``.stim`` file."""
+    profile = resolve_profile(device)
+    data = Path(path).read_bytes()
+    protocol = parse(data, name=str(path))
+    return CheckedProtocol(protocol, _source_of(protocol, str(path), data), data, profile)
+
+
+def _source_of(protocol: ast.Protocol, name: str, data: bytes) -> Source:
+    if protocol.span is not None:
+        return protocol.span.source
+    for item in protocol.items:
+        if item.span is not None:
+            return item.span.source
+    text = data.decode("utf-8-sig", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    return Source(name, text)
