@@ -402,11 +402,12 @@ class _Printer:
 _GROUPED = (ast.Param, ast.Electrode, ast.Allow)
 
 
-def format_protocol(protocol: ast.Protocol, source: Optional[str] = None) -> str:
+def format_protocol(protocol: ast.Protocol, source: Optional[str] = None, *, comments: bool = True) -> str:
     """The canonical text of ``protocol`` (ends with one newline; '' for an empty protocol).
 
     Comments come from ``source`` (the text the protocol was parsed from, after the parser's BOM/CRLF
-    normalisation) or, when it is not given, from the text the protocol's spans point into.
+    normalisation) or, when it is not given, from the text the protocol's spans point into;
+    ``comments=False`` prints none.
     """
     if source is None and protocol.span is not None:
         source = protocol.span.source.text
@@ -415,7 +416,7 @@ def format_protocol(protocol: ast.Protocol, source: Optional[str] = None) -> str
             if item.span is not None:
                 source = item.span.source.text
                 break
-    comments = _Comments(source)
+    comments = _Comments(source if comments else None)
     p = _Printer(comments)
     out = p.out
     if protocol.version is not None:
