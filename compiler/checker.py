@@ -396,8 +396,8 @@ class Analysis:
         sessions = self.p.sessions
         if not sessions:
             text = self.source.text
-            self.err("E217", "the protocol has no `session` block", point(self.source, len(text.rstrip())
-                                                                            if text.strip() else 0),
+            self.err("E217", "the protocol has no `session` block",
+                     point(self.source, len(text.rstrip()) - 1 if text.strip() else 0),
                      hint="add e.g. `session { repeat 10 { CHANNEL: CYCLE } }`")
             return
         for s in sessions[1:]:
@@ -830,11 +830,12 @@ class WeekResult:
 
 def run_week(an: Analysis, state: State, week: int, session: int, profile, fixed=frozenset(),
              advance: bool = True) -> WeekResult:
+    """Resolve one week; the safety rules run only on a protocol without any other error."""
     sink: list[Diagnostic] = []
     if advance:
         state = an.advance(state, week, sink, fixed)
     resolved = an.resolve(state, week, session, sink)
-    if resolved is not None:
+    if resolved is not None and not any(d.is_error for d in an.diags):
         check = _safety()
         if check is not None:
             sink.extend(check(resolved, profile))
