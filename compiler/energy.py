@@ -1,8 +1,8 @@
 """The physics behind the safety rules (DESIGN §5): charge, rms current, energy, densities, Shannon k.
 
 Pure functions of exact inputs. Amplitudes are µA, frequencies Hz, durations µs and areas cm², all as
-``int``/``Fraction``; a pulse shape's relative amplitudes are floats and are taken at their exact binary
-value (``Fraction(float)``), which is what the device is asked to deliver. Every quantity whose formula is
+``int``/``Fraction``; a pulse shape's relative amplitudes are floats and are read as the decimal they
+print as (``Fraction(repr(x))``, see :func:`exact`). Every quantity whose formula is
 rational is returned as an exact ``Fraction`` so the rules can compare against their thresholds without
 rounding; the two irrational ones (rms current, Shannon k) are returned as floats for display and have an
 exact comparison helper next to them.
@@ -41,8 +41,16 @@ _US = Fraction(1, 10**6)
 
 
 def exact(value) -> Fraction:
-    """An int/Fraction/float as an exact Fraction (a float at its exact binary value)."""
-    return value if isinstance(value, Fraction) else Fraction(value)
+    """An int/Fraction/float as an exact Fraction.
+
+    A float is read as its shortest round-tripping decimal (``Fraction(repr(x))``): a relative amplitude
+    written ``-0.99`` in a protocol is exactly -99/100, not the binary neighbour 0.98999999999999999112.
+    """
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, float):
+        return Fraction(repr(value))
+    return Fraction(value)
 
 
 def phases(shape: PulseShape) -> tuple[tuple[int, Fraction], ...]:

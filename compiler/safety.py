@@ -78,7 +78,7 @@ def _round_sig(x: float, digits: int) -> str:
     if x == 0:
         return "0"
     d = Decimal(repr(x))
-    q = round(d, digits - d.adjusted() - 1)
+    q = round(d, max(0, digits - d.adjusted() - 1))  # never round away integer digits
     text = format(q, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
@@ -86,7 +86,16 @@ def _round_sig(x: float, digits: int) -> str:
 
 
 def _ma(ua) -> str:
-    return fmt(Fraction(ua) / 1000, 4) + " mA"
+    return num(Fraction(ua) / 1000) + " mA"
+
+
+def num(value, sig: int = 3, *, differ_from=None) -> str:
+    """An exact decimal when ``value`` has one with at most 6 decimals (8.414, 300.006), else :func:`fmt`."""
+    if isinstance(value, Fraction):
+        scaled = value * 10**6
+        if scaled.denominator == 1:
+            return format_number(value)
+    return fmt(value, sig, differ_from=differ_from)
 
 
 def _area(a) -> str:
@@ -211,8 +220,8 @@ def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, prof
         net = E.net_charge_uc(a, shape)
         first = E.phase_charges_uc(a, shape)[0] if shape.phases else Fraction(0)
         out.add("S001",
-                f"{kind} pulse of {_ch(use)} is not charge balanced: net charge {fmt(abs(net))} µC per pulse "
-                f"is {fmt(ratio * 100, differ_from=1)} % of the first phase's {fmt(first)} µC, above 1 %",
+                f"{kind} pulse of {_ch(use)} is not charge balanced: net charge {num(abs(net))} µC per pulse "
+                f"is {num(ratio * 100, differ_from=1)} % of the first phase's {num(first)} µC, above 1 %",
                 _span(use, "pulse"),
                 hint="use a biphasic (or balanced asymmetric/custom) pulse, or state `allow monophasic` "
                      "if direct current is intended and supervised")
@@ -224,7 +233,7 @@ def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, prof
                         f"{_ma(profile.max_current_ua)}", _span(use, "amplitude"))
     elif peak > profile.max_current_ua:
         what = (f"amplitude {_ma(a)}" if peak == a
-                else f"peak current {_ma(peak)} (amplitude {_ma(a)} × {fmt(peak / a)} in a phase)")
+                else f"peak current {_ma(peak)} (amplitude {_ma(a)} × {num(peak / a)} in a phase)")
         out.add("S002", f"{what} of {_ch(use)} exceeds the device maximum {_ma(profile.max_current_ua)} "
                         f"(device `{profile.name}`)", _span(use, "amplitude"))
 
@@ -243,9 +252,9 @@ def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, prof
 
     # S004 frequency vs device ------------------------------------------------------------------------
     if f <= 0:
-        out.add("S004", f"frequency {fmt(f)} Hz of {_ch(use)} is not a positive slot rate", _span(use, "frequency"))
+        out.add("S004", f"frequency {num(f)} Hz of {_ch(use)} is not a positive slot rate", _span(use, "frequency"))
     elif f > profile.max_rate_hz:
-        out.add("S004", f"frequency {fmt(f, differ_from=profile.max_rate_hz)} Hz of {_ch(use)} exceeds the device "
+        out.add("S004", f"frequency {num(f, differ_from=profile.max_rate_hz)} Hz of {_ch(use)} exceeds the device "
                         f"maximum slot rate {profile.max_rate_hz} Hz (device `{profile.name}`)",
                 _span(use, "frequency"))
 
@@ -261,7 +270,7 @@ def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, prof
     # S008 energy per pulse ---------------------------------------------------------------------------
     energy = E.energy_per_pulse_mj(a, shape)
     if energy > E.MAX_ENERGY_MJ:
-        out.add("S008", f"energy per pulse {fmt(energy, differ_from=300)} mJ into 500 Ω on {_ch(use)} "
+        out.add("S008", f"energy per pulse {num(energy, differ_from=300)} mJ into 500 Ω on {_ch(use)} "
                         f"exceeds 300 mJ (amplitude {_ma(a)}, {kind} pulse of {shape.active_us} µs of current)",
                 _span(use, "amplitude"),
                 hint="lower the amplitude or shorten the pulse (IEC 60601-2-10)")
@@ -274,30 +283,29 @@ def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, prof
         i2 = E.rms_current_sq_ma2(a, f, shape)
         irms = math.sqrt(i2)
         where = f"on electrode `{small.name}` ({_area(area)})"
-        basis = f"{_ma(a)} full amplitude at {fmt(f)} Hz, {kind} pulse, rms {fmt(irms)} mA"
+        basis = f"{_ma(a)} full amplitude at {num(f)} Hz, {kind} pulse, rms {num(irms)} mA"
         pd = E.power_density_w_cm2(a, f, shape, area)
         if pd > E.MAX_POWER_DENSITY_W_CM2:
             min_area = i2 / 10**6 * E.LOAD_OHM / E.MAX_POWER_DENSITY_W_CM2
             max_a = a * math.sqrt(E.MAX_POWER_DENSITY_W_CM2 / pd)
-            out.add("S010", f"power density {fmt(pd, differ_from=Fraction(1, 4))} W/cm² {where} exceeds "
+            out.add("S010", f"power density {num(pd, differ_from=Fraction(1, 4))} W/cm² {where} exceeds "
                             f"0.25 W/cm²",
                     _span(use, "amplitude"), related=[rel],
-                    hint=f"{basis}, 500 Ω; use electrodes of at least {fmt(min_area)} cm² or an amplitude "
-                         f"of at most {fmt(Fraction(max_a) / 1000)} mA on `{small.name}`")
+                    hint=f"{basis}, 500 Ω; use electrodes of at least {num(min_area)} cm² or an amplitude "
+                         f"of at most {num(Fraction(max_a) / 1000)} mA on `{small.name}`")
         if i2 > (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2:
             dens = math.sqrt(i2) / float(area)
-            out.add("S009", f"rms current density {fmt(dens, differ_from=2)} mA/cm² {where} exceeds 2 mA/cm² "
-                            f"({basis})",
+            out.add("S009", f"rms current density {num(dens, differ_from=2)} mA/cm² {where} exceeds 2 mA/cm²",
                     _span(use, "amplitude"), related=[rel],
                     hint=f"{basis}; IEC 60601-2-10 asks for operator attention above 2 mA/cm²: "
                          f"consider larger electrodes")
         q = E.max_phase_charge_uc(a, shape)
         if E.shannon_k_exceeds(q, area):
             k = E.shannon_k(q, area)
-            out.add("S011", f"Shannon k = {fmt(k, differ_from=Fraction(37, 20))} {where} exceeds 1.85 "
-                            f"(charge {fmt(q)} µC per phase)",
+            out.add("S011", f"Shannon k = {num(k, differ_from=Fraction(37, 20))} {where} exceeds 1.85 "
+                            f"(charge {num(q)} µC per phase)",
                     _span(use, "amplitude"), related=[rel],
-                    hint=f"k ≤ 1.85 needs at most {fmt(E.shannon_max_charge_uc(area))} µC per phase on "
+                    hint=f"k ≤ 1.85 needs at most {num(E.shannon_max_charge_uc(area))} µC per phase on "
                          f"{_area(area)} (Shannon 1992, derived for implanted electrodes)")
 
     # S012 abrupt start -------------------------------------------------------------------------------
@@ -313,9 +321,9 @@ def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, prof
     if _same_channel_spacing_violation(use):
         spacing = math.floor(Fraction(10**6) / f)
         out.add("S013", f"the {kind} pulse of {_ch(use)} lasts {shape.duration_us} µs, longer than the "
-                        f"{spacing} µs between slots at {fmt(f)} Hz: consecutive pulses would overlap",
+                        f"{spacing} µs between slots at {num(f)} Hz: consecutive pulses would overlap",
                 _span(use, "pulse"),
-                related=[Related(f"frequency {fmt(f)} Hz is set here", use.spans["frequency"])
+                related=[Related(f"frequency {num(f)} Hz is set here", use.spans["frequency"])
                          if use.spans.get("frequency") is not None else None],
                 hint="shorten the pulse or lower the frequency")
 
@@ -335,21 +343,21 @@ def _limit_value_text(limit: LimitValue) -> str:
     v = limit.value
     try:
         if name == "density":
-            return f"{fmt(_density_limit(v))} mA/cm²"
+            return f"{num(_density_limit(v))} mA/cm²"
         if name == "current":
             return _ma(v.in_unit("uA"))
         if name in ("pulse width",):
-            return f"{fmt(v.in_unit('us'))} µs"
+            return f"{num(v.in_unit('us'))} µs"
         if name == "duration":
             return _duration(v.in_unit("us"))
         if name == "frequency":
-            return f"{fmt(v.value)} Hz"
+            return f"{num(v.value)} Hz"
         if name == "charge":
-            return f"{fmt(v.in_unit('uC'))} µC"
+            return f"{num(v.in_unit('uC'))} µC"
         if name == "voltage":
-            return f"{fmt(v.value)} V"
+            return f"{num(v.value)} V"
         if name == "channels":
-            return fmt(v.value)
+            return num(v.value)
     except Exception:  # noqa: BLE001 - a wrong dimension is reported elsewhere
         pass
     return str(v)
@@ -393,7 +401,7 @@ def _check_limit_on_use(out: _Collector, use: ChannelUse, limit: LimitValue) -> 
     elif name == "frequency":
         lim, f = v.value, Fraction(use.frequency_hz)
         if _violates(bound, f, lim):
-            out.add("S006", f"frequency {fmt(f)} Hz of {_ch(use)} is {word} the protocol's {bound} frequency "
+            out.add("S006", f"frequency {num(f)} Hz of {_ch(use)} is {word} the protocol's {bound} frequency "
                             f"{ltext}", _span(use, "frequency"), related=rel)
     elif name == "pulse width":
         lim = v.in_unit("us")
@@ -403,19 +411,19 @@ def _check_limit_on_use(out: _Collector, use: ChannelUse, limit: LimitValue) -> 
         measured = Fraction(max(d for _, d, _ in cur) if bound == "max" else min(d for _, d, _ in cur))
         if _violates(bound, measured, lim):
             which = "longest" if bound == "max" else "shortest"
-            out.add("S006", f"the {which} phase of the pulse of {_ch(use)} lasts {fmt(measured)} µs, {word} the "
+            out.add("S006", f"the {which} phase of the pulse of {_ch(use)} lasts {num(measured)} µs, {word} the "
                             f"protocol's {bound} pulse width {ltext}", _span(use, "pulse"), related=rel)
     elif name == "charge":
         lim = v.in_unit("uC")
         q = E.max_phase_charge_uc(a, shape)
         if _violates(bound, q, lim):
-            out.add("S006", f"charge {fmt(q)} µC per phase on {_ch(use)} is {word} the protocol's {bound} charge "
+            out.add("S006", f"charge {num(q)} µC per phase on {_ch(use)} is {word} the protocol's {bound} charge "
                             f"{ltext}", _span(use, "amplitude", "pulse"), related=rel)
     elif name == "voltage":
         lim = v.value
         volts = E.peak_voltage_v(a, shape) if bound == "max" else E.peak_voltage_v(a)
         if _violates(bound, volts, lim):
-            out.add("S006", f"voltage {fmt(volts)} V into 500 Ω on {_ch(use)} is {word} the protocol's {bound} "
+            out.add("S006", f"voltage {num(volts)} V into 500 Ω on {_ch(use)} is {word} the protocol's {bound} "
                             f"voltage {ltext}", _span(use, "amplitude"), related=rel)
     elif name == "density":
         small = E.smaller_electrode(use.electrodes)
@@ -427,7 +435,7 @@ def _check_limit_on_use(out: _Collector, use: ChannelUse, limit: LimitValue) -> 
         bad = (lim < 0 or sq > lim * lim) if bound == "max" else (lim > 0 and sq < lim * lim)
         if bad:
             dens = math.sqrt(sq)
-            out.add("S006", f"rms current density {fmt(dens, differ_from=lim)} mA/cm² on electrode `{small.name}` "
+            out.add("S006", f"rms current density {num(dens, differ_from=lim)} mA/cm² on electrode `{small.name}` "
                             f"({_area(small.area_cm2)}) of {_ch(use)} is {word} the protocol's {bound} density "
                             f"{ltext}", _span(use, "amplitude"),
                     related=[_related_electrode(small), *rel])
@@ -499,7 +507,7 @@ def _loosens(limit: LimitValue, profile: DeviceProfile) -> Optional[str]:
         if name == "channels" and v.value > profile.channels:
             return f"the device's {profile.channels} channels {dev}"
         if name == "voltage" and v.value > E.peak_voltage_v(profile.max_current_ua):
-            return (f"{fmt(E.peak_voltage_v(profile.max_current_ua))} V, the device maximum "
+            return (f"{num(E.peak_voltage_v(profile.max_current_ua))} V, the device maximum "
                     f"{_ma(profile.max_current_ua)} into 500 Ω {dev}")
         if name == "duration" and v.in_unit("us") > MAX_SESSION_US:
             return "the 24 h session bound (S014)"
