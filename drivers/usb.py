@@ -69,6 +69,8 @@ class UsbDriver(WireDriver):
             found = list(usb.core.find(find_all=True, idVendor=self.vid, idProduct=self.pid, backend=backend))
         except usb.core.NoBackendError as exc:
             raise DeviceNotFound("no USB backend available: install libusb-1.0 (pip install libusb-package)") from exc
+        except usb.core.USBError as exc:
+            raise DeviceNotFound(f"cannot enumerate USB devices: {exc}") from exc
         if self.wanted_serial is not None:
             matches = []
             for d in found:

@@ -243,7 +243,7 @@ class Link:
 
     def reset(self) -> None:
         self.tx_seq = 0
-        self.rx_expected: int | None = None  # None: accept any seq (first frame after a reset)
+        self.rx_expected: int | None = 0  # both sides number their frames from 0 after a reset (HELLO)
         self.retx: "OrderedDict[int, bytes]" = OrderedDict()
         self.nak_outstanding = False
 
