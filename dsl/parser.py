@@ -104,7 +104,9 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Diagnostic:
         return Diagnostic("E100", f"unexpected {shown}" + (f"; expected {expected}" if expected else ""), span)
     if isinstance(exc, UnexpectedToken):
         token = exc.token
-        expected = _expected(parser, exc.expected)
+        # `accepts` (simulated by lark's interactive parser) is exact; `expected` is the merged LALR state's
+        # lookahead set and can list terminals that would fail one step later
+        expected = _expected(parser, exc.accepts or exc.expected)
         if token.type == "$END":
             pos = len(text.rstrip()) if text.strip() else 0
             return Diagnostic("E105", f"unexpected end of file; expected {expected}", point(source, max(0, pos - 1) if pos else 0))
