@@ -337,7 +337,8 @@ def plot_schedule(schedule, ax=None, **kw):
 
     # layout in inches, top to bottom, then converted to figure fractions
     lane_h = 1.0 if n <= 2 else (0.85 if n <= 4 else 0.62)
-    title_h, strip_h, xlab_h = 0.85, 0.38, 0.62
+    text = _title(schedule) if title is None else (title or "")
+    title_h, strip_h, xlab_h = (0.85 if text else 0.08), 0.38, 0.62
     head_h, row_h, row_gap = 0.78, 1.45, 0.95
     main_h = strip_h + n * lane_h
     shapes_h = (head_h + shape_rows * row_h + (shape_rows - 1) * row_gap + 0.45) if shape_rows else 0.0
@@ -357,7 +358,6 @@ def plot_schedule(schedule, ax=None, **kw):
 
     # title
     tax.axis("off")
-    text = _title(schedule) if title is None else (title or "")
     if text:
         head, _, sub = text.partition("\n")
         tax.text(0, 0.68, head, fontsize=13, fontweight="bold", ha="left", va="center", transform=tax.transAxes)
@@ -381,7 +381,7 @@ def plot_schedule(schedule, ax=None, **kw):
         if env.channels:
             _draw_lane(lax, env, j, scale, color)
         lax.set_ylim(0, top)
-        lax.yaxis.set_major_locator(MaxNLocator(nbins=3 if n <= 4 else 2, integer=True, min_n_ticks=2))
+        lax.yaxis.set_major_locator(MaxNLocator(nbins=3, steps=[1, 2, 2.5, 5, 10], integer=True, min_n_ticks=2))
         lax.tick_params(axis="y", labelsize=7.5, length=2, pad=1)
         lax.set_ylabel(lane_label(infos.get(number), number), rotation=0, ha="right", va="center",
                        fontsize=9 if n <= 4 else 8.5, labelpad=10, color=color, linespacing=1.1)
