@@ -1,0 +1,122 @@
+"""The public API of stimscript.load/loads -> CheckedProtocol -> compile/resolve (DESIGN §3)."""
+import hashlib
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+import stimscript
+from stimscript import LOOPBACK_PROFILE, DeviceProfile
+from stimscript.compiler.model import ResolvedSession
+from stimscript.compiler.schedule import Schedule
+from stimscript.units import Quantity
+
+from .test_semantics import DESIGN_EXAMPLE
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.stim"))
+
+
+@pytest.fixture(scope="module")
+def proto():
+    return stimscript.loads(DESIGN_EXAMPLE, name="tka.stim")
+
+
+def test_checked_protocol_fields(proto):
+    assert proto.source_name == "tka.stim"
+    assert proto.sha256 == hashlib.sha256(DESIGN_EXAMPLE.encode()).hexdigest()
+    assert proto.title == "Quadriceps NMES after total knee arthroplasty"
+    assert proto.header["reference"].startswith("Stevens-Lapsley")
+    assert (proto.plan.sessions_per_week, proto.plan.weeks, proto.plan.total_sessions) == (14, 6, 84)
+    p = proto.params["intensity"]
+    assert p.default == Quantity.of(40, "mA") and p.range == (Quantity.of(10, "mA"), Quantity.of(100, "mA"))
+    assert p.description == "maximum tolerated"
+    assert [c.name for c in proto.channels] == ["quad"] and proto.channels[0].site == "vastus_medialis"
+    assert proto.channels[0].side == "right" and proto.channels[0].electrodes == ("prox", "dist")
+    assert proto.profile is LOOPBACK_PROFILE
+    assert list(proto.sessions()) == list(range(1, 85))
+    assert all(not w.is_error for w in proto.warnings)
+
+
+def test_compile_returns_schedule(proto):
+    sched = proto.compile(session=15, params={"intensity": "45 mA"})
+    assert isinstance(sched, Schedule)
+    assert (sched.session, sched.week, sched.title, sched.source_name) == (15, 2, proto.title, "tka.stim")
+    assert sched.sha256 == proto.sha256 and sched.profile is LOOPBACK_PROFILE
+    assert sched.params == {"intensity": Quantity.of(45, "mA")}
+    assert sched.channels[0].amplitude_ua == 45_000 and sched.channels[0].param == "intensity"
+    assert sched.pulses["amplitude_ua"].max() == 45_000
+    assert sched.segments[0].label == "repeat 15 × contraction"
+
+
+def test_resolve_returns_resolved_session(proto):
+    r = proto.resolve(session=3)
+    assert isinstance(r, ResolvedSession) and (r.session, r.week) == (3, 1)
+    use = r.uses[0]
+    assert use.amplitude_ua == 40_000 and use.frequency_hz == 50 and use.on_us == 15_000_000
+    assert use.ramp_up_us == 3_000_000 and use.block == 0
+    assert [e.area_cm2 for e in use.electrodes] == [Fraction(9652, 100)] * 2
+    lines = DESIGN_EXAMPLE.splitlines()
+    assert use.spans["line"].line == lines.index("        quad: contraction") + 1
+    assert use.spans["electrodes"].line == lines.index("    electrodes prox -> dist") + 1
+    assert use.spans["amplitude"].line == lines.index("    amplitude intensity") + 1
+    assert r.params["intensity"] == Quantity.of(40, "mA")
+
+
+def test_param_overrides_strings_and_quantities(proto):
+    a = proto.compile(params={"intensity": "45 mA"})
+    b = proto.compile(params={"intensity": Quantity.of(45, "mA")})
+    c = proto.compile(params={"intensity": "45mA"})
+    assert a.counts() == b.counts() == c.counts() and a.trains == b.trains == c.trains
+
+
+def test_param_errors(proto):
+    with pytest.raises(stimscript.ParamError, match="did you mean `intensity`"):
+        proto.compile(params={"intensty": "45 mA"})
+    with pytest.raises(stimscript.ParamError, match="expected current, found frequency"):
+        proto.compile(params={"intensity": "45 Hz"})
+    with pytest.raises(stimscript.ParamError, match="S007"):
+        proto.compile(params={"intensity": "101 mA"})
+    with pytest.raises(stimscript.ParamError):
+        proto.compile(params={"intensity": "lots"})
+    assert issubclass(stimscript.ParamError, stimscript.StimscriptError)
+
+
+@pytest.mark.parametrize("session", [0, -1, 85, 1000])
+def test_session_outside_plan(proto, session):
+    with pytest.raises(stimscript.PlanError, match="S015"):
+        proto.compile(session=session)
+
+
+def test_devices():
+    assert stimscript.loads(DESIGN_EXAMPLE, device="loopback").profile is LOOPBACK_PROFILE
+    small = DeviceProfile(name="small", max_current_ua=30_000)
+    with pytest.raises(stimscript.SafetyError):
+        stimscript.loads(DESIGN_EXAMPLE, device=small)
+    with pytest.raises(stimscript.StimscriptError):
+        stimscript.loads(DESIGN_EXAMPLE, device="no-such-device")
+
+
+def test_load_file_and_bytes(tmp_path):
+    path = tmp_path / "tka.stim"
+    path.write_bytes(DESIGN_EXAMPLE.encode())
+    proto = stimscript.load(path)
+    assert proto.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert proto.source_name == str(path)
+    assert stimscript.compiler.load(str(path)).compile().counts() == {1: 11235}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_examples_check_and_compile(path):
+    proto = stimscript.load(path)
+    sched = proto.compile()
+    assert sched.duration_us > 0 and len(sched) > 0
+
+
+def test_example_worked_counts():
+    copd = stimscript.load(EXAMPLES[0].parent / "copd_quadriceps_progression.stim")
+    assert copd.compile(session=1).counts() == {1: 4455, 2: 4455}
+    assert copd.compile(session=11).counts() == {1: 9960, 2: 9960}
+    assert copd.compile(session=21).counts() == {1: 22455, 2: 22455}
+    assert copd.compile(session=21).duration_us == 1_800_000_000
+    icu = stimscript.load(EXAMPLES[0].parent / "icu_multi_muscle.stim").compile()
+    assert icu.counts() == {1: 59760, 2: 59760, 3: 59760, 4: 59760, 5: 59511, 6: 59511}
