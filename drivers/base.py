@@ -207,9 +207,12 @@ class WireDriver(Driver):
                 raise
 
     def _handshake(self) -> None:
-        self.link.reset()
-        self._send(w.HELLO, w.HELLO_STRUCT.pack(w.VERSION, 0))
-        msg = self._await(lambda m: isinstance(m, w.HelloInfo), "HELLO reply")
+        def hello():
+            self.link.reset()
+            self._send(w.HELLO, w.HELLO_STRUCT.pack(w.VERSION, 0))
+
+        hello()
+        msg = self._await(lambda m: isinstance(m, w.HelloInfo), "HELLO reply", nudge=hello, nudge_every_us=100_000)
         self.hello = msg
         self.profile = msg.profile
         self._note_time(msg.device_t_us)
@@ -283,16 +286,26 @@ class WireDriver(Driver):
         self._dev_t = dev_t
         self._host_t = self._host_now()
 
-    def _await(self, pred, what: str):
-        """Poll until a message satisfying ``pred`` arrives (others are kept for the next poll())."""
+    def _await(self, pred, what: str, nudge=None, nudge_every_us: int = 20_000):
+        """Poll until a message satisfying ``pred`` arrives (others are kept for the next poll()).
+
+        Every ``nudge_every_us`` it sends ``nudge()`` (default STATUS_REQ): if our request was lost on the
+        wire, the next sequenced frame makes the device see the gap and NAK, so it is retransmitted; if the
+        answer was lost, the device's next sequenced frame (the STATUS) shows us the gap and we NAK."""
+        nudge = nudge or (lambda: self._send(w.STATUS_REQ))
         deadline = self._host_now() + self.timeout_ms * 1000
+        next_nudge = self._host_now() + nudge_every_us
         while True:
             for m in self._receive():
                 if pred(m):
                     return m
                 self._pending.append(m)
-            if self._host_now() >= deadline:
+            now = self._host_now()
+            if now >= deadline:
                 raise DeviceTimeout(f"no {what} from the device within {self.timeout_ms} ms")
+            if now >= next_nudge:
+                nudge()
+                next_nudge = now + nudge_every_us
             self._wait(1000)
 
     # ---- streaming ------------------------------------------------------------------------------------

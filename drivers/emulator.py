@@ -234,9 +234,10 @@ class Emulator:
             self._check_connected()
             self.catch_up()
             self._check_connected()
+            n = len(data)
             if self._in_stall():
-                self.stalled_bytes += len(data)
-                return len(data)
+                self.stalled_bytes += n
+                return n
             data = self._damage_rx(bytes(data))
             frames, reply = self.link.receive(data)
             self._outbox += reply
@@ -244,7 +245,7 @@ class Emulator:
                 self._last_rx_t = self._now
             for fr in frames:
                 self._handle(fr)
-            return len(data)
+            return n
 
     def host_read(self, max_bytes: int = 65536) -> bytes:
         """Bytes for the host (a bulk IN transfer), at most ``max_bytes``; may split frames."""
