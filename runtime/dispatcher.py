@@ -365,6 +365,7 @@ class Dispatcher:
                 last_slew_dev = None
             # 3. stream
             sent = 0
+            queue_wake = None
             if self.end_reason is None and self.state in ("running", "pausing", "stopping"):
                 limit_dev = dev_now + self.lookahead_us
                 if self.ramp_end is not None and self.state in ("pausing", "stopping"):
@@ -378,6 +379,10 @@ class Dispatcher:
                         drv.send_block(out)
                         self.inflight.append((part, int(out["t_us"][-1])))
                         sent = len(part)
+                        if sent == free:
+                            # limited by the device queue, not the look-ahead: come back when about
+                            # half of what was just queued has played
+                            queue_wake = int(out["t_us"][sent // 2])
                 # natural end of the session
                 if (self.state == "running" and self.exhausted and dev_now >= self.offset + self.schedule.duration_us):
                     self._begin_end("completed")
@@ -413,6 +418,8 @@ class Dispatcher:
                 wake_dev = min(wake_dev, self.epoch + nxt)
             if self.intensity.slewing:
                 wake_dev = min(wake_dev, dev_now + self.SLEW_TICK_US)
+            if queue_wake is not None:
+                wake_dev = min(wake_dev, max(dev_now + 1, queue_wake))
             if self.state == "running" and not self.source_done:
                 pass
             elif self.state == "running":
