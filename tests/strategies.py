@@ -254,7 +254,8 @@ def protocol_texts(draw):
 # --- semantically sensible protocols ---------------------------------------------------------------------
 @st.composite
 def sensible_protocol_texts(draw):
-    """A protocol meant to pass the checker (loopback profile): small, balanced, within every limit."""
+    """A protocol meant to pass the checker (loopback profile) without errors or warnings: small,
+    balanced, every channel used, every cycle ramped, warm-ups at <= 10 mA."""
     n_channels = draw(st.integers(1, 4))
     sessions_per = draw(st.sampled_from(["day", "week"]))
     n_sessions = draw(st.integers(1, 3))
@@ -289,7 +290,7 @@ def sensible_protocol_texts(draw):
         channels.append(name)
         out += [f"channel {name} {i} {{", f"    site {site}{side}", f"    electrodes e{i}a -> e{i}b",
                 f"    pulse {pulse}", f"    frequency {freq} Hz", f"    amplitude {amp}", "}", ""]
-    up, hold, down, rest = (draw(st.integers(0, 3)), draw(st.integers(1, 10)), draw(st.integers(0, 2)),
+    up, hold, down, rest = (draw(st.integers(1, 3)), draw(st.integers(1, 10)), draw(st.integers(0, 2)),
                             draw(st.integers(5, 30)))
     out += ["cycle work {", f"    ramp up {up} s", f"    hold {hold} s", f"    ramp down {down} s",
             f"    rest {rest} s", "}", "", "session {"]
@@ -303,10 +304,10 @@ def sensible_protocol_texts(draw):
             out += [f"    for {draw(st.integers(1, 5))} min {{", f"        {chans}: work", "    }"]
         elif kind == "warmup":
             out += [f"    for {draw(st.integers(1, 3))} min {{",
-                    f"        {chans}: continuous with frequency 5 Hz, amplitude 50% intensity", "    }"]
+                    f"        {chans}: continuous with frequency 5 Hz, amplitude 20% intensity", "    }"]
         else:
             out.append(f"    pause {draw(st.integers(10, 120))} s")
-    out += ["}", ""]
+    out += ["    repeat 2 {", f"        {', '.join(channels)}: work", "    }", "}", ""]
     if draw(st.booleans()) and n_weeks >= 2:
         out += ["progression {", "    week 1 {", f"        work.hold = {hold} s", "    }",
                 "    every week {", "        intensity += 2 mA up to 60 mA", "    }", "}", ""]

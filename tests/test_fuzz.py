@@ -166,3 +166,18 @@ def test_cli_on_mutated_files(tmp_path_factory, datas):
             assert r.exit_code == 1, (args, r.output)
             for p in broken:
                 assert f"{p}:" in r.stderr
+
+
+@pytest.mark.skipif(LOADS is None, reason="stimscript.loads (the checker) is not available yet")
+@settings(max_examples=20, **FAST)
+@given(sensible_protocol_texts())
+def test_sensible_protocols_pass_the_checker(text):
+    proto = LOADS(text, name="sensible.stim")
+    assert not list(getattr(proto, "warnings", ())), [w.render() for w in proto.warnings]
+
+
+@pytest.mark.skipif(LOADS is None, reason="stimscript.loads (the checker) is not available yet")
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "corpus" / "valid").glob("*.stim")), ids=lambda p: p.name)
+def test_valid_corpus_passes_the_checker(path):
+    proto = stimscript.load(str(path))
+    assert not list(getattr(proto, "warnings", ())), [w.render() for w in proto.warnings]
