@@ -150,6 +150,3 @@ class Progression:
         if key[0] == "param":
             state.values[key[1]] = result
 
-
-def fixed_dim(key: Key, dim: Dim) -> tuple[Key, Dim]:
-    return key, dim

@@ -88,7 +88,9 @@ class CheckedProtocol:
 
     def week_of(self, session: int) -> int:
         if isinstance(session, bool) or not isinstance(session, int):
-            raise PlanError(f"error[S015]: session must be a whole number, not {session!r}")
+            err = PlanError(f"error[S015]: session must be a whole number, not {session!r}")
+            err.code = "S015"
+            raise err
         if self.plan is None:
             if session != 1:
                 err = PlanError(f"error[S015]: session {session} is outside the plan: the protocol has no `plan`, "
