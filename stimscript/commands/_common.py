@@ -12,7 +12,13 @@ from ..errors import StimscriptError
 
 def report(exc: BaseException) -> None:
     """Print a StimscriptError the way compilers do (never a traceback)."""
-    click.echo(exc.render() if hasattr(exc, "render") else f"error: {exc}", err=True)
+    if hasattr(exc, "render"):
+        text = exc.render()
+    else:
+        text = str(exc)
+        if not text.startswith(("error", "warning")):
+            text = f"error: {text}"
+    click.echo(text, err=True)
 
 
 def handle_errors(fn: Callable) -> Callable:
