@@ -1,0 +1,93 @@
+"""Parse (+ check) a generated 500-line protocol; prints ms per run against the 100 ms target (DESIGN §9).
+
+    python benchmarks/bench_parse.py [--lines 500] [--runs 20]
+
+The LALR parser is built once (first call, timed separately); then each run parses the same text anew.
+When ``stimscript.loads`` (parse + check) is available it is timed too.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+TARGET_MS = 100.0
+SITES = ["vastus_medialis", "vastus_lateralis", "rectus_femoris", "biceps_femoris", "tibialis_anterior",
+         "gastrocnemius_medialis", "soleus", "gluteus_maximus"]
+
+
+def make_protocol(lines: int = 500) -> str:
+    """A realistic protocol of about ``lines`` lines: 8 channels, cycles, a long session, a progression."""
+    out = ["stimscript 1", "", 'protocol "benchmark" {', '    reference "bench_parse.py"',
+           "    plan 2 sessions per week, 12 weeks", "}", ""]
+    out += [f'param i{c} = 30 mA in 10 mA .. 60 mA "channel {c}"' for c in range(1, 9)] + [""]
+    for c in range(1, 9):
+        out += [f"electrode p{c} 5 cm x 9 cm", f"electrode d{c} 5 cm x 9 cm"]
+    out.append("")
+    for c in range(1, 9):
+        out += [f"channel ch{c} {c} {{", f"    site {SITES[c - 1]} {'left' if c % 2 else 'right'}",
+                f"    electrodes p{c} -> d{c}", "    pulse biphasic 250 us gap 50 us", "    frequency 40 Hz",
+                f"    amplitude i{c}", "}", ""]
+    for k in range(1, 9):
+        out += [f"cycle c{k} {{", "    ramp up 1 s", f"    hold {k} s", "    ramp down 1 s",
+                f"    rest {10 + k} s", "}", ""]
+    out += ["progression {"]
+    for w in range(1, 13):
+        out += [f"    week {w} {{", f"        c1.hold = {1 + w % 5} s", "    }"]
+    out += ["    every week {", "        i1 += 1 mA up to 50 mA", "    }", "}", "", "session {"]
+    k = 0
+    while len(out) < lines - 2:
+        k += 1
+        out += [f"    repeat {1 + k % 3} {{", f"        ch{1 + k % 8}, ch{1 + (k + 3) % 8}: c{1 + k % 8}",
+                f"        ch{1 + (k + 1) % 8}: c{1 + (k + 2) % 8} after {k % 4} s", "    }"]
+        if k % 5 == 0:
+            out.append(f"    pause {k % 7 + 1} s")
+    out += ["}"]
+    return "\n".join(out) + "\n"
+
+
+def timed(fn, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=500)
+    ap.add_argument("--runs", type=int, default=20)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    from stimscript.dsl.parser import get_parser, parse
+    get_parser()
+    build_ms = (time.perf_counter() - t0) * 1000
+    text = make_protocol(args.lines)
+    n_lines = text.count("\n")
+    print(f"protocol: {n_lines} lines, {len(text)} characters")
+    print(f"parser build (once, incl. import): {build_ms:.1f} ms")
+
+    parse(text)  # warm-up
+    p = timed(lambda: parse(text, "bench.stim"), args.runs)
+    med = statistics.median(p)
+    print(f"parse:          median {med:7.2f} ms  min {min(p):7.2f} ms  ({med / TARGET_MS:.2f} x the {TARGET_MS:.0f} ms "
+          f"target)")
+
+    try:
+        import stimscript
+        stimscript.loads(text, name="bench.stim")
+    except Exception as exc:  # noqa: BLE001 - report, don't fail: the checker may not exist yet
+        print(f"parse + check:  not measured ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})")
+        return
+    c = timed(lambda: stimscript.loads(text, name="bench.stim"), max(3, args.runs // 2))
+    med = statistics.median(c)
+    verdict = "OK" if med < TARGET_MS else "OVER TARGET"
+    print(f"parse + check:  median {med:7.2f} ms  min {min(c):7.2f} ms  ({med / TARGET_MS:.2f} x the {TARGET_MS:.0f} ms "
+          f"target: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
