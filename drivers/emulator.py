@@ -159,6 +159,8 @@ class Emulator:
         self._q = _Queue(self.profile.queue_pulses)
         self.scale_ppm = np.full(n, w.SCALE_ONE, dtype=np.int64)
         self.channel_on = np.ones(n, dtype=bool)
+        self._some_channel_off = False
+        self._unity_scale = True
         self._last_t = np.full(n, np.iinfo(np.int64).min // 4, dtype=np.int64)
         self._env: tuple[str, int, int] | None = None   # ("down"|"up", t0, t1)
         self._env_end_state = w.IDLE
@@ -314,6 +316,7 @@ class Emulator:
                 self.scale_ppm[:] = ppm
             elif 1 <= ch <= self.profile.channels:
                 self.scale_ppm[ch] = ppm
+            self._unity_scale = bool(np.all(self.scale_ppm == w.SCALE_ONE))
             self._emit_status()
         elif t == w.HELLO:
             self._outbox.clear()
@@ -478,6 +481,7 @@ class Emulator:
         inj.done = True
         if inj.kind == "electrode":
             self.channel_on[inj.channel] = False
+            self._some_channel_off = True
             self._fault(w.FAULT_ELECTRODE, inj.channel, 0, all_off=False)
         elif inj.kind == "over_limit":
             self._fault(w.FAULT_OVER_LIMIT, inj.channel, 0, all_off=True)
@@ -514,19 +518,19 @@ class Emulator:
     def _deliver(self, t, ch, amp, shape, idx) -> None:
         prof = self.profile
         # per-channel enable (electrode faults)
-        if not self.channel_on.all():
+        if self._some_channel_off:
             keep = self.channel_on[ch]
             self.flushed_total += int(len(t) - np.count_nonzero(keep))
             t, ch, amp, shape, idx = t[keep], ch[keep], amp[keep], shape[keep], idx[keep]
             if len(t) == 0:
                 return
         # scale register and ramp envelope, applied at pulse time (exact integers)
-        scale = self.scale_ppm[ch]
         env = self._env
         if env is None:
-            if not np.all(scale == w.SCALE_ONE):
-                amp = round_div_half_even(amp * scale, w.SCALE_ONE)
+            if not self._unity_scale:
+                amp = round_div_half_even(amp * self.scale_ppm[ch], w.SCALE_ONE)
         else:
+            scale = self.scale_ppm[ch]
             kind, t0, t1 = env
             span = max(1, t1 - t0)
             num = (t1 - t) if kind == "down" else np.clip(t - t0, 0, span)

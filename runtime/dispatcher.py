@@ -130,7 +130,7 @@ class _Intensity:
 
     @property
     def slewing(self) -> bool:
-        return any(self.value[n] != self.target[n] for n in self.base)
+        return self.value != self.target
 
     def step(self, dt_us: int) -> dict[int, int]:
         """Move applied values toward their targets; -> {channel: scale_ppm} to send."""
