@@ -310,7 +310,7 @@ def sensible_protocol_texts(draw):
     out += ["    repeat 2 {", f"        {', '.join(channels)}: work", "    }", "}", ""]
     if draw(st.booleans()) and n_weeks >= 2:
         out += ["progression {", "    week 1 {", f"        work.hold = {hold} s", "    }",
-                "    every week {", "        intensity += 2 mA up to 60 mA", "    }", "}", ""]
+                "    every week {", "        intensity += 2 mA up to 50 mA", "    }", "}", ""]
     if draw(st.booleans()):
         out += ["limits {", "    max current 80 mA", "    max frequency 100 Hz", "}", ""]
     return "\n".join(out)
