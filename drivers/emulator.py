@@ -282,8 +282,7 @@ class Emulator:
             b = bytearray(data)
             i = b.find(w.SYNC)
             if i >= 0 and i + w.HEADER_SIZE < len(b):
-                b[i + w.HEADER_SIZE - 1] ^= 0x5A if len(b) > i + w.HEADER_SIZE + 2 else 0x01
-                b[i + 4] ^= 0x01  # the sequence number: CRC must catch it
+                b[i + 4] ^= 0x01  # the sequence number: the checks must catch it
                 self.corrupt_rx -= 1
             data = bytes(b)
         return data

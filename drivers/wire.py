@@ -9,8 +9,9 @@ Every byte is documented in docs/wire-protocol.md. Summary::
     4       2     seq   u16 LE  sender's frame number (NAK frames: 0, not sequenced)
     6       2     ack   u16 LE  last in-order seq received from the peer (0xFFFF: none yet)
     8       2     len   u16 LE  payload length, <= MAX_PAYLOAD
-    10      len   payload (little-endian fields, see the message classes below)
-    10+len  2     crc   u16 LE  CRC-16/CCITT-FALSE over bytes 2 .. 10+len (version .. payload)
+    10      1     hchk  low byte of CRC-16/CCITT-FALSE over bytes 2 .. 9 (a damaged length is caught at once)
+    11      len   payload (little-endian fields, see the message classes below)
+    11+len  2     crc   u16 LE  CRC-16/CCITT-FALSE over bytes 2 .. 11+len-1 (version .. payload)
 
 CRC-16/CCITT-FALSE: polynomial 0x1021 (x^16 + x^12 + x^5 + 1), init 0xFFFF, no reflection, xorout 0;
 check value CRC("123456789") = 0x29B1.
@@ -35,8 +36,8 @@ from ..profile import DeviceProfile
 
 VERSION = 1
 SYNC = b"\xa5\x5a"
-HEADER = struct.Struct("<2sBBHHH")
-HEADER_SIZE = HEADER.size  # 10
+HEADER = struct.Struct("<2sBBHHH")  # without the header check byte
+HEADER_SIZE = HEADER.size + 1  # 11
 CRC_SIZE = 2
 MAX_PAYLOAD = 16384
 NO_ACK = 0xFFFF
@@ -124,6 +125,7 @@ def encode_frame(mtype: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     head = HEADER.pack(SYNC, VERSION, mtype, seq & 0xFFFF, ack & 0xFFFF, len(payload))
+    head += bytes([crc16(head[2:]) & 0xFF])
     body = head[2:] + payload
     return head + payload + crc16(body).to_bytes(2, "little")
 
@@ -144,6 +146,7 @@ class Frame:
 class LinkStats:
     frames_ok: int = 0
     bad_crc: int = 0
+    bad_header: int = 0
     bad_length: int = 0
     bad_version: int = 0
     garbage_bytes: int = 0
@@ -155,7 +158,7 @@ class LinkStats:
 
     @property
     def bad_frames(self) -> int:
-        return self.bad_crc + self.bad_length + self.bad_version + self.seq_gaps
+        return self.bad_crc + self.bad_header + self.bad_length + self.bad_version + self.seq_gaps
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -193,6 +196,10 @@ class FrameDecoder:
             _, version, mtype, seq, ack, length = HEADER.unpack_from(buf, pos)
             if version != VERSION:
                 st.bad_version += 1
+                pos += 1
+                continue
+            if crc16(bytes(buf[pos + 2:pos + HEADER_SIZE - 1])) & 0xFF != buf[pos + HEADER_SIZE - 1]:
+                st.bad_header += 1
                 pos += 1
                 continue
             if length > MAX_PAYLOAD:
@@ -280,7 +287,7 @@ class Link:
     def receive(self, data: bytes) -> tuple[list[Frame], bytes]:
         accepted: list[Frame] = []
         reply = bytearray()
-        bad_before = self.stats.bad_crc + self.stats.bad_length + self.stats.bad_version
+        bad_before = self.stats.bad_crc + self.stats.bad_header + self.stats.bad_length + self.stats.bad_version
         for fr in self.decoder.feed(data):
             self._prune(fr.ack)
             if fr.mtype == NAK:
@@ -307,7 +314,7 @@ class Link:
                     reply += encode_frame(NAK, 0, self.ack_value, self.rx_expected.to_bytes(2, "little"))
             else:
                 self.stats.duplicates += 1
-        if self.stats.bad_crc + self.stats.bad_length + self.stats.bad_version > bad_before:
+        if self.stats.bad_crc + self.stats.bad_header + self.stats.bad_length + self.stats.bad_version > bad_before:
             # a damaged frame may have been the retransmission we asked for: allow a fresh NAK
             self.nak_outstanding = False
         return accepted, bytes(reply)
@@ -503,7 +510,7 @@ class StatusMsg:
         return STATE_NAMES[self.state] if self.state < len(STATE_NAMES) else f"state{self.state}"
 
 
-LINK_COUNTERS = ("frames_ok", "bad_crc", "bad_length", "bad_version", "garbage_bytes", "seq_gaps", "duplicates",
+LINK_COUNTERS = ("frames_ok", "bad_crc", "bad_header", "bad_length", "bad_version", "garbage_bytes", "seq_gaps", "duplicates",
                  "naks_sent", "naks_received", "retransmitted")
 
 

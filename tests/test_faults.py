@@ -115,10 +115,10 @@ def test_corrupted_frames_detected_and_recovered(dev, sched, tmp_path, direction
     emu_stats = dev.emulator.link.stats
     host_stats = dev.link.stats
     if direction in ("rx", "both"):
-        assert emu_stats.bad_crc + emu_stats.bad_length >= 6 and emu_stats.garbage_bytes >= 40
+        assert emu_stats.bad_header + emu_stats.bad_crc + emu_stats.bad_length >= 6 and emu_stats.garbage_bytes >= 40
         assert emu_stats.seq_gaps > 0 and host_stats.retransmitted > 0
     if direction in ("tx", "both"):
-        assert host_stats.bad_crc >= 6 and emu_stats.retransmitted > 0
+        assert host_stats.bad_crc + host_stats.bad_header >= 6 and emu_stats.retransmitted > 0
     assert rec.link["bad_crc"] == host_stats.bad_crc
 
 

@@ -63,14 +63,16 @@ def test_bad_crc_bad_length_bad_version_detected_and_resynced():
     good = [w.encode_frame(w.KEEPALIVE, i, 0, bytes([i]) * 5) for i in range(4)]
     bad_crc = bytearray(good[1])
     bad_crc[-3] ^= 0x10                           # payload byte
-    bad_len = bytearray(good[2])
-    bad_len[8:10] = (w.MAX_PAYLOAD + 1).to_bytes(2, "little")
+    bad_hdr = bytearray(good[2])
+    bad_hdr[8:10] = (200).to_bytes(2, "little")  # a damaged length: caught by the header check at once
+    head = bytearray(w.HEADER.pack(w.SYNC, w.VERSION, w.KEEPALIVE, 9, 0, w.MAX_PAYLOAD + 1))
+    bad_len = head + bytes([w.crc16(bytes(head[2:])) & 0xFF])  # consistent header, impossible length
     bad_ver = bytearray(good[3])
     bad_ver[2] = 9
     dec = w.FrameDecoder()
-    got = dec.feed(good[0] + bytes(bad_crc) + bytes(bad_len) + bytes(bad_ver) + good[0])
+    got = dec.feed(good[0] + bytes(bad_crc) + bytes(bad_hdr) + bytes(bad_len) + bytes(bad_ver) + good[0])
     assert [f.seq for f in got] == [0, 0]
-    assert dec.stats.bad_crc == 1 and dec.stats.bad_length == 1 and dec.stats.bad_version == 1
+    assert (dec.stats.bad_crc, dec.stats.bad_header, dec.stats.bad_length, dec.stats.bad_version) == (1, 1, 1, 1)
     assert dec.stats.garbage_bytes > 0  # the remains of the bad frames were skipped, counted
 
 
@@ -99,6 +101,14 @@ def test_pulses_round_trip(args):
     assert got_first == first
     assert np.array_equal(got, arr)
     assert len(payload) == w.PULSES_HEAD.size + 11 * len(arr)
+
+
+def test_frame_layout_bytes():
+    fr = w.encode_frame(w.SET_SCALE, 0x1234, 0xFFFF, b"\x01\x02")
+    assert fr[:2] == b"\xa5\x5a" and fr[2] == 1 and fr[3] == 0x09
+    assert fr[4:6] == b"\x34\x12" and fr[6:8] == b"\xff\xff" and fr[8:10] == b"\x02\x00"
+    assert fr[10] == w.crc16(fr[2:10]) & 0xFF and fr[11:13] == b"\x01\x02"
+    assert int.from_bytes(fr[13:15], "little") == w.crc16(fr[2:13]) and len(fr) == 15
 
 
 def test_pulses_must_be_time_ordered_and_fit_a_frame():
