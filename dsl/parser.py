@@ -9,7 +9,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Tree
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..errors import Diagnostic, ProtocolSyntaxError
@@ -130,6 +130,32 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Diagnostic:
     return Diagnostic("E104", "syntax error", at(source, line, column))
 
 
+def _separator_after_brace(text: str):
+    """Error hook: a statement may follow a closing ``}`` on the same line (``week 1 { ... } week 2 { ... }``).
+
+    When the parser meets a token it cannot take right after a ``}`` but would take a separator there, an
+    empty separator is fed first and the token retried. Anything else stays an error.
+    """
+    fed: set[int] = set()
+
+    def on_error(exc: UnexpectedInput) -> bool:
+        if not isinstance(exc, UnexpectedToken) or exc.token.type == "$END":
+            return False
+        token = exc.token
+        start = token.start_pos
+        if start is None or start in fed or not text[:start].rstrip(" \t").endswith("}"):
+            return False
+        ip = exc.interactive_parser
+        if "_SEP" not in ip.accepts():
+            return False
+        fed.add(start)
+        ip.feed_token(Token("_SEP", ""))
+        ip.feed_token(token)
+        return True
+
+    return on_error
+
+
 def _check_depth(tree: Tree, source: Source) -> None:
     """Reject absurdly deep expressions before any recursive pass sees them."""
     stack = [(tree, 1)]
@@ -166,7 +192,7 @@ def parse(text: str | bytes, name: str = "<string>") -> ast.Protocol:
     source = Source(name, text)
     parser = get_parser()
     try:
-        tree = parser.parse(text)
+        tree = parser.parse(text, on_error=_separator_after_brace(text))
     except UnexpectedInput as exc:
         raise ProtocolSyntaxError(_syntax_error(source, exc)) from None
     except RecursionError:  # pragma: no cover - lark's LALR is iterative; belt and braces

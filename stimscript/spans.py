@@ -13,7 +13,7 @@ class Source:
 
     def line(self, number: int) -> str:
         """The 1-based source line ``number`` without its newline ('' when out of range)."""
-        lines = self.text.splitlines()
+        lines = self.text.split("\n")  # lark counts only \n as a line break
         if 1 <= number <= len(lines):
             return lines[number - 1]
         return ""
