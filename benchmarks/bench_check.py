@@ -1,0 +1,215 @@
+"""Parse + check a generated, realistic 500-line protocol against the 100 ms target (DESIGN §9).
+
+    python benchmarks/bench_check.py [--lines 500] [--weeks 12] [--runs 15] [--before /tmp/before]
+
+The protocol: 8 channels (biphasic, asymmetric, burst and doublet pulses; one `with` override in many
+session lines), ~20 cycles, ~100 session lines in `repeat` and `for` blocks with `after` offsets and
+pauses, a `limits` block, and a progression over ``--weeks`` weeks (`week A..B` blocks plus `every week`
+increments with `up to` caps, so every week's state differs and every week is resolved and checked).
+
+The LALR parser is built once (first call, reported separately); each timed run parses the same text anew
+and then checks it (``stimscript.loads``). Times are the best of ``--runs`` after a warm-up; the median is
+printed too. It also times the S013 exact overlap check of a 30-minute, 8-channel, 50 Hz session on a
+device with one shared current source.
+
+``--before DIR`` runs this same generator against another checkout (e.g. ``git worktree add /tmp/before
+<rev>``) in a subprocess with ``PYTHONPATH=DIR`` and prints both results side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+TARGET_MS = 100.0
+SITES = ["vastus_medialis", "vastus_lateralis", "rectus_femoris", "biceps_femoris", "tibialis_anterior",
+         "gastrocnemius_medialis", "soleus", "gluteus_maximus"]
+PULSES = ["biphasic 300 us gap 50 us", "biphasic 250 us", "asymmetric 200 us ratio 4 gap 50 us",
+          "biphasic width gap 50 us", "burst 2.5 kHz for 10 ms", "biphasic 350 us gap 100 us",
+          "doublet 250 us spacing 5 ms", "biphasic width"]
+FREQS = [50, 40, 35, 50, 50, 30, 20, 45]
+
+
+def make_protocol(lines: int = 500, weeks: int = 12) -> str:
+    """A realistic protocol of about ``lines`` lines (see the module docstring)."""
+    out = ["stimscript 1", "", 'protocol "Generated multi-muscle NMES programme (benchmark)" {',
+           '    reference "benchmarks/bench_check.py"',
+           '    indication "lower-limb weakness after prolonged ICU stay"',
+           '    author "stimscript benchmarks"', '    version "1.0"',
+           f"    plan 3 sessions per week, {weeks} weeks", "}", ""]
+    for c in range(1, 9):
+        out.append(f'param i{c} = {20 + c} mA in 10 mA .. 70 mA "channel {c}: maximum tolerated"')
+    out += ['param width = 300 us in 200 us .. 400 us "phase width"',
+            'param block = 5 min in 2 min .. 10 min "length of the continuous blocks"', ""]
+    out += ["limits {", "    max current 90 mA", "    max frequency 100 Hz", "    max pulse width 1 ms",
+            "    max charge 40 uC", "    max duration 3 h", "}", ""]
+    for c in range(1, 9):
+        out += [f"electrode p{c} 5 cm x 9 cm", f"electrode d{c} {6 + c % 3} cm x 10 cm"]
+    out.append("")
+    for c in range(1, 9):
+        out += [f"channel ch{c} {c} {{", f"    site {SITES[c - 1]} {'left' if c % 2 else 'right'}",
+                f"    electrodes p{c} -> d{c}", f"    pulse {PULSES[c - 1]}", f"    frequency {FREQS[c - 1]} Hz",
+                f"    amplitude i{c}", "}", ""]
+    n_cycles = 20
+    for k in range(1, n_cycles + 1):
+        body = [f"cycle c{k} {{", f"    ramp up {1 + k % 3} s", f"    hold {2 + k % 7} s"]
+        if k % 4:
+            body.append(f"    ramp down {k % 2 + 1} s")
+        body += [f"    rest {10 + 2 * k} s", "}", ""]
+        out += body
+    out += ["progression {"]
+    step = max(1, weeks // 4)
+    w = 1
+    while w <= weeks:
+        last = min(weeks, w + step - 1)
+        rng = f"{w}" if last == w else f"{w}..{last}"
+        out += [f"    week {rng} {{", f"        c1.hold = {2 + w % 5} s", f"        c2.rest = {20 - w % 6} s",
+                f"        width = {300 + 10 * (w % 6)} us", "    }"]
+        w = last + 1
+    out += ["    every week {"]
+    for c in range(1, 9):
+        out.append(f"        i{c} += {1 + c % 3} mA up to {50 + c} mA")
+    out += ["        c3.hold += 1 s up to 12 s", "        block += 30 s up to 8 min", "    }", "}", "", "session {"]
+    k = 0
+    body_lines = lines - 1
+    while len(out) < body_lines - 6:
+        k += 1
+        a, b, c = 1 + k % 8, 1 + (k + 3) % 8, 1 + (k + 5) % 8
+        cyc = 1 + k % n_cycles
+        if k % 6 == 0:
+            out += ["    for block {", f"        ch{a}: c{cyc}",
+                    f"        ch{b}, ch{c}: continuous after {k % 4 + 1} s", "    }"]
+        elif k % 3 == 0:
+            out += [f"    repeat {2 + k % 4} {{", f"        ch{a}, ch{b}: c{cyc}",
+                    f"        ch{c}: c{1 + (k + 7) % n_cycles} with frequency {25 + 5 * (k % 5)} Hz, "
+                    f"amplitude {70 + 5 * (k % 4)}% i{c} after {k % 3} s", "    }"]
+        else:
+            out += [f"    repeat {1 + k % 3} {{", f"        ch{a}: c{cyc}", f"        ch{b}: c{1 + (k + 2) % n_cycles} "
+                    f"after {k % 5} s", f"        ch{c}: c{1 + (k + 4) % n_cycles} after 500 ms", "    }"]
+        if k % 5 == 0:
+            out.append(f"    pause {k % 7 + 1} min")
+    out += ["}"]
+    return "\n".join(out) + "\n"
+
+
+def session_lines(text: str) -> int:
+    """Lines inside blocks of the session that drive channels (``CHANNELS: CYCLE``)."""
+    body = text.split("\nsession {", 1)[1]
+    return sum(1 for ln in body.splitlines() if ":" in ln)
+
+
+def timed(fn, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def _overlap_trains():
+    from fractions import Fraction
+
+    from stimscript.compiler.ir import PulseShape, Train
+
+    def train(ch, start, cycles, cycle_us, on_us, up, down):
+        p = Fraction(10**6, 50)
+        return Train(ch, start, cycles, cycle_us, on_us, up, down, p.numerator, p.denominator, 40_000, 1, 0)
+
+    bi = PulseShape(((250, 1.0), (250, -1.0)), "biphasic")
+    cyc = [train(c, (c - 1) * 2500, 120, 15_000_000, 10_000_000, 2_000_000, 1_000_000) for c in range(1, 9)]
+    cont = [train(c, (c - 1) * 2500, 1, 1800 * 10**6, 1800 * 10**6, 0, 0) for c in range(1, 9)]
+    return (bi,), cyc, cont
+
+
+def measure(lines: int, weeks: int, runs: int) -> dict:
+    """Everything this benchmark measures on the code importable as ``stimscript``."""
+    t0 = time.perf_counter()
+    import stimscript
+    from stimscript.dsl.parser import get_parser, parse
+    get_parser()
+    build_ms = (time.perf_counter() - t0) * 1000
+    text = make_protocol(lines, weeks)
+    proto = stimscript.loads(text, "bench.stim")  # warm-up (and: the protocol must check without errors)
+    parse(text, "bench.stim")
+    p = timed(lambda: parse(text, "bench.stim"), runs)
+    pc = timed(lambda: stimscript.loads(text, "bench.stim"), runs)
+
+    from stimscript.compiler.safety import find_overlaps
+    from stimscript.profile import DeviceProfile
+    shapes, cyc, cont = _overlap_trains()
+    find_overlaps(cyc, shapes, shared_source=True)
+    ov = timed(lambda: (find_overlaps(cyc, shapes, shared_source=True),
+                        find_overlaps(cont, shapes, shared_source=True)), max(3, runs // 3))
+    # S013 through check_safety on a shared-source device: the benchmark protocol's session 1
+    shared = DeviceProfile(name="shared", independent_sources=False)
+    from stimscript.compiler.safety import check_safety
+    resolved = proto.resolve(1)
+    check_safety(resolved, shared)
+    sh = timed(lambda: check_safety(resolved, shared), max(3, runs // 3))
+    return {
+        "file": stimscript.__file__, "lines": text.count("\n"), "chars": len(text),
+        "session_lines": session_lines(text), "weeks": weeks, "channel_uses": len(resolved.uses),
+        "trains": len(resolved.trains), "warnings": len(proto.warnings), "build_ms": build_ms,
+        "parse": p, "parse_check": pc, "overlap": ov, "check_safety_shared": sh,
+    }
+
+
+def _line(label: str, times: list[float], target: bool = False) -> str:
+    best, med = min(times), statistics.median(times)
+    s = f"  {label:<34} best {best:8.2f} ms  median {med:8.2f} ms"
+    if target:
+        s += f"  ({best / TARGET_MS:.2f} x the {TARGET_MS:.0f} ms target{': OVER' if best > TARGET_MS else ''})"
+    return s
+
+
+def report(title: str, r: dict) -> None:
+    print(f"{title}  [{os.path.dirname(os.path.dirname(r['file']))}]")
+    print(f"  protocol: {r['lines']} lines, {r['chars']} characters, {r['session_lines']} session lines, "
+          f"{r['weeks']} weeks; session 1: {r['channel_uses']} channel uses, {r['trains']} trains; "
+          f"{r['warnings']} warnings")
+    print(f"  parser build (once, incl. import): {r['build_ms']:.1f} ms")
+    print(_line("parse", r["parse"]))
+    print(_line("parse + check (loads)", r["parse_check"], target=True))
+    print(_line("check only (parse+check - parse)", [min(r["parse_check"]) - min(r["parse"])]))
+    print(_line("S013 find_overlaps 30 min 8 ch 50 Hz", r["overlap"]))
+    print(_line("check_safety session 1, shared src", r["check_safety_shared"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=500)
+    ap.add_argument("--weeks", type=int, default=12)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--before", help="another checkout to measure side by side (PYTHONPATH=DIR)")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.json:
+        print(json.dumps(measure(args.lines, args.weeks, args.runs)))
+        return
+    results = []
+    if args.before:
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(args.before))
+        here = os.path.abspath(__file__)
+        cmd = [sys.executable, here, "--json", "--lines", str(args.lines), "--weeks", str(args.weeks),
+               "--runs", str(max(3, args.runs // 3))]
+        before = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True,
+                                           cwd=args.before).stdout)
+        report("before", before)
+        results.append(before)
+    now = measure(args.lines, args.weeks, args.runs)
+    report("after" if args.before else "this checkout", now)
+    if args.before:
+        b, a = min(results[0]["parse_check"]), min(now["parse_check"])
+        cb = b - min(results[0]["parse"])
+        ca = a - min(now["parse"])
+        print(f"parse + check: {b:.1f} ms -> {a:.1f} ms ({b / a:.1f}x); check alone: {cb:.1f} ms -> {ca:.1f} ms "
+              f"({cb / max(ca, 1e-9):.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
