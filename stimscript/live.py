@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 
 from .runtime.controls import Event, Progress, SessionController
 
-KEY_LEGEND = (("space", "pause/resume"), ("+", "more intensity"), ("-", "less intensity"), ("s", "stop"),
-              ("e", "EMERGENCY STOP"), ("Ctrl-C", "stop; twice: emergency stop"))
+KEY_LEGEND = (("space", "pause/resume"), ("+", "intensity up"), ("-", "down"), ("s", "stop"),
+              ("e", "EMERGENCY STOP"), ("Ctrl-C", "stop, 2×: e-stop"))
 
 END_TEXT = {
     "completed": "the whole session was delivered",
@@ -129,6 +129,10 @@ STATUS_STYLE = {"RUNNING": "bold green", "PAUSED": "bold yellow", "PAUSING": "ye
                 "FAULT": "bold white on red", "DISCONNECTED": "bold white on red", "INTERRUPTED": "bold red"}
 
 
+#: states in which output may be flowing (elsewhere the display shows 0 mA)
+LIVE_STATES = ("STARTING", "RUNNING", "PAUSING", "STOPPING")
+
+
 def mmss(us: int) -> str:
     s = max(0, int(us)) // 1_000_000
     h, rem = divmod(s, 3600)
@@ -197,7 +201,7 @@ def render(view: View):
         n = p.delivered.get(row.number, 0)
         if not n:
             now = Text("–", style="dim")
-        elif row.number in view.active and status not in ("ESTOP", "PAUSED"):
+        elif row.number in view.active and status in LIVE_STATES:
             now = Text(ma(p.amplitude_ua.get(row.number, 0)), style="bold")
         else:
             now = Text("0.0 mA", style="dim")
@@ -206,12 +210,12 @@ def render(view: View):
     parts = [head, top, bar, lines, Text(""), chans]
     if view.message:
         parts += [Text(""), Text(view.message, style="italic")]
-    if view.keys:
+    if view.keys and status in LIVE_STATES + ("PAUSED",):
         legend = Text()
         for i, (k, what) in enumerate(KEY_LEGEND):
             if i:
-                legend.append("   ")
-            legend.append(k, style="bold reverse" if k != "e" else "bold white on red")
+                legend.append("  ")
+            legend.append(f" {k} ", style="bold reverse" if k != "e" else "bold white on red")
             legend.append(f" {what}")
         parts += [Text(""), legend]
     elif info.realtime is False:
