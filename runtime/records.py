@@ -295,6 +295,8 @@ class RecordStore:
             lo, hi = RPE_SCALES[rpe_scale]
             if not (lo <= float(rpe) <= hi):
                 raise RecordError(f"RPE {rpe} is outside the {rpe_scale} scale ({lo:g}..{hi:g})")
+            if rpe_scale == "borg20" and float(rpe) != int(float(rpe)):
+                raise RecordError(f"RPE {rpe}: the Borg 6-20 scale has whole numbers only")
         elif rpe_scale is not None:
             raise RecordError("an RPE scale needs an RPE value")
         created = now_iso()
