@@ -55,12 +55,101 @@ def exact(value) -> Fraction:
 
 def phases(shape: PulseShape) -> tuple[tuple[int, Fraction], ...]:
     """The shape's phases as (duration µs, exact relative amplitude)."""
-    return tuple((int(d), exact(r)) for d, r in shape.phases)
+    return shape_facts(shape).phases
 
 
 def current_phases(shape: PulseShape) -> tuple[tuple[int, int, Fraction], ...]:
     """(index, duration µs, relative amplitude) of every phase that carries current (amplitude ≠ 0)."""
-    return tuple((i, d, r) for i, (d, r) in enumerate(phases(shape)) if r != 0)
+    return shape_facts(shape).current
+
+
+# --- per-shape aggregates, memoised -------------------------------------------------------------
+class ShapeFacts:
+    """Everything the rules need from one shape that does not depend on amplitude or frequency, exact.
+
+    Computed once per distinct shape (see :func:`shape_facts`); every formula below is the same rational
+    expression as the per-phase sums it replaces, so results are identical, just not recomputed.
+    """
+
+    __slots__ = ("phases", "current", "net_sum", "net_ratio", "peak_factor", "sq_sum_us", "max_rd",
+                 "short", "long")
+
+    def __init__(self, ph: tuple[tuple[int, Fraction], ...]):
+        self.phases = ph
+        self.current = tuple((i, d, r) for i, (d, r) in enumerate(ph) if r != 0)
+        #: Σ rᵢ·dᵢ (µs), exact
+        self.net_sum = sum((r * d for d, r in ph), Fraction(0))
+        if not ph:
+            self.net_ratio = Fraction(0)
+        else:
+            net = abs(self.net_sum)
+            first = abs(ph[0][1]) * ph[0][0]
+            if first == 0:
+                self.net_ratio = net if net == 0 else max(net, Fraction(1))
+            else:
+                self.net_ratio = net / first
+        rmax = max((abs(r) for _, r in ph), default=Fraction(1))
+        #: peak current / amplitude: max(max|rᵢ|, 1)
+        self.peak_factor = max(rmax, Fraction(1))
+        #: Σ dᵢ·rᵢ² (µs), exact
+        self.sq_sum_us = sum((d * r * r for d, r in ph), Fraction(0))
+        #: max |rᵢ|·dᵢ (µs); None without phases
+        self.max_rd = max((abs(r) * d for d, r in ph), default=None)
+        cur = self.current
+        #: (index, duration) of the first shortest / first longest current-carrying phase
+        self.short = min(cur, key=lambda p: p[1])[:2] if cur else None
+        self.long = max(cur, key=lambda p: p[1])[:2] if cur else None
+
+
+_FACTS_BY_ID: dict[int, tuple[PulseShape, ShapeFacts]] = {}
+_FACTS_BY_VALUE: dict = {}
+_FACTS_MAX = 4096
+_memo = {"enabled": True}
+
+
+def _compute_phases(shape: PulseShape) -> tuple[tuple[int, Fraction], ...]:
+    return tuple((int(d), exact(r)) for d, r in shape.phases)
+
+
+def shape_facts(shape: PulseShape) -> ShapeFacts:
+    """The :class:`ShapeFacts` of ``shape``, memoised by identity and by value.
+
+    The value key carries each phase's number types as well as the numbers, so a shape whose amplitude is
+    the float 0.1 (read as 1/10, see :func:`exact`) never shares facts with one whose amplitude is the
+    binary Fraction equal to that float.
+    """
+    if not _memo["enabled"]:
+        return ShapeFacts(_compute_phases(shape))
+    ent = _FACTS_BY_ID.get(id(shape))
+    if ent is not None and ent[0] is shape:
+        return ent[1]
+    key = (tuple(shape.phases), tuple((type(d), type(r)) for d, r in shape.phases))
+    try:
+        facts = _FACTS_BY_VALUE.get(key)
+    except TypeError:  # unhashable phases: no memo
+        return ShapeFacts(_compute_phases(shape))
+    if facts is None:
+        facts = ShapeFacts(_compute_phases(shape))
+        if len(_FACTS_BY_VALUE) >= _FACTS_MAX:
+            _FACTS_BY_VALUE.clear()
+        _FACTS_BY_VALUE[key] = facts
+    if len(_FACTS_BY_ID) >= _FACTS_MAX:
+        _FACTS_BY_ID.clear()
+    _FACTS_BY_ID[id(shape)] = (shape, facts)  # the entry keeps the shape alive, so its id is not reused
+    return facts
+
+
+def set_memo_enabled(enabled: bool) -> bool:
+    """Turn the per-shape memo on or off (for equivalence tests); returns the previous setting."""
+    before = _memo["enabled"]
+    _memo["enabled"] = bool(enabled)
+    clear_memo()
+    return before
+
+
+def clear_memo() -> None:
+    _FACTS_BY_ID.clear()
+    _FACTS_BY_VALUE.clear()
 
 
 # --- charge -------------------------------------------------------------------------------------
@@ -72,12 +161,16 @@ def phase_charges_uc(amplitude_ua, shape: PulseShape) -> tuple[Fraction, ...]:
 
 def max_phase_charge_uc(amplitude_ua, shape: PulseShape) -> Fraction:
     """The largest charge of any one phase, µC (Q of Shannon's k and of `limits { max charge }`)."""
-    return max(phase_charges_uc(amplitude_ua, shape), default=Fraction(0))
+    # max over phases of |A·rᵢ|·dᵢ·10⁻⁶ = |A|·max(|rᵢ|·dᵢ)·10⁻⁶ (|A| >= 0), exactly
+    m = shape_facts(shape).max_rd
+    if m is None:
+        return Fraction(0)
+    return abs(exact(amplitude_ua)) * m * _US
 
 
 def net_charge_uc(amplitude_ua, shape: PulseShape) -> Fraction:
     """Signed net charge per pulse, µC: ``A·Σ rᵢ·dᵢ``."""
-    return exact(amplitude_ua) * sum((r * d for d, r in phases(shape)), Fraction(0)) * _US
+    return exact(amplitude_ua) * shape_facts(shape).net_sum * _US
 
 
 def net_charge_ratio(shape: PulseShape) -> Fraction:
@@ -86,14 +179,7 @@ def net_charge_ratio(shape: PulseShape) -> Fraction:
     A first phase without charge (zero duration or amplitude) makes any net charge count as unbalanced
     (returned as the net charge itself over 1 µs·1, i.e. never hidden by a zero denominator).
     """
-    ph = phases(shape)
-    if not ph:
-        return Fraction(0)
-    net = abs(sum((r * d for d, r in ph), Fraction(0)))
-    first = abs(ph[0][1]) * ph[0][0]
-    if first == 0:
-        return net if net == 0 else max(net, Fraction(1))
-    return net / first
+    return shape_facts(shape).net_ratio
 
 
 def is_charge_balanced(shape: PulseShape) -> bool:
@@ -104,14 +190,12 @@ def is_charge_balanced(shape: PulseShape) -> bool:
 # --- currents, energy, densities ----------------------------------------------------------------
 def peak_current_ua(amplitude_ua, shape: PulseShape) -> Fraction:
     """The largest current magnitude any phase asks for: ``A·max|rᵢ|`` (= A for every standard shape)."""
-    a = abs(exact(amplitude_ua))
-    rmax = max((abs(r) for _, r in phases(shape)), default=Fraction(1))
-    return a * max(rmax, Fraction(1))
+    return abs(exact(amplitude_ua)) * shape_facts(shape).peak_factor
 
 
 def mean_square_factor_s(shape: PulseShape) -> Fraction:
     """``Σ dᵢ·rᵢ²`` in seconds: the pulse's 'equivalent full-amplitude time'."""
-    return sum((d * r * r for d, r in phases(shape)), Fraction(0)) * _US
+    return shape_facts(shape).sq_sum_us * _US
 
 
 def rms_current_sq_ma2(amplitude_ua, frequency_hz, shape: PulseShape) -> Fraction:
@@ -131,6 +215,9 @@ def rms_current_ma(amplitude_ua, frequency_hz, shape: PulseShape) -> float:
 def energy_per_pulse_mj(amplitude_ua, shape: PulseShape, load_ohm=LOAD_OHM) -> Fraction:
     """``Σ (A·rᵢ)²·R·dᵢ`` in mJ, exact."""
     a_amp = exact(amplitude_ua) * _US  # A
+    if type(load_ohm) is int:
+        # Σ (A·rᵢ)²·R·dᵢ·10⁻⁶ = A²·R·(Σ rᵢ²·dᵢ)·10⁻⁶, exactly (rational arithmetic)
+        return a_amp * a_amp * load_ohm * shape_facts(shape).sq_sum_us * _US * 1000
     joules = sum(((a_amp * r) ** 2 * load_ohm * d * _US for d, r in phases(shape)), Fraction(0))
     return joules * 1000
 

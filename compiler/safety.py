@@ -188,15 +188,146 @@ def check_safety(resolved: ResolvedSession, profile: DeviceProfile = LOOPBACK_PR
     ``show_week`` forces (or suppresses) the " (week N)" suffix; by default it is shown when
     ``resolved.week > 1`` or the session object says its plan has more than one week (``plan_weeks``).
     ``schedule=False`` skips the exact train-level overlap check (S013 across trains / channels).
+
+    The per-use rules are memoised (see :func:`set_cache_enabled`): a channel use's findings depend only on
+    its values (channel name and number, amplitude, frequency, shape, electrode names and areas, whether
+    its cycle starts without a ramp) and on the session's context (profile, limits, ``allow monophasic``,
+    the ramp threshold); spans, related notes and the week suffix are attached per use when replayed.
     """
     out = _Collector(_week_suffix(resolved, show_week))
-    for use in resolved.uses:
-        _check_use(out, resolved, use, profile, ramp_threshold_ua)
+    ctx = _Context(resolved, profile, ramp_threshold_ua)
+    flagged: set[int] = set()
+    if _CACHE["enabled"]:
+        local: dict = {}
+        for use in resolved.uses:
+            no_ramp = use.ramp_up_us == 0 and use.on_us > 0
+            lk = (id(use.shape), id(use.electrodes), use.channel, use.number, use.amplitude_ua, use.frequency_hz,
+                  no_ramp)
+            res = local.get(lk)
+            if res is None:
+                res = _memo_use(ctx, use, no_ramp)
+                local[lk] = res
+            findings, spacing = res
+            if findings:
+                _replay(out, resolved, use, findings)
+            if spacing:
+                flagged.add(use.number)
+    else:
+        for use in resolved.uses:
+            findings, spacing = _use_result(ctx, use)
+            _replay(out, resolved, use, findings)
+            if spacing:
+                flagged.add(use.number)
     _check_session(out, resolved, profile)
     if schedule and resolved.trains:
-        flagged = {u.number for u in resolved.uses if _same_channel_spacing_violation(u)}
         _check_trains(out, resolved, profile, skip_same_channel=flagged)
     return out.items
+
+
+# --- memo of the per-use rules ------------------------------------------------------------------
+_CACHE = {"enabled": True}
+_USE_MEMO: dict = {}
+_USE_MEMO_MAX = 20_000
+
+
+def set_cache_enabled(enabled: bool) -> bool:
+    """Turn every safety memo on or off (per-use findings, shape aggregates, overlap results); returns the
+    previous setting. Results are identical either way; tests compare the two paths."""
+    before = _CACHE["enabled"]
+    _CACHE["enabled"] = bool(enabled)
+    E.set_memo_enabled(enabled)
+    clear_caches()
+    return before
+
+
+def clear_caches() -> None:
+    """Forget every memoised safety result."""
+    _USE_MEMO.clear()
+    _OVERLAP_MEMO.clear()
+    E.clear_memo()
+
+
+class _Context:
+    """What every channel use of one check_safety call shares: profile, limits, allow flag, threshold."""
+
+    __slots__ = ("profile", "allow", "threshold", "limits", "key")
+
+    def __init__(self, resolved: ResolvedSession, profile: DeviceProfile, threshold):
+        self.profile = profile
+        self.allow = bool(resolved.allow_monophasic)
+        self.threshold = threshold
+        self.limits = tuple(resolved.limits)
+        self.key = None
+
+    def memo_key(self):
+        if self.key is None:
+            # limit values with their number types (an int and a Fraction print differently); spans are
+            # not part of the key (related notes are re-attached from the session's own limits)
+            lims = tuple((lim.bound, lim.quantity, lim.value, type(getattr(lim.value, "value", None)))
+                         for lim in self.limits)
+            self.key = (self.profile, self.allow, self.threshold, type(self.threshold), lims)
+        return self.key
+
+
+def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
+    """(findings, spacing violation) of ``use``, memoised on the values its findings depend on."""
+    shape = use.shape
+    try:
+        key = (ctx.memo_key(), use.channel, type(use.number), use.number, use.amplitude_ua, use.frequency_hz,
+               shape.kind, tuple(shape.phases), tuple((type(d), type(r)) for d, r in shape.phases),
+               tuple((e.name, e.area_cm2, type(e.area_cm2)) for e in use.electrodes), no_ramp)
+        res = _USE_MEMO.get(key)
+    except TypeError:  # something unhashable: compute directly
+        return _use_result(ctx, use)
+    if res is None:
+        res = _use_result(ctx, use)
+        if len(_USE_MEMO) >= _USE_MEMO_MAX:
+            _USE_MEMO.clear()
+        _USE_MEMO[key] = res
+    return res
+
+
+def _use_result(ctx: _Context, use: ChannelUse):
+    rec = _Recorder()
+    _use_findings(rec, ctx, use)
+    return tuple(rec.items), _same_channel_spacing_violation(use)
+
+
+class _Recorder:
+    """Collects one use's findings as templates: (code, message, span keys, hint, related specs, week).
+
+    A span is recorded as the keys of :func:`_span`; a related note as ``("elec", i)`` (the use's i-th
+    electrode), ``("limit", i)`` (the session's i-th limit) or ``("use", text, key)`` (the use's span
+    ``key``), so the same template serves every use with the same values.
+    """
+
+    def __init__(self):
+        self.items: list = []
+
+    def add(self, code: str, message: str, keys: tuple, *, hint: Optional[str] = None, related: tuple = (),
+            week: bool = True) -> None:
+        self.items.append((code, message, keys, hint, tuple(related), week))
+
+
+def _replay(out: _Collector, resolved: ResolvedSession, use: ChannelUse, findings) -> None:
+    for code, message, keys, hint, related, week in findings:
+        rel = []
+        for spec in related:
+            kind = spec[0]
+            if kind == "elec":
+                rel.append(_related_electrode(use.electrodes[spec[1]]))
+            elif kind == "limit":
+                rel.append(_related_limit(resolved.limits[spec[1]]))
+            else:
+                rel.append(Related(spec[1], use.spans[spec[2]]) if use.spans.get(spec[2]) is not None else None)
+        out.add(code, message, _span(use, *keys), hint=hint, related=rel, week=week)
+
+
+def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, profile: DeviceProfile,
+               ramp_threshold_ua: int) -> None:
+    """The per-use rules on one use, unmemoised (kept for callers of the former helper)."""
+    findings, _ = _use_result(_Context(resolved, profile, ramp_threshold_ua), use)
+    _replay(out, resolved, use, findings)
 
 
 def _same_channel_spacing_violation(use: ChannelUse) -> bool:
@@ -206,23 +337,34 @@ def _same_channel_spacing_violation(use: ChannelUse) -> bool:
     return use.shape.duration_us > math.floor(Fraction(10**6) / f)
 
 
-def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, profile: DeviceProfile,
-               ramp_threshold_ua: int) -> None:
+def _smaller_index(electrodes: Sequence) -> Optional[int]:
+    """Index of :func:`energy.smaller_electrode` in ``electrodes`` (the first on a tie)."""
+    best = None
+    for i, e in enumerate(electrodes):
+        if best is None or E.exact(e.area_cm2) < E.exact(electrodes[best].area_cm2):
+            best = i
+    return best
+
+
+def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> None:
+    profile = ctx.profile
+    ramp_threshold_ua = ctx.threshold
     shape = use.shape
+    facts = E.shape_facts(shape)
     a = Fraction(use.amplitude_ua)
     f = Fraction(use.frequency_hz)
     kind = shape.kind or "custom"
-    cur = E.current_phases(shape)
+    cur = facts.current
 
     # S001 net charge ---------------------------------------------------------------------------
-    ratio = E.net_charge_ratio(shape)
-    if ratio > E.MAX_NET_CHARGE_RATIO and not resolved.allow_monophasic:
+    ratio = facts.net_ratio
+    if ratio > E.MAX_NET_CHARGE_RATIO and not ctx.allow:
         net = E.net_charge_uc(a, shape)
         first = E.phase_charges_uc(a, shape)[0] if shape.phases else Fraction(0)
         out.add("S001",
                 f"{kind} pulse of {_ch(use)} is not charge balanced: net charge {num(abs(net))} µC per pulse "
                 f"is {num(ratio * 100, differ_from=1)} % of the first phase's {num(first)} µC, above 1 %",
-                _span(use, "pulse"),
+                ("pulse",),
                 hint="use a biphasic (or balanced asymmetric/custom) pulse, or state `allow monophasic` "
                      "if direct current is intended and supervised")
 
@@ -230,81 +372,85 @@ def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, prof
     peak = E.peak_current_ua(a, shape)
     if a < 0:
         out.add("S002", f"amplitude {_ma(a)} of {_ch(use)} is negative; the device delivers 0 to "
-                        f"{_ma(profile.max_current_ua)}", _span(use, "amplitude"))
+                        f"{_ma(profile.max_current_ua)}", ("amplitude",))
     elif peak > profile.max_current_ua:
         what = (f"amplitude {_ma(a)}" if peak == a
                 else f"peak current {_ma(peak)} (amplitude {_ma(a)} × {num(peak / a)} in a phase)")
         out.add("S002", f"{what} of {_ch(use)} exceeds the device maximum {_ma(profile.max_current_ua)} "
-                        f"(device `{profile.name}`)", _span(use, "amplitude"))
+                        f"(device `{profile.name}`)", ("amplitude",))
 
     # S003 phase durations vs device ------------------------------------------------------------------
     if cur:
-        i_short, d_short, _ = min(cur, key=lambda p: p[1])
-        i_long, d_long, _ = max(cur, key=lambda p: p[1])
+        i_short, d_short = facts.short
+        i_long, d_long = facts.long
         if d_short < profile.min_phase_us:
             out.add("S003", f"phase {i_short + 1} of the {kind} pulse of {_ch(use)} lasts {d_short} µs, shorter "
                             f"than the device minimum {profile.min_phase_us} µs (device `{profile.name}`)",
-                    _span(use, "pulse"))
+                    ("pulse",))
         if d_long > profile.max_phase_us:
             out.add("S003", f"phase {i_long + 1} of the {kind} pulse of {_ch(use)} lasts {d_long} µs, longer "
                             f"than the device maximum {profile.max_phase_us} µs (device `{profile.name}`)",
-                    _span(use, "pulse"))
+                    ("pulse",))
 
     # S004 frequency vs device ------------------------------------------------------------------------
     if f <= 0:
-        out.add("S004", f"frequency {num(f)} Hz of {_ch(use)} is not a positive slot rate", _span(use, "frequency"))
+        out.add("S004", f"frequency {num(f)} Hz of {_ch(use)} is not a positive slot rate", ("frequency",))
     elif f > profile.max_rate_hz:
         out.add("S004", f"frequency {num(f, differ_from=profile.max_rate_hz)} Hz of {_ch(use)} exceeds the device "
                         f"maximum slot rate {profile.max_rate_hz} Hz (device `{profile.name}`)",
-                _span(use, "frequency"))
+                ("frequency",))
 
     # S005 channel number vs device -------------------------------------------------------------------
     if use.number < 1 or use.number > profile.channels:
         out.add("S005", f"channel `{use.channel}` uses output {use.number}; the device has outputs 1 to "
-                        f"{profile.channels} (device `{profile.name}`)", _span(use, "channel"))
+                        f"{profile.channels} (device `{profile.name}`)", ("channel",))
 
     # S006 the protocol's limits ----------------------------------------------------------------------
-    for limit in resolved.limits:
-        _check_limit_on_use(out, use, limit)
+    for li, limit in enumerate(ctx.limits):
+        _limit_findings(out, use, limit, li, a, f, facts)
 
     # S008 energy per pulse ---------------------------------------------------------------------------
     energy = E.energy_per_pulse_mj(a, shape)
     if energy > E.MAX_ENERGY_MJ:
         out.add("S008", f"energy per pulse {num(energy, differ_from=300)} mJ into 500 Ω on {_ch(use)} "
                         f"exceeds 300 mJ (amplitude {_ma(a)}, {kind} pulse of {shape.active_us} µs of current)",
-                _span(use, "amplitude"),
+                ("amplitude",),
                 hint="lower the amplitude or shorten the pulse (IEC 60601-2-10)")
 
     # S009 / S010 / S011 densities on the smaller electrode -------------------------------------------
-    small = E.smaller_electrode(use.electrodes)
+    si = _smaller_index(use.electrodes)
+    small = use.electrodes[si] if si is not None else None
     if small is not None and Fraction(small.area_cm2) > 0 and f > 0:
         area = Fraction(small.area_cm2)
-        rel = _related_electrode(small)
+        rel = ("elec", si)
         i2 = E.rms_current_sq_ma2(a, f, shape)
         irms = math.sqrt(i2)
         where = f"on electrode `{small.name}` ({_area(area)})"
-        basis = f"{_ma(a)} full amplitude at {num(f)} Hz, {kind} pulse, rms {num(irms)} mA"
+
+        def basis() -> str:
+            return f"{_ma(a)} full amplitude at {num(f)} Hz, {kind} pulse, rms {num(irms)} mA"
+
         pd = E.power_density_w_cm2(a, f, shape, area)
         if pd > E.MAX_POWER_DENSITY_W_CM2:
             min_area = i2 / 10**6 * E.LOAD_OHM / E.MAX_POWER_DENSITY_W_CM2
             max_a = a * math.sqrt(E.MAX_POWER_DENSITY_W_CM2 / pd)
             out.add("S010", f"power density {num(pd, differ_from=Fraction(1, 4))} W/cm² {where} exceeds "
                             f"0.25 W/cm²",
-                    _span(use, "amplitude"), related=[rel],
-                    hint=f"{basis}, 500 Ω; use electrodes of at least {num(min_area)} cm² or an amplitude "
+                    ("amplitude",), related=[rel],
+                    hint=f"{basis()}, 500 Ω; use electrodes of at least {num(min_area)} cm² or an amplitude "
                          f"of at most {num(Fraction(max_a) / 1000)} mA on `{small.name}`")
         if i2 > (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2:
             dens = math.sqrt(i2) / float(area)
             out.add("S009", f"rms current density {num(dens, differ_from=2)} mA/cm² {where} exceeds 2 mA/cm²",
-                    _span(use, "amplitude"), related=[rel],
-                    hint=f"{basis}; IEC 60601-2-10 asks for operator attention above 2 mA/cm²: "
+                    ("amplitude",), related=[rel],
+                    hint=f"{basis()}; IEC 60601-2-10 asks for operator attention above 2 mA/cm²: "
                          f"consider larger electrodes")
         q = E.max_phase_charge_uc(a, shape)
         if E.shannon_k_exceeds(q, area):
             k = E.shannon_k(q, area)
             out.add("S011", f"Shannon k = {num(k, differ_from=Fraction(37, 20))} {where} exceeds 1.85 "
                             f"(charge {num(q)} µC per phase)",
-                    _span(use, "amplitude"), related=[rel],
+                    ("amplitude",), related=[rel],
                     hint=f"k ≤ 1.85 needs at most {num(E.shannon_max_charge_uc(area))} µC per phase on "
                          f"{_area(area)} (Shannon 1992, derived for implanted electrodes)")
 
@@ -312,9 +458,8 @@ def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, prof
     if use.ramp_up_us == 0 and use.on_us > 0 and a > ramp_threshold_ua:
         out.add("S012", f"output of {_ch(use)} starts at {_ma(a)} without a ramp (more than "
                         f"{_ma(ramp_threshold_ua)})",
-                _span(use, "line", "cycle"),
-                related=[Related("the cycle run here has no ramp up", use.spans["cycle"])
-                         if use.spans.get("cycle") is not None else None],
+                ("line", "cycle"),
+                related=[("use", "the cycle run here has no ramp up", "cycle")],
                 hint="add `ramp up` to the cycle (1–3 s is usual) or start at a lower amplitude")
 
     # S013 pulse longer than its slot spacing -----------------------------------------------------------
@@ -322,9 +467,8 @@ def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, prof
         spacing = math.floor(Fraction(10**6) / f)
         out.add("S013", f"the {kind} pulse of {_ch(use)} lasts {shape.duration_us} µs, longer than the "
                         f"{spacing} µs between slots at {num(f)} Hz: consecutive pulses would overlap",
-                _span(use, "pulse"),
-                related=[Related(f"frequency {num(f)} Hz is set here", use.spans["frequency"])
-                         if use.spans.get("frequency") is not None else None],
+                ("pulse",),
+                related=[("use", f"frequency {num(f)} Hz is set here", "frequency")],
                 hint="shorten the pulse or lower the frequency")
 
 
@@ -384,50 +528,60 @@ def _violates(bound: str, measured: Fraction, limit: Fraction) -> bool:
 
 
 def _check_limit_on_use(out: _Collector, use: ChannelUse, limit: LimitValue) -> None:
+    """S006 for one limit on one use, unmemoised (kept for callers of the former helper)."""
+    rec = _Recorder()
+    _limit_findings(rec, use, limit, 0, Fraction(use.amplitude_ua), Fraction(use.frequency_hz),
+                    E.shape_facts(use.shape))
+    for code, message, keys, hint, related, week in rec.items:
+        rel = [_related_electrode(use.electrodes[s[1]]) if s[0] == "elec" else _related_limit(limit)
+               for s in related]
+        out.add(code, message, _span(use, *keys), hint=hint, related=rel, week=week)
+
+
+def _limit_findings(out: _Recorder, use: ChannelUse, limit: LimitValue, li: int, a: Fraction, f: Fraction,
+                    facts: E.ShapeFacts) -> None:
     if not _limit_ok_dim(limit):
         return  # reported once by _check_session
     name, bound, v = _limit_name(limit), limit.bound, limit.value
-    a = Fraction(use.amplitude_ua)
     shape = use.shape
-    rel = [_related_limit(limit)]
+    rel = [("limit", li)]
     word = "above" if bound == "max" else "below"
-    ltext = _limit_value_text(limit)
     if name == "current":
         lim = v.in_unit("uA")
         measured = E.peak_current_ua(a, shape) if bound == "max" else a
         if _violates(bound, measured, lim):
             out.add("S006", f"current {_ma(measured)} of {_ch(use)} is {word} the protocol's {bound} current "
-                            f"{ltext}", _span(use, "amplitude"), related=rel)
+                            f"{_limit_value_text(limit)}", ("amplitude",), related=rel)
     elif name == "frequency":
-        lim, f = v.value, Fraction(use.frequency_hz)
+        lim = v.value
         if _violates(bound, f, lim):
             out.add("S006", f"frequency {num(f)} Hz of {_ch(use)} is {word} the protocol's {bound} frequency "
-                            f"{ltext}", _span(use, "frequency"), related=rel)
+                            f"{_limit_value_text(limit)}", ("frequency",), related=rel)
     elif name == "pulse width":
         lim = v.in_unit("us")
-        cur = E.current_phases(shape)
+        cur = facts.current
         if not cur:
             return
         measured = Fraction(max(d for _, d, _ in cur) if bound == "max" else min(d for _, d, _ in cur))
         if _violates(bound, measured, lim):
             which = "longest" if bound == "max" else "shortest"
             out.add("S006", f"the {which} phase of the pulse of {_ch(use)} lasts {num(measured)} µs, {word} the "
-                            f"protocol's {bound} pulse width {ltext}", _span(use, "pulse"), related=rel)
+                            f"protocol's {bound} pulse width {_limit_value_text(limit)}", ("pulse",), related=rel)
     elif name == "charge":
         lim = v.in_unit("uC")
         q = E.max_phase_charge_uc(a, shape)
         if _violates(bound, q, lim):
             out.add("S006", f"charge {num(q)} µC per phase on {_ch(use)} is {word} the protocol's {bound} charge "
-                            f"{ltext}", _span(use, "amplitude", "pulse"), related=rel)
+                            f"{_limit_value_text(limit)}", ("amplitude", "pulse"), related=rel)
     elif name == "voltage":
         lim = v.value
         volts = E.peak_voltage_v(a, shape) if bound == "max" else E.peak_voltage_v(a)
         if _violates(bound, volts, lim):
             out.add("S006", f"voltage {num(volts)} V into 500 Ω on {_ch(use)} is {word} the protocol's {bound} "
-                            f"voltage {ltext}", _span(use, "amplitude"), related=rel)
+                            f"voltage {_limit_value_text(limit)}", ("amplitude",), related=rel)
     elif name == "density":
-        small = E.smaller_electrode(use.electrodes)
-        f = Fraction(use.frequency_hz)
+        si = _smaller_index(use.electrodes)
+        small = use.electrodes[si] if si is not None else None
         if small is None or Fraction(small.area_cm2) <= 0 or f <= 0:
             return
         lim = _density_limit(v)
@@ -437,8 +591,8 @@ def _check_limit_on_use(out: _Collector, use: ChannelUse, limit: LimitValue) -> 
             dens = math.sqrt(sq)
             out.add("S006", f"rms current density {num(dens, differ_from=lim)} mA/cm² on electrode `{small.name}` "
                             f"({_area(small.area_cm2)}) of {_ch(use)} is {word} the protocol's {bound} density "
-                            f"{ltext}", _span(use, "amplitude"),
-                    related=[_related_electrode(small), *rel])
+                            f"{_limit_value_text(limit)}", ("amplitude",),
+                    related=[("elec", si), *rel])
 
 
 def _check_session(out: _Collector, resolved: ResolvedSession, profile: DeviceProfile) -> None:
@@ -462,7 +616,6 @@ def _check_session(out: _Collector, resolved: ResolvedSession, profile: DevicePr
 
     for limit in resolved.limits:
         name, bound, v = _limit_name(limit), limit.bound, limit.value
-        rel = [_related_limit(limit)]
         if not _limit_ok_dim(limit):
             expected = ("current per area (e.g. `2 mA / 1 cm2`)" if name == "density"
                         else dim_name(_LIMIT_DIMS[name]) if name in _LIMIT_DIMS else None)
@@ -477,7 +630,7 @@ def _check_session(out: _Collector, resolved: ResolvedSession, profile: DevicePr
             if _violates(bound, Fraction(resolved.duration_us), lim):
                 out.add("S006", f"the session lasts {_duration(resolved.duration_us)}, {word} the protocol's "
                                 f"{bound} duration {_limit_value_text(limit)}",
-                        resolved.session_span or limit.span, related=rel)
+                        resolved.session_span or limit.span, related=[_related_limit(limit)])
         elif name == "channels":
             if _violates(bound, Fraction(count), v.value):
                 span = resolved.session_span or limit.span
@@ -486,7 +639,7 @@ def _check_session(out: _Collector, resolved: ResolvedSession, profile: DevicePr
                     if extra and extra[0] in numbers:
                         span = _span(numbers[extra[0]], "channel")
                 out.add("S006", f"the session drives {count} channels, {word} the protocol's {bound} channels "
-                                f"{_limit_value_text(limit)}", span, related=rel)
+                                f"{_limit_value_text(limit)}", span, related=[_related_limit(limit)])
         # S016 a limit looser than the device (or than a fixed bound)
         looser = _loosens(limit, profile)
         if looser:
