@@ -558,6 +558,13 @@ def summary(record, info: SessionInfo | None = None) -> str:
     return "\n".join(lines)
 
 
+def _stdin_is_a_terminal(fd: int | None = None) -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno() if fd is None else fd)
+    except (OSError, ValueError, AttributeError):   # no real stdin (a test runner, a service)
+        return False
+
+
 # ---- putting it together ------------------------------------------------------------------------------
 def run_session(schedule, *, device="loopback", realtime: bool = False, db=None, record: bool = True,
                 patient_id: str | None = None, param_ranges: dict | None = None, params: dict | None = None,
@@ -574,8 +581,7 @@ def run_session(schedule, *, device="loopback", realtime: bool = False, db=None,
     if live is None:
         live = sys.stdout.isatty()
     if keys is None:
-        fd = sys.stdin.fileno() if key_fd is None else key_fd
-        keys = bool(live and realtime and os.isatty(fd))
+        keys = bool(live and realtime and _stdin_is_a_terminal(key_fd))
     kw = dict(device=device, realtime=realtime, controller=ctl, db=db, record=record, patient_id=patient_id,
               param_ranges=param_ranges, params=params)
     kw.update(run_kw)
