@@ -774,6 +774,22 @@ def _single_train_overlap(tp: _TrainPulses) -> Optional[Overlap]:
     return None
 
 
+_OVERLAP_MEMO: dict = {}
+_OVERLAP_MEMO_MAX = 256
+
+
+def _no_single_overlap(tr: Train, dur: int) -> bool:
+    """True when no two pulses of ``tr`` alone can overlap, decided from the train's numbers only.
+
+    Consecutive emitted slots of one cycle are at least floor(P) apart (round half to even of k·P is
+    monotone and round((k+1)·P) - round(k·P) >= floor(P)); the last slot of a cycle is below ``on_us`` and
+    the first at or after 0, so across cycles the spacing is at least ``cycle_us - on_us + 1``.
+    """
+    if dur > tr.period_num // tr.period_den:
+        return False
+    return tr.cycles < 2 or tr.cycle_us - tr.on_us + 1 >= dur
+
+
 def find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_source: bool, *,
                   target_pulses: int = 200_000) -> list[Overlap]:
     """Exactly which pulses overlap (a pulse occupies ``[t, t + shape.duration_us)``).
@@ -782,32 +798,114 @@ def find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_
     ``shared_source``, the first overlap between two different channels ('cross'). Single trains are decided
     analytically from their per-cycle slot pattern; only where trains overlap in time are pulses generated,
     window by window (the per-cycle patterns are the expanders' exact slots).
+
+    Trains whose busy spans cannot meet (judged first from a bound of each span, then exactly) are never
+    expanded; a sweep's result is memoised on the exact slot patterns of its trains.
     """
-    tps: list[_TrainPulses] = []
+    n_shapes = len(shapes)
+    shape_durs = [s.duration_us for s in shapes]
+    cand: list[tuple[int, Train, int]] = []
     for i, tr in enumerate(trains):
-        off = train_cycle_offsets(tr)
-        dur = shapes[tr.shape].duration_us if 0 <= tr.shape < len(shapes) else 0
-        if len(off) and dur > 0:
-            tps.append(_TrainPulses(i, tr, off, dur))
+        dur = shape_durs[tr.shape] if 0 <= tr.shape < n_shapes else 0
+        if (dur > 0 and tr.on_us > 0 and tr.period_num > 0 and tr.period_den > 0 and tr.cycles > 0
+                and tr.amp_num != 0 and tr.amp_den != 0):
+            cand.append((i, tr, dur))  # the others emit nothing (train_cycle_offsets is empty) or dur <= 0
+    tps: dict[int, Optional[_TrainPulses]] = {}
+
+    def pulses(i: int, tr: Train, dur: int) -> Optional[_TrainPulses]:
+        if i not in tps:
+            off = train_cycle_offsets(tr)
+            tps[i] = _TrainPulses(i, tr, off, dur) if len(off) else None
+        return tps[i]
+
     found: list[Overlap] = []
-    for tp in tps:
-        ov = _single_train_overlap(tp)
-        if ov is not None:
-            found.append(ov)
-    groups: list[list[_TrainPulses]]
+    for i, tr, dur in cand:
+        if _no_single_overlap(tr, dur):
+            continue
+        tp = pulses(i, tr, dur)
+        if tp is not None:
+            ov = _single_train_overlap(tp)
+            if ov is not None:
+                found.append(ov)
+    groups: list[list[tuple[int, Train, int]]]
     if shared_source:
-        groups = [tps]
+        groups = [cand]
     else:
-        by_channel: dict[int, list[_TrainPulses]] = {}
-        for tp in tps:
-            by_channel.setdefault(tp.train.channel, []).append(tp)
+        by_channel: dict[int, list] = {}
+        for c in cand:
+            by_channel.setdefault(c[1].channel, []).append(c)
         groups = list(by_channel.values())
+    ordered = []
     for group in groups:
-        for cluster in _clusters(group):
-            if len(cluster) >= 2:
-                found.extend(_sweep(cluster, shared_source, target_pulses))
+        clusters = []
+        for comp in _bound_components(group):
+            if len(comp) < 2:
+                continue
+            members = [tp for tp in (pulses(*c) for c in comp) if tp is not None]
+            if len(members) < 2:
+                continue
+            clusters.extend(cl for cl in _clusters(members) if len(cl) >= 2)
+        if not clusters:
+            continue
+        clusters.sort(key=lambda cl: cl[0].first)
+        # the group's place among groups: its first train (by index) that emits pulses
+        order = next(c[0] for c in group if pulses(*c) is not None)
+        ordered.append((order, clusters))
+    ordered.sort(key=lambda g: g[0])
+    for _, clusters in ordered:
+        for cluster in clusters:
+            found.extend(_sweep_memo(cluster, shared_source, target_pulses))
     found.sort(key=lambda o: (o.t_second, o.t_first, o.kind))
     return _dedupe_overlaps(found)
+
+
+def _last_slot(tr: Train) -> int:
+    """Offset of the last slot of a cycle, ``round(k·P) < on_us`` (before the zero-amplitude mask)."""
+    num, den, on = tr.period_num, tr.period_den, tr.on_us
+    k = (on * den) // num + 1
+    while k > 0 and _round_div_int(k * num, den) >= on:
+        k -= 1
+    return _round_div_int(k * num, den)
+
+
+def _bound_components(group: list[tuple[int, Train, int]]) -> Iterator[list[tuple[int, Train, int]]]:
+    """Chains of trains whose busy spans may intersect, judged on a superset of each span:
+    [start, start + (cycles - 1)·cycle + last slot + duration) contains [first onset, last onset + duration)
+    (the last slot of a cycle, before masking, is at or after its last emitted pulse).
+    Every exact cluster (:func:`_clusters`) lies inside one chain; members keep the group's order."""
+    def bounds(c):
+        tr, dur = c[1], c[2]
+        return tr.start_us, tr.start_us + (tr.cycles - 1) * tr.cycle_us + _last_slot(tr) + dur
+
+    items = sorted(group, key=lambda c: c[1].start_us)
+    current: list = []
+    end = None
+    for c in items:
+        lo, hi = bounds(c)
+        if current and lo < end:
+            current.append(c)
+            end = max(end, hi)
+        else:
+            if current:
+                yield sorted(current, key=lambda x: x[0])
+            current, end = [c], hi
+    if current:
+        yield sorted(current, key=lambda x: x[0])
+
+
+def _sweep_memo(cluster: list[_TrainPulses], shared_source: bool, target_pulses: int) -> list[Overlap]:
+    if not _CACHE["enabled"]:
+        return _sweep(cluster, shared_source, target_pulses)
+    key = (bool(shared_source), target_pulses,
+           tuple((tp.index, tp.train.channel, tp.train.start_us, tp.train.cycles, tp.train.cycle_us, tp.duration,
+                  tp.offsets.tobytes()) for tp in cluster))
+    res = _OVERLAP_MEMO.get(key)
+    if res is None:
+        res = tuple(_sweep(cluster, shared_source, target_pulses))
+        if len(_OVERLAP_MEMO) >= _OVERLAP_MEMO_MAX:
+            _OVERLAP_MEMO.clear()
+        _OVERLAP_MEMO[key] = res
+    return list(res)
 
 
 def _dedupe_overlaps(found: list[Overlap]) -> list[Overlap]:
