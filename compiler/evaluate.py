@@ -125,12 +125,20 @@ class Evaluator:
 
     def _eval(self, e: ast.Expr) -> Quantity:
         if isinstance(e, ast.Number):
+            ent = _NUMBER_MEMO.get(id(e))
+            if ent is not None and ent[0] is e:  # the entry holds the node, so its id is not reused
+                return ent[1]
             if e.unit is None:
-                return Quantity(Fraction(e.value), COUNT)
-            if e.unit not in UNITS:  # pragma: no cover - the lexer only admits known units
+                q = Quantity(Fraction(e.value), COUNT)
+            elif e.unit not in UNITS:  # pragma: no cover - the lexer only admits known units
                 self.error("E103", f"unknown unit `{e.unit}`", e.span)
                 raise EvalFailed
-            return Quantity.of(e.value, e.unit)
+            else:
+                q = Quantity.of(e.value, e.unit)
+            if len(_NUMBER_MEMO) >= _MEMO_MAX:
+                _NUMBER_MEMO.clear()
+            _NUMBER_MEMO[id(e)] = (e, q)
+            return q
         if isinstance(e, ast.Name):
             return self._param(e)
         if isinstance(e, ast.PercentOf):
@@ -208,6 +216,12 @@ class Evaluator:
         return int(q.value)
 
     def time_us(self, e: ast.Expr, what: str, *, positive: bool = False) -> Optional[int]:
+        literal = type(e) is ast.Number
+        if literal:  # a literal time that succeeded once succeeds again, without any diagnostic
+            key = (id(e), positive)
+            ent = _TIME_MEMO.get(key)
+            if ent is not None and ent[0] is e:
+                return ent[1]
         q = (self.positive if positive else self.non_negative)(e, TIME, what)
         if q is None:
             return None
@@ -215,7 +229,18 @@ class Evaluator:
         if positive and us <= 0:
             self.error("E401", f"{what} rounds to 0 us (times are whole microseconds), found {fmt(q)}", e.span)
             return None
+        if literal:
+            if len(_TIME_MEMO) >= _MEMO_MAX:
+                _TIME_MEMO.clear()
+            _TIME_MEMO[key] = (e, us)
         return us
+
+
+#: literal node -> Quantity, and literal time node -> µs (successful evaluations only; keyed by the node's
+#: identity, each entry holding its node so the id cannot be reused while the entry exists)
+_NUMBER_MEMO: dict = {}
+_TIME_MEMO: dict = {}
+_MEMO_MAX = 8192
 
 
 def _has_percent(e: ast.Expr) -> bool:

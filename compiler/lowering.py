@@ -45,13 +45,37 @@ def for_cycles(duration_us: int, after_us: int, timing: Timing) -> int:
     return max(0, (duration_us - after_us) // timing.cycle_us)
 
 
+_PERIODS: dict = {}
+
+
+def _period(frequency_hz) -> tuple[int, int]:
+    """10⁶/f µs as a reduced (numerator, denominator), memoised per frequency."""
+    t = type(frequency_hz)
+    if t is Fraction:
+        key = (frequency_hz.numerator, frequency_hz.denominator)  # cheaper to hash than a Fraction
+    elif t is int:
+        key = (frequency_hz, 1)
+    else:
+        f = Fraction(frequency_hz)
+        key = (f.numerator, f.denominator)
+    p = _PERIODS.get(key)
+    if p is None:
+        period = Fraction(10**6) / Fraction(*key)
+        p = (period.numerator, period.denominator)
+        if len(_PERIODS) >= 4096:
+            _PERIODS.clear()
+        _PERIODS[key] = p
+    return p
+
+
 def make_train(channel: int, start_us: int, cycles: int, timing: Timing, frequency_hz: Fraction,
                amplitude_ua: Fraction, shape: int) -> Train:
-    period = Fraction(10**6) / Fraction(frequency_hz)
-    amp = Fraction(amplitude_ua)
-    return Train(channel=channel, start_us=start_us, cycles=cycles, cycle_us=timing.cycle_us,
-                 on_us=timing.on_us, ramp_up_us=timing.ramp_up_us, ramp_down_us=timing.ramp_down_us,
-                 period_num=period.numerator, period_den=period.denominator,
+    period_num, period_den = _period(frequency_hz)
+    amp = amplitude_ua if type(amplitude_ua) is Fraction else Fraction(amplitude_ua)
+    on = timing.ramp_up_us + timing.hold_us + timing.ramp_down_us
+    return Train(channel=channel, start_us=start_us, cycles=cycles, cycle_us=on + timing.rest_us,
+                 on_us=on, ramp_up_us=timing.ramp_up_us, ramp_down_us=timing.ramp_down_us,
+                 period_num=period_num, period_den=period_den,
                  amp_num=amp.numerator, amp_den=amp.denominator, shape=shape)
 
 
@@ -60,11 +84,17 @@ class ShapeTable:
 
     def __init__(self) -> None:
         self.index: dict[PulseShape, int] = {}
+        self._by_id: dict[int, tuple[PulseShape, int]] = {}  # the same object again: no hashing
 
     def add(self, shape: PulseShape) -> int:
+        ent = self._by_id.get(id(shape))
+        if ent is not None and ent[0] is shape:
+            return ent[1]
         if shape not in self.index:
             self.index[shape] = len(self.index)
-        return self.index[shape]
+        idx = self.index[shape]
+        self._by_id[id(shape)] = (shape, idx)
+        return idx
 
     @property
     def shapes(self) -> tuple[PulseShape, ...]:

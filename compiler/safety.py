@@ -201,8 +201,10 @@ def check_safety(resolved: ResolvedSession, profile: DeviceProfile = LOOPBACK_PR
         local: dict = {}
         for use in resolved.uses:
             no_ramp = use.ramp_up_us == 0 and use.on_us > 0
-            lk = (id(use.shape), id(use.electrodes), use.channel, use.number, use.amplitude_ua, use.frequency_hz,
-                  no_ramp)
+            # identities are stable while this call runs (resolved holds every object); equal values in
+            # distinct objects only cost one more lookup in the value-keyed memo
+            lk = (id(use.shape), id(use.electrodes), use.channel, use.number, id(use.amplitude_ua),
+                  id(use.frequency_hz), no_ramp)
             res = local.get(lk)
             if res is None:
                 res = _memo_use(ctx, use, no_ramp)
@@ -859,13 +861,23 @@ def find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_
     return _dedupe_overlaps(found)
 
 
+_LAST_SLOT: dict = {}
+
+
 def _last_slot(tr: Train) -> int:
     """Offset of the last slot of a cycle, ``round(k·P) < on_us`` (before the zero-amplitude mask)."""
     num, den, on = tr.period_num, tr.period_den, tr.on_us
-    k = (on * den) // num + 1
-    while k > 0 and _round_div_int(k * num, den) >= on:
-        k -= 1
-    return _round_div_int(k * num, den)
+    key = (num, den, on)
+    r = _LAST_SLOT.get(key)
+    if r is None:
+        k = (on * den) // num + 1
+        while k > 0 and _round_div_int(k * num, den) >= on:
+            k -= 1
+        r = _round_div_int(k * num, den)
+        if len(_LAST_SLOT) >= 4096:
+            _LAST_SLOT.clear()
+        _LAST_SLOT[key] = r
+    return r
 
 
 def _bound_components(group: list[tuple[int, Train, int]]) -> Iterator[list[tuple[int, Train, int]]]:
