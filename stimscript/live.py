@@ -69,6 +69,7 @@ class SessionInfo:
     channels: tuple = ()                     # ChannelRow
     ranges: dict = field(default_factory=dict)  # param -> (lo_ua, hi_ua)
     patient_id: str | None = None
+    final_intensity_ua: dict = field(default_factory=dict)   # param -> µA when the session ended
 
     @classmethod
     def from_schedule(cls, schedule, device: str = "", realtime: bool = False, param_ranges: dict | None = None,
@@ -535,6 +536,9 @@ def summary(record, info: SessionInfo | None = None) -> str:
         lines.append(f"  patient      {record.patient_id}")
     if record.params:
         lines.append("  params       " + ", ".join(f"{k} = {v}" for k, v in record.params.items()))
+    for name, ua in (info.final_intensity_ua if info else {}).items():
+        lines.append(f"  at the end   {name} = {ua / 1000:g} mA" + (
+            "" if str(record.params.get(name, "")).replace(" ", "") == f"{ua / 1000:g}mA" else " (changed during the session)"))
     lines.append(f"  delivered    {record.total_delivered} pulses")
     for ch in sorted(set(record.delivered) | set(record.peak_ua)):
         row = names.get(ch)
@@ -590,7 +594,7 @@ def run_session(schedule, *, device="loopback", realtime: bool = False, db=None,
         handler = KeyHandler(ctl)
         with interrupt_signals(handler):
             rec = runtime_run(schedule, on_event=rep.on_event, **kw)
-        return rec, info
+        return rec, replace(info, final_intensity_ua=dict(ctl.progress.intensity_ua))
 
     from rich.console import Console
     from rich.live import Live
@@ -607,4 +611,4 @@ def run_session(schedule, *, device="loopback", realtime: bool = False, db=None,
                     rec = runtime_run(schedule, on_event=state.on_event, **kw)
             else:
                 rec = runtime_run(schedule, on_event=state.on_event, **kw)
-    return rec, info
+    return rec, replace(info, final_intensity_ua=dict(ctl.progress.intensity_ua))
