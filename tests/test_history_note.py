@@ -160,3 +160,16 @@ def test_history_and_note_in_a_real_process(db):
     proc = subprocess.run([sys.executable, "-m", "stimscript.cli", "note", "1", "--rpe", "12"], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=60)
     assert proc.returncode == 1 and "outside the CR10 scale" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_history_in_a_narrow_terminal_keeps_id_patient_and_notes(db, monkeypatch):
+    from rich.console import Console
+
+    import stimscript.commands.history as h
+
+    con = Console(width=80, record=True, file=io.StringIO(), force_terminal=True, color_system=None)
+    monkeypatch.setattr(h, "_console", lambda: con)
+    assert invoke("history", "--db", db).exit_code == 0
+    out = con.export_text()
+    assert "#1  " in out and "P-1" in out and "RPE 5/10" in out and "1 ADVERSE EVENT" in out
+    assert max(len(line) for line in out.splitlines()) <= 80

@@ -155,17 +155,35 @@ def history(as_csv: bool, patient: str | None, session_id: int | None, db: str |
     if not records:
         click.echo("no session records yet" + (f" for patient {patient}" if patient else ""))
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name, kw in (("id", {"justify": "right"}), ("started_at", {}), ("title", {"max_width": 48}),
-                     ("session", {"justify": "right"}), ("device", {}), ("end_reason", {}),
-                     ("delivered", {"justify": "right"}), ("peak_mA", {"justify": "right"}),
-                     ("underruns", {"justify": "right"}), ("elapsed", {"justify": "right"}), ("patient", {}),
-                     ("notes", {})):
-        table.add_column(name, no_wrap=True, overflow="ellipsis", **kw)
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1))
+    fixed = {"no_wrap": True}
+    for name, kw in (("id", {"justify": "right", **fixed}), ("started_at", fixed),
+                     ("title", {"min_width": 14, "max_width": 46, "overflow": "fold"}),
+                     ("session", fixed), ("end_reason", fixed), ("pulses", {"justify": "right", **fixed}),
+                     ("peak_mA", {"justify": "right", **fixed}), ("min", {"justify": "right", **fixed}),
+                     ("patient", {"overflow": "fold", "min_width": 7}),
+                     ("notes", {"min_width": 12, "overflow": "fold"})):
+        table.add_column(name, **kw)
     for rec in records:
-        table.add_row(str(rec.id), local_time(rec.started_at), rec.title, f"{rec.session} (wk {rec.week})",
-                      rec.device, Text(rec.end_reason, style=END_STYLE.get(rec.end_reason, "")),
+        end = Text(rec.end_reason, style=END_STYLE.get(rec.end_reason, ""))
+        if rec.underruns:
+            end.append(f" ({rec.underruns} late)", style="red")
+        table.add_row(str(rec.id), local_time(rec.started_at), rec.title, f"{rec.session} (wk {rec.week})", end,
                       str(rec.total_delivered), f"{max(rec.peak_ua.values(), default=0) / 1000:g}",
-                      str(rec.underruns), f"{rec.elapsed_us / 60e6:.1f} min", rec.patient_id or "",
-                      _notes_cell(rec))
-    _console().print(table)
+                      f"{rec.elapsed_us / 60e6:.1f}", rec.patient_id or "", _notes_cell(rec))
+    console = _console()
+    if console.width >= 110:
+        console.print(table)
+        return
+    for rec in records:   # a narrow terminal: two lines per session instead of a table
+        end = Text(rec.end_reason, style=END_STYLE.get(rec.end_reason, ""))
+        line = Text.assemble((f"#{rec.id}", "bold"), f"  {local_time(rec.started_at)}  ",
+                             (rec.patient_id or "-", "bold"), "  ", end,
+                             f"  session {rec.session} (week {rec.week})")
+        detail = (f"    {rec.title} · {rec.total_delivered} pulses · peak "
+                  f"{max(rec.peak_ua.values(), default=0) / 1000:g} mA · {rec.elapsed_us / 60e6:.1f} min")
+        if rec.underruns:
+            detail += f" · {rec.underruns} late pulses"
+        notes = _notes_cell(rec)
+        console.print(line)
+        console.print(detail + (f" · {notes}" if notes else ""))
