@@ -68,7 +68,10 @@ def run(file: str, device: str, session: int, sets: tuple[str, ...], realtime: b
     record, info = run_session(schedule, device=device, realtime=realtime, db=db, record=not no_record,
                                patient_id=patient, param_ranges=ranges, live=interactive,
                                echo=lambda s: click.echo(s, err=True))
-    click.echo(summary(record, info))
+    try:
+        click.echo(summary(record, info))
+    except BrokenPipeError:   # the reader went away (e.g. Ctrl-C also ended `| tail`): the record is saved
+        pass
     code = exit_code(record.end_reason)
     if code:
         sys.exit(code)
