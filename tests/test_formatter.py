@@ -17,40 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VALID = sorted((ROOT / "tests" / "corpus" / "valid").glob("*.stim"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.stim"))
 
-DESIGN_EXAMPLE = '''stimscript 1
-
-protocol "Quadriceps NMES after total knee arthroplasty" {
-    reference "Stevens-Lapsley JE et al. Phys Ther. 2012;92(2):210-226"
-    indication "quadriceps weakness after total knee arthroplasty"
-    plan 2 sessions per day, 6 weeks
-}
-
-param intensity = 40 mA in 10 mA .. 100 mA "maximum tolerated"
-
-electrode prox 7.6 cm x 12.7 cm
-electrode dist 7.6 cm x 12.7 cm
-
-channel quad 1 {
-    site vastus_medialis right
-    electrodes prox -> dist
-    pulse biphasic 250 us gap 50 us
-    frequency 50 Hz
-    amplitude intensity
-}
-
-cycle contraction {
-    ramp up 3 s
-    hold 12 s
-    ramp down 0 s
-    rest 45 s
-}
-
-session {
-    repeat 15 {
-        quad: contraction
-    }
-}
-'''
+DESIGN_EXAMPLE = (Path(__file__).parent / "data" / "design_example.stim").read_text(encoding="utf-8")
 
 
 def fmt(text: str) -> str:
