@@ -291,8 +291,8 @@ def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
 
 def _use_result(ctx: _Context, use: ChannelUse):
     rec = _Recorder()
-    _use_findings(rec, ctx, use)
-    return tuple(rec.items), _same_channel_spacing_violation(use)
+    spacing = _use_findings(rec, ctx, use)
+    return tuple(rec.items), spacing
 
 
 class _Recorder:
@@ -348,7 +348,8 @@ def _smaller_index(electrodes: Sequence) -> Optional[int]:
     return best
 
 
-def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> None:
+def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
+    """Record the per-use findings; returns whether the pulse is longer than its slot spacing (S013)."""
     profile = ctx.profile
     ramp_threshold_ua = ctx.threshold
     shape = use.shape
@@ -408,8 +409,9 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> None:
                         f"{profile.channels} (device `{profile.name}`)", ("channel",))
 
     # S006 the protocol's limits ----------------------------------------------------------------------
+    q = E.max_phase_charge_uc(a, shape)
     for li, limit in enumerate(ctx.limits):
-        _limit_findings(out, use, limit, li, a, f, facts)
+        _limit_findings(out, use, limit, li, a, f, facts, peak, q)
 
     # S008 energy per pulse ---------------------------------------------------------------------------
     energy = E.energy_per_pulse_mj(a, shape)
@@ -432,7 +434,7 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> None:
         def basis() -> str:
             return f"{_ma(a)} full amplitude at {num(f)} Hz, {kind} pulse, rms {num(irms)} mA"
 
-        pd = E.power_density_w_cm2(a, f, shape, area)
+        pd = i2 / 10**6 * E.LOAD_OHM / area  # E.power_density_w_cm2(a, f, shape, area), i2 reused
         if pd > E.MAX_POWER_DENSITY_W_CM2:
             min_area = i2 / 10**6 * E.LOAD_OHM / E.MAX_POWER_DENSITY_W_CM2
             max_a = a * math.sqrt(E.MAX_POWER_DENSITY_W_CM2 / pd)
@@ -447,7 +449,6 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> None:
                     ("amplitude",), related=[rel],
                     hint=f"{basis()}; IEC 60601-2-10 asks for operator attention above 2 mA/cm²: "
                          f"consider larger electrodes")
-        q = E.max_phase_charge_uc(a, shape)
         if E.shannon_k_exceeds(q, area):
             k = E.shannon_k(q, area)
             out.add("S011", f"Shannon k = {num(k, differ_from=Fraction(37, 20))} {where} exceeds 1.85 "
@@ -465,19 +466,30 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> None:
                 hint="add `ramp up` to the cycle (1–3 s is usual) or start at a lower amplitude")
 
     # S013 pulse longer than its slot spacing -----------------------------------------------------------
-    if _same_channel_spacing_violation(use):
+    violation = _same_channel_spacing_violation(use)
+    if violation:
         spacing = math.floor(Fraction(10**6) / f)
         out.add("S013", f"the {kind} pulse of {_ch(use)} lasts {shape.duration_us} µs, longer than the "
                         f"{spacing} µs between slots at {num(f)} Hz: consecutive pulses would overlap",
                 ("pulse",),
                 related=[("use", f"frequency {num(f)} Hz is set here", "frequency")],
                 hint="shorten the pulse or lower the frequency")
+    return violation
 
 
 # --- limits -------------------------------------------------------------------------------------
+_LIMIT_NAMES: dict = {}
+
+
 def _limit_name(limit: LimitValue) -> str:
-    q = " ".join(str(limit.quantity).replace("_", " ").lower().split())
-    return _LIMIT_ALIASES.get(q, q)
+    raw = limit.quantity
+    name = _LIMIT_NAMES.get(raw) if type(raw) is str else None
+    if name is None:
+        q = " ".join(str(raw).replace("_", " ").lower().split())
+        name = _LIMIT_ALIASES.get(q, q)
+        if type(raw) is str and len(_LIMIT_NAMES) < 1024:
+            _LIMIT_NAMES[raw] = name
+    return name
 
 
 def _limit_text(limit: LimitValue) -> str:
@@ -532,8 +544,9 @@ def _violates(bound: str, measured: Fraction, limit: Fraction) -> bool:
 def _check_limit_on_use(out: _Collector, use: ChannelUse, limit: LimitValue) -> None:
     """S006 for one limit on one use, unmemoised (kept for callers of the former helper)."""
     rec = _Recorder()
-    _limit_findings(rec, use, limit, 0, Fraction(use.amplitude_ua), Fraction(use.frequency_hz),
-                    E.shape_facts(use.shape))
+    a = Fraction(use.amplitude_ua)
+    _limit_findings(rec, use, limit, 0, a, Fraction(use.frequency_hz), E.shape_facts(use.shape),
+                    E.peak_current_ua(a, use.shape), E.max_phase_charge_uc(a, use.shape))
     for code, message, keys, hint, related, week in rec.items:
         rel = [_related_electrode(use.electrodes[s[1]]) if s[0] == "elec" else _related_limit(limit)
                for s in related]
@@ -541,7 +554,8 @@ def _check_limit_on_use(out: _Collector, use: ChannelUse, limit: LimitValue) -> 
 
 
 def _limit_findings(out: _Recorder, use: ChannelUse, limit: LimitValue, li: int, a: Fraction, f: Fraction,
-                    facts: E.ShapeFacts) -> None:
+                    facts: E.ShapeFacts, peak: Fraction, q: Fraction) -> None:
+    """S006 of one limit on one use; ``peak`` = E.peak_current_ua(a, shape), ``q`` = E.max_phase_charge_uc."""
     if not _limit_ok_dim(limit):
         return  # reported once by _check_session
     name, bound, v = _limit_name(limit), limit.bound, limit.value
@@ -550,7 +564,7 @@ def _limit_findings(out: _Recorder, use: ChannelUse, limit: LimitValue, li: int,
     word = "above" if bound == "max" else "below"
     if name == "current":
         lim = v.in_unit("uA")
-        measured = E.peak_current_ua(a, shape) if bound == "max" else a
+        measured = peak if bound == "max" else a
         if _violates(bound, measured, lim):
             out.add("S006", f"current {_ma(measured)} of {_ch(use)} is {word} the protocol's {bound} current "
                             f"{_limit_value_text(limit)}", ("amplitude",), related=rel)
@@ -571,13 +585,13 @@ def _limit_findings(out: _Recorder, use: ChannelUse, limit: LimitValue, li: int,
                             f"protocol's {bound} pulse width {_limit_value_text(limit)}", ("pulse",), related=rel)
     elif name == "charge":
         lim = v.in_unit("uC")
-        q = E.max_phase_charge_uc(a, shape)
         if _violates(bound, q, lim):
             out.add("S006", f"charge {num(q)} µC per phase on {_ch(use)} is {word} the protocol's {bound} charge "
                             f"{_limit_value_text(limit)}", ("amplitude", "pulse"), related=rel)
     elif name == "voltage":
         lim = v.value
-        volts = E.peak_voltage_v(a, shape) if bound == "max" else E.peak_voltage_v(a)
+        # E.peak_voltage_v(a, shape) = peak·10⁻⁶·R; E.peak_voltage_v(a) = |a|·10⁻⁶·R
+        volts = peak * E._US * E.LOAD_OHM if bound == "max" else E.peak_voltage_v(a)
         if _violates(bound, volts, lim):
             out.add("S006", f"voltage {num(volts)} V into 500 Ω on {_ch(use)} is {word} the protocol's {bound} "
                             f"voltage {_limit_value_text(limit)}", ("amplitude",), related=rel)
