@@ -17,7 +17,7 @@ from ..errors import (Diagnostic, DeviceNotFound, ParamError, PlanError, Protoco
                       StimscriptError)
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
 from ..spans import Source
-from ..units import Quantity, dim_name, parse_quantity
+from ..units import CURRENT, Quantity, dim_name, parse_quantity
 from .checker import Analysis, ParamInfo, analyse, run_week, with_week
 from .evaluate import did_you_mean, fmt
 from .lowering import to_schedule
@@ -174,6 +174,45 @@ class CheckedProtocol:
                 unique.append(w)
         return to_schedule(resolved, warnings=unique, sha256=self.sha256, title=self.title,
                            source_name=self.source_name, profile=self.profile)
+
+    def safe_range(self, name: str, session: int = 1, params: Optional[dict] = None
+                   ) -> Optional[tuple[Quantity, Quantity]]:
+        """The part of param ``name``'s range in which session ``session`` passes every check.
+
+        The runtime clamps live intensity changes to this, so pressing "+" can never reach a value
+        that would not have compiled (power density, energy, device or protocol limits). Currents are
+        searched to the µA (bisection from the value in use, which is known to pass); other params
+        keep their declared range. None when the param has no range.
+        """
+        info = self.params.get(name)
+        if info is None or info.range is None:
+            return None
+        low, high = info.range
+        if info.dim != CURRENT:
+            return (low, high)
+        current = self.parse_params(params).get(name, None)
+        base = dict(params or {})
+
+        def passes(ua: int) -> bool:
+            trial = dict(base)
+            trial[name] = Quantity(Fraction(ua, 10**6), CURRENT)
+            try:
+                self._resolve(session, trial)
+            except StimscriptError:
+                return False
+            return True
+
+        lo_ua = (current or self._resolve(session, params)[0].params.get(name, info.default)).to_ua()
+        hi_ua = high.to_ua()
+        if passes(hi_ua):
+            return (low, high)
+        while hi_ua - lo_ua > 1:   # invariant: lo passes, hi fails
+            mid = (lo_ua + hi_ua) // 2
+            if passes(mid):
+                lo_ua = mid
+            else:
+                hi_ua = mid
+        return (low, Quantity(Fraction(lo_ua, 10**6), CURRENT))
 
     def __repr__(self) -> str:
         return f"<CheckedProtocol {self.title!r} from {self.source_name}>"

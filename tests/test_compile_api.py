@@ -120,3 +120,24 @@ def test_example_worked_counts():
     assert copd.compile(session=21).duration_us == 1_800_000_000
     icu = stimscript.load(EXAMPLES[0].parent / "icu_multi_muscle.stim").compile()
     assert icu.counts() == {1: 59760, 2: 59760, 3: 59760, 4: 59760, 5: 59511, 6: 59511}
+
+
+def test_safe_range_stops_live_intensity_below_any_safety_error():
+    """The runtime's intensity clamp: the highest current that still passes every rule (here S010)."""
+    from fractions import Fraction
+
+    proto = stimscript.loads(
+        "param intensity = 40 mA in 10 mA .. 120 mA\n"
+        "electrode a 1 cm x 2 cm\nelectrode b 5 cm x 5 cm\n"
+        "channel q 1 { site tibialis_anterior; electrodes a -> b; pulse biphasic 400 us; frequency 200 Hz;"
+        " amplitude 80% intensity }\n"
+        "cycle c { ramp up 1 s; hold 5 s; rest 5 s }\nsession { repeat 3 { q: c } }\n")
+    low, high = proto.safe_range("intensity")
+    assert str(low) == "10 mA" and str(high) == "98.821 mA"
+    proto.compile(params={"intensity": high})
+    with pytest.raises(stimscript.SafetyError) as info:
+        proto.compile(params={"intensity": stimscript.Quantity(high.value + Fraction(1, 10**6), high.dim)})
+    assert info.value.code == "S010"
+    # a roomy protocol keeps its declared range
+    assert [str(q) for q in stimscript.load(Path(__file__).parent.parent / "examples" / "tka_quadriceps.stim").safe_range("intensity")] == \
+        ["10 mA", "100 mA"]

@@ -63,7 +63,9 @@ def run(file: str, device: str, session: int, sets: tuple[str, ...], realtime: b
     if realtime is None:
         realtime = device != "loopback"
     driven = {c.param for c in schedule.channels if c.param}
-    ranges = {name: p.range for name, p in proto.params.items() if name in driven and p.range is not None}
+    # live intensity changes stay inside the param's range AND inside what would have compiled (safety)
+    ranges = {name: proto.safe_range(name, session=session, params=params)
+              for name, p in proto.params.items() if name in driven and p.range is not None}
     interactive = sys.stdout.isatty() and not plain
     record, info = run_session(schedule, device=device, realtime=realtime, db=db, record=not no_record,
                                patient_id=patient, param_ranges=ranges, live=interactive,
