@@ -58,18 +58,30 @@ def run(file: str, device: str, session: int, sets: tuple[str, ...], realtime: b
 
     load_driver_class(device)  # an unknown driver name fails before any compiling
     params = parse_sets(sets)
-    proto = load(file, device=None if device in ("loopback", "usb") else device)
-    schedule = proto.compile(session=session, params=params)
-    if realtime is None:
-        realtime = device != "loopback"
-    driven = {c.param for c in schedule.channels if c.param}
-    # live intensity changes stay inside the param's range AND inside what would have compiled (safety)
-    ranges = {name: proto.safe_range(name, session=session, params=params)
-              for name, p in proto.params.items() if name in driven and p.range is not None}
-    interactive = sys.stdout.isatty() and not plain
-    record, info = run_session(schedule, device=device, realtime=realtime, db=db, record=not no_record,
-                               patient_id=patient, param_ranges=ranges, live=interactive,
-                               echo=lambda s: click.echo(s, err=True))
+    target = device
+    profile = None
+    if device != "loopback":
+        # check against what the device itself reports (HELLO), not the loopback defaults
+        from ..drivers import open_device
+
+        target = open_device(device)
+        profile = target.capabilities()
+    try:
+        proto = load(file, device=profile)
+        schedule = proto.compile(session=session, params=params)
+        if realtime is None:
+            realtime = device != "loopback"
+        driven = {c.param for c in schedule.channels if c.param}
+        # live intensity changes stay inside the param's range AND inside what would have compiled (safety)
+        ranges = {name: proto.safe_range(name, session=session, params=params)
+                  for name, p in proto.params.items() if name in driven and p.range is not None}
+        interactive = sys.stdout.isatty() and not plain
+        record, info = run_session(schedule, device=target, realtime=realtime, db=db, record=not no_record,
+                                   patient_id=patient, param_ranges=ranges, live=interactive,
+                                   echo=lambda s: click.echo(s, err=True))
+    finally:
+        if target is not device:
+            target.close()
     try:
         click.echo(summary(record, info))
     except BrokenPipeError:   # the reader went away (e.g. Ctrl-C also ended `| tail`): the record is saved
