@@ -12,7 +12,7 @@ __all__ = ["run", "Clock", "RealClock", "VirtualClock", "SessionController", "Ev
            "RecordStore", "Note", "RecordError", "default_db_path"]
 
 
-def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int = 200, on_event=None,
+def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int | None = None, on_event=None,
         controller: SessionController | None = None, db=None, record: bool = True, params: dict | None = None,
         param_ranges: dict | None = None, device_options: dict | None = None, keep_acks: bool = False,
         clock: Clock | None = None, patient_id: str | None = None, db_interval_s: float = 1.0,
@@ -23,7 +23,9 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int =
                    and closed afterwards, or an open :class:`~stimscript.drivers.base.Driver` (left open).
     realtime       False: virtual time (the device must be emulated; a 30-min session takes well under a
                    second); True: real time.
-    lookahead_ms   how far ahead of the device clock pulses are queued (also bounded by the device queue).
+    lookahead_ms   how far ahead of the device clock pulses are queued (also bounded by the device queue);
+                   default 200 ms in real time, 2 s in virtual time (nothing can jitter there, and fewer
+                   host/device round trips make a long session simulate faster).
     on_event       callback(Event) for progress/state changes (a display hooks in here).
     controller     a SessionController for pause/resume/stop/emergency stop/intensity (and ``at()``).
     db, record     records database path (default: $STIMSCRIPT_DB or the platform data dir); record=False
@@ -62,7 +64,8 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int =
         if record:
             store = RecordStore(db)
         try:
-            disp = Dispatcher(schedule, drv, clock, lookahead_us=int(lookahead_ms) * 1000, controller=controller,
+            disp = Dispatcher(schedule, drv, clock, lookahead_us=None if lookahead_ms is None else int(lookahead_ms) * 1000,
+                              controller=controller,
                               on_event=on_event, store=store, record=rec, keep_acks=keep_acks,
                               db_interval_s=db_interval_s, progress_interval_us=int(progress_interval_ms) * 1000,
                               param_ranges=param_ranges,

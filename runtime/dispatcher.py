@@ -150,8 +150,10 @@ class _Intensity:
 
 class Dispatcher:
     SLEW_TICK_US = 20_000
+    REALTIME_LOOKAHEAD_US = 200_000
+    VIRTUAL_LOOKAHEAD_US = 2_000_000
 
-    def __init__(self, schedule, driver: Driver, clock: Clock, *, lookahead_us: int = 200_000,
+    def __init__(self, schedule, driver: Driver, clock: Clock, *, lookahead_us: int | None = None,
                  controller: SessionController | None = None, on_event=None, store: RecordStore | None = None,
                  record: SessionRecord | None = None, keep_acks: bool = False, db_interval_s: float = 1.0,
                  progress_interval_us: int = 1_000_000, param_ranges: dict | None = None,
@@ -160,6 +162,10 @@ class Dispatcher:
         self.driver = driver
         self.clock = clock
         self.realtime = clock.realtime
+        if lookahead_us is None:
+            # nothing can jitter in virtual time: queue further ahead (still bounded by the device queue)
+            # so a long session simulates in fewer host/device round trips
+            lookahead_us = self.REALTIME_LOOKAHEAD_US if self.realtime else self.VIRTUAL_LOOKAHEAD_US
         self.lookahead_us = int(lookahead_us)
         self.ctl = controller or SessionController()
         self.on_event = on_event
@@ -332,8 +338,9 @@ class Dispatcher:
         drv, clock, ctl = self.driver, self.clock, self.ctl
         # real time: wake 4x per look-ahead; virtual time: once per look-ahead (the device plays pulses
         # at t <= now when polled, and pulses at exactly now are sent before it next moves on)
-        tick = max(1000, min(self.lookahead_us // 4, 50_000)) if self.realtime else max(1000, self.lookahead_us)
         prof = drv.capabilities()
+        tick = max(1000, min(self.lookahead_us // 4, 50_000)) if self.realtime else \
+            max(1000, min(self.lookahead_us, prof.watchdog_ms * 800))  # talk before the watchdog bites
         keepalive_us = max(1000, min(prof.watchdog_ms * 1000 // 4, 100_000))
         last_tx_host = clock.now_us()
         last_slew_dev = None

@@ -41,7 +41,7 @@ def assert_off_after(dev, t_us):
 def test_electrode_fault(dev, sched, tmp_path):
     t = 3_210_000
     dev.emulator.inject_electrode_fault(2, t)
-    rec = run(sched, dev, tmp_path)
+    rec = run(sched, dev, tmp_path, lookahead_ms=200)   # the real-time look-ahead
     assert rec.end_reason == "fault"
     assert any("electrode" in f and "channel 2" in f for f in rec.faults)
     out = dev.emulator.output
@@ -83,7 +83,7 @@ def test_short_stall_is_an_underrun_not_a_fault(dev, tmp_path):
     s = nmes_schedule(channels=2, seconds=4, on_s=4, off_s=0, ramp_s=0)
     ctl = SessionController()
     ctl.at(1_000_000, "stall", 250_000)   # longer than the 200 ms look-ahead, shorter than the watchdog
-    rec = run(s, dev, tmp_path, controller=ctl)
+    rec = run(s, dev, tmp_path, controller=ctl, lookahead_ms=200)
     assert rec.end_reason == "completed"
     assert rec.underruns > 0
     out = dev.emulator.output
@@ -170,3 +170,14 @@ def test_too_fast_pulses_fault(dev):
     clock.advance(10_000)
     assert any(isinstance(m, w.FaultMsg) and m.kind == "over_limit" for m in dev.poll())
     assert len(dev.emulator.output) == 1
+
+
+def test_electrode_fault_default_virtual_lookahead(dev, sched, tmp_path):
+    """In virtual time the host polls at least every 0.8 × watchdog (400 ms): that bounds its reaction."""
+    t = 3_210_000
+    dev.emulator.inject_electrode_fault(2, t)
+    rec = run(sched, dev, tmp_path)
+    assert rec.end_reason == "fault"
+    out = dev.emulator.output
+    assert out[out["channel"] == 2]["t_us"].max() < t
+    assert_off_after(dev, t + 400_000)
