@@ -467,7 +467,9 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
 
     # S013 pulse longer than its slot spacing -----------------------------------------------------------
     violation = _same_channel_spacing_violation(use)
-    if violation:
+    # a pulse too long or a rate too high for the device is the cause; the overlap is its consequence,
+    # so the device-limit error (at the line to change) is the one reported
+    if violation and not any(item[0] in ("S003", "S004") for item in out.items):
         spacing = math.floor(Fraction(10**6) / f)
         out.add("S013", f"the {kind} pulse of {_ch(use)} lasts {shape.duration_us} µs, longer than the "
                         f"{spacing} µs between slots at {num(f)} Hz: consecutive pulses would overlap",
