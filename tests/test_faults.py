@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import stimscript
+from stimscript.compiler.ir import PULSE_DTYPE
 from stimscript.drivers import wire as w
 from stimscript.runtime import SessionController
 from stimscript.runtime.testing import device_kinds, nmes_schedule, open_test_device
@@ -128,16 +129,20 @@ def test_slow_acks_still_account_for_every_pulse(dev, sched, tmp_path):
     assert rec.end_reason == "completed" and rec.delivered == sched.counts()
 
 
-def test_over_limit_pulse_at_the_driver_level(dev):
-    from stimscript.compiler.ir import PULSE_DTYPE
+def _started_on_virtual_time(dev):
+    """The device on a virtual clock, shapes uploaded and started: (clock, epoch) for driver-level tests."""
     from stimscript.runtime.clock import VirtualClock
 
     clock = VirtualClock()
     dev.use_clock(clock)
-    s = nmes_schedule(channels=1, seconds=1, on_s=1, off_s=0, ramp_s=0)
-    dev.upload_shapes(s.shapes)
+    dev.upload_shapes(nmes_schedule(channels=1, seconds=1, on_s=1, off_s=0, ramp_s=0).shapes)
     epoch = dev.device_time_us()
     dev.start(epoch)
+    return clock, epoch
+
+
+def test_over_limit_pulse_at_the_driver_level(dev):
+    clock, epoch = _started_on_virtual_time(dev)
     p = np.zeros(3, dtype=PULSE_DTYPE)
     p["t_us"] = epoch + np.array([1000, 21_000, 41_000])
     p["channel"] = 1
@@ -153,15 +158,7 @@ def test_over_limit_pulse_at_the_driver_level(dev):
 
 
 def test_too_fast_pulses_fault(dev):
-    from stimscript.compiler.ir import PULSE_DTYPE
-    from stimscript.runtime.clock import VirtualClock
-
-    clock = VirtualClock()
-    dev.use_clock(clock)
-    s = nmes_schedule(channels=1, seconds=1, on_s=1, off_s=0, ramp_s=0)
-    dev.upload_shapes(s.shapes)
-    epoch = dev.device_time_us()
-    dev.start(epoch)
+    clock, epoch = _started_on_virtual_time(dev)
     p = np.zeros(2, dtype=PULSE_DTYPE)
     p["t_us"] = epoch + np.array([1000, 1500])   # 2 kHz on one channel; the device allows 1 kHz
     p["channel"] = 1
