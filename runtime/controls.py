@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -69,6 +70,11 @@ class SessionController:
         self._counter = itertools.count()
         self.wake = threading.Event()
         self._dispatcher = None
+        # signals (Ctrl-C) are handed to a helper thread, never handled inside the signal handler
+        # (which could deadlock on a lock the main thread holds); the dispatcher waits for the helper
+        # to have handled every posted signal before it moves on, so the order of events is kept
+        self._signals_posted = 0     # written only by the signal handler (main thread)
+        self._signals_handled = 0    # written only by the helper thread
         self.progress = Progress()
         self.events: list[Event] = []
 
@@ -113,6 +119,14 @@ class SessionController:
         heapq.heappush(self._scheduled, (int(t_us), next(self._counter), action, args))
 
     # ---- dispatcher side -----------------------------------------------------------------------------
+    def _settle_signals(self, timeout_s: float = 0.5) -> None:
+        """Wait (briefly) until every posted signal has been turned into a control command."""
+        if self._signals_handled >= self._signals_posted:
+            return
+        deadline = time.monotonic() + timeout_s
+        while self._signals_handled < self._signals_posted and time.monotonic() < deadline:
+            time.sleep(0.0002)
+
     def _attach(self, dispatcher) -> None:
         self._dispatcher = dispatcher
 

@@ -348,6 +348,7 @@ class Dispatcher:
         last_db = time.monotonic()
         drain_deadline = None
         while True:
+            ctl._settle_signals()
             # 1. what the device says (this also lets an emulator catch up to "now")
             for m in drv.poll():
                 self._handle(m)

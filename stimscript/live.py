@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import queue
 import signal
 import sys
 import threading
@@ -472,12 +473,29 @@ def interrupt_signals(handler: KeyHandler, signals=("SIGINT", "SIGTERM", "SIGHUP
         yield
         return
     previous = {}
+    # A signal handler runs between two bytecodes of the main thread, which may hold a lock at that
+    # moment (inside Event.wait, a driver call, ...). Taking any lock from the handler could deadlock,
+    # so the handler only puts the signal on a SimpleQueue (reentrant, safe in signal handlers) and a
+    # helper thread does the work.
+    pending: queue.SimpleQueue = queue.SimpleQueue()
+
+    ctl = handler.ctl
+
+    def worker() -> None:
+        while pending.get() is not None:
+            try:
+                handler.interrupt()
+            finally:
+                ctl._signals_handled += 1
 
     def on_signal(signum, frame):
-        if handler.interrupts >= 2 and signum == signal.SIGINT:
+        if handler.interrupts + (ctl._signals_posted - ctl._signals_handled) >= 2 and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        handler.interrupt()
+        ctl._signals_posted += 1
+        pending.put(signum)
 
+    thread = threading.Thread(target=worker, name="stimscript-signals", daemon=True)
+    thread.start()
     try:
         for name in signals:
             sig = getattr(signal, name, None)
@@ -487,6 +505,8 @@ def interrupt_signals(handler: KeyHandler, signals=("SIGINT", "SIGTERM", "SIGHUP
     finally:
         for sig, prev in previous.items():
             signal.signal(sig, prev)
+        pending.put(None)
+        thread.join(timeout=5)
 
 
 # ---- without a terminal ------------------------------------------------------------------------------
