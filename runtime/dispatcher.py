@@ -542,6 +542,7 @@ class Dispatcher:
         rec.peak_ua = {c: int(self.peak[c]) for c in self.channels}
         rec.underruns = int(self.late)
         rec.elapsed_us = int(self._sched_now(dev_now))
+        rec.intensity_ua = {name: int(v) for name, v in self.intensity.value.items()}
 
     def _finish(self, reason: str, detail: str) -> None:
         self.state = "ended"

@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     underruns INTEGER NOT NULL DEFAULT 0,
     faults TEXT NOT NULL DEFAULT '[]',
     realtime INTEGER NOT NULL DEFAULT 0,
-    link TEXT NOT NULL DEFAULT '{}'
+    link TEXT NOT NULL DEFAULT '{}',
+    intensity_ua TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);
 CREATE INDEX IF NOT EXISTS sessions_patient ON sessions(patient_id);
@@ -137,6 +138,8 @@ class SessionRecord:
     faults: list = field(default_factory=list)
     realtime: bool = False
     link: dict = field(default_factory=dict)
+    #: param -> intensity applied at the end (µA), after any live +/- changes
+    intensity_ua: dict = field(default_factory=dict)
     db_path: str | None = field(default=None, compare=False)
     #: per-pulse acknowledgements (index, t_us device time, channel, amplitude_ua) when run(keep_acks=True)
     acknowledged: object = field(default=None, compare=False, repr=False)
@@ -196,6 +199,9 @@ class RecordStore:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.executescript(SCHEMA)
+            columns = {r["name"] for r in self.conn.execute("PRAGMA table_info(sessions)")}
+            if "intensity_ua" not in columns:   # a database written before the column existed
+                self.conn.execute("ALTER TABLE sessions ADD COLUMN intensity_ua TEXT NOT NULL DEFAULT '{}'")
             self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                               (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
@@ -226,10 +232,10 @@ class RecordStore:
 
     def update_progress(self, rec: SessionRecord) -> None:
         self.conn.execute(
-            "UPDATE sessions SET delivered=?, peak_ua=?, underruns=?, elapsed_us=?, faults=?, updated_at=?"
-            " WHERE id=?",
+            "UPDATE sessions SET delivered=?, peak_ua=?, underruns=?, elapsed_us=?, faults=?, intensity_ua=?,"
+            " updated_at=? WHERE id=?",
             (json.dumps(rec.delivered), json.dumps(rec.peak_ua), rec.underruns, rec.elapsed_us,
-             json.dumps([str(f) for f in rec.faults]), now_iso(), rec.id))
+             json.dumps([str(f) for f in rec.faults]), json.dumps(rec.intensity_ua), now_iso(), rec.id))
 
     def finish(self, rec: SessionRecord) -> None:
         if rec.end_reason not in END_REASONS:
@@ -237,10 +243,10 @@ class RecordStore:
         rec.ended_at = rec.ended_at or now_iso()
         self.conn.execute(
             "UPDATE sessions SET delivered=?, peak_ua=?, underruns=?, elapsed_us=?, faults=?, updated_at=?,"
-            " ended_at=?, end_reason=?, link=? WHERE id=?",
+            " ended_at=?, end_reason=?, link=?, intensity_ua=? WHERE id=?",
             (json.dumps(rec.delivered), json.dumps(rec.peak_ua), rec.underruns, rec.elapsed_us,
              json.dumps([str(f) for f in rec.faults]), rec.ended_at, rec.ended_at, rec.end_reason,
-             json.dumps(rec.link), rec.id))
+             json.dumps(rec.link), json.dumps(rec.intensity_ua), rec.id))
 
     def _from_row(self, row: sqlite3.Row, with_notes: bool = True) -> SessionRecord:
         rec = SessionRecord(
@@ -251,7 +257,8 @@ class RecordStore:
             underruns=row["underruns"], uuid=row["uuid"], week=row["week"], source=row["source"],
             device_serial=row["device_serial"], patient_id=row["patient_id"], duration_us=row["duration_us"],
             elapsed_us=row["elapsed_us"], faults=json.loads(row["faults"]), realtime=bool(row["realtime"]),
-            link=json.loads(row["link"]), db_path=str(self.path))
+            link=json.loads(row["link"]), intensity_ua=json.loads(row["intensity_ua"] or "{}"),
+            db_path=str(self.path))
         if with_notes:
             rec.notes = self.notes(rec.id)
         return rec

@@ -145,3 +145,30 @@ def test_sigkilled_host_leaves_an_interrupted_record(tmp_path):
     assert total >= sum(json.loads(row[1]).values()) >= 40
     assert total < 4 * 50 * 30  # far from the whole session
     assert set(rec.delivered) == {1, 2, 3, 4} and rec.elapsed_us > 0
+
+
+def test_live_intensity_changes_are_kept_in_the_record(tmp_path):
+    """What the clinician dialled in during the session is stored, not only the compiled value."""
+    from stimscript.runtime import SessionController
+
+    proto = stimscript.load(Path(__file__).parent.parent / "examples" / "tka_quadriceps.stim")
+    sched = proto.compile(session=1, params={"intensity": "40 mA"})
+    ctl = SessionController(intensity_step_ua=1000)
+    for k in range(3):
+        ctl.at(65_000_000 + k, "intensity_up")
+    db = tmp_path / "r.sqlite"
+    rec = stimscript.run(sched, device="loopback", controller=ctl, db=db,
+                         param_ranges={"intensity": proto.safe_range("intensity")})
+    assert rec.end_reason == "completed" and rec.intensity_ua == {"intensity": 43_000}
+    with RecordStore(db) as store:
+        stored = store.get(rec.id)
+    assert stored.intensity_ua == {"intensity": 43_000} and stored.peak_ua == {1: 43_000}
+
+
+def test_old_database_gains_the_intensity_column(tmp_path):
+    db = tmp_path / "old.sqlite"
+    with RecordStore(db) as store:
+        store.conn.execute("ALTER TABLE sessions DROP COLUMN intensity_ua")
+    with RecordStore(db) as store:
+        cols = {r["name"] for r in store.conn.execute("PRAGMA table_info(sessions)")}
+    assert "intensity_ua" in cols

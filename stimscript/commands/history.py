@@ -94,6 +94,8 @@ def show_record(rec, console) -> None:
     grid.add_row("protocol file", rec.source or "–")
     grid.add_row("sha256", rec.sha256 or "–")
     grid.add_row("params", ", ".join(f"{k} = {v}" for k, v in rec.params.items()) or "–")
+    if rec.intensity_ua:
+        grid.add_row("at the end", ", ".join(f"{k} = {v / 1000:g} mA" for k, v in rec.intensity_ua.items()))
     grid.add_row("underruns", str(rec.underruns))
     for f in rec.faults:
         grid.add_row("fault", Text(str(f), style="red"))
@@ -146,11 +148,13 @@ def history(as_csv: bool, patient: str | None, session_id: int | None, db: str |
         records = store.list(limit=limit, patient_id=patient)
     if as_csv:
         out = csv.writer(sys.stdout, lineterminator="\n")
-        out.writerow(COLUMNS + ("delivered_per_channel", "peak_ua_per_channel", "params", "warnings", "sha256"))
+        out.writerow(COLUMNS + ("delivered_per_channel", "peak_ua_per_channel", "params", "warnings", "sha256",
+                                "intensity_ua_at_end"))
         for rec in records:
             row = record_row(rec)
             out.writerow([row[c] for c in COLUMNS] + [json.dumps(rec.delivered), json.dumps(rec.peak_ua),
-                                                      json.dumps(rec.params), json.dumps(rec.warnings), rec.sha256])
+                                                      json.dumps(rec.params), json.dumps(rec.warnings), rec.sha256,
+                                                      json.dumps(rec.intensity_ua)])
         return
     if not records:
         click.echo("no session records yet" + (f" for patient {patient}" if patient else ""))
