@@ -156,6 +156,81 @@ def _separator_after_brace(text: str):
     return on_error
 
 
+def _top_level_starts(text: str) -> list[int]:
+    """Offsets where top-level statements begin (braces, strings and comments respected).
+
+    A statement starts at the first token after a separator at brace depth 0; a line that begins
+    with ``{`` continues the statement above it (Allman braces).
+    """
+    starts: list[int] = []
+    depth = 0
+    at_start = True
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        if ch in " \t\f\r":
+            i += 1
+            continue
+        if depth == 0 and ch in "\n;":
+            at_start = True
+            i += 1
+            continue
+        if at_start and depth == 0 and ch != "{":
+            starts.append(i)
+        at_start = False
+        if ch == '"':
+            i += 1
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(0, depth - 1)
+            if depth == 0:
+                at_start = True   # a statement may follow a closing brace on the same line
+        i += 1
+    return starts
+
+
+MAX_SYNTAX_ERRORS = 20
+
+
+def _later_syntax_errors(parser: Lark, source: Source, first: Diagnostic) -> list[Diagnostic]:
+    """Errors after the first: blank out the top-level statement holding each error and parse again.
+
+    Blanking keeps every line and column, so later errors point at their real place. Stops at the first
+    error that would not move past the blanked statement (no cascades) or after MAX_SYNTAX_ERRORS.
+    """
+    text = source.text
+    starts = _top_level_starts(text)
+    found: list[Diagnostic] = []
+    error_pos = first.span.start_pos if first.span is not None else len(text)
+    while len(found) < MAX_SYNTAX_ERRORS - 1:
+        before = [s for s in starts if s <= error_pos]
+        after = [s for s in starts if s > error_pos]
+        lo = before[-1] if before else 0
+        hi = after[0] if after else len(text)
+        if hi >= len(text) and not after:
+            break   # the broken statement runs to the end of the file: nothing after it to check
+        text = text[:lo] + "".join(c if c == "\n" else " " for c in text[lo:hi]) + text[hi:]
+        try:
+            parser.parse(text, on_error=_separator_after_brace(text))
+            break
+        except UnexpectedInput as exc:
+            d = _syntax_error(Source(source.name, text), exc)
+            if d.span is None or d.span.start_pos < hi:
+                break
+            d = Diagnostic(d.code, d.message, at(source, d.span.line, d.span.column,
+                                                 max(1, d.span.end_column - d.span.column)), hint=d.hint)
+            found.append(d)
+            error_pos = d.span.start_pos
+    return found
+
+
 def _check_depth(tree: Tree, source: Source) -> None:
     """Reject absurdly deep expressions before any recursive pass sees them."""
     stack = [(tree, 1)]
@@ -194,7 +269,8 @@ def parse(text: str | bytes, name: str = "<string>") -> ast.Protocol:
     try:
         tree = parser.parse(text, on_error=_separator_after_brace(text))
     except UnexpectedInput as exc:
-        raise ProtocolSyntaxError(_syntax_error(source, exc)) from None
+        first = _syntax_error(source, exc)
+        raise ProtocolSyntaxError([first] + _later_syntax_errors(parser, source, first)) from None
     except RecursionError:  # pragma: no cover - lark's LALR is iterative; belt and braces
         raise ProtocolSyntaxError(Diagnostic("E107", "nesting too deep", point(source, 0))) from None
     _check_depth(tree, source)
