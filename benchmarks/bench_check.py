@@ -1,4 +1,4 @@
-"""Parse + check a generated, realistic 500-line protocol against the 100 ms target (DESIGN §9).
+"""Parse + check a generated, realistic 500-line protocol against the 100 ms target (the performance targets).
 
     python benchmarks/bench_check.py [--lines 500] [--weeks 12] [--runs 15] [--before /tmp/before]
 

@@ -1,4 +1,4 @@
-"""Schedule expansion benchmark (DESIGN §9): Cython twin vs pure-Python reference, measured in one run,
+"""Schedule expansion benchmark (the performance targets): Cython twin vs pure-Python reference, measured in one run,
 plus the streaming memory of ``Schedule.blocks()`` for a short and a long session.
 
     python benchmarks/bench_expand.py [--hours 2] [--ref-minutes 5] [--repeat 3]

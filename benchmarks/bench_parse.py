@@ -1,4 +1,4 @@
-"""Parse (+ check) a generated 500-line protocol; prints ms per run against the 100 ms target (DESIGN §9).
+"""Parse (+ check) a generated 500-line protocol; prints ms per run against the 100 ms target (the performance targets).
 
     python benchmarks/bench_parse.py [--lines 500] [--runs 20]
 

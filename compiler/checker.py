@@ -60,7 +60,7 @@ W402 warning  a zero-length cycle in ``repeat`` (the line emits nothing)
 W408 warning  a progression week beyond week 1 in a protocol without a plan (never used)
 ==== ======== ================================================================================
 
-Decisions where DESIGN is silent: params may not refer to params in their default or range (E219);
+Decisions where the language reference is silent: params may not refer to params in their default or range (E219);
 ``after`` at/after the end of a ``for`` block is an error, a line that fits no whole cycle is a warning;
 without a plan only session 1 (week 1) exists; diagnostics are reported once per (code, position), and
 one first found in week k >= 2 is prefixed "in week k (sessions a–b): ".

@@ -1,4 +1,4 @@
-"""The physics behind the safety rules (DESIGN §5): charge, rms current, energy, densities, Shannon k.
+"""The physics behind the safety rules (docs/safety.md): charge, rms current, energy, densities, Shannon k.
 
 Pure functions of exact inputs. Amplitudes are µA, frequencies Hz, durations µs and areas cm², all as
 ``int``/``Fraction``; a pulse shape's relative amplitudes are floats and are read as the decimal they
@@ -7,7 +7,7 @@ rational is returned as an exact ``Fraction`` so the rules can compare against t
 rounding; the two irrational ones (rms current, Shannon k) are returned as floats for display and have an
 exact comparison helper next to them.
 
-The conservative model of DESIGN §5 (normative):
+The conservative model of docs/safety.md (normative):
 
 * a resistive load of :data:`LOAD_OHM` = 500 Ω;
 * the channel's FULL amplitude ``A`` (ramps and duty cycle ignored);
@@ -30,7 +30,7 @@ from .ir import PulseShape
 #: the reference load of every energy/density computation (Ω)
 LOAD_OHM = 500
 
-#: thresholds of DESIGN §5, exact
+#: thresholds of docs/safety.md, exact
 MAX_ENERGY_MJ = Fraction(300)            # S008, energy per pulse into 500 Ω
 MAX_RMS_DENSITY_MA_CM2 = Fraction(2)     # S009, rms current density
 MAX_POWER_DENSITY_W_CM2 = Fraction(1, 4)  # S010, power density

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-#: One row per pulse, sorted by (t_us, channel). Normative (DESIGN §3).
+#: One row per pulse, sorted by (t_us, channel). Normative (the README's Python API).
 PULSE_DTYPE = np.dtype(
     [("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4"), ("shape", "<u2")]
 )

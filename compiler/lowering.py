@@ -1,4 +1,4 @@
-"""Session blocks -> Trains and Segments, and a ResolvedSession -> Schedule (DESIGN §4, normative).
+"""Session blocks -> Trains and Segments, and a ResolvedSession -> Schedule (docs/language.md, normative).
 
 * ``repeat N``: every line runs its cycle N times back to back from its ``after`` offset; the block ends
   when its last line ends (``after + N·cycle``, rest included).

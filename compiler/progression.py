@@ -1,4 +1,4 @@
-"""Plans and week-by-week progressions (DESIGN §4, normative).
+"""Plans and week-by-week progressions (docs/language.md, normative).
 
 * ``plan N sessions per day, W weeks`` -> 7·N sessions a week; ``per week`` -> N. Total = per week × W.
   Session ``s`` (1-based) falls in week ``ceil(s / sessions_per_week)``. Without a plan only session 1

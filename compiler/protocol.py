@@ -1,6 +1,6 @@
 """CheckedProtocol: a parsed and fully checked protocol, ready to resolve and compile any session.
 
-Only a CheckedProtocol crosses from the checker to lowering (DESIGN §2). ``load``/``loads`` build one or
+Only a CheckedProtocol crosses from the checker to lowering (docs/drivers.md and the README). ``load``/``loads`` build one or
 raise a ProtocolError carrying every diagnostic of the file (SafetyError when all errors are safety rules).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The table of safety and sanity rules (DESIGN §5): code, severity, what it checks, its source.
+"""The table of safety and sanity rules (docs/safety.md): code, severity, what it checks, its source.
 
 Codes are stable: tests, docs/safety.md and session records refer to them.
 """

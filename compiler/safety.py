@@ -1,4 +1,4 @@
-"""The safety rules of DESIGN §5 (normative), judged on one resolved session.
+"""The safety rules of docs/safety.md (normative), judged on one resolved session.
 
 Entry points:
 
@@ -10,7 +10,7 @@ Entry points:
   one channel (any device) or on different channels of a device with one shared current source.
 * :func:`find_overlaps` — the same, as plain records (for tools).
 
-Every quantity is computed the conservative way of DESIGN §5 by :mod:`stimscript.compiler.energy`, in exact
+Every quantity is computed the conservative way of docs/safety.md by :mod:`stimscript.compiler.energy`, in exact
 rational arithmetic; thresholds are compared exactly ("exactly at the limit" passes, anything above fails).
 S007 (param range) and S015 (plan) belong to the checker.
 """

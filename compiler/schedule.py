@@ -1,7 +1,7 @@
 """The Schedule: a compiled session, lazy until asked for pulses.
 
 ``pulses`` materialises the whole array; ``blocks()`` streams consecutive slices with memory bounded by
-the slice size, whatever the session's length (DESIGN §3). Only this type crosses into the runtime.
+the slice size, whatever the session's length (the README's Python API). Only this type crosses into the runtime.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``pulse ...`` (ast.Pulse) -> :class:`~stimscript.compiler.ir.PulseShape` (normative, DESIGN §4).
+"""``pulse ...`` (ast.Pulse) -> :class:`~stimscript.compiler.ir.PulseShape` (normative, docs/language.md).
 
 Widths are per phase; relative amplitudes are Python floats of exact fractions, the first phase +1.0;
 every duration is rounded to whole µs (half to even) before it is used:

@@ -1,6 +1,6 @@
 """stimscript: write, check, compile and stream multi-channel NMES protocols.
 
-Public API (DESIGN §3)::
+Public API (the README's Python API)::
 
     proto = stimscript.load("examples/tka_quadriceps.stim")
     sched = proto.compile(session=1, params={"intensity": "45 mA"})

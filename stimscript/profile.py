@@ -1,6 +1,6 @@
 """Device profiles: what a stimulator can do. The compiler checks against one; drivers report one.
 
-The loopback emulator's default profile is normative (DESIGN §6).
+The loopback emulator's default profile is normative (docs/drivers.md).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Hypothesis strategies for StimScript: syntax-valid ASTs, their text with layout noise, and
-semantically sensible protocol text (DESIGN §4) for checker/compiler tests.
+semantically sensible protocol text (docs/language.md) for checker/compiler tests.
 
     from tests.strategies import protocol_asts, protocol_texts, sensible_protocol_texts
 
@@ -36,7 +36,7 @@ UNITS = ("us", "ms", "s", "min", "h", "Hz", "kHz", "uA", "mA", "mV", "V", "nC", 
 HEADER_KEYS = ("reference", "indication", "author", "version", "description", "notes")
 LIMIT_QUANTITIES = ("current", "frequency", "pulse width", "charge", "duration", "channels", "voltage", "density")
 
-#: DESIGN §4 atlas names (the package atlas holds at least these)
+#: atlas names the language reference promises (the package atlas holds at least these)
 ATLAS = ("vastus_medialis", "vastus_lateralis", "rectus_femoris", "biceps_femoris", "semitendinosus",
          "gluteus_maximus", "gluteus_medius", "tibialis_anterior", "gastrocnemius_medialis",
          "gastrocnemius_lateralis", "soleus", "peroneus_longus", "common_peroneal_nerve", "biceps_brachii",

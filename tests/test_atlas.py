@@ -1,4 +1,4 @@
-"""The motor-point atlas shipped as package data (DESIGN §4)."""
+"""The motor-point atlas shipped as package data (docs/language.md)."""
 from __future__ import annotations
 
 import dataclasses

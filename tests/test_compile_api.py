@@ -1,4 +1,4 @@
-"""The public API of stimscript.load/loads -> CheckedProtocol -> compile/resolve (DESIGN §3)."""
+"""The public API of stimscript.load/loads -> CheckedProtocol -> compile/resolve (the README's Python API)."""
 import hashlib
 from fractions import Fraction
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Invariants of schedule expansion, run against whichever twin the selector picked (DESIGN §4 Semantics).
+"""Invariants of schedule expansion, run against whichever twin the selector picked (docs/language.md, semantics).
 
 Everything goes through ``stimscript.compiler.expander`` and ``Schedule``, so with
 ``STIMSCRIPT_NO_EXTENSIONS=1`` these check the pure-Python reference and otherwise the Cython twin.
@@ -151,7 +151,7 @@ def test_design_ramp_amplitudes():
     assert (hold["amplitude_ua"] == 40_000).all() and len(hold) == 600
 
 
-# --- DESIGN worked counts --------------------------------------------------------------------------------
+# --- worked counts of the language reference --------------------------------------------------------------------------------
 def test_design_count_ramp_and_hold_749():
     sched = Schedule.from_trains([make_train(on=15 * US, up=3 * US, hz=50)], SHAPES)
     assert sched.count() == 749 == len(sched.pulses)
@@ -247,7 +247,7 @@ def _stream_peak(sched: Schedule, max_pulses: int) -> tuple[int, int]:
 def test_blocks_memory_flat_24h_vs_1h():
     """Peak streaming memory of a 24 h session stays within 1.5x that of a 1 h one (4 channels)."""
     if expander.USING_EXTENSION:
-        hz, max_pulses = 100, 65536   # the DESIGN case: 34.6 M pulses streamed in well under a second
+        hz, max_pulses = 100, 65536   # the reference case: 34.6 M pulses streamed in well under a second
     else:
         hz, max_pulses = Fraction(1, 2), 2048   # the pure-Python reference: same shape, fewer pulses
     peaks = {}

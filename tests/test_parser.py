@@ -1,4 +1,4 @@
-"""Every construct of DESIGN §4 parses to the expected AST."""
+"""Every construct of docs/language.md parses to the expected AST."""
 from __future__ import annotations
 
 from fractions import Fraction as F

@@ -1,4 +1,4 @@
-"""Property tests: check_safety against an independent, straightforward float computation of DESIGN §5,
+"""Property tests: check_safety against an independent, straightforward float computation of docs/safety.md,
 and the exact overlap check against a brute-force expansion with the reference expander."""
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def sessions(draw):
 
 
 class Oracle:
-    """DESIGN §5 written out plainly in floats; ``near`` collects (value, threshold) pairs to skip."""
+    """docs/safety.md written out plainly in floats; ``near`` collects (value, threshold) pairs to skip."""
 
     def __init__(self):
         self.near = []

@@ -1,4 +1,4 @@
-"""Normative semantics (DESIGN §4): exact pulse counts, timing, amplitudes and shapes of compiled sessions."""
+"""Normative semantics (docs/language.md): exact pulse counts, timing, amplitudes and shapes of compiled sessions."""
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,7 +33,7 @@ ONE = [channel("quad", 1)]
 ON10 = "cycle on10 { hold 10 s; rest 5 s }\n"
 
 
-# --- DESIGN worked counts ------------------------------------------------------------------------
+# --- worked counts of the language reference ------------------------------------------------------------------------
 def test_design_example_counts_and_duration():
     sched = compile_(DESIGN_EXAMPLE)
     assert sched.counts() == {1: 15 * 749}
@@ -206,7 +206,7 @@ def _rhe(x: Fraction) -> int:
 
 
 def independent_count(freq: Fraction, amp_ua: Fraction, up: int, hold: int, down: int) -> int:
-    """Pulses per cycle straight from the DESIGN text (not via the expander)."""
+    """Pulses per cycle straight from the language reference (not via the expander)."""
     on = up + hold + down
     n, k = 0, 0
     while True:
