@@ -4,8 +4,9 @@
 """
 from __future__ import annotations
 
-from .base import DeviceDisconnected, DeviceStatus, Driver, WireDriver
+from .base import DeviceDisconnected, Driver, WireDriver
+from .events import DeviceLost, DeviceStatus, FaultReport, PulsesDelivered, StatusReport
 from .registry import available_drivers, load_driver_class, open_device
 
-__all__ = ["Driver", "WireDriver", "DeviceStatus", "DeviceDisconnected", "open_device", "available_drivers",
-           "load_driver_class"]
+__all__ = ["Driver", "WireDriver", "DeviceStatus", "DeviceDisconnected", "PulsesDelivered", "StatusReport",
+           "FaultReport", "DeviceLost", "open_device", "available_drivers", "load_driver_class"]

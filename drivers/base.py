@@ -11,38 +11,60 @@ time to device time with the START epoch.
 from __future__ import annotations
 
 import threading
+from fractions import Fraction
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import DeviceTimeout, DriverError, ProtocolMismatch
 from ..profile import DeviceProfile
+from . import events as ev
 from . import wire as w
+from .events import DeviceStatus
 
 
 class DeviceDisconnected(DriverError):
-    """The device went away mid-session (USB unplugged, cable, power)."""
-
-
-@dataclass
-class DeviceStatus:
-    """What the host knows about the device (the latest report plus what it sent since)."""
-
-    device_time_us: int = 0
-    state: str = "idle"
-    queue_level: int = 0
-    queue_capacity: int = 0
-    queue_free: int = 0
-    sent_pulses: int = 0
-    acked_pulses: int = 0
-    late_pulses: int = 0
-    faults: list = field(default_factory=list)
-    link: dict = field(default_factory=dict)
+    """The device went away mid-session (USB unplugged, cable, power, no answer)."""
 
 
 class Driver(ABC):
-    """Base class of every stimulator driver. Use as a context manager::
+    """Base class of every stimulator driver: the whole contract between the runtime and a device.
+
+    The runtime (``stimscript.run``) calls only the methods below, from one thread, except ``estop()``,
+    which a UI thread may call at any moment while holding ``self.lock`` (so make ``estop`` safe to run
+    between any two other calls, and take ``self.lock`` around anything it must not interleave with).
+
+    A session, as the runtime drives it::
+
+        dev.open()                        # connect, identify; capabilities() is known afterwards
+        dev.use_clock(clock)              # virtual time: emulated devices follow the runtime's clock
+        dev.prepare(schedule)             # the whole session, before anything is sent (optional hook)
+        dev.upload_shapes(schedule.shapes)
+        dev.start(epoch_us)               # session t = 0 is device time epoch_us
+        loop:  dev.poll() -> events       # at least every ``poll_interval_us`` (and 4x per watchdog period)
+               dev.send_block(pulses)     # pulses (device time) up to a look-ahead, within queue_free()
+               dev.set_scale(ch, factor)  # live intensity, per channel
+               dev.keepalive()            # when nothing else was sent for a while
+               dev.request_status()       # when the device has been silent, and to collect the final report
+               dev.pause/resume/stop/estop
+        dev.close()
+
+    Times are integer µs of **device time** (the device's own clock); pulses are rows of the schedule's
+    pulse dtype (``t_us`` int64, ``channel`` uint8 1-based, ``amplitude_ua`` int32, ``shape`` uint16 index
+    into the shape table). ``poll()`` returns the neutral events of :mod:`stimscript.drivers.events`:
+    :class:`PulsesDelivered`, :class:`StatusReport`, :class:`FaultReport`, :class:`DeviceLost`.
+
+    Devices that are not timestamp-streaming (a device that generates its own pulse rate per channel
+    and takes parameter updates, or one that is sent every pulse by the host when it is due) implement
+    the same contract: ``prepare(schedule)`` hands them the whole session (trains, shapes, channels) to
+    lower to their own program; ``send_block`` still delivers the exact pulses, a look-ahead ahead of
+    their time, from which such a driver derives its updates (channel on/off, current, period) and sends
+    them when due, from ``poll()``; it sets ``poll_interval_us`` to how often it needs to be called for
+    that. It acknowledges a pulse (with its index) once the device's own counters or reports show it was
+    delivered, never because it was sent. Raise :class:`~stimscript.errors.DriverError` (with a message
+    a user can act on) for a schedule the device cannot reproduce.
+
+    Use as a context manager::
 
         with stimscript.open_device("loopback") as dev:
             print(dev.capabilities())
@@ -50,6 +72,10 @@ class Driver(ABC):
 
     #: registry name
     name = "driver"
+    #: the longest the runtime may wait between two ``poll()`` calls during a session (µs). Host-timed
+    #: drivers (which must send updates or pulses when they are due) lower it; None: no requirement
+    #: beyond the runtime's own (4 polls per watchdog period, 4 per look-ahead in real time).
+    poll_interval_us: int | None = None
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -58,73 +84,113 @@ class Driver(ABC):
     # ---- lifecycle ------------------------------------------------------------------------------------
     @abstractmethod
     def open(self) -> None:
-        """Connect and handshake (HELLO); afterwards ``capabilities()`` is known."""
+        """Connect and identify the device; afterwards ``capabilities()`` is known. Raise DeviceNotFound,
+        DeviceTimeout or ProtocolMismatch (all DriverError) when that fails, leaving nothing open."""
 
     @abstractmethod
     def close(self) -> None:
-        """Output off and disconnect. Safe to call twice."""
+        """Output off (if a session is active), then disconnect. Safe to call twice, and after the device
+        vanished (never raises for that)."""
 
     @abstractmethod
     def capabilities(self) -> DeviceProfile:
-        """The device profile (channels, limits, queue size, watchdog)."""
+        """The device profile (channels, current range and step, phase range, rate, queue size, watchdog).
+        The runtime refuses a schedule outside it before it starts."""
 
     @property
     def serial(self) -> str:
+        """The device's serial number ("" when it has none)."""
         return ""
 
     def use_clock(self, clock) -> bool:
-        """Make the device follow ``clock`` (only emulated devices can; hardware returns False)."""
+        """Make the device follow ``clock`` (a :class:`stimscript.runtime.clock.Clock`). Only an emulated
+        device can: it returns True, and virtual-time runs become possible. Hardware returns False (the
+        default), and the runtime then insists on real time."""
         return False
 
     # ---- streaming ------------------------------------------------------------------------------------
+    def prepare(self, schedule) -> None:
+        """Called once per session, before ``upload_shapes``/``start``, with the whole Schedule (``trains``,
+        ``shapes``, ``channels``, ``duration_us``). Streaming devices need nothing here (the default does
+        nothing); a device with its own timing model lowers the session to its program, and raises
+        DriverError for what it cannot reproduce."""
+
     @abstractmethod
     def upload_shapes(self, shapes) -> None:
-        """Upload the pulse-shape table (index = the ``shape`` field of pulse records)."""
+        """Store the pulse-shape table (index = the ``shape`` field of pulses); each shape has ``.phases``:
+        (duration_us, relative amplitude) with the first phase at +1.0. Raise DeviceFault when the device
+        refuses it. Called before ``start``."""
 
     @abstractmethod
     def start(self, epoch_us: int) -> None:
-        """Begin a session whose t = 0 is device time ``epoch_us``; resets counters and pulse indexes."""
+        """Begin a session whose t = 0 is device time ``epoch_us``: counters, pulse indexes and scale
+        registers (all 1.0) start afresh; the device state becomes "running"."""
 
     @abstractmethod
     def send_block(self, pulses: np.ndarray) -> int:
-        """Queue pulses (PULSE_DTYPE, ``t_us`` in device time, non-decreasing). Returns the index given to
-        the first one; indexes count up from 0 per session and come back in acknowledgements."""
+        """Queue ``pulses`` (``t_us`` in device time, non-decreasing, never earlier than pulses queued
+        before). Returns the index given to the first one; indexes count up from 0 per session (pulse i of
+        the block gets first + i) and come back in PulsesDelivered records. Never more than ``queue_free()``
+        at a time. A pulse the device gets after its time is dropped and counted as late (an underrun),
+        never delivered late. Must not block on the device's answer."""
 
     @abstractmethod
     def poll(self) -> list:
-        """Read what the device reported since the last call: AckMsg / StatusMsg / FaultMsg objects."""
+        """Everything the device reported since the last call, as events (PulsesDelivered, StatusReport,
+        FaultReport, DeviceLost), in the order it reported them; [] when nothing. Must not block for more
+        than a few ms. Host-timed drivers also send whatever updates are due here."""
 
     @abstractmethod
     def status(self) -> DeviceStatus:
-        """The host's current view of the device."""
+        """The host's current view of the device (state, queue level and capacity, counters, link
+        statistics), from what the device last reported; no I/O."""
 
     def queue_free(self) -> int:
+        """How many more pulses ``send_block`` may queue now (capacity minus queued minus in flight)."""
         return self.status().queue_free
 
     def device_time_us(self) -> int:
+        """The device time now, as well as the host can estimate it (last reported device time plus host
+        time elapsed since); the runtime stamps pulses and schedules controls with it."""
         return self.status().device_time_us
+
+    def request_status(self) -> None:
+        """Ask the device for a StatusReport (it arrives through ``poll()``). The runtime calls it when the
+        device has been silent for too long and to collect the final report at the end of a session. The
+        default does nothing (for a device that reports on its own at least every watchdog period)."""
+
+    def keepalive(self) -> None:
+        """Tell the device's watchdog the host is alive (called when nothing else was sent for a quarter of
+        the watchdog period). The default does nothing."""
 
     # ---- controls -------------------------------------------------------------------------------------
     @abstractmethod
     def stop(self, ramp_us: int = 1_000_000) -> None:
-        """Ramp output down over ``ramp_us`` (device side), then off with the queue flushed."""
+        """Ramp every output down linearly over ``ramp_us`` (0: at once), then off with the queue flushed;
+        report state "stopping" (with ``ramp_end_us``), then "stopped"."""
 
     @abstractmethod
-    def pause(self, ramp_us: int = 500_000) -> None: ...
+    def pause(self, ramp_us: int = 500_000) -> None:
+        """Ramp down over ``ramp_us`` like ``stop``, then report "paused" with ``ramp_end_us`` = the device
+        time the ramp ended; the queue is flushed and the session kept. The runtime re-sends the pulses
+        not delivered, with new times, after ``resume``."""
 
     @abstractmethod
-    def resume(self, at_us: int, ramp_us: int = 1_000_000) -> None: ...
+    def resume(self, at_us: int, ramp_us: int = 1_000_000) -> None:
+        """Continue a paused session at device time ``at_us``, ramping up linearly over ``ramp_us``; report
+        "running"."""
 
     @abstractmethod
     def estop(self) -> None:
-        """Emergency stop: output zero at once, queue flushed."""
+        """Emergency stop: every output to zero at once, queue flushed, report "estopped". May be called
+        from another thread (holding ``self.lock``), at any time, also twice; never waits for an answer."""
 
     @abstractmethod
-    def set_scale(self, channel: int, factor: float) -> None:
-        """Set the intensity scale register of ``channel`` (0 = all channels), applied at pulse time."""
-
-    def keepalive(self) -> None:
-        """Tell the device watchdog the host is alive."""
+    def set_scale(self, channel: int, factor) -> None:
+        """Set the intensity scale of output ``channel`` (1-based) to ``factor`` (int, float or Fraction,
+        0 <= factor <= 4), applied at pulse time to every pulse of that channel delivered from now on,
+        queued ones included, so a change reaches the output within one pulse period. The runtime has
+        already clamped it to what the channel may deliver. A device rounds to its own resolution."""
 
     def __enter__(self):
         if not self.is_open:
@@ -337,9 +403,22 @@ class WireDriver(Driver):
 
     def poll(self) -> list:
         with self.lock:
-            out, self._pending = self._pending, []
-            out += self._receive()
-            return out
+            msgs, self._pending = self._pending, []
+            msgs += self._receive()
+            return [e for e in map(self._event, msgs) if e is not None]
+
+    @staticmethod
+    def _event(m):
+        """A wire message as the runtime's neutral event (None for link-internal messages)."""
+        if isinstance(m, w.AckMsg):
+            return ev.PulsesDelivered(m.device_t_us, m.records, m.late_total, m.queue_level)
+        if isinstance(m, w.StatusMsg):
+            return ev.StatusReport(m.device_t_us, m.state_name, m.delivered_total, m.late_total, m.flushed_total,
+                                   m.queue_level, m.queue_capacity, m.ramp_end_us, dict(m.delivered),
+                                   dict(m.peak_ua))
+        if isinstance(m, w.FaultMsg):
+            return ev.FaultReport(m.kind, m.channel, m.device_t_us, m.detail_text(), m.code != w.FAULT_ELECTRODE)
+        return None
 
     def status(self) -> DeviceStatus:
         prof = self.profile
@@ -379,12 +458,11 @@ class WireDriver(Driver):
     def estop(self) -> None:
         self._send(w.ESTOP)
 
-    def set_scale(self, channel: int, factor: float) -> None:
-        ppm = int(round(float(factor) * w.SCALE_ONE))
+    def set_scale(self, channel: int, factor) -> None:
+        """The scale register holds parts per million: ``factor`` is rounded half to even (exactly, for a
+        Fraction). Channel 0 sets every channel at once (a wire-protocol extra)."""
+        ppm = round(Fraction(factor) * w.SCALE_ONE)
         self._send(w.SET_SCALE, w.SET_SCALE_STRUCT.pack(int(channel), max(0, min(ppm, w.MAX_SCALE_PPM))))
-
-    def set_scale_ppm(self, channel: int, ppm: int) -> None:
-        self._send(w.SET_SCALE, w.SET_SCALE_STRUCT.pack(int(channel), max(0, min(int(ppm), w.MAX_SCALE_PPM))))
 
     def keepalive(self) -> None:
         self._send(w.KEEPALIVE)

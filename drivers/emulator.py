@@ -171,6 +171,8 @@ class Emulator:
         self._last_ack_t = self._now
         self.rx_pulses_total = 0
         self.delivered_total = 0
+        self.delivered_per_channel = np.zeros(n, dtype=np.int64)
+        self.peak_per_channel = np.zeros(n, dtype=np.int64)
         self.late_total = 0
         self.flushed_total = 0
         self.suppressed_total = 0
@@ -587,6 +589,8 @@ class Emulator:
         ack["amplitude_ua"] = amp
         self._acks.append(ack)
         self.delivered_total += n
+        self.delivered_per_channel += np.bincount(ch, minlength=len(self.delivered_per_channel))
+        np.maximum.at(self.peak_per_channel, ch, np.abs(amp))
 
     # ---- outgoing reports -----------------------------------------------------------------------------
     def _flush_acks(self) -> None:
@@ -612,7 +616,11 @@ class Emulator:
         return w.StatusMsg(self._now, self.state, self.queue_level, self.profile.queue_pulses,
                            self.rx_pulses_total, self.delivered_total, self.late_total, self.flushed_total,
                            self.epoch, self.ramp_end_us, tuple(int(x) for x in self.scale_ppm[1:]),
-                           self.link.stats.as_dict())
+                           self.link.stats.as_dict(),
+                           {c: int(self.delivered_per_channel[c]) for c in range(1, len(self.delivered_per_channel))
+                            if self.delivered_per_channel[c]},
+                           {c: int(self.peak_per_channel[c]) for c in range(1, len(self.peak_per_channel))
+                            if self.peak_per_channel[c]})
 
     def _emit_status(self) -> None:
         if self._acks:  # deliveries are reported before the state change that follows them

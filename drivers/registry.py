@@ -44,6 +44,15 @@ def load_driver_class(name: str):
         cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise DriverError(f"driver {name!r} ({drivers[name]}) cannot be loaded: {exc}") from exc
+    except Exception as exc:  # a plug-in module that fails while importing must not crash the host
+        raise DriverError(f"driver {name!r} ({drivers[name]}) failed while loading: "
+                          f"{type(exc).__name__}: {exc}") from exc
+    from .base import Driver
+
+    if not (isinstance(cls, type) and issubclass(cls, Driver)):
+        what = f"class {cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else f"{type(cls).__name__} object"
+        raise DriverError(f"driver {name!r} ({drivers[name]}) is a {what}, not a subclass of "
+                          f"stimscript.drivers.base.Driver; a driver must subclass Driver (see docs/drivers.md)")
     return cls
 
 
@@ -53,6 +62,9 @@ def open_device(name: str = "loopback", **options):
     try:
         dev = cls(**options)
     except TypeError as exc:
+        if "abstract" in str(exc):
+            raise DriverError(f"driver {name!r} ({cls.__module__}.{cls.__qualname__}) is incomplete: {exc}; "
+                              f"it must implement every abstract method of Driver (see docs/drivers.md)") from exc
         raise DriverError(f"bad options for driver {name!r}: {exc}") from exc
     dev.open()
     return dev

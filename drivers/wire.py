@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import ProtocolMismatch
 from ..profile import DeviceProfile
+from .events import DELIVERY_DTYPE
 
 VERSION = 1
 SYNC = b"\xa5\x5a"
@@ -340,8 +341,8 @@ class Link:
 
 #: PULSES record on the wire (11 bytes, packed, little-endian)
 WIRE_PULSE_DTYPE = np.dtype([("dt_us", "<u4"), ("channel", "u1"), ("amplitude_ua", "<i4"), ("shape", "<u2")])
-#: ACK record on the wire (17 bytes, packed): one per delivered pulse
-ACK_DTYPE = np.dtype([("index", "<u4"), ("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4")])
+#: ACK record on the wire (17 bytes, packed): one per delivered pulse (the runtime's DELIVERY_DTYPE)
+ACK_DTYPE = DELIVERY_DTYPE
 PULSES_HEAD = struct.Struct("<IqH")      # first_index, base_t_us, n
 ACK_HEAD = struct.Struct("<qIIIH")       # device_t_us, queue_level, rx_pulses_total, late_total, n
 MAX_PULSES_PER_FRAME = (MAX_PAYLOAD - PULSES_HEAD.size) // WIRE_PULSE_DTYPE.itemsize  # 1488
@@ -504,6 +505,9 @@ class StatusMsg:
     ramp_end_us: int
     scales_ppm: tuple[int, ...] = ()
     link: dict = field(default_factory=dict)
+    #: per channel (1-based): pulses delivered and the largest amplitude delivered (µA) this session
+    delivered: dict = field(default_factory=dict)
+    peak_ua: dict = field(default_factory=dict)
 
     @property
     def state_name(self) -> str:
@@ -519,7 +523,14 @@ def encode_status(s: StatusMsg) -> bytes:
                              s.delivered_total, s.late_total, s.flushed_total, s.epoch_us, s.ramp_end_us)
     out += bytes([len(s.scales_ppm)]) + struct.pack(f"<{len(s.scales_ppm)}I", *s.scales_ppm)
     out += struct.pack(f"<{len(LINK_COUNTERS)}I", *(min(0xFFFFFFFF, s.link.get(k, 0)) for k in LINK_COUNTERS))
+    chans = sorted(set(s.delivered) | set(s.peak_ua))
+    out += bytes([len(chans)])
+    for ch in chans:
+        out += CHANNEL_COUNTS.pack(ch, min(0xFFFFFFFF, s.delivered.get(ch, 0)), min(0xFFFFFFFF, s.peak_ua.get(ch, 0)))
     return out
+
+
+CHANNEL_COUNTS = struct.Struct("<BII")   # channel, delivered pulses, peak amplitude µA
 
 
 def decode_status(payload: bytes) -> StatusMsg:
@@ -529,7 +540,16 @@ def decode_status(payload: bytes) -> StatusMsg:
     scales = struct.unpack_from(f"<{nsc}I", payload, pos + 1)
     pos += 1 + 4 * nsc
     link = dict(zip(LINK_COUNTERS, struct.unpack_from(f"<{len(LINK_COUNTERS)}I", payload, pos)))
-    return StatusMsg(*vals, scales_ppm=tuple(scales), link=link)
+    pos += 4 * len(LINK_COUNTERS)
+    delivered, peak = {}, {}
+    if pos < len(payload):   # per-channel counts (added in v1 without a version change: older STATUS ends here)
+        nch = payload[pos]
+        pos += 1
+        for _ in range(nch):
+            ch, n, amp = CHANNEL_COUNTS.unpack_from(payload, pos)
+            pos += CHANNEL_COUNTS.size
+            delivered[ch], peak[ch] = n, amp
+    return StatusMsg(*vals, scales_ppm=tuple(scales), link=link, delivered=delivered, peak_ua=peak)
 
 
 FAULT_STRUCT = struct.Struct("<BBqI")  # code, channel (0 = whole device), device_t_us, detail
@@ -546,9 +566,25 @@ class FaultMsg:
     def kind(self) -> str:
         return FAULT_NAMES.get(self.code, f"fault{self.code}")
 
+    def detail_text(self) -> str:
+        """``detail`` in words (its meaning depends on the fault code)."""
+        d = self.detail
+        if self.code == FAULT_OVER_LIMIT:
+            return f"{d} µA measured" if d else "output stage over its limit"
+        if self.code == FAULT_WATCHDOG:
+            return f"no valid frame from the host for {d} ms"
+        if self.code == FAULT_QUEUE_OVERFLOW:
+            return f"{d} pulses would exceed the queue"
+        if self.code == FAULT_BAD_PULSE:
+            return f"refused pulse index {d}"
+        if self.code == FAULT_BAD_SHAPE:
+            return f"refused shape {d}"
+        return f"detail {d}" if d else ""
+
     def describe(self) -> str:
         where = f"channel {self.channel}" if self.channel else "device"
-        return f"{self.kind} fault on {where} at device time {self.device_t_us} µs (detail {self.detail})"
+        extra = self.detail_text()
+        return f"{self.kind} fault on {where} at device time {self.device_t_us} µs" + (f" ({extra})" if extra else "")
 
 
 def encode_fault(f: FaultMsg) -> bytes:

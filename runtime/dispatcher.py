@@ -17,7 +17,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..compiler.ir import PULSE_DTYPE
-from ..drivers import wire as w
+from ..drivers import events as ev
 from ..drivers.base import DeviceDisconnected, Driver
 from ..errors import DeviceTimeout, DriverError, SafetyError, StimscriptError
 from .clock import Clock, RealClock, VirtualClock
@@ -132,8 +132,8 @@ class _Intensity:
     def slewing(self) -> bool:
         return self.value != self.target
 
-    def step(self, dt_us: int) -> dict[int, int]:
-        """Move applied values toward their targets; -> {channel: scale_ppm} to send."""
+    def step(self, dt_us: int) -> dict[int, Fraction]:
+        """Move applied values toward their targets; -> {channel: scale factor} to send (exact)."""
         out = {}
         max_step = max(1, self.ctl.slew_ua_per_s * dt_us // 1_000_000)
         for n in self.base:
@@ -142,9 +142,9 @@ class _Intensity:
                 continue
             cur = tgt if abs(tgt - cur) <= max_step else cur + (max_step if tgt > cur else -max_step)
             self.value[n] = cur
-            ppm = int(Fraction(cur * w.SCALE_ONE, self.base[n]).__round__())
+            factor = Fraction(cur, self.base[n])
             for ch in self.channels[n]:
-                out[ch] = ppm
+                out[ch] = factor
         return out
 
 
@@ -293,11 +293,13 @@ class Dispatcher:
         self.source_done = False
         self._set_buf(_EMPTY)
         self.inflight: list[tuple[np.ndarray, int]] = []  # (schedule-time pulses, last device time)
-        self.dev_state = w.IDLE
+        self.dev_state = ev.IDLE
+        self.last_report: ev.StatusReport | None = None
         self.ramp_end: int | None = None
         self.pause_sched = 0
         self._pending_resume = False
 
+        drv.prepare(self.schedule)
         drv.upload_shapes(self.schedule.shapes)
         if self.start_delay_us is None:
             self.start_delay_us = min(self.lookahead_us, 100_000) if self.realtime else 0
@@ -341,6 +343,8 @@ class Dispatcher:
         prof = drv.capabilities()
         tick = max(1000, min(self.lookahead_us // 4, 50_000)) if self.realtime else \
             max(1000, min(self.lookahead_us, prof.watchdog_ms * 800))  # talk before the watchdog bites
+        if drv.poll_interval_us:
+            tick = max(1000, min(tick, int(drv.poll_interval_us)))
         keepalive_us = max(1000, min(prof.watchdog_ms * 1000 // 4, 100_000))
         last_tx_host = clock.now_us()
         last_slew_dev = None
@@ -365,8 +369,8 @@ class Dispatcher:
             if self.intensity.slewing and self.end_reason is None and self.state in ("running", "paused", "pausing"):
                 if last_slew_dev is None or dev_now - last_slew_dev >= self.SLEW_TICK_US:
                     dt = self.SLEW_TICK_US if last_slew_dev is None else dev_now - last_slew_dev
-                    for ch, ppm in self.intensity.step(dt).items():
-                        drv.set_scale_ppm(ch, ppm)
+                    for ch, factor in self.intensity.step(dt).items():
+                        drv.set_scale(ch, factor)
                     last_slew_dev = dev_now
                     self._emit("intensity")
             elif not self.intensity.slewing:
@@ -403,9 +407,8 @@ class Dispatcher:
             if self.end_reason is not None:
                 if drain_deadline is None:
                     drain_deadline = clock.now_us() + self.drain_timeout_us
-                st = drv.last_status if hasattr(drv, "last_status") else None
-                done_states = (w.STOPPED, w.ESTOPPED, w.FAULTED, w.IDLE)
-                if st is not None and st.state in done_states and drv.acked_pulses >= st.delivered_total:
+                st = self.last_report
+                if st is not None and st.final and int(self.delivered.sum()) >= st.delivered_total:
                     break
                 if clock.now_us() >= drain_deadline:
                     break
@@ -439,7 +442,7 @@ class Dispatcher:
 
     # ---- messages -----------------------------------------------------------------------------------
     def _handle(self, m) -> None:
-        if isinstance(m, w.AckMsg):
+        if isinstance(m, ev.PulsesDelivered):
             r = m.records
             if len(r):
                 ch = r["channel"]
@@ -449,33 +452,36 @@ class Dispatcher:
                 self.last_amp[ch] = amp
                 if self.keep_acks:
                     self.acks.append(r.copy())
-            if m.late_total != self.late:
+            if m.late_total is not None and m.late_total != self.late:
                 if m.late_total > self.late:
                     self._emit("underrun", f"{m.late_total - self.late} pulse(s) reached the device too late")
                 self.late = m.late_total
             # forget in-flight chunks the device has certainly finished with
             while self.inflight and self.inflight[0][1] < m.device_t_us:
                 self.inflight.pop(0)
-        elif isinstance(m, w.StatusMsg):
+        elif isinstance(m, ev.StatusReport):
+            self.last_report = m
             self.late = max(self.late, m.late_total)
             self.dev_state = m.state
-            if m.state in (w.PAUSING, w.STOPPING):
+            if m.state in (ev.PAUSING, ev.STOPPING):
                 self.ramp_end = m.ramp_end_us
-            elif m.state == w.PAUSED and self.state == "pausing":
+            elif m.state == ev.PAUSED and self.state == "pausing":
                 self._paused(m.ramp_end_us)
-            elif m.state == w.STOPPED and self.end_reason is None and self.state == "stopping":
+            elif m.state == ev.STOPPED and self.end_reason is None and self.state == "stopping":
                 self._begin_end("stopped")
-            elif m.state == w.ESTOPPED and self.end_reason is None:
+            elif m.state == ev.ESTOPPED and self.end_reason is None:
                 self._begin_end("emergency_stop")
-            elif m.state == w.FAULTED and self.end_reason is None:
+            elif m.state == ev.FAULTED and self.end_reason is None:
                 self._begin_end("fault")
-        elif isinstance(m, w.FaultMsg):
+        elif isinstance(m, ev.FaultReport):
             self.rec.faults.append(m.describe())
             self._emit("fault", m.describe())
             if self.end_reason is None or self.end_reason == "completed":
                 self.driver.estop()  # belt and braces: every channel off
                 self.end_reason = None
                 self._begin_end("fault")
+        elif isinstance(m, ev.DeviceLost):
+            raise DeviceDisconnected(m.reason)
 
     def _begin_end(self, reason: str) -> None:
         if self.end_reason is not None:
@@ -562,7 +568,7 @@ class Dispatcher:
         except Exception:
             pass
         if self.keep_acks:
-            rec.acknowledged = np.concatenate(self.acks) if self.acks else np.zeros(0, dtype=w.ACK_DTYPE)
+            rec.acknowledged = np.concatenate(self.acks) if self.acks else np.zeros(0, dtype=ev.DELIVERY_DTYPE)
         if self.store is not None:
             self.store.finish(rec)
         self._emit("ended", reason)

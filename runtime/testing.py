@@ -1,23 +1,34 @@
 """Helpers for tests and benchmarks (also for vendors re-running the suite against their hardware).
 
 ``open_test_device(kind)`` opens ``"loopback"`` (in-process emulator), ``"usb-loopback"`` (the USB driver
-over pyusb with a LoopbackBackend) or ``"usb"`` (real hardware, default VID:PID). The suite's device
-list comes from ``$STIMSCRIPT_TEST_DEVICES`` (comma separated, default "loopback,usb-loopback").
+over pyusb with a LoopbackBackend), ``"direct"`` (:class:`DirectDriver`, a driver written to the ``Driver``
+contract alone, no wire protocol) or ``"usb"`` (real hardware, default VID:PID). The suite's device list
+comes from ``$STIMSCRIPT_TEST_DEVICES`` (comma separated, default "loopback,usb-loopback,direct").
 ``nmes_schedule(...)`` builds a realistic multi-channel Schedule with ramps via ``Schedule.from_trains``.
 """
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 
-from ..compiler.ir import ChannelInfo, PulseShape, Segment, Train
+import numpy as np
+
+from ..compiler.ir import PULSE_DTYPE, ChannelInfo, PulseShape, Segment, Train
 from ..compiler.schedule import Schedule
+from ..drivers import events as ev
+from ..drivers.base import Driver
+from ..drivers.emulator import round_div_half_even
+from ..drivers.events import DeviceStatus
+from ..errors import DeviceFault, DriverError
+from ..profile import LOOPBACK_PROFILE, DeviceProfile
+from .clock import RealClock
 
 BIPHASIC_300 = PulseShape(((300, 1.0), (50, 0.0), (300, -1.0)), "biphasic")
 ASYMMETRIC = PulseShape(((200, 1.0), (800, -0.25)), "asymmetric")
 
 
 def device_kinds() -> list[str]:
-    raw = os.environ.get("STIMSCRIPT_TEST_DEVICES", "loopback,usb-loopback")
+    raw = os.environ.get("STIMSCRIPT_TEST_DEVICES", "loopback,usb-loopback,direct")
     return [k.strip() for k in raw.split(",") if k.strip()]
 
 
@@ -30,6 +41,10 @@ def open_test_device(kind: str, **emulator_options):
         return open_device("loopback", emulator=Emulator(**emulator_options))
     if kind == "usb-loopback":
         return open_device("usb", backend=LoopbackBackend(emulator=Emulator(**emulator_options)))
+    if kind == "direct":
+        dev = DirectDriver()
+        dev.open()
+        return dev
     if kind == "usb":
         return open_device("usb")
     raise ValueError(f"unknown test device kind {kind!r}")
@@ -63,3 +78,307 @@ def nmes_schedule(channels: int = 8, seconds: float = 60.0, freq_hz: int = 50, o
         params[param] = Quantity.of(base_ua, "uA")
     return Schedule.from_trains(trains, shapes, duration, channels=tuple(infos), segments=segments, title=title,
                                 params=params, sha256="0" * 64)
+
+
+# ---- a driver written to the Driver contract alone ------------------------------------------------------
+
+class DirectDriver(Driver):
+    """A test double that subclasses :class:`~stimscript.drivers.base.Driver` directly: no wire protocol,
+    no bytes, an in-process device model of its own. It proves that the runtime needs nothing beyond the
+    documented contract, and shows a vendor the least a driver does.
+
+    The model: a pulse queue played on the device clock (following the runtime's clock through
+    ``use_clock``); per-channel scale factors kept as exact fractions and applied at pulse time; linear
+    stop/pause/resume envelopes; amplitudes rounded half to even; pulses that arrive after their time
+    dropped and counted late; a pulse above the profile's current limit -> a fault with all output off.
+    Zero-amplitude pulses (a ramp's first and last instant) are not delivered. It reports
+    PulsesDelivered at most every ``report_interval_us`` and a StatusReport on every state change and
+    on request. Registry name: not registered; construct it directly (``DirectDriver()``).
+
+    ``output`` (what it delivered, t_us relative to the session start), ``queue_level`` and
+    ``output_on`` mirror the loopback emulator's, so the same tests can observe it.
+    """
+
+    name = "direct"
+    BOOT_US = 7_654_321
+
+    def __init__(self, profile: DeviceProfile = LOOPBACK_PROFILE, serial: str = "DIRECT-0001",
+                 report_interval_us: int = 20_000):
+        super().__init__()
+        self.profile = profile
+        self._serial = serial
+        self.report_interval_us = report_interval_us
+        self._clock = RealClock()
+        self._base = (self.BOOT_US, self._clock.now_us())
+        self.state = ev.IDLE
+        self._reset(0)
+
+    # ---- the device model -------------------------------------------------------------------------
+    def _reset(self, epoch: int) -> None:
+        n = self.profile.channels + 1
+        self.epoch = epoch
+        self._q = np.zeros(0, dtype=PULSE_DTYPE)
+        self._qidx = np.zeros(0, dtype=np.int64)
+        self._num = np.ones(n, dtype=np.int64)
+        self._den = np.ones(n, dtype=np.int64)
+        self._env = None              # ("down" | "up", t0, t1, state at the end of a ramp down)
+        self._ramp_end = 0
+        self._now = self._time()
+        self._next_index = 0
+        self._delivered: list[np.ndarray] = []
+        self._out: list[np.ndarray] = []
+        self._events: list = []
+        self._last_report = self._now
+        self.delivered_total = 0
+        self.late_total = 0
+        self.flushed_total = 0
+        self._per_ch = np.zeros(n, dtype=np.int64)
+        self._peak = np.zeros(n, dtype=np.int64)
+        self.faults: list = []
+
+    def _time(self) -> int:
+        return self._base[0] + self._clock.now_us() - self._base[1]
+
+    def _advance(self) -> None:
+        """Play everything up to the device time now, in time order."""
+        now = max(self._now, self._time())
+        env = self._env
+        if env is not None and env[0] == "down" and env[2] <= now:
+            self._play(env[2], inclusive=False)
+            self._env = None
+            self._end(env[3], env[2])
+        elif env is not None and env[0] == "up" and env[2] <= now:
+            self._play(env[2], inclusive=False)
+            self._env = None
+        self._play(now, inclusive=True)
+        self._now = now
+
+    def _play(self, t_end: int, inclusive: bool) -> None:
+        if self.state not in (ev.RUNNING, ev.PAUSING, ev.STOPPING) or not len(self._q):
+            return
+        k = int(np.searchsorted(self._q["t_us"], t_end, side="right" if inclusive else "left"))
+        if k == 0:
+            return
+        p, idx = self._q[:k], self._qidx[:k]
+        self._q, self._qidx = self._q[k:], self._qidx[k:]
+        ch = p["channel"].astype(np.int64)
+        num = p["amplitude_ua"].astype(np.int64) * self._num[ch]
+        den = self._den[ch].copy()
+        if self._env is not None:
+            kind, t0, t1, _ = self._env
+            span = max(1, t1 - t0)
+            t = p["t_us"]
+            num = num * ((t1 - t) if kind == "down" else np.clip(t - t0, 0, span))
+            den = den * span
+        amp = round_div_half_even(num, den)
+        over = np.abs(amp) > self.profile.max_current_ua
+        if over.any():
+            i = int(np.argmax(over))
+            self._deliver(p[:i], idx[:i], amp[:i])
+            self._fault("over_limit", int(ch[i]), int(p["t_us"][i]), f"{int(abs(amp[i]))} µA")
+            return
+        self._deliver(p, idx, amp)
+
+    def _deliver(self, p, idx, amp) -> None:
+        keep = amp != 0
+        p, idx, amp = p[keep], idx[keep], amp[keep]
+        if not len(p):
+            return
+        rec = np.empty(len(p), dtype=ev.DELIVERY_DTYPE)
+        rec["index"] = idx
+        rec["t_us"] = p["t_us"]
+        rec["channel"] = p["channel"]
+        rec["amplitude_ua"] = amp
+        self._delivered.append(rec)
+        out = p.copy()
+        out["t_us"] -= self.epoch
+        out["amplitude_ua"] = amp
+        self._out.append(out)
+        self.delivered_total += len(p)
+        self._per_ch += np.bincount(p["channel"], minlength=len(self._per_ch))
+        np.maximum.at(self._peak, p["channel"], np.abs(amp))
+
+    def _flush(self) -> None:
+        self.flushed_total += len(self._q)
+        self._q, self._qidx = self._q[:0], self._qidx[:0]
+
+    def _end(self, state: str, at: int) -> None:
+        self._flush()
+        self._ramp_end = at
+        self.state = state
+        self._report()
+
+    def _fault(self, kind: str, channel: int, at: int, detail: str) -> None:
+        f = ev.FaultReport(kind, channel, at, detail, output_off=True)
+        self.faults.append(f)
+        self._env = None
+        self._flush()
+        self.state = ev.FAULTED
+        self._acks()
+        self._events.append(f)
+        self._report()
+
+    def _acks(self) -> None:
+        if self._delivered:
+            recs = np.concatenate(self._delivered)
+            self._delivered = []
+            self._events.append(ev.PulsesDelivered(self._now, recs, self.late_total, len(self._q)))
+            self._last_report = self._now
+
+    def _report(self) -> None:
+        self._acks()  # deliveries are reported before the state change that follows them
+        chans = range(1, len(self._per_ch))
+        self._events.append(ev.StatusReport(
+            self._now, self.state, self.delivered_total, self.late_total, self.flushed_total, len(self._q),
+            self.profile.queue_pulses, self._ramp_end,
+            {c: int(self._per_ch[c]) for c in chans if self._per_ch[c]},
+            {c: int(self._peak[c]) for c in chans if self._peak[c]}))
+
+    # ---- what tests observe -------------------------------------------------------------------------
+    @property
+    def emulator(self):
+        return self
+
+    @property
+    def output(self) -> np.ndarray:
+        with self.lock:
+            self._advance()
+            return np.concatenate(self._out) if self._out else np.zeros(0, dtype=PULSE_DTYPE)
+
+    @property
+    def queue_level(self) -> int:
+        return len(self._q)
+
+    @property
+    def output_on(self) -> bool:
+        return self.state in (ev.RUNNING, ev.PAUSING, ev.STOPPING)
+
+    # ---- the Driver contract ------------------------------------------------------------------------
+    def open(self) -> None:
+        self.is_open = True
+
+    def close(self) -> None:
+        with self.lock:
+            if self.is_open and self.output_on:
+                self.estop()
+            self.is_open = False
+
+    def capabilities(self) -> DeviceProfile:
+        return self.profile
+
+    @property
+    def serial(self) -> str:
+        return self._serial
+
+    def use_clock(self, clock) -> bool:
+        with self.lock:
+            self._base = (self._time(), clock.now_us())
+            self._clock = clock
+            return True
+
+    def upload_shapes(self, shapes) -> None:
+        for i, shape in enumerate(shapes):
+            for dur, rel in shape.phases:
+                if rel and not self.profile.min_phase_us <= dur <= self.profile.max_phase_us:
+                    raise DeviceFault(f"the device refused the pulse-shape table: shape {i} has a {dur} µs phase")
+        self.shapes = list(shapes)
+
+    def start(self, epoch_us: int) -> None:
+        with self.lock:
+            self._advance()
+            self._reset(int(epoch_us))
+            self.state = ev.RUNNING
+            self._report()
+
+    def send_block(self, pulses: np.ndarray) -> int:
+        with self.lock:
+            self._advance()
+            first = self._next_index
+            n = len(pulses)
+            self._next_index += n
+            if self.state not in (ev.RUNNING, ev.PAUSING, ev.STOPPING):
+                self.flushed_total += n
+                return first
+            if len(self._q) + n > self.profile.queue_pulses:
+                raise DriverError(f"{n} pulses overflow the {self.profile.queue_pulses}-pulse queue")
+            idx = np.arange(first, first + n, dtype=np.int64)
+            ok = pulses["t_us"] >= self._now
+            self.late_total += int(n - np.count_nonzero(ok))
+            self._q = np.concatenate([self._q, pulses[ok].astype(PULSE_DTYPE)])
+            self._qidx = np.concatenate([self._qidx, idx[ok]])
+            return first
+
+    def poll(self) -> list:
+        with self.lock:
+            self._advance()
+            if self._delivered or self._now - self._last_report >= self.report_interval_us:
+                if self._delivered:
+                    self._acks()
+                elif self.state != ev.IDLE:
+                    self._events.append(ev.PulsesDelivered(self._now, np.zeros(0, ev.DELIVERY_DTYPE),
+                                                           self.late_total, len(self._q)))
+                    self._last_report = self._now
+            out, self._events = self._events, []
+            return out
+
+    def status(self) -> DeviceStatus:
+        cap = self.profile.queue_pulses
+        return DeviceStatus(device_time_us=self._time(), state=self.state, queue_level=len(self._q),
+                            queue_capacity=cap, queue_free=cap - len(self._q), sent_pulses=self._next_index,
+                            acked_pulses=self.delivered_total, late_pulses=self.late_total,
+                            faults=list(self.faults))
+
+    def request_status(self) -> None:
+        with self.lock:
+            self._advance()
+            self._report()
+
+    def _ramp_down(self, ramp_us: int, end_state: str, ramp_state: str) -> None:
+        with self.lock:
+            self._advance()
+            if self.state in (ev.RUNNING, ev.PAUSING, ev.STOPPING):
+                if ramp_us <= 0:
+                    self._env = None
+                    self._end(end_state, self._now)
+                    return
+                t1 = self._now + int(ramp_us)
+                if self._env is not None and self._env[0] == "down":
+                    t1 = min(t1, self._env[2])
+                self._env = ("down", self._now, t1, end_state)
+                self._ramp_end = t1
+                self.state = ramp_state
+            elif self.state == ev.PAUSED and end_state == ev.STOPPED:
+                self._end(ev.STOPPED, self._now)
+                return
+            self._report()
+
+    def stop(self, ramp_us: int = 1_000_000) -> None:
+        self._ramp_down(ramp_us, ev.STOPPED, ev.STOPPING)
+
+    def pause(self, ramp_us: int = 500_000) -> None:
+        self._ramp_down(ramp_us, ev.PAUSED, ev.PAUSING)
+
+    def resume(self, at_us: int, ramp_us: int = 1_000_000) -> None:
+        with self.lock:
+            self._advance()
+            if self.state == ev.PAUSED:
+                at = max(int(at_us), self._now)
+                self._env = ("up", at, at + int(ramp_us), ev.RUNNING) if ramp_us > 0 else None
+                self._ramp_end = at + int(ramp_us)
+                self.state = ev.RUNNING
+            self._report()
+
+    def estop(self) -> None:
+        with self.lock:
+            self._advance()
+            if self.state != ev.ESTOPPED:
+                self._env = None
+                self._end(ev.ESTOPPED, self._now)
+            else:
+                self._report()
+
+    def set_scale(self, channel: int, factor) -> None:
+        f = Fraction(factor).limit_denominator(1_000_000)
+        with self.lock:
+            self._advance()
+            self._num[channel], self._den[channel] = f.numerator, f.denominator

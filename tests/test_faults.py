@@ -6,11 +6,12 @@ import pytest
 
 import stimscript
 from stimscript.compiler.ir import PULSE_DTYPE
+from stimscript.drivers import events as ev
 from stimscript.drivers import wire as w
 from stimscript.runtime import SessionController
 from stimscript.runtime.testing import device_kinds, nmes_schedule, open_test_device
 
-KINDS = [k for k in device_kinds() if k != "usb"]  # fault injection needs the emulator
+KINDS = [k for k in device_kinds() if k in ("loopback", "usb-loopback")]  # fault injection needs the emulator
 PERIOD = 20_000
 
 
@@ -150,8 +151,8 @@ def test_over_limit_pulse_at_the_driver_level(dev):
     dev.send_block(p)
     clock.advance(100_000)
     msgs = dev.poll()
-    faults = [m for m in msgs if isinstance(m, w.FaultMsg)]
-    assert faults and faults[0].kind == "over_limit" and faults[0].detail == 130_000
+    faults = [m for m in msgs if isinstance(m, ev.FaultReport)]
+    assert faults and faults[0].kind == "over_limit" and faults[0].detail == "130000 µA measured" and faults[0].output_off
     out = dev.emulator.output
     assert list(out["amplitude_ua"]) == [50_000]
     assert not dev.emulator.output_on and dev.emulator.queue_level == 0
@@ -165,7 +166,7 @@ def test_too_fast_pulses_fault(dev):
     p["amplitude_ua"] = 10_000
     dev.send_block(p)
     clock.advance(10_000)
-    assert any(isinstance(m, w.FaultMsg) and m.kind == "over_limit" for m in dev.poll())
+    assert any(isinstance(m, ev.FaultReport) and m.kind == "over_limit" for m in dev.poll())
     assert len(dev.emulator.output) == 1
 
 

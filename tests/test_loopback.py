@@ -7,6 +7,7 @@ import pytest
 import stimscript
 from stimscript.compiler.ir import PULSE_DTYPE
 from stimscript.drivers import available_drivers, open_device, registry
+from stimscript.drivers import events as ev
 from stimscript.drivers import wire as w
 from stimscript.drivers.base import Driver
 from stimscript.drivers.emulator import Emulator, round_div_half_even
@@ -121,8 +122,8 @@ def test_estop_flushes_queue_and_silences_at_once():
     clock.advance(500_000)
     msgs = dev.poll()
     assert len(emu.output) == 3 and emu.queue_level == 0 and emu.state == w.ESTOPPED
-    assert any(isinstance(m, w.StatusMsg) and m.state == w.ESTOPPED for m in msgs)
-    acks = [m for m in msgs if isinstance(m, w.AckMsg)]
+    assert any(isinstance(m, ev.StatusReport) and m.state == "estopped" for m in msgs)
+    acks = [m for m in msgs if isinstance(m, ev.PulsesDelivered)]
     assert sum(len(a.records) for a in acks) == 3
     # pulses sent after an emergency stop are refused
     dev.send_block(_pulses(epoch, [600_000]))
@@ -138,7 +139,7 @@ def test_watchdog_at_driver_level():
     dev.send_block(_pulses(epoch, np.arange(1000, 2_000_000, 20_000)[:100]))
     clock.advance(2_000_000)           # the host says nothing for 2 s
     msgs = dev.poll()
-    faults = [m for m in msgs if isinstance(m, w.FaultMsg)]
+    faults = [m for m in msgs if isinstance(m, ev.FaultReport)]
     assert [f.kind for f in faults] == ["watchdog"]
     assert faults[0].device_t_us - epoch == 500_000
     assert emu.output["t_us"].max() < 500_000 and emu.state == w.FAULTED
@@ -171,7 +172,7 @@ def test_pulse_with_unknown_shape_or_channel_faults():
     p = _pulses(epoch, [1000], ch=9)
     dev.send_block(p)
     clock.advance(10_000)
-    assert any(isinstance(m, w.FaultMsg) and m.kind == "bad_pulse" for m in dev.poll())
+    assert any(isinstance(m, ev.FaultReport) and m.kind == "bad_pulse" for m in dev.poll())
     assert emu.state == w.FAULTED and len(emu.output) == 0
 
 
