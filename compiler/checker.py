@@ -672,6 +672,7 @@ class Analysis:
         # session
         uses: list[ChannelUse] = []
         trains = []
+        train_uses = []  # per train: the index of the use it comes from (delivered-pulse rules report there)
         segments = []
         t = 0
         blocks = self.session.blocks if self.session is not None else ()
@@ -763,11 +764,14 @@ class Analysis:
                     spans = {"channel": cv.decl.node.span, "amplitude": ov_a[1] if ov_a else cv.amp_span,
                              "frequency": ov_f[1] if ov_f else cv.freq_span,
                              "pulse": ov_p[1] if ov_p else cv.decl.pulse.span, "electrodes": cv.decl.pair.span,
-                             "line": line.span, "cycle": cdecl.span if cdecl is not None else line.cycle.span}
+                             "line": line.span, "cycle": cdecl.span if cdecl is not None else line.cycle.span,
+                             "cycle_ref": line.cycle.span,
+                             "after": line.after.span if line.after is not None else None}
                     uses.append(ChannelUse(ch.name, number, amp, freq, shape, cv.electrodes,
                                            ramp_up_us=timing.ramp_up_us, on_us=timing.on_us, block=bi, spans=spans))
                     if cycles > 0:
                         trains.append(make_train(number, t + after, cycles, timing, freq, amp, idx))
+                        train_uses.append(len(uses) - 1)
             if length is not None:
                 block_len = length
                 label = f"for {duration_text(length)}"
@@ -793,7 +797,8 @@ class Analysis:
         return ResolvedSession(session=session, week=week, duration_us=t, uses=tuple(uses), trains=tuple(trains),
                                shapes=table.shapes, channels=tuple(sorted(infos, key=lambda i: i.number)),
                                segments=tuple(segments), params=dict(state.values), limits=tuple(self.limits),
-                               allow_monophasic=self.allow_monophasic, session_span=self.session.span)
+                               allow_monophasic=self.allow_monophasic, session_span=self.session.span,
+                               train_uses=tuple(train_uses))
 
 
 # --- aggregation ------------------------------------------------------------------------------------

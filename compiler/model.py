@@ -64,3 +64,6 @@ class ResolvedSession:
     limits: tuple[LimitValue, ...] = ()
     allow_monophasic: bool = False
     session_span: Optional[Span] = None
+    #: per train, the index in ``uses`` of the line it comes from; None when the trains are not tied to uses
+    #: (then the rules that need delivered pulses fall back to the declared values of each use)
+    train_uses: Optional[tuple[int, ...]] = None

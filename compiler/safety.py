@@ -221,6 +221,10 @@ def check_safety(resolved: ResolvedSession, profile: DeviceProfile = LOOPBACK_PR
             if spacing:
                 flagged.add(use.number)
     _check_session(out, resolved, profile)
+    if ctx.delivered and resolved.trains:
+        from .delivered_rules import delivered_findings
+
+        delivered_findings(out, resolved, profile, ramp_threshold_ua)
     if schedule and resolved.trains:
         _check_trains(out, resolved, profile, skip_same_channel=flagged)
     return out.items
@@ -247,15 +251,21 @@ def clear_caches() -> None:
     _USE_MEMO.clear()
     _OVERLAP_MEMO.clear()
     E.clear_memo()
+    from . import delivered
+
+    delivered.clear_memo()
 
 
 class _Context:
     """What every channel use of one check_safety call shares: profile, limits, allow flag, threshold."""
 
-    __slots__ = ("profile", "allow", "threshold", "limits", "key")
+    __slots__ = ("profile", "allow", "threshold", "limits", "key", "delivered")
 
     def __init__(self, resolved: ResolvedSession, profile: DeviceProfile, threshold):
         self.profile = profile
+        # the session's trains are tied to its uses: rate, window and onset rules are measured on the pulses
+        tu = getattr(resolved, "train_uses", None)
+        self.delivered = tu is not None and len(tu) == len(resolved.trains)
         self.allow = bool(resolved.allow_monophasic)
         self.threshold = threshold
         self.limits = tuple(resolved.limits)
@@ -267,7 +277,7 @@ class _Context:
             # not part of the key (related notes are re-attached from the session's own limits)
             lims = tuple((lim.bound, lim.quantity, lim.value, type(getattr(lim.value, "value", None)))
                          for lim in self.limits)
-            self.key = (self.profile, self.allow, self.threshold, type(self.threshold), lims)
+            self.key = (self.profile, self.allow, self.threshold, type(self.threshold), lims, self.delivered)
         return self.key
 
 
@@ -411,6 +421,8 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
     # S006 the protocol's limits ----------------------------------------------------------------------
     q = E.max_phase_charge_uc(a, shape)
     for li, limit in enumerate(ctx.limits):
+        if ctx.delivered and limit.bound == "max" and _limit_name(limit) == "density":
+            continue  # measured on the delivered pulses
         _limit_findings(out, use, limit, li, a, f, facts, peak, q)
 
     # S008 energy per pulse ---------------------------------------------------------------------------
@@ -427,6 +439,7 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
     if small is not None and Fraction(small.area_cm2) > 0 and f > 0:
         area = Fraction(small.area_cm2)
         rel = ("elec", si)
+        delivered = ctx.delivered  # S009/S010 are then decided on the delivered pulses (delivered_findings)
         i2 = E.rms_current_sq_ma2(a, f, shape)
         irms = math.sqrt(i2)
         where = f"on electrode `{small.name}` ({_area(area)})"
@@ -435,7 +448,7 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
             return f"{_ma(a)} full amplitude at {num(f)} Hz, {kind} pulse, rms {num(irms)} mA"
 
         pd = i2 / 10**6 * E.LOAD_OHM / area  # E.power_density_w_cm2(a, f, shape, area), i2 reused
-        if pd > E.MAX_POWER_DENSITY_W_CM2:
+        if pd > E.MAX_POWER_DENSITY_W_CM2 and not delivered:
             min_area = i2 / 10**6 * E.LOAD_OHM / E.MAX_POWER_DENSITY_W_CM2
             max_a = a * math.sqrt(E.MAX_POWER_DENSITY_W_CM2 / pd)
             out.add("S010", f"power density {num(pd, differ_from=Fraction(1, 4))} W/cm² {where} exceeds "
@@ -443,7 +456,7 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
                     ("amplitude",), related=[rel],
                     hint=f"{basis()}, 500 Ω; use electrodes of at least {num(min_area)} cm² or an amplitude "
                          f"of at most {num(Fraction(max_a) / 1000)} mA on `{small.name}`")
-        if i2 > (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2:
+        if i2 > (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2 and not delivered:
             dens = math.sqrt(i2) / float(area)
             out.add("S009", f"rms current density {num(dens, differ_from=2)} mA/cm² {where} exceeds 2 mA/cm²",
                     ("amplitude",), related=[rel],
@@ -458,7 +471,7 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
                          f"{_area(area)} (Shannon 1992, derived for implanted electrodes)")
 
     # S012 abrupt start -------------------------------------------------------------------------------
-    if use.ramp_up_us == 0 and use.on_us > 0 and a > ramp_threshold_ua:
+    if use.ramp_up_us == 0 and use.on_us > 0 and a > ramp_threshold_ua and not ctx.delivered:
         out.add("S012", f"output of {_ch(use)} starts at {_ma(a)} without a ramp (more than "
                         f"{_ma(ramp_threshold_ua)})",
                 ("line", "cycle"),

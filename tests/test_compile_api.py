@@ -133,7 +133,9 @@ def test_safe_range_stops_live_intensity_below_any_safety_error():
         " amplitude 80% intensity }\n"
         "cycle c { ramp up 1 s; hold 5 s; rest 5 s }\nsession { repeat 3 { q: c } }\n")
     low, high = proto.safe_range("intensity")
-    assert str(low) == "10 mA" and str(high) == "98.821 mA"
+    # 80 % of 98.82 mA is 79.056 mA: 200 delivered pulses of 79056 µA in the worst second stay within
+    # 0.25 W/cm²; at 98.821 mA each pulse rounds to 79057 µA and the delivered power density exceeds it
+    assert str(low) == "10 mA" and str(high) == "98.82 mA"
     proto.compile(params={"intensity": high})
     with pytest.raises(stimscript.SafetyError) as info:
         proto.compile(params={"intensity": stimscript.Quantity(high.value + Fraction(1, 10**6), high.dim)})

@@ -1,0 +1,503 @@
+"""What a channel actually delivers: exact spacing, worst 1-second load and onsets, measured on its pulses.
+
+The safety rules of docs/safety.md are decided on the pulses the expanders emit (``Schedule.pulses``), not on
+declared parameters: a cycle shorter than one period restarts its train every cycle, two lines on one channel
+offset by ``after`` bunch their pulses, a ramp shorter than one period starts at full output. This module
+measures, per channel and exactly (integer µs and µA, rational phase weights):
+
+* ``min_spacing``: the smallest time between consecutive pulse onsets of the channel, and where it comes from
+  (consecutive slots of one cycle, the last slot of a cycle and the first of the next, or two lines);
+* ``window``: the largest ``Σ I²·Σ(rᵢ²·dᵢ)`` over pulses with onsets in any window ``[t, t + 1 s)`` (µA²·µs),
+  from which power and rms current density follow (docs/safety.md);
+* ``onsets``: the amplitude of the first delivered pulse of each train (a cycle's output start).
+
+It works on trains analytically where it can and expands only where it must:
+
+* each cycle of a train emits the slots whose offsets lie in one interval ``[lo, hi)`` (the trapezoid's
+  zero-amplitude slots are at its two ends), so counts, first/last onsets, spacings and peak amplitudes are
+  computed from a train's numbers;
+* an upper bound of the worst window (pulses per second per train × the largest pulse weight, summed over the
+  trains a 1-second window can touch) settles every channel far from a limit without expanding anything;
+* otherwise pulses are expanded with the schedule expander, but only where windows can differ: trains whose
+  busy spans are more than 1 s apart never share a window; in a group of trains with one cycle length, a window
+  starting one cycle later is dominated by the window one cycle earlier (every pulse in it has a twin one cycle
+  earlier, weights are non-negative), so only windows starting before the latest start plus one cycle are
+  examined; inside a long hold the slot pattern repeats every ``period_num`` µs at one amplitude, so the hold's
+  middle is skipped. Whatever must still be expanded is counted first and refused above
+  :data:`EXPANSION_BUDGET` (never a long silent computation).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import energy as E
+from . import expander
+from .ir import PulseShape, Train
+
+#: the window of the power and rms rules (µs)
+WINDOW_US = 10**6
+
+#: the most pulses the exact pass expands for one channel of one session; above it the check refuses (S020)
+EXPANSION_BUDGET = 4_000_000
+
+
+def round_div(num: int, den: int) -> int:
+    """round(num / den), half to even, exact (den > 0)."""
+    q, r = divmod(num, den)
+    if 2 * r > den or (2 * r == den and q & 1):
+        q += 1
+    return q
+
+
+def first_slot(num: int, den: int, x: int) -> int:
+    """Smallest k >= 0 with round(k·num/den) >= x."""
+    if x <= 0:
+        return 0
+    k = max(0, (x * den) // num - 1)
+    while round_div(k * num, den) < x:
+        k += 1
+    while k > 0 and round_div((k - 1) * num, den) >= x:
+        k -= 1
+    return k
+
+
+def slot_amplitude(tr: Train, off: int) -> int:
+    """round(A·e(off)) µA, exactly as the expanders compute it."""
+    up, down, on = tr.ramp_up_us, tr.ramp_down_us, tr.on_us
+    if up > 0 and off < up:
+        return round_div(tr.amp_num * off, tr.amp_den * up)
+    if down > 0 and off >= on - down:
+        return round_div(tr.amp_num * (on - off), tr.amp_den * down)
+    return round_div(tr.amp_num, tr.amp_den)
+
+
+@dataclass
+class TrainFacts:
+    """One train's delivered pulses, from its numbers. Slots ``k_lo <= k < k_hi`` of every cycle are emitted."""
+
+    index: int
+    train: Train
+    k_lo: int = 0
+    k_hi: int = 0
+    first_off: int = 0
+    last_off: int = 0
+    peak_ua: int = 0
+    first_ua: int = 0
+    weight: Fraction = Fraction(0)     # Σ rᵢ²·dᵢ of the shape (µs)
+    in_cycle_spacing: Optional[int] = None   # smallest spacing of consecutive slots of one cycle
+    cross_cycle_spacing: Optional[int] = None  # last slot of a cycle -> first slot of the next
+    wbound: float = 0.0                 # most Σ I²·w this train alone puts in one 1-second window (bound)
+
+    @property
+    def per_cycle(self) -> int:
+        return max(0, self.k_hi - self.k_lo)
+
+    @property
+    def total(self) -> int:
+        return self.per_cycle * self.train.cycles
+
+    @property
+    def first(self) -> int:
+        return self.train.start_us + self.first_off
+
+    @property
+    def last(self) -> int:
+        return self.train.start_us + (self.train.cycles - 1) * self.train.cycle_us + self.last_off
+
+    def min_spacing(self) -> Optional[int]:
+        vals = [v for v in (self.in_cycle_spacing, self.cross_cycle_spacing) if v is not None]
+        return min(vals) if vals else None
+
+
+_FACTS_MEMO: dict = {}
+
+
+def train_facts(index: int, tr: Train, shapes: Sequence[PulseShape]) -> TrainFacts:
+    """The analytic facts of one train (memoised on the train's numbers and its shape's weight)."""
+    shape = shapes[tr.shape] if 0 <= tr.shape < len(shapes) else None
+    weight = E.shape_facts(shape).sq_sum_us if shape is not None else Fraction(0)
+    # everything but the train's start, channel and (beyond what a 1-second window can see) its cycle count
+    cyc = tr.cycles if tr.cycle_us <= 0 else min(tr.cycles, WINDOW_US // tr.cycle_us + 3)
+    key = (tr.cycle_us, tr.on_us, tr.ramp_up_us, tr.ramp_down_us, tr.period_num, tr.period_den, tr.amp_num,
+           tr.amp_den, cyc, weight, tr.cycles >= 2)
+    hit = _FACTS_MEMO.get(key)
+    if hit is None:
+        hit = _train_facts(tr, weight)
+        if len(_FACTS_MEMO) >= 8192:
+            _FACTS_MEMO.clear()
+        _FACTS_MEMO[key] = hit
+    return TrainFacts(index, tr, *hit)
+
+
+def clear_memo() -> None:
+    _FACTS_MEMO.clear()
+
+
+def _train_facts(tr: Train, weight: Fraction) -> tuple:
+    tf = TrainFacts(0, tr)
+    tf.weight = weight
+    _fill(tf)
+    return (tf.k_lo, tf.k_hi, tf.first_off, tf.last_off, tf.peak_ua, tf.first_ua, tf.weight, tf.in_cycle_spacing,
+            tf.cross_cycle_spacing, tf.wbound)
+
+
+def _fill(tf: TrainFacts) -> None:
+    tr = tf.train
+    num, den, on = tr.period_num, tr.period_den, tr.on_us
+    an, ad = abs(tr.amp_num), abs(tr.amp_den)
+    if tr.cycles <= 0 or on <= 0 or num <= 0 or den <= 0 or an == 0 or ad == 0 or 2 * an <= ad:
+        return
+    if tr.amp_num < 0:  # a negative amplitude is an error elsewhere; measure its magnitude
+        tr_abs = Train(tr.channel, tr.start_us, tr.cycles, tr.cycle_us, tr.on_us, tr.ramp_up_us, tr.ramp_down_us,
+                       num, den, an, ad, tr.shape)
+    else:
+        tr_abs = tr
+    up, down = tr.ramp_up_us, tr.ramp_down_us
+    lo = (ad * up) // (2 * an) + 1 if up > 0 else 0
+    hi = on - (ad * down) // (2 * an) if down > 0 else on
+    k_lo, k_hi = first_slot(num, den, lo), first_slot(num, den, hi)
+    if k_hi <= k_lo:
+        return
+    tf.k_lo, tf.k_hi = k_lo, k_hi
+    tf.first_off = round_div(k_lo * num, den)
+    tf.last_off = round_div((k_hi - 1) * num, den)
+    tf.first_ua = slot_amplitude(tr_abs, tf.first_off)
+    # the trapezoid is highest next to its plateau: the slots around `up` and `on - down`
+    cands = {k_lo, k_hi - 1}
+    for edge in (up, on - down):
+        k = first_slot(num, den, edge)
+        cands.update((k - 1, k))
+    tf.peak_ua = max(slot_amplitude(tr_abs, round_div(k * num, den)) for k in cands if k_lo <= k < k_hi)
+    n = k_hi - k_lo
+    if n >= 2:
+        if den == 1:
+            tf.in_cycle_spacing = num
+        elif n - 1 >= den:
+            tf.in_cycle_spacing = num // den
+        else:
+            # fewer slots than one repetition of the rounding pattern: measure them (bounded)
+            steps = min(n - 1, 4096)
+            prev = tf.first_off
+            best = None
+            for k in range(k_lo + 1, k_lo + 1 + steps):
+                cur = round_div(k * num, den)
+                best = cur - prev if best is None else min(best, cur - prev)
+                prev = cur
+            tf.in_cycle_spacing = best if steps == n - 1 else min(best, num // den)
+    if tr.cycles >= 2:
+        tf.cross_cycle_spacing = tr.cycle_us - tf.last_off + tf.first_off
+    tf.wbound = float(tf.peak_ua * tf.peak_ua * tf.weight) * _train_window_count(tf)
+
+
+@dataclass
+class Spacing:
+    """The smallest onset-to-onset spacing of a channel and its cause."""
+
+    us: int
+    t_first: int
+    t_second: int
+    kind: str           # "slots" (one cycle) | "cycle" (cycle restart) | "lines" (two trains)
+    train_first: int    # train indices
+    train_second: int
+
+
+@dataclass
+class Window:
+    """The worst 1-second window of a channel: Σ amplitude²·Σ(rᵢ²·dᵢ) in µA²·µs over onsets in [t, t+1 s)."""
+
+    sum_ua2us: Fraction
+    t_start: int
+    pulses: int
+    trains: dict = field(default_factory=dict)  # train index -> pulses of it in the window
+    exact: bool = True
+
+
+@dataclass
+class ChannelDelivery:
+    channel: int
+    facts: list[TrainFacts]
+    spacing: Optional[Spacing] = None
+    window: Optional[Window] = None
+    expanded: int = 0           # pulses expanded by the exact pass
+    over_budget: int = 0        # > 0: pulses the exact pass would have needed (refused)
+
+
+class BudgetExceeded(Exception):
+    def __init__(self, needed: int):
+        super().__init__(needed)
+        self.needed = needed
+
+
+def _train_window_count(tf: TrainFacts) -> int:
+    """At most this many pulses of the train have onsets in any window of 1 s."""
+    n = tf.per_cycle
+    if n == 0:
+        return 0
+    tr = tf.train
+    by_cycles = n * min(tr.cycles, WINDOW_US // tr.cycle_us + 2) if tr.cycle_us > 0 else tf.total
+    ms = tf.min_spacing()
+    by_spacing = 1 + (WINDOW_US - 1) // ms if ms else 1
+    return min(tf.total, by_cycles, by_spacing)
+
+
+def window_bound(facts: Sequence[TrainFacts]) -> float:
+    """An upper bound of the worst window's Σ I²·w (µA²·µs): over every moment, the trains a 1-second window can
+    touch, each at its most pulses per second and its peak weight. A float with a relative margin of 10⁻⁹ above
+    the exact bound (it only decides whether the exact pass runs)."""
+    if len(facts) == 1:
+        return facts[0].wbound * (1 + 1e-9)
+    events = []
+    for tf in facts:
+        if tf.per_cycle == 0:
+            continue
+        # a window [t, t+1 s) touches the train iff first - 1 s < t <= last
+        events.append((tf.first - WINDOW_US + 1, 1, tf.wbound))
+        events.append((tf.last + 1, 0, tf.wbound))
+    events.sort(key=lambda e: (e[0], e[1]))
+    best = cur = 0.0
+    for _, kind, w in events:
+        if kind:
+            cur += w
+            if cur > best:
+                best = cur
+        else:
+            cur -= w
+    return best * (1 + 1e-9) + 1e-6
+
+
+def _groups(facts: Sequence[TrainFacts], gap: int) -> list[list[TrainFacts]]:
+    """Trains whose busy spans [first, last] come closer than ``gap`` µs, chained (sorted by first onset)."""
+    items = sorted((tf for tf in facts if tf.per_cycle), key=lambda tf: (tf.first, tf.index))
+    out: list[list[TrainFacts]] = []
+    end = None
+    for tf in items:
+        if out and tf.first - end < gap:
+            out[-1].append(tf)
+            end = max(end, tf.last)
+        else:
+            out.append([tf])
+            end = tf.last
+    return out
+
+
+def _examined(group: list[TrainFacts]) -> list[tuple[int, int]]:
+    """Window starts [a, b) that represent every window of the group (see the module docstring)."""
+    first = min(tf.first for tf in group)
+    last = max(tf.last for tf in group)
+    cycles = {tf.train.cycle_us for tf in group}
+    if len(cycles) == 1 and all(tf.train.cycles >= 1 for tf in group):
+        c = cycles.pop()
+        end = min(last + 1, max(tf.train.start_us for tf in group) + c)
+    else:
+        end = last + 1
+    ranges = [(first, end)]
+    if len(group) == 1:
+        tf = group[0]
+        tr = tf.train
+        # inside the hold of one cycle the slots repeat every period_num µs at one amplitude
+        hold_a = tr.start_us + tr.ramp_up_us
+        hold_b = tr.start_us + tr.on_us - tr.ramp_down_us
+        skip_a = hold_a + tr.period_num
+        skip_b = hold_b - WINDOW_US - tr.period_num
+        if skip_b - skip_a > 2 * tr.period_num and skip_a < end:
+            ranges = [(first, skip_a), (skip_b, end)]
+    return [(a, b) for a, b in ranges if b > a]
+
+
+def _density(tf: TrainFacts) -> Fraction:
+    """Pulses per µs of a train while it runs (an estimate for the budget)."""
+    if tf.per_cycle == 0:
+        return Fraction(0)
+    if tf.train.cycle_us > 0:
+        return Fraction(tf.per_cycle, tf.train.cycle_us)
+    return Fraction(tf.total, max(1, tf.last - tf.first + 1))
+
+
+def _expand_group(group: list[TrainFacts], a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pulses of the group's trains with a <= t < b, in time order, and the train index of each row."""
+    parts, owners = [], []
+    for tf in sorted(group, key=lambda tf: tf.index):
+        if tf.last < a or tf.first >= b:
+            continue
+        rows = expander.expand([tf.train], a, b)
+        parts.append(rows)
+        owners.append(np.full(len(rows), tf.index, dtype=np.int64))
+    if not parts:
+        return expander.expand([], a, b), np.zeros(0, dtype=np.int64)
+    rows = np.concatenate(parts)
+    owner = np.concatenate(owners)
+    order = np.argsort(rows["t_us"], kind="stable")
+    return rows[order], owner[order]
+
+
+def measure_channel(channel: int, facts: list[TrainFacts], *, need_window: bool, need_spacing: bool,
+                    budget: int = EXPANSION_BUDGET) -> ChannelDelivery:
+    """The exact pass for one channel (trains ``facts``); raises :class:`BudgetExceeded` above ``budget``."""
+    cd = ChannelDelivery(channel, facts)
+    groups = _groups(facts, WINDOW_US)
+    plan = []
+    needed = 0
+    best_sp: Optional[Spacing] = None
+
+    def better(sp: Spacing) -> None:
+        nonlocal best_sp
+        if best_sp is None or (sp.us, sp.t_second) < (best_sp.us, best_sp.t_second):
+            best_sp = sp
+
+    # spacings that need no expansion: inside one train, and between trains that do not interleave
+    for tf in facts:
+        if tf.per_cycle == 0:
+            continue
+        if tf.in_cycle_spacing is not None:
+            t = tf.first
+            better(Spacing(tf.in_cycle_spacing, t, t + tf.in_cycle_spacing, "slots", tf.index, tf.index))
+        if tf.cross_cycle_spacing is not None:
+            t = tf.train.start_us + tf.last_off
+            better(Spacing(tf.cross_cycle_spacing, t, t + tf.cross_cycle_spacing, "cycle", tf.index, tf.index))
+    for group in groups:
+        interleaved = False
+        span_end = None
+        for tf in group:  # sorted by first onset
+            if span_end is not None and tf.first <= span_end[0]:
+                interleaved = True
+            elif span_end is not None:
+                prev = span_end[1]
+                better(Spacing(tf.first - prev.last, prev.last, tf.first, "lines", prev.index, tf.index))
+            if span_end is None or tf.last > span_end[0]:
+                span_end = (tf.last, tf)
+        ranges = []
+        if need_window or (need_spacing and interleaved):
+            ranges = _examined(group) if need_window else _interleaved_ranges(group)
+        for a, b in ranges:
+            est = sum(math.ceil(_density(tf) * (min(b + WINDOW_US, tf.last + 1) - max(a, tf.first)))
+                      for tf in group if tf.first < b + WINDOW_US and tf.last >= a)
+            needed += max(0, est)
+            plan.append((group, a, b))
+    if needed > budget:
+        raise BudgetExceeded(needed)
+    best_w: Optional[Window] = None
+    for group, a, b in plan:
+        rows, owner = _expand_group(group, a, b + WINDOW_US)
+        cd.expanded += len(rows)
+        if not len(rows):
+            continue
+        t = rows["t_us"].astype(np.int64)
+        if need_spacing and len(t) >= 2:
+            d = np.diff(t)
+            i = int(np.argmin(d))
+            if int(d[i]) < (best_sp.us if best_sp else 1 << 62):
+                tri = owner[i:i + 2]
+                kind = "lines" if tri[0] != tri[1] else "slots"
+                better(Spacing(int(d[i]), int(t[i]), int(t[i + 1]), kind, int(tri[0]), int(tri[1])))
+        if need_window:
+            w = _window_max(group, rows, owner, a, b)
+            if w is not None and (best_w is None or w.sum_ua2us > best_w.sum_ua2us):
+                best_w = w
+    cd.spacing = best_sp
+    cd.window = best_w
+    return cd
+
+
+def prev_onset(tf: TrainFacts, a: int) -> Optional[int]:
+    """The train's last onset before ``a`` (None when it has none)."""
+    tr = tf.train
+    if tf.per_cycle == 0 or a <= tf.first:
+        return None
+    if a > tf.last:
+        return tf.last
+    rel = a - 1 - tr.start_us
+    c = min(tr.cycles - 1, rel // tr.cycle_us) if tr.cycle_us > 0 else 0
+    off = rel - c * tr.cycle_us
+    if off < tf.first_off:
+        c -= 1
+        off = tf.last_off
+    elif off >= tf.last_off:
+        off = tf.last_off
+    else:
+        k = first_slot(tr.period_num, tr.period_den, off + 1) - 1
+        off = round_div(k * tr.period_num, tr.period_den)
+    return tr.start_us + c * tr.cycle_us + off
+
+
+def _interleaved_ranges(group: list[TrainFacts]) -> list[tuple[int, int]]:
+    """Where two trains of a group run at the same time (their busy spans intersect)."""
+    spans = sorted((tf.first, tf.last) for tf in group)
+    out = []
+    for i, (a1, b1) in enumerate(spans):
+        for a2, b2 in spans[i + 1:]:
+            if a2 > b1:
+                break
+            out.append((a2, min(b1, b2) + 1))
+    if not out:
+        return []
+    # one cycle length: one cycle of the overlap represents the rest
+    cycles = {tf.train.cycle_us for tf in group}
+    merged = []
+    for a, b in sorted(out):
+        if len(cycles) == 1:
+            c = next(iter(cycles))
+            b = min(b, a + 2 * c + 1) if c > 0 else b
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    out = []
+    for a, b in merged:
+        # from the latest onset before the overlap of every train: the pairs that cross into it count too
+        prev = [p for p in (prev_onset(tf, a) for tf in group) if p is not None]
+        out.append((min(prev + [a]), b))
+    return out
+
+
+def _window_max(group: list[TrainFacts], rows: np.ndarray, owner: np.ndarray, a: int, b: int) -> Optional[Window]:
+    """The worst window starting at an onset in [a, b) among ``rows`` (all pulses in [a, b + 1 s))."""
+    t = rows["t_us"].astype(np.int64)
+    amp = rows["amplitude_ua"].astype(np.int64)
+    weights = {tf.train.shape: tf.weight for tf in group}
+    lcm = 1
+    for w in weights.values():
+        lcm = lcm * w.denominator // math.gcd(lcm, w.denominator)
+    wnum = np.zeros(len(t), dtype=np.float64)
+    shape_col = rows["shape"].astype(np.int64)
+    for s, w in weights.items():
+        wnum[shape_col == s] = float(w * lcm)
+    val = amp.astype(np.float64) ** 2 * wnum        # × 1/lcm
+    csum = np.concatenate(([0.0], np.cumsum(val)))
+    starts = np.nonzero((t >= a) & (t < b))[0]
+    if not len(starts):
+        return None
+    ends = np.searchsorted(t, t[starts] + WINDOW_US, side="left")
+    sums = csum[ends] - csum[starts]
+    top = float(sums.max())
+    # exact: every window within a relative 1e-9 of the float maximum is summed in integers
+    cand = np.nonzero(sums >= top * (1 - 1e-9))[0]
+    best = None
+    for ci in cand[:64]:
+        i, j = int(starts[ci]), int(ends[ci])
+        seg_amp = amp[i:j]
+        seg_shape = shape_col[i:j]
+        total = 0
+        for s, w in weights.items():
+            m = seg_shape == s
+            if m.any():
+                a2 = seg_amp[m]
+                total += int(sum(int(x) * int(x) for x in a2)) * (w.numerator * (lcm // w.denominator))
+        exact = Fraction(total, lcm)
+        if best is None or exact > best[0]:
+            best = (exact, i, j)
+    exact, i, j = best
+    ids, counts = np.unique(owner[i:j], return_counts=True)
+    return Window(exact, int(t[i]), j - i, {int(k): int(n) for k, n in zip(ids, counts)})
+
+
+def channel_facts(trains: Sequence[Train], shapes: Sequence[PulseShape]) -> dict[int, list[TrainFacts]]:
+    """Train facts grouped by channel number (trains keep their indices)."""
+    out: dict[int, list[TrainFacts]] = {}
+    for i, tr in enumerate(trains):
+        out.setdefault(tr.channel, []).append(train_facts(i, tr, shapes))
+    return out

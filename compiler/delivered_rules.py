@@ -1,0 +1,233 @@
+"""The safety rules decided on delivered pulses (docs/safety.md): rates, 1-second windows, onsets.
+
+:mod:`.delivered` measures each channel's pulses; this module turns the measurements into diagnostics at the
+line to change:
+
+* S004 / S006 ``max frequency``: the smallest onset-to-onset spacing of a channel against the device's slot rate
+  and the protocol's limits. A frequency f allows spacings of ``floor(10⁶ / f)`` µs (the shorter of the two
+  spacings a train at exactly f has on the 1 µs grid). Consecutive slots of one cycle point at the frequency,
+  a cycle restarting its train early at the cycle, two lines at the later line's ``after``.
+* S009 / S010 / S006 ``max density``: the worst 1-second window ``[t, t + 1 s)`` of the channel's onsets,
+  ``Σ I²·Σ(rᵢ²·dᵢ)``, at 500 Ω on the smaller electrode.
+* S012: the amplitude of the first delivered pulse of each line (a ramp shorter than one period is no ramp).
+* S020: the exact pass would need more pulses expanded than :data:`.delivered.EXPANSION_BUDGET`.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Optional
+
+from ..errors import Related
+from ..profile import DeviceProfile
+from . import delivered as D
+from . import energy as E
+from .model import ChannelUse, ResolvedSession
+from .safety import (_Collector, _area, _ch, _limit_name, _limit_value_text, _ma, _related_limit, _seconds, _span,
+                     num)
+
+#: power density (W/cm²) = Σ[µA²·µs] · 10⁻¹⁸ · 500 Ω / area
+_POWER = Fraction(E.LOAD_OHM, 10**18)
+#: rms current² (mA²) over 1 s = Σ[µA²·µs] · 10⁻¹²
+_RMS2 = Fraction(1, 10**12)
+
+
+def min_spacing_us(rate_hz) -> int:
+    """The smallest onset spacing a rate allows on the 1 µs grid: floor(10⁶ / f)."""
+    f = Fraction(rate_hz)
+    return math.floor(Fraction(10**6) / f) if f > 0 else 0
+
+
+def _use(resolved: ResolvedSession, train: int) -> ChannelUse:
+    return resolved.uses[resolved.train_uses[train]]
+
+
+def _smaller(use: ChannelUse):
+    best = None
+    for e in use.electrodes:
+        if best is None or E.exact(e.area_cm2) < E.exact(best.area_cm2):
+            best = e
+    return best
+
+
+def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: DeviceProfile,
+                       ramp_threshold_ua: int) -> None:
+    """Every delivered-pulse rule on every channel of ``resolved`` (its trains are tied to its uses)."""
+    by_channel = D.channel_facts(resolved.trains, resolved.shapes)
+    dev_sp = min_spacing_us(profile.max_rate_hz)
+    freq_limits = [(li, lim) for li, lim in enumerate(resolved.limits)
+                   if lim.bound == "max" and _limit_name(lim) == "frequency" and lim.value.value > 0]
+    dens_limits = [(li, lim) for li, lim in enumerate(resolved.limits)
+                   if lim.bound == "max" and _limit_name(lim) == "density" and _density_ok(lim)]
+    for channel, facts in by_channel.items():
+        live = [tf for tf in facts if tf.per_cycle]
+        if not live:
+            continue
+        _onsets(out, resolved, live, ramp_threshold_ua)
+        use0 = _use(resolved, live[0].index)
+        small = _smaller(use0)
+        area = E.exact(small.area_cm2) if small is not None else None
+        thresholds = []
+        if area is not None and area > 0:
+            thresholds.append(E.MAX_POWER_DENSITY_W_CM2 * area / _POWER)
+            thresholds.append((E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2 / _RMS2)
+            for _, lim in dens_limits:
+                v = _density_value(lim)
+                thresholds.append((v * area) ** 2 / _RMS2)
+        need_window = bool(thresholds) and D.window_bound(live) > min(thresholds)
+        try:
+            cd = D.measure_channel(channel, live, need_window=need_window, need_spacing=True)
+        except D.BudgetExceeded as exc:
+            out.add("S020", f"checking the delivered pulses of {_ch(use0)} would expand about {exc.needed:,} pulses, "
+                            f"more than the budget of {D.EXPANSION_BUDGET:,}; the protocol is refused rather than "
+                            "passed unchecked", _span(use0, "line"),
+                    hint="lines of different cycle lengths interleave on this channel for a long time; give them one "
+                         "cycle length, or put them in separate blocks")
+            continue
+        sp = cd.spacing
+        if sp is not None:
+            if sp.us < dev_sp:
+                _spacing(out, resolved, sp, "S004", dev_sp,
+                         f"the device's slot rate of at most {profile.max_rate_hz} Hz (device `{profile.name}`)",
+                         None)
+            for li, lim in freq_limits:
+                lim_sp = min_spacing_us(lim.value.value)
+                if sp.us < lim_sp:
+                    _spacing(out, resolved, sp, "S006", lim_sp,
+                             f"the protocol's max frequency {_limit_value_text(lim)}", _related_limit(lim))
+        w = cd.window
+        if w is not None and area is not None and area > 0:
+            _window(out, resolved, w, small, area, dens_limits)
+
+
+def _density_ok(lim) -> bool:
+    from .safety import _limit_ok_dim
+
+    return _limit_ok_dim(lim)
+
+
+def _density_value(lim) -> Fraction:
+    from .safety import _density_limit
+
+    return max(Fraction(0), _density_limit(lim.value))
+
+
+# --- spacing -----------------------------------------------------------------------------------------
+def _spacing(out: _Collector, resolved: ResolvedSession, sp: D.Spacing, code: str, allowed: int, what: str,
+             related_limit: Optional[Related]) -> None:
+    later = _use(resolved, sp.train_second)
+    earlier = _use(resolved, sp.train_first)
+    tr = resolved.trains[sp.train_second]
+    f = Fraction(later.frequency_hz)
+    rate = Fraction(10**6, sp.us) if sp.us > 0 else None
+    rate_text = f"{num(rate)} Hz" if rate is not None else "simultaneous pulses"
+    head = (f"pulses of {_ch(later)} are delivered {sp.us} µs apart at {_seconds(sp.t_second)} "
+            f"(an instantaneous rate of {rate_text})")
+    tail = f"closer than the {allowed} µs of {what}"
+    related = [related_limit]
+    if sp.kind == "slots":
+        if code == "S004" and Fraction(later.frequency_hz) > Fraction(10**6, max(allowed, 1)):
+            return  # the declared frequency is already reported at the frequency
+        if code == "S006" and related_limit is not None and f > Fraction(10**6, max(allowed, 1)):
+            return
+        out.add(code, f"{head}: consecutive slots at {num(f)} Hz are {tail}", _span(later, "frequency"),
+                related=related, hint="lower the frequency")
+    elif sp.kind == "cycle":
+        period = Fraction(tr.period_num, tr.period_den)
+        short = (f", shorter than one {num(period)} µs period of {num(f)} Hz" if tr.cycle_us < period else "")
+        msg = (f"{head}: the cycle restarts its train every {tr.cycle_us} µs{short}, so the last pulse of one "
+               f"cycle and the first of the next are {tail}")
+        related.append(Related("the cycle is run here", later.spans["line"]) if later.spans.get("line") else None)
+        out.add(code, msg, _span(later, "cycle"), related=related,
+                hint=f"make the cycle at least one period longer ({num(period)} µs at {num(f)} Hz), e.g. with "
+                     "`rest`, or lower the frequency")
+    else:
+        related.append(Related("the other line driving this channel", earlier.spans["line"])
+                       if earlier.spans.get("line") is not None and earlier is not later else None)
+        out.add(code, f"{head}: two lines on this channel interleave their pulses, {tail}",
+                _span(later, "after", "line"), related=related,
+                hint="change the `after` offset so the lines do not run at the same time, or drive them on "
+                     "different channels")
+
+
+# --- the worst 1-second window -------------------------------------------------------------------------
+def _window(out: _Collector, resolved: ResolvedSession, w: D.Window, small, area: Fraction, dens_limits) -> None:
+    main = max(w.trains.items(), key=lambda kv: (kv[1], -kv[0]))[0] if w.trains else None
+    if main is None:
+        return
+    use = _use(resolved, main)
+    tr = resolved.trains[main]
+    f = Fraction(use.frequency_hz)
+    declared = math.ceil(f) if f > 0 else 0
+    bunched = len(w.trains) > 1 or w.pulses > declared
+    later = _use(resolved, max(w.trains))
+    if len(w.trains) > 1:
+        keys = (later, ("after", "line"))
+    elif w.pulses > declared:
+        keys = (use, ("cycle",))
+    else:
+        keys = (use, ("amplitude",))
+    span = _span(keys[0], *keys[1])
+    where = f"on electrode `{small.name}` ({_area(area)})"
+    rel = Related(f"electrode `{small.name}` ({_area(area)}) is declared here", small.span) \
+        if small.span is not None else None
+    basis = (f"measured on the delivered pulses: {w.pulses} pulses in the worst second from "
+             f"{_seconds(w.t_start)}" + (f" (at {num(f)} Hz a second holds {declared})" if bunched else "")
+             + f", up to {_ma(max(_peak(resolved, i) for i in w.trains))}")
+    pd = w.sum_ua2us * _POWER / area
+    if pd > E.MAX_POWER_DENSITY_W_CM2:
+        min_area = w.sum_ua2us * _POWER / E.MAX_POWER_DENSITY_W_CM2
+        scale = math.sqrt(E.MAX_POWER_DENSITY_W_CM2 / pd)
+        peak = _peak(resolved, main)
+        out.add("S010", f"power density {num(pd, differ_from=Fraction(1, 4))} W/cm² {where} exceeds 0.25 W/cm²",
+                span, related=[rel],
+                hint=f"{basis}, 500 Ω; use electrodes of at least {num(min_area)} cm² or an amplitude of at most "
+                     f"{num(Fraction(peak * scale) / 1000)} mA on `{small.name}`"
+                     + ("; or spread the pulses out (cycle length, `after`)" if bunched else ""))
+    rms2 = w.sum_ua2us * _RMS2  # mA²
+    if rms2 > (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2:
+        dens = math.sqrt(rms2) / float(area)
+        out.add("S009", f"rms current density {num(dens, differ_from=2)} mA/cm² {where} exceeds 2 mA/cm²", span,
+                related=[rel], hint=f"{basis}; IEC 60601-2-10 asks for operator attention above 2 mA/cm²: "
+                                    "consider larger electrodes")
+    for li, lim in dens_limits:
+        v = _density_value(lim)
+        if rms2 > (v * area) ** 2:
+            dens = math.sqrt(rms2) / float(area)
+            out.add("S006", f"rms current density {num(dens, differ_from=v)} mA/cm² {where} of {_ch(use)} is above "
+                            f"the protocol's max density {_limit_value_text(lim)}", span,
+                    related=[rel, _related_limit(lim)], hint=basis)
+    del tr
+
+
+def _peak(resolved: ResolvedSession, train: int) -> int:
+    return D.train_facts(train, resolved.trains[train], resolved.shapes).peak_ua
+
+
+# --- onsets --------------------------------------------------------------------------------------------
+def _onsets(out: _Collector, resolved: ResolvedSession, facts, threshold: int) -> None:
+    for tf in facts:
+        if tf.first_ua <= threshold:
+            continue
+        use = _use(resolved, tf.index)
+        tr = tf.train
+        if tr.ramp_up_us == 0:
+            msg = f"output of {_ch(use)} starts at {_ma(tf.first_ua)} without a ramp (more than {_ma(threshold)})"
+            note = "the cycle run here has no ramp up"
+        else:
+            period = Fraction(tr.period_num, tr.period_den)
+            steps = _ramp_steps(tf)
+            msg = (f"output of {_ch(use)} starts at {_ma(tf.first_ua)} (more than {_ma(threshold)}): the "
+                   f"{tr.ramp_up_us} µs ramp up delivers {steps} pulse(s) at {num(Fraction(use.frequency_hz))} Hz "
+                   f"(one period is {num(period)} µs), so the first delivered pulse, {tf.first_off} µs into the "
+                   "cycle, is already at that amplitude")
+            note = "the cycle's ramp up is declared here"
+        out.add("S012", msg, _span(use, "line", "cycle"),
+                related=[Related(note, use.spans["cycle"]) if use.spans.get("cycle") is not None else None],
+                hint="add `ramp up` to the cycle (1–3 s is usual, many periods long) or start at a lower amplitude")
+
+
+def _ramp_steps(tf: D.TrainFacts) -> int:
+    tr = tf.train
+    k_up = D.first_slot(tr.period_num, tr.period_den, tr.ramp_up_us)
+    return max(0, k_up - tf.k_lo)
