@@ -415,7 +415,7 @@ class WireDriver(Driver):
         if isinstance(m, w.StatusMsg):
             return ev.StatusReport(m.device_t_us, m.state_name, m.delivered_total, m.late_total, m.flushed_total,
                                    m.queue_level, m.queue_capacity, m.ramp_end_us, dict(m.delivered),
-                                   dict(m.peak_ua))
+                                   dict(m.peak_ua), tuple(m.scales_ppm), m.silent_total)
         if isinstance(m, w.FaultMsg):
             return ev.FaultReport(m.kind, m.channel, m.device_t_us, m.detail_text(), m.code != w.FAULT_ELECTRODE)
         return None

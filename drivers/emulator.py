@@ -620,7 +620,7 @@ class Emulator:
                            {c: int(self.delivered_per_channel[c]) for c in range(1, len(self.delivered_per_channel))
                             if self.delivered_per_channel[c]},
                            {c: int(self.peak_per_channel[c]) for c in range(1, len(self.peak_per_channel))
-                            if self.peak_per_channel[c]})
+                            if self.peak_per_channel[c]}, self.suppressed_total)
 
     def _emit_status(self) -> None:
         if self._acks:  # deliveries are reported before the state change that follows them

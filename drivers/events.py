@@ -59,7 +59,10 @@ class StatusReport:
     its own count of acknowledgements when the two differ at the end. ``delivered``/``peak_ua`` are the
     per-channel counts and largest amplitudes (µA) when the device keeps them (empty otherwise).
     ``ramp_end_us`` is the device time at which a stop or pause ramp ends (states pausing/stopping) or
-    ended (paused/stopped)."""
+    ended (paused/stopped). ``scale_ppm`` holds the intensity scale each channel applies now, in parts per
+    million (channel 1 first), as the device reports it; empty when it does not (the runtime then takes
+    what it sent as applied). ``silent_total`` counts pulses not delivered because their amplitude was zero
+    at pulse time (a scale of 0, the first instant of a resume ramp): intended, not missing."""
 
     device_t_us: int
     state: str
@@ -71,6 +74,8 @@ class StatusReport:
     ramp_end_us: int = 0
     delivered: dict = field(default_factory=dict)
     peak_ua: dict = field(default_factory=dict)
+    scale_ppm: tuple = ()
+    silent_total: int = 0
 
     @property
     def final(self) -> bool:

@@ -508,6 +508,8 @@ class StatusMsg:
     #: per channel (1-based): pulses delivered and the largest amplitude delivered (µA) this session
     delivered: dict = field(default_factory=dict)
     peak_ua: dict = field(default_factory=dict)
+    #: pulses not delivered because their amplitude was 0 at pulse time (scale 0, a ramp's edge)
+    silent_total: int = 0
 
     @property
     def state_name(self) -> str:
@@ -527,6 +529,7 @@ def encode_status(s: StatusMsg) -> bytes:
     out += bytes([len(chans)])
     for ch in chans:
         out += CHANNEL_COUNTS.pack(ch, min(0xFFFFFFFF, s.delivered.get(ch, 0)), min(0xFFFFFFFF, s.peak_ua.get(ch, 0)))
+    out += struct.pack("<I", min(0xFFFFFFFF, s.silent_total))
     return out
 
 
@@ -549,7 +552,9 @@ def decode_status(payload: bytes) -> StatusMsg:
             ch, n, amp = CHANNEL_COUNTS.unpack_from(payload, pos)
             pos += CHANNEL_COUNTS.size
             delivered[ch], peak[ch] = n, amp
-    return StatusMsg(*vals, scales_ppm=tuple(scales), link=link, delivered=delivered, peak_ua=peak)
+    silent = struct.unpack_from("<I", payload, pos)[0] if pos + 4 <= len(payload) else 0
+    return StatusMsg(*vals, scales_ppm=tuple(scales), link=link, delivered=delivered, peak_ua=peak,
+                     silent_total=silent)
 
 
 FAULT_STRUCT = struct.Struct("<BBqI")  # code, channel (0 = whole device), device_t_us, detail

@@ -132,6 +132,7 @@ class DirectDriver(Driver):
         self.delivered_total = 0
         self.late_total = 0
         self.flushed_total = 0
+        self.silent_total = 0
         self._per_ch = np.zeros(n, dtype=np.int64)
         self._peak = np.zeros(n, dtype=np.int64)
         self.faults: list = []
@@ -181,6 +182,7 @@ class DirectDriver(Driver):
 
     def _deliver(self, p, idx, amp) -> None:
         keep = amp != 0
+        self.silent_total += int(len(p) - np.count_nonzero(keep))
         p, idx, amp = p[keep], idx[keep], amp[keep]
         if not len(p):
             return
@@ -232,7 +234,8 @@ class DirectDriver(Driver):
             self._now, self.state, self.delivered_total, self.late_total, self.flushed_total, len(self._q),
             self.profile.queue_pulses, self._ramp_end,
             {c: int(self._per_ch[c]) for c in chans if self._per_ch[c]},
-            {c: int(self._peak[c]) for c in chans if self._peak[c]}))
+            {c: int(self._peak[c]) for c in chans if self._peak[c]},
+            tuple(round(Fraction(int(self._num[c]) * 1_000_000, int(self._den[c]))) for c in chans), self.silent_total))
 
     # ---- what tests observe -------------------------------------------------------------------------
     @property
@@ -382,3 +385,4 @@ class DirectDriver(Driver):
         with self.lock:
             self._advance()
             self._num[channel], self._den[channel] = f.numerator, f.denominator
+            self._report()

@@ -142,13 +142,13 @@ def test_shapes_hello_status_fault_round_trip():
     s2 = w.decode_status(w.encode_status(s))
     assert s2.state_name == "paused" and s2.scales_ppm == s.scales_ppm and s2.link["bad_crc"] == 2
     assert (s2.device_t_us, s2.ramp_end_us, s2.delivered_total) == (5, 200, 9)
-    s = w.StatusMsg(5, w.STOPPED, 0, 4096, 10, 9, 1, 0, 100, 200, (), {}, {1: 5, 3: 4}, {1: 40_000, 3: 120_000})
+    s = w.StatusMsg(5, w.STOPPED, 0, 4096, 10, 9, 1, 0, 100, 200, (), {}, {1: 5, 3: 4}, {1: 40_000, 3: 120_000}, 2)
     s3 = w.decode_status(w.encode_status(s))
-    assert (s3.delivered, s3.peak_ua) == ({1: 5, 3: 4}, {1: 40_000, 3: 120_000})
+    assert (s3.delivered, s3.peak_ua, s3.silent_total) == ({1: 5, 3: 4}, {1: 40_000, 3: 120_000}, 2)
     # a STATUS that ends after the link counters (an older device) carries no per-channel counts
-    old = w.encode_status(s)[:-(1 + 2 * w.CHANNEL_COUNTS.size)]
+    old = w.encode_status(s)[:-(1 + 2 * w.CHANNEL_COUNTS.size + 4)]
     s4 = w.decode_status(old)
-    assert (s4.delivered, s4.peak_ua, s4.delivered_total) == ({}, {}, 9)
+    assert (s4.delivered, s4.peak_ua, s4.delivered_total, s4.silent_total) == ({}, {}, 9, 0)
     f = w.FaultMsg(w.FAULT_ELECTRODE, 3, 99, 7)
     assert w.decode_fault(w.encode_fault(f)) == f
     assert "electrode" in f.describe() and "channel 3" in f.describe()
