@@ -3,9 +3,11 @@
 The repository keeps one folder per concern (``dsl/``, ``compiler/``, ...) but installs them all under the
 single import package ``stimscript`` via ``package_dir``. Metadata lives in pyproject.toml.
 """
+import importlib.util
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 from Cython.Build import cythonize
 
 SUBPACKAGES = ["dsl", "compiler", "runtime", "drivers", "ext"]
@@ -18,7 +20,37 @@ extensions = [
     Extension(f"stimscript.ext.{pyx.stem}", [f"ext/{pyx.name}"]) for pyx in sorted((HERE / "ext").glob("*.pyx"))
 ]
 
+
+
+class build_py_with_tables(build_py):
+    """Also writes the parser's LALR tables (dsl/grammar.lalr) so no command builds them at start-up.
+
+    ``pip install .`` puts them into the wheel; ``pip install -e .`` (editable mode) next to grammar.lark in
+    the source folder. dsl/tables.py keys them by grammar, lark and Python version, so stale tables are
+    never read (the parser then builds and caches fresh ones itself).
+    """
+
+    def run(self):
+        super().run()
+        spec = importlib.util.spec_from_file_location("_stimscript_tables", HERE / "dsl" / "tables.py")
+        tables = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tables)
+        if getattr(self, "editable_mode", False):
+            target = HERE / "dsl" / "grammar.lalr"
+        else:
+            target = Path(self.build_lib) / "stimscript" / "dsl" / "grammar.lalr"
+        tables.build_shipped(HERE / "dsl" / "grammar.lark", target)
+        self._tables = str(target)
+
+    def get_outputs(self, include_bytecode=True):
+        outputs = super().get_outputs(include_bytecode)
+        if not getattr(self, "editable_mode", False):
+            outputs.append(str(Path(self.build_lib) / "stimscript" / "dsl" / "grammar.lalr"))
+        return outputs
+
+
 setup(
+    cmdclass={"build_py": build_py_with_tables},
     packages=list(package_dir) + ["stimscript.commands"],
     package_dir=package_dir,
     package_data={

@@ -9,12 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import numpy as np
-
 #: One row per pulse, sorted by (t_us, channel). Normative (the README's Python API).
-PULSE_DTYPE = np.dtype(
-    [("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4"), ("shape", "<u2")]
-)
+PULSE_FIELDS = [("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4"), ("shape", "<u2")]
+
+
+def __getattr__(name: str):
+    # PULSE_DTYPE is a numpy dtype; building it on first use keeps numpy out of commands that never
+    # touch pulse arrays (``check``, ``fmt``: start-up time)
+    if name == "PULSE_DTYPE":
+        import numpy as np
+
+        dtype = globals()["PULSE_DTYPE"] = np.dtype(PULSE_FIELDS)
+        return dtype
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

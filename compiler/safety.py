@@ -22,8 +22,6 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
-import numpy as np
-
 from ..errors import Diagnostic, Related
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
 from ..spans import Span
@@ -717,6 +715,7 @@ class Overlap:
 
 
 def _round_div_array(num: np.ndarray, den: int) -> np.ndarray:
+    import numpy as np
     q, r = np.divmod(num, den)
     twice = 2 * r
     return q + ((twice > den) | ((twice == den) & (q % 2 == 1)))
@@ -725,6 +724,7 @@ def _round_div_array(num: np.ndarray, den: int) -> np.ndarray:
 def train_cycle_offsets(train: Train) -> np.ndarray:
     """Offsets (µs into a cycle) of every emitted slot of one cycle of ``train``: exactly the slots the
     expanders emit (``round(k·P)`` below ``on_us`` whose amplitude does not round to 0 µA), as int64."""
+    import numpy as np
     on, num, den = train.on_us, train.period_num, train.period_den
     if on <= 0 or num <= 0 or den <= 0 or train.cycles <= 0:
         return np.zeros(0, dtype=np.int64)
@@ -776,6 +776,7 @@ class _TrainPulses:
 
     def times(self, a: int, b: int) -> np.ndarray:
         """Onsets t with a <= t < b."""
+        import numpy as np
         tr, off = self.train, self.offsets
         if tr.cycle_us > 0:
             c_lo = max(0, -((-(a - tr.start_us - int(off[-1]))) // tr.cycle_us))
@@ -790,6 +791,7 @@ class _TrainPulses:
 
 
 def _single_train_overlap(tp: _TrainPulses) -> Optional[Overlap]:
+    import numpy as np
     off, d, tr = tp.offsets, tp.duration, tp.train
     if len(off) >= 2:
         gaps = np.diff(off)
@@ -994,6 +996,7 @@ def _sweep(cluster: list[_TrainPulses], shared_source: bool, target_pulses: int)
 
 
 def _sweep_window(cluster: list[_TrainPulses], a: int, b: int, shared_source: bool) -> list[Overlap]:
+    import numpy as np
     ts, chs, trs, durs = [], [], [], []
     for tp in cluster:
         if tp.last < a or tp.first >= b:
@@ -1062,6 +1065,7 @@ def _sweep_window(cluster: list[_TrainPulses], a: int, b: int, shared_source: bo
 
 
 def _earlier_overlapping(t, end, ch, j: int, same_channel: bool) -> int:
+    import numpy as np
     c = ch[j]
     mask = (end[:j] > t[j]) & (t[:j] <= t[j])
     if same_channel:

@@ -16,6 +16,7 @@ from ..errors import Diagnostic, ProtocolSyntaxError
 from ..spans import Source, Span, at, point
 from ..units import UNITS
 from . import ast
+from .tables import load_parser
 from .transformer import AstBuilder, AstError
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
@@ -36,9 +37,8 @@ _TERMINAL_WORDS = {
 
 @lru_cache(maxsize=1)
 def get_parser() -> Lark:
-    """The LALR parser, built once per process."""
-    return Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
-                propagate_positions=True, maybe_placeholders=True)
+    """The LALR parser, loaded once per process from the cached tables (built when stale: dsl/tables.py)."""
+    return load_parser(GRAMMAR.read_text(encoding="utf-8"))
 
 
 def _describe_terminal(parser: Lark, name: str) -> str:

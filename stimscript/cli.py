@@ -2,6 +2,10 @@
 
 Every command turns StimscriptError into ``FILE:LINE:COL: error[CODE]: ...`` on stderr and exit code 1;
 no Python traceback reaches a user for bad input.
+
+Start-up matters (an editor or CI checks files one process at a time): only the command that runs is
+imported, ``--help`` lists the commands from :data:`SUMMARIES` without importing any of them, and heavy
+libraries (numpy, rich, matplotlib) are imported by the commands that use them, not here.
 """
 from __future__ import annotations
 
@@ -24,26 +28,59 @@ COMMANDS = {
     "sheet": "stimscript.commands.sheet:sheet",
 }
 
+#: command name -> the first paragraph of its help, shown by ``stimscript --help`` without importing the
+#: command (tests/test_cli_startup.py keeps these equal to the commands' own help). A command missing here
+#: is imported to describe itself.
+SUMMARIES = {
+    "check": "Parse and check protocol FILES against the safety rules and the device profile.",
+    "fmt": "Print protocol FILES in the canonical StimScript form.",
+    "info": "Show channels, sites, electrodes, pulses, charge per phase, densities, pulse counts and duration.",
+    "compile": "Compile FILE to a pulse schedule (integer µs / µA) and save it.",
+    "plot": "Plot one session of FILE: amplitude envelope per channel, blocks and pulse shapes.",
+    "run": "Run one session of FILE on a device, show it live and keep its record.",
+    "devices": "List registered device drivers and what they report.",
+    "history": "List session records (newest last), or show one with --session ID.",
+    "note": "Add a note to session record SESSION (the id column of `stimscript history`).",
+    "sheet": "Write a printable setup sheet (HTML) for one session of FILE.",
+}
+
 
 class LazyGroup(click.Group):
     """Imports a sub-command only when it is used, so ``stimscript check`` stays fast."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if self._load(name) is not None]
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str):
-        return self._load(name)
+        if name not in COMMANDS:
+            return None
+        try:
+            return self._load(name)
+        except ImportError as exc:  # a broken install: say which command and why, never a traceback
+            raise click.ClickException(f"the `{name}` command cannot start: {exc}") from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from SUMMARIES (no command is imported to print it)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            summary = SUMMARIES.get(name)
+            if summary is not None:
+                rows.append((name, click.Command(name, help=summary).get_short_help_str(limit)))
+                continue
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     @staticmethod
     def _load(name: str):
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module, _, attr = target.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None
+        module, _, attr = COMMANDS[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
