@@ -33,10 +33,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional, Sequence
 
-import numpy as np
-
 from . import energy as E
-from . import expander
 from .ir import PulseShape, Train
 
 #: the window of the power and rms rules (µs)
@@ -320,6 +317,8 @@ def _density(tf: TrainFacts) -> Fraction:
 
 def _expand_group(group: list[TrainFacts], a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
     """Pulses of the group's trains with a <= t < b, in time order, and the train index of each row."""
+    import numpy as np
+    from . import expander
     parts, owners = [], []
     for tf in sorted(group, key=lambda tf: tf.index):
         if tf.last < a or tf.first >= b:
@@ -382,6 +381,8 @@ def measure_channel(channel: int, facts: list[TrainFacts], *, need_window: bool,
         raise BudgetExceeded(needed)
     best_w: Optional[Window] = None
     for group, a, b in plan:
+        import numpy as np  # only when something must be expanded (keeps numpy out of most checks)
+
         rows, owner = _expand_group(group, a, b + WINDOW_US)
         cd.expanded += len(rows)
         if not len(rows):
@@ -456,6 +457,7 @@ def _interleaved_ranges(group: list[TrainFacts]) -> list[tuple[int, int]]:
 
 def _window_max(group: list[TrainFacts], rows: np.ndarray, owner: np.ndarray, a: int, b: int) -> Optional[Window]:
     """The worst window starting at an onset in [a, b) among ``rows`` (all pulses in [a, b + 1 s))."""
+    import numpy as np
     t = rows["t_us"].astype(np.int64)
     amp = rows["amplitude_ua"].astype(np.int64)
     weights = {tf.train.shape: tf.weight for tf in group}
