@@ -172,47 +172,37 @@ class CheckedProtocol:
             if k not in seen:
                 seen.add(k)
                 unique.append(w)
-        return to_schedule(resolved, warnings=unique, sha256=self.sha256, title=self.title,
-                           source_name=self.source_name, profile=self.profile)
+        sched = to_schedule(resolved, warnings=unique, sha256=self.sha256, title=self.title,
+                            source_name=self.source_name, profile=self.profile)
+        sched.live_source = lambda: self.live_params(session, params)
+        return sched
+
+    def live_param(self, name: str, session: int = 1, params: Optional[dict] = None):
+        """What live control may do with param ``name`` in ``session``: a
+        :class:`~stimscript.compiler.live.LiveParam` (adjustable or not and why, the outputs that follow it,
+        the reachable range decided on the delivered pulses, the peak per output at its top)."""
+        from .live import analyse_param
+
+        return analyse_param(self, name, session, params)
+
+    def live_params(self, session: int = 1, params: Optional[dict] = None) -> dict:
+        """:meth:`live_param` of every param, by name (the runtime's envelope for one session)."""
+        return {name: self.live_param(name, session, params) for name in self.params}
 
     def safe_range(self, name: str, session: int = 1, params: Optional[dict] = None
                    ) -> Optional[tuple[Quantity, Quantity]]:
-        """The part of param ``name``'s range in which session ``session`` passes every check.
+        """The range live control may move param ``name`` in, during session ``session``.
 
-        The runtime clamps live intensity changes to this, so pressing "+" can never reach a value
-        that would not have compiled (power density, energy, device or protocol limits). Currents are
-        searched to the µA (bisection from the value in use, which is known to pass); other params
-        keep their declared range. None when the param has no range.
+        For a live-adjustable param (a current that changes amplitudes only, see :meth:`live_param`): the
+        part of its range in which the session passes every check on its delivered pulses (to the µA).
+        For any other param with a range: just its compiled value (it cannot change during a session).
+        None when the param has no range.
         """
         info = self.params.get(name)
         if info is None or info.range is None:
             return None
-        low, high = info.range
-        if info.dim != CURRENT:
-            return (low, high)
-        current = self.parse_params(params).get(name, None)
-        base = dict(params or {})
-
-        def passes(ua: int) -> bool:
-            trial = dict(base)
-            trial[name] = Quantity(Fraction(ua, 10**6), CURRENT)
-            try:
-                self._resolve(session, trial)
-            except StimscriptError:
-                return False
-            return True
-
-        lo_ua = (current or self._resolve(session, params)[0].params.get(name, info.default)).to_ua()
-        hi_ua = high.to_ua()
-        if passes(hi_ua):
-            return (low, high)
-        while hi_ua - lo_ua > 1:   # invariant: lo passes, hi fails
-            mid = (lo_ua + hi_ua) // 2
-            if passes(mid):
-                lo_ua = mid
-            else:
-                hi_ua = mid
-        return (low, Quantity(Fraction(lo_ua, 10**6), CURRENT))
+        lp = self.live_param(name, session, params)
+        return (lp.low, lp.high)
 
     def __repr__(self) -> str:
         return f"<CheckedProtocol {self.title!r} from {self.source_name}>"

@@ -31,6 +31,15 @@ class Schedule:
     params: dict = field(default_factory=dict)  # name -> Quantity actually used
     source_name: str = ""
     profile: object = None        # the DeviceProfile it was checked against
+    #: computes :attr:`live` on first use (set by ``CheckedProtocol.compile``; None for hand-built schedules)
+    live_source: object = field(default=None, repr=False)
+
+    @cached_property
+    def live(self) -> dict:
+        """Param name -> :class:`~stimscript.compiler.live.LiveParam`: what live intensity control may do in this
+        session (which outputs follow which param, the reachable range checked on the delivered pulses).
+        Empty for a schedule built without its protocol."""
+        return dict(self.live_source()) if callable(self.live_source) else {}
 
     # --- whole-array access -----------------------------------------------------------------
     @cached_property
