@@ -144,10 +144,16 @@ def _spacing(out: _Collector, resolved: ResolvedSession, sp: D.Spacing, code: st
     else:
         related.append(Related("the other line driving this channel", earlier.spans["line"])
                        if earlier.spans.get("line") is not None and earlier is not later else None)
-        out.add(code, f"{head}: two lines on this channel interleave their pulses, {tail}",
+        tr_first = resolved.trains[sp.train_first]
+        if tr_first.start_us + tr_first.cycles * tr_first.cycle_us <= tr.start_us:
+            how = (f"the last pulse of the line before (at {_seconds(sp.t_first)}) and the first of this line "
+                   f"are {tail}")
+        else:
+            how = f"two lines on this channel interleave their pulses, {tail}"
+        out.add(code, f"{head}: {how}",
                 _span(later, "after", "line"), related=related,
-                hint="change the `after` offset so the lines do not run at the same time, or drive them on "
-                     "different channels")
+                hint="change the `after` offset or the block lengths so the lines keep the pulse spacing, or "
+                     "drive them on different channels")
 
 
 # --- the worst 1-second window -------------------------------------------------------------------------
@@ -208,6 +214,10 @@ def _peak(resolved: ResolvedSession, train: int) -> int:
 def _onsets(out: _Collector, resolved: ResolvedSession, facts, threshold: int) -> None:
     for tf in facts:
         if tf.first_ua <= threshold:
+            continue
+        # output already running on this channel (a block following another without a pause) is no start
+        prev = [p for p in (D.prev_onset(o, tf.first) for o in facts if o is not tf) if p is not None]
+        if prev and tf.first - max(prev) <= D.WINDOW_US:
             continue
         use = _use(resolved, tf.index)
         tr = tf.train

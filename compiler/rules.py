@@ -37,6 +37,8 @@ RULES: dict[str, Rule] = {r.code: r for r in [
     Rule("S014", "error", "session longer than 24 h", "sanity bound"),
     Rule("S015", "error", "session number outside the plan", "sanity bound"),
     Rule("S016", "error", "the protocol's `limits` block loosens a device limit", "protocol"),
+    Rule("S017", "error", "pulse shapes outside the device's encodable space (phases per shape, shape table "
+                          "size, number of shapes, relative amplitude range)", "device limits"),
     Rule("S020", "error", "the delivered pulses cannot be verified within the check's expansion budget",
          "sanity bound (refuse rather than pass unchecked)"),
 ]}

@@ -219,6 +219,10 @@ def check_safety(resolved: ResolvedSession, profile: DeviceProfile = LOOPBACK_PR
             if spacing:
                 flagged.add(use.number)
     _check_session(out, resolved, profile)
+    if resolved.shapes:
+        from .encodable import encodable_findings
+
+        encodable_findings(out, resolved, profile)
     if ctx.delivered and resolved.trains:
         from .delivered_rules import delivered_findings
 
