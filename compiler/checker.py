@@ -16,7 +16,8 @@ E202 error    unknown cycle (in a session line) — did-you-mean (``continuous``
 E203 error    unknown electrode (in ``electrodes A -> B``) — did-you-mean
 E204 error    unknown param in an expression, or the name is a channel/cycle/electrode, or ``P% NAME``
               where NAME is not a param
-E205 error    unknown ``site`` (not in the motor-point atlas) — did-you-mean
+E205 error    unknown ``site`` (not in the motor-point atlas) — did-you-mean; an empty custom site
+              (``site ""``)
 E206 error    unknown protocol header key (known: reference indication author version description
               population notes)
 E207 error    duplicate declaration (param, electrode, channel, cycle of the same name) — at the second,
@@ -35,6 +36,7 @@ E217 error    no ``session`` block
 E218 error    unknown progression target (param, ``CYCLE.ramp_up|hold|ramp_down|rest``,
               ``CHANNEL.frequency|amplitude``) — did-you-mean
 E219 error    a param's default/range, the plan or a limit refers to a param
+E220 error    a site's side is not ``left`` or ``right`` (``site vastus_medialis both``: one channel per side)
 E301 error    wrong dimension: "expected current, found frequency (...)"
 E302 error    ``+``/``-`` of two different dimensions
 E401 error    a value that must be positive is not (frequency, widths, lengths, areas, ratio, carrier,
@@ -45,9 +47,11 @@ E404 error    division by zero
 E405 error    a param's default is outside its own range
 E406 error    a param's range is inverted (low > high)
 E407 error    channel number outside 1..255
-E408 error    progression week range inverted, below 1 or beyond the plan's weeks
+E408 error    progression week range inverted, below 1 or beyond the plan's weeks, or ``week N..`` (to
+              the end of the plan) in a protocol without a plan
 E409 error    a cycle of zero length in a ``for`` block (it would never end)
 E410 error    ``after`` at or beyond the end of its ``for`` block
+E412 error    the session unrolls to more than 100 000 blocks and pauses (sets repeat their blocks)
 E411 error    an impossible pulse shape (burst without a whole carrier cycle, doublet spacing < 2 W,
               custom shape starting at amplitude 0 or with no phase, asymmetric phase rounding to 0 µs)
 S007 error    a param's value in some week (progression) is outside its declared range — names the week
@@ -55,6 +59,7 @@ S014 error    the session is longer than 24 h
 S0xx          every other safety rule comes from compiler/safety.py (see compiler/rules.py)
 W201 warning  a channel without a ``site``
 W202 warning  a channel declared but not used by the session
+W203 warning  a custom site (``site "3 cm distal to the fibular head"``): not checked against the atlas
 W401 warning  a ``for`` line where not one whole cycle fits (it emits nothing)
 W402 warning  a zero-length cycle in ``repeat`` (the line emits nothing)
 W408 warning  a progression week beyond week 1 in a protocol without a plan (never used)
@@ -104,13 +109,13 @@ CODES = {
     "E211": "statement given twice", "E212": "electrode pair uses one electrode twice",
     "E213": "channel twice in one block", "E214": "continuous inside repeat", "E215": "cycle named continuous",
     "E216": "unknown allow", "E217": "no session", "E218": "unknown progression target",
-    "E219": "param reference not allowed here", "E301": "wrong dimension", "E302": "mixed dimensions in + or -",
+    "E219": "param reference not allowed here", "E220": "not a side", "E301": "wrong dimension", "E302": "mixed dimensions in + or -",
     "E401": "value must be positive", "E402": "value cannot be negative", "E403": "count must be whole",
     "E404": "division by zero", "E405": "param default outside its range", "E406": "param range inverted",
     "E407": "channel number out of range", "E408": "progression week out of the plan",
-    "E409": "zero-length cycle in for", "E410": "after beyond the for block", "E411": "impossible pulse shape",
+    "E409": "zero-length cycle in for", "E410": "after beyond the for block", "E411": "impossible pulse shape", "E412": "session unrolls to too many blocks",
     "S007": "param outside its range in some week", "S014": "session longer than 24 h",
-    "W201": "channel without site", "W202": "channel not used", "W401": "no whole cycle fits",
+    "W201": "channel without site", "W202": "channel not used", "W203": "custom site", "W401": "no whole cycle fits",
     "W402": "zero-length cycle in repeat", "W408": "progression week without a plan",
 }
 
@@ -357,6 +362,14 @@ class Analysis:
             if decl.site is None:
                 self.warn("W201", f"channel `{c.name}` has no `site`", c.name_span,
                           hint="name the motor point, e.g. `site vastus_medialis right`")
+            elif decl.site.custom is not None:
+                if not decl.site.custom.strip():
+                    self.err("E205", "a custom site needs a description", decl.site.span,
+                             hint='describe the placement, e.g. `site "3 cm distal to the fibular head" left`')
+                else:
+                    self.warn("W203", f"site \"{decl.site.custom}\" of channel `{c.name}` is a custom placement: "
+                              "it is not checked against the motor-point atlas", decl.site.span,
+                              hint="check the placement on the patient; the setup sheet prints the text as written")
             elif _atlas is not None and _atlas.lookup(decl.site.muscle.name) is None:
                 name = decl.site.muscle.name
                 close = _atlas.suggest(name, 2)
@@ -364,6 +377,8 @@ class Analysis:
                     "known sites: " + ", ".join(_atlas.names()[:8]) + ", ..."
                 self.err("E205", f"unknown site `{name}` (not in the motor-point atlas)", decl.site.muscle.span,
                          hint=hint)
+            if decl.site is not None and decl.site.side not in (None, "left", "right"):
+                self._side(c, decl.site)
             if decl.pair is not None:
                 for ref in (decl.pair.first, decl.pair.second):
                     if ref.name not in self.electrodes:
@@ -373,6 +388,21 @@ class Analysis:
                 if decl.pair.first.name == decl.pair.second.name:
                     self.err("E212", f"the electrode pair of `{c.name}` uses `{decl.pair.first.name}` twice",
                              decl.pair.second.span, hint="current flows between two different electrodes")
+
+    def _side(self, c: ast.Channel, site: ast.Site) -> None:
+        word = site.side
+        # the side is the statement's last word
+        span = _span_of_word(site.span, word, site.span.end_pos - site.span.start_pos - len(word)) \
+            if site.span is not None else None
+        where = f'"{site.custom}"' if site.custom is not None else site.muscle.name
+        if word.lower() in ("both", "bilateral"):
+            self.err("E220", f"`{word}` is not a side: a channel drives one electrode pair, on one side", span,
+                     hint=f"declare one channel per side, e.g. `channel {c.name}_left {c.number} {{ site {where} left "
+                          f"... }}` and `channel {c.name}_right N {{ site {where} right ... }}`, and run both on one "
+                          "line (`a, b: CYCLE`)")
+        else:
+            self.err("E220", f"unknown side `{word}`", span,
+                     hint=did_you_mean(word, ("left", "right")) or "a side is `left` or `right` (or leave it out)")
 
     def _cycles(self) -> None:
         for c in self.p.cycles:
@@ -406,9 +436,7 @@ class Analysis:
                      related=[Related("the first session is here", _span_of_word(sessions[0].span, "session"))])
         self.session = sessions[0]
         used: set[str] = set()
-        for block in self.session.blocks:
-            if isinstance(block, ast.Pause):
-                continue
+        for block in _leaf_blocks(self.session.blocks):
             in_block: dict[str, ast.Name] = {}
             for line in block.lines:
                 for ch in line.channels:
@@ -460,9 +488,17 @@ class Analysis:
         for item in items:
             if isinstance(item, ast.Week):
                 span = _span_of_word(item.span, "week")
-                label = f"week {item.first}" + (f"..{item.last}" if item.last != item.first else "")
+                label = item.label
                 if item.first < 1:
                     self.err("E408", f"{label}: weeks are numbered from 1", span)
+                elif item.last is None:
+                    if weeks is None:
+                        self.err("E408", f"`{label}` runs to the end of the plan, but the protocol has no `plan`",
+                                 span, hint="add `plan N sessions per week, W weeks` to the protocol header, "
+                                 "or give the range its last week (`week A..B`)")
+                    elif item.first > weeks:
+                        self.err("E408", f"{label} starts beyond the plan's {weeks} week{'s' if weeks != 1 else ''}",
+                                 span, related=[Related("the plan is here", self.plan.span)] if self.plan.span else [])
                 elif item.first > item.last:
                     self.err("E408", f"{label} is inverted ({item.first} > {item.last})", span,
                              hint=f"write `week {item.last}..{item.first}`")
@@ -582,15 +618,33 @@ class Analysis:
         setting = decl.frequency if key[2] == "frequency" else decl.amplitude
         return ev.value(setting.value) if setting is not None else None
 
-    def advance(self, state: State, week: int, sink: list, fixed: frozenset = frozenset()) -> State:
+    def _apply_all(self, assignments, state: State, week: int, sink: list, fixed: frozenset) -> State:
         new = state.copy()
         self._assigned_now = new.assigned
         try:
-            for a in self.progression.assignments_for(week):
+            for a in assignments:
                 self.progression.apply(a, new, week, sink, self.make_ev, self.current, fixed)
         finally:
             self._assigned_now = {}
         return new
+
+    def accumulate(self, base: State, week: int, sink: list, fixed: frozenset = frozenset()) -> State:
+        """One more step of the ``every week`` accumulation: the base of week ``week`` from that of week-1."""
+        return self._apply_all(self.progression.every_week(), base, week, sink, fixed)
+
+    def week_state(self, base: State, week: int, sink: list, fixed: frozenset = frozenset()) -> State:
+        """Week ``week``'s values: its accumulated base, then the week blocks whose range holds it."""
+        return self._apply_all(self.progression.blocks_for(week), base, week, sink, fixed)
+
+    def state_at(self, week: int, overrides: Optional[dict] = None, sink: Optional[list] = None,
+                 fixed: frozenset = frozenset()) -> State:
+        """The values of week ``week`` (a pure function of the week): declared values (and overrides),
+        ``every week`` applied week-1 times, then the blocks whose range holds the week."""
+        sink = [] if sink is None else sink
+        base = self.initial_state(overrides)
+        for k in range(2, week + 1):
+            base = self.accumulate(base, k, sink, fixed)
+        return self.week_state(base, week, sink, fixed)
 
     def _value(self, ev: Evaluator, state: State, key, declared: Optional[ast.Expr], check, *args):
         """(Quantity|None, span, expression used) for a setting a progression may have changed."""
@@ -601,6 +655,136 @@ class Analysis:
         if declared is None:
             return None, None, None
         return check(declared, *args), declared.span, declared
+
+    def _measure(self, block: ast.Block, ctx: "_LeafContext", path: tuple) -> Optional["_Measured"]:
+        """A block's length and content for this week (None when a value failed; its error is recorded)."""
+        ev, sink = ctx.ev, ctx.sink
+        if isinstance(block, ast.Pause):
+            d = ev.time_us(block.duration, "the pause length")
+            return None if d is None else _Measured("pause", d, label=f"pause {duration_text(d)}", path=path)
+        if isinstance(block, ast.Repeat):
+            count = ev.whole(block.count, "the repeat count")
+            length = None
+            if count is None:
+                return None
+        else:
+            count = None
+            length = ev.time_us(block.duration, "the length of a `for` block", positive=True)
+            if length is None:
+                return None
+        if not block.blocks:
+            return self._leaf(block, ctx, path, count, length)
+        children = [self._measure(b, ctx, path + (i,)) for i, b in enumerate(block.blocks)]
+        if any(c is None for c in children):
+            return None
+        pass_len = sum(c.length for c in children)
+        keyword = "repeat" if count is not None else "for"
+        if length is not None:
+            if pass_len == 0:
+                sink.append(Diagnostic("E409", "one pass of this set lasts 0 s, so `for` would repeat it forever",
+                                       _span_of_word(block.span, "for"),
+                                       hint="give the blocks inside a length (a cycle with a hold or a rest, a "
+                                            "`pause`), or use `repeat N` to run the set N times"))
+                return None
+            count = length // pass_len
+            if count == 0:
+                sink.append(Diagnostic(
+                    "W401", f"not one whole pass of this set ({duration_text(pass_len)}) fits in its "
+                    f"`for {duration_text(length)}`; the block emits nothing", _span_of_word(block.span, "for"),
+                    severity="warning"))
+        else:
+            length = count * pass_len
+        return _Measured("set", length, count=count, pass_us=pass_len, children=tuple(children),
+                         label=f"{keyword} {duration_text(length) if keyword == 'for' else count}", path=path)
+
+    def _leaf(self, block, ctx: "_LeafContext", path: tuple, count: Optional[int], length: Optional[int]
+              ) -> "_Measured":
+        """A block of lines: its trains relative to the block start (resolved once per week)."""
+        ev, timings, chans, table, sink = ctx.ev, ctx.timings, ctx.chans, ctx.table, ctx.sink
+        end = 0
+        cycle_names = []
+        rel_trains = []
+        for line in block.lines:
+            cyc = line.cycle.name
+            after = ev.time_us(line.after, "the `after` offset") if line.after is not None else 0
+            if after is None:
+                continue
+            cycle_names.append(cyc)
+            if cyc == "continuous":
+                if length is None:
+                    continue
+                timing = None
+            else:
+                timing = timings.get(cyc)
+                if timing is None:
+                    continue
+            if length is not None:
+                if after >= length:
+                    sink.append(Diagnostic("E410", f"`after {duration_text(after)}` is at or beyond the end of "
+                                           f"its `for {duration_text(length)}` block", line.after.span,
+                                           hint="the line would never run"))
+                    continue
+                if timing is None:
+                    timing = Timing(0, length - after, 0, 0)
+                    cycles = 1
+                elif timing.cycle_us == 0:
+                    sink.append(Diagnostic("E409", f"cycle `{cyc}` has zero length, so a `for` block would "
+                                           "never end", line.cycle.span, hint="give it a hold or a rest"))
+                    continue
+                else:
+                    cycles = for_cycles(length, after, timing)
+                    if cycles == 0:
+                        sink.append(Diagnostic(
+                            "W401", f"not one whole cycle of `{cyc}` ({duration_text(timing.cycle_us)}) fits "
+                            f"in the {duration_text(length - after)} left in this `for` block; the line emits "
+                            "nothing", line.cycle.span, severity="warning"))
+            else:
+                cycles = count
+                if timing.cycle_us == 0:
+                    sink.append(Diagnostic("W402", f"cycle `{cyc}` has zero length; this line emits nothing",
+                                           line.cycle.span, severity="warning"))
+                end = max(end, after + count * timing.cycle_us)
+            # overrides
+            ov_f = ov_a = ov_p = None
+            bad = False
+            for ov in line.overrides:
+                if ov.key == "frequency":
+                    q = ev.positive(ov.value, FREQUENCY, "the overriding frequency")
+                    ov_f = (q.value, ov.span) if q is not None else None
+                elif ov.key == "amplitude":
+                    q = ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
+                    ov_a = (q.value * 10**6, ov.span, param_of(ov.value)) if q is not None else None
+                else:
+                    shp = build_shape(ov.value, ev)
+                    ov_p = (shp, ov.span) if shp is not None else None
+                bad = bad or (ov.key == "frequency" and ov_f is None) or (ov.key == "amplitude" and ov_a is None) \
+                    or (ov.key == "pulse" and ov_p is None)
+            if bad:
+                continue
+            cdecl = self.cycle_nodes.get(cyc)
+            for ch in line.channels:
+                cv = chans.get(ch.name)
+                if cv is None:
+                    continue
+                freq = ov_f[0] if ov_f else cv.frequency
+                amp = ov_a[0] if ov_a else cv.amplitude
+                shape = ov_p[0] if ov_p else cv.shape
+                idx = table.add(shape)
+                number = cv.decl.node.number
+                spans = {"channel": cv.decl.node.span, "amplitude": ov_a[1] if ov_a else cv.amp_span,
+                         "frequency": ov_f[1] if ov_f else cv.freq_span,
+                         "pulse": ov_p[1] if ov_p else cv.decl.pulse.span, "electrodes": cv.decl.pair.span,
+                         "line": line.span, "cycle": cdecl.span if cdecl is not None else line.cycle.span,
+                         "cycle_ref": line.cycle.span,
+                         "after": line.after.span if line.after is not None else None}
+                ctx.uses.append(ChannelUse(ch.name, number, amp, freq, shape, cv.electrodes,
+                                           ramp_up_us=timing.ramp_up_us, on_us=timing.on_us, block=path[0],
+                                           spans=spans))
+                if cycles > 0:
+                    rel_trains.append((make_train(number, after, cycles, timing, freq, amp, idx), len(ctx.uses) - 1))
+        if length is not None:
+            return _Measured("leaf", length, trains=tuple(rel_trains), label=f"for {duration_text(length)}", path=path)
+        return _Measured("leaf", end, trains=tuple(rel_trains), label=repeat_label(count, cycle_names), path=path)
 
     def resolve(self, state: State, week: int, session: int, sink: list) -> Optional[ResolvedSession]:
         errors_before = sum(1 for d in sink if d.is_error)
@@ -669,117 +853,28 @@ class Analysis:
             chans[name] = ChannelValues(decl, f_q.value, a_q.value * 10**6, shape, pair,
                                         param_of(a_expr) if a_expr is not None else None, f_span, a_span)
             table.add(shape)
-        # session
+        # session: measure every block (leaf blocks resolved once), then lay the passes out in time
         uses: list[ChannelUse] = []
-        trains = []
-        train_uses = []  # per train: the index of the use it comes from (delivered-pulse rules report there)
-        segments = []
-        t = 0
         blocks = self.session.blocks if self.session is not None else ()
-        for bi, block in enumerate(blocks):
-            if isinstance(block, ast.Pause):
-                d = ev.time_us(block.duration, "the pause length")
-                if d is None:
-                    continue
-                segments.append(segment("pause", f"pause {duration_text(d)}", t, t + d, block=bi))
-                t += d
-                continue
-            if isinstance(block, ast.Repeat):
-                count = ev.whole(block.count, "the repeat count")
-                length = None
-            else:
-                count = None
-                length = ev.time_us(block.duration, "the length of a `for` block", positive=True)
-            if count is None and length is None:
-                continue
-            end = 0
-            cycle_names = []
-            for line in block.lines:
-                cyc = line.cycle.name
-                after = ev.time_us(line.after, "the `after` offset") if line.after is not None else 0
-                if after is None:
-                    continue
-                cycle_names.append(cyc)
-                if cyc == "continuous":
-                    if length is None:
-                        continue
-                    timing = None
-                else:
-                    timing = timings.get(cyc)
-                    if timing is None:
-                        continue
-                if length is not None:
-                    if after >= length:
-                        sink.append(Diagnostic("E410", f"`after {duration_text(after)}` is at or beyond the end of "
-                                               f"its `for {duration_text(length)}` block", line.after.span,
-                                               hint="the line would never run"))
-                        continue
-                    if timing is None:
-                        timing = Timing(0, length - after, 0, 0)
-                        cycles = 1
-                    elif timing.cycle_us == 0:
-                        sink.append(Diagnostic("E409", f"cycle `{cyc}` has zero length, so a `for` block would "
-                                               "never end", line.cycle.span, hint="give it a hold or a rest"))
-                        continue
-                    else:
-                        cycles = for_cycles(length, after, timing)
-                        if cycles == 0:
-                            sink.append(Diagnostic(
-                                "W401", f"not one whole cycle of `{cyc}` ({duration_text(timing.cycle_us)}) fits "
-                                f"in the {duration_text(length - after)} left in this `for` block; the line emits "
-                                "nothing", line.cycle.span, severity="warning"))
-                else:
-                    cycles = count
-                    if timing.cycle_us == 0:
-                        sink.append(Diagnostic("W402", f"cycle `{cyc}` has zero length; this line emits nothing",
-                                               line.cycle.span, severity="warning"))
-                    end = max(end, after + count * timing.cycle_us)
-                # overrides
-                ov_f = ov_a = ov_p = None
-                bad = False
-                for ov in line.overrides:
-                    if ov.key == "frequency":
-                        q = ev.positive(ov.value, FREQUENCY, "the overriding frequency")
-                        ov_f = (q.value, ov.span) if q is not None else None
-                    elif ov.key == "amplitude":
-                        q = ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
-                        ov_a = (q.value * 10**6, ov.span, param_of(ov.value)) if q is not None else None
-                    else:
-                        shp = build_shape(ov.value, ev)
-                        ov_p = (shp, ov.span) if shp is not None else None
-                    bad = bad or (ov.key == "frequency" and ov_f is None) or (ov.key == "amplitude" and ov_a is None) \
-                        or (ov.key == "pulse" and ov_p is None)
-                if bad:
-                    continue
-                cdecl = self.cycle_nodes.get(cyc)
-                for ch in line.channels:
-                    cv = chans.get(ch.name)
-                    if cv is None:
-                        continue
-                    freq = ov_f[0] if ov_f else cv.frequency
-                    amp = ov_a[0] if ov_a else cv.amplitude
-                    shape = ov_p[0] if ov_p else cv.shape
-                    idx = table.add(shape)
-                    number = cv.decl.node.number
-                    spans = {"channel": cv.decl.node.span, "amplitude": ov_a[1] if ov_a else cv.amp_span,
-                             "frequency": ov_f[1] if ov_f else cv.freq_span,
-                             "pulse": ov_p[1] if ov_p else cv.decl.pulse.span, "electrodes": cv.decl.pair.span,
-                             "line": line.span, "cycle": cdecl.span if cdecl is not None else line.cycle.span,
-                             "cycle_ref": line.cycle.span,
-                             "after": line.after.span if line.after is not None else None}
-                    uses.append(ChannelUse(ch.name, number, amp, freq, shape, cv.electrodes,
-                                           ramp_up_us=timing.ramp_up_us, on_us=timing.on_us, block=bi, spans=spans))
-                    if cycles > 0:
-                        trains.append(make_train(number, t + after, cycles, timing, freq, amp, idx))
-                        train_uses.append(len(uses) - 1)
-            if length is not None:
-                block_len = length
-                label = f"for {duration_text(length)}"
-            else:
-                block_len = end
-                label = repeat_label(count, cycle_names)
-            segments.append(segment("block", label, t, t + block_len, block=bi))
-            t += block_len
+        ctx = _LeafContext(ev, timings, chans, table, sink, uses)
+        measured = [m for m in (self._measure(b, ctx, (i,)) for i, b in enumerate(blocks)) if m is not None]
+        t = sum(m.length for m in measured)
+        trains: list = []
+        train_uses: list = []   # per train: the index of the use it comes from (delivered-pulse rules report there)
+        segments: list = []
+        expanded = sum(m.emissions for m in measured)
+        if expanded > MAX_EXPANDED_BLOCKS and self.session is not None:
+            sink.append(Diagnostic("E412", f"the session expands to {expanded:,} blocks (sets repeat their blocks); "
+                                   f"at most {MAX_EXPANDED_BLOCKS:,} are allowed",
+                                   _span_of_word(self.session.span, "session"),
+                                   hint="use fewer, longer blocks: a line's cycle repeats inside one block"))
+        elif t <= MAX_SESSION_US:
+            layout = _Layout(trains, train_uses, segments)
+            start = 0
+            for m in measured:
+                layout.restart()   # trains merge inside a set only: top-level blocks keep their own
+                layout.emit(m, start, ())
+                start += m.length
         if t > MAX_SESSION_US and self.session is not None:
             sink.append(Diagnostic("S014", f"the session lasts {duration_text(t)}, longer than 24 h",
                                    _span_of_word(self.session.span, "session"),
@@ -790,7 +885,8 @@ class Analysis:
         for name, cv in chans.items():
             site = cv.decl.site
             infos.append(ChannelInfo(number=cv.decl.node.number, name=name,
-                                     site=site.muscle.name if site else "", side=(site.side or "") if site else "",
+                                     site=site.text if site else "", side=(site.side or "") if site else "",
+                                     site_custom=site is not None and site.custom is not None,
                                      electrodes=(cv.decl.pair.first.name, cv.decl.pair.second.name),
                                      frequency_hz=cv.frequency, amplitude_ua=round(cv.amplitude),
                                      shape=table.add(cv.shape), param=cv.param))
@@ -799,6 +895,108 @@ class Analysis:
                                segments=tuple(segments), params=dict(state.values), limits=tuple(self.limits),
                                allow_monophasic=self.allow_monophasic, session_span=self.session.span,
                                train_uses=tuple(train_uses))
+
+
+# --- session layout ---------------------------------------------------------------------------------
+def _leaf_blocks(blocks) -> list:
+    """Every block of lines, sets unrolled statically (each written block once), in source order."""
+    out = []
+    stack = list(reversed(blocks))
+    while stack:
+        b = stack.pop()
+        if isinstance(b, ast.Pause):
+            continue
+        if b.blocks:
+            stack.extend(reversed(b.blocks))
+        else:
+            out.append(b)
+    return out
+
+
+
+#: most leaf blocks and pauses a session may expand to once its sets are unrolled (docs/language.md)
+MAX_EXPANDED_BLOCKS = 100_000
+
+
+@dataclass
+class _LeafContext:
+    ev: Evaluator
+    timings: dict
+    chans: dict
+    table: ShapeTable
+    sink: list
+    uses: list
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """One block of the session for one week: a pause, a leaf block (lines) or a set (blocks)."""
+
+    kind: str                    # 'pause' | 'leaf' | 'set'
+    length: int                  # µs
+    label: str = ""
+    path: tuple = ()             # indices from the session down to this block
+    trains: tuple = ()           # leaf: (train relative to the block start, index of its use)
+    count: int = 0               # set: passes
+    pass_us: int = 0             # set: length of one pass
+    children: tuple = ()         # set: the blocks of one pass
+
+    @property
+    def emissions(self) -> int:
+        """Pauses and leaf blocks this block unrolls to."""
+        if self.kind != "set":
+            return 1
+        return self.count * sum(c.emissions for c in self.children) + (1 if self._tail else 0)
+
+    @property
+    def _tail(self) -> int:
+        return self.length - self.count * self.pass_us if self.kind == "set" else 0
+
+
+class _Layout:
+    """Unrolls measured blocks into trains and labelled segments at absolute times.
+
+    A train that continues the previous train of its channel exactly (same pattern, starting where it
+    ends) is merged into it, so ``repeat 3 { repeat 10 { quad: c } }`` is one train of 30 cycles.
+    """
+
+    def __init__(self, trains: list, train_uses: list, segments: list):
+        self.trains = trains
+        self.train_uses = train_uses
+        self.segments = segments
+        self._last: dict[int, int] = {}   # channel -> index of its latest train
+
+    def emit(self, m: _Measured, start: int, sets: tuple) -> None:
+        prefix = "".join(f"set {i}/{n} · " for i, n in sets)
+        if m.kind == "pause":
+            self.segments.append(segment("pause", prefix + m.label, start, start + m.length, block=m.path))
+        elif m.kind == "leaf":
+            for tr, use in m.trains:
+                self._add(replace(tr, start_us=start + tr.start_us), use)
+            self.segments.append(segment("block", prefix + m.label, start, start + m.length, block=m.path))
+        else:
+            t = start
+            for p in range(m.count):
+                for child in m.children:
+                    self.emit(child, t, sets + ((p + 1, m.count),))
+                    t += child.length
+            if m._tail:
+                self.segments.append(segment("pause", prefix + f"rest of {m.label} (no whole pass fits)", t,
+                                             start + m.length, block=m.path))
+
+    def restart(self) -> None:
+        self._last.clear()
+
+    def _add(self, tr, use: int) -> None:
+        i = self._last.get(tr.channel)
+        if i is not None:
+            prev = self.trains[i]
+            if prev.end_us == tr.start_us and replace(prev, start_us=0, cycles=0) == replace(tr, start_us=0, cycles=0):
+                self.trains[i] = replace(prev, cycles=prev.cycles + tr.cycles)
+                return
+        self._last[tr.channel] = len(self.trains)
+        self.trains.append(tr)
+        self.train_uses.append(use)
 
 
 # --- aggregation ------------------------------------------------------------------------------------
@@ -833,12 +1031,10 @@ class WeekResult:
     state: State
 
 
-def run_week(an: Analysis, state: State, week: int, session: int, profile, fixed=frozenset(),
-             advance: bool = True) -> WeekResult:
-    """Resolve one week; the safety rules run only on a protocol without any other error."""
+def run_week(an: Analysis, state: State, week: int, session: int, profile) -> WeekResult:
+    """Resolve one week from its progression state; the safety rules run only on a protocol without any
+    other error."""
     sink: list[Diagnostic] = []
-    if advance:
-        state = an.advance(state, week, sink, fixed)
     resolved = an.resolve(state, week, session, sink)
     if resolved is not None and not any(d.is_error for d in an.diags):
         check = _safety()
@@ -863,24 +1059,24 @@ def analyse(an: Analysis, profile) -> tuple[dict[int, WeekResult], list[Diagnost
         add(d, 1)
     weeks = an.plan.weeks if an.plan is not None else 1
     results: dict[int, WeekResult] = {}
-    state = an.initial_state()
+    base = an.initial_state()
     prev = None
     for week in range(1, weeks + 1):
         first = an.plan.sessions_of(week)[0] if an.plan else 1
         sink: list[Diagnostic] = []
-        new_state = an.advance(state, week, sink)
+        if week >= 2:
+            base = an.accumulate(base, week, sink)
+        new_state = an.week_state(base, week, sink)
         if prev is not None and not sink and new_state.snapshot() == prev.state.snapshot():
             results[week] = WeekResult(replace(prev.resolved, session=first, week=week) if prev.resolved else None,
                                        prev.diagnostics, new_state)
-            state = new_state
             prev = results[week]
             continue
-        res = run_week(an, new_state, week, first, profile, advance=False)
+        res = run_week(an, new_state, week, first, profile)
         res.diagnostics[:0] = sink
         results[week] = res
         for d in res.diagnostics:
             add(d, week)
-        state = new_state
         prev = res
     out.sort(key=_sort_key)
     return results, out

@@ -104,6 +104,17 @@ class ChannelInfo:
     amplitude_ua: int = 0
     shape: int = 0
     param: str | None = None  # the param that drives the amplitude (what 'intensity +/-' changes)
+    site_custom: bool = False  # ``site`` is a free-text placement (not an atlas name)
+
+    @property
+    def cathode(self) -> str:
+        """The electrode that is the cathode of the leading phase (the first of ``electrodes A -> B``)."""
+        return self.electrodes[0]
+
+    @property
+    def anode(self) -> str:
+        """The electrode that is the anode of the leading phase (the second of ``electrodes A -> B``)."""
+        return self.electrodes[1]
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,12 @@
 * ``plan N sessions per day, W weeks`` -> 7·N sessions a week; ``per week`` -> N. Total = per week × W.
   Session ``s`` (1-based) falls in week ``ceil(s / sessions_per_week)``. Without a plan only session 1
   exists (week 1): asking for another is a PlanError (S015).
-* Progression: start from the declared values; for week k = 1..w in order: when k >= 2 apply every
-  ``every week`` assignment once, then every ``week A..B`` block (source order) with A <= k <= B. Values
-  persist until changed. ``=`` sets, ``+=``/``-=`` add/subtract, ``up to X`` caps the result from above
-  (min), ``down to X`` from below (max).
+* Progression: the values of week k are a pure function of k. Start from the declared values; apply
+  every ``every week`` assignment k − 1 times, in source order each time (cumulative, the cap applied at
+  each step); then each ``week`` block whose range holds k (``week N``: N only; ``week A..B``: A to B;
+  ``week N..``: N to the end of the plan), in source order, each assignment evaluated once against the
+  value week k has at that point. A week block never changes another week. ``=`` sets, ``+=``/``-=``
+  add/subtract, ``up to X`` caps the result from above (min), ``down to X`` from below (max).
 * A param given as a compile/run-time override is fixed for the whole session: assignments to it are
   skipped (the override wins over the progression).
 * An assignment to a cycle step or a channel setting with a plain ``=`` (no cap) keeps its expression,
@@ -98,24 +100,24 @@ class Progression:
         self.items = items
         self.targets = targets  # id(assignment) -> (Key, Dim); unresolved targets are absent
 
-    def assignments_for(self, week: int) -> list[ast.Assignment]:
-        out: list[ast.Assignment] = []
-        if week >= 2:
-            for item in self.items:
-                if isinstance(item, ast.EveryWeek):
-                    out.extend(item.assignments)
-        for item in self.items:
-            if isinstance(item, ast.Week) and item.first <= week <= item.last:
-                out.extend(item.assignments)
-        return out
+    def every_week(self) -> list[ast.Assignment]:
+        """The ``every week`` assignments in source order (one step of the weekly accumulation)."""
+        return [a for item in self.items if isinstance(item, ast.EveryWeek) for a in item.assignments]
 
-    def step(self, state: State, week: int, sink: list[Diagnostic], make_ev: EvFactory, current: CurrentFn,
-             fixed: frozenset = frozenset()) -> State:
-        """The state after applying week ``week`` to ``state`` (the state after week-1)."""
-        new = state.copy()
-        for a in self.assignments_for(week):
-            self.apply(a, new, week, sink, make_ev, current, fixed)
-        return new
+    def blocks_for(self, week: int) -> list[ast.Assignment]:
+        """The assignments of the ``week`` blocks whose range holds ``week``, in source order."""
+        return [a for item in self.items if isinstance(item, ast.Week) and item.holds(week)
+                for a in item.assignments]
+
+    def targets_in_order(self) -> list[Key]:
+        """Every resolved target, in the order it is first assigned in the source."""
+        seen: dict = {}
+        for item in self.items:
+            for a in item.assignments:
+                resolved = self.targets.get(id(a))
+                if resolved is not None:
+                    seen.setdefault(resolved[0], None)
+        return list(seen)
 
     def apply(self, a: ast.Assignment, state: State, week: int, sink: list[Diagnostic], make_ev: EvFactory,
               current: CurrentFn, fixed: frozenset = frozenset()) -> None:

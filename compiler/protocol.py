@@ -147,12 +147,9 @@ class CheckedProtocol:
             res = self._weeks[week]
             return replace(res.resolved, session=session, week=week), list(res.diagnostics)
         an = self._an
-        state = an.initial_state(overrides)
-        fixed = frozenset(overrides)
         sink: list[Diagnostic] = []
-        for k in range(1, week):
-            state = an.advance(state, k, sink, fixed)
-        res = run_week(an, state, week, session, self.profile, fixed=fixed)
+        state = an.state_at(week, overrides, sink, fixed=frozenset(overrides))
+        res = run_week(an, state, week, session, self.profile)
         diags = [with_week(d, self.plan, week) if self.plan and self.plan.weeks > 1 else d
                  for d in sink + res.diagnostics]
         _raise(diags)

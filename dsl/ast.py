@@ -125,13 +125,26 @@ class Pulse(Node):
 
 @dataclass(frozen=True)
 class Site(Node):
-    muscle: Name
-    side: Optional[str] = None  # 'left' | 'right'
+    """``site MUSCLE [SIDE]`` (an atlas name) or ``site "free text" [SIDE]`` (a custom placement).
+
+    Exactly one of ``muscle`` and ``custom`` is set. ``side`` is the word as written: 'left' and 'right'
+    are the only valid ones, the checker explains any other (``both``).
+    """
+
+    muscle: Optional[Name] = None
+    side: Optional[str] = None
+    custom: Optional[str] = None
+
+    @property
+    def text(self) -> str:
+        """The site as a person reads it: the atlas name or the custom description."""
+        return self.custom if self.custom is not None else (self.muscle.name if self.muscle else "")
 
 
 @dataclass(frozen=True)
 class ElectrodePair(Node):
-    """``electrodes A -> B``: current leaves through A in the first phase."""
+    """``electrodes A -> B``: A is the cathode of the leading phase (the active electrode, negative while
+    the first phase flows), B the anode; the roles swap in a biphasic pulse's second phase."""
 
     first: Name
     second: Name
@@ -190,14 +203,22 @@ class Line(Node):
 
 @dataclass(frozen=True)
 class Repeat(Node):
+    """``repeat N { ... }``: its body is either ``lines`` (run in parallel, each N times) or ``blocks``
+    (a set: the sequence of blocks run N times); never both."""
+
     count: Expr
     lines: tuple[Line, ...] = ()
+    blocks: tuple["Block", ...] = ()
 
 
 @dataclass(frozen=True)
 class For(Node):
+    """``for T { ... }``: ``lines`` run whole cycles while they fit, or ``blocks`` (a set) run whole passes
+    while they fit; the block lasts exactly T."""
+
     duration: Expr
     lines: tuple[Line, ...] = ()
+    blocks: tuple["Block", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,11 +253,21 @@ class Assignment(Node):
 
 @dataclass(frozen=True)
 class Week(Node):
-    """``week N { ... }`` (first == last) or ``week A..B { ... }``."""
+    """``week N { ... }`` (first == last), ``week A..B { ... }`` or ``week N.. { ... }`` (last is None:
+    from week N to the end of the plan). Applies in the weeks of its range only."""
 
     first: int
-    last: int
+    last: Optional[int]
     assignments: tuple[Assignment, ...] = ()
+
+    def holds(self, week: int) -> bool:
+        return self.first <= week and (self.last is None or week <= self.last)
+
+    @property
+    def label(self) -> str:
+        if self.last is None:
+            return f"week {self.first}.."
+        return f"week {self.first}" if self.first == self.last else f"week {self.first}..{self.last}"
 
 
 @dataclass(frozen=True)

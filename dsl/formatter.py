@@ -318,7 +318,10 @@ class _Printer:
     def channel_stmt(self, node: ast.Node, depth: int) -> None:
         e = format_expr
         if isinstance(node, ast.Site):
-            self.stmt(node, depth, f"site {node.muscle.name}" + (f" {node.side}" if node.side else ""))
+            if (node.custom is None) == (node.muscle is None):
+                raise FormatError("a site is either an atlas name or a custom string")
+            where = format_string(node.custom) if node.custom is not None else node.muscle.name
+            self.stmt(node, depth, f"site {where}" + (f" {node.side}" if node.side else ""))
         elif isinstance(node, ast.ElectrodePair):
             self.stmt(node, depth, f"electrodes {node.first.name} -> {node.second.name}")
         elif isinstance(node, ast.Pulse):
@@ -342,10 +345,15 @@ class _Printer:
         self.stmt(node, depth, f"{_STEP_WORDS[node.kind]} {format_expr(node.duration)}")
 
     def block(self, node: ast.Node, depth: int) -> None:
-        if isinstance(node, ast.Repeat):
-            self.open(node, depth, f"repeat {format_expr(node.count)}", node.lines, self.line)
-        elif isinstance(node, ast.For):
-            self.open(node, depth, f"for {format_expr(node.duration)}", node.lines, self.line)
+        if isinstance(node, (ast.Repeat, ast.For)):
+            head = f"repeat {format_expr(node.count)}" if isinstance(node, ast.Repeat) else \
+                f"for {format_expr(node.duration)}"
+            if node.lines and node.blocks:
+                raise FormatError("a block body holds lines or blocks, not both")
+            if node.blocks:
+                self.open(node, depth, head, node.blocks, self.block)
+            else:
+                self.open(node, depth, head, node.lines, self.line)
         elif isinstance(node, ast.Pause):
             self.stmt(node, depth, f"pause {format_expr(node.duration)}")
         else:
@@ -371,7 +379,7 @@ class _Printer:
 
     def week(self, node: ast.Node, depth: int) -> None:
         if isinstance(node, ast.Week):
-            head = f"week {node.first}" if node.first == node.last else f"week {node.first}..{node.last}"
+            head = node.label
         elif isinstance(node, ast.EveryWeek):
             head = "every week"
         else:

@@ -17,7 +17,7 @@ from ..spans import Source, Span, at, point
 from ..units import UNITS
 from . import ast
 from .tables import load_parser
-from .transformer import AstBuilder, AstError
+from .transformer import MAX_BLOCK_DEPTH, AstBuilder, AstError
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -121,6 +121,10 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Diagnostic:
                 "units: us ms s min h, Hz kHz, uA mA, mV V, nC uC, mm cm cm2, %"
             return Diagnostic("E103", f"unknown unit `{unit}`", span, hint=hint)
         hint = None
+        if before.endswith(".."):
+            return Diagnostic("E104", f"unexpected {_describe_token(token)}; expected {expected}", span,
+                              hint="a week range is `week A..B` (weeks A to B) or `week N..` (week N to the end "
+                                   "of the plan), with whole week numbers")
         same_line = before and "\n" not in text[len(before): token.start_pos] and not before.endswith(("{", ";"))
         if "_SEP" in exc.expected and same_line \
                 or set(exc.expected) == {"_SEP"}:
@@ -239,6 +243,10 @@ def _check_depth(tree: Tree, source: Source) -> None:
         if depth > MAX_DEPTH:
             meta = node.meta
             span = at(source, meta.line, meta.column) if not meta.empty else point(source, 0)
+            if node.data in ("repeat", "for_block", "session"):
+                raise ProtocolSyntaxError(Diagnostic(
+                    "E114", f"blocks nested more than {MAX_BLOCK_DEPTH} levels deep", span,
+                    hint="flatten the session: write the inner sets one after another"))
             raise ProtocolSyntaxError(Diagnostic(
                 "E107", f"expression nested more than {MAX_DEPTH} levels deep", span,
                 hint="split it up with a param"))

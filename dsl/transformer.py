@@ -19,6 +19,9 @@ CANONICAL_UNIT = {"µs": "us", "μs": "us", "µA": "uA", "μA": "uA", "µC": "uC
 
 MAX_NUMBER_CHARS = 40
 
+#: deepest nesting of session blocks: ``repeat 3 { repeat 10 { quad: c } }`` is 2 deep (docs/language.md)
+MAX_BLOCK_DEPTH = 6
+
 
 class AstError(Exception):
     """Raised inside the transformer; the parser turns it into a ProtocolSyntaxError."""
@@ -48,6 +51,7 @@ class AstBuilder(Transformer):
     def __init__(self, source: Source):
         super().__init__(visit_tokens=False)
         self.source = source
+        self._depths: dict[int, int] = {}   # id(Repeat/For) -> nesting depth (ids of live nodes only)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _span(self, meta: Any) -> Span | None:
@@ -153,8 +157,13 @@ class AstBuilder(Transformer):
                            name_span=self.tok_span(name), number_span=self.tok_span(number))
 
     def site(self, meta, children):
-        muscle, side = children
-        return ast.Site(self._name(muscle), side, span=self._span(meta))
+        where, side = children
+        if where.type == "STRING":
+            return ast.Site(None, side, _unescape(where), span=self._span(meta))
+        return ast.Site(self._name(where), side, span=self._span(meta))
+
+    def side_word(self, meta, children):
+        return str(children[0])
 
     def left(self, meta, children):
         return "left"
@@ -224,13 +233,44 @@ class AstBuilder(Transformer):
     def session(self, meta, children):
         return ast.Session(tuple(children), span=self._span(meta))
 
+    def _set_body(self, keyword: str, body: list, meta) -> tuple[tuple, tuple]:
+        """Split a ``repeat``/``for`` body into (lines, blocks); a body holding both is E113."""
+        lines = [b for b in body if isinstance(b, ast.Line)]
+        blocks = [b for b in body if not isinstance(b, ast.Line)]
+        if lines and blocks:
+            first_line, first_block = lines[0], blocks[0]
+            later = first_line if first_line.span and first_block.span and \
+                first_line.span.start_pos > first_block.span.start_pos else first_block
+            other = first_block if later is first_line else first_line
+            kind = "a line" if later is first_line else "a block"
+            self._fail("E113", f"this `{keyword}` body mixes lines and blocks: {kind} cannot stand here",
+                       later.span, hint="a body holds either lines (channels that run together) or blocks "
+                       "(`repeat`, `for`, `pause`: a set, run in sequence); wrap the lines in their own block, "
+                       "e.g. `repeat 1 { quad: contraction }`",
+                       related=(Related("the body's first " + ("block" if kind == "a line" else "line")
+                                        + " is here", other.span),) if other.span else ())
+        return tuple(lines), tuple(blocks)
+
+    def _depth_ok(self, block, keyword: str):
+        depth = 1 + max((self._depths.get(id(b), 1) for b in block.blocks), default=0)
+        if depth > MAX_BLOCK_DEPTH:
+            span = block.span
+            keyword_span = Span(span.source, span.line, span.column, span.line, span.column + len(keyword),
+                                span.start_pos, span.start_pos + len(keyword)) if span else None
+            self._fail("E114", f"blocks are nested {depth} deep here; at most {MAX_BLOCK_DEPTH} levels are allowed",
+                       keyword_span, hint="flatten the session: write the inner sets one after another")
+        self._depths[id(block)] = depth
+        return block
+
     def repeat(self, meta, children):
-        count, *lines = children
-        return ast.Repeat(count, tuple(lines), span=self._span(meta))
+        count, *body = children
+        lines, blocks = self._set_body("repeat", body, meta)
+        return self._depth_ok(ast.Repeat(count, lines, blocks, span=self._span(meta)), "repeat")
 
     def for_block(self, meta, children):
-        duration, *lines = children
-        return ast.For(duration, tuple(lines), span=self._span(meta))
+        duration, *body = children
+        lines, blocks = self._set_body("for", body, meta)
+        return self._depth_ok(ast.For(duration, lines, blocks, span=self._span(meta)), "for")
 
     def pause(self, meta, children):
         return ast.Pause(children[0], span=self._span(meta))
@@ -273,10 +313,21 @@ class AstBuilder(Transformer):
         return ast.Progression(tuple(children), span=self._span(meta))
 
     def week(self, meta, children):
-        first_tok, last_tok, *assignments = children
+        first_tok, rng, *assignments = children
         first = self._int(first_tok, "a week number")
-        last = self._int(last_tok, "a week number") if last_tok is not None else first
+        if rng is None:
+            last = first
+        elif rng == "open":
+            last = None
+        else:
+            last = self._int(rng, "a week number")
         return ast.Week(first, last, tuple(assignments), span=self._span(meta))
+
+    def week_last(self, meta, children):
+        return children[0]
+
+    def week_open(self, meta, children):
+        return "open"
 
     def every_week(self, meta, children):
         return ast.EveryWeek(tuple(children), span=self._span(meta))

@@ -55,8 +55,8 @@ def test_every_week_with_cap_and_week_blocks():
     assert got[2] == (mA(45), 5, 5 * 100, 50)
     assert got[3] == (mA(60), 8, 8 * 200, 50)       # week 3: hold 4 s -> 200 pulses, 8 reps
     assert got[4] == (mA(70), 8, 8 * 200, 50)       # capped at 70 mA
-    assert got[5] == (mA(70), 8, 8 * 200, 50)       # values persist after the block
-    assert got[6] == (mA(70), 8, 8 * 100, 25)       # 25 Hz: 4 s on -> 100 pulses
+    assert got[5] == (mA(70), 5, 5 * 100, 50)       # the block is bounded: week 5 is back to the declared values
+    assert got[6] == (mA(70), 5, 5 * 50, 25)        # 25 Hz: 2 s on -> 50 pulses
     assert proto.compile(session=4).trains[0].amp_num == 70_000
 
 
@@ -94,7 +94,7 @@ def test_override_beats_progression_for_that_param_only():
 
 
 def test_progression_weeks_are_resolved_once_each():
-    proto = make("    week 2 { intensity = 40 mA }", plan="1 session per day, 6 weeks")
+    proto = make("    week 2.. { intensity = 40 mA }", plan="1 session per day, 6 weeks")
     assert proto.compile(session=7).params["intensity"] == Quantity.of(30, "mA")
     assert proto.compile(session=8).params["intensity"] == Quantity.of(40, "mA")
     assert proto.compile(session=42).params["intensity"] == Quantity.of(40, "mA")

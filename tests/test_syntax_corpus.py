@@ -100,7 +100,9 @@ def test_balanced_deep_parentheses_parse_flat():
     ("param x = " + "1" * 10000, "E106"),
     ("param x = " + "9" * 41, "E106"),
     ("cycle c {" * 3000, "E104"),
-    ("session {\n" + "repeat 2 {\n" * 500, "E104"),
+    ("session {\n" + "repeat 2 {\n" * 500, "E105"),
+    ("session {\n" + "repeat 2 {\n" * 500 + "}\n" * 501, "E114"),
+    ("session {\n" + "repeat 2 {\n" * 7 + "q: c\n" + "}\n" * 8, "E114"),
 ])
 def test_absurd_inputs(text, code):
     with pytest.raises(ProtocolSyntaxError) as info:
