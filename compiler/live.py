@@ -72,11 +72,8 @@ def _raw_trains(proto, session: int, params: dict):
     an = proto._an
     week = proto.week_of(session)
     overrides = proto.parse_params(params)
-    state = an.initial_state(overrides)
-    fixed = frozenset(overrides)
     sink: list = []
-    for k in range(1, week + 1):
-        state = an.advance(state, k, sink, fixed)
+    state = an.state_at(week, overrides, sink, fixed=frozenset(overrides))
     resolved = an.resolve(state, week, session, sink)
     return resolved
 
