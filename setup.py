@@ -10,7 +10,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 from Cython.Build import cythonize
 
-SUBPACKAGES = ["dsl", "compiler", "runtime", "drivers", "ext"]
+SUBPACKAGES = ["dsl", "compiler", "programs", "runtime", "drivers", "ext"]
 
 package_dir = {"stimscript": "stimscript"}
 package_dir.update({f"stimscript.{name}": name for name in SUBPACKAGES})
@@ -51,7 +51,7 @@ class build_py_with_tables(build_py):
 
 setup(
     cmdclass={"build_py": build_py_with_tables},
-    packages=list(package_dir) + ["stimscript.commands"],
+    packages=list(package_dir) + ["stimscript.commands", "stimscript.drivers.sciencemode"],
     package_dir=package_dir,
     package_data={
         "stimscript.dsl": ["*.lark"],

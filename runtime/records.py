@@ -12,7 +12,8 @@ Schema (version 1)::
     sessions(id, uuid, title, sha256, source, params JSON, session, week, device, device_serial,
              patient_id, started_at, updated_at, ended_at, end_reason, duration_us, elapsed_us,
              delivered JSON {channel: n}, peak_ua JSON {channel: µA}, warnings JSON, underruns,
-             faults JSON, realtime, link JSON)
+             faults JSON, realtime, link JSON, intensity_ua JSON, fidelity JSON (the device's
+             fidelity report, {} for a device that plays the schedule exactly))
     notes(id, session_id -> sessions.id, created_at, kind 'note'|'rpe'|'adverse_event',
           rpe_scale 'cr10'|'borg20' NULL, rpe_value NULL, text, patient_id NULL)
     meta(key, value)   -- schema_version
@@ -62,7 +63,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     faults TEXT NOT NULL DEFAULT '[]',
     realtime INTEGER NOT NULL DEFAULT 0,
     link TEXT NOT NULL DEFAULT '{}',
-    intensity_ua TEXT NOT NULL DEFAULT '{}'
+    intensity_ua TEXT NOT NULL DEFAULT '{}',
+    fidelity TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);
 CREATE INDEX IF NOT EXISTS sessions_patient ON sessions(patient_id);
@@ -140,6 +142,9 @@ class SessionRecord:
     link: dict = field(default_factory=dict)
     #: param -> intensity applied at the end (µA), after any live +/- changes
     intensity_ua: dict = field(default_factory=dict)
+    #: the fidelity report of the device's timing model (stimscript.programs.fidelity) as stored JSON; {} when
+    #: the device plays the schedule exactly (timestamped streaming)
+    fidelity: dict = field(default_factory=dict)
     db_path: str | None = field(default=None, compare=False)
     #: per-pulse acknowledgements (index, t_us device time, channel, amplitude_ua) when run(keep_acks=True)
     acknowledged: object = field(default=None, compare=False, repr=False)
@@ -202,6 +207,8 @@ class RecordStore:
             columns = {r["name"] for r in self.conn.execute("PRAGMA table_info(sessions)")}
             if "intensity_ua" not in columns:   # a database written before the column existed
                 self.conn.execute("ALTER TABLE sessions ADD COLUMN intensity_ua TEXT NOT NULL DEFAULT '{}'")
+            if "fidelity" not in columns:
+                self.conn.execute("ALTER TABLE sessions ADD COLUMN fidelity TEXT NOT NULL DEFAULT '{}'")
             self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                               (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
@@ -221,11 +228,12 @@ class RecordStore:
         rec.started_at = rec.started_at or now_iso()
         cur = self.conn.execute(
             "INSERT INTO sessions (uuid, title, sha256, source, params, session, week, device, device_serial,"
-            " patient_id, started_at, updated_at, end_reason, duration_us, warnings, realtime)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'interrupted',?,?,?)",
+            " patient_id, started_at, updated_at, end_reason, duration_us, warnings, realtime, fidelity)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'interrupted',?,?,?,?)",
             (rec.uuid, rec.title, rec.sha256, rec.source, json.dumps({k: str(v) for k, v in rec.params.items()}),
              rec.session, rec.week, rec.device, rec.device_serial, rec.patient_id, rec.started_at, rec.started_at,
-             rec.duration_us, json.dumps([_warning_text(x) for x in rec.warnings]), int(rec.realtime)))
+             rec.duration_us, json.dumps([_warning_text(x) for x in rec.warnings]), int(rec.realtime),
+             json.dumps(rec.fidelity or {})))
         rec.id = cur.lastrowid
         rec.db_path = str(self.path)
         return rec.id
@@ -258,6 +266,7 @@ class RecordStore:
             device_serial=row["device_serial"], patient_id=row["patient_id"], duration_us=row["duration_us"],
             elapsed_us=row["elapsed_us"], faults=json.loads(row["faults"]), realtime=bool(row["realtime"]),
             link=json.loads(row["link"]), intensity_ua=json.loads(row["intensity_ua"] or "{}"),
+            fidelity=json.loads(row["fidelity"] or "{}"),
             db_path=str(self.path))
         if with_notes:
             rec.notes = self.notes(rec.id)

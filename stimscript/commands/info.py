@@ -7,7 +7,7 @@ from rich.table import Table
 
 from ..units import format_number
 from ._common import handle_errors
-from .options import device_option, parse_sets, session_option, set_option
+from .options import device_option, device_profile, mode_option, parse_sets, session_option, set_option
 
 
 def _shape_text(shape) -> str:
@@ -44,14 +44,22 @@ def _duration(us: int) -> str:
 @session_option
 @set_option
 @device_option
+@mode_option
 @handle_errors
-def info(file: str, session: int, sets: tuple[str, ...], device: str | None) -> None:
+def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mode: str | None = None) -> None:
     """Show channels, sites, electrodes, pulses, charge per phase, densities, pulse counts and duration."""
     from .. import load
     from ..compiler.energy import use_metrics
 
-    proto = load(file, device=device)
+    from ._fidelity import device_findings, print_report
+
+    proto = load(file, device=device_profile(device))
     params = parse_sets(sets)
+    device_errors, report = device_findings(proto, device, mode, session, params)
+    if device_errors:
+        from ..errors import SafetyError
+
+        raise SafetyError(device_errors)
     resolved = proto.resolve(session=session, params=params)
     schedule = proto.compile(session=session, params=params)
     counts = schedule.counts()
@@ -106,6 +114,8 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None) -> 
                         _fmt(m.power_density_w_cm2), _fmt(m.shannon_k))
     console.print(table)
     console.print(numbers)
+    if report is not None:
+        print_report(report, console)
     total = sum(counts.values())
     console.print(f"duration {_duration(schedule.duration_us)}, {total:,} pulses in all")
     if schedule.segments:

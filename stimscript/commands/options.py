@@ -23,3 +23,17 @@ set_option = click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
                           help="Override a param, e.g. --set intensity=45mA (repeatable).")
 device_option = click.option("--device", "-d", default=None, metavar="NAME",
                              help="Check against this device's profile (default: loopback).")
+mode_option = click.option("--mode", type=click.Choice(["mid-level", "low-level"]), default=None,
+                           help="ScienceMode devices (p24, rehamove3): mid level, the device times the pulses "
+                                "(default), or low level, the host sends every pulse.")
+
+
+def device_profile(device: str | None):
+    """What ``load(device=...)`` takes for ``--device NAME``: the built-in profile of a device with a timing
+    model (p24, rehamove3: checked offline, no hardware needed), else the name itself."""
+    if device is None:
+        return None
+    from ..programs.models import MODELS
+
+    model = MODELS.get(device)
+    return model.profile if model is not None else device
