@@ -29,7 +29,7 @@ from .units import Quantity
 __version__ = "0.1.0"
 
 __all__ = [
-    "load", "loads", "run", "open_device", "Schedule", "Quantity", "DeviceProfile", "LOOPBACK_PROFILE",
+    "load", "loads", "run", "open_device", "fidelity", "Schedule", "Quantity", "DeviceProfile", "LOOPBACK_PROFILE",
     "StimscriptError", "ProtocolError", "ProtocolSyntaxError", "ProtocolSemanticError", "SafetyError",
     "ParamError", "PlanError", "DriverError", "DeviceNotFound", "DeviceTimeout", "DeviceFault",
     "ProtocolMismatch", "Diagnostic", "SessionRecord",
@@ -55,6 +55,15 @@ def run(schedule, device="loopback", realtime: bool = False, **options):
     from .runtime import run as _run
 
     return _run(schedule, device=device, realtime=realtime, **options)
+
+
+def fidelity(schedule, device="p24", mode=None):
+    """How faithfully ``device`` reproduces ``schedule`` (period and rate error, pulses per on-phase, onset
+    uncertainty, amplitude rounding, ramp staircase, shape): a FidelityReport, offline from the device's
+    timing model. ``device``: "p24", "rehamove3" (``mode="low-level"`` for their low level), "loopback"."""
+    from .programs.fidelity import fidelity as _f
+
+    return _f(schedule, device, mode=mode)
 
 
 def open_device(name: str = "loopback", **options):

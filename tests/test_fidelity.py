@@ -182,3 +182,8 @@ def test_an_old_database_gains_the_fidelity_column(tmp_path):
     con.close()
     with RecordStore(db) as store:
         assert store.get(1).fidelity == {}
+
+
+def test_public_api():
+    rep = stimscript.fidelity(stimscript.load(TKA).compile(), device="rehamove3")
+    assert rep.device == "rehamove3" and rep.trains[0].pulses_per_on_phase == 749
