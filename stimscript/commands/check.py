@@ -30,9 +30,11 @@ def check(files: tuple[str, ...], device: str | None, mode: str | None, strict: 
     for path in files:
         try:
             proto = load(path, device=device_profile(device))
-            from ._fidelity import device_findings
+            errors, fidelity_report = [], None
+            if device is not None:
+                from ._fidelity import device_findings
 
-            errors, fidelity_report = device_findings(proto, device, mode)
+                errors, fidelity_report = device_findings(proto, device, mode)
         except StimscriptError as exc:
             report(exc)
             failed = True
