@@ -106,9 +106,9 @@ def errors_of(text, device="p24", mode=None):
 
 
 def test_d001_burst_with_too_many_points_is_positioned():
-    proto = stimscript.load("examples/acl_russian_current.stim")
-    (d,) = check_protocol(proto, "p24")
-    assert d.code == "D001" and "32 points" in d.message and d.span.line == 41 and d.span.column == 5
+    (d,) = errors_of(protocol(pulse="burst 2.5 kHz for 6.4 ms", freq="75 Hz"))
+    assert d.code == "D001" and "32 points" in d.message and (d.span.line, d.span.column) == (6, 5)
+    assert d.span.source.line(6).strip() == "pulse burst 2.5 kHz for 6.4 ms"
 
 
 def test_d002_period_off_grid_beyond_tolerance_and_hint_is_on_grid():
@@ -154,7 +154,9 @@ def test_model_for_names_and_unknown():
 def test_cli_check_and_info_with_device(tmp_path):
     r = CliRunner().invoke(cli, ["check", TKA, "--device", "p24"])
     assert r.exit_code == 0 and "fidelity on p24" in r.output and "749 / 748–750" in r.output
-    r = CliRunner().invoke(cli, ["check", "examples/acl_russian_current.stim", "--device", "p24"])
+    burst = tmp_path / "burst.stim"
+    burst.write_text(protocol(pulse="burst 2.5 kHz for 6.4 ms", freq="75 Hz"))
+    r = CliRunner().invoke(cli, ["check", str(burst), "--device", "p24"])
     assert r.exit_code == 1 and "error[D001]" in r.output and "^^^" in r.output
     r = CliRunner().invoke(cli, ["info", TKA, "--device", "rehamove3", "--mode", "low-level"])
     assert r.exit_code == 0 and "Fidelity on rehamove3/low-level" in r.output
