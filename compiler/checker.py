@@ -681,6 +681,8 @@ class Analysis:
         keyword = "repeat" if count is not None else "for"
         if length is not None:
             if pass_len == 0:
+                if any(d.is_error for d in self.diags):
+                    return None   # a line the static checks rejected may be what left the pass empty
                 sink.append(Diagnostic("E409", "one pass of this set lasts 0 s, so `for` would repeat it forever",
                                        _span_of_word(block.span, "for"),
                                        hint="give the blocks inside a length (a cycle with a hold or a rest, a "

@@ -104,7 +104,8 @@ def pulses(draw, allow_shape=True):
 
 
 channel_stmts = st.one_of(
-    st.builds(ast.Site, st.builds(ast.Name, names), st.sampled_from([None, "left", "right"])),
+    st.builds(ast.Site, st.builds(ast.Name, names), st.sampled_from([None, "left", "right", "both"])),
+    st.builds(lambda text, side: ast.Site(None, side, text), strings, st.sampled_from([None, "left", "right"])),
     st.builds(ast.ElectrodePair, st.builds(ast.Name, names), st.builds(ast.Name, names)),
     pulses(),
     st.builds(ast.Setting, st.sampled_from(["frequency", "amplitude"]), exprs),
@@ -123,11 +124,27 @@ lines = st.builds(
     _opt(exprs),
 )
 
-blocks = st.one_of(
+_leaf_blocks = st.one_of(
     st.builds(lambda c, ls: ast.Repeat(c, tuple(ls)), exprs, st.lists(lines, max_size=3)),
     st.builds(lambda d, ls: ast.For(d, tuple(ls)), exprs, st.lists(lines, max_size=3)),
     st.builds(ast.Pause, exprs),
 )
+
+#: session blocks, sets included: a set's body holds blocks (at least one, else it is a block of lines);
+#: nesting stays within the grammar's depth bound (3 levels here)
+blocks = st.recursive(
+    _leaf_blocks,
+    lambda inner: st.one_of(
+        st.builds(lambda c, bs: ast.Repeat(c, (), tuple(bs)), exprs, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda d, bs: ast.For(d, (), tuple(bs)), exprs, st.lists(inner, min_size=1, max_size=3)),
+    ),
+    max_leaves=6,
+).filter(lambda b: _depth(b) <= 6)
+
+
+def _depth(block) -> int:
+    inner = getattr(block, "blocks", ())
+    return 1 + max((_depth(b) for b in inner), default=0)
 
 
 @st.composite
@@ -147,7 +164,8 @@ def weeks(draw):
     if draw(st.booleans()):
         return ast.EveryWeek(tuple(draw(st.lists(assignments(), max_size=3))))
     first = draw(st.integers(1, 60))
-    last = draw(st.integers(first, 60)) if draw(st.booleans()) else first
+    last = draw(st.sampled_from(["single", "range", "open"]))
+    last = first if last == "single" else None if last == "open" else draw(st.integers(first, 60))
     return ast.Week(first, last, tuple(draw(st.lists(assignments(), max_size=3))))
 
 

@@ -339,3 +339,45 @@ def test_cli_diff(tmp_path):
 def test_help_mentions_comments():
     r = CliRunner().invoke(cli, ["fmt", "--help"])
     assert r.exit_code == 0 and "Comments" in r.stdout
+
+
+def test_sets_open_weeks_and_custom_sites():
+    text = """channel q 1 { site "3 cm distal to the fibular head" left; site tibialis_anterior both }
+session { repeat 3 { repeat 10 { q: c }; pause 2 min }
+for 10 min { for 2 min { q: continuous }; pause 30 s } }
+progression { week 2.. { c.hold = 5 s } week 1..1 { c.rest = 9 s } }"""
+    out = fmt(text)
+    assert out == """channel q 1 {
+    site "3 cm distal to the fibular head" left
+    site tibialis_anterior both
+}
+
+session {
+    repeat 3 {
+        repeat 10 {
+            q: c
+        }
+        pause 2 min
+    }
+    for 10 min {
+        for 2 min {
+            q: continuous
+        }
+        pause 30 s
+    }
+}
+
+progression {
+    week 2.. {
+        c.hold = 5 s
+    }
+    week 1 {
+        c.rest = 9 s
+    }
+}
+"""
+    assert parse(out) == parse(text) and fmt(out) == out
+    sets = parse(text).sessions[0].blocks
+    assert [type(b).__name__ for b in sets[0].blocks] == ["Repeat", "Pause"] and sets[0].lines == ()
+    weeks = parse(text).progressions[0].weeks
+    assert (weeks[0].first, weeks[0].last, weeks[1].first, weeks[1].last) == (2, None, 1, 1)
