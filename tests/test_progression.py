@@ -122,3 +122,172 @@ def test_limits_checked_in_every_week():
     with pytest.raises(stimscript.ProtocolError) as info:
         stimscript.loads(proto_text)
     assert "week 6" in str(info.value)
+
+
+# --- bounded phases, checked against an independent model of the rules -----------------------------
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+PHASES = '''protocol "phases" {
+    plan 1 session per week, {weeks} weeks
+}
+param intensity = {i0} mA in 1 mA .. 100 mA
+electrode a 5 cm x 9 cm
+electrode b 5 cm x 9 cm
+channel quad 1 {
+    site vastus_medialis right
+    electrodes a -> b
+    pulse biphasic 200 us
+    frequency 10 Hz
+    amplitude intensity
+}
+cycle c { ramp up 1 s; hold {h0} s; rest 2 s }
+session {
+    repeat 2 { quad: c }
+}
+progression {
+{prog}
+}
+'''
+
+
+def _round_half_even(x: Fraction) -> int:
+    return round(Fraction(x))   # Fraction rounds half to even
+
+
+def _cycle_pulses(ramp_up_s, hold_s, freq_hz, amp_ma) -> int:
+    """Pulses of one cycle, counted slot by slot from the language reference's rule (not the compiler's)."""
+    on_us = (ramp_up_s + hold_s) * 10**6
+    amp_ua = amp_ma * 1000
+    n, k = 0, 0
+    while True:
+        t = _round_half_even(Fraction(k * 10**6, freq_hz))
+        if t >= on_us:
+            return n
+        env = Fraction(t, ramp_up_s * 10**6) if ramp_up_s and t < ramp_up_s * 10**6 else Fraction(1)
+        if _round_half_even(amp_ua * env) != 0:
+            n += 1
+        k += 1
+
+
+def _model(weeks, start, items):
+    """Week -> {target: value}: declared values; `every week` k-1 times (caps each step); then the
+    week blocks whose range holds k, in source order. Items: ("every", assigns) | (first, last, assigns),
+    last None = to the end; assigns: (target, op, value, cap)."""
+    def apply(vals, assigns):
+        for target, op, value, cap in assigns:
+            v = value if op == "=" else vals[target] + value if op == "+=" else vals[target] - value
+            if cap is not None:
+                kind, bound = cap
+                v = min(v, bound) if kind == "up" else max(v, bound)
+            vals[target] = v
+    out = {}
+    for k in range(1, weeks + 1):
+        vals = dict(start)
+        for _ in range(k - 1):
+            for item in items:
+                if item[0] == "every":
+                    apply(vals, item[1])
+        for item in items:
+            if item[0] != "every" and item[0] <= k and (item[1] is None or k <= item[1]):
+                apply(vals, item[2])
+        out[k] = vals
+    return out
+
+
+def _text(items):
+    unit = {"intensity": "mA", "c.hold": "s"}
+    out = []
+    for item in items:
+        assigns = item[1] if item[0] == "every" else item[2]
+        body = "; ".join(f"{t} {op} {v} {unit[t]}" + (f" {cap[0]} to {cap[1]} {unit[t]}" if cap else "")
+                         for t, op, v, cap in assigns)
+        if item[0] == "every":
+            head = "every week"
+        else:
+            first, last = item[0], item[1]
+            head = f"week {first}.." if last is None else f"week {first}" if first == last else f"week {first}..{last}"
+        out.append(f"    {head} {{ {body} }}")
+    return "\n".join(out)
+
+
+def _check_against_model(weeks, i0, h0, items):
+    proto = stimscript.loads(PHASES.replace("{weeks}", str(weeks)).replace("{i0}", str(i0))
+                             .replace("{h0}", str(h0)).replace("{prog}", _text(items)))
+    model = _model(weeks, {"intensity": i0, "c.hold": h0}, items)
+    for k in range(1, weeks + 1):
+        sched = proto.compile(session=k)
+        want = model[k]
+        assert sched.params["intensity"] == Quantity.of(want["intensity"], "mA"), k
+        assert sched.duration_us == 2 * (1 + want["c.hold"] + 2) * 10**6, k
+        assert sched.counts()[1] == 2 * _cycle_pulses(1, want["c.hold"], 10, want["intensity"]), k
+    return model
+
+
+def test_bounded_open_and_single_weeks_with_caps():
+    items = [("every", [("intensity", "+=", 5, ("up", 40)), ("c.hold", "+=", 1, ("up", 6))]),
+             (2, 2, [("c.hold", "=", 10, None)]),                 # week 2 only
+             (4, 5, [("intensity", "-=", 10, None)]),             # a deload in weeks 4-5
+             (6, None, [("c.hold", "+=", 2, None)])]              # thereafter: 2 s more than the accumulation
+    model = _check_against_model(8, 30, 3, items)
+    # spot values written out by hand: the model itself is checked too
+    assert [model[k]["intensity"] for k in range(1, 9)] == [30, 35, 40, 30, 30, 40, 40, 40]
+    assert [model[k]["c.hold"] for k in range(1, 9)] == [3, 10, 5, 6, 6, 8, 8, 8]
+
+
+def test_a_week_block_never_changes_another_week():
+    """`+=` in a range adds once in each week of the range, against that week's value (no accumulation)."""
+    items = [(2, 4, [("intensity", "+=", 10, None)])]
+    model = _check_against_model(5, 30, 3, items)
+    assert [model[k]["intensity"] for k in range(1, 6)] == [30, 40, 40, 40, 30]
+
+
+def test_overlapping_blocks_apply_in_source_order():
+    items = [(1, None, [("intensity", "=", 50, None)]), (3, 3, [("intensity", "+=", 5, None)]),
+             (2, 3, [("intensity", "-=", 20, None)])]
+    model = _check_against_model(4, 30, 3, items)
+    assert [model[k]["intensity"] for k in range(1, 5)] == [50, 30, 35, 50]
+
+
+_assign = st.one_of(
+    st.tuples(st.just("intensity"), st.sampled_from(["=", "+=", "-="]), st.integers(0, 20),
+              st.none() | st.tuples(st.sampled_from(["up", "down"]), st.integers(5, 60))),
+    st.tuples(st.just("c.hold"), st.sampled_from(["=", "+=", "-="]), st.integers(0, 3),
+              st.none() | st.tuples(st.sampled_from(["up", "down"]), st.integers(1, 6))),
+)
+
+
+@st.composite
+def _progressions(draw):
+    weeks = draw(st.integers(1, 6))
+    items = []
+    for _ in range(draw(st.integers(0, 4))):
+        assigns = draw(st.lists(_assign, min_size=1, max_size=3))
+        if draw(st.booleans()):
+            items.append(("every", assigns))
+        else:
+            first = draw(st.integers(1, weeks))
+            last = draw(st.sampled_from(["one", "range", "open"]))
+            last = first if last == "one" else None if last == "open" else draw(st.integers(first, weeks))
+            items.append((first, last, assigns))
+    return weeks, draw(st.integers(10, 40)), draw(st.integers(1, 4)), items
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(_progressions())
+def test_any_progression_matches_the_model(case):
+    weeks, i0, h0, items = case
+    model = _model(weeks, {"intensity": i0, "c.hold": h0}, items)
+    # only protocols that stay valid: intensity within its range, a hold of at least 1 s
+    assume(all(1 <= v["intensity"] <= 100 and v["c.hold"] >= 1 for v in model.values()))
+    _check_against_model(weeks, i0, h0, items)
+
+
+def test_open_range_from_week_one_and_without_plan():
+    items = [(1, None, [("intensity", "=", 45, None)])]
+    assert _check_against_model(3, 30, 3, items)[3]["intensity"] == 45
+    text = PHASES.replace("    plan 1 session per week, {weeks} weeks\n", "").replace("{i0}", "30") \
+        .replace("{h0}", "3").replace("{prog}", "    week 1.. { intensity = 45 mA }")
+    with pytest.raises(stimscript.ProtocolError) as info:
+        stimscript.loads(text)
+    assert info.value.code == "E408" and "no `plan`" in str(info.value)

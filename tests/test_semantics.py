@@ -300,3 +300,106 @@ def test_random_protocols_match_independent_counts(case):
     p = sched.pulses
     keys = list(zip(p["t_us"].tolist(), p["channel"].tolist()))
     assert keys == sorted(keys)
+
+
+# --- sets: blocks inside `repeat` / `for`, checked against an independent timeline --------------------------------------
+from stimscript.compiler import expand_py
+
+SET_CYCLE = "cycle c { ramp up 1 s; hold 3 s; ramp down 1 s; rest 10 s }\n"   # 15 s, 5 s on
+
+
+def _slots(start_us, on_us, up_us, down_us, freq_hz, amp_ua):
+    """(t, amplitude) of one cycle's pulses from the language reference's envelope rule."""
+    out, k = [], 0
+    while True:
+        off = round(Fraction(k * 10**6, freq_hz))
+        if off >= on_us:
+            return out
+        if up_us and off < up_us:
+            env = Fraction(off, up_us)
+        elif down_us and off >= on_us - down_us:
+            env = Fraction(on_us - off, down_us)
+        else:
+            env = Fraction(1)
+        a = round(amp_ua * env)
+        if a:
+            out.append((start_us + off, a))
+        k += 1
+
+
+def _timeline(spec, t=0):
+    """Cycle start times of a nested spec, laid out by the reference's rules, and the length.
+    spec: ("cycles", n, cycle_us) | ("for_cycles", T, cycle_us) | ("pause", d) | ("repeat", n, [spec])
+    | ("for", T, [spec])."""
+    kind = spec[0]
+    if kind == "cycles":
+        return [t + i * spec[2] for i in range(spec[1])], spec[1] * spec[2]
+    if kind == "for_cycles":
+        n = spec[1] // spec[2]
+        return [t + i * spec[2] for i in range(n)], spec[1]
+    if kind == "pause":
+        return [], spec[1]
+    starts, length = [], 0
+    one_pass = sum(_timeline(s)[1] for s in spec[2])
+    passes = spec[1] if kind == "repeat" else spec[1] // one_pass
+    for _ in range(passes):
+        for s in spec[2]:
+            got, n = _timeline(s, t + length)
+            starts += got
+            length += n
+    return starts, (length if kind == "repeat" else spec[1])
+
+
+def _expected(starts):
+    rows = []
+    for s in starts:
+        rows += _slots(s, 5 * SECONDS, SECONDS, SECONDS, 50, 40_000)
+    return rows
+
+
+@pytest.mark.parametrize("session, spec", [
+    ("repeat 3 { repeat 10 { quad: c }; pause 2 min }",
+     ("repeat", 3, [("cycles", 10, 15 * SECONDS), ("pause", 120 * SECONDS)])),
+    ("for 10 min { repeat 2 { quad: c }; pause 40 s }",          # a pass is 70 s: 8 passes, then 40 s idle
+     ("for", 600 * SECONDS, [("cycles", 2, 15 * SECONDS), ("pause", 40 * SECONDS)])),
+    ("for 5 min { for 1 min { quad: c }; pause 20 s }",          # nested for: 4 cycles a minute, 3 passes of 80 s
+     ("for", 300 * SECONDS, [("for_cycles", 60 * SECONDS, 15 * SECONDS), ("pause", 20 * SECONDS)])),
+    ("repeat 2 { pause 5 s; repeat 2 { repeat 3 { quad: c }; pause 1 s }; for 31 s { quad: c } }",
+     ("repeat", 2, [("pause", 5 * SECONDS), ("repeat", 2, [("cycles", 3, 15 * SECONDS), ("pause", SECONDS)]),
+                    ("for_cycles", 31 * SECONDS, 15 * SECONDS)])),
+    ("repeat 4 { quad: c }\nrepeat 1 { repeat 2 { quad: c } }",
+     ("repeat", 1, [("cycles", 4, 15 * SECONDS), ("cycles", 2, 15 * SECONDS)])),
+])
+def test_sets_match_an_independent_timeline(session, spec):
+    sched = compile_(protocol(ONE, SET_CYCLE, session))
+    starts, length = _timeline(spec)
+    want = _expected(starts)
+    assert sched.duration_us == length
+    p = sched.pulses
+    assert list(zip(p["t_us"].tolist(), p["amplitude_ua"].tolist())) == want
+    assert sched.counts() == {1: len(want)}
+    # both expanders agree on the unrolled trains
+    ref = expand_py.expand(sched.trains, 0, sched.duration_us)
+    assert np.array_equal(ref, p)
+
+
+def test_set_worked_counts_and_segments():
+    sched = compile_(protocol(ONE, SET_CYCLE, "repeat 3 { repeat 10 { quad: c }; pause 2 min }"))
+    assert sched.counts() == {1: 3 * 10 * 249}                 # 249 pulses per 5 s on at 50 Hz (ramp up drops one)
+    assert sched.duration_us == 3 * (150 + 120) * SECONDS       # the last pause counts, like any pause
+    assert len(sched.trains) == 3                               # one train per set; no extension change needed
+    assert [s.label for s in sched.segments][:3] == ["set 1/3 · repeat 10 × c", "set 1/3 · pause 2 min",
+                                                     "set 2/3 · repeat 10 × c"]
+    # a set without pauses merges into one train
+    merged = compile_(protocol(ONE, SET_CYCLE, "repeat 3 { repeat 10 { quad: c } }"))
+    assert len(merged.trains) == 1 and merged.trains[0].cycles == 30
+    assert merged.counts() == {1: 30 * 249}
+
+
+def test_continuous_inside_a_set_and_a_for_that_fits_no_pass():
+    sched = compile_(protocol(ONE, SET_CYCLE, "repeat 2 { for 1 min { quad: continuous }; pause 1 min }"))
+    assert sched.counts() == {1: 2 * 60 * 50} and sched.duration_us == 240 * SECONDS
+    proto = stimscript.loads(protocol(ONE, SET_CYCLE, "for 1 min { repeat 5 { quad: c } }"))
+    assert [w.code for w in proto.warnings if w.code == "W401"] == ["W401"]
+    sched = proto.compile()
+    assert sched.counts().get(1, 0) == 0 and sched.duration_us == 60 * SECONDS
