@@ -51,7 +51,7 @@ class build_py_with_tables(build_py):
 
 setup(
     cmdclass={"build_py": build_py_with_tables},
-    packages=list(package_dir) + ["stimscript.commands", "stimscript.drivers.sciencemode"],
+    packages=list(package_dir) + ["stimscript.commands", "stimscript.drivers.sciencemode", "stimscript.research"],
     package_dir=package_dir,
     package_data={
         "stimscript.dsl": ["*.lark"],

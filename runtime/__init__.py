@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from .clock import Clock, RealClock, VirtualClock
 from .controls import Event, Progress, SessionController
+from .devicelog import DeviceLog, SessionObserver
 from .records import Note, RecordError, RecordStore, SessionRecord, default_db_path
 
 __all__ = ["run", "Clock", "RealClock", "VirtualClock", "SessionController", "Event", "Progress", "SessionRecord",
-           "RecordStore", "Note", "RecordError", "default_db_path"]
+           "RecordStore", "Note", "RecordError", "default_db_path", "SessionObserver", "DeviceLog"]
 
 
 def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int | None = None, on_event=None,
         controller: SessionController | None = None, db=None, record: bool = True, params: dict | None = None,
         param_ranges: dict | None = None, device_options: dict | None = None, keep_acks: bool = False,
         clock: Clock | None = None, patient_id: str | None = None, db_interval_s: float = 1.0,
-        progress_interval_ms: int = 1000, start_delay_ms: int | None = None) -> SessionRecord:
+        progress_interval_ms: int = 1000, start_delay_ms: int | None = None, observers=()) -> SessionRecord:
     """Stream ``schedule`` to ``device`` and return the SessionRecord.
 
     device         a registered driver name ("loopback", "usb", a plug-in) opened with ``device_options``
@@ -34,6 +35,8 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
     param_ranges   {param: (lo, hi)} (µA ints, Quantities or "10 mA" strings) clamping intensity changes;
                    without a range a param can be lowered but not raised above its compiled value.
     keep_acks      keep every per-pulse acknowledgement in ``record.acknowledged``.
+    observers      :class:`~stimscript.runtime.devicelog.SessionObserver` objects told of the start, every
+                   block sent and every device report (Lab Streaming Layer markers, sync out).
     """
     from ..drivers import open_device
     from ..drivers.base import Driver
@@ -69,7 +72,8 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
                               on_event=on_event, store=store, record=rec, keep_acks=keep_acks,
                               db_interval_s=db_interval_s, progress_interval_us=int(progress_interval_ms) * 1000,
                               param_ranges=param_ranges,
-                              start_delay_us=None if start_delay_ms is None else int(start_delay_ms) * 1000)
+                              start_delay_us=None if start_delay_ms is None else int(start_delay_ms) * 1000,
+                              observers=observers)
             return disp.run()
         finally:
             if store is not None:

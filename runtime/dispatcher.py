@@ -22,6 +22,7 @@ from ..drivers.base import DeviceDisconnected, Driver
 from ..errors import DeviceTimeout, DriverError, SafetyError, StimscriptError
 from .clock import Clock, RealClock, VirtualClock
 from .controls import Event, Progress, SessionController
+from .devicelog import DeviceLog
 from .records import RecordStore, SessionRecord
 
 _EMPTY = np.zeros(0, dtype=PULSE_DTYPE)
@@ -157,7 +158,7 @@ class Dispatcher:
                  controller: SessionController | None = None, on_event=None, store: RecordStore | None = None,
                  record: SessionRecord | None = None, keep_acks: bool = False, db_interval_s: float = 1.0,
                  progress_interval_us: int = 1_000_000, param_ranges: dict | None = None,
-                 start_delay_us: int | None = None, drain_timeout_us: int = 3_000_000):
+                 start_delay_us: int | None = None, drain_timeout_us: int = 3_000_000, observers=()):
         self.schedule = schedule
         self.driver = driver
         self.clock = clock
@@ -180,6 +181,10 @@ class Dispatcher:
         self.state = "starting"
         self.end_reason: str | None = None
         self._estop_flag = False
+        # observers see the session start, every block sent and every device message (on the dispatcher's
+        # thread); the device log is always kept, so every record can be rebuilt and checked later
+        self.device_log = DeviceLog()
+        self.observers = [self.device_log, *observers]
 
     # ---- thread-safe emergency stop ------------------------------------------------------------------
     def emergency_stop_now(self) -> None:
@@ -307,6 +312,8 @@ class Dispatcher:
         self.offset = self.epoch
         drv.start(self.epoch)
         self.rec.epoch_us = self.epoch
+        for ob in self.observers:
+            ob.on_start(self)
         if self.store is not None:
             self.store.begin(self.rec)
         self.ctl._attach(self)
@@ -388,7 +395,9 @@ class Dispatcher:
                     if len(part):
                         out = part.copy()
                         out["t_us"] += self.offset
-                        drv.send_block(out)
+                        first = drv.send_block(out)
+                        for ob in self.observers:
+                            ob.on_sent(self, first, part, self.offset)
                         self.inflight.append((part, int(out["t_us"][-1])))
                         sent = len(part)
                         if sent == free:
@@ -442,6 +451,8 @@ class Dispatcher:
 
     # ---- messages -----------------------------------------------------------------------------------
     def _handle(self, m) -> None:
+        for ob in self.observers:
+            ob.on_message(self, m)
         if isinstance(m, ev.PulsesDelivered):
             r = m.records
             if len(r):
@@ -549,6 +560,7 @@ class Dispatcher:
         rec.underruns = int(self.late)
         rec.elapsed_us = int(self._sched_now(dev_now))
         rec.intensity_ua = {name: int(v) for name, v in self.intensity.value.items()}
+        rec.device_log = self.device_log.as_dict()
 
     def _finish(self, reason: str, detail: str) -> None:
         self.state = "ended"
@@ -571,4 +583,6 @@ class Dispatcher:
             rec.acknowledged = np.concatenate(self.acks) if self.acks else np.zeros(0, dtype=ev.DELIVERY_DTYPE)
         if self.store is not None:
             self.store.finish(rec)
+        for ob in self.observers:
+            ob.on_end(self, rec)
         self._emit("ended", reason)

@@ -13,7 +13,7 @@ Schema (version 1)::
              patient_id, started_at, updated_at, ended_at, end_reason, duration_us, elapsed_us,
              delivered JSON {channel: n}, peak_ua JSON {channel: µA}, warnings JSON, underruns,
              faults JSON, realtime, link JSON, intensity_ua JSON, fidelity JSON (the device's
-             fidelity report, {} for a device that plays the schedule exactly))
+             fidelity report, {} for a device that plays the schedule exactly), device_log JSON (runtime/devicelog.py))
     notes(id, session_id -> sessions.id, created_at, kind 'note'|'rpe'|'adverse_event',
           rpe_scale 'cr10'|'borg20' NULL, rpe_value NULL, text, patient_id NULL)
     meta(key, value)   -- schema_version
@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     realtime INTEGER NOT NULL DEFAULT 0,
     link TEXT NOT NULL DEFAULT '{}',
     intensity_ua TEXT NOT NULL DEFAULT '{}',
-    fidelity TEXT NOT NULL DEFAULT '{}'
+    fidelity TEXT NOT NULL DEFAULT '{}',
+    device_log TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at);
 CREATE INDEX IF NOT EXISTS sessions_patient ON sessions(patient_id);
@@ -150,6 +151,8 @@ class SessionRecord:
     acknowledged: object = field(default=None, compare=False, repr=False)
     #: device time of the session start (START epoch)
     epoch_us: int = field(default=0, compare=False)
+    #: what the device reported (states, scales, faults, time map, digest of the acks): runtime/devicelog.py
+    device_log: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def total_delivered(self) -> int:
@@ -209,6 +212,8 @@ class RecordStore:
                 self.conn.execute("ALTER TABLE sessions ADD COLUMN intensity_ua TEXT NOT NULL DEFAULT '{}'")
             if "fidelity" not in columns:
                 self.conn.execute("ALTER TABLE sessions ADD COLUMN fidelity TEXT NOT NULL DEFAULT '{}'")
+            if "device_log" not in columns:     # likewise (records before it cannot be rebuilt)
+                self.conn.execute("ALTER TABLE sessions ADD COLUMN device_log TEXT NOT NULL DEFAULT '{}'")
             self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                               (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
@@ -241,9 +246,10 @@ class RecordStore:
     def update_progress(self, rec: SessionRecord) -> None:
         self.conn.execute(
             "UPDATE sessions SET delivered=?, peak_ua=?, underruns=?, elapsed_us=?, faults=?, intensity_ua=?,"
-            " updated_at=? WHERE id=?",
+            " device_log=?, updated_at=? WHERE id=?",
             (json.dumps(rec.delivered), json.dumps(rec.peak_ua), rec.underruns, rec.elapsed_us,
-             json.dumps([str(f) for f in rec.faults]), json.dumps(rec.intensity_ua), now_iso(), rec.id))
+             json.dumps([str(f) for f in rec.faults]), json.dumps(rec.intensity_ua), json.dumps(rec.device_log),
+             now_iso(), rec.id))
 
     def finish(self, rec: SessionRecord) -> None:
         if rec.end_reason not in END_REASONS:
@@ -251,10 +257,10 @@ class RecordStore:
         rec.ended_at = rec.ended_at or now_iso()
         self.conn.execute(
             "UPDATE sessions SET delivered=?, peak_ua=?, underruns=?, elapsed_us=?, faults=?, updated_at=?,"
-            " ended_at=?, end_reason=?, link=?, intensity_ua=? WHERE id=?",
+            " ended_at=?, end_reason=?, link=?, intensity_ua=?, device_log=? WHERE id=?",
             (json.dumps(rec.delivered), json.dumps(rec.peak_ua), rec.underruns, rec.elapsed_us,
              json.dumps([str(f) for f in rec.faults]), rec.ended_at, rec.ended_at, rec.end_reason,
-             json.dumps(rec.link), json.dumps(rec.intensity_ua), rec.id))
+             json.dumps(rec.link), json.dumps(rec.intensity_ua), json.dumps(rec.device_log), rec.id))
 
     def _from_row(self, row: sqlite3.Row, with_notes: bool = True) -> SessionRecord:
         rec = SessionRecord(
@@ -267,7 +273,8 @@ class RecordStore:
             elapsed_us=row["elapsed_us"], faults=json.loads(row["faults"]), realtime=bool(row["realtime"]),
             link=json.loads(row["link"]), intensity_ua=json.loads(row["intensity_ua"] or "{}"),
             fidelity=json.loads(row["fidelity"] or "{}"),
-            db_path=str(self.path))
+            device_log=json.loads(row["device_log"] or "{}"), db_path=str(self.path))
+        rec.epoch_us = int(rec.device_log.get("epoch_us", 0))
         if with_notes:
             rec.notes = self.notes(rec.id)
         return rec
