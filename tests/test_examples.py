@@ -234,6 +234,30 @@ def _tbi():
     return {1: [For("1500", (Line((1, 2, 3, 4), c, "50", 40_000),))]}
 
 
+def _reciprocal():
+    c = Cycle(ramp_up="1", hold="4", ramp_down="1", rest="6")
+    return {1: [Repeat(20, (Line((1,), c, "40", 40_000), Line((2,), c, "40", 30_000, after_s="6")))]}
+
+
+def _warmup():
+    c = Cycle(ramp_up="1.5", hold="6", ramp_down="1.5", rest="21")
+    return {1: [For("300", (Line((1, 2), None, "5", 10_000),)), Repeat(20, (Line((1, 2), c, "50", 40_000),)),
+                For("300", (Line((1, 2), None, "3", 8_000),))]}
+
+
+def _doublet():
+    return {1: [Repeat(20, (Line((1,), Cycle(ramp_up="1", hold="4", rest="10"), "20", 25_000),))]}
+
+
+def _custom_shape():
+    return {1: [Repeat(10, (Line((1,), Cycle(ramp_up="2", hold="6", ramp_down="2", rest="20"), "25", 30_000),))]}
+
+
+def _foot_drop():
+    c = Cycle(ramp_up="0.5", hold="1.5", ramp_down="0.5", rest="2.5")
+    return {1: [For("1800", (Line((1,), c, "30", 25_000),))]}
+
+
 CLINICAL = [
     Example("tka_quadriceps.stim", _tka()),
     Example("copd_quadriceps_progression.stim", _neder()),
@@ -248,16 +272,17 @@ CLINICAL = [
     Example("stroke_wrist_finger_malhotra2013.stim", _malhotra()),
 ]
 
-TEMPLATES = [
-    "template_reciprocal_quad_hams.stim",
-    "template_warmup_strength_cooldown.stim",
-    "template_doublet_tibialis_anterior.stim",
-    "template_custom_shape_gastrocnemius.stim",
-    "template_foot_drop_peroneal.stim",
+TEMPLATE_COUNTS = [
+    Example("template_reciprocal_quad_hams.stim", _reciprocal(), template=True),
+    Example("template_warmup_strength_cooldown.stim", _warmup(), template=True),
+    Example("template_doublet_tibialis_anterior.stim", _doublet(), template=True),
+    Example("template_custom_shape_gastrocnemius.stim", _custom_shape(), template=True),
+    Example("template_foot_drop_peroneal.stim", _foot_drop(), template=True),
 ]
+TEMPLATES = [e.name for e in TEMPLATE_COUNTS]
 
 ALL_FILES = sorted(p.name for p in EXAMPLES.glob("*.stim"))
-BY_NAME = {e.name: e for e in CLINICAL}
+BY_NAME = {e.name: e for e in CLINICAL + TEMPLATE_COUNTS}
 
 
 def _load(name):
@@ -268,7 +293,7 @@ def test_every_file_is_listed_here_as_clinical_or_template():
     assert sorted([e.name for e in CLINICAL] + TEMPLATES) == ALL_FILES
 
 
-@pytest.mark.parametrize("example", CLINICAL, ids=lambda e: e.name)
+@pytest.mark.parametrize("example", CLINICAL + TEMPLATE_COUNTS, ids=lambda e: e.name)
 def test_worked_counts_equal_the_compiled_schedule(example):
     proto = _load(example.name)
     for session, blocks in example.sessions.items():
