@@ -192,6 +192,15 @@ def _maddocks():
     return {7 * (k - 1) + 1: week(k) for k in range(1, 7)}
 
 
+def _maddocks_nsclc():
+    def week(k):
+        hold = min(Fraction("1.5") + (k - 1), Fraction("4.5"))
+        c = Cycle(ramp_up="0.5", hold=str(hold), rest="15")
+        return [For("1800", (Line((1, 2), c, "50", 30_000),))]
+
+    return {7 * (k - 1) + 1: week(k) for k in (1, 2, 3, 4, 9)}
+
+
 def _kho():
     quad = Cycle(ramp_up="2", hold="2.5", ramp_down="0.5", rest="10")
     leg = Cycle(ramp_up="2", hold="2.5", ramp_down="0.5", rest="5")
@@ -262,6 +271,7 @@ CLINICAL = [
     Example("tka_quadriceps.stim", _tka()),
     Example("copd_quadriceps_progression.stim", _neder()),
     Example("copd_maddocks2016.stim", _maddocks()),
+    Example("lung_cancer_maddocks2013.stim", _maddocks_nsclc()),
     Example("icu_multi_muscle.stim", _kho()),
     Example("icu_survivors_patsaki2017.stim", _patsaki()),
     Example("icu_tbi_silva2019.stim", _tbi()),
