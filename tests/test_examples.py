@@ -267,6 +267,15 @@ def _foot_drop():
     return {1: [For("1800", (Line((1,), c, "30", 25_000),))]}
 
 
+def _sets():
+    def week(hold):
+        c = Cycle(ramp_up="1", hold=hold, ramp_down="1", rest="20")
+        return [Sets(3, (Repeat(10, (Line((1,), c, "50", 40_000),)), Pause("120")))]
+
+    # 3 sessions a week: weeks 1-2 hold 8 s; week 3.. 10 s; week 4 alone (deload) 6 s; back to 10 s in week 5
+    return {1: week("8"), 7: week("10"), 10: week("6"), 13: week("10"), 18: week("10")}
+
+
 CLINICAL = [
     Example("tka_quadriceps.stim", _tka()),
     Example("copd_quadriceps_progression.stim", _neder()),
@@ -288,6 +297,7 @@ TEMPLATE_COUNTS = [
     Example("template_doublet_tibialis_anterior.stim", _doublet(), template=True),
     Example("template_custom_shape_gastrocnemius.stim", _custom_shape(), template=True),
     Example("template_foot_drop_peroneal.stim", _foot_drop(), template=True),
+    Example("template_sets_quadriceps.stim", _sets(), template=True),
 ]
 TEMPLATES = [e.name for e in TEMPLATE_COUNTS]
 
