@@ -360,6 +360,21 @@ def test_clinical_header_has_the_parameter_table(example):
     assert "template" not in proto.title.lower()
 
 
+@pytest.mark.parametrize("example", CLINICAL, ids=lambda e: e.name)
+def test_header_table_file_uses_matches_the_file(example):
+    """The `file uses` column states what the file delivers: frequencies, plan, weeks and sites."""
+    rows = _table_rows((EXAMPLES / example.name).read_text(encoding="utf-8"))
+    proto = _load(example.name)
+    for ch in proto.channels:
+        hz = Fraction(ch.frequency_hz)
+        assert f"{hz} Hz" in rows["frequency"][1], (ch.name, hz)
+        assert ch.site in rows["site"][1], (ch.name, ch.site)
+    plan = proto.plan
+    word = "session" if plan.sessions == 1 else "sessions"
+    assert f"plan {plan.sessions} {word} per {plan.per}" in rows["sessions"][1]
+    assert re.match(rf"{plan.weeks}\b", rows["weeks"][1]), rows["weeks"]
+
+
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_templates_are_marked(name):
     text = (EXAMPLES / name).read_text(encoding="utf-8")
