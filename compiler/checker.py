@@ -1012,6 +1012,10 @@ def _sort_key(d: Diagnostic):
     return (d.span.start_pos if d.span is not None else 1 << 60,)
 
 
+#: the longest plan the checker accepts (S021): 10 years of weeks
+MAX_PLAN_WEEKS = 520
+
+
 def _safety():
     try:
         from .safety import check_safety
@@ -1061,6 +1065,14 @@ def analyse(an: Analysis, profile) -> tuple[dict[int, WeekResult], list[Diagnost
         add(d, 1)
     weeks = an.plan.weeks if an.plan is not None else 1
     results: dict[int, WeekResult] = {}
+    if weeks > MAX_PLAN_WEEKS:
+        # refused before any week is resolved: checking is linear in the plan's weeks
+        add(Diagnostic("S021", f"the plan runs {weeks:,} weeks ({an.plan.total_sessions:,} sessions); the checker "
+                               f"accepts plans of at most {MAX_PLAN_WEEKS} weeks (10 years) and would otherwise "
+                               f"resolve and check every one of them", an.plan.span,
+                       hint="a plan longer than 10 years is a typo; write the weeks of one course of treatment"), 1)
+        out.sort(key=_sort_key)
+        return results, out
     base = an.initial_state()
     prev = None
     for week in range(1, weeks + 1):

@@ -52,15 +52,17 @@ def round_div(num: int, den: int) -> int:
 
 
 def first_slot(num: int, den: int, x: int) -> int:
-    """Smallest k >= 0 with round(k·num/den) >= x."""
+    """Smallest k >= 0 with round(k·num/den) >= x (round half to even), in O(1).
+
+    round(y) >= x  <=>  y > x - 1/2, or y = x - 1/2 exactly and x is even (the tie goes to the even x).
+    """
     if x <= 0:
         return 0
-    k = max(0, (x * den) // num - 1)
-    while round_div(k * num, den) < x:
-        k += 1
-    while k > 0 and round_div((k - 1) * num, den) >= x:
-        k -= 1
-    return k
+    lhs = (2 * x - 1) * den          # compare 2·k·num with (2x - 1)·den
+    k0 = lhs // (2 * num)
+    if 2 * k0 * num == lhs and x % 2 == 0:
+        return k0
+    return k0 + 1
 
 
 def slot_amplitude(tr: Train, off: int) -> int:

@@ -207,8 +207,11 @@ class CheckedProtocol:
 
 def loads(text: Union[str, bytes], name: str = "<string>", device=None) -> CheckedProtocol:
     """Parse and check protocol text (str or UTF-8 bytes)."""
+    from ..inputs import check_text_size
+
+    check_text_size(text)
     profile = resolve_profile(device)
-    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
     protocol = parse(text, name)
     source = _source_of(protocol, name, data)
     return CheckedProtocol(protocol, source, data, profile)
@@ -216,10 +219,13 @@ def loads(text: Union[str, bytes], name: str = "<string>", device=None) -> Check
 
 def load(path, device=None) -> CheckedProtocol:
     """Read, parse and check a ``.stim`` file."""
+    from ..inputs import display_path, read_input
+
+    data = read_input(path)
     profile = resolve_profile(device)
-    data = Path(path).read_bytes()
-    protocol = parse(data, name=str(path))
-    return CheckedProtocol(protocol, _source_of(protocol, str(path), data), data, profile)
+    name = display_path(path)  # undecodable bytes in the name, shown as \xff
+    protocol = parse(data, name=name)
+    return CheckedProtocol(protocol, _source_of(protocol, name, data), data, profile)
 
 
 def _source_of(protocol: ast.Protocol, name: str, data: bytes) -> Source:

@@ -39,6 +39,7 @@ RULES: dict[str, Rule] = {r.code: r for r in [
     Rule("S016", "error", "the protocol's `limits` block loosens a device limit", "protocol"),
     Rule("S017", "error", "pulse shapes outside the device's encodable space (phases per shape, shape table "
                           "size, number of shapes, relative amplitude range)", "device limits"),
+    Rule("S021", "error", "plan longer than 520 weeks (10 years)", "sanity bound (checking is linear in the plan)"),
     Rule("S020", "error", "the delivered pulses cannot be verified within the check's expansion budget",
          "sanity bound (refuse rather than pass unchecked)"),
 ]}

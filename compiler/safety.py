@@ -718,6 +718,10 @@ class Overlap:
     train_second: int
 
 
+#: the most slots of one cycle the exact overlap check lays out at once (beyond: S020)
+MAX_CYCLE_SLOTS = 2**26
+
+
 def _round_div_array(num: np.ndarray, den: int) -> np.ndarray:
     import numpy as np
     q, r = np.divmod(num, den)
@@ -733,6 +737,10 @@ def train_cycle_offsets(train: Train) -> np.ndarray:
     if on <= 0 or num <= 0 or den <= 0 or train.cycles <= 0:
         return np.zeros(0, dtype=np.int64)
     n = (on * den) // num + 2  # slots k with round(k·P) < on are among k < n
+    if n > MAX_CYCLE_SLOTS:
+        from .delivered import BudgetExceeded
+
+        raise BudgetExceeded(n)
     if n * num >= 2**62 or n > 2**31:
         ks = range(n)
         offsets = np.array([_round_div_int(k * num, den) for k in ks], dtype=np.int64)
@@ -859,6 +867,16 @@ def find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_
     for i, tr, dur in cand:
         if _no_single_overlap(tr, dur):
             continue
+        # the first two emitted slots of a cycle, from the train's numbers (no layout of the cycle)
+        from .delivered import round_div, train_facts
+
+        tf = train_facts(i, tr, shapes)
+        if tf.per_cycle >= 2:
+            second = round_div((tf.k_lo + 1) * tr.period_num, tr.period_den)
+            if second - tf.first_off < dur:
+                found.append(Overlap("same", tr.start_us + tf.first_off, tr.channel, i, tr.start_us + second,
+                                     tr.channel, i))
+                continue
         tp = pulses(i, tr, dur)
         if tp is not None:
             ov = _single_train_overlap(tp)
@@ -905,9 +923,9 @@ def _last_slot(tr: Train) -> int:
     key = (num, den, on)
     r = _LAST_SLOT.get(key)
     if r is None:
-        k = (on * den) // num + 1
-        while k > 0 and _round_div_int(k * num, den) >= on:
-            k -= 1
+        from .delivered import first_slot
+
+        k = max(0, first_slot(num, den, on) - 1)   # the last k with round(k·P) < on
         r = _round_div_int(k * num, den)
         if len(_LAST_SLOT) >= 4096:
             _LAST_SLOT.clear()
@@ -1140,4 +1158,11 @@ def _check_trains(out: _Collector, resolved: ResolvedSession, profile: DevicePro
             best = best or _span(u, "line")
         return best
 
-    _report_overlaps(out, resolved.trains, resolved.shapes, profile, names, span_of, skip_same_channel)
+    from .delivered import BudgetExceeded
+
+    try:
+        _report_overlaps(out, resolved.trains, resolved.shapes, profile, names, span_of, skip_same_channel)
+    except BudgetExceeded as exc:
+        out.add("S020", f"checking pulse overlaps would lay out about {exc.needed:,} slots of one cycle, more than "
+                        f"the budget of {MAX_CYCLE_SLOTS:,}; the protocol is refused rather than passed unchecked",
+                resolved.session_span, hint="lower the frequency or shorten the cycle's on-phase")

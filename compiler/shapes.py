@@ -22,6 +22,10 @@ from .evaluate import Evaluator, fmt
 from .ir import PulseShape
 
 
+#: the most phases any pulse shape may have, whatever the device (built before the device's own S017 check)
+MAX_SHAPE_PHASES = 65_536
+
+
 def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
     """The pulse's shape, or None after reporting its errors into ``ev``."""
     kind = pulse.kind
@@ -62,6 +66,11 @@ def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
             ev.error("E411", f"a burst of {fmt(duration)} holds no whole cycle of the {fmt(carrier)} carrier",
                      pulse.duration.span,
                      hint=f"make it at least {fmt(Quantity(1 / carrier.value, TIME))} long")
+            return None
+        if 2 * n > MAX_SHAPE_PHASES:
+            ev.error("E411", f"a burst of {fmt(duration)} at {fmt(carrier)} has {2 * n:,} phases; a pulse shape may "
+                     f"have at most {MAX_SHAPE_PHASES:,} (and a device's encodable space is usually far smaller)",
+                     pulse.duration.span, hint="a burst lasts milliseconds (Russian current: 10 ms at 2.5 kHz)")
             return None
         return PulseShape(((h, 1.0), (h, -1.0)) * n, "burst")
     if kind == "doublet":

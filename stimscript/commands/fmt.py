@@ -11,10 +11,15 @@ from ._common import report
 
 
 def _read(path: str) -> bytes:
+    from ..inputs import MAX_INPUT_BYTES, InputError, read_input
+
     if path == "-":
-        return sys.stdin.buffer.read()
-    with open(path, "rb") as fh:
-        return fh.read()
+        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        if len(data) > MAX_INPUT_BYTES:
+            raise InputError(f"error: standard input: more than {MAX_INPUT_BYTES:,} bytes; a protocol may have at "
+                             f"most {MAX_INPUT_BYTES:,} bytes")
+        return data
+    return read_input(path)
 
 
 @click.command()
