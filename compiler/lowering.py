@@ -123,10 +123,11 @@ def segment(kind: str, label: str, start: int, end: int, **extra) -> Segment:
 
 
 def to_schedule(resolved: ResolvedSession, *, warnings=(), sha256: str = "", title: str = "",
-                source_name: str = "", profile: Optional[object] = None):
+                source_name: str = "", profile: Optional[object] = None, source_text: str = ""):
     from .schedule import Schedule
 
     return Schedule(trains=resolved.trains, shapes=resolved.shapes, duration_us=resolved.duration_us,
                     channels=resolved.channels, segments=resolved.segments, warnings=tuple(warnings),
                     sha256=sha256, title=title, session=resolved.session, week=resolved.week,
-                    params=dict(resolved.params), source_name=source_name, profile=profile)
+                    params=dict(resolved.params), source_name=source_name, profile=profile,
+                    source_text=source_text)

@@ -67,6 +67,8 @@ class CheckedProtocol:
         self.source = source
         self.source_name = source.name
         self.sha256 = hashlib.sha256(data).hexdigest()
+        #: the file's text as read (sessions records keep it, so what was delivered can be rebuilt)
+        self.source_text = data.decode("utf-8", errors="replace")
         self.profile = profile
         self._an = Analysis(protocol, source)
         self._weeks, diags = analyse(self._an, profile)
@@ -170,7 +172,7 @@ class CheckedProtocol:
                 seen.add(k)
                 unique.append(w)
         sched = to_schedule(resolved, warnings=unique, sha256=self.sha256, title=self.title,
-                            source_name=self.source_name, profile=self.profile)
+                            source_name=self.source_name, profile=self.profile, source_text=self.source_text)
         sched.live_source = lambda: self.live_params(session, params)
         return sched
 

@@ -31,6 +31,7 @@ class Schedule:
     params: dict = field(default_factory=dict)  # name -> Quantity actually used
     source_name: str = ""
     profile: object = None        # the DeviceProfile it was checked against
+    source_text: str = ""         # the protocol text it was compiled from (kept in session records)
     #: computes :attr:`live` on first use (set by ``CheckedProtocol.compile``; None for hand-built schedules)
     live_source: object = field(default=None, repr=False)
 

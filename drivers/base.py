@@ -102,6 +102,20 @@ class Driver(ABC):
         """The device's serial number ("" when it has none)."""
         return ""
 
+    @property
+    def model(self) -> str:
+        """The device model recorded with each session (default: the name of the profile it reports)."""
+        try:
+            return self.capabilities().name
+        except Exception:
+            return ""
+
+    @property
+    def emulated(self) -> bool:
+        """True when this is an emulator, not a stimulator: its sessions are recorded as practice runs.
+        Drivers reaching an emulator through a real transport (a pseudo-terminal, a pyusb backend) say so."""
+        return getattr(self, "emulator", None) is not None
+
     def use_clock(self, clock) -> bool:
         """Make the device follow ``clock`` (a :class:`stimscript.runtime.clock.Clock`). Only an emulated
         device can: it returns True, and virtual-time runs become possible. Hardware returns False (the

@@ -7,17 +7,18 @@ from __future__ import annotations
 from .clock import Clock, RealClock, VirtualClock
 from .controls import Event, Progress, SessionController
 from .devicelog import DeviceLog, SessionObserver
-from .records import Note, RecordError, RecordStore, SessionRecord, default_db_path
+from .records import Note, RecordError, RecordEvent, RecordStore, SessionRecord, default_db_path
 
 __all__ = ["run", "Clock", "RealClock", "VirtualClock", "SessionController", "Event", "Progress", "SessionRecord",
-           "RecordStore", "Note", "RecordError", "default_db_path", "SessionObserver", "DeviceLog"]
+           "RecordStore", "RecordEvent", "Note", "RecordError", "default_db_path", "SessionObserver", "DeviceLog"]
 
 
 def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int | None = None, on_event=None,
         controller: SessionController | None = None, db=None, record: bool = True, params: dict | None = None,
         param_ranges: dict | None = None, device_options: dict | None = None, keep_acks: bool = False,
         clock: Clock | None = None, patient_id: str | None = None, db_interval_s: float = 1.0,
-        progress_interval_ms: int = 1000, start_delay_ms: int | None = None, observers=()) -> SessionRecord:
+        progress_interval_ms: int = 1000, start_delay_ms: int | None = None, operator_id: str | None = None,
+        source_text: str | None = None, channel_ranges: dict | None = None, observers=()) -> SessionRecord:
     """Stream ``schedule`` to ``device`` and return the SessionRecord.
 
     device         a registered driver name ("loopback", "usb", a plug-in) opened with ``device_options``
@@ -34,9 +35,16 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
     params         the param values to store in the record (default: ``schedule.params``).
     param_ranges   {param: (lo, hi)} (µA ints, Quantities or "10 mA" strings) clamping intensity changes;
                    without a range a param can be lowered but not raised above its compiled value.
+    channel_ranges {channel: (lo, hi)} the reachable range of each channel's full amplitude (µA); overrides
+                   what ``param_ranges`` implies for that channel.
     keep_acks      keep every per-pulse acknowledgement in ``record.acknowledged``.
     observers      :class:`~stimscript.runtime.devicelog.SessionObserver` objects told of the start, every
                    block sent and every device report (Lab Streaming Layer markers, sync out).
+    patient_id, operator_id   stored with the record.
+    source_text    the protocol text stored with the record (default: ``schedule.source_text``).
+
+    The record says on which device the session ran (driver name, model, serial) and whether that device
+    is an emulator (``record.emulated``; such runs are practice, hidden from history by default).
     """
     from ..drivers import open_device
     from ..drivers.base import Driver
@@ -62,7 +70,9 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
             session=getattr(schedule, "session", 1), week=getattr(schedule, "week", 1),
             source=getattr(schedule, "source_name", ""), device=getattr(drv, "name", type(drv).__name__),
             device_serial=drv.serial, patient_id=patient_id, duration_us=schedule.duration_us,
-            warnings=[_warning_text(x) for x in (getattr(schedule, "warnings", ()) or ())], realtime=clock.realtime)
+            warnings=[_warning_text(x) for x in (getattr(schedule, "warnings", ()) or ())], realtime=clock.realtime,
+            device_model=_device_model(drv), emulated=_emulated(drv), operator_id=operator_id,
+            source_text=source_text if source_text is not None else getattr(schedule, "source_text", "") or "")
         store = None
         if record:
             store = RecordStore(db)
@@ -71,7 +81,7 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
                               controller=controller,
                               on_event=on_event, store=store, record=rec, keep_acks=keep_acks,
                               db_interval_s=db_interval_s, progress_interval_us=int(progress_interval_ms) * 1000,
-                              param_ranges=param_ranges,
+                              param_ranges=param_ranges, channel_ranges=channel_ranges,
                               start_delay_us=None if start_delay_ms is None else int(start_delay_ms) * 1000,
                               observers=observers)
             return disp.run()
@@ -81,6 +91,24 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
     finally:
         if owned:
             drv.close()
+
+
+def _device_model(drv) -> str:
+    model = getattr(drv, "model", None)
+    if isinstance(model, str) and model:
+        return model
+    try:
+        return drv.capabilities().name
+    except Exception:
+        return ""
+
+
+def _emulated(drv) -> bool:
+    """An emulator (practice) rather than hardware: the driver says so (``emulated``), or it has an emulator."""
+    flag = getattr(drv, "emulated", None)
+    if isinstance(flag, bool):
+        return flag
+    return getattr(drv, "emulator", None) is not None
 
 
 def _warning_text(wn) -> str:

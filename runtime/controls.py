@@ -9,8 +9,16 @@ control at a session time (µs after the session start on the device clock) so t
     ctl.at(20_000_000, "estop")
     record = stimscript.run(schedule, controller=ctl)
 
-Actions: "pause", "resume", "stop", "estop" (= "emergency_stop"), "intensity_up", "intensity_down",
-"set_intensity" (value), "stall" (duration_us: the host stops talking, for watchdog tests).
+Actions: "pause", "resume", "stop", "estop" (= "emergency_stop"), "intensity_up" / "intensity_down"
+(param, step_ua, channels), "set_intensity" (value, param, channels), "stall" (duration_us: the host stops
+talking, for watchdog tests).
+
+Intensity is per output channel. ``intensity_up(channel=1)`` raises channel 1 by one step (1 mA by
+default) of its own amplitude; ``intensity_up(param="intensity")`` moves every channel that follows that
+param together (proportionally: a channel at ``80% intensity`` moves 0.8 mA per 1 mA of the param);
+with neither, every channel moves by one step. A channel can always be lowered to 0 mA and never raised
+above the top of its checked range; each request produces an ``intensity`` event whose ``detail`` says
+what happened ("quad 45 → 46 mA", "quad at the top of its range (60 mA)").
 """
 from __future__ import annotations
 
@@ -36,10 +44,14 @@ class Progress:
     segment: str = ""                # label of the current schedule segment
     amplitude_ua: dict = field(default_factory=dict)   # channel -> last delivered amplitude
     delivered: dict = field(default_factory=dict)      # channel -> pulses acknowledged
-    intensity_ua: dict = field(default_factory=dict)   # param -> applied value (µA)
-    target_ua: dict = field(default_factory=dict)      # param -> requested value (µA)
+    intensity_ua: dict = field(default_factory=dict)   # param -> applied value (µA), when its channels agree
+    target_ua: dict = field(default_factory=dict)      # param -> requested value (µA), when its channels agree
     underruns: int = 0
     queue_level: int = 0
+    channel_ua: dict = field(default_factory=dict)         # channel -> full amplitude the device acknowledged
+    channel_target_ua: dict = field(default_factory=dict)  # channel -> full amplitude requested
+    channel_range_ua: dict = field(default_factory=dict)   # channel -> (lowest, highest) reachable (µA)
+    paused_us: int = 0                                     # time spent paused so far
 
 
 @dataclass
@@ -102,15 +114,18 @@ class SessionController:
 
     estop = emergency_stop
 
-    def intensity_up(self, param: str | None = None, step_ua: int | None = None) -> None:
-        self._post("intensity_up", param, step_ua)
+    def intensity_up(self, param: str | None = None, step_ua: int | None = None, channel=None) -> None:
+        """One step up: ``channel`` (a number or several), the channels following ``param``, or all."""
+        self._post("intensity_up", param, step_ua, channel)
 
-    def intensity_down(self, param: str | None = None, step_ua: int | None = None) -> None:
-        self._post("intensity_down", param, step_ua)
+    def intensity_down(self, param: str | None = None, step_ua: int | None = None, channel=None) -> None:
+        """One step down (down to 0 mA, below the param's minimum if need be: the record notes it)."""
+        self._post("intensity_down", param, step_ua, channel)
 
-    def set_intensity(self, value, param: str | None = None) -> None:
-        """``value``: µA (int), a Quantity, or text such as "45 mA"; clamped to the param's range."""
-        self._post("set_intensity", value, param)
+    def set_intensity(self, value, param: str | None = None, channel=None) -> None:
+        """``value``: µA (int), a Quantity, or text such as "45 mA": the param's value (its channels follow
+        proportionally), or with ``channel`` that channel's full amplitude; clamped to 0 .. the range's top."""
+        self._post("set_intensity", value, param, channel)
 
     def at(self, t_us: int, action: str, *args) -> None:
         """Schedule ``action`` at session time ``t_us`` (device clock, µs after the session start)."""

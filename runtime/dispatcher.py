@@ -26,6 +26,8 @@ from .devicelog import DeviceLog
 from .records import RecordStore, SessionRecord
 
 _EMPTY = np.zeros(0, dtype=PULSE_DTYPE)
+SCALE_ONE = 1_000_000          # live intensity scales are whole ppm (exact in records)
+MAX_SCALE_PPM = 4_000_000      # the Driver contract: 0 <= factor <= 4
 
 
 def _to_ua(value) -> int:
@@ -64,88 +66,239 @@ def precheck(schedule, profile) -> None:
 
 
 class _Intensity:
-    """Slew-limited intensity per param, applied through the device's per-channel scale registers."""
+    """Live intensity per output channel, applied through the device's per-channel scale registers.
 
-    def __init__(self, schedule, profile, param_ranges: dict | None, controller: SessionController):
+    Every channel with an amplitude has a *nominal* amplitude (µA: what it was compiled with, the full
+    amplitude of its envelope), a *target* (what the clinician asked for), an *applied* value (moved toward
+    the target at the slew limit, sent as scale = applied / nominal) and an *acknowledged* value (the scale
+    the device reported back; this is what the record's event log and ``channel_ua`` hold).
+
+    Ranges: a channel can always be lowered to 0 mA (a patient in pain must not have to stop; going below
+    the minimum of the param it follows is logged as a deviation). It can be raised up to the top of its
+    reachable range: ``channel_ranges`` when given (the checked envelope of the channel's delivered
+    pulses), else the top of its param's range mapped onto the channel (``80% intensity`` reaches 80 % of
+    the top), else its compiled amplitude (an amplitude the checker did not vary cannot be raised) — and
+    never beyond the device's maximum for the channel's largest pulse.
+
+    Selection: a channel (``channel=`` number, or several), a group (``param=``: the channels that follow
+    that param move together, proportionally), or everything (neither).
+    """
+
+    def __init__(self, schedule, profile, param_ranges: dict | None, controller: SessionController,
+                 channel_ranges: dict | None = None):
         self.ctl = controller
-        self.base: dict[str, int] = {}
-        self.channels: dict[str, list[int]] = {}
-        self.range: dict[str, tuple[int, int]] = {}
-        chan_amp = {}
+        peak: dict[int, int] = {}
         for tr in schedule.trains:
-            chan_amp[tr.channel] = max(chan_amp.get(tr.channel, 0), -(-tr.amp_num // tr.amp_den))
+            peak[tr.channel] = max(peak.get(tr.channel, 0), -(-tr.amp_num // tr.amp_den))
         ranges = dict(getattr(schedule, "param_ranges", None) or {})
         ranges.update(param_ranges or {})
-        for info in schedule.channels:
-            name = info.param
-            if not name:
+        params = getattr(schedule, "params", None) or {}
+        self.names: dict[int, str] = {}
+        self.param_of: dict[int, str | None] = {}
+        self.nominal: dict[int, int] = {}
+        self.hi: dict[int, int] = {}
+        self.minimum: dict[int, int] = {}        # the param's minimum on this channel (below: a deviation)
+        self.param_value: dict[str, int] = {}    # param -> its compiled value (µA)
+        infos = {c.number: c for c in getattr(schedule, "channels", ()) or ()}
+        for ch in sorted(set(peak) | set(infos)):
+            info = infos.get(ch)
+            nominal = (info.amplitude_ua if info is not None and info.amplitude_ua else 0) or peak.get(ch, 0)
+            if nominal <= 0:
                 continue
-            self.channels.setdefault(name, []).append(info.number)
-            if name not in self.base:
-                pv = (schedule.params or {}).get(name)
-                base = None
-                if pv is not None:
-                    try:
-                        base = _to_ua(pv)
-                    except (TypeError, ValueError, StimscriptError):
-                        base = None
-                self.base[name] = base if base else max(1, info.amplitude_ua or chan_amp.get(info.number, 1))
-        for name, base in self.base.items():
-            lo, hi = 0, base
-            if name in ranges:
-                r = ranges[name]
-                r = getattr(r, "range", r)
-                lo, hi = _to_ua(r[0]), _to_ua(r[1])
-            # never beyond what the device can deliver on any channel this param drives
-            for ch in self.channels[name]:
-                peak = chan_amp.get(ch, 0)
-                if peak > 0:
-                    hi = min(hi, base * profile.max_current_ua // peak)
-            self.range[name] = (lo, max(lo, hi))
-        self.value = dict(self.base)     # applied (µA)
-        self.target = dict(self.base)    # requested (µA)
+            self.nominal[ch] = nominal
+            self.names[ch] = (info.name if info is not None and info.name else "") or f"channel {ch}"
+            name = info.param if info is not None else None
+            self.param_of[ch] = name
+            hi = nominal
+            value = None
+            if name:
+                pv = params.get(name)
+                try:
+                    value = _to_ua(pv) if pv is not None else None
+                except (TypeError, ValueError, StimscriptError):
+                    value = None
+                if value:
+                    self.param_value.setdefault(name, value)
+                    if name in ranges:
+                        r = getattr(ranges[name], "range", ranges[name])
+                        lo_p, hi_p = _to_ua(r[0]), _to_ua(r[1])
+                        hi = nominal * hi_p // value
+                        if lo_p > 0:
+                            self.minimum[ch] = -(-nominal * lo_p // value)
+            if channel_ranges and ch in channel_ranges:
+                r = channel_ranges[ch]
+                hi = _to_ua(getattr(r, "range", r)[1])
+            p = peak.get(ch, 0)
+            if p > 0:   # never beyond what the device can deliver for this channel's largest pulse
+                hi = min(hi, nominal * profile.max_current_ua // p)
+            self.hi[ch] = max(0, hi)
+        self.groups: dict[str, list[int]] = {}
+        for ch, name in self.param_of.items():
+            if name and name in self.param_value:
+                self.groups.setdefault(name, []).append(ch)
+        self.value = dict(self.nominal)     # applied (sent) µA
+        self.target = dict(self.nominal)    # requested µA
+        self.acked = dict(self.nominal)     # acknowledged by the device (µA)
+        self.acked_ppm = {ch: SCALE_ONE for ch in self.nominal}
+        self.sent_ppm = dict(self.acked_ppm)
+        self.reports_scale: bool | None = None   # does the device report its scale registers?
 
-    def _names(self, param):
-        if param is None:
-            return list(self.base)
-        if param not in self.base:
-            raise StimscriptError(f"no channel is driven by a param named {param!r} "
-                                  f"(params: {', '.join(self.base) or 'none'})")
-        return [param]
+    # ---- selection -------------------------------------------------------------------------------
+    def _channels(self, param, channels) -> list[int]:
+        if channels is not None:
+            chans = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
+            out = []
+            for ch in chans:
+                if int(ch) not in self.nominal:
+                    raise StimscriptError(f"channel {ch} has no adjustable amplitude (channels: "
+                                          f"{', '.join(str(c) for c in self.nominal) or 'none'})")
+                out.append(int(ch))
+            return out
+        if param is not None:
+            if param not in self.groups:
+                raise StimscriptError(f"no channel is driven by a param named {param!r} "
+                                      f"(params: {', '.join(self.groups) or 'none'})")
+            return list(self.groups[param])
+        return list(self.nominal)
 
-    def command(self, action: str, args) -> None:
+    def label(self, ch: int) -> str:
+        return self.names.get(ch, f"channel {ch}")
+
+    def param_level(self, name: str, which: dict | None = None) -> int | None:
+        """The param value its channels are at (µA), when they all are at one factor of it; else None."""
+        which = self.acked if which is None else which
+        chans = self.groups.get(name, [])
+        if not chans:
+            return None
+        base = self.param_value[name]
+        levels = {Fraction(which[c] * base, self.nominal[c]).__round__() for c in chans}
+        return levels.pop() if len(levels) == 1 else None
+
+    # ---- commands --------------------------------------------------------------------------------
+    def command(self, action: str, args) -> list[str]:
+        """Apply one intensity control; -> what happened, one short text per channel changed or held."""
+        from ..formatting import ma
+
+        args = list(args) + [None, None, None]
+        requested: dict[int, int] = {}
         if action == "set_intensity":
-            value, param = (list(args) + [None, None])[:2]
-            for n in self._names(param):
-                self.target[n] = self._clamp(n, _to_ua(value))
+            value, param, channels = args[:3]
+            ua = _to_ua(value)
+            for ch in self._channels(param, channels):
+                name = self.param_of.get(ch)
+                if channels is None and name in self.param_value:
+                    requested[ch] = Fraction(ua * self.nominal[ch], self.param_value[name]).__round__()
+                else:
+                    requested[ch] = ua
         else:
-            param, step = (list(args) + [None, None])[:2]
+            param, step, channels = args[:3]
             step = self.ctl.intensity_step_ua if step is None else int(step)
             sign = 1 if action == "intensity_up" else -1
-            for n in self._names(param):
-                self.target[n] = self._clamp(n, self.target[n] + sign * step)
-
-    def _clamp(self, name: str, v: int) -> int:
-        lo, hi = self.range[name]
-        return max(lo, min(hi, v))
+            for ch in self._channels(param, channels):
+                if param is not None and channels is None:   # the group moves with its param
+                    d = Fraction(sign * step * self.nominal[ch], self.param_value[param]).__round__()
+                else:
+                    d = sign * step
+                requested[ch] = self.target[ch] + d
+        texts = []
+        for ch, want in requested.items():
+            old = self.target[ch]
+            new = max(0, min(self.hi[ch], want))
+            self.target[ch] = new
+            name = self.label(ch)
+            if new == old:
+                if want > old:
+                    texts.append(f"{name} at the top of its range ({ma(self.hi[ch])})")
+                elif want < old:
+                    texts.append(f"{name} already at 0 mA")
+                else:
+                    texts.append(f"{name} stays at {ma(new)}")
+                continue
+            text = f"{name} {ma(old)} → {ma(new)}"
+            if want > new:
+                text += " (the top of its range)"
+            m = self.minimum.get(ch)
+            if m is not None and new < m:
+                text += f", below the {self.param_of[ch]} minimum {ma(m)} (noted in the record)"
+            texts.append(text)
+        return texts
 
     @property
     def slewing(self) -> bool:
         return self.value != self.target
 
     def step(self, dt_us: int) -> dict[int, Fraction]:
-        """Move applied values toward their targets; -> {channel: scale factor} to send (exact)."""
+        """Move applied values toward their targets; -> {channel: scale factor} to send. The factor is a
+        whole number of ppm (exact as a Fraction), so what a device keeps in ppm is exactly what is logged."""
         out = {}
         max_step = max(1, self.ctl.slew_ua_per_s * dt_us // 1_000_000)
-        for n in self.base:
-            cur, tgt = self.value[n], self.target[n]
+        for ch in self.nominal:
+            cur, tgt = self.value[ch], self.target[ch]
             if cur == tgt:
                 continue
             cur = tgt if abs(tgt - cur) <= max_step else cur + (max_step if tgt > cur else -max_step)
-            self.value[n] = cur
-            factor = Fraction(cur, self.base[n])
-            for ch in self.channels[n]:
-                out[ch] = factor
+            self.value[ch] = cur
+            ppm = min(MAX_SCALE_PPM, Fraction(cur * SCALE_ONE, self.nominal[ch]).__round__())
+            self.sent_ppm[ch] = ppm
+            out[ch] = Fraction(ppm, SCALE_ONE)
+        return out
+
+    # ---- what the device acknowledged -------------------------------------------------------------
+    def acknowledge(self, scales_ppm, device_us: int, rec: SessionRecord) -> None:
+        """A status report (``scales_ppm``: the scale each channel applies, channel 1 first, when the device
+        says): log every channel whose scale changed, at the report's device time, old -> new."""
+        if scales_ppm:
+            self.reports_scale = True
+            for ch in self.nominal:
+                if ch - 1 < len(scales_ppm):
+                    self._acked(ch, int(scales_ppm[ch - 1]), device_us, rec, "")
+        elif self.reports_scale is None or self.reports_scale is False:
+            # the device does not say: what was sent is taken as applied when it next reports
+            self.reports_scale = False
+            for ch in self.nominal:
+                self._acked(ch, self.sent_ppm[ch], device_us, rec, "as sent (the device does not report its scale)")
+
+    def flush_unacknowledged(self, device_us: int, rec: SessionRecord) -> None:
+        """At the end: a scale sent but never reported back is logged as such (not as applied)."""
+        for ch in self.nominal:
+            if self.sent_ppm[ch] != self.acked_ppm[ch]:
+                from ..formatting import ma
+
+                rec.log("warning", device_us, channel=ch,
+                        detail=f"{self.label(ch)}: a change to {ma(self.nominal[ch] * self.sent_ppm[ch] // SCALE_ONE)}"
+                               " was sent but not acknowledged by the device")
+
+    def _acked(self, ch: int, ppm: int, device_us: int, rec: SessionRecord, detail: str) -> None:
+        if ppm == self.acked_ppm[ch]:
+            return
+        from ..formatting import ma
+
+        old = self.acked[ch]
+        new = Fraction(self.nominal[ch] * ppm, SCALE_ONE).__round__()
+        self.acked_ppm[ch] = ppm
+        self.acked[ch] = new
+        rec.log("intensity", device_us, channel=ch, old_ua=old, new_ua=new, scale_ppm=ppm, detail=detail)
+        m = self.minimum.get(ch)
+        if m is not None and new < m <= old:
+            rec.log("deviation", device_us, channel=ch, old_ua=old, new_ua=new,
+                    detail=f"{self.label(ch)} set to {ma(new)}, below the minimum of {self.param_of[ch]} "
+                           f"({ma(m)} on this channel)")
+
+    def record_into(self, rec: SessionRecord) -> None:
+        rec.channel_ua = dict(self.acked)
+        rec.intensity_ua = {}
+        for name in self.groups:
+            v = self.param_level(name)
+            if v is not None:
+                rec.intensity_ua[name] = int(v)
+
+    # ---- for the display ---------------------------------------------------------------------------
+    def param_values(self, which: dict) -> dict:
+        out = {}
+        for name in self.groups:
+            v = self.param_level(name, which)
+            if v is not None:
+                out[name] = int(v)
         return out
 
 
@@ -158,7 +311,8 @@ class Dispatcher:
                  controller: SessionController | None = None, on_event=None, store: RecordStore | None = None,
                  record: SessionRecord | None = None, keep_acks: bool = False, db_interval_s: float = 1.0,
                  progress_interval_us: int = 1_000_000, param_ranges: dict | None = None,
-                 start_delay_us: int | None = None, drain_timeout_us: int = 3_000_000, observers=()):
+                 start_delay_us: int | None = None, drain_timeout_us: int = 3_000_000,
+                 channel_ranges: dict | None = None, observers=()):
         self.schedule = schedule
         self.driver = driver
         self.clock = clock
@@ -176,6 +330,7 @@ class Dispatcher:
         self.db_interval_s = db_interval_s
         self.progress_interval_us = progress_interval_us
         self.param_ranges = param_ranges
+        self.channel_ranges = channel_ranges
         self.start_delay_us = start_delay_us
         self.drain_timeout_us = drain_timeout_us
         self.state = "starting"
@@ -218,7 +373,11 @@ class Dispatcher:
             session_us=max(0, dev_now - self.epoch), segment=seg,
             amplitude_ua={c: int(self.last_amp[c]) for c in self.channels},
             delivered={c: int(self.delivered[c]) for c in self.channels},
-            intensity_ua=dict(self.intensity.value), target_ua=dict(self.intensity.target),
+            intensity_ua=self.intensity.param_values(self.intensity.value),
+            target_ua=self.intensity.param_values(self.intensity.target),
+            channel_ua=dict(self.intensity.acked), channel_target_ua=dict(self.intensity.target),
+            channel_range_ua={c: (0, hi) for c, hi in self.intensity.hi.items()},
+            paused_us=self._paused_now(dev_now),
             underruns=self.late, queue_level=self.driver.status().queue_level if self.realtime else 0)
 
     def _sched_now(self, dev_now: int) -> int:
@@ -292,7 +451,9 @@ class Dispatcher:
         self.last_amp = np.zeros(n, dtype=np.int64)
         self.late = 0
         self.acks: list[np.ndarray] = []
-        self.intensity = _Intensity(self.schedule, prof, self.param_ranges, self.ctl)
+        self.intensity = _Intensity(self.schedule, prof, self.param_ranges, self.ctl, self.channel_ranges)
+        self._paused_total = 0
+        self._paused_since: int | None = None
         self._seg_starts = [s.start_us for s in self.schedule.segments]
         self.source = self._pulse_source()
         self.source_done = False
@@ -312,6 +473,9 @@ class Dispatcher:
         self.offset = self.epoch
         drv.start(self.epoch)
         self.rec.epoch_us = self.epoch
+        self.rec.log("start", self.epoch)
+        for wmsg in self.rec.warnings:
+            self.rec.log("warning", self.epoch, detail=str(wmsg))
         for ob in self.observers:
             ob.on_start(self)
         if self.store is not None:
@@ -466,12 +630,15 @@ class Dispatcher:
             if m.late_total is not None and m.late_total != self.late:
                 if m.late_total > self.late:
                     self._emit("underrun", f"{m.late_total - self.late} pulse(s) reached the device too late")
+                    self.rec.log("underrun", m.device_t_us,
+                                 detail=f"{m.late_total - self.late} pulse(s) reached the device too late")
                 self.late = m.late_total
             # forget in-flight chunks the device has certainly finished with
             while self.inflight and self.inflight[0][1] < m.device_t_us:
                 self.inflight.pop(0)
         elif isinstance(m, ev.StatusReport):
             self.last_report = m
+            self.intensity.acknowledge(m.scale_ppm, m.device_t_us, self.rec)
             self.late = max(self.late, m.late_total)
             self.dev_state = m.state
             if m.state in (ev.PAUSING, ev.STOPPING):
@@ -486,6 +653,7 @@ class Dispatcher:
                 self._begin_end("fault")
         elif isinstance(m, ev.FaultReport):
             self.rec.faults.append(m.describe())
+            self.rec.log("fault", m.device_t_us, channel=m.channel or None, detail=m.describe())
             self._emit("fault", m.describe())
             if self.end_reason is None or self.end_reason == "completed":
                 self.driver.estop()  # belt and braces: every channel off
@@ -499,12 +667,16 @@ class Dispatcher:
             return
         self.end_reason = reason
         self.state = "ending"
+        if reason == "emergency_stop":
+            self.rec.log("emergency_stop", self._dev_now_safe())
         if reason in ("completed",):
             self.driver.stop(0)
 
     def _paused(self, pause_dev: int) -> None:
         """The device finished its pause ramp at ``pause_dev``: put back what it did not play."""
         self.pause_sched = max(0, pause_dev - self.offset)
+        self._paused_since = pause_dev
+        self.rec.log("pause", pause_dev)
         resend = [p[p["t_us"] >= self.pause_sched] for p, _ in self.inflight]
         resend.append(self.buf[self.buf_pos:])
         resend = [r for r in resend if len(r)]
@@ -527,6 +699,8 @@ class Dispatcher:
                 drv.estop()
             self._begin_end("emergency_stop")
         elif action == "stop":
+            self.rec.log("stop", self._dev_now_safe(), detail=f"ramp down {ctl.stop_ramp_ms} ms"
+                         if self.state in ("running", "pausing") else "while paused")
             if self.state in ("running", "pausing"):
                 drv.stop(ctl.stop_ramp_ms * 1000)
                 self.state = "stopping"
@@ -545,12 +719,21 @@ class Dispatcher:
                 dev_now = drv.device_time_us()
                 lead = min(self.lookahead_us // 2, 50_000) if self.realtime else 0
                 at = dev_now + lead
+                paused = at - (self.offset + self.pause_sched)
+                self._paused_total += paused
+                self._paused_since = None
+                self.rec.log("resume", at, duration_us=paused)
                 self.offset = at - self.pause_sched
                 drv.resume(at, ctl.resume_ramp_ms * 1000)
                 self.state = "running"
                 self._emit("resumed")
         elif action in ("intensity_up", "intensity_down", "set_intensity"):
-            self.intensity.command(action, args)
+            try:
+                texts = self.intensity.command(action, args)
+            except (StimscriptError, TypeError, ValueError) as exc:   # a bad request changes nothing
+                texts = [f"intensity not changed: {exc}"]
+            for text in texts:
+                self._emit("intensity", text)
 
     # ---- the record ---------------------------------------------------------------------------------
     def _update_record(self, dev_now: int) -> None:
@@ -559,8 +742,22 @@ class Dispatcher:
         rec.peak_ua = {c: int(self.peak[c]) for c in self.channels}
         rec.underruns = int(self.late)
         rec.elapsed_us = int(self._sched_now(dev_now))
-        rec.intensity_ua = {name: int(v) for name, v in self.intensity.value.items()}
+        self.intensity.record_into(rec)
+        rec.stim_us = rec.elapsed_us
+        rec.paused_us = self._paused_now(dev_now)
         rec.device_log = self.device_log.as_dict()
+
+    def _paused_now(self, dev_now: int) -> int:
+        """Time spent paused so far (from the output reaching 0 to the resume)."""
+        if self._paused_since is None:
+            return self._paused_total
+        return self._paused_total + max(0, dev_now - self._paused_since)
+
+    def _dev_now_safe(self) -> int:
+        try:
+            return self.driver.device_time_us()
+        except Exception:
+            return self.epoch
 
     def _finish(self, reason: str, detail: str) -> None:
         self.state = "ended"
@@ -571,8 +768,10 @@ class Dispatcher:
             dev_now = 0
         self._update_record(dev_now)
         if reason == "completed":
-            rec.elapsed_us = self.schedule.duration_us
+            rec.elapsed_us = rec.stim_us = self.schedule.duration_us
         rec.end_reason = reason
+        self.intensity.flush_unacknowledged(dev_now, rec)
+        rec.log("end", dev_now, detail=reason + (f": {detail}" if detail and reason != "completed" else ""))
         if detail and reason != "completed":
             rec.faults.append(detail) if detail not in rec.faults else None
         try:

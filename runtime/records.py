@@ -1,25 +1,46 @@
 """Session records and their SQLite store (stdlib sqlite3, WAL mode).
 
 The runtime writes a record when a session starts (end_reason "interrupted"), updates the acknowledged
-counts as the session goes, and finalises it at the end. A host that dies (SIGKILL, power) therefore
-leaves an ``interrupted`` record with the counts acknowledged up to the last update.
+counts and appends to the event log as the session goes, and finalises it at the end. A host that dies
+(SIGKILL, power) therefore leaves an ``interrupted`` record with the counts acknowledged up to the last update.
 
 Database path: the ``db`` argument, else ``$STIMSCRIPT_DB``, else
 ``platformdirs.user_data_dir("stimscript")/records.sqlite``.
 
-Schema (version 1)::
+Write API (what the runtime calls; small on purpose): :meth:`RecordStore.begin`,
+:meth:`RecordStore.update_progress` and :meth:`RecordStore.finish`. Each writes the record's row and appends
+the events of ``record.events`` not written yet, so a writer that batches calls loses nothing.
 
-    sessions(id, uuid, title, sha256, source, params JSON, session, week, device, device_serial,
-             patient_id, started_at, updated_at, ended_at, end_reason, duration_us, elapsed_us,
+Read API: :meth:`RecordStore.get` (one record, with ``.source_text``, ``.params``, ``.events``,
+``.epoch_us``, ``.delivered`` ...), :meth:`RecordStore.list` (treatment records; practice and void ones
+only when asked), :meth:`RecordStore.events`, :meth:`RecordStore.next_session`.
+
+Schema (version 2; a version-1 database is upgraded in place when opened, nothing is lost)::
+
+    sessions(id, uuid, title, sha256, source, source_text, params JSON, session, week,
+             device, device_model, device_serial, emulated 0|1|NULL (unknown, before version 2),
+             patient_id, operator_id, started_at, updated_at, ended_at (UTC ISO 8601), end_reason,
+             duration_us, elapsed_us, stim_us, paused_us, epoch_us (device clock at t = 0),
              delivered JSON {channel: n}, peak_ua JSON {channel: µA}, warnings JSON, underruns,
-             faults JSON, realtime, link JSON, intensity_ua JSON, fidelity JSON (the device's
-             fidelity report, {} for a device that plays the schedule exactly), device_log JSON (runtime/devicelog.py))
+             faults JSON, realtime, link JSON, intensity_ua JSON {param: µA at the end},
+             fidelity JSON (the device's fidelity report, {} for a device that plays the schedule exactly),
+             device_log JSON (runtime/devicelog.py),
+             channel_ua JSON {channel: µA at the end}, voided_at, void_reason, voided_by)
+    events(id, session_id -> sessions.id, seq, kind, device_us, session_us, channel, old_ua, new_ua,
+           duration_us, scale_ppm, detail, host_at)
     notes(id, session_id -> sessions.id, created_at, kind 'note'|'rpe'|'adverse_event',
           rpe_scale 'cr10'|'borg20' NULL, rpe_value NULL, text, patient_id NULL)
     meta(key, value)   -- schema_version
+
+Event kinds (``EVENT_KINDS``): start, pause (device time the output reached 0), resume (``duration_us`` =
+time paused), intensity (one channel: ``old_ua`` -> ``new_ua`` as the device acknowledged it, the
+channel's full amplitude; ``scale_ppm`` the device's scale register from then on: a pulse of amplitude A µA
+is delivered as round_half_even(A * scale_ppm / 10**6)), deviation (a channel set below its param's minimum), stop (requested),
+emergency_stop, fault, warning, underrun, end (``detail`` = end reason).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -33,7 +54,9 @@ from ..errors import StimscriptError
 END_REASONS = ("completed", "stopped", "emergency_stop", "fault", "disconnected", "interrupted")
 NOTE_KINDS = ("note", "rpe", "adverse_event")
 RPE_SCALES = {"cr10": (0.0, 10.0), "borg20": (6.0, 20.0)}
-SCHEMA_VERSION = 1
+EVENT_KINDS = ("start", "pause", "resume", "intensity", "deviation", "stop", "emergency_stop", "fault", "warning",
+               "underrun", "end")
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,7 +103,42 @@ CREATE TABLE IF NOT EXISTS notes (
     patient_id TEXT
 );
 CREATE INDEX IF NOT EXISTS notes_session ON notes(session_id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    device_us INTEGER NOT NULL,
+    session_us INTEGER NOT NULL,
+    channel INTEGER,
+    old_ua INTEGER,
+    new_ua INTEGER,
+    duration_us INTEGER,
+    scale_ppm INTEGER,
+    detail TEXT NOT NULL DEFAULT '',
+    host_at TEXT NOT NULL DEFAULT '',
+    UNIQUE (session_id, seq)
+);
+CREATE INDEX IF NOT EXISTS events_session ON events(session_id);
 """
+
+#: columns added in schema version 2 (ALTER TABLE on an older database; every old row keeps its data)
+V2_COLUMNS = (
+    ("source_text", "TEXT NOT NULL DEFAULT ''"),
+    ("device_model", "TEXT NOT NULL DEFAULT ''"),
+    ("emulated", "INTEGER"),
+    ("operator_id", "TEXT"),
+    ("stim_us", "INTEGER"),
+    ("paused_us", "INTEGER"),
+    ("epoch_us", "INTEGER"),
+    ("channel_ua", "TEXT NOT NULL DEFAULT '{}'"),
+    ("voided_at", "TEXT"),
+    ("void_reason", "TEXT"),
+    ("voided_by", "TEXT"),
+)
+
+#: drivers that are emulators whatever they are connected to (records made before version 2 kept only the name)
+EMULATOR_DRIVERS = ("loopback",)
 
 
 class RecordError(StimscriptError):
@@ -110,6 +168,44 @@ class Note:
     rpe_scale: str | None = None
     rpe_value: float | None = None
     patient_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordEvent:
+    """One entry of a session's event log. Times are on the device clock (``session_us`` = µs since the
+    session's t = 0, pauses included); currents are µA."""
+
+    kind: str
+    device_us: int
+    session_us: int
+    channel: int | None = None
+    old_ua: int | None = None
+    new_ua: int | None = None
+    duration_us: int | None = None
+    detail: str = ""
+    host_at: str = ""
+    scale_ppm: int | None = None
+
+    def describe(self, names: dict | None = None) -> str:
+        """A short line: 'quad (ch 1) 45 → 46 mA', 'paused 0:12', ..."""
+        from ..formatting import duration, ma
+
+        label = ""
+        if self.channel is not None:
+            name = (names or {}).get(self.channel)
+            label = f"{name} (ch {self.channel})" if name else f"channel {self.channel}"
+        if self.kind == "intensity":
+            return f"{label} {ma(self.old_ua)} → {ma(self.new_ua)}" + (f" ({self.detail})" if self.detail else "")
+        if self.kind == "resume":
+            return f"resumed after {duration(self.duration_us)} paused"
+        if self.kind == "pause":
+            return "paused (output at 0)" + (f": {self.detail}" if self.detail else "")
+        if self.kind == "deviation":
+            return f"{label} {self.detail}".strip()
+        text = self.kind.replace("_", " ")
+        if label:
+            text += f" {label}"
+        return text + (f": {self.detail}" if self.detail else "")
 
 
 @dataclass
@@ -153,20 +249,63 @@ class SessionRecord:
     epoch_us: int = field(default=0, compare=False)
     #: what the device reported (states, scales, faults, time map, digest of the acks): runtime/devicelog.py
     device_log: dict = field(default_factory=dict, compare=False, repr=False)
+    # ---- schema version 2 ----
+    #: the protocol file's text (what was compiled), so the delivered pulses can be rebuilt
+    source_text: str = ""
+    #: device model (the profile name it reports) and whether it is an emulator (None: not known, old record)
+    device_model: str = ""
+    emulated: bool | None = None
+    operator_id: str | None = None
+    #: schedule time delivered (stimulation) and time spent paused; stim_us + paused_us = session time
+    stim_us: int | None = None
+    paused_us: int | None = None
+    #: channel -> its full amplitude at the end (µA), after any live changes
+    channel_ua: dict = field(default_factory=dict)
+    events: list = field(default_factory=list)
+    voided_at: str | None = None
+    void_reason: str | None = None
+    voided_by: str | None = None
+    #: events already in the database (the store appends the rest)
+    events_saved: int = field(default=0, compare=False, repr=False)
 
     @property
     def total_delivered(self) -> int:
         return sum(self.delivered.values())
 
+    @property
+    def practice(self) -> bool:
+        """A run on an emulator: practice, not treatment (hidden from history unless asked for)."""
+        return bool(self.emulated)
+
+    @property
+    def void(self) -> bool:
+        return self.voided_at is not None
+
+    def log(self, kind: str, device_us: int, *, channel: int | None = None, old_ua: int | None = None,
+            new_ua: int | None = None, duration_us: int | None = None, detail: str = "",
+            scale_ppm: int | None = None) -> RecordEvent:
+        """Append an event (device time ``device_us``) to the event log."""
+        if kind not in EVENT_KINDS:
+            raise RecordError(f"unknown event kind {kind!r}")
+        ev = RecordEvent(kind, int(device_us), int(device_us) - int(self.epoch_us), channel,
+                         None if old_ua is None else int(old_ua), None if new_ua is None else int(new_ua),
+                         None if duration_us is None else int(duration_us), str(detail), now_iso(),
+                         None if scale_ppm is None else int(scale_ppm))
+        self.events.append(ev)
+        return ev
+
     def summary(self) -> str:
+        from ..formatting import duration, ma
+
         lines = [f"session record #{self.id if self.id is not None else '-'}: {self.title or '(untitled)'}"
                  f" (session {self.session}, week {self.week})",
-                 f"  device      {self.device}{' ' + self.device_serial if self.device_serial else ''}",
+                 f"  device      {device_text(self)}",
                  f"  end reason  {self.end_reason}",
-                 f"  elapsed     {self.elapsed_us / 1e6:.3f} s of {self.duration_us / 1e6:.3f} s",
+                 f"  elapsed     {duration(self.elapsed_us)} of {duration(self.duration_us)}"
+                 + (f", paused {duration(self.paused_us)}" if self.paused_us else ""),
                  f"  delivered   {self.total_delivered} pulses"]
         for ch in sorted(self.delivered):
-            lines.append(f"    channel {ch}: {self.delivered[ch]} pulses, peak {self.peak_ua.get(ch, 0) / 1000:g} mA")
+            lines.append(f"    channel {ch}: {self.delivered[ch]} pulses, peak {ma(self.peak_ua.get(ch, 0))}")
         if self.underruns:
             lines.append(f"  underruns   {self.underruns} late pulse(s)")
         for f in self.faults:
@@ -174,6 +313,18 @@ class SessionRecord:
         for wmsg in self.warnings:
             lines.append(f"  warning     {wmsg}")
         return "\n".join(lines)
+
+
+def device_text(rec: SessionRecord) -> str:
+    """'loopback (model loopback, serial LOOPBACK-0001, emulator)' — what the record says about the device."""
+    bits = []
+    if rec.device_model and rec.device_model != rec.device:
+        bits.append(f"model {rec.device_model}")
+    if rec.device_serial:
+        bits.append(f"serial {rec.device_serial}")
+    bits.append({True: "emulator: practice run", False: "hardware", None: "emulator or hardware not recorded"}
+                [rec.emulated])
+    return f"{rec.device} ({', '.join(bits)})"
 
 
 def _json_keys_int(d: dict) -> dict:
@@ -188,8 +339,24 @@ def _warning_text(wn) -> str:
     return f"{code}: {msg}" if code and msg else str(wn)
 
 
+def _utc_iso(t) -> str:
+    """A datetime/date/ISO text -> the UTC ISO text records are stored with (for range queries)."""
+    if isinstance(t, str):
+        from ..formatting import parse_day
+
+        try:
+            t = parse_day(t)
+        except ValueError as exc:
+            raise RecordError(str(exc)) from None
+    if isinstance(t, _dt.date) and not isinstance(t, _dt.datetime):
+        t = _dt.datetime.combine(t, _dt.time()).astimezone()
+    if t.tzinfo is None:
+        t = t.astimezone()
+    return t.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
 class RecordStore:
-    """The SQLite store. Cheap to create; one connection per store object (not shared across threads)."""
+    """The SQLite store. Cheap to create; one connection per store object."""
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path is not None and str(path) != ":memory:" else (
@@ -206,18 +373,51 @@ class RecordStore:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(SCHEMA)
-            columns = {r["name"] for r in self.conn.execute("PRAGMA table_info(sessions)")}
-            if "intensity_ua" not in columns:   # a database written before the column existed
-                self.conn.execute("ALTER TABLE sessions ADD COLUMN intensity_ua TEXT NOT NULL DEFAULT '{}'")
-            if "fidelity" not in columns:
-                self.conn.execute("ALTER TABLE sessions ADD COLUMN fidelity TEXT NOT NULL DEFAULT '{}'")
-            if "device_log" not in columns:     # likewise (records before it cannot be rebuilt)
-                self.conn.execute("ALTER TABLE sessions ADD COLUMN device_log TEXT NOT NULL DEFAULT '{}'")
-            self.conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                              (str(SCHEMA_VERSION),))
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise RecordError(f"cannot open the records database {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Create the tables, or bring an older database up to this schema (in one transaction)."""
+        c = self.conn
+        with self._tx():
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+            columns = {r["name"] for r in c.execute("PRAGMA table_info(sessions)")}
+            if "intensity_ua" not in columns:   # a database written before the column existed
+                c.execute("ALTER TABLE sessions ADD COLUMN intensity_ua TEXT NOT NULL DEFAULT '{}'")
+            if "fidelity" not in columns:
+                c.execute("ALTER TABLE sessions ADD COLUMN fidelity TEXT NOT NULL DEFAULT '{}'")
+            if "device_log" not in columns:     # likewise (records before it cannot be rebuilt)
+                c.execute("ALTER TABLE sessions ADD COLUMN device_log TEXT NOT NULL DEFAULT '{}'")
+            added = [name for name, _ in V2_COLUMNS if name not in columns]
+            for name, decl in V2_COLUMNS:
+                if name in added:
+                    c.execute(f"ALTER TABLE sessions ADD COLUMN {name} {decl}")
+            if "emulated" in added:
+                # before version 2 only the driver name was kept: the loopback driver is always an emulator
+                # (a practice run); other drivers stay "not recorded" (NULL) and are shown as treatment
+                c.execute(f"UPDATE sessions SET emulated=1 WHERE device IN ({','.join('?' * len(EMULATOR_DRIVERS))})",
+                          EMULATOR_DRIVERS)
+            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if int(row["value"]) > SCHEMA_VERSION:
+                raise RecordError(f"the records database {self.path} has schema version {row['value']}, newer than "
+                                  f"this stimscript understands ({SCHEMA_VERSION}): upgrade stimscript")
+            if int(row["value"]) < SCHEMA_VERSION:
+                c.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+
+    @contextlib.contextmanager
+    def _tx(self):
+        """One transaction (the connection is in autocommit mode otherwise)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def close(self) -> None:
         self.conn.close()
@@ -228,41 +428,74 @@ class RecordStore:
     def __exit__(self, *exc):
         self.close()
 
-    # ---- sessions ------------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()["value"])
+
+    # ---- writing (the runtime) ---------------------------------------------------------------------
     def begin(self, rec: SessionRecord) -> int:
+        """Insert ``rec`` as a new session (end reason "interrupted" until :meth:`finish`); sets ``rec.id``."""
         rec.started_at = rec.started_at or now_iso()
-        cur = self.conn.execute(
-            "INSERT INTO sessions (uuid, title, sha256, source, params, session, week, device, device_serial,"
-            " patient_id, started_at, updated_at, end_reason, duration_us, warnings, realtime, fidelity)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'interrupted',?,?,?,?)",
-            (rec.uuid, rec.title, rec.sha256, rec.source, json.dumps({k: str(v) for k, v in rec.params.items()}),
-             rec.session, rec.week, rec.device, rec.device_serial, rec.patient_id, rec.started_at, rec.started_at,
-             rec.duration_us, json.dumps([_warning_text(x) for x in rec.warnings]), int(rec.realtime),
-             json.dumps(rec.fidelity or {})))
-        rec.id = cur.lastrowid
+        with self._tx():
+            cur = self.conn.execute(
+                "INSERT INTO sessions (uuid, title, sha256, source, source_text, params, session, week, device,"
+                " device_model, device_serial, emulated, patient_id, operator_id, started_at, updated_at,"
+                " end_reason, duration_us, warnings, realtime, epoch_us, stim_us, paused_us, fidelity)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'interrupted',?,?,?,?,0,0,?)",
+                (rec.uuid, rec.title, rec.sha256, rec.source, rec.source_text,
+                 json.dumps({k: str(v) for k, v in rec.params.items()}), rec.session, rec.week, rec.device,
+                 rec.device_model, rec.device_serial, None if rec.emulated is None else int(bool(rec.emulated)),
+                 rec.patient_id, rec.operator_id, rec.started_at, rec.started_at, rec.duration_us,
+                 json.dumps([_warning_text(x) for x in rec.warnings]), int(rec.realtime), int(rec.epoch_us),
+                 json.dumps(rec.fidelity or {})))
+            rec.id = cur.lastrowid
+            rec.events_saved = 0
+            self._append_events(rec)
         rec.db_path = str(self.path)
         return rec.id
 
+    def _append_events(self, rec: SessionRecord) -> None:
+        new = rec.events[rec.events_saved:]
+        if not new:
+            return
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO events (session_id, seq, kind, device_us, session_us, channel, old_ua, new_ua,"
+            " duration_us, scale_ppm, detail, host_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(rec.id, rec.events_saved + i, e.kind, e.device_us, e.session_us, e.channel, e.old_ua, e.new_ua,
+              e.duration_us, e.scale_ppm, e.detail, e.host_at) for i, e in enumerate(new)])
+        rec.events_saved += len(new)
+
+    def _progress_values(self, rec: SessionRecord) -> tuple:
+        return (json.dumps(rec.delivered), json.dumps(rec.peak_ua), rec.underruns, rec.elapsed_us,
+                json.dumps([str(f) for f in rec.faults]), json.dumps(rec.intensity_ua),
+                json.dumps(rec.channel_ua), rec.stim_us, rec.paused_us, json.dumps(rec.device_log))
+
     def update_progress(self, rec: SessionRecord) -> None:
-        self.conn.execute(
-            "UPDATE sessions SET delivered=?, peak_ua=?, underruns=?, elapsed_us=?, faults=?, intensity_ua=?,"
-            " device_log=?, updated_at=? WHERE id=?",
-            (json.dumps(rec.delivered), json.dumps(rec.peak_ua), rec.underruns, rec.elapsed_us,
-             json.dumps([str(f) for f in rec.faults]), json.dumps(rec.intensity_ua), json.dumps(rec.device_log),
-             now_iso(), rec.id))
+        """Write the counts acknowledged so far and append new events."""
+        with self._tx():
+            self.conn.execute(
+                "UPDATE sessions SET delivered=?, peak_ua=?, underruns=?, elapsed_us=?, faults=?, intensity_ua=?,"
+                " channel_ua=?, stim_us=?, paused_us=?, device_log=?, updated_at=? WHERE id=?",
+                self._progress_values(rec) + (now_iso(), rec.id))
+            self._append_events(rec)
 
     def finish(self, rec: SessionRecord) -> None:
+        """Write the final counts, end reason, link statistics and the rest of the event log."""
         if rec.end_reason not in END_REASONS:
             raise RecordError(f"unknown end reason {rec.end_reason!r}")
         rec.ended_at = rec.ended_at or now_iso()
-        self.conn.execute(
-            "UPDATE sessions SET delivered=?, peak_ua=?, underruns=?, elapsed_us=?, faults=?, updated_at=?,"
-            " ended_at=?, end_reason=?, link=?, intensity_ua=?, device_log=? WHERE id=?",
-            (json.dumps(rec.delivered), json.dumps(rec.peak_ua), rec.underruns, rec.elapsed_us,
-             json.dumps([str(f) for f in rec.faults]), rec.ended_at, rec.ended_at, rec.end_reason,
-             json.dumps(rec.link), json.dumps(rec.intensity_ua), json.dumps(rec.device_log), rec.id))
+        with self._tx():
+            self.conn.execute(
+                "UPDATE sessions SET delivered=?, peak_ua=?, underruns=?, elapsed_us=?, faults=?, intensity_ua=?,"
+                " channel_ua=?, stim_us=?, paused_us=?, device_log=?, updated_at=?, ended_at=?, end_reason=?, link=?,"
+                " warnings=? WHERE id=?",
+                self._progress_values(rec) + (rec.ended_at, rec.ended_at, rec.end_reason, json.dumps(rec.link),
+                                              json.dumps([_warning_text(x) for x in rec.warnings]), rec.id))
+            self._append_events(rec)
 
-    def _from_row(self, row: sqlite3.Row, with_notes: bool = True) -> SessionRecord:
+    # ---- reading -----------------------------------------------------------------------------------
+    def _from_row(self, row: sqlite3.Row, with_notes: bool = True, with_events: bool = True) -> SessionRecord:
+        emulated = row["emulated"]
         rec = SessionRecord(
             id=row["id"], title=row["title"], sha256=row["sha256"], params=json.loads(row["params"]),
             session=row["session"], device=row["device"], started_at=row["started_at"], ended_at=row["ended_at"],
@@ -272,34 +505,127 @@ class RecordStore:
             device_serial=row["device_serial"], patient_id=row["patient_id"], duration_us=row["duration_us"],
             elapsed_us=row["elapsed_us"], faults=json.loads(row["faults"]), realtime=bool(row["realtime"]),
             link=json.loads(row["link"]), intensity_ua=json.loads(row["intensity_ua"] or "{}"),
-            fidelity=json.loads(row["fidelity"] or "{}"),
-            device_log=json.loads(row["device_log"] or "{}"), db_path=str(self.path))
-        rec.epoch_us = int(rec.device_log.get("epoch_us", 0))
+            fidelity=json.loads(row["fidelity"] or "{}"), device_log=json.loads(row["device_log"] or "{}"),
+            db_path=str(self.path), epoch_us=row["epoch_us"] or 0, source_text=row["source_text"] or "",
+            device_model=row["device_model"] or "", emulated=None if emulated is None else bool(emulated),
+            operator_id=row["operator_id"], stim_us=row["stim_us"], paused_us=row["paused_us"],
+            channel_ua=_json_keys_int(json.loads(row["channel_ua"] or "{}")), voided_at=row["voided_at"],
+            void_reason=row["void_reason"], voided_by=row["voided_by"])
+        if not rec.epoch_us:
+            rec.epoch_us = int(rec.device_log.get("epoch_us", 0))
         if with_notes:
             rec.notes = self.notes(rec.id)
+        if with_events:
+            rec.events = self.events(rec.id)
+            rec.events_saved = len(rec.events)
         return rec
 
     def get(self, session_id: int) -> SessionRecord:
-        row = self.conn.execute("SELECT * FROM sessions WHERE id=?", (session_id,)).fetchone()
+        """Record ``session_id`` (the id column of ``stimscript history``), void or not, with notes and events."""
+        row = self.conn.execute("SELECT * FROM sessions WHERE id=?", (int(session_id),)).fetchone()
         if row is None:
             raise RecordError(f"no session record #{session_id} in {self.path}")
         return self._from_row(row)
 
-    def list(self, limit: int | None = None, patient_id: str | None = None) -> list[SessionRecord]:
-        sql = "SELECT * FROM sessions"
+    def list(self, limit: int | None = None, patient_id: str | None = None, *, since=None, until=None,
+             device: str | None = None, include_practice: bool = False, include_void: bool = False,
+             all: bool = False, with_events: bool = False) -> list[SessionRecord]:
+        """Records, oldest first. Practice runs (emulators) and void records are left out unless
+        ``include_practice``/``include_void`` (``all`` = both). ``since``/``until``: a date, datetime or
+        'YYYY-MM-DD' text (local time; ``until`` a day includes that day); ``device`` matches the driver
+        name, the model or the serial."""
+        if all:
+            include_practice = include_void = True
+        where: list[str] = []
         args: list = []
         if patient_id is not None:
-            sql += " WHERE patient_id=?"
+            where.append("patient_id=?")
             args.append(patient_id)
-        sql += " ORDER BY id"
+        if since is not None:
+            where.append("started_at >= ?")
+            args.append(_utc_iso(since))
+        if until is not None:
+            if isinstance(until, str):
+                from ..formatting import parse_day
+
+                try:
+                    until = parse_day(until, end=True)
+                except ValueError as exc:
+                    raise RecordError(str(exc)) from None
+                where.append("started_at < ?")
+            elif isinstance(until, _dt.date) and not isinstance(until, _dt.datetime):
+                until = until + _dt.timedelta(days=1)
+                where.append("started_at < ?")
+            else:
+                where.append("started_at <= ?")
+            args.append(_utc_iso(until))
+        if device is not None:
+            where.append("(device=? OR device_model=? OR device_serial=?)")
+            args += [device, device, device]
+        if not include_practice:
+            where.append("(emulated IS NULL OR emulated=0)")
+        if not include_void:
+            where.append("voided_at IS NULL")
+        sql = "SELECT * FROM sessions" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
         if limit is not None:
             sql = f"SELECT * FROM ({sql} DESC LIMIT ?) ORDER BY id"
             args.append(int(limit))
-        return [self._from_row(r) for r in self.conn.execute(sql, args)]
+        return [self._from_row(r, with_events=with_events) for r in self.conn.execute(sql, args)]
+
+    def hidden_counts(self, patient_id: str | None = None) -> dict[str, int]:
+        """How many practice and void records :meth:`list` leaves out by default (for a hint)."""
+        where, args = "", []
+        if patient_id is not None:
+            where, args = " AND patient_id=?", [patient_id]
+        practice = self.conn.execute(f"SELECT COUNT(*) FROM sessions WHERE emulated=1 AND voided_at IS NULL{where}",
+                                     args).fetchone()[0]
+        void = self.conn.execute(f"SELECT COUNT(*) FROM sessions WHERE voided_at IS NOT NULL{where}", args).fetchone()[0]
+        return {"practice": practice, "void": void}
+
+    def events(self, session_id: int) -> list[RecordEvent]:
+        rows = self.conn.execute("SELECT * FROM events WHERE session_id=? ORDER BY seq", (session_id,))
+        return [RecordEvent(r["kind"], r["device_us"], r["session_us"], r["channel"], r["old_ua"], r["new_ua"],
+                            r["duration_us"], r["detail"], r["host_at"], r["scale_ppm"]) for r in rows]
 
     def set_patient(self, session_id: int, patient_id: str | None) -> None:
         self.get(session_id)
         self.conn.execute("UPDATE sessions SET patient_id=? WHERE id=?", (patient_id, session_id))
+
+    def void(self, session_id: int, reason: str, by: str | None = None) -> SessionRecord:
+        """Mark a record void (kept, hidden from :meth:`list` by default). Records are never deleted."""
+        if not reason or not reason.strip():
+            raise RecordError("a void needs a reason (e.g. --reason \"wrong patient selected\")")
+        rec = self.get(session_id)
+        if rec.void:
+            raise RecordError(f"session record #{session_id} is already void (since {rec.voided_at}: "
+                              f"{rec.void_reason})")
+        with self._tx():
+            self.conn.execute("UPDATE sessions SET voided_at=?, void_reason=?, voided_by=? WHERE id=?",
+                              (now_iso(), reason.strip(), by, session_id))
+        return self.get(session_id)
+
+    def next_session(self, patient_id: str, sha256: str, title: str, practice: bool = False
+                     ) -> tuple[int, SessionRecord | None]:
+        """The plan session to run next for ``patient_id`` with this protocol (same file hash and title):
+        one after the highest session number that completed (void records ignored; treatment and practice
+        runs counted apart). -> (session number, the record of the last session that completed or None)."""
+        row = self.conn.execute(
+            "SELECT * FROM sessions WHERE patient_id=? AND sha256=? AND title=? AND voided_at IS NULL"
+            " AND end_reason='completed' AND " + ("emulated=1" if practice else "(emulated IS NULL OR emulated=0)")
+            + " ORDER BY session DESC, id DESC LIMIT 1", (patient_id, sha256, title)).fetchone()
+        if row is None:
+            return 1, None
+        last = self._from_row(row, with_events=False)
+        return last.session + 1, last
+
+    def later_attempts(self, patient_id: str, sha256: str, title: str, session: int, practice: bool = False
+                       ) -> list[SessionRecord]:
+        """Records of session ``session`` of this patient and protocol that did not complete."""
+        rows = self.conn.execute(
+            "SELECT * FROM sessions WHERE patient_id=? AND sha256=? AND title=? AND voided_at IS NULL AND session=?"
+            " AND end_reason!='completed' AND " + ("emulated=1" if practice else "(emulated IS NULL OR emulated=0)")
+            + " ORDER BY id", (patient_id, sha256, title, session))
+        return [self._from_row(r, with_events=False) for r in rows]
 
     # ---- notes --------------------------------------------------------------------------------------
     def add_note(self, session_id: int, text: str = "", *, kind: str | None = None, rpe: float | None = None,

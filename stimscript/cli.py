@@ -25,6 +25,7 @@ COMMANDS = {
     "devices": "stimscript.commands.devices:devices",
     "history": "stimscript.commands.history:history",
     "note": "stimscript.commands.note:note",
+    "void": "stimscript.commands.void:void",
     "sheet": "stimscript.commands.sheet:sheet",
 }
 
@@ -39,8 +40,10 @@ SUMMARIES = {
     "plot": "Plot one session of FILE: amplitude envelope per channel, blocks and pulse shapes.",
     "run": "Run one session of FILE on a device, show it live and keep its record.",
     "devices": "List registered device drivers and what they report.",
-    "history": "List session records (newest last), or show one with --session ID.",
-    "note": "Add a note to session record SESSION (the id column of `stimscript history`).",
+    "history": "List treatment records (oldest first), or show record ID in detail with its event log.",
+    "note": "Add a note to session record ID (the id column of `stimscript history`).",
+    "void": "Mark session record ID void: it is kept (with the reason, time and operator) and hidden from "
+            "`stimscript history` unless --all. Nothing is deleted.",
     "sheet": "Write a printable setup sheet (HTML) for one session of FILE.",
 }
 

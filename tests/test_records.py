@@ -49,7 +49,7 @@ def test_store_round_trip_wal_and_notes(tmp_path):
             store.add_note(sid, kind="diary")
         with pytest.raises(RecordError):
             store.get(999)
-        assert [r.id for r in store.list()] == [sid] and store.list(patient_id="nobody") == []
+        assert [r.id for r in store.list(all=True)] == [sid] and store.list(patient_id="nobody") == []
     mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
 
@@ -72,17 +72,20 @@ def test_run_records_and_history_command(tmp_path):
     assert stimscript.run(s, db=db, record=False).id is None
     from stimscript.cli import cli
 
-    res = CliRunner().invoke(cli, ["history", "--db", str(db)])
+    res = CliRunner().invoke(cli, ["history", "--db", str(db)])   # loopback runs are practice: hidden
+    assert res.exit_code == 0 and "no treatment records; 2 practice runs (emulator) not shown" in res.output
+    res = CliRunner().invoke(cli, ["history", "--all", "--db", str(db)])
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
-    assert lines[0].split()[:3] == ["id", "started_at", "title"] and len(lines) == 3
+    assert lines[0].split()[:3] == ["id", "started", "title"] and len(lines) == 3
+    assert "practice" in lines[1] and "practice" in lines[2]
     assert "Quad NMES" in lines[1] and "completed" in lines[2] and "P-7" in lines[2]
-    res = CliRunner().invoke(cli, ["history", "--csv", "--db", str(db)])
+    res = CliRunner().invoke(cli, ["history", "--all", "--csv", "--db", str(db)])
     rows = res.output.strip().splitlines()
     assert len(rows) == 3 and rows[0].startswith("id,started_at")
     assert str(sum(r1.delivered.values())) in rows[1] and json.dumps(r2.delivered).replace('"', '""') in rows[2]
     res = CliRunner().invoke(cli, ["history", "--db", str(tmp_path / "empty.sqlite")])
-    assert res.exit_code == 0 and "no session records" in res.output
+    assert res.exit_code == 0 and "no treatment records" in res.output
 
 
 def test_devices_command_lists_loopback_profile():
@@ -139,7 +142,7 @@ def test_sigkilled_host_leaves_an_interrupted_record(tmp_path):
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
     with RecordStore(db) as store:
-        rec = store.list()[-1]
+        rec = store.list(all=True)[-1]
     assert rec.end_reason == "interrupted" and rec.ended_at is None
     total = sum(rec.delivered.values())
     assert total >= sum(json.loads(row[1]).values()) >= 40

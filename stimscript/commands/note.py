@@ -1,4 +1,4 @@
-"""``stimscript note SESSION --rpe N [--scale cr10|borg20] [--text ...] [--adverse ...]``: annotate a record."""
+"""``stimscript note ID --rpe N [--scale cr10|borg20] [--text ...] [--adverse ...]``: annotate a record."""
 from __future__ import annotations
 
 import click
@@ -40,7 +40,7 @@ def describe(note) -> str:
 
 
 @click.command("note")
-@click.argument("session_id", metavar="SESSION", type=int)
+@click.argument("session_id", metavar="ID", type=int)
 @click.option("--rpe", default=None, metavar="N",
               help="Rating of perceived exertion (CR10: 0-10, decimals allowed; Borg: 6-20 whole numbers).")
 @click.option("--scale", type=click.Choice(sorted(SCALES)), default="cr10", show_default=True,
@@ -52,7 +52,7 @@ def describe(note) -> str:
               help="Records database (default: $STIMSCRIPT_DB or the user data directory).")
 @handle_errors
 def note(session_id: int, rpe: str | None, scale: str, text: str | None, adverse: str | None, db: str | None) -> None:
-    """Add a note to session record SESSION (the id column of `stimscript history`).
+    """Add a note to session record ID (the id column of `stimscript history`).
 
     \b
     Examples:
@@ -76,8 +76,9 @@ def note(session_id: int, rpe: str | None, scale: str, text: str | None, adverse
             added.append(store.add_note(session_id, text, patient_id=rec.patient_id))
         if adverse is not None:
             added.append(store.add_note(session_id, adverse.strip(), kind="adverse_event", patient_id=rec.patient_id))
-    when = (rec.started_at or "")[:16].replace("T", " ")
-    click.echo(f"session record #{rec.id} ({rec.title}, session {rec.session}, {when} UTC"
+    from ..formatting import local_time
+
+    click.echo(f"session record #{rec.id} ({rec.title}, session {rec.session}, {local_time(rec.started_at)}"
                + (f", patient {rec.patient_id}" if rec.patient_id else "") + "):")
     for n in added:
         click.echo(f"  added {describe(n)}")

@@ -10,21 +10,32 @@ import sys
 import click
 
 from ._common import handle_errors
-from .options import parse_sets, session_option, set_option
+from .options import parse_sets, set_option
 
 RUN_HELP = """Run one session of FILE on a device, show it live and keep its record.
 
 \b
-In a terminal a live display shows the time, the current block, each
-channel's current and pulses, the intensity and the state. Keys:
+In a terminal a live display shows the time, the block and contraction,
+the phase of the cycle with a countdown to the next contraction, each
+channel's target and delivered current, and the state. Keys:
+  1-8     select that channel (again: all channels); a  select all
+  + / -   raise / lower the selected channels by 1 mA (gradual; up to the
+          top of the checked range, down to 0 mA)
   space   pause / resume (output ramps down / up)
-  + / -   raise / lower the intensity (gradual, never outside the range)
-  s       stop: the output ramps down, then the session ends ("stopped")
+  s, q, Esc  stop: the output ramps down, then the session ends ("stopped")
   e       EMERGENCY STOP: output off at once ("emergency_stop")
   Ctrl-C  stop with a ramp-down; a second Ctrl-C is an emergency stop
+  any other key shows this list
 Keys are read in real time (--realtime); --fast shows the display only.
 Without a terminal (a pipe, CI) a few progress lines are printed instead.
 A summary of the session record is always printed at the end.
+
+\b
+Sessions of a plan: --session N runs session N. With --patient P and no
+--session, the patient's next session of this protocol (same file and
+title) is chosen from the records and printed.
+Runs on an emulator (loopback, the byte-level emulators) are recorded as
+practice runs, kept apart from treatment records in `stimscript history`.
 
 \b
 Exit codes:
@@ -40,7 +51,8 @@ Exit codes:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--device", "-d", default="loopback", show_default=True, metavar="NAME",
               help="Driver name (see `stimscript devices`).")
-@session_option
+@click.option("--session", "-s", "session", type=click.IntRange(min=1), default=None,
+              help="Session number of the plan (default: 1, or the patient's next session with --patient).")
 @set_option
 @click.option("--realtime/--fast", default=None,
               help="Stream in real time, or simulate in virtual time (--fast; the default for loopback).")
@@ -48,10 +60,11 @@ Exit codes:
               help="Records database (default: $STIMSCRIPT_DB or the user data directory).")
 @click.option("--no-record", is_flag=True, help="Do not write a session record.")
 @click.option("--patient", default=None, metavar="ID", help="Patient id stored with the record.")
+@click.option("--operator", default=None, metavar="ID", help="Operator (clinician) id stored with the record.")
 @click.option("--plain", is_flag=True, help="No live display: print progress lines (as without a terminal).")
 @handle_errors
-def run(file: str, device: str, session: int, sets: tuple[str, ...], realtime: bool | None, db: str | None,
-        no_record: bool, patient: str | None, plain: bool) -> None:
+def run(file: str, device: str, session: int | None, sets: tuple[str, ...], realtime: bool | None, db: str | None,
+        no_record: bool, patient: str | None, operator: str | None, plain: bool) -> None:
     from .. import load
     from ..drivers import load_driver_class
     from ..live import exit_code, run_session, summary
@@ -68,6 +81,11 @@ def run(file: str, device: str, session: int, sets: tuple[str, ...], realtime: b
         profile = target.capabilities()
     try:
         proto = load(file, device=profile)
+        if session is None:
+            session = 1
+            if patient is not None and not no_record:
+                session = next_session(proto, patient, db, practice=_emulated(target),
+                                       echo=lambda s: click.echo(s, err=True))
         schedule = proto.compile(session=session, params=params)
         if realtime is None:
             realtime = device != "loopback"
@@ -78,7 +96,7 @@ def run(file: str, device: str, session: int, sets: tuple[str, ...], realtime: b
         interactive = sys.stdout.isatty() and not plain
         record, info = run_session(schedule, device=target, realtime=realtime, db=db, record=not no_record,
                                    patient_id=patient, param_ranges=ranges, live=interactive,
-                                   echo=lambda s: click.echo(s, err=True))
+                                   echo=lambda s: click.echo(s, err=True), operator_id=operator)
     finally:
         if target is not device:
             target.close()
@@ -89,3 +107,39 @@ def run(file: str, device: str, session: int, sets: tuple[str, ...], realtime: b
     code = exit_code(record.end_reason)
     if code:
         sys.exit(code)
+
+
+def _emulated(target) -> bool:
+    """Will this run be a practice run (an emulator)? ``target`` is a driver name or an open driver."""
+    if isinstance(target, str):
+        from ..drivers import load_driver_class
+
+        cls = load_driver_class(target)
+        return target in ("loopback",) or bool(getattr(cls, "EMULATED", False))
+    from ..runtime import _emulated as emulated
+
+    return emulated(target)
+
+
+def next_session(proto, patient: str, db, practice: bool, echo) -> int:
+    """The patient's next session of this protocol (same file hash and title) from the records; says why."""
+    from ..formatting import local_time
+    from ..runtime.records import RecordError, RecordStore
+
+    with RecordStore(db) as store:
+        nxt, last = store.next_session(patient, proto.sha256, proto.title, practice=practice)
+        retries = store.later_attempts(patient, proto.sha256, proto.title, nxt, practice=practice)
+    kind = "practice runs" if practice else "treatment records"
+    total = proto.plan.total_sessions if proto.plan else 1
+    if last is None:
+        why = f"no completed session of this protocol in the {kind} of patient {patient}"
+    else:
+        why = (f"session {last.session} completed on {local_time(last.started_at)} (record #{last.id})")
+    if nxt > total:
+        raise RecordError(f"patient {patient} has completed every session of the plan ({total}): {why}; "
+                          "to run one again give --session N")
+    echo(f"patient {patient}: running session {nxt} of {total} — {why}")
+    for r in retries:
+        echo(f"  note: session {nxt} was started before on {local_time(r.started_at)} and ended {r.end_reason}"
+             f" (record #{r.id})")
+    return nxt

@@ -1,0 +1,91 @@
+"""One formatter per kind of value shown to a user: currents (mA), short times (µs), durations and clock times.
+
+Every command, display, sheet and export goes through these, so the same value reads the same everywhere:
+currents in mA (exact to the µA, no trailing zeros), pulse times in µs, durations as ``m:ss``/``h:mm:ss``,
+and wall-clock times in the computer's local zone **with the UTC offset shown** (records store UTC).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+
+
+def ma(ua: int | float | None) -> str:
+    """µA -> '45 mA', '45.5 mA', '0.01 mA' (exact to the µA; '–' for None)."""
+    if ua is None:
+        return "–"
+    return f"{ma_number(ua)} mA"
+
+
+def ma_number(ua: int | float) -> str:
+    """µA -> '45', '45.5', '0.001' (the number of mA without unit, exact to the µA)."""
+    ua = int(round(ua))
+    sign = "-" if ua < 0 else ""
+    whole, frac = divmod(abs(ua), 1000)
+    return f"{sign}{whole}" + (f".{frac:03d}".rstrip("0") if frac else "")
+
+
+def us(value: int | None) -> str:
+    """µs -> '250 µs' ('–' for None)."""
+    return "–" if value is None else f"{int(value)} µs"
+
+
+def duration(value_us: int | None) -> str:
+    """µs -> '0:45', '12:03', '1:02:03' (whole seconds, rounded down; '–' for None)."""
+    if value_us is None:
+        return "–"
+    s = max(0, int(value_us)) // 1_000_000
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def seconds(value_us: int) -> str:
+    """µs -> '12.345 s' (to the ms) for event logs and exports."""
+    return f"{int(value_us) / 1e6:.3f} s"
+
+
+def parse_time(iso: str | None) -> _dt.datetime | None:
+    """An ISO 8601 time as stored (with an offset; a naive one is taken as UTC) -> aware datetime."""
+    if not iso:
+        return None
+    try:
+        t = _dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=_dt.timezone.utc)
+
+
+def local_time(iso: str | None, seconds: bool = False) -> str:
+    """A stored time in the computer's zone with its offset: '2026-12-01 15:34 +01:00' ('' for None)."""
+    t = parse_time(iso)
+    if t is None:
+        return iso or ""
+    t = t.astimezone()
+    off = t.strftime("%z")
+    off = f"{off[:3]}:{off[3:]}" if len(off) == 5 else off
+    return t.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + f" {off}"
+
+
+def local_iso(iso: str | None) -> str:
+    """A stored time as ISO 8601 in the computer's zone (for CSV): '2026-12-01T15:34:05.120+01:00'."""
+    t = parse_time(iso)
+    if t is None:
+        return iso or ""
+    return t.astimezone().isoformat(timespec="milliseconds")
+
+
+def parse_day(text: str, end: bool = False) -> _dt.datetime:
+    """'2026-12-01' (local midnight; with ``end`` the next midnight) or a full ISO time -> aware datetime.
+
+    Raises ValueError with a message naming the accepted forms."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            d = _dt.date.fromisoformat(text)
+            t = _dt.datetime.combine(d, _dt.time()).astimezone()
+            return t + _dt.timedelta(days=1) if end else t
+        t = _dt.datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date: write YYYY-MM-DD (e.g. 2026-12-01) "
+                         "or YYYY-MM-DD HH:MM") from None
+    return t if t.tzinfo is not None else t.astimezone()
