@@ -618,6 +618,16 @@ class Analysis:
         setting = decl.frequency if key[2] == "frequency" else decl.amplitude
         return ev.value(setting.value) if setting is not None else None
 
+    def value_of(self, key, state: State) -> Optional[Quantity]:
+        """A progression target's value in ``state`` (a param, a cycle step or a channel setting)."""
+        if key[0] == "param":
+            return state.values.get(key[1])
+        self._assigned_now = state.assigned
+        try:
+            return self._current_from(key, state.values, self.make_ev(state.values, []))
+        finally:
+            self._assigned_now = {}
+
     def _apply_all(self, assignments, state: State, week: int, sink: list, fixed: frozenset) -> State:
         new = state.copy()
         self._assigned_now = new.assigned
@@ -781,7 +791,7 @@ class Analysis:
                          "after": line.after.span if line.after is not None else None}
                 ctx.uses.append(ChannelUse(ch.name, number, amp, freq, shape, cv.electrodes,
                                            ramp_up_us=timing.ramp_up_us, on_us=timing.on_us, block=path[0],
-                                           spans=spans))
+                                           cycle=cyc, spans=spans))
                 if cycles > 0:
                     rel_trains.append((make_train(number, after, cycles, timing, freq, amp, idx), len(ctx.uses) - 1))
         if length is not None:

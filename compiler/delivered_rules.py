@@ -23,6 +23,7 @@ from ..profile import DeviceProfile
 from . import delivered as D
 from . import energy as E
 from .model import ChannelUse, ResolvedSession
+from .rules import s012_hint
 from .safety import (_Collector, _area, _ch, _limit_name, _limit_value_text, _ma, _related_limit, _seconds, _span,
                      num)
 
@@ -234,7 +235,7 @@ def _onsets(out: _Collector, resolved: ResolvedSession, facts, threshold: int) -
             note = "the cycle's ramp up is declared here"
         out.add("S012", msg, _span(use, "line", "cycle"),
                 related=[Related(note, use.spans["cycle"]) if use.spans.get("cycle") is not None else None],
-                hint="add `ramp up` to the cycle (1–3 s is usual, many periods long) or start at a lower amplitude")
+                hint=s012_hint(use))
 
 
 def _ramp_steps(tf: D.TrainFacts) -> int:

@@ -35,6 +35,7 @@ class ChannelUse:
     ramp_up_us: int = 0             # of the cycle the line runs (0 for `continuous`)
     on_us: int = 0
     block: int = 0                  # index of the session block (0-based)
+    cycle: str = ""                 # the cycle the line runs ('continuous' is the built-in one)
     #: where each value came from: keys 'channel', 'amplitude', 'frequency', 'pulse', 'electrodes', 'line',
     #: 'cycle' (the overriding `with` clause's span replaces the channel's when a line overrides it)
     spans: dict = field(default_factory=dict, compare=False)

@@ -152,3 +152,28 @@ class Progression:
         if key[0] == "param":
             state.values[key[1]] = result
 
+
+
+@dataclass(frozen=True)
+class WeekRow:
+    """The progressed values of one week of the plan."""
+
+    week: int
+    first_session: int
+    last_session: int
+    values: dict   # target label ('intensity', 'contraction.hold', 'quad.frequency') -> Quantity
+
+
+@dataclass(frozen=True)
+class WeekTable:
+    """Every progressed value, week by week (``stimscript info --weeks``, the setup sheet)."""
+
+    targets: tuple[str, ...]
+    rows: tuple[WeekRow, ...]
+
+    def value(self, week: int, target: str) -> Optional[Quantity]:
+        return self.rows[week - 1].values.get(target)
+
+
+def target_label(key: Key) -> str:
+    return key[1] if key[0] == "param" else f"{key[1]}.{key[2]}"

@@ -22,7 +22,7 @@ from .checker import Analysis, ParamInfo, analyse, run_week, with_week
 from .evaluate import did_you_mean, fmt
 from .lowering import to_schedule
 from .model import ResolvedSession
-from .progression import PlanInfo
+from .progression import PlanInfo, WeekRow, WeekTable, target_label
 
 
 def resolve_profile(device) -> DeviceProfile:
@@ -156,6 +156,26 @@ class CheckedProtocol:
                  for d in sink + res.diagnostics]
         _raise(diags)
         return res.resolved, [d for d in diags if not d.is_error]
+
+    def weeks(self, params: Optional[dict] = None) -> WeekTable:
+        """Every value the progression changes, week by week: the values of week k are those its
+        sessions run with (declared values, ``every week`` applied k - 1 times, then the week blocks
+        whose range holds k). ``params`` overrides are fixed for every week, as in :meth:`compile`."""
+        an = self._an
+        overrides = self.parse_params(params)
+        keys = an.progression.targets_in_order()
+        n = self.plan.weeks if self.plan is not None else 1
+        rows = []
+        for week in range(1, n + 1):
+            state = an.state_at(week, overrides, [], fixed=frozenset(overrides))
+            values = {}
+            for key in keys:
+                q = an.value_of(key, state)
+                if q is not None:
+                    values[target_label(key)] = q
+            first, last = self.plan.sessions_of(week) if self.plan is not None else (1, 1)
+            rows.append(WeekRow(week, first, last, values))
+        return WeekTable(tuple(target_label(k) for k in keys), tuple(rows))
 
     def resolve(self, session: int = 1, params: Optional[dict] = None) -> ResolvedSession:
         """Everything session ``session`` means, with ``params`` overrides applied."""

@@ -47,3 +47,11 @@ RULES: dict[str, Rule] = {r.code: r for r in [
 
 def severity(code: str) -> str:
     return RULES[code].severity
+
+
+def s012_hint(use) -> str:
+    """The S012 fix that is possible for this use: ``continuous`` has no steps, so no ramp can be added to it."""
+    if getattr(use, "cycle", "") == "continuous":
+        return ("`continuous` cannot ramp: run a declared cycle with a `ramp up` instead (e.g. `cycle warm { ramp up "
+                "2 s; hold 5 min }`), or start at a lower amplitude (`with amplitude 20% intensity`)")
+    return "add `ramp up` to the cycle (1–3 s is usual, many periods long) or start at a lower amplitude"

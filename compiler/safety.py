@@ -29,7 +29,7 @@ from ..units import CHARGE, COUNT, CURRENT, FREQUENCY, TIME, VOLTAGE, Quantity, 
 from . import energy as E
 from .ir import PulseShape, Train
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
-from .rules import RULES
+from .rules import RULES, s012_hint
 
 #: S012: a channel use whose cycle starts at full output (no ramp up) warns above this amplitude (µA).
 #: 10 mA: below it NMES output is at most a sensory-level tingle; above it an abrupt start is a jolt.
@@ -478,7 +478,7 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
                         f"{_ma(ramp_threshold_ua)})",
                 ("line", "cycle"),
                 related=[("use", "the cycle run here has no ramp up", "cycle")],
-                hint="add `ramp up` to the cycle (1–3 s is usual) or start at a lower amplitude")
+                hint=s012_hint(use))
 
     # S013 pulse longer than its slot spacing -----------------------------------------------------------
     violation = _same_channel_spacing_violation(use)

@@ -157,7 +157,9 @@ def lane_label(info, number: int) -> str:
         import textwrap
 
         site = "\n".join(textwrap.wrap(site, 20))
-    return first + (f"\n{site}" if site else "")
+    pair = tuple(getattr(info, "electrodes", ()) or ())
+    polarity = f"{pair[0]}(−) → {pair[1]}(+)" if len(pair) == 2 and all(pair) else ""
+    return first + (f"\n{site}" if site else "") + (f"\n{polarity}" if polarity else "")
 
 
 def shape_label(shape) -> str:
@@ -395,7 +397,8 @@ def plot_schedule(schedule, ax=None, **kw):
         lax.grid(axis="y", color="#eeeeee", linewidth=0.6)
     lane_axes[0].text(1.008, 1.0, "peak,\npulses", transform=lane_axes[0].transAxes, fontsize=7,
                       va="bottom", ha="left", color="#777777")
-    lane_axes[-1].set_xlabel(f"time ({unit})  ·  amplitude envelope in mA (largest pulse per bin)", fontsize=9)
+    lane_axes[-1].set_xlabel(f"time ({unit})  ·  amplitude envelope in mA (largest pulse per bin)  ·  "
+                             "(−) cathode, (+) anode of the leading phase", fontsize=9)
     lane_axes[-1].tick_params(axis="x", labelsize=8.5)
     _boundaries(lane_axes, segments, scale)
     if segments:

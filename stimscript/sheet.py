@@ -306,7 +306,8 @@ def _progression_source(proto) -> list[str]:
     for prog in getattr(getattr(proto, "ast", None), "progressions", ()) or ():
         for block in prog.weeks:
             if type(block).__name__ == "Week":
-                head = f"week {block.first}" if block.first == block.last else f"weeks {block.first}–{block.last}"
+                head = f"week {block.first}" if block.first == block.last else \
+                    f"weeks {block.first}–end of plan" if block.last is None else f"weeks {block.first}–{block.last}"
             else:
                 head = "every week (from week 2)"
             stmts = []
@@ -523,7 +524,7 @@ def build_sheet(proto, session: int = 1, params: Optional[dict] = None, schedule
         info, ch = infos.get(number), ch_ast.get(number)
         color = _COLORS[i % len(_COLORS)]
         site_stmt = _body(ch, "Site") if ch is not None else None
-        site = getattr(info, "site", "") or (site_stmt.muscle.name if site_stmt is not None else "")
+        site = getattr(info, "site", "") or (site_stmt.text if site_stmt is not None else "")
         side = getattr(info, "side", "") or (getattr(site_stmt, "side", "") or "")
         entry = _atlas(site) if site else None
         pair = _body(ch, "ElectrodePair") if ch is not None else None
@@ -536,11 +537,13 @@ def build_sheet(proto, session: int = 1, params: Optional[dict] = None, schedule
         w(f"<div class='channel' style='--c:{color}'>")
         w(f"<h3>Channel {number} · {_e(names.get(number, ''))}</h3><div class='grid'>")
         # site
-        site_text = (entry.muscle if entry is not None else site.replace("_", " "))
+        custom = getattr(info, "site_custom", False)
+        site_text = (entry.muscle if entry is not None else site if custom
+                     else site.replace("_", " "))
         if side:
             site_text += f", {side} side"
         w(f"<div>Site</div><div><strong>{_e(site_text)}</strong>"
-          f"{' <span class=source>(' + _e(site) + (', ' + _e(entry.region) if entry is not None else '') + ')</span>' if site else ''}")
+          f"{' <span class=source>(' + _e(site) + (', ' + _e(entry.region) if entry is not None else '') + ')</span>' if site and not custom else ''}")
         if entry is not None and entry.name in shown_sites:
             w(f"<div class='source'>Landmarks and source: as for channel {shown_sites[entry.name]} above"
               f"{' (mirror them on the ' + _e(side) + ' side)' if side else ''}.</div>")
@@ -548,6 +551,9 @@ def build_sheet(proto, session: int = 1, params: Optional[dict] = None, schedule
             shown_sites[entry.name] = number
             w(f"<div class='landmark'>{_e(entry.landmark)}</div>"
               f"<div class='source'>Source: {_e(entry.source)}</div>")
+        elif site and getattr(info, "site_custom", False):
+            w("<div class='source'>custom placement, as written in the protocol: not checked against the "
+              "motor-point atlas</div>")
         elif site:
             w("<div class='source'>not in the motor-point atlas</div>")
         w("</div>")
@@ -555,7 +561,7 @@ def build_sheet(proto, session: int = 1, params: Optional[dict] = None, schedule
         if el_names:
             parts = []
             for k, en in enumerate(el_names):
-                role = "first phase leaves through" if k == 0 else "returns through"
+                role = "cathode (−) of the leading phase" if k == 0 else "anode (+) of the leading phase"
                 size = _electrode_text(decls.get(en), areas.get(en))
                 parts.append(f"<span class='code'>{_e(en)}</span> {_e(size)} <span class='source'>({role})</span>")
             typical = f"<div class='source'>Atlas suggests: {_e(entry.typical_electrode)}</div>" if entry is not None else ""

@@ -103,11 +103,30 @@ def test_info_table():
     result = invoke("info", TKA, "--set", "intensity=45mA")
     assert result.exit_code == 0, result.output
     out = result.output
-    for needle in ("vastus_medialis right", "prox → dist", "biphasic 250 µs gap 50 µs", "11,235",
+    for needle in ("vastus_medialis right", "prox(−) → dist(+)", "A is the cathode (−) of the leading phase", "biphasic 250 µs gap 50 µs", "11,235",
                    "15 min", "charge/phase µC"):
         assert needle in out, needle
     # charge per phase: 45 mA × 250 µs = 11.25 µC
     assert "11.2" in out
+
+
+def test_info_weeks_prints_every_progressed_value(tmp_path):
+    f = tmp_path / "p.stim"
+    f.write_text('protocol "p" { plan 2 sessions per week, 4 weeks }\n'
+                 'param intensity = 30 mA in 10 mA .. 80 mA\n'
+                 'electrode a 5 cm x 5 cm\nelectrode b 5 cm x 5 cm\n'
+                 'channel q 1 {\n  site tibialis_anterior left\n  electrodes a -> b\n  pulse biphasic 300 us\n'
+                 '  frequency 50 Hz\n  amplitude intensity\n}\n'
+                 'cycle c { ramp up 1 s; hold 5 s; rest 5 s }\nsession { repeat 3 { q: c } }\n'
+                 'progression {\n  every week { intensity += 10 mA up to 50 mA }\n  week 2 { c.hold = 8 s }\n'
+                 '  week 3.. { intensity -= 5 mA }\n}\n', encoding="utf-8")
+    result = invoke("info", "--weeks", str(f))
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[1:-1] for line in result.output.splitlines() if line.startswith("│")]
+    cells = [[c.strip() for c in row] for row in rows]
+    assert cells == [["1", "1–2", "30 mA", "5 s"], ["2", "3–4", "40 mA", "8 s"],
+                     ["3", "5–6", "45 mA", "5 s"], ["4", "7–8", "45 mA", "5 s"]]
+    assert "intensity" in result.output and "c.hold" in result.output
 
 
 def test_check_strict_turns_warnings_into_errors(tmp_path):

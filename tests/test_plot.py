@@ -184,7 +184,7 @@ def test_schedule_plot_delegates_when_available():
 def test_labels():
     assert time_scale(60 * US)[1] == "s"
     assert time_scale(30 * 60 * US)[1] == "min"
-    assert lane_label(infos(1)[0], 1) == "ch 1 · quad\nvastus medialis R"
+    assert lane_label(infos(1)[0], 1) == "ch 1 · quad\nvastus medialis R\na(−) → b(+)"   # the cathode leads
     assert lane_label(None, 3) == "ch 3"
     assert shape_label(BIPHASIC) == "biphasic 250 µs, gap 50 µs"
     assert shape_label(BURST).startswith("burst 2.5 kHz carrier")

@@ -403,3 +403,24 @@ def test_continuous_inside_a_set_and_a_for_that_fits_no_pass():
     assert [w.code for w in proto.warnings if w.code == "W401"] == ["W401"]
     sched = proto.compile()
     assert sched.counts().get(1, 0) == 0 and sched.duration_us == 60 * SECONDS
+
+
+def test_s012_on_continuous_suggests_a_possible_fix():
+    proto = stimscript.loads(protocol(ONE, "", "for 1 min { quad: continuous }"))
+    (w,) = [w for w in proto.warnings if w.code == "S012"]
+    assert "add `ramp up`" not in w.hint and "`continuous` cannot ramp" in w.hint
+    proto = stimscript.loads(protocol(ONE, "cycle c { hold 5 s; rest 5 s }\n", "repeat 2 { quad: c }"))
+    (w,) = [w for w in proto.warnings if w.code == "S012"]
+    assert "add `ramp up` to the cycle" in w.hint
+
+
+def test_custom_site_and_side_words():
+    text = protocol([channel("quad", 1, site='"3 cm distal to the fibular head"')], ON10, "repeat 1 { quad: on10 }")
+    proto = stimscript.loads(text)
+    assert [w.code for w in proto.warnings if w.code.startswith("W2")] == ["W203"]
+    info = proto.compile().channels[0]
+    assert (info.site, info.side, info.site_custom) == ("3 cm distal to the fibular head", "right", True)
+    assert (info.cathode, info.anode) == ("e1", "e2")
+    with pytest.raises(stimscript.ProtocolError) as err:
+        stimscript.loads(text.replace('"3 cm distal to the fibular head" right', "tibialis_anterior both"))
+    assert err.value.code == "E220" and "one channel per side" in err.value.diagnostics[0].hint

@@ -39,14 +39,39 @@ def _duration(us: int) -> str:
     return (f"{hours} h " if hours else "") + f"{minutes} min" + (f" {sec} s" if sec else "")
 
 
+def _print_weeks(proto, params, file: str) -> None:
+    """The progression, week by week: one row per week of the plan, one column per progressed value."""
+    from ..compiler.evaluate import fmt
+
+    table = proto.weeks(params)
+    console = Console(highlight=False, width=None if Console().is_terminal else 140)
+    console.print(f"[bold]{proto.title or file}[/bold]  ({file})")
+    if not table.targets:
+        console.print("no progression: every week runs the declared values")
+        return
+    out = Table(title="Progression (the values each week's sessions run with)", title_justify="left")
+    out.add_column("week", justify="right")
+    out.add_column("sessions", justify="right")
+    for target in table.targets:
+        out.add_column(target, justify="right")
+    for row in table.rows:
+        sessions = str(row.first_session) if row.first_session == row.last_session else \
+            f"{row.first_session}–{row.last_session}"
+        out.add_row(str(row.week), sessions, *(fmt(row.values[t]) if t in row.values else "–" for t in table.targets))
+    console.print(out)
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @session_option
 @set_option
 @device_option
 @mode_option
+@click.option("--weeks", "weeks", is_flag=True,
+              help="Print the week-by-week table of every value the progression changes, and nothing else.")
 @handle_errors
-def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mode: str | None = None) -> None:
+def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mode: str | None = None,
+         weeks: bool = False) -> None:
     """Show channels, sites, electrodes, pulses, charge per phase, densities, pulse counts and duration."""
     from .. import load
     from ..compiler.energy import use_metrics
@@ -55,6 +80,9 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
 
     proto = load(file, device=device_profile(device))
     params = parse_sets(sets)
+    if weeks:
+        _print_weeks(proto, params, file)
+        return
     device_errors, report = device_findings(proto, device, mode, session, params)
     if device_errors:
         from ..errors import SafetyError
@@ -102,7 +130,7 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
         seen.add(key)
         info_ = schedule.channel(use.number)
         m = use_metrics(use)
-        names = " → ".join(e.name for e in use.electrodes)
+        names = " → ".join(f"{e.name}({sign})" for e, sign in zip(use.electrodes, "−+"))
         areas = sorted({format_number(e.area_cm2, 2) for e in use.electrodes})
         electrodes = f"{names} ({'/'.join(areas)} cm²)" if use.electrodes else "–"
         site = f"{info_.site} {info_.side}".strip()
@@ -113,6 +141,7 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
                         _fmt(m.rms_current_ma), _fmt(m.area_cm2), _fmt(m.rms_current_density_ma_cm2),
                         _fmt(m.power_density_w_cm2), _fmt(m.shannon_k))
     console.print(table)
+    console.print("electrodes A → B: A is the cathode (−) of the leading phase, B the anode (+)")
     console.print(numbers)
     if report is not None:
         print_report(report, console)
