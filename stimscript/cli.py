@@ -27,6 +27,7 @@ COMMANDS = {
     "note": "stimscript.commands.note:note",
     "void": "stimscript.commands.void:void",
     "sheet": "stimscript.commands.sheet:sheet",
+    "export": "stimscript.commands.export:export",
 }
 
 #: command name -> the first paragraph of its help, shown by ``stimscript --help`` without importing the
@@ -45,6 +46,7 @@ SUMMARIES = {
     "void": "Mark session record ID void: it is kept (with the reason, time and operator) and hidden from "
             "`stimscript history` unless --all. Nothing is deleted.",
     "sheet": "Write a printable setup sheet (HTML) for one session of FILE.",
+    "export": "Export what recorded session ID delivered, rebuilt and checked, for research tools.",
 }
 
 

@@ -59,6 +59,7 @@ class Period:
     end_us: int | None = None     # device time the output went off
     end_inclusive: bool = True    # pulses at end_us itself delivered (host command) or not (fault)
     end_state: str = ""
+    ramp_down_from_us: int | None = None   # device time the last ramp-down before end_us began
 
 
 @dataclass
@@ -104,6 +105,8 @@ def read_log(log: dict) -> Timeline:
             if state in (ev.PAUSING, ev.STOPPING):
                 if state != prev_state or ramp_end != prev_ramp_end:   # not a scale change while ramping
                     tl.downs.append((t, ramp_end))
+                    if cur.end_us is None:
+                        cur.ramp_down_from_us = t
             elif state == ev.RUNNING and prev_state == ev.PAUSED:
                 if n_off >= len(offsets):
                     raise RebuildError("the device log has a resume without a time map")
@@ -174,7 +177,7 @@ def replay(pulses: np.ndarray, tl: Timeline) -> np.ndarray:
         for t0, t1 in tl.downs:
             if per.end_us is not None and t0 > per.end_us or t0 < per.start_us:
                 continue
-            inside = (t > t0) & (t <= t1) & (t0 > env_start)
+            inside = (t > t0) & (t <= t1) & (t0 >= env_start)   # a later ramp replaces an earlier one
             num[inside] = t1 - t[inside]
             den[inside] = max(1, t1 - t0)
             env_start[inside] = t0
