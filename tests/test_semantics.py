@@ -424,3 +424,44 @@ def test_custom_site_and_side_words():
     with pytest.raises(stimscript.ProtocolError) as err:
         stimscript.loads(text.replace('"3 cm distal to the fibular head" right', "tibialis_anterior both"))
     assert err.value.code == "E220" and "one channel per side" in err.value.diagnostics[0].hint
+
+
+# --- the worked counts of docs/language.md are computed here ------------------------------------------------------------
+LANGUAGE_DOC = (Path(__file__).parent.parent / "docs" / "language.md").read_text(encoding="utf-8")
+
+
+def _doc_number(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
+
+
+@pytest.mark.parametrize("session, pulses, seconds", [
+    ("repeat 3 { repeat 10 { quad: c }; pause 2 min }", 7470, 810),
+    ("for 10 min { repeat 2 { quad: c }; pause 40 s }", 3984, 600),
+    ("for 5 min { for 1 min { quad: c }; pause 20 s }", 2988, 300),
+])
+def test_docs_set_worked_counts(session, pulses, seconds):
+    sched = compile_(protocol(ONE, SET_CYCLE, session))
+    assert sched.counts() == {1: pulses} and sched.duration_us == seconds * SECONDS
+    assert f"`{session}`" in LANGUAGE_DOC
+    assert f"**{_doc_number(pulses)}**" in LANGUAGE_DOC and f"**{seconds} s**" in LANGUAGE_DOC
+
+
+def test_docs_progression_worked_example():
+    prog = ("progression {\n    every week { intensity += 5 mA up to 55 mA }\n    week 4..5 { c.hold = 8 s }\n"
+            "    week 6 { intensity -= 10 mA }\n    week 7.. { c.hold = 6 s }\n}\n")
+    text = protocol(ONE, "cycle c { ramp up 1 s; hold 4 s; ramp down 1 s; rest 10 s }\n", "repeat 1 { quad: c }",
+                    extra=prog).replace('author "test"', 'author "test"\n  plan 1 session per week, 8 weeks')
+    proto = stimscript.loads(text)
+    ma, hold, pulses = [], [], []
+    for k in range(1, 9):
+        sched = proto.compile(session=k)
+        ma.append(int(sched.params["intensity"].value * 1000))
+        pulses.append(sched.counts()[1])
+        hold.append(int(proto.weeks().value(k, "c.hold").value))
+    table = LANGUAGE_DOC[LANGUAGE_DOC.index("| week | 1 | 2"):]
+    assert "| intensity (mA) | " + " | ".join(map(str, ma)) + " |" in table
+    assert "| `c.hold` (s) | " + " | ".join(map(str, hold)) + " |" in table
+    assert "| pulses per session | " + " | ".join(map(str, pulses)) + " |" in table
+    # the example's progression is the one the doc shows
+    for line in prog.splitlines()[1:-1]:
+        assert line.strip() in LANGUAGE_DOC
