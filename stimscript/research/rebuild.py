@@ -177,7 +177,10 @@ def replay(pulses: np.ndarray, tl: Timeline) -> np.ndarray:
         for t0, t1 in tl.downs:
             if per.end_us is not None and t0 > per.end_us or t0 < per.start_us:
                 continue
-            inside = (t > t0) & (t <= t1) & (t0 >= env_start)   # a later ramp replaces an earlier one
+            # a pulse at exactly t0 was delivered before the PAUSE/STOP arrived, unless the ramp began at the
+            # instant its stretch of output did (its pulses are sent after both messages)
+            after = (t > t0) | ((t == t0) & (t0 == per.start_us))
+            inside = after & (t <= t1) & (t0 >= env_start)   # a later ramp replaces an earlier one
             num[inside] = t1 - t[inside]
             den[inside] = max(1, t1 - t0)
             env_start[inside] = t0
