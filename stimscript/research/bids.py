@@ -62,14 +62,15 @@ def _reference(d: Delivery, reference: str) -> tuple[float, str]:
     if reference == "ttl":
         edges = extra.get("sync_out", {}).get("first_edge_us")
         if edges is None:
-            raise ExportError("--reference ttl: this session raised no sync-out TTL edge (run it with --sync-out)")
+            raise ExportError("--reference ttl: this session's record holds no sync-out TTL edge (sync out is not "
+                              "available in this version of stimscript)")
         return edges / 1e6, (f"seconds after the first sync-out TTL edge (line {extra['sync_out'].get('line', 1)}, "
                              f"{edges / 1e6:.6f} s after the session start)")
     if reference == "lsl":
         lsl = extra.get("lsl")
         if not lsl:
-            raise ExportError("--reference lsl: this session was not published on Lab Streaming Layer (run it "
-                              "with --lsl)")
+            raise ExportError("--reference lsl: this session's record holds no Lab Streaming Layer clock mapping "
+                              "(LSL publishing is not available in this version of stimscript)")
         # LSL time = session time + (epoch on the LSL clock)
         return -float(lsl["session_start_lsl_s"]), (
             f"Lab Streaming Layer clock (local_clock seconds), mapped from the stimulator's clock with an "
