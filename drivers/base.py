@@ -219,11 +219,15 @@ class WireDriver(Driver):
     """A driver speaking the stimscript wire protocol over a byte pipe."""
 
     read_size = 65536
+    #: link timers (host time): a NAK is repeated while a gap stays open; held frames are sent again
+    #: when the device has acknowledged nothing for RTO_US (it sends frames every 20 ms in a session)
+    NAK_RETRY_US = 50_000
+    RTO_US = 250_000
 
     def __init__(self, timeout_ms: int = 1000) -> None:
         super().__init__()
         self.timeout_ms = timeout_ms
-        self.link = w.Link(retx_frames=8192)
+        self.link = w.Link(retx_frames=8192, nak_retry_us=self.NAK_RETRY_US, rto_us=self.RTO_US)
         self.profile: DeviceProfile | None = None
         self.hello: w.HelloInfo | None = None
         self._clock = None
@@ -326,10 +330,12 @@ class WireDriver(Driver):
             self._write(self.link.send(mtype, payload))
 
     def _receive(self) -> list:
+        """Read and decode what the device sent, answer for the link (NAKs, retransmissions) and run
+        the link's timers, even when nothing arrived."""
         data = self._read()
-        if not data:
-            return []
-        frames, reply = self.link.receive(data)
+        now = self._host_now()
+        frames, reply = self.link.receive(data, now) if data else ([], b"")
+        reply += self.link.poll(now)
         if reply:
             self._write(reply)
         out = []

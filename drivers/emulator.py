@@ -98,6 +98,39 @@ def round_div_half_even(num: np.ndarray, den) -> np.ndarray:
     return q + up
 
 
+def split_frames(data: bytes) -> list[bytes]:
+    """Cut a byte stream into frames by their sync pair and length field, without checking them (bytes
+    between frames come out as chunks of their own)."""
+    out, pos, n = [], 0, len(data)
+    while pos < n:
+        i = data.find(w.SYNC, pos)
+        if i < 0:
+            out.append(data[pos:])
+            break
+        if i > pos:
+            out.append(data[pos:i])
+        if n - i < w.HEADER_SIZE:
+            out.append(data[i:])
+            break
+        end = min(n, i + w.HEADER_SIZE + int.from_bytes(data[i + 8:i + 10], "little") + w.CRC_SIZE)
+        out.append(data[i:end])
+        pos = end
+    return out
+
+
+@dataclass
+class _LinkFault:
+    """Damage to frames on the link: ``count`` frames travelling ``direction`` ("rx": host to device,
+    "tx": device to host) from session time ``at_us`` on (None: from now), or every frame for
+    ``duration_us`` when that is set (a stall)."""
+
+    kind: str                    # corrupt | drop | duplicate | reorder
+    direction: str
+    at_us: int | None
+    count: int = 1
+    duration_us: int = 0
+
+
 @dataclass
 class _Injection:
     kind: str
@@ -110,13 +143,19 @@ class _Injection:
 class Emulator:
     """The loopback stimulator. Thread-safe (one lock around every entry point)."""
 
+    #: while a gap in the host's frames stays open, the NAK is repeated every NAK_RETRY_US (device time)
+    NAK_RETRY_US = 50_000
+
     def __init__(self, profile: DeviceProfile = LOOPBACK_PROFILE, serial: str = "LOOPBACK-0001",
                  clock: Clock | None = None, ack_interval_us: int = 20_000):
         self.profile = profile
         self.serial = serial
         self.ack_interval_us = ack_interval_us
         self.lock = threading.RLock()
-        self.link = w.Link(out_of_band=frozenset({w.ESTOP}), reset_types=frozenset({w.HELLO}))
+        self.link = w.Link(out_of_band=frozenset({w.ESTOP}), reset_types=frozenset({w.HELLO}),
+                           nak_retry_us=self.NAK_RETRY_US)
+        self.link_faults: list[_LinkFault] = []
+        self._held = {"rx": None, "tx": None}   # a frame held back by a reorder fault
         self._clock: Clock = clock or RealClock()
         self._dev_base = BOOT_TIME_US
         self._clk_base = self._clock.now_us()
@@ -227,6 +266,68 @@ class Emulator:
             self.corrupt_tx += n
         self.garbage_rx += garbage
 
+    def inject_link_fault(self, kind: str, at_us: int | None = None, count: int = 1, direction: str = "both",
+                          duration_us: int = 0) -> None:
+        """Damage frames on the link from session time ``at_us`` (None: from now): ``kind`` corrupt (one
+        byte flipped: the checks must catch it), drop, duplicate or reorder (the frame is held back and
+        goes after the next one); ``count`` frames, or every frame for ``duration_us`` when that is set;
+        ``direction`` "rx" (host to device), "tx" (device to host) or "both"."""
+        if kind not in ("corrupt", "drop", "duplicate", "reorder"):
+            raise ValueError(f"unknown link fault {kind!r}")
+        for d in (("rx", "tx") if direction == "both" else (direction,)):
+            self.link_faults.append(_LinkFault(kind, d, at_us, count if not duration_us else 1 << 62,
+                                               int(duration_us)))
+
+    def inject_device_silence(self, at_us: int, duration_us: int) -> None:
+        """Every frame the device sends between at_us and at_us + duration_us is lost."""
+        self.inject_link_fault("drop", at_us, direction="tx", duration_us=duration_us)
+
+    def _link_fault(self, direction: str) -> _LinkFault | None:
+        for f in self.link_faults:
+            if f.direction != direction or f.count <= 0:
+                continue
+            if f.at_us is None:
+                return f
+            if self.state == w.IDLE and not self.epoch:
+                continue
+            t0 = self.epoch + f.at_us
+            if self._now < t0:
+                continue
+            if f.duration_us and self._now >= t0 + f.duration_us:
+                f.count = 0
+                continue
+            return f
+        return None
+
+    def _damage(self, data: bytes, direction: str) -> bytes:
+        """Apply the active link faults of ``direction`` to every frame in ``data``."""
+        if not self.link_faults and self._held[direction] is None:
+            return data
+        out = bytearray()
+        for fr in split_frames(data):
+            f = self._link_fault(direction) if fr[:2] == w.SYNC else None
+            held = self._held[direction]
+            if f is None:
+                out += fr
+            else:
+                f.count -= 1
+                if f.kind == "corrupt":
+                    b = bytearray(fr)
+                    b[min(len(b) - 1, 4 if direction == "rx" else len(b) // 2)] ^= 0x01
+                    out += b
+                elif f.kind == "duplicate":
+                    out += fr + fr
+                elif f.kind == "reorder" and held is None:
+                    self._held[direction] = fr
+                    continue
+                elif f.kind == "reorder":
+                    out += fr
+                # "drop": nothing
+            if held is not None:
+                out += held
+                self._held[direction] = None
+        return bytes(out)
+
     def slow_acks(self, delay_us: int) -> None:
         """Acknowledge delivered pulses only ``delay_us`` after their delivery."""
         self.ack_delay_us = int(delay_us)
@@ -242,14 +343,31 @@ class Emulator:
             if self._in_stall():
                 self.stalled_bytes += n
                 return n
-            data = self._damage_rx(bytes(data))
-            frames, reply = self.link.receive(data)
-            self._outbox += reply
-            if frames:
+            data = self._damage(self._damage_rx(bytes(data)), "rx")
+            valid_before = self.link.stats.frames_ok
+            try:
+                frames, reply = self.link.receive(data, self._now)
+            except w.LinkError:
+                self._link_broken()
+                return n
+            self._tx(reply)
+            if self.link.stats.frames_ok != valid_before:
+                # the watchdog is fed by every CRC-valid frame (duplicates and out-of-order ones too):
+                # the host is alive even while the link recovers
                 self._last_rx_t = self._now
             for fr in frames:
                 self._handle(fr)
+            self._tx(self.link.poll(self._now))
             return n
+
+    def _tx(self, data: bytes) -> None:
+        if data:
+            self._outbox += self._damage(data, "tx")
+
+    def _link_broken(self) -> None:
+        """The host asked for frames this device no longer holds: the session cannot continue safely."""
+        if self.active:
+            self._fault(w.FAULT_LINK, 0, 0, all_off=True)
 
     def host_read(self, max_bytes: int = 65536) -> bytes:
         """Bytes for the host (a bulk IN transfer), at most ``max_bytes``; may split frames."""
@@ -258,6 +376,7 @@ class Emulator:
             self.catch_up()
             self._check_connected()
             self._flush_acks()
+            self._tx(self.link.poll(self._now))
             out = bytes(self._outbox[:max_bytes])
             del self._outbox[:max_bytes]
             return out
@@ -296,7 +415,7 @@ class Emulator:
             b = bytearray(frame)
             b[len(b) // 2] ^= 0xFF
             frame = bytes(b)
-        self._outbox += frame
+        self._tx(frame)
 
     # ---- message handling -----------------------------------------------------------------------------
     def _handle(self, fr: w.Frame) -> None:

@@ -33,7 +33,7 @@ STATES = (IDLE, RUNNING, PAUSING, PAUSED, STOPPING, STOPPED, ESTOPPED, FAULTED)
 FINAL_STATES = frozenset({IDLE, STOPPED, ESTOPPED, FAULTED})
 
 # ---- fault kinds (FaultReport.kind) ----------------------------------------------------------------------
-FAULT_KINDS = ("electrode", "over_limit", "watchdog", "queue_overflow", "bad_pulse", "bad_shape", "device")
+FAULT_KINDS = ("electrode", "over_limit", "watchdog", "queue_overflow", "bad_pulse", "bad_shape", "link", "device")
 
 
 @dataclass(frozen=True)

@@ -82,8 +82,10 @@ FAULT_WATCHDOG = 3
 FAULT_QUEUE_OVERFLOW = 4
 FAULT_BAD_PULSE = 5
 FAULT_BAD_SHAPE = 6
+FAULT_LINK = 7
 FAULT_NAMES = {FAULT_ELECTRODE: "electrode", FAULT_OVER_LIMIT: "over_limit", FAULT_WATCHDOG: "watchdog",
-               FAULT_QUEUE_OVERFLOW: "queue_overflow", FAULT_BAD_PULSE: "bad_pulse", FAULT_BAD_SHAPE: "bad_shape"}
+               FAULT_QUEUE_OVERFLOW: "queue_overflow", FAULT_BAD_PULSE: "bad_pulse", FAULT_BAD_SHAPE: "bad_shape",
+               FAULT_LINK: "link"}
 
 SCALE_ONE = 1_000_000         # scale register unit: parts per million
 MAX_SCALE_PPM = 4_000_000     # a scale register holds 0 .. 4.0
@@ -156,6 +158,8 @@ class LinkStats:
     naks_sent: int = 0
     naks_received: int = 0
     retransmitted: int = 0
+    nak_retries: int = 0       # NAKs sent again by the timer because the gap was still open
+    timeouts: int = 0          # retransmissions started by the timer (nothing acknowledged for rto_us)
 
     @property
     def bad_frames(self) -> int:
@@ -237,16 +241,30 @@ class Link:
 
     ``send`` returns the bytes to transmit; ``receive`` returns ``(messages, reply_bytes)`` where
     ``messages`` are the in-order application frames and ``reply_bytes`` is what the link itself must
-    send back (NAKs, retransmissions).
+    send back (NAKs, retransmissions). ``poll(now_us)`` runs the timers and returns what they send;
+    call it regularly (the host on every poll, the device whenever it runs), even when nothing arrives:
+
+    * NAK timer: while a gap is open (a frame skipped ahead of the expected seq and nothing in order has
+      arrived since), the NAK is sent again every ``nak_retry_us`` — a lost or damaged NAK, or a lost
+      retransmission, therefore never stalls the link;
+    * retransmission timer (``rto_us``, None = off): when frames are held unacknowledged and nothing has
+      been acknowledged for ``rto_us``, every held frame is sent again (go-back-N); the peer drops the
+      copies it already has.
+
+    Every frame carries the last in-order seq received (``ack``), so held frames are released as soon
+    as the peer's next frame arrives; a peer that is silent is the runtime's business (it asks for
+    STATUS, then declares the link lost), not the link's.
     """
 
     def __init__(self, retx_frames: int = 4096, out_of_band: frozenset = frozenset(),
-                 reset_types: frozenset = frozenset()):
+                 reset_types: frozenset = frozenset(), nak_retry_us: int = 50_000, rto_us: int | None = None):
         self.stats = LinkStats()
         self.reset_types = reset_types
         self.decoder = FrameDecoder(self.stats)
         self.retx_limit = retx_frames
         self.out_of_band = out_of_band
+        self.nak_retry_us = nak_retry_us
+        self.rto_us = rto_us
         self.reset()
 
     def reset(self) -> None:
@@ -254,6 +272,35 @@ class Link:
         self.rx_expected: int | None = 0  # both sides number their frames from 0 after a reset (HELLO)
         self.retx: "OrderedDict[int, bytes]" = OrderedDict()
         self.nak_outstanding = False
+        self.gap_open = False          # a frame skipped ahead and nothing in order arrived since
+        self._nak_at: int | None = None
+        self._progress_at: int | None = None   # last time something was acknowledged (or first held)
+        self._now: int | None = None
+        self._acked: int | None = None         # the latest ack the peer sent (frames up to it are delivered)
+
+    def poll(self, now_us: int) -> bytes:
+        """Run the timers at ``now_us``; -> bytes to send (a repeated NAK, retransmissions) or b""."""
+        self._now = now_us
+        out = bytearray()
+        if self.gap_open and self.rx_expected is not None:
+            if self._nak_at is None or now_us - self._nak_at >= self.nak_retry_us:
+                if self._nak_at is not None:
+                    self.stats.nak_retries += 1
+                out += self._nak()
+        if self.rto_us is not None and self.retx:
+            if self._progress_at is None:
+                self._progress_at = now_us
+            elif now_us - self._progress_at >= self.rto_us:
+                self.stats.timeouts += 1
+                self._progress_at = now_us
+                out += self.retransmit_from(next(iter(self.retx)))
+        return bytes(out)
+
+    def _nak(self) -> bytes:
+        self.nak_outstanding = True
+        self.stats.naks_sent += 1
+        self._nak_at = self._now
+        return encode_frame(NAK, 0, self.ack_value, self.rx_expected.to_bytes(2, "little"))
 
     @property
     def ack_value(self) -> int:
@@ -265,6 +312,8 @@ class Link:
         seq = self.tx_seq
         self.tx_seq = (seq + 1) & 0xFFFF
         frame = encode_frame(mtype, seq, self.ack_value, payload)
+        if not self.retx:
+            self._progress_at = self._now   # the retransmission timer runs from the first frame held
         self.retx[seq] = frame
         if len(self.retx) > self.retx_limit:
             self.retx.popitem(last=False)
@@ -273,19 +322,28 @@ class Link:
     def _prune(self, ack: int) -> None:
         if ack == NO_ACK:
             return
+        if self._acked is None or _seq_after(ack, self._acked):
+            self._acked = ack
+        pruned = False
         while self.retx:
             first = next(iter(self.retx))
             if first == ack or _seq_after(ack, first):
                 self.retx.popitem(last=False)
+                pruned = True
             else:
                 break
+        if pruned:
+            self._progress_at = self._now
 
     def expect(self, seq: int) -> None:
         """Resynchronise the receive side: the next accepted frame is ``seq``."""
         self.rx_expected = seq & 0xFFFF
         self.nak_outstanding = False
+        self.gap_open = False
 
-    def receive(self, data: bytes) -> tuple[list[Frame], bytes]:
+    def receive(self, data: bytes, now_us: int | None = None) -> tuple[list[Frame], bytes]:
+        if now_us is not None:
+            self._now = now_us
         accepted: list[Frame] = []
         reply = bytearray()
         bad_before = self.stats.bad_crc + self.stats.bad_header + self.stats.bad_length + self.stats.bad_version
@@ -298,21 +356,23 @@ class Link:
                 continue
             if fr.mtype in self.reset_types:
                 # a HELLO restarts the link: both directions start afresh
+                now = self._now
                 self.reset()
+                self._now = now
                 self.rx_expected = (fr.seq + 1) & 0xFFFF
                 accepted.append(fr)
             elif self.rx_expected is None or fr.seq == self.rx_expected:
                 self.rx_expected = (fr.seq + 1) & 0xFFFF
                 self.nak_outstanding = False
+                self.gap_open = False
                 accepted.append(fr)
             elif _seq_after(fr.seq, self.rx_expected):
                 self.stats.seq_gaps += 1
+                self.gap_open = True
                 if fr.mtype in self.out_of_band:
                     accepted.append(fr)  # acted on at once; harmless when it is retransmitted later
                 if not self.nak_outstanding:
-                    self.nak_outstanding = True
-                    self.stats.naks_sent += 1
-                    reply += encode_frame(NAK, 0, self.ack_value, self.rx_expected.to_bytes(2, "little"))
+                    reply += self._nak()
             else:
                 self.stats.duplicates += 1
         if self.stats.bad_crc + self.stats.bad_header + self.stats.bad_length + self.stats.bad_version > bad_before:
@@ -324,6 +384,8 @@ class Link:
         if seq == self.tx_seq:
             return b""  # the peer has everything
         if seq not in self.retx:
+            if self._acked is not None and not _seq_after(seq, self._acked):
+                return b""  # a stale NAK (delayed or reordered): the peer has since acknowledged that frame
             raise LinkError(f"peer asked to retransmit frame {seq}, which is no longer held "
                             f"(holding {len(self.retx)} frames)")
         out = bytearray()
@@ -584,6 +646,8 @@ class FaultMsg:
             return f"refused pulse index {d}"
         if self.code == FAULT_BAD_SHAPE:
             return f"refused shape {d}"
+        if self.code == FAULT_LINK:
+            return "the host asked for frames the device no longer holds"
         return f"detail {d}" if d else ""
 
     def describe(self) -> str:

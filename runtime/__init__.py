@@ -18,7 +18,8 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
         param_ranges: dict | None = None, device_options: dict | None = None, keep_acks: bool = False,
         clock: Clock | None = None, patient_id: str | None = None, db_interval_s: float = 1.0,
         progress_interval_ms: int = 1000, start_delay_ms: int | None = None, operator_id: str | None = None,
-        source_text: str | None = None, channel_ranges: dict | None = None, observers=()) -> SessionRecord:
+        source_text: str | None = None, channel_ranges: dict | None = None, observers=(),
+        record_patience_s: float = 2.0) -> SessionRecord:
     """Stream ``schedule`` to ``device`` and return the SessionRecord.
 
     device         a registered driver name ("loopback", "usb", a plug-in) opened with ``device_options``
@@ -31,7 +32,9 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
     on_event       callback(Event) for progress/state changes (a display hooks in here).
     controller     a SessionController for pause/resume/stop/emergency stop/intensity (and ``at()``).
     db, record     records database path (default: $STIMSCRIPT_DB or the platform data dir); record=False
-                   writes nothing.
+                   writes nothing. Records are written by a separate thread (the stream never waits for
+                   the disk); a database unavailable for ``record_patience_s`` degrades to a journal next
+                   to it, merged when the database next opens (``record.storage`` says where it went).
     params         the param values to store in the record (default: ``schedule.params``).
     param_ranges   {param: (lo, hi)} (µA ints, Quantities or "10 mA" strings) clamping intensity changes;
                    without a range a param can be lowered but not raised above its compiled value.
@@ -75,7 +78,9 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
             source_text=source_text if source_text is not None else getattr(schedule, "source_text", "") or "")
         store = None
         if record:
-            store = RecordStore(db)
+            from .recordwriter import RecordWriter
+
+            store = RecordWriter(db, patience_s=record_patience_s)
         try:
             disp = Dispatcher(schedule, drv, clock, lookahead_us=None if lookahead_ms is None else int(lookahead_ms) * 1000,
                               controller=controller,
@@ -87,7 +92,7 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
             return disp.run()
         finally:
             if store is not None:
-                store.close()
+                store.close(rec)
     finally:
         if owned:
             drv.close()

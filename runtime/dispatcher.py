@@ -4,9 +4,17 @@ The device owns the clock. The dispatcher maps schedule time to device time (``d
 ``offset`` is the START epoch, moved on by every pause), keeps the device queue filled up to ``lookahead``
 ahead of the device clock and within the queue's free space (flow control by the queue level the device
 reports), reads back per-pulse acknowledgements, applies controls, and ends with one of the end reasons
-"completed" | "stopped" | "emergency_stop" | "fault" | "disconnected" | "interrupted". Host jitter only
-changes *when* pulses are sent, never their device-time stamps; a pulse that reaches the device after its
-time is dropped by the device and counted as an underrun.
+"completed" | "degraded" | "stopped" | "emergency_stop" | "fault" | "disconnected" | "interrupted". Host
+jitter only changes *when* pulses are sent, never their device-time stamps; a pulse that reaches the device
+after its time is dropped by the device and counted as an underrun.
+
+It never waits forever: a device that says nothing for ``silence_us`` is asked for STATUS (again every
+``silence_us``), and one that stays silent for ``lost_us`` is declared lost (ESTOP sent, the session ends
+"disconnected"). At the end it asks for the device's final report and waits at most ``drain_timeout_us``
+for it and for the last acknowledgements. The record's counts and end reason come from that report: a
+session that ran to its end ends "completed" only when the device delivered every scheduled pulse
+(pulses skipped on purpose because their amplitude was 0 at pulse time excepted); otherwise it ends
+"degraded" with the numbers in ``record.end_detail``.
 """
 from __future__ import annotations
 
@@ -306,13 +314,19 @@ class Dispatcher:
     SLEW_TICK_US = 20_000
     REALTIME_LOOKAHEAD_US = 200_000
     VIRTUAL_LOOKAHEAD_US = 2_000_000
+    #: a session that ran to its end but misses more scheduled pulses than this (late, lost, never
+    #: delivered) ends "degraded" instead of "completed"
+    DEGRADED_MISSING_MAX = 0
+    #: while ending, the final report is asked for this often (host time)
+    FINAL_STATUS_EVERY_US = 50_000
 
     def __init__(self, schedule, driver: Driver, clock: Clock, *, lookahead_us: int | None = None,
                  controller: SessionController | None = None, on_event=None, store: RecordStore | None = None,
                  record: SessionRecord | None = None, keep_acks: bool = False, db_interval_s: float = 1.0,
                  progress_interval_us: int = 1_000_000, param_ranges: dict | None = None,
                  start_delay_us: int | None = None, drain_timeout_us: int = 3_000_000,
-                 channel_ranges: dict | None = None, observers=()):
+                 channel_ranges: dict | None = None, observers=(),
+                 silence_us: int | None = None, lost_us: int | None = None):
         self.schedule = schedule
         self.driver = driver
         self.clock = clock
@@ -333,6 +347,8 @@ class Dispatcher:
         self.channel_ranges = channel_ranges
         self.start_delay_us = start_delay_us
         self.drain_timeout_us = drain_timeout_us
+        self.silence_us = silence_us
+        self.lost_us = lost_us
         self.state = "starting"
         self.end_reason: str | None = None
         self._estop_flag = False
@@ -465,6 +481,12 @@ class Dispatcher:
         self.pause_sched = 0
         self._pending_resume = False
 
+        self.scheduled = int(sum(self.schedule.counts().values()))
+        self.rec.scheduled_pulses = self.scheduled
+        self.link_lost = False
+        if self.store is not None:
+            # the record exists (database or journal) before any output; a session never runs unrecorded
+            self.store.begin(self.rec)
         drv.prepare(self.schedule)
         drv.upload_shapes(self.schedule.shapes)
         if self.start_delay_us is None:
@@ -478,8 +500,6 @@ class Dispatcher:
             self.rec.log("warning", self.epoch, detail=str(wmsg))
         for ob in self.observers:
             ob.on_start(self)
-        if self.store is not None:
-            self.store.begin(self.rec)
         self.ctl._attach(self)
         self.state = "running"
         self._emit("started")
@@ -517,6 +537,11 @@ class Dispatcher:
         if drv.poll_interval_us:
             tick = max(1000, min(tick, int(drv.poll_interval_us)))
         keepalive_us = max(1000, min(prof.watchdog_ms * 1000 // 4, 100_000))
+        # a silent device: ask for STATUS after silence_us, declare the link lost after lost_us
+        silence_us = self.silence_us or max(tick, prof.watchdog_ms * 500)
+        lost_us = self.lost_us or max(4 * silence_us, prof.watchdog_ms * 2000, 1_000_000)
+        last_heard = clock.now_us()
+        next_status_req = 0
         last_tx_host = clock.now_us()
         last_slew_dev = None
         next_progress = self.epoch
@@ -525,8 +550,18 @@ class Dispatcher:
         while True:
             ctl._settle_signals()
             # 1. what the device says (this also lets an emulator catch up to "now")
-            for m in drv.poll():
+            events = drv.poll()
+            host_now = clock.now_us()
+            if events:
+                last_heard = host_now
+            for m in events:
                 self._handle(m)
+            silent = host_now - last_heard
+            if silent >= silence_us and host_now >= next_status_req:
+                drv.request_status()   # if our frames were lost, this also reveals the gap to the device
+                next_status_req = host_now + silence_us
+            if silent >= lost_us and not self.link_lost:
+                self._lose_link(silent)
             dev_now = drv.device_time_us()
             session_t = dev_now - self.epoch
             # 2. controls
@@ -576,15 +611,19 @@ class Dispatcher:
             elif clock.now_us() - last_tx_host >= keepalive_us:
                 drv.keepalive()
                 last_tx_host = clock.now_us()
-            # 4. ending: wait for the device's final status and every acknowledgement
+            # 4. ending: wait for the device's final report and every acknowledgement (bounded)
             if self.end_reason is not None:
                 if drain_deadline is None:
                     drain_deadline = clock.now_us() + self.drain_timeout_us
+                    next_final_req = clock.now_us() + self.FINAL_STATUS_EVERY_US
                 st = self.last_report
                 if st is not None and st.final and int(self.delivered.sum()) >= st.delivered_total:
                     break
                 if clock.now_us() >= drain_deadline:
                     break
+                if clock.now_us() >= next_final_req and not self.link_lost:
+                    drv.request_status()
+                    next_final_req = clock.now_us() + self.FINAL_STATUS_EVERY_US
                 clock.sleep(1000 if not self.realtime else 2000, ctl.wake)
                 continue
             # 5. progress, records
@@ -602,6 +641,8 @@ class Dispatcher:
                 wake_dev = min(wake_dev, self.epoch + nxt)
             if self.intensity.slewing:
                 wake_dev = min(wake_dev, dev_now + self.SLEW_TICK_US)
+            if silent >= silence_us:
+                wake_dev = min(wake_dev, dev_now + max(1000, next_status_req - host_now))
             if queue_wake is not None:
                 wake_dev = min(wake_dev, max(dev_now + 1, queue_wake))
             if self.state == "running" and not self.source_done:
@@ -655,12 +696,24 @@ class Dispatcher:
             self.rec.faults.append(m.describe())
             self.rec.log("fault", m.device_t_us, channel=m.channel or None, detail=m.describe())
             self._emit("fault", m.describe())
-            if self.end_reason is None or self.end_reason == "completed":
+            if self.end_reason in (None, "completed") or (self.end_reason == "disconnected" and self.link_lost):
                 self.driver.estop()  # belt and braces: every channel off
                 self.end_reason = None
                 self._begin_end("fault")
         elif isinstance(m, ev.DeviceLost):
             raise DeviceDisconnected(m.reason)
+
+    def _lose_link(self, silent_us: int) -> None:
+        """The device has said nothing for ``silent_us`` despite STATUS requests: the link is lost."""
+        self.link_lost = True
+        self._safe_estop()
+        msg = (f"no answer from the device for {silent_us / 1e6:.2f} s: link lost (its watchdog switches the "
+               f"output off)")
+        self.rec.faults.append(msg)
+        self._emit("fault", msg)
+        if self.end_reason in (None, "completed"):
+            self.end_reason = None
+            self._begin_end("disconnected")
 
     def _begin_end(self, reason: str) -> None:
         if self.end_reason is not None:
@@ -759,6 +812,51 @@ class Dispatcher:
         except Exception:
             return self.epoch
 
+    def _settle(self, reason: str, detail: str) -> tuple[str, str, list[str]]:
+        """The end reason and counts the device's final report supports -> (reason, detail, notes)."""
+        rep = self.last_report
+        acked = int(self.delivered.sum())
+        notes: list[str] = []
+        if rep is not None and rep.final:
+            self.late = max(self.late, rep.late_total)
+            if rep.delivered_total > acked:
+                missing = rep.delivered_total - acked
+                if rep.delivered:
+                    for ch, n in rep.delivered.items():
+                        if 0 < ch < len(self.delivered):
+                            self.delivered[ch] = max(self.delivered[ch], n)
+                    for ch, a in rep.peak_ua.items():
+                        if 0 < ch < len(self.peak):
+                            self.peak[ch] = max(self.peak[ch], a)
+                    notes.append(f"{missing} delivered pulse(s) were never acknowledged one by one: the counts "
+                                 f"are the device's final report")
+                else:
+                    notes.append(f"the device reports {rep.delivered_total} pulses delivered, {missing} more than "
+                                 f"it acknowledged (the per-channel counts are the acknowledged ones)")
+        elif reason == "completed":
+            reason = "disconnected"
+            detail = (f"the device did not confirm the end of the session (no final report within "
+                      f"{self.drain_timeout_us / 1e6:g} s)")
+        elif reason not in ("disconnected", "interrupted"):
+            notes.append("the device did not confirm the end of the session (no final report): the counts are "
+                         "the acknowledged ones")
+        if reason == "completed":
+            delivered, silent = rep.delivered_total, rep.silent_total
+            missing = self.scheduled - delivered - silent
+            if missing > self.DEGRADED_MISSING_MAX or missing < 0:
+                reason = "degraded"
+                parts = [f"{delivered} of {self.scheduled} scheduled pulses delivered"]
+                if silent:
+                    parts.append(f"{silent} skipped at zero amplitude")
+                if self.late:
+                    parts.append(f"{self.late} reached the device too late (underruns)")
+                if missing - self.late > 0:
+                    parts.append(f"{missing - self.late} lost")
+                elif missing < 0:
+                    parts.append(f"{-missing} more than scheduled")
+                detail = "; ".join(parts)
+        return reason, detail, notes
+
     def _finish(self, reason: str, detail: str) -> None:
         self.state = "ended"
         rec = self.rec
@@ -766,14 +864,16 @@ class Dispatcher:
             dev_now = self.driver.device_time_us()
         except Exception:
             dev_now = 0
+        reason, detail, notes = self._settle(reason, detail)
         self._update_record(dev_now)
-        if reason == "completed":
+        if reason in ("completed", "degraded"):
             rec.elapsed_us = rec.stim_us = self.schedule.duration_us
         rec.end_reason = reason
         self.intensity.flush_unacknowledged(dev_now, rec)
         rec.log("end", dev_now, detail=reason + (f": {detail}" if detail and reason != "completed" else ""))
-        if detail and reason != "completed":
+        if detail and reason not in ("completed", "degraded"):
             rec.faults.append(detail) if detail not in rec.faults else None
+        rec.end_detail = "; ".join(([detail] if detail else []) + notes)
         try:
             rec.link = dict(self.driver.status().link)
         except Exception:

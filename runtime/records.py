@@ -51,7 +51,7 @@ from pathlib import Path
 
 from ..errors import StimscriptError
 
-END_REASONS = ("completed", "stopped", "emergency_stop", "fault", "disconnected", "interrupted")
+END_REASONS = ("completed", "degraded", "stopped", "emergency_stop", "fault", "disconnected", "interrupted")
 NOTE_KINDS = ("note", "rpe", "adverse_event")
 RPE_SCALES = {"cr10": (0.0, 10.0), "borg20": (6.0, 20.0)}
 EVENT_KINDS = ("start", "pause", "resume", "intensity", "deviation", "stop", "emergency_stop", "fault", "warning",
@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     updated_at TEXT NOT NULL,
     ended_at TEXT,
     end_reason TEXT NOT NULL DEFAULT 'interrupted'
-        CHECK (end_reason IN ('completed','stopped','emergency_stop','fault','disconnected','interrupted')),
+        CHECK (end_reason IN ('completed','degraded','stopped','emergency_stop','fault','disconnected','interrupted')),
     duration_us INTEGER NOT NULL DEFAULT 0,
     elapsed_us INTEGER NOT NULL DEFAULT 0,
     delivered TEXT NOT NULL DEFAULT '{}',
@@ -135,6 +135,9 @@ V2_COLUMNS = (
     ("voided_at", "TEXT"),
     ("void_reason", "TEXT"),
     ("voided_by", "TEXT"),
+    # what "completed" means (the schedule's pulse count) and the end reason's numbers in words
+    ("scheduled_pulses", "INTEGER NOT NULL DEFAULT 0"),
+    ("end_detail", "TEXT NOT NULL DEFAULT ''"),
 )
 
 #: drivers that are emulators whatever they are connected to (records made before version 2 kept only the name)
@@ -267,6 +270,15 @@ class SessionRecord:
     voided_by: str | None = None
     #: events already in the database (the store appends the rest)
     events_saved: int = field(default=0, compare=False, repr=False)
+    #: pulses the schedule holds (what "completed" means); the end reason's numbers in words
+    scheduled_pulses: int = 0
+    end_detail: str = ""
+    #: set when the database was unavailable and the record went to the journal next to it
+    journal_path: str | None = field(default=None, compare=False)
+    #: where the runtime kept this record: "database", "journal", "memory" (neither could be written:
+    #: ``storage_error`` says why) or "" (not recorded)
+    storage: str = field(default="", compare=False)
+    storage_error: str = field(default="", compare=False)
 
     @property
     def total_delivered(self) -> int:
@@ -303,7 +315,10 @@ class SessionRecord:
                  f"  end reason  {self.end_reason}",
                  f"  elapsed     {duration(self.elapsed_us)} of {duration(self.duration_us)}"
                  + (f", paused {duration(self.paused_us)}" if self.paused_us else ""),
-                 f"  delivered   {self.total_delivered} pulses"]
+                 f"  delivered   {self.total_delivered} pulses"
+                 + (f" of {self.scheduled_pulses} scheduled" if self.scheduled_pulses else "")]
+        if self.end_detail:
+            lines.insert(3, f"              {self.end_detail}")
         for ch in sorted(self.delivered):
             lines.append(f"    channel {ch}: {self.delivered[ch]} pulses, peak {ma(self.peak_ua.get(ch, 0))}")
         if self.underruns:
@@ -355,27 +370,125 @@ def _utc_iso(t) -> str:
     return t.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+class _Lenient:
+    """A row of an older database opened read-only: columns it lacks read as NULL."""
+
+    def __init__(self, row: sqlite3.Row):
+        self.row, self.names = row, set(row.keys())
+
+    def __getitem__(self, name):
+        return self.row[name] if name in self.names else None
+
+    def keys(self):
+        return self.row.keys()
+
+
+def _open_readonly(path) -> sqlite3.Connection:
+    """Open for reading only, never writing a byte: ``mode=ro``; on a read-only mount a WAL database cannot
+    get its shared-memory file: then sessions still in the write-ahead log are read from a private copy,
+    and a database without one is opened ``immutable``."""
+    if path == ":memory:":
+        raise RecordError("an in-memory database cannot be opened read-only")
+    p = Path(path)
+    if not p.exists():
+        raise RecordError(f"no records database at {p}")
+
+    def attempt(target: Path, query: str):
+        uri = "file:" + target.resolve().as_posix().replace("?", "%3f").replace("#", "%23") + query
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("SELECT count(*) FROM sessions").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    try:
+        return attempt(p, "?mode=ro")
+    except sqlite3.DatabaseError as exc:
+        last = exc
+    wal = p.with_name(p.name + "-wal")
+    try:
+        if wal.exists() and wal.stat().st_size > 0:
+            import shutil
+            import tempfile
+
+            tmp = Path(tempfile.mkdtemp(prefix="stimscript-ro-"))
+            shutil.copy2(p, tmp / p.name)
+            shutil.copy2(wal, tmp / wal.name)
+            return attempt(tmp / p.name, "")
+        return attempt(p, "?mode=ro&immutable=1")
+    except (sqlite3.DatabaseError, OSError) as exc:
+        last = exc
+    raise RecordError(f"cannot read the records database {p}: {last}") from last
+
+
+def _allow_new_end_reasons(conn: sqlite3.Connection) -> None:
+    """A database created before an end reason existed has a CHECK that refuses it: rebuild the sessions
+    table from its own definition with the new CHECK (SQLite cannot alter one), keeping every row."""
+    import re
+
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='sessions'").fetchone()[0]
+    if all(f"'{r}'" in sql for r in END_REASONS):
+        return
+    allowed = ",".join(f"'{r}'" for r in END_REASONS)
+    new_sql, n = re.subn(r"CHECK\s*\(\s*end_reason\s+IN\s*\([^)]*\)\s*\)", f"CHECK (end_reason IN ({allowed}))", sql)
+    if n != 1:
+        return
+    new_sql = re.sub(r"^CREATE TABLE\s+(IF NOT EXISTS\s+)?\"?sessions\"?", "CREATE TABLE sessions_new", new_sql)
+    cols = ", ".join(r["name"] for r in conn.execute("PRAGMA table_info(sessions)"))
+    conn.execute(new_sql)
+    conn.execute(f"INSERT INTO sessions_new ({cols}) SELECT {cols} FROM sessions")
+    conn.execute("DROP TABLE sessions")
+    conn.execute("ALTER TABLE sessions_new RENAME TO sessions")
+    conn.execute("CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at)")
+    conn.execute("CREATE INDEX IF NOT EXISTS sessions_patient ON sessions(patient_id)")
+
+
 class RecordStore:
     """The SQLite store. Cheap to create; one connection per store object."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, readonly: bool = False,
+                 busy_timeout_s: float = 10.0):
         self.path = Path(path) if path is not None and str(path) != ":memory:" else (
             ":memory:" if path is not None else default_db_path())
+        self.readonly = readonly
+        if readonly:
+            self.conn = _open_readonly(self.path)
+            return
         if self.path != ":memory:":
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise RecordError(f"cannot create the records directory {self.path.parent}: {exc}") from exc
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None,
+            self.conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None,
                                         check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA foreign_keys=OFF")   # the end-reason upgrade rebuilds the sessions table
             self._migrate()
+            self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
             raise RecordError(f"cannot open the records database {self.path}: {exc}") from exc
+        if self.path != ":memory:":
+            from .recordwriter import merge_journal
+
+            try:   # records kept in a journal while the database was unavailable
+                merge_journal(self)
+            except (sqlite3.Error, OSError):
+                pass   # still unavailable: the journal stays for the next time
+
+    @classmethod
+    def for_reading(cls, path: str | os.PathLike | None = None) -> "RecordStore":
+        """Open for listing: normally (so a pending journal is merged first), or read-only when the
+        database cannot be written (a read-only mount, another user's file)."""
+        try:
+            return cls(path)
+        except RecordError:
+            return cls(path, readonly=True)
 
     def _migrate(self) -> None:
         """Create the tables, or bring an older database up to this schema (in one transaction)."""
@@ -395,6 +508,7 @@ class RecordStore:
             for name, decl in V2_COLUMNS:
                 if name in added:
                     c.execute(f"ALTER TABLE sessions ADD COLUMN {name} {decl}")
+            _allow_new_end_reasons(c)
             if "emulated" in added:
                 # before version 2 only the driver name was kept: the loopback driver is always an emulator
                 # (a practice run); other drivers stay "not recorded" (NULL) and are shown as treatment
@@ -449,6 +563,7 @@ class RecordStore:
                  json.dumps([_warning_text(x) for x in rec.warnings]), int(rec.realtime), int(rec.epoch_us),
                  json.dumps(rec.fidelity or {})))
             rec.id = cur.lastrowid
+            self.conn.execute("UPDATE sessions SET scheduled_pulses=? WHERE id=?", (rec.scheduled_pulses, rec.id))
             rec.events_saved = 0
             self._append_events(rec)
         rec.db_path = str(self.path)
@@ -491,10 +606,14 @@ class RecordStore:
                 " warnings=? WHERE id=?",
                 self._progress_values(rec) + (rec.ended_at, rec.ended_at, rec.end_reason, json.dumps(rec.link),
                                               json.dumps([_warning_text(x) for x in rec.warnings]), rec.id))
+            self.conn.execute("UPDATE sessions SET end_detail=?, scheduled_pulses=? WHERE id=?",
+                              (rec.end_detail, rec.scheduled_pulses, rec.id))
             self._append_events(rec)
 
     # ---- reading -----------------------------------------------------------------------------------
     def _from_row(self, row: sqlite3.Row, with_notes: bool = True, with_events: bool = True) -> SessionRecord:
+        if getattr(self, "readonly", False):   # an older database opened read-only has not been upgraded
+            row = _Lenient(row)
         emulated = row["emulated"]
         rec = SessionRecord(
             id=row["id"], title=row["title"], sha256=row["sha256"], params=json.loads(row["params"]),
@@ -510,13 +629,19 @@ class RecordStore:
             device_model=row["device_model"] or "", emulated=None if emulated is None else bool(emulated),
             operator_id=row["operator_id"], stim_us=row["stim_us"], paused_us=row["paused_us"],
             channel_ua=_json_keys_int(json.loads(row["channel_ua"] or "{}")), voided_at=row["voided_at"],
-            void_reason=row["void_reason"], voided_by=row["voided_by"])
+            void_reason=row["void_reason"], voided_by=row["voided_by"],
+            scheduled_pulses=row["scheduled_pulses"] or 0, end_detail=row["end_detail"] or "")
         if not rec.epoch_us:
             rec.epoch_us = int(rec.device_log.get("epoch_us", 0))
         if with_notes:
             rec.notes = self.notes(rec.id)
         if with_events:
-            rec.events = self.events(rec.id)
+            try:
+                rec.events = self.events(rec.id)
+            except sqlite3.OperationalError:
+                if not getattr(self, "readonly", False):
+                    raise
+                rec.events = []   # a read-only database older than the event log
             rec.events_saved = len(rec.events)
         return rec
 

@@ -32,6 +32,7 @@ KEY_LEGEND = (("space", "pause/resume"), ("+", "intensity up"), ("-", "down"), (
 
 END_TEXT = {
     "completed": "the whole session was delivered",
+    "degraded": "ran to its end, but NOT every scheduled pulse was delivered",
     "stopped": "stopped by the user, output ramped down",
     "emergency_stop": "EMERGENCY STOP, output switched off at once",
     "fault": "the device reported a FAULT and switched the output off",
@@ -42,10 +43,16 @@ END_TEXT = {
 #: exit codes of ``stimscript run``
 EXIT_OK = 0          # completed, or stopped by the user
 EXIT_ABNORMAL = 2    # emergency stop, fault, disconnected, interrupted
+EXIT_DEGRADED = 3    # ran to its end, but not every scheduled pulse was delivered
+EXIT_RECORD = 4      # the session ended normally, but its record is not in the database (journal / unsaved)
 
 
-def exit_code(end_reason: str) -> int:
-    return EXIT_OK if end_reason in ("completed", "stopped") else EXIT_ABNORMAL
+def exit_code(end_reason: str, storage: str = "") -> int:
+    if end_reason == "degraded":
+        return EXIT_DEGRADED
+    if end_reason not in ("completed", "stopped"):
+        return EXIT_ABNORMAL
+    return EXIT_RECORD if storage in ("journal", "memory") else EXIT_OK
 
 
 # ---- static session information ----------------------------------------------------------------------
@@ -550,6 +557,7 @@ def summary(record, info: SessionInfo | None = None) -> str:
     names = {r.number: r for r in (info.channels if info else ())}
     lines = [f"Session summary: {record.title or '(untitled)'} (session {record.session}, week {record.week})",
              f"  end reason   {record.end_reason} — {END_TEXT.get(record.end_reason, '')}".rstrip(" —"),
+             *([f"               {record.end_detail}"] if getattr(record, "end_detail", "") else []),
              f"  elapsed      {mmss(record.elapsed_us)} of {mmss(record.duration_us)}",
              f"  device       {record.device}{' ' + record.device_serial if record.device_serial else ''}"]
     if record.patient_id:
@@ -574,7 +582,20 @@ def summary(record, info: SessionInfo | None = None) -> str:
             lines.append(f"  warning      {wmsg}")
     else:
         lines.append("  warnings     none")
-    if record.id is not None:
+    storage = getattr(record, "storage", "")
+    if storage == "journal":
+        lines.append(f"  record       NOT in the database {record.db_path} ({record.storage_error})")
+        lines.append(f"               kept in {record.journal_path}; merged the next time the database opens")
+    elif storage == "memory":
+        import dataclasses
+        import json
+
+        data = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)
+                if f.name not in ("acknowledged", "notes")}
+        lines.append(f"  record       NOT SAVED: {record.storage_error}")
+        lines.append("               keep this copy of it:")
+        lines.append("  " + json.dumps(data, default=str, ensure_ascii=False))
+    elif record.id is not None:
         lines.append(f"  record       #{record.id} in {record.db_path}")
         lines.append(f"               add a note: stimscript note {record.id} --rpe N --text \"...\"")
     else:

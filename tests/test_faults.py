@@ -81,15 +81,24 @@ def test_watchdog_injected_stall(dev, sched, tmp_path):
     assert_off_after(dev, 5_000_000 + 500_000)
 
 
-def test_short_stall_is_an_underrun_not_a_fault(dev, tmp_path):
+def test_short_stall_is_an_underrun_not_a_fault_and_ends_degraded(dev, tmp_path):
     s = nmes_schedule(channels=2, seconds=4, on_s=4, off_s=0, ramp_s=0)
     ctl = SessionController()
     ctl.at(1_000_000, "stall", 250_000)   # longer than the 200 ms look-ahead, shorter than the watchdog
     rec = run(s, dev, tmp_path, controller=ctl, lookahead_ms=200)
-    assert rec.end_reason == "completed"
+    # the session ran to its end, but not every scheduled pulse was delivered: not "completed"
+    assert rec.end_reason == "degraded" and not rec.faults
     assert rec.underruns > 0
     out = dev.emulator.output
     assert sum(rec.delivered.values()) == len(out) == len(s.pulses) - rec.underruns
+    assert rec.scheduled_pulses == len(s.pulses)
+    assert rec.end_detail == (f"{len(out)} of {len(s.pulses)} scheduled pulses delivered; "
+                              f"{rec.underruns} reached the device too late (underruns)")
+    from stimscript.runtime.records import RecordStore
+
+    with RecordStore(tmp_path / "f.sqlite") as store:
+        back = store.get(rec.id)
+    assert (back.end_reason, back.end_detail, back.scheduled_pulses) == ("degraded", rec.end_detail, len(s.pulses))
     # host jitter never moved a pulse: everything delivered is at its scheduled time
     ref = {(int(t), int(c)) for t, c in zip(s.pulses["t_us"], s.pulses["channel"])}
     assert all((int(t), int(c)) in ref for t, c in zip(out["t_us"], out["channel"]))

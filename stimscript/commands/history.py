@@ -53,7 +53,7 @@ def record_row(rec) -> dict:
     }
 
 
-END_STYLE = {"completed": "green", "stopped": "yellow", "emergency_stop": "bold red", "fault": "bold red",
+END_STYLE = {"completed": "green", "degraded": "yellow", "stopped": "yellow", "emergency_stop": "bold red", "fault": "bold red",
              "disconnected": "bold red", "interrupted": "red"}
 
 
@@ -237,7 +237,7 @@ def history(record_id: int | None, id_option: int | None, as_csv: bool, show_all
     if record_id is not None and id_option is not None and record_id != id_option:
         raise RecordError(f"two record ids given ({record_id} and --id {id_option}): give one")
     rid = record_id if record_id is not None else id_option
-    with RecordStore(db) as store:
+    with RecordStore.for_reading(db) as store:
         if rid is not None:
             rec = store.get(rid)
             if as_csv:

@@ -44,6 +44,11 @@ Exit codes:
      (nothing was run)
   2  the session ended abnormally: emergency stop, device fault or
      disconnection (also: the command line was typed wrongly)
+  3  degraded: the session ran to its end, but not every scheduled pulse
+     was delivered (late or lost pulses; the summary gives the numbers)
+  4  the session completed or was stopped, but its record could not be
+     written to the database: it is kept in a journal next to it (merged
+     the next time the database opens), or printed if even that failed
 """
 
 
@@ -104,7 +109,7 @@ def run(file: str, device: str, session: int | None, sets: tuple[str, ...], real
         click.echo(summary(record, info))
     except BrokenPipeError:   # the reader went away (e.g. Ctrl-C also ended `| tail`): the record is saved
         pass
-    code = exit_code(record.end_reason)
+    code = exit_code(record.end_reason, getattr(record, "storage", ""))
     if code:
         sys.exit(code)
 
