@@ -76,16 +76,24 @@ def test_no_database_and_no_journal_means_no_session(tmp_path):
     assert len(dev.emulator.output) == 0      # nothing was delivered without a record
 
 
-def test_realtime_session_never_waits_for_a_locked_database(tmp_path):
-    db = tmp_path / "r.sqlite"
-    lock = hold_lock(db)
-    s = nmes_schedule(channels=8, seconds=0.6, on_s=0.6, off_s=0, ramp_s=0.1)
-    dev = stimscript.open_device("loopback")
-    rec = stimscript.run(s, device=dev, realtime=True, lookahead_ms=100, db=db, record_patience_s=0.2,
-                         db_interval_s=0)
-    lock.execute("ROLLBACK")
-    assert rec.end_reason == "completed" and rec.underruns == 0 and rec.storage == "journal"
-    assert np.array_equal(dev.emulator.output, s.pulses)
+def test_the_streaming_thread_never_touches_sqlite(tmp_path, monkeypatch):
+    """Every SQLite call of a session happens on the writer thread, none on the thread that streams."""
+    import threading
+
+    seen = []
+    for name in ("begin", "update_progress", "finish"):
+        orig = getattr(RecordStore, name)
+
+        def spy(self, rec, _orig=orig, _name=name):
+            seen.append((_name, threading.current_thread()))
+            return _orig(self, rec)
+
+        monkeypatch.setattr(RecordStore, name, spy)
+    rec = stimscript.run(SCHED, device="loopback", db=tmp_path / "r.sqlite", db_interval_s=0)
+    assert rec.storage == "database" and rec.end_reason == "completed"
+    names = [n for n, _ in seen]
+    assert names[0] == "begin" and names[-1] == "finish" and "update_progress" in names
+    assert all(t is not threading.main_thread() and t.name == "stimscript-records" for _, t in seen)
 
 
 def test_old_database_learns_the_degraded_end_reason_keeping_rows_and_notes(tmp_path):
