@@ -487,7 +487,13 @@ class RecordStore:
         database cannot be written (a read-only mount, another user's file)."""
         try:
             return cls(path)
-        except RecordError:
+        except RecordError as exc:
+            p = Path(path) if path is not None else default_db_path()
+            why = str(exc.__cause__ or exc).lower()
+            cannot_write = (not os.access(p, os.W_OK) or not os.access(p.parent, os.W_OK)
+                            or any(w in why for w in ("readonly", "read-only", "unable to open", "read only")))
+            if not (p.exists() and cannot_write):
+                raise
             return cls(path, readonly=True)
 
     def _migrate(self) -> None:

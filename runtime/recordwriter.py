@@ -31,7 +31,8 @@ from pathlib import Path
 from .records import RecordError, RecordStore, SessionRecord, now_iso
 
 #: what a record snapshot leaves out (large, or not stored)
-_SKIP = frozenset({"acknowledged", "notes", "db_path", "journal_path", "id", "storage", "storage_error"})
+_SKIP = frozenset({"acknowledged", "notes", "db_path", "journal_path", "id", "storage", "storage_error",
+                   "events_saved"})
 JOURNAL_SUFFIX = ".pending.jsonl"
 
 
@@ -62,9 +63,22 @@ def _int_keys(d):
 
 
 def restore(data: dict) -> SessionRecord:
-    """A SessionRecord from a snapshot (JSON-decoded or not); unknown keys are ignored."""
+    """A SessionRecord from a snapshot (JSON-decoded or not); unknown keys are ignored. Its event log is
+    written again from the start (the store skips events it already holds)."""
     names = {f.name for f in dataclasses.fields(SessionRecord)}
-    return SessionRecord(**{k: _int_keys(v) for k, v in data.items() if k in names and k not in _SKIP})
+    rec = SessionRecord(**{k: _int_keys(v) for k, v in data.items() if k in names and k not in _SKIP})
+    events = getattr(rec, "events", None)
+    if events and isinstance(events[0], dict):
+        from .records import RecordEvent
+
+        rec.events = [RecordEvent(**e) for e in events]
+    return rec
+
+
+def _json_default(o):
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    return str(o)
 
 
 def _apply(store: RecordStore, op: str, rec: SessionRecord) -> int:
@@ -113,14 +127,8 @@ def merge_journal(store: RecordStore, path=None) -> int:
     if not jp.exists():
         return 0
     entries = read_journal(jp)
-    store.conn.execute("BEGIN IMMEDIATE")
-    try:
-        for op, data in entries.values():
-            _apply(store, op, restore(data))
-        store.conn.execute("COMMIT")
-    except BaseException:
-        store.conn.execute("ROLLBACK")
-        raise
+    for op, data in entries.values():   # each is idempotent (by uuid): a merge cut short is simply redone
+        _apply(store, op, restore(data))
     jp.unlink()
     return len(entries)
 
@@ -280,7 +288,7 @@ class RecordWriter:
             self._fail_journal("no place for a journal (an in-memory database)")
             return
         try:
-            line = json.dumps({"op": op, "record": data}, default=str, ensure_ascii=False)
+            line = json.dumps({"op": op, "record": data}, default=_json_default, ensure_ascii=False)
             with open(self.journal, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
                 fh.flush()

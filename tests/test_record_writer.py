@@ -42,7 +42,7 @@ def test_locked_database_goes_to_the_journal_and_is_merged_later(tmp_path):
     lock.execute("ROLLBACK")
     lock.close()
     with RecordStore(db) as store:          # the next open merges it
-        back, = store.list()
+        back, = store.list(all=True)
     assert not jp.exists()
     assert (back.uuid, back.end_reason, back.delivered, back.peak_ua) == (rec.uuid, "completed", rec.delivered,
                                                                           rec.peak_ua)
@@ -137,7 +137,7 @@ def test_cli_full_disk_keeps_the_record_in_a_journal_with_its_exit_code(tmp_path
     assert r.returncode == 4, r.stdout + r.stderr
     assert "NOT in the database" in r.stdout and str(journal_path_for(db)) in r.stdout
     assert "end reason   completed" in r.stdout
-    h = _cli("history", "--db", str(db), "--csv")          # no limit now: merged and listed
+    h = _cli("history", "--all", "--db", str(db), "--csv")          # no limit now: merged and listed
     assert h.returncode == 0, h.stderr
     rows = h.stdout.strip().splitlines()
     assert len(rows) == 2 and ",completed," in rows[1]
@@ -173,7 +173,7 @@ def test_history_reads_a_database_it_cannot_write(tmp_path, with_wal):
     ro.mkdir()
     script = (f"mount --bind {db.parent} {ro} && mount -o remount,bind,ro {ro} && "
               f"touch {ro}/probe 2>/dev/null && exit 99; "
-              f"exec {sys.executable} -m stimscript.cli history --csv --db {ro / db.name}")
+              f"exec {sys.executable} -m stimscript.cli history --all --csv --db {ro / db.name}")
     r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
     if r.returncode == 99 or "mount:" in r.stderr:
         pytest.skip(f"cannot make a read-only mount here: {r.stderr.strip()}")
@@ -187,7 +187,7 @@ def test_read_only_open_never_writes(tmp_path):
     db = _readonly_copy(tmp_path)
     before = {p.name: p.read_bytes() for p in db.parent.iterdir()}
     with RecordStore.for_reading(db) as store:
-        assert len(store.list()) == 1
+        assert len(store.list(all=True)) == 1
     from stimscript.runtime.records import _open_readonly
 
     conn = _open_readonly(db)
