@@ -14,6 +14,8 @@ from ..errors import DeviceNotFound, DriverError
 BUILTIN: dict[str, str] = {
     "loopback": "stimscript.drivers.loopback:LoopbackDriver",
     "usb": "stimscript.drivers.usb:UsbDriver",
+    "p24": "stimscript.drivers.sciencemode.driver:P24Driver",
+    "rehamove3": "stimscript.drivers.sciencemode.driver:RehaMove3Driver",
 }
 ENTRY_POINT_GROUP = "stimscript.drivers"
 
