@@ -23,6 +23,7 @@ COMMANDS = {
     "plot": "stimscript.commands.plot:plot",
     "run": "stimscript.commands.run:run",
     "devices": "stimscript.commands.devices:devices",
+    "emulate": "stimscript.commands.emulate:emulate",
     "history": "stimscript.commands.history:history",
     "note": "stimscript.commands.note:note",
     "void": "stimscript.commands.void:void",

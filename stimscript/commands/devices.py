@@ -7,6 +7,8 @@ from ._common import handle_errors
 
 #: drivers that can be opened with no hardware attached
 NO_HARDWARE = ("loopback",)
+#: serial-port drivers with a built-in profile (listed with the serial ports found)
+SERIAL = ("p24", "rehamove3")
 
 
 @click.command("devices")
@@ -30,6 +32,14 @@ def devices() -> None:
                               f"{'independent' if p.independent_sources else 'shared'} current sources")
             except StimscriptError as exc:
                 report = f"cannot open: {exc}"
+        elif name in SERIAL:
+            from ..programs.models import MODELS
+
+            p = MODELS[name].profile
+            report = (f"ScienceMode over a serial port: {p.channels} channels, 0-{p.max_current_ua / 1000:g} mA in "
+                      f"{p.current_step_ua / 1000:g} mA steps, device-timed periods on a {p.time_base_us / 1000:g} ms "
+                      f"grid (`stimscript run FILE --device {name} --port PATH`; "
+                      f"`stimscript emulate {name}` to try it)")
         else:
             report = "needs hardware (open it with `stimscript run --device " + name + "`)"
         rows.append((name, target, report))
@@ -38,3 +48,9 @@ def devices() -> None:
     click.echo(f"{'driver'.ljust(width)}  {'class'.ljust(twidth)}  reports")
     for name, target, report in rows:
         click.echo(f"{name.ljust(width)}  {target.ljust(twidth)}  {report}")
+    from ..drivers.sciencemode.transport import serial_ports
+
+    ports = serial_ports()
+    click.echo("serial ports: " + ("none found" if not ports else ""))
+    for path, desc in ports:
+        click.echo(f"  {path}  {desc}")

@@ -10,7 +10,7 @@ import sys
 import click
 
 from ._common import handle_errors
-from .options import parse_sets, set_option
+from .options import mode_option, parse_sets, set_option
 
 RUN_HELP = """Run one session of FILE on a device, show it live and keep its record.
 
@@ -67,9 +67,20 @@ Exit codes:
 @click.option("--patient", default=None, metavar="ID", help="Patient id stored with the record.")
 @click.option("--operator", default=None, metavar="ID", help="Operator (clinician) id stored with the record.")
 @click.option("--plain", is_flag=True, help="No live display: print progress lines (as without a terminal).")
+@click.option("--port", default=None, metavar="PATH",
+              help="Serial port of a ScienceMode device (p24, rehamove3), e.g. /dev/ttyACM0 "
+                   "(see `stimscript devices`).")
+@mode_option
+@click.option("--dry-run", is_flag=True,
+              help="ScienceMode devices: send nothing; print every frame the session would send "
+                   "(answered by an emulator in this process).")
+@click.option("--max-current", "max_current", type=float, default=None, metavar="MA",
+              help="ScienceMode devices: the highest current the driver lets through (default 20 mA, "
+                   "a safe first session); raise it deliberately.")
 @handle_errors
 def run(file: str, device: str, session: int | None, sets: tuple[str, ...], realtime: bool | None, db: str | None,
-        no_record: bool, patient: str | None, operator: str | None, plain: bool) -> None:
+        no_record: bool, patient: str | None, operator: str | None, plain: bool, port: str | None = None,
+        mode: str | None = None, dry_run: bool = False, max_current: float | None = None) -> None:
     from .. import load
     from ..drivers import load_driver_class
     from ..live import exit_code, run_session, summary
@@ -82,7 +93,10 @@ def run(file: str, device: str, session: int | None, sets: tuple[str, ...], real
         # check against what the device itself reports (HELLO), not the loopback defaults
         from ..drivers import open_device
 
-        target = open_device(device)
+        options = {k: v for k, v in (("port", port), ("mode", mode), ("max_current_ma", max_current)) if v is not None}
+        if dry_run:
+            options["dry_run"] = True
+        target = open_device(device, **options)
         profile = target.capabilities()
     try:
         proto = load(file, device=profile)
@@ -91,9 +105,16 @@ def run(file: str, device: str, session: int | None, sets: tuple[str, ...], real
             if patient is not None and not no_record:
                 session = next_session(proto, patient, db, practice=_emulated(target),
                                        echo=lambda s: click.echo(s, err=True))
+        if mode is not None or device in ("p24", "rehamove3"):
+            from ..errors import SafetyError
+            from ._fidelity import device_findings
+
+            errors, _ = device_findings(proto, device, mode, session, params)
+            if errors:
+                raise SafetyError(errors)
         schedule = proto.compile(session=session, params=params)
         if realtime is None:
-            realtime = device != "loopback"
+            realtime = device != "loopback" and not dry_run
         driven = {c.param for c in schedule.channels if c.param}
         # live intensity changes stay inside the param's range AND inside what would have compiled (safety)
         ranges = {name: proto.safe_range(name, session=session, params=params)
