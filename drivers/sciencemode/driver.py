@@ -93,6 +93,7 @@ class ScienceModeDriver(Driver):
         self._out: dict[int, _Outstanding] = {}
         self._events: list = []
         self.frames_sent = 0
+        self._bytes_in = 0
         self.frames_received = 0
         self.resent = 0
         self.transfer_errors = 0
@@ -198,7 +199,7 @@ class ScienceModeDriver(Driver):
             raise DeviceDisconnected(f"{self.name}: the serial port is closed")
         self._link.write(raw)
 
-    def _send(self, cmd: int, data: bytes, what: str = "", track: bool = True) -> int:
+    def _send(self, cmd: int, data: bytes, what: str = "", track: bool = True, tries: int = 1) -> int:
         pn = self._numbers.take()
         raw = F.encode(pn, cmd, data)
         self.frames_sent += 1
@@ -207,24 +208,44 @@ class ScienceModeDriver(Driver):
         self._write(raw)
         if track:
             self._out[pn] = _Outstanding(pn, cmd, data, self._now(), what or M.COMMAND_NAMES.get(cmd, str(cmd)))
+            self._out[pn].tries = tries
         if self._virtual:
             self._settle(pn)
         return pn
 
     def _settle(self, pn: int) -> None:
-        """Virtual time: give the emulator (another thread, across the terminal) the moment to see the
-        frame before the clock moves on, by waiting briefly (real time) for its answer."""
+        """Virtual time: let the emulator (another thread, across the terminal) read the frame before the
+        clock moves on: wait (real time, at most 1 s) until it has counted every frame sent."""
         import time
 
-        deadline = time.monotonic() + 0.25
-        while pn in self._out and time.monotonic() < deadline:
-            self._link.wait_readable(0.002)
+        emu = self.emulator
+        if emu is None:
+            return
+        deadline = time.monotonic() + 1.0
+        while emu.rx_frames < self.frames_sent and time.monotonic() < deadline and not emu.disconnected:
+            time.sleep(0.0002)
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Virtual time: read every answer the emulator has due by now before the clock moves on."""
+        import time
+
+        emu, server = self.emulator, self._server
+        if emu is None or server is None:
             self._receive()
+            return
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and not emu.disconnected:
+            self._receive()
+            if emu.due_answers() == 0 and server.bytes_out == self._bytes_in:
+                return
+            self._link.wait_readable(0.0005)
 
     def _receive(self) -> None:
         data = self._link.read() if self._link is not None else b""
         if not data:
             return
+        self._bytes_in += len(data)
         for item in self._reader.feed(data):
             if isinstance(item, F.FrameError):
                 self.transfer_errors += 1
@@ -292,8 +313,13 @@ class ScienceModeDriver(Driver):
             data = self._update_payload(self._now())
         else:
             data = out.data
-        pn = self._send(out.cmd, data, out.what)
-        self._out[pn].tries = out.tries + 1
+        if out.cmd == M.LL_CHANNEL_CONFIG:
+            item = self.ll_inflight.pop(out.pn, None)
+            pn = self._send(out.cmd, data, out.what, tries=out.tries + 1)
+            if item is not None:
+                self.ll_inflight[pn] = item
+            return
+        self._send(out.cmd, data, out.what, tries=out.tries + 1)
 
     def _check_timeouts(self, now: int) -> None:
         for out in list(self._out.values()):
@@ -301,6 +327,9 @@ class ScienceModeDriver(Driver):
                 self._out.pop(out.pn, None)
                 if out.cmd == M.LL_CHANNEL_CONFIG:
                     continue        # its pulse's fate is unknown: never acknowledged
+                if out.what == "final" and out.tries > self.retries:
+                    self._halt(ev.STOPPED)
+                    continue
                 self.resent += 1
                 self._resend(out)
 
@@ -328,6 +357,7 @@ class ScienceModeDriver(Driver):
         self.confirmed_until: dict[int, int] = {}
         self.dead_channels: set = set()
         self.program_phases = []
+        self._period_lag = 0
         self.shapes = ()
         self.ll_queue: deque = deque()   # low level: pulses to send (index, t, ch, amp, shape)
         self.ll_inflight: dict = {}
@@ -360,6 +390,7 @@ class ScienceModeDriver(Driver):
         if m.family == PERIODIC:
             self.program_phases = lower_periodic(schedule, m)
             self.timeline = timeline(self.program_phases)
+            self._period_lag = max((p.device_period_us for p in self.program_phases), default=0)
             if self.fidelity_report.load_peak >= (m.load_budget or 10**9):
                 raise DriverError(f"{self.name}: the channels together exceed the device's load budget (D005)")
 
@@ -377,10 +408,10 @@ class ScienceModeDriver(Driver):
 
     def start(self, epoch_us: int) -> None:
         with self.lock:
-            timeline, phases, shapes = self.timeline, self.program_phases, self.shapes
+            timeline, phases, shapes, lag = self.timeline, self.program_phases, self.shapes, self._period_lag
             rep = getattr(self, "fidelity_report", None)
             self._reset_session()
-            self.timeline, self.program_phases, self.shapes = timeline, phases, shapes
+            self.timeline, self.program_phases, self.shapes, self._period_lag = timeline, phases, shapes, lag
             self.fidelity_report = rep
             self.epoch = self.offset = int(epoch_us)
             if self.mode == "mid-level":
@@ -485,7 +516,10 @@ class ScienceModeDriver(Driver):
             if not self.is_open:
                 return []
             try:
-                self._receive()
+                if self._virtual:
+                    self._catch_up()
+                else:
+                    self._receive()
                 now = self._now()
                 self._check_timeouts(now)
                 if self._session and self.state in (ev.RUNNING, ev.PAUSING, ev.STOPPING):
@@ -532,7 +566,12 @@ class ScienceModeDriver(Driver):
         # the device was running these channels without error when it answered: acknowledge what was due
         # before we asked (minus the update latency, so a pulse not yet switched on is not counted)
         lat = self.model.update_latency_us[1]
-        limit = asked - lat
+        if out.what == "final":
+            self._acknowledge(asked - lat)
+            self._halt(ev.STOPPED)
+            return
+        # a pulse scheduled at t has certainly run by t + latency + one device period (its own phase)
+        limit = asked - lat - self._period_lag
         expect_running = {ch for ch in self.current if ch not in self.dead_channels}
         if self.state == ev.RUNNING and expect_running and not any(cd.running[ch - 1] for ch in expect_running
                                                                   if ch <= len(cd.running)) \
@@ -656,8 +695,13 @@ class ScienceModeDriver(Driver):
                 return
             now = self._now()
             if ramp_us <= 0 or self.state == ev.PAUSED:
-                # the session's own end: acknowledge what the device confirmed so far, then off
-                self._acknowledge(now - self.model.update_latency_us[1] if self.mode == "mid-level" else now)
+                if self.mode == "mid-level" and self.state == ev.RUNNING and ramp_us <= 0:
+                    # the session's own end: one last question confirms what ran, then everything off
+                    self.current = {}
+                    self._send_update(now, "ml_update (end)")
+                    self._send(M.ML_GET_CURRENT_DATA, bytes((self._selector(),)), "final")
+                    self.state = ev.STOPPING
+                    return
                 self._halt(ev.STOPPED)
                 return
             self.ramp = ("stop", now, now + int(ramp_us))

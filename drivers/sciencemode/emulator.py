@@ -171,6 +171,13 @@ class ScienceModeEmulator:
             self._tx = keep
             return bytes(out)
 
+    def due_answers(self) -> int:
+        """How many answers are due by now but not yet read by the host."""
+        with self.lock:
+            now = self.now_us()
+            self._advance(now)
+            return sum(1 for d, _ in self._tx if d <= now)
+
     def next_event_us(self) -> int | None:
         """Device time of the next thing the emulator will do on its own (answer, update, pulse)."""
         with self.lock:

@@ -80,6 +80,7 @@ class PtyServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name=f"sciencemode-pty {self.path}", daemon=True)
         self.error: BaseException | None = None
+        self.bytes_out = 0
 
     def start(self) -> "PtyServer":
         self._thread.start()
@@ -101,6 +102,7 @@ class PtyServer:
                 out = self.emulator.host_read()
                 if out:
                     os.write(self.master, out)
+                    self.bytes_out += len(out)
         except EmulatorDisconnected:
             self._close_fds()
         except BaseException as exc:   # kept for the owner to see; the host sees a silent device
