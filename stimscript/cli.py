@@ -42,6 +42,7 @@ SUMMARIES = {
     "plot": "Plot one session of FILE: amplitude envelope per channel, blocks and pulse shapes.",
     "run": "Run one session of FILE on a device, show it live and keep its record.",
     "devices": "List registered device drivers and what they report.",
+    "emulate": "Serve an emulated ScienceMode MODEL on a new pseudo-terminal (its path is the first output line).",
     "history": "List treatment records (oldest first), or show record ID in detail with its event log.",
     "note": "Add a note to session record ID (the id column of `stimscript history`).",
     "void": "Mark session record ID void: it is kept (with the reason, time and operator) and hidden from "

@@ -36,7 +36,7 @@ def test_registry_and_did_you_mean(monkeypatch):
     assert available_drivers()["usb"] == "stimscript.drivers.usb:UsbDriver"
     with pytest.raises(DeviceNotFound, match="did you mean 'loopback'") as ei:
         open_device("loopbak")
-    assert "known: loopback, usb" in str(ei.value)
+    assert "known: loopback, p24, rehamove3, usb" in str(ei.value)
     # entry-point plug-ins are merged in (built-ins win)
     monkeypatch.setattr(registry, "_entry_points",
                         lambda: {"acme": "stimscript.drivers.loopback:LoopbackDriver", "usb": "nope:Nope"})
