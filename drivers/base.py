@@ -129,6 +129,12 @@ class Driver(ABC):
         nothing); a device with its own timing model lowers the session to its program, and raises
         DriverError for what it cannot reproduce."""
 
+    def fidelity(self, schedule) -> dict:
+        """How faithfully this device reproduces ``schedule``: a fidelity report as a dict
+        (``stimscript.programs.fidelity.FidelityReport.as_dict()``), stored in the session record. The
+        default, {}, means the device plays the schedule exactly (timestamped streaming)."""
+        return {}
+
     @abstractmethod
     def upload_shapes(self, shapes) -> None:
         """Store the pulse-shape table (index = the ``shape`` field of pulses); each shape has ``.phases``:

@@ -76,9 +76,7 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
             warnings=[_warning_text(x) for x in (getattr(schedule, "warnings", ()) or ())], realtime=clock.realtime,
             device_model=_device_model(drv), emulated=_emulated(drv), operator_id=operator_id,
             source_text=source_text if source_text is not None else getattr(schedule, "source_text", "") or "")
-        fidelity = getattr(drv, "fidelity", None)   # a device with its own timing model reports how it plays
-        if callable(fidelity):
-            rec.fidelity = fidelity(schedule)
+        rec.fidelity = drv.fidelity(schedule)   # {} unless the device has its own timing model
         store = None
         if record:
             from .recordwriter import RecordWriter
