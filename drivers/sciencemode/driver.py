@@ -124,6 +124,11 @@ class ScienceModeDriver(Driver):
     def serial(self) -> str:
         return self.info.device_id
 
+    @property
+    def emulated(self) -> bool:
+        """An emulator (in this process, a dry run, or `stimscript emulate`, whose ids contain "EMU")."""
+        return self.emulator is not None or "EMU" in self.info.device_id
+
     def capabilities(self) -> DeviceProfile:
         return self.profile
 
