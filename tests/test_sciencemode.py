@@ -74,7 +74,7 @@ def test_the_driver_talks_through_a_real_pseudo_terminal(device):
 
 def test_session_completes_and_fidelity_predictions_hold(device, tmp_path):
     s = schedule()
-    rep = fidelity(s, device.model)
+    rep = fidelity(s, device.timing_model)
     rec = run(s, device, tmp_path)
     assert rec.end_reason == "completed", rec.faults
     out = device.emulator.output
@@ -90,14 +90,14 @@ def test_session_completes_and_fidelity_predictions_hold(device, tmp_path):
     # every acknowledged pulse was scheduled; with no faults all were
     assert rec.delivered == counts
     assert set(np.unique(out["amplitude_ua"] % 500).tolist()) == {0}
-    assert rec.fidelity["device"] == device.model.name
+    assert rec.fidelity["device"] == device.timing_model.name
     stored = stimscript.runtime.RecordStore(tmp_path / "r.sqlite").get(rec.id)
     assert stored.fidelity["trains"][0]["pulses_per_on_phase"] == rep.trains[0].pulses_per_on_phase
 
 
 def test_onsets_within_the_reported_uncertainty(device, tmp_path):
     s = schedule(channels=1, cycles=4, ramp_us=0)
-    rep = fidelity(s, device.model)
+    rep = fidelity(s, device.timing_model)
     lo, hi = rep.trains[0].onset_uncertainty_us
     rec = run(s, device, tmp_path, keep_acks=True)
     assert rec.end_reason == "completed"

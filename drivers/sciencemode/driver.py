@@ -71,13 +71,13 @@ class ScienceModeDriver(Driver):
         from ...programs.models import model_for
 
         self.mode = mode
-        self.model = model_for(self.MODEL, mode)
+        self.timing_model = model_for(self.MODEL, mode)
         self.port = port
         self.emulator = emulator
         self.dry_run = bool(dry_run)
         self.max_current_ua = int(round(Fraction(str(max_current_ma)) * 1000))
-        if not 0 < self.max_current_ua <= self.model.max_current_ua:
-            raise DriverError(f"max_current_ma must be in (0, {self.model.max_current_ua / 1000:g}] mA")
+        if not 0 < self.max_current_ua <= self.timing_model.max_current_ua:
+            raise DriverError(f"max_current_ma must be in (0, {self.timing_model.max_current_ua / 1000:g}] mA")
         self.timeout_us = int(timeout_ms) * 1000
         self.retries = int(retries)
         self.echo = echo if echo is not None else (lambda s: print(s, file=sys.stderr)) if dry_run else None
@@ -123,6 +123,11 @@ class ScienceModeDriver(Driver):
     @property
     def serial(self) -> str:
         return self.info.device_id
+
+    @property
+    def model(self) -> str:
+        """The device model recorded with each session ("p24", "rehamove3")."""
+        return self.MODEL
 
     @property
     def emulated(self) -> bool:
@@ -374,7 +379,7 @@ class ScienceModeDriver(Driver):
         from ...programs.models import PERIODIC, snap_period
         from ...programs.periodic import lower_periodic, timeline
 
-        m = self.model
+        m = self.timing_model
         for i, shape in enumerate(schedule.shapes):
             n = points_needed(shape.phases, m)
             if n > m.max_points:
@@ -405,7 +410,7 @@ class ScienceModeDriver(Driver):
         if rep is None and schedule is not None:
             from ...programs.fidelity import fidelity
 
-            rep = fidelity(schedule, self.model)
+            rep = fidelity(schedule, self.timing_model)
         return rep.as_dict() if rep is not None else {}
 
     def upload_shapes(self, shapes) -> None:
@@ -462,13 +467,13 @@ class ScienceModeDriver(Driver):
     def _quantised(self, channel: int, amplitude_ua: int, factor: Fraction) -> int:
         from ...programs.periodic import quantise
 
-        ua = quantise(Fraction(amplitude_ua) * factor, self.model.current_step_ua)
+        ua = quantise(Fraction(amplitude_ua) * factor, self.timing_model.current_step_ua)
         return max(0, min(ua, self.max_current_ua))
 
     def _points(self, shape_index: int, amplitude_ua: int) -> tuple:
         from ...programs.fidelity import shape_points
 
-        pts = shape_points(self.shapes[shape_index].phases, amplitude_ua, self.model)
+        pts = shape_points(self.shapes[shape_index].phases, amplitude_ua, self.timing_model)
         return tuple(M.Point(d, c // 500) for d, c in pts)
 
     def _ramp_factor(self, now: int) -> Fraction:
@@ -570,7 +575,7 @@ class ScienceModeDriver(Driver):
                 self._events.append(ev.FaultReport(kind, ch, self._now(), str(err), output_off=False))
         # the device was running these channels without error when it answered: acknowledge what was due
         # before we asked (minus the update latency, so a pulse not yet switched on is not counted)
-        lat = self.model.update_latency_us[1]
+        lat = self.timing_model.update_latency_us[1]
         if out.what == "final":
             self._acknowledge(asked - lat)
             self._halt(ev.STOPPED)
@@ -615,7 +620,7 @@ class ScienceModeDriver(Driver):
 
     # ---- low level ------------------------------------------------------------------------------------
     def _run_low_level(self, now: int) -> None:
-        while self.ll_queue and self.ll_queue[0][1] <= now and len(self.ll_inflight) < self.model.device_buffer:
+        while self.ll_queue and self.ll_queue[0][1] <= now and len(self.ll_inflight) < self.timing_model.device_buffer:
             idx, t, ch, amp, shape = self.ll_queue.popleft()
             if ch in self.dead_channels:
                 continue
