@@ -140,6 +140,8 @@ class _Intensity:
             if p > 0:   # never beyond what the device can deliver for this channel's largest pulse
                 hi = min(hi, nominal * profile.max_current_ua // p)
             self.hi[ch] = max(0, hi)
+        self._apply_live(getattr(schedule, "live", None) or {}, param_ranges or {}, channel_ranges or {}, peak,
+                         profile)
         self.groups: dict[str, list[int]] = {}
         for ch, name in self.param_of.items():
             if name and name in self.param_value:
@@ -150,6 +152,39 @@ class _Intensity:
         self.acked_ppm = {ch: SCALE_ONE for ch in self.nominal}
         self.sent_ppm = dict(self.acked_ppm)
         self.reports_scale: bool | None = None   # does the device report its scale registers?
+
+    def _apply_live(self, live: dict, param_ranges: dict, channel_ranges: dict, peak: dict, profile) -> None:
+        """The compiler's live envelope, when the schedule carries one: which channels follow which param
+        proportionally (only those can be raised with it) and the range checked on the delivered pulses."""
+        adjustable = {name: lp for name, lp in live.items() if getattr(lp, "adjustable", False)}
+        if not live:
+            return
+        for ch in self.nominal:
+            if ch not in channel_ranges:
+                self.param_of[ch] = None
+                self.hi[ch] = min(self.hi[ch], self.nominal[ch])
+                self.minimum.pop(ch, None)
+        for name, lp in adjustable.items():
+            value = lp.value_ua
+            if value <= 0:
+                continue
+            self.param_value[name] = value
+            hi_p = lp.high.to_ua()
+            if name in param_ranges:
+                r = getattr(param_ranges[name], "range", param_ranges[name])
+                hi_p = min(hi_p, _to_ua(r[1]))
+            lo_p = lp.low.to_ua()
+            for ch in lp.channels:
+                if ch not in self.nominal or ch in channel_ranges:
+                    continue
+                self.param_of[ch] = name
+                hi = self.nominal[ch] * hi_p // value
+                p = peak.get(ch, 0)
+                if p > 0:
+                    hi = min(hi, self.nominal[ch] * profile.max_current_ua // p)
+                self.hi[ch] = hi
+                if lo_p > 0:
+                    self.minimum[ch] = -(-self.nominal[ch] * lo_p // value)
 
     # ---- selection -------------------------------------------------------------------------------
     def _channels(self, param, channels) -> list[int]:

@@ -35,7 +35,8 @@ Schema (version 2; a version-1 database is upgraded in place when opened, nothin
 Event kinds (``EVENT_KINDS``): start, pause (device time the output reached 0), resume (``duration_us`` =
 time paused), intensity (one channel: ``old_ua`` -> ``new_ua`` as the device acknowledged it, the
 channel's full amplitude; ``scale_ppm`` the device's scale register from then on: a pulse of amplitude A µA
-is delivered as round_half_even(A * scale_ppm / 10**6)), deviation (a channel set below its param's minimum), stop (requested),
+at a device time after ``device_us`` is delivered as round_half_even(A * scale_ppm / 10**6); a pulse at
+exactly ``device_us`` was delivered before the change), deviation (a channel set below its param's minimum), stop (requested),
 emergency_stop, fault, warning, underrun, end (``detail`` = end reason).
 """
 from __future__ import annotations

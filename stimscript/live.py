@@ -27,8 +27,10 @@ from dataclasses import dataclass, field, replace
 
 from .runtime.controls import Event, Progress, SessionController
 
-KEY_LEGEND = (("space", "pause/resume"), ("+", "intensity up"), ("-", "down"), ("s", "stop"),
-              ("e", "EMERGENCY STOP"), ("Ctrl-C", "stop, 2×: e-stop"))
+KEY_LEGEND = (("1-8", "channel"), ("a", "all"), ("+/-", "1 mA"), ("space", "pause/resume"),
+              ("s/q/Esc", "stop"), ("e", "EMERGENCY STOP"), ("Ctrl-C", "stop, 2×: e-stop"))
+KEY_HELP = ("keys: 1-8 select a channel, a all channels, + / - raise / lower the selected ones by 1 mA, "
+            "space pause/resume, s q Esc stop (ramped), e EMERGENCY STOP")
 
 END_TEXT = {
     "completed": "the whole session was delivered",
@@ -78,6 +80,8 @@ class SessionInfo:
     ranges: dict = field(default_factory=dict)  # param -> (lo_ua, hi_ua)
     patient_id: str | None = None
     final_intensity_ua: dict = field(default_factory=dict)   # param -> µA when the session ended
+    trains: tuple = ()                       # the schedule's trains (cycle phases and counts for the display)
+    segments: tuple = ()                     # the schedule's labelled blocks and pauses
 
     @classmethod
     def from_schedule(cls, schedule, device: str = "", realtime: bool = False, param_ranges: dict | None = None,
@@ -106,7 +110,8 @@ class SessionInfo:
         return cls(title=getattr(schedule, "title", "") or "", session=getattr(schedule, "session", 1),
                    week=getattr(schedule, "week", 1), duration_us=schedule.duration_us, device=str(device),
                    realtime=realtime, channels=tuple(sorted(rows, key=lambda r: r.number)), ranges=ranges,
-                   patient_id=patient_id)
+                   patient_id=patient_id, trains=tuple(schedule.trains),
+                   segments=tuple(getattr(schedule, "segments", ()) or ()))
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class View:
     active: frozenset = frozenset()   # channels delivering pulses right now
     message: str = ""
     keys: bool = True                 # show the key legend (keys are read)
+    selected: tuple | None = None     # channels the +/- keys change (None: all)
 
 
 def status_label(state: str, end_reason: str | None = None, estop: bool = False, stop_requested: bool = False) -> str:
@@ -150,7 +156,56 @@ def mmss(us: int) -> str:
 
 
 def ma(ua: int) -> str:
-    return f"{ua / 1000:.1f} mA"
+    from .formatting import ma as fmt_ma
+
+    return fmt_ma(ua)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a channel is in its cycle at one schedule time (for coaching the patient)."""
+
+    block: str = ""            # the segment label ("set 2/3 · repeat 10 × contraction")
+    contraction: int = 0       # 1-based number of the contraction within the block (0: none)
+    contractions: int = 0
+    phase: str = ""            # "ramp up" | "hold" | "ramp down" | "rest" | "" (no train)
+    phase_left_us: int = 0     # until the end of this phase
+    next_in_us: int | None = None   # until the next contraction starts (None: none left in the block)
+
+
+def where(info: SessionInfo, t_us: int, channel: int | None = None) -> Where:
+    """The block, contraction number and cycle phase at schedule time ``t_us`` (of ``channel``, or of the
+    first channel that has a train running then)."""
+    seg = None
+    for sg in info.segments:
+        if sg.start_us <= t_us < sg.end_us:
+            seg = sg
+            break
+    label = seg.label if seg is not None else ""
+    lo = seg.start_us if seg is not None else 0
+    hi = seg.end_us if seg is not None else info.duration_us
+    for tr in sorted(info.trains, key=lambda tr: (tr.channel, tr.start_us)):
+        if channel is not None and tr.channel != channel:
+            continue
+        if not (tr.start_us <= t_us < tr.end_us) or tr.cycle_us <= 0:
+            continue
+        base = max(tr.start_us, lo - (lo - tr.start_us) % tr.cycle_us) if tr.start_us < lo else tr.start_us
+        end = min(tr.end_us, hi)
+        k, off = divmod(t_us - base, tr.cycle_us)
+        total = -(-(end - base) // tr.cycle_us)
+        if off < tr.ramp_up_us:
+            phase, left = "ramp up", tr.ramp_up_us - off
+        elif off < tr.on_us - tr.ramp_down_us:
+            phase, left = "hold", tr.on_us - tr.ramp_down_us - off
+        elif off < tr.on_us:
+            phase, left = "ramp down", tr.on_us - off
+        else:
+            phase, left = "rest", tr.cycle_us - off
+        nxt = tr.cycle_us - off if k + 1 < total else None
+        if phase == "hold" and tr.on_us == tr.cycle_us:
+            phase = "on"
+        return Where(label, int(k) + 1, int(total), phase, int(left), nxt)
+    return Where(label)
 
 
 def render(view: View):
@@ -187,24 +242,31 @@ def render(view: View):
     lines = Table.grid(padding=(0, 1))
     lines.add_column(style="bold", no_wrap=True)
     lines.add_column()
-    lines.add_row("block", p.segment or "–")
-    for name in sorted(set(p.intensity_ua) | set(info.ranges)):
-        cur = p.intensity_ua.get(name)
-        txt = Text(ma(cur) if cur is not None else "–", style="bold")
-        tgt = p.target_ua.get(name)
-        if tgt is not None and cur is not None and tgt != cur:
-            txt.append(f" → {ma(tgt)}", style="cyan")
-        if name in info.ranges:
-            lo, hi = info.ranges[name]
-            txt.append(f"  (range {lo / 1000:g}–{hi / 1000:g} mA)", style="dim")
-        lines.add_row(name, txt)
+    here = where(info, p.elapsed_us)
+    lines.add_row("block", here.block or p.segment or "–")
+    if here.phase:
+        cyc = Text()
+        if here.contractions:
+            cyc.append(f"contraction {here.contraction}/{here.contractions}", style="bold")
+            cyc.append(" · ")
+        cyc.append(here.phase, style="bold green" if here.phase in ("hold", "on") else "bold")
+        if here.phase == "rest":
+            cyc.append(f" · next contraction in {mmss(here.next_in_us)}" if here.next_in_us is not None
+                       else " · last contraction of this block done")
+        else:
+            cyc.append(f" · {mmss(here.phase_left_us)} left")
+        lines.add_row("now", cyc)
+    if p.paused_us or status in ("PAUSED", "PAUSING"):
+        lines.add_row("paused", mmss(p.paused_us))
     lines.add_row("underruns", Text(str(p.underruns), style="bold red" if p.underruns else ""))
 
     chans = Table(box=None, padding=(0, 2), header_style="bold", expand=False)
     chans.add_column("ch", justify="right", no_wrap=True)
     chans.add_column("name", no_wrap=True)
     chans.add_column("site", no_wrap=True)
-    chans.add_column("now", justify="right", no_wrap=True)
+    chans.add_column("target", justify="right", no_wrap=True)
+    chans.add_column("delivered", justify="right", no_wrap=True)
+    chans.add_column("range", justify="right", no_wrap=True)
     chans.add_column("pulses", justify="right", no_wrap=True)
     for row in info.channels:
         n = p.delivered.get(row.number, 0)
@@ -213,8 +275,17 @@ def render(view: View):
         elif row.number in view.active and status in LIVE_STATES:
             now = Text(ma(p.amplitude_ua.get(row.number, 0)), style="bold")
         else:
-            now = Text("0.0 mA", style="dim")
-        chans.add_row(str(row.number), row.name, row.site, now, str(n))
+            now = Text("0 mA", style="dim")
+        acked = p.channel_ua.get(row.number)
+        tgt = p.channel_target_ua.get(row.number)
+        target = Text(ma(acked) if acked is not None else "–", style="bold")
+        if tgt is not None and acked is not None and tgt != acked:
+            target.append(f" → {ma(tgt)}", style="cyan")
+        rng = p.channel_range_ua.get(row.number)
+        sel = view.selected is None or row.number in view.selected
+        mark = "▶" if (sel and view.keys and p.channel_ua) else " "
+        chans.add_row(f"{mark}{row.number}", row.name, row.site, target, now,
+                      Text(f"0–{ma(rng[1])}" if rng else "", style="dim"), str(n))
 
     parts = [head, top, bar, lines, Text(""), chans]
     if view.message:
@@ -256,6 +327,7 @@ class LiveState:
         self.estop = False
         self.stop_requested = False
         self.message = ""
+        self.selected: tuple | None = None
         self.events: list[str] = []
         self._last_count: dict[int, int] = {}
         self._last_change: dict[int, int] = {}
@@ -273,7 +345,9 @@ class LiveState:
                 if n != self._last_count.get(ch, 0):
                     self._last_count[ch] = n
                     self._last_change[ch] = p.session_us
-            if ev.kind == "ended":
+            if ev.kind == "intensity" and ev.detail:
+                self.message = ev.detail
+            elif ev.kind == "ended":
                 self.end_reason = ev.detail or "completed"
             elif ev.kind == "fault":
                 self.message = f"fault: {ev.detail}"
@@ -295,7 +369,8 @@ class LiveState:
 
     def view(self) -> View:
         with self._lock:
-            return View(self.info, replace(self.progress), self.status(), self.active(), self.message, self.keys)
+            return View(self.info, replace(self.progress), self.status(), self.active(), self.message, self.keys,
+                        self.selected)
 
     def __rich__(self):
         return render(self.view())
@@ -308,9 +383,11 @@ _ESC = re.compile(r"\x1b\[[0-9;]*[A-Za-z~]|\x1bO[A-Za-z]|\x1b")
 class KeyHandler:
     """Maps keys to SessionController calls. ``feed(text)`` handles several keys; ``interrupt()`` is Ctrl-C.
 
-    space pause/resume · ``+``/``=``/up-arrow intensity up · ``-``/``_``/down-arrow intensity down ·
-    ``s`` stop (ramp-down) · ``e`` emergency stop · Ctrl-C (``\\x03`` when the terminal delivers it as a
-    key, or SIGINT): the first stops with a ramp-down, the second is an emergency stop.
+    ``1``-``8`` select that channel, ``a`` all channels · ``+``/``=``/up-arrow raise the selected channels by
+    one step, ``-``/``_``/down-arrow lower them (the dispatcher answers with what happened, shown as the
+    message) · space pause/resume · ``s``/``q``/Esc stop (ramp-down) · ``e`` emergency stop · Ctrl-C
+    (``\\x03`` when the terminal delivers it as a key, or SIGINT): the first stops with a ramp-down, the second
+    is an emergency stop · any other key shows the key help.
     """
 
     def __init__(self, controller: SessionController, state: LiveState | None = None):
@@ -318,6 +395,7 @@ class KeyHandler:
         self.state = state
         self.interrupts = 0
         self._paused = False
+        self.selected: tuple | None = None   # None: every channel
         self.actions: list[str] = []
         self._lock = threading.Lock()
 
@@ -333,7 +411,8 @@ class KeyHandler:
         while pos < len(data):
             m = _ESC.match(data, pos)
             if m:
-                key = {"\x1b[A": "up", "\x1bOA": "up", "\x1b[B": "down", "\x1bOB": "down"}.get(m.group(0))
+                key = {"\x1b[A": "up", "\x1bOA": "up", "\x1b[B": "down", "\x1bOB": "down",
+                       "\x1b": "esc"}.get(m.group(0))
                 pos = m.end()
             else:
                 key = data[pos]
@@ -358,25 +437,60 @@ class KeyHandler:
                     act = "resume"
                     self._note("resume: output ramps up")
             elif key in ("+", "=", "up"):
-                self.ctl.intensity_up()
+                self.ctl.intensity_up(channel=self.selected)
                 act = "intensity_up"
-                self._note(f"intensity up {self.ctl.intensity_step_ua / 1000:g} mA (slew limited, within range)")
+                self._note(f"{self._selection_text()}: raising by {self.ctl.intensity_step_ua / 1000:g} mA …")
             elif key in ("-", "_", "down"):
-                self.ctl.intensity_down()
+                self.ctl.intensity_down(channel=self.selected)
                 act = "intensity_down"
-                self._note(f"intensity down {self.ctl.intensity_step_ua / 1000:g} mA")
-            elif key in ("s", "S"):
+                self._note(f"{self._selection_text()}: lowering by {self.ctl.intensity_step_ua / 1000:g} mA …")
+            elif len(key) == 1 and key in "12345678":
+                act = self._select(int(key))
+            elif key in ("a", "A"):
+                self.selected = None
+                self._sync_selection()
+                self._note("all channels selected: + / - change every channel")
+                act = "select"
+            elif key in ("s", "S", "q", "Q", "esc"):
                 act = self._stop()
             elif key in ("e", "E"):
                 act = self._estop("e")
             elif key == "\x03":
                 act = None
             else:
+                self._note(KEY_HELP)
                 return None
         if key == "\x03":
             act = self.interrupt()
         self.actions.append(act)
         return act
+
+    def _channels(self) -> dict:
+        if self.state is None:
+            return {}
+        return {r.number: r for r in self.state.info.channels}
+
+    def _selection_text(self) -> str:
+        if self.selected is None:
+            return "all channels"
+        rows = self._channels()
+        return ", ".join((rows[c].name or f"channel {c}") if c in rows else f"channel {c}" for c in self.selected)
+
+    def _select(self, number: int) -> str | None:
+        rows = self._channels()
+        if rows and number not in rows:
+            self._note(f"there is no channel {number} in this protocol (channels: {', '.join(map(str, rows))}); "
+                       "a selects all")
+            return None
+        self.selected = (number,)
+        self._sync_selection()
+        name = rows[number].name if number in rows and rows[number].name else f"channel {number}"
+        self._note(f"{name} (channel {number}) selected: + / - change it; a selects all")
+        return "select"
+
+    def _sync_selection(self) -> None:
+        if self.state is not None:
+            self.state.selected = self.selected
 
     def _stop(self) -> str:
         self.ctl.stop()

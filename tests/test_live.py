@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dataclasses import replace
 
 import stimscript
 from stimscript.live import (KeyHandler, KeyReader, LiveState, SessionInfo, View, exit_code, interrupt_signals,
@@ -42,35 +43,43 @@ def _info(tka, **kw):
 # ---- the renderer ------------------------------------------------------------------------------------
 def test_render_running_shows_everything_a_clinician_needs(tka):
     info = _info(tka, patient_id="P-7")
+    # 90 s into the TKA session: contraction 2 of 15 (60 s cycles: 3 s ramp, 12 s hold, 45 s rest), resting
     p = Progress(state="running", elapsed_us=90_000_000, remaining_us=810_000_000, session_us=91_000_000,
                  segment="repeat 15 × contraction", amplitude_ua={1: 40_000}, delivered={1: 1498},
-                 intensity_ua={"intensity": 40_000}, target_ua={"intensity": 42_000}, underruns=3)
-    view = View(info, p, status_label(p.state), frozenset({1}), "intensity up 1 mA", keys=True)
+                 intensity_ua={"intensity": 40_000}, target_ua={"intensity": 42_000}, underruns=3,
+                 channel_ua={1: 40_000}, channel_target_ua={1: 42_000}, channel_range_ua={1: (0, 100_000)})
+    view = View(info, p, status_label(p.state), frozenset({1}), "quad 40 mA → 41 mA", keys=True)
     text = render_text(view, width=110)
     for part in ("Quadriceps NMES after total knee arthroplasty", "session 1 · week 1", "patient P-7",
                  "RUNNING", "elapsed 01:30 / 15:00", "remaining 13:30", "10.0 %", "repeat 15 × contraction",
-                 "40.0 mA → 42.0 mA", "range 10–100 mA", "vastus medialis, right", "1498", "intensity up 1 mA",
-                 "EMERGENCY STOP", "pause/resume", "Ctrl-C"):
+                 "contraction 2/15 · rest · next contraction in 00:30", "40 mA → 42 mA", "0–100 mA",
+                 "vastus medialis, right", "1498", "quad 40 mA → 41 mA", "EMERGENCY STOP", "pause/resume",
+                 "Ctrl-C", "1-8", "s/q/Esc"):
         assert part in text, (part, text)
-    row = next(line for line in text.splitlines() if "quad" in line)
-    assert "40.0 mA" in row and "1498" in row
+    row = next(line for line in text.splitlines() if "quad" in line and "vastus" in line)
+    assert "▶1" in row and "40 mA → 42 mA" in row and "1498" in row
     assert "underruns 3" in " ".join(text.split())
     assert render_text(view, width=110) == text   # a pure function of the view
+    hold = render_text(View(info, replace(p, elapsed_us=65_000_000), "RUNNING", frozenset({1})), width=110)
+    assert "contraction 2/15 · hold · 00:10 left" in hold
+    last = render_text(View(info, replace(p, elapsed_us=880_000_000), "RUNNING", frozenset({1})), width=110)
+    assert "contraction 15/15 · rest · last contraction of this block done" in last
 
 
 def test_render_paused_estop_and_resting_channels_show_no_current(tka):
     info = _info(tka)
     p = Progress(state="paused", elapsed_us=30_000_000, remaining_us=870_000_000, segment="repeat 15 × contraction",
                  amplitude_ua={1: 40_000}, delivered={1: 700}, intensity_ua={"intensity": 40_000},
-                 target_ua={"intensity": 40_000})
+                 target_ua={"intensity": 40_000}, channel_ua={1: 40_000}, channel_target_ua={1: 40_000},
+                 paused_us=75_000_000)
     paused = render_text(View(info, p, "PAUSED", frozenset({1})), width=110)
-    assert "PAUSED" in paused and "0.0 mA" in paused and "→" not in paused
+    assert "PAUSED" in paused and "0 mA" in paused and "→" not in paused and "paused    01:15" in paused
     estop = render_text(View(info, p, status_label("ending", estop=True), frozenset({1})), width=110)
-    assert "ESTOP" in estop and "0.0 mA" in estop and "pause/resume" not in estop  # no key legend any more
+    assert "ESTOP" in estop and "0 mA" in estop and "pause/resume" not in estop  # no key legend any more
     resting = render_text(View(info, Progress(state="running", delivered={1: 749}, amplitude_ua={1: 40_000}),
                                "RUNNING", frozenset()), width=110)
-    row = next(line for line in resting.splitlines() if "quad" in line)
-    assert "0.0 mA" in row and "40.0" not in row and "749" in row   # between contractions: no current
+    row = next(line for line in resting.splitlines() if "quad" in line and "vastus" in line)
+    assert " 0 mA" in row and "40" not in row and "749" in row   # between contractions: no current
     fresh = render_text(View(info, Progress(state="starting"), "STARTING", keys=False), width=110)
     assert "STARTING" in fresh and "–" in fresh and "pause/resume" not in fresh
 
