@@ -354,6 +354,8 @@ class ScienceModeDriver(Driver):
         self.scale: dict[int, Fraction] = {}
         self.current: dict = {}          # channel -> ChannelSetting in force (as last sent)
         self.pulses: deque = deque()     # (index, t_us device, channel, amplitude, shape) not yet acknowledged
+        self.cutoff_us = None            # pulses at or after this device time were not delivered (pause)
+        self.silent = 0
         self.next_index = 0
         self.acked = 0
         self.faults: list = []
@@ -597,10 +599,11 @@ class ScienceModeDriver(Driver):
             idx, t, ch, amp, shape = self.pulses.popleft()
             if ch in self.dead_channels:
                 continue
-            if self.state in (ev.PAUSED, ev.STOPPED, ev.ESTOPPED) or (self.ramp and t >= self.ramp[2]):
+            if (self.cutoff_us is not None and t >= self.cutoff_us) or (self.ramp and t >= self.ramp[2]):
                 continue
             delivered = self._quantised(ch, amp, self.scale.get(ch, Fraction(1)) * self._ramp_factor(t))
             if delivered <= 0:
+                self.silent += 1           # ramped or scaled to zero: intended, not lost
                 continue
             recs.append((idx, t, ch, delivered))
         if recs:
@@ -628,6 +631,7 @@ class ScienceModeDriver(Driver):
             if self.ramp is not None and t >= self.ramp[2]:
                 continue
             if ua <= 0:
+                self.silent += 1
                 continue
             pn = self._send(M.LL_CHANNEL_CONFIG, M.encode_ll_channel_config(ch - 1, self._points(shape, ua)),
                             "ll_channel_config")
@@ -678,12 +682,14 @@ class ScienceModeDriver(Driver):
             if self.mode == "mid-level":
                 self.current = {}
                 self._send_update(now, "ml_update (pause)")
-            self.pulses.clear()
+            self.pulses = deque(p for p in self.pulses if p[1] < t1)   # those still await confirmation
             self.ll_queue.clear()
+            self.cutoff_us = t1
             self.state = ev.PAUSED
             self.paused_at = t1
             self._events.append(ev.StatusReport(now, ev.PAUSED, self.acked, ramp_end_us=t1,
-                                                delivered=dict(self.delivered), peak_ua=dict(self.peak)))
+                                                delivered=dict(self.delivered), peak_ua=dict(self.peak),
+                                                silent_total=self.silent))
 
     def _halt(self, state: str) -> None:
         """Output off at once: stop command, queues flushed, final report."""
@@ -697,7 +703,8 @@ class ScienceModeDriver(Driver):
             self.state = state
             self._session = False
             self._events.append(ev.StatusReport(self._now(), state, self.acked, ramp_end_us=self._now(),
-                                                delivered=dict(self.delivered), peak_ua=dict(self.peak)))
+                                                delivered=dict(self.delivered), peak_ua=dict(self.peak),
+                                                silent_total=self.silent))
 
     def stop(self, ramp_us: int = 1_000_000) -> None:
         with self.lock:
@@ -731,6 +738,9 @@ class ScienceModeDriver(Driver):
         with self.lock:
             if self.state != ev.PAUSED:
                 return
+            self._acknowledge(int(self.paused_at))      # what ran before the pause was confirmed by now
+            self.pulses.clear()
+            self.cutoff_us = None
             self.offset += int(at_us) - int(self.paused_at)
             self.ramp = ("resume", int(at_us), int(at_us) + int(ramp_us))
             self._tl_pos = 0
