@@ -11,19 +11,8 @@ Families of timing model (:mod:`.models`):
 * **host_timed** – the host sends every pulse when it is due (ScienceMode low level, :mod:`.host_timed`);
 * **triggered** – trains uploaded beforehand and started by a trigger (Pulse Pal; reserved).
 
-``fidelity(schedule, device="p24")`` (:mod:`.fidelity`) says, before a run, how faithfully a device
+``stimscript.fidelity(schedule, device="p24")`` (:mod:`.fidelity`) says, before a run, how faithfully a device
 reproduces a schedule; ``check_protocol(proto, device)`` turns what the device cannot do into positioned
 diagnostics.
 """
 from __future__ import annotations
-
-
-def fidelity(schedule, device="p24", mode: str | None = None):
-    """The fidelity report of ``schedule`` on ``device`` (a model name such as "p24", "rehamove3",
-    "p24/low-level", or a TimingModel)."""
-    from .fidelity import fidelity as _f
-
-    return _f(schedule, device, mode=mode)
-
-
-__all__ = ["fidelity"]

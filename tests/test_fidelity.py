@@ -11,8 +11,7 @@ import stimscript
 from stimscript.cli import cli
 from stimscript.compiler.ir import PulseShape, Train
 from stimscript.compiler.schedule import Schedule
-from stimscript.programs import fidelity
-from stimscript.programs.fidelity import check_protocol
+from stimscript.programs.fidelity import check_protocol, fidelity
 from stimscript.programs.models import MODELS, model_for, snap_period
 from stimscript.programs.periodic import lower_periodic, timeline
 from stimscript.runtime.records import RecordStore, SessionRecord
