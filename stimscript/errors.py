@@ -12,6 +12,7 @@ A :class:`ProtocolError` carries all the diagnostics of one file so that one run
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -46,25 +47,31 @@ class Diagnostic:
         return self.render()
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 def _caret_block(span: Span) -> list[str]:
     text = span.source.line(span.line)
     gutter = str(span.line)
     pad = " " * len(gutter)
     width = (span.end_column - span.column) if span.end_line == span.line else len(text) - span.column + 1
     width = max(1, min(width, max(1, len(text) - span.column + 1)))
-    shown = text.replace("\t", " ")
+    # one column per character, and nothing in the file drives the terminal (escape sequences, bidi overrides)
+    shown = _CONTROL.sub("\ufffd", text.replace("\t", " "))
     return [f" {pad} |", f" {gutter} | {shown}", f" {pad} | " + " " * (span.column - 1) + "^" * width]
 
 
 def render_diagnostic(d: Diagnostic) -> str:
-    where = f"{d.span}: " if d.span is not None else ""
-    lines = [f"{where}{d.severity}[{d.code}]: {d.message}"]
+    from .textsafe import for_terminal
+
+    where = f"{for_terminal(d.span)}: " if d.span is not None else ""
+    lines = [f"{where}{d.severity}[{d.code}]: {for_terminal(d.message)}"]
     if d.span is not None:
         lines += _caret_block(d.span)
     if d.hint:
-        lines.append(f"   = hint: {d.hint}")
+        lines.append(f"   = hint: {for_terminal(d.hint)}")
     for rel in d.related:
-        lines.append(f"{rel.span}: note: {rel.message}")
+        lines.append(f"{for_terminal(rel.span)}: note: {for_terminal(rel.message)}")
         lines += _caret_block(rel.span)
     return "\n".join(lines)
 

@@ -189,7 +189,7 @@ def parse_quantity(text: str) -> Quantity:
     """Parse '45 mA', '45mA', '0.5', '50 %' (used by --set and params={...}); ValueError when malformed."""
     import re
 
-    m = re.fullmatch(r"\s*([+-]?\d+(?:\.\d+)?)\s*([A-Za-zµμ%][A-Za-z0-9µμ]*|%)?\s*", text)
+    m = re.fullmatch(r"\s*([+-]?[0-9]+(?:\.[0-9]+)?)\s*([A-Za-zµμ%][A-Za-z0-9µμ]*|%)?\s*", text)
     if not m:
         raise ValueError(f"not a quantity: {text!r}")
     number, unit = m.group(1), m.group(2)

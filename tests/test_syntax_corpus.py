@@ -24,8 +24,11 @@ def check_rendering(exc: ProtocolSyntaxError, name: str, text: str, code: str, l
     assert rendered.startswith(f"{name}:{line}:{column}: error[{code}]: ")
     source_line = text.split("\n")[line - 1] if line <= len(text.split("\n")) else ""
     lines = rendered.split("\n")
-    assert f" {line} | {source_line.replace(chr(9), ' ')}" in lines  # the source line, with its gutter
-    caret = lines[lines.index(f" {line} | {source_line.replace(chr(9), ' ')}") + 1]
+    # the source line with its gutter; a tab shows as a blank, other control characters as U+FFFD (one column
+    # each, never acting on the terminal)
+    shown = re.sub(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]", "\ufffd", source_line.replace(chr(9), " "))
+    assert f" {line} | {shown}" in lines
+    caret = lines[lines.index(f" {line} | {shown}") + 1]
     assert caret.rstrip().endswith("^")
     assert caret.index("^") - caret.index("|") - 2 == column - 1  # the caret sits under the column
 

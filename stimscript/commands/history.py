@@ -12,6 +12,7 @@ import sys
 import click
 
 from ..formatting import duration, local_iso, local_time, ma, ma_number
+from ..textsafe import MAX_RECORD_ID, csv_cell, for_terminal, utf8_argument
 from ._common import handle_errors
 
 COLUMNS = ("id", "started_at", "title", "session", "week", "device", "device_model", "device_serial", "practice",
@@ -185,35 +186,54 @@ def show_record(rec, console) -> None:
     console.print(f"database: {rec.db_path}")
 
 
+def _for_terminal(rec):
+    """A copy of ``rec`` whose free text (title, patient, operator, notes, warnings, void reason, source) shows
+    control characters escaped and rich markup literally: text from a database must not drive the terminal."""
+    from dataclasses import fields, replace
+
+    from rich.markup import escape
+
+    def t(x):
+        return escape(for_terminal(x, keep_newlines=True)) if isinstance(x, str) else x
+
+    names = {f.name for f in fields(rec)}
+    changes = {k: t(getattr(rec, k)) for k in ("title", "patient_id", "operator_id", "void_reason", "source")
+               if k in names}
+    changes["notes"] = [replace(n, text=t(n.text)) if isinstance(getattr(n, "text", None), str) else n
+                        for n in rec.notes]
+    changes["warnings"] = [t(w) for w in rec.warnings]
+    return replace(rec, **changes)
+
+
 def write_events_csv(rec, out) -> None:
     """The event log of one record, one row per event (every slew step), to a text stream."""
     names = channel_names(rec)
     w = csv.writer(out, lineterminator="\n")
     w.writerow(EVENT_COLUMNS)
     for i, ev in enumerate(rec.events):
-        w.writerow([i, ev.kind, ev.session_us, ev.device_us, f"{ev.session_us / 1e6:.6f}",
+        w.writerow([csv_cell(c) for c in [i, ev.kind, ev.session_us, ev.device_us, f"{ev.session_us / 1e6:.6f}",
                     "" if ev.channel is None else ev.channel, names.get(ev.channel, "") if ev.channel else "",
                     "" if ev.old_ua is None else ma_number(ev.old_ua), "" if ev.new_ua is None else ma_number(ev.new_ua),
                     "" if ev.duration_us is None else ev.duration_us, "" if ev.scale_ppm is None else ev.scale_ppm,
-                    ev.detail, local_iso(ev.host_at)])
+                    ev.detail, local_iso(ev.host_at)]])
 
 
 @click.command("history")
-@click.argument("record_id", metavar="[ID]", type=int, required=False)
-@click.option("--id", "id_option", type=int, default=None, metavar="ID",
+@click.argument("record_id", metavar="[ID]", type=click.IntRange(1, MAX_RECORD_ID), required=False)
+@click.option("--id", "id_option", type=click.IntRange(1, MAX_RECORD_ID), default=None, metavar="ID",
               help="Show record ID in detail with its event log (the id column); with --csv: the event log as CSV.")
 @click.option("--csv", "as_csv", is_flag=True,
               help="CSV on stdout: one row per session, or with an ID one row per event.")
 @click.option("--all", "show_all", is_flag=True, help="Also practice runs (emulators) and void records, marked.")
-@click.option("--patient", default=None, metavar="P", help="Only this patient's sessions.")
-@click.option("--session", "plan_session", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--patient", default=None, metavar="P", help="Only this patient's sessions.", callback=utf8_argument)
+@click.option("--session", "plan_session", type=click.IntRange(1, MAX_RECORD_ID), default=None, metavar="N",
               help="Only session N of the plan.")
 @click.option("--since", default=None, metavar="DATE", help="Only sessions started on or after DATE (YYYY-MM-DD).")
 @click.option("--until", default=None, metavar="DATE", help="Only sessions started on or before DATE (YYYY-MM-DD).")
 @click.option("--device", default=None, metavar="NAME", help="Only sessions on this device (driver, model or serial).")
 @click.option("--db", type=click.Path(dir_okay=False), default=None,
               help="Records database (default: $STIMSCRIPT_DB or the user data directory).")
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Only the last N sessions.")
+@click.option("--limit", "-n", type=click.IntRange(1, MAX_RECORD_ID), default=None, help="Only the last N sessions.")
 @handle_errors
 def history(record_id: int | None, id_option: int | None, as_csv: bool, show_all: bool, patient: str | None,
             plan_session: int | None, since: str | None, until: str | None, device: str | None, db: str | None,
@@ -243,7 +263,7 @@ def history(record_id: int | None, id_option: int | None, as_csv: bool, show_all
             if as_csv:
                 write_events_csv(rec, sys.stdout)
             else:
-                show_record(rec, _console())
+                show_record(_for_terminal(rec), _console())
             return
         records = store.list(limit=None if plan_session is not None else limit, patient_id=patient, since=since,
                              until=until, device=device, all=show_all)
@@ -258,9 +278,10 @@ def history(record_id: int | None, id_option: int | None, as_csv: bool, show_all
                                 "intensity_ua_at_end", "channel_ua_at_end"))
         for rec in records:
             row = record_row(rec)
-            out.writerow([row[c] for c in COLUMNS] + [json.dumps(rec.delivered), json.dumps(rec.peak_ua),
-                                                      json.dumps(rec.params), json.dumps(rec.warnings), rec.sha256,
-                                                      json.dumps(rec.intensity_ua), json.dumps(rec.channel_ua)])
+            cells = [row[c] for c in COLUMNS] + [json.dumps(rec.delivered), json.dumps(rec.peak_ua),
+                                                 json.dumps(rec.params), json.dumps(rec.warnings), rec.sha256,
+                                                 json.dumps(rec.intensity_ua), json.dumps(rec.channel_ua)]
+            out.writerow([csv_cell(c) for c in cells])  # no cell is read as a spreadsheet formula
         return
     hint = []
     if hidden["practice"]:
@@ -273,6 +294,7 @@ def history(record_id: int | None, id_option: int | None, as_csv: bool, show_all
                    + (" matching the filters" if any((since, until, device, plan_session)) else "")
                    + (f"; {hint_text}" if hint_text else ""))
         return
+    records = [_for_terminal(rec) for rec in records]
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1))
     fixed = {"no_wrap": True}
     for name, kw in (("id", {"justify": "right", **fixed}), ("started", fixed),

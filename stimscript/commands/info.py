@@ -93,10 +93,17 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
     counts = schedule.counts()
     console = Console(highlight=False, width=None if Console().is_terminal else 140)
 
+    from rich.markup import escape
+
+    from ..textsafe import for_terminal
+
+    def shown(text) -> str:  # text from the file never drives the terminal (escapes, rich markup)
+        return escape(for_terminal(text))
+
     title = proto.title or file
-    console.print(f"[bold]{title}[/bold]  ({file})")
+    console.print(f"[bold]{shown(title)}[/bold]  ({shown(file)})")
     if proto.header.get("reference"):
-        console.print(f"reference: {proto.header['reference']}")
+        console.print(f"reference: {shown(proto.header['reference'])}")
     plan = proto.plan
     plan_text = (f"{plan.sessions} per {plan.per}, {plan.weeks} weeks ({plan.total_sessions} sessions)"
                  if plan else "single session")
@@ -110,7 +117,7 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
         for name, p in proto.params.items():
             used = schedule.params.get(name, p.default)
             rng = p.range_text() if getattr(p, "range", None) is not None else "–"
-            ptable.add_row(name, str(used), rng, p.description or "")
+            ptable.add_row(name, str(used), rng, shown(p.description or ""))
         console.print(ptable)
 
     table = Table(title="Channels", title_justify="left")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from ..runtime.records import RecordError
+from ..textsafe import MAX_RECORD_ID, utf8_argument
 from ._common import handle_errors
 
 SCALES = {"cr10": "Borg CR10, 0-10, decimals allowed", "borg20": "Borg RPE 6-20, whole numbers"}
@@ -40,14 +41,15 @@ def describe(note) -> str:
 
 
 @click.command("note")
-@click.argument("session_id", metavar="ID", type=int)
+@click.argument("session_id", metavar="ID", type=click.IntRange(1, MAX_RECORD_ID))
 @click.option("--rpe", default=None, metavar="N",
               help="Rating of perceived exertion (CR10: 0-10, decimals allowed; Borg: 6-20 whole numbers).")
 @click.option("--scale", type=click.Choice(sorted(SCALES)), default="cr10", show_default=True,
               help="RPE scale: cr10 (Borg CR10, 0-10) or borg20 (Borg RPE, 6-20).")
-@click.option("--text", "text", default=None, metavar="TEXT", help="Free-text note (put it in quotes).")
+@click.option("--text", "text", default=None, metavar="TEXT", help="Free-text note (put it in quotes).",
+              callback=utf8_argument)
 @click.option("--adverse", default=None, metavar="TEXT",
-              help="Record an adverse event (e.g. skin redness under the distal electrode).")
+              help="Record an adverse event (e.g. skin redness under the distal electrode).", callback=utf8_argument)
 @click.option("--db", type=click.Path(dir_okay=False), default=None,
               help="Records database (default: $STIMSCRIPT_DB or the user data directory).")
 @handle_errors

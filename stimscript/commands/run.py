@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from ..textsafe import utf8_argument
 from ._common import handle_errors
 from .options import mode_option, parse_sets, set_option
 
@@ -64,8 +65,10 @@ Exit codes:
 @click.option("--db", type=click.Path(dir_okay=False), default=None,
               help="Records database (default: $STIMSCRIPT_DB or the user data directory).")
 @click.option("--no-record", is_flag=True, help="Do not write a session record.")
-@click.option("--patient", default=None, metavar="ID", help="Patient id stored with the record.")
-@click.option("--operator", default=None, metavar="ID", help="Operator (clinician) id stored with the record.")
+@click.option("--patient", default=None, metavar="ID", help="Patient id stored with the record.",
+              callback=utf8_argument)
+@click.option("--operator", default=None, metavar="ID", help="Operator (clinician) id stored with the record.",
+              callback=utf8_argument)
 @click.option("--plain", is_flag=True, help="No live display: print progress lines (as without a terminal).")
 @click.option("--port", default=None, metavar="PATH",
               help="Serial port of a ScienceMode device (p24, rehamove3), e.g. /dev/ttyACM0 "

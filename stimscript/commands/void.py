@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import click
 
+from ..textsafe import MAX_RECORD_ID, utf8_argument
 from ._common import handle_errors
 
 
 @click.command("void")
-@click.argument("record_id", metavar="ID", type=int)
+@click.argument("record_id", metavar="ID", type=click.IntRange(1, MAX_RECORD_ID))
 @click.option("--reason", required=True, metavar="TEXT",
-              help="Why the record is void (e.g. \"wrong patient selected\"); stored with it.")
-@click.option("--operator", default=None, metavar="ID", help="Who voids it (stored with the record).")
+              help="Why the record is void (e.g. \"wrong patient selected\"); stored with it.", callback=utf8_argument)
+@click.option("--operator", default=None, metavar="ID", help="Who voids it (stored with the record).",
+              callback=utf8_argument)
 @click.option("--db", type=click.Path(dir_okay=False), default=None,
               help="Records database (default: $STIMSCRIPT_DB or the user data directory).")
 @handle_errors
