@@ -56,7 +56,7 @@ setup(
     package_data={
         "stimscript.dsl": ["*.lark"],
         "stimscript.compiler": ["data/*.json"],
-        "stimscript.ext": ["*.pyx", "*.pxd"],
+        "stimscript.ext": ["*.pyx", "*.pxd", "*.pyi"],
     },
     include_package_data=False,
     ext_modules=cythonize(

@@ -81,7 +81,7 @@ from ..dsl import ast
 from ..errors import Diagnostic, Related
 from ..spans import Source, Span, point
 from ..units import AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, VOLTAGE, Quantity
-from .evaluate import DENSITY, EvalFailed, Evaluator, did_you_mean, fmt, param_of
+from .evaluate import DENSITY, Evaluator, did_you_mean, fmt, param_of
 from .ir import ChannelInfo
 from .lowering import ShapeTable, Timing, for_cycles, make_train, repeat_label, duration_text, segment
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession

@@ -31,10 +31,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from . import energy as E
 from .ir import PulseShape, Train
+
+if TYPE_CHECKING:  # numpy is imported where used, to keep `check` start-up light
+    import numpy as np
 
 #: the window of the power and rms rules (µs)
 WINDOW_US = 10**6
@@ -431,7 +434,7 @@ def _interleaved_ranges(group: list[TrainFacts]) -> list[tuple[int, int]]:
     """Where two trains of a group run at the same time (their busy spans intersect)."""
     spans = sorted((tf.first, tf.last) for tf in group)
     out = []
-    for i, (a1, b1) in enumerate(spans):
+    for i, (_a1, b1) in enumerate(spans):
         for a2, b2 in spans[i + 1:]:
             if a2 > b1:
                 break

@@ -91,7 +91,7 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                 _spacing(out, resolved, sp, "S004", dev_sp,
                          f"the device's slot rate of at most {profile.max_rate_hz} Hz (device `{profile.name}`)",
                          None)
-            for li, lim in freq_limits:
+            for _li, lim in freq_limits:
                 lim_sp = min_spacing_us(lim.value.value)
                 if sp.us < lim_sp:
                     _spacing(out, resolved, sp, "S006", lim_sp,
@@ -197,7 +197,7 @@ def _window(out: _Collector, resolved: ResolvedSession, w: D.Window, small, area
         out.add("S009", f"rms current density {num(dens, differ_from=2)} mA/cm² {where} exceeds 2 mA/cm²", span,
                 related=[rel], hint=f"{basis}; IEC 60601-2-10 asks for operator attention above 2 mA/cm²: "
                                     "consider larger electrodes")
-    for li, lim in dens_limits:
+    for _li, lim in dens_limits:
         v = _density_value(lim)
         if rms2 > (v * area) ** 2:
             dens = math.sqrt(rms2) / float(area)

@@ -15,7 +15,7 @@ from ..dsl import ast
 from ..errors import Diagnostic
 from ..spans import Span
 from ..units import (AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, UNITS, VOLTAGE, Dim,
-                     DimensionError, Quantity, dim_name, format_quantity)
+                     Quantity, dim_name, format_quantity)
 
 #: current per area (a `max density` limit, e.g. ``2 mA / 1 cm2``)
 DENSITY: Dim = (0, 1, 0, -2)

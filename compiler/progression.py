@@ -23,7 +23,7 @@ from typing import Callable, Optional, Union
 from ..dsl import ast
 from ..errors import Diagnostic
 from ..spans import Span
-from ..units import Dim, Quantity
+from ..units import Quantity
 from .evaluate import Evaluator
 
 #: ("param", name) | ("cycle", cycle, step) | ("channel", channel, 'frequency'|'amplitude')

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from fractions import Fraction
-from pathlib import Path
 from typing import Iterable, Optional, Union
 
 from ..dsl import ast
@@ -17,7 +16,7 @@ from ..errors import (Diagnostic, DeviceNotFound, ParamError, PlanError, Protoco
                       StimscriptError)
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
 from ..spans import Source
-from ..units import CURRENT, Quantity, dim_name, parse_quantity
+from ..units import Quantity, dim_name, parse_quantity
 from .checker import Analysis, ParamInfo, analyse, run_week, with_week
 from .evaluate import did_you_mean, fmt
 from .lowering import to_schedule

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Iterable, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Optional, Sequence
 
 from ..errors import Diagnostic, Related
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
@@ -30,6 +30,9 @@ from . import energy as E
 from .ir import PulseShape, Train
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
 from .rules import RULES, s012_hint
+
+if TYPE_CHECKING:  # numpy is imported where used, to keep `check` start-up light
+    import numpy as np
 
 #: S012: a channel use whose cycle starts at full output (no ramp up) warns above this amplitude (µA).
 #: 10 mA: below it NMES output is at most a sensory-level tingle; above it an abrupt start is a jolt.

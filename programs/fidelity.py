@@ -203,7 +203,7 @@ def fidelity(schedule, device="p24", *, mode: str | None = None) -> FidelityRepo
             onset = (lat0, lat1 + dev_period)
             exact = False
         elif model.family == HOST_TIMED:
-            dev_period, fine = int(round(period)), False
+            dev_period = int(round(period))
             lo = hi = n_sched
             onset = (lat0, lat1 + model.host_jitter_us)
             stair = max((abs(quantise(a, step) - a) for _, a in sched_pulses), default=0)
@@ -260,7 +260,7 @@ def peak_load(phases, shapes, model: TimingModel) -> tuple[float, list]:
     cur = 0.0
     active: list = []
     best, best_set = 0.0, []
-    for t, kind, load, ph in events:
+    for _t, kind, load, ph in events:
         if kind == 1:
             cur += load
             active.append(ph)
@@ -352,7 +352,7 @@ def check_resolved(resolved, model: TimingModel) -> list[Diagnostic]:
         by_block: dict = {}
         for use in resolved.uses:
             by_block.setdefault(use.block, []).append(use)
-        for block, uses in by_block.items():
+        for _block, uses in by_block.items():
             total = sum((u.frequency_hz for u in uses), Fraction(0))
             if total > model.max_pulses_per_s:
                 sp = (uses[-1].spans or {}).get("line")

@@ -131,7 +131,7 @@ def timeline(phases: list[OnPhase]) -> list[tuple[int, dict[int, ChannelSetting]
     changes; a channel missing from an entry is off. The first entry switches the first channel on."""
     events: dict[int, list] = {}
     for ph in phases:
-        for k, (t, amp) in enumerate(ph.levels):
+        for _k, (t, amp) in enumerate(ph.levels):
             events.setdefault(int(t), []).append((1, ph, amp))
         events.setdefault(int(ph.end_us), []).append((0, ph, None))
     state: dict[int, ChannelSetting] = {}

@@ -28,7 +28,7 @@ from ..compiler.ir import PULSE_DTYPE
 from ..drivers import events as ev
 from ..drivers.base import DeviceDisconnected, Driver
 from ..errors import DeviceTimeout, DriverError, SafetyError, StimscriptError
-from .clock import Clock, RealClock, VirtualClock
+from .clock import Clock
 from .controls import Event, Progress, SessionController
 from .devicelog import DeviceLog
 from .records import RecordStore, SessionRecord

@@ -13,7 +13,7 @@ A :class:`ProtocolError` carries all the diagnostics of one file so that one run
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from .spans import Span

@@ -368,7 +368,7 @@ def plot_schedule(schedule, ax=None, **kw):
 
     lane_axes = []
     first = None
-    for j, number in enumerate(numbers):
+    for j in range(len(numbers)):
         lax = fig.add_subplot(gs[1 + j], sharex=first)
         first = first or lax
         lane_axes.append(lax)

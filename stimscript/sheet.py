@@ -17,7 +17,7 @@ import inspect
 import io
 import re
 from fractions import Fraction
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 __all__ = ["build_sheet", "write_sheet"]
 

@@ -265,7 +265,7 @@ class ScienceModeDriver(Driver):
 
     def _call(self, cmd: int, data: bytes) -> tuple[int, bytes]:
         """Send and wait for the answer (only while opening): (result, payload)."""
-        for attempt in range(self.retries + 1):
+        for _attempt in range(self.retries + 1):
             pn = self._send(cmd, data)
             deadline = self._now() + max(self.timeout_us, 100_000)
             while True:

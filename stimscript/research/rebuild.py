@@ -20,12 +20,10 @@ Timing rules of the model (the loopback emulator follows them):
 """
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..compiler.ir import PULSE_DTYPE
 from ..drivers import events as ev
 from ..errors import StimscriptError
 from ..runtime.devicelog import pulse_digest
