@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Union
 
 from ..dsl import ast
 from ..dsl.parser import parse
-from ..errors import (Diagnostic, DeviceNotFound, ParamError, PlanError, ProtocolSemanticError, SafetyError,
+from ..errors import (Diagnostic, ParamError, PlanError, ProtocolSemanticError, SafetyError,
                       StimscriptError)
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
 from ..spans import Source
@@ -24,30 +24,15 @@ from .model import ResolvedSession
 from .progression import PlanInfo, WeekRow, WeekTable, target_label
 
 
-def resolve_profile(device) -> DeviceProfile:
-    """None/'loopback' -> the loopback profile; a DeviceProfile as is; an open driver -> its capabilities."""
+def _profile(device: Optional[DeviceProfile]) -> DeviceProfile:
+    """The compiler takes a DeviceProfile (None: the loopback profile). Device names and open drivers are
+    resolved above it, by ``stimscript.load``/``loads`` through ``stimscript.drivers.registry.profile_of``."""
     if device is None:
         return LOOPBACK_PROFILE
     if isinstance(device, DeviceProfile):
         return device
-    if isinstance(device, str):
-        if device == "loopback":
-            return LOOPBACK_PROFILE
-        from ..drivers.registry import load_driver_class
-
-        cls = load_driver_class(device)  # DeviceNotFound for unknown names
-        for attr in ("PROFILE", "profile", "default_profile", "DEFAULT_PROFILE"):
-            prof = getattr(cls, attr, None)
-            if isinstance(prof, DeviceProfile):
-                return prof
-        raise DeviceNotFound(f"device {device!r} reports its profile only when connected; open it and pass "
-                             "device=dev.capabilities() (a DeviceProfile)")
-    caps = getattr(device, "capabilities", None)
-    if callable(caps):
-        prof = caps()
-        if isinstance(prof, DeviceProfile):
-            return prof
-    raise StimscriptError(f"device must be a DeviceProfile or a driver name, not {type(device).__name__}")
+    raise StimscriptError(f"the compiler takes a DeviceProfile, not {type(device).__name__}; stimscript.load() "
+                          "and stimscript.loads() also take a device name or an open driver")
 
 
 def _raise(diags: list[Diagnostic]) -> None:
@@ -226,24 +211,24 @@ class CheckedProtocol:
         return f"<CheckedProtocol {self.title!r} from {self.source_name}>"
 
 
-def loads(text: Union[str, bytes], name: str = "<string>", device=None) -> CheckedProtocol:
-    """Parse and check protocol text (str or UTF-8 bytes)."""
+def loads(text: Union[str, bytes], name: str = "<string>", device: Optional[DeviceProfile] = None) -> CheckedProtocol:
+    """Parse and check protocol text (str or UTF-8 bytes) against ``device`` (default: the loopback profile)."""
     from ..inputs import check_text_size
 
     check_text_size(text)
-    profile = resolve_profile(device)
+    profile = _profile(device)
     data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
     protocol = parse(text, name)
     source = _source_of(protocol, name, data)
     return CheckedProtocol(protocol, source, data, profile)
 
 
-def load(path, device=None) -> CheckedProtocol:
-    """Read, parse and check a ``.stim`` file."""
+def load(path, device: Optional[DeviceProfile] = None) -> CheckedProtocol:
+    """Read, parse and check a ``.stim`` file against ``device`` (default: the loopback profile)."""
     from ..inputs import display_path, read_input
 
     data = read_input(path)
-    profile = resolve_profile(device)
+    profile = _profile(device)
     name = display_path(path)  # undecodable bytes in the name, shown as \xff
     protocol = parse(data, name=name)
     return CheckedProtocol(protocol, _source_of(protocol, name, data), data, profile)

@@ -127,12 +127,6 @@ class Schedule:
         return (f"<Schedule {self.title!r} session {self.session}: {len(self.channels)} channels, "
                 f"{self.duration_us / 1e6:g} s>")
 
-    def plot(self, ax=None, **kw):
-        """Envelope per channel + pulse shapes (matplotlib); with ``ax``, draws the lanes into that axes."""
-        from ..plotting import plot_schedule
-
-        return plot_schedule(self, ax=ax, **kw)
-
     def save(self, path) -> int:
         """Write the pulses to ``.npz`` or ``.csv`` (docs/exports.md); returns the pulse count."""
         from .export import write

@@ -117,7 +117,7 @@ class Driver(ABC):
         return getattr(self, "emulator", None) is not None
 
     def use_clock(self, clock) -> bool:
-        """Make the device follow ``clock`` (a :class:`stimscript.runtime.clock.Clock`). Only an emulated
+        """Make the device follow ``clock`` (a :class:`stimscript.clock.Clock`). Only an emulated
         device can: it returns True, and virtual-time runs become possible. Hardware returns False (the
         default), and the runtime then insists on real time."""
         return False

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..compiler.ir import PULSE_DTYPE
+from ..pulses import PULSE_DTYPE
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
-from ..runtime.clock import Clock, RealClock
+from ..clock import Clock, RealClock
 from . import wire as w
 
 BOOT_TIME_US = 1_234_567  # device time at power-on: deliberately not 0, so session and device time differ

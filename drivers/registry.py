@@ -9,7 +9,8 @@ import difflib
 import importlib
 from importlib import metadata
 
-from ..errors import DeviceNotFound, DriverError
+from ..errors import DeviceNotFound, DriverError, StimscriptError
+from ..profile import LOOPBACK_PROFILE, DeviceProfile
 
 BUILTIN: dict[str, str] = {
     "loopback": "stimscript.drivers.loopback:LoopbackDriver",
@@ -56,6 +57,31 @@ def load_driver_class(name: str):
         raise DriverError(f"driver {name!r} ({drivers[name]}) is a {what}, not a subclass of "
                           f"stimscript.drivers.base.Driver; a driver must subclass Driver (see docs/drivers.md)")
     return cls
+
+
+def profile_of(device) -> DeviceProfile:
+    """What the compiler checks against for ``device``: None or "loopback" -> the loopback profile; a
+    DeviceProfile as is; a driver name -> its class's built-in profile; an open driver -> its capabilities."""
+    if device is None:
+        return LOOPBACK_PROFILE
+    if isinstance(device, DeviceProfile):
+        return device
+    if isinstance(device, str):
+        if device == "loopback":
+            return LOOPBACK_PROFILE
+        cls = load_driver_class(device)  # DeviceNotFound for unknown names
+        for attr in ("PROFILE", "profile", "default_profile", "DEFAULT_PROFILE"):
+            prof = getattr(cls, attr, None)
+            if isinstance(prof, DeviceProfile):
+                return prof
+        raise DeviceNotFound(f"device {device!r} reports its profile only when connected; open it and pass "
+                             "device=dev.capabilities() (a DeviceProfile)")
+    caps = getattr(device, "capabilities", None)
+    if callable(caps):
+        prof = caps()
+        if isinstance(prof, DeviceProfile):
+            return prof
+    raise StimscriptError(f"device must be a DeviceProfile or a driver name, not {type(device).__name__}")
 
 
 def open_device(name: str = "loopback", **options):

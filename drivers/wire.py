@@ -443,7 +443,7 @@ def decode_pulses(payload: bytes) -> tuple[int, np.ndarray]:
     if len(payload) != PULSES_HEAD.size + n * WIRE_PULSE_DTYPE.itemsize:
         raise ValueError("PULSES payload length does not match its count")
     rec = np.frombuffer(payload, dtype=WIRE_PULSE_DTYPE, count=n, offset=PULSES_HEAD.size)
-    from ..compiler.ir import PULSE_DTYPE
+    from ..pulses import PULSE_DTYPE
 
     out = np.empty(n, dtype=PULSE_DTYPE)
     out["t_us"] = rec["dt_us"].astype(np.int64) + base

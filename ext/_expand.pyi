@@ -7,7 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..compiler.ir import Train
+from ..pulses import Train
 
 __all__ = ["expand", "count"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from ..compiler import expander
-from ..compiler.ir import Train
+from ..pulses import Train
 from .models import TimingModel, snap_period
 
 #: the driver changes a channel's current at most this often while a ramp runs (plus the device period)

@@ -24,11 +24,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..compiler.ir import PULSE_DTYPE
+from ..pulses import PULSE_DTYPE
 from ..drivers import events as ev
 from ..drivers.base import DeviceDisconnected, Driver
 from ..errors import DeviceTimeout, DriverError, SafetyError, StimscriptError
-from .clock import Clock
+from ..clock import Clock
 from .controls import Event, Progress, SessionController
 from .devicelog import DeviceLog
 from .records import RecordStore, SessionRecord

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..compiler.ir import PULSE_DTYPE, ChannelInfo, PulseShape, Segment, Train
+from ..pulses import PULSE_DTYPE, ChannelInfo, PulseShape, Segment, Train
 from ..compiler.schedule import Schedule
 from ..drivers import events as ev
 from ..drivers.base import Driver
@@ -21,7 +21,7 @@ from ..drivers.emulator import round_div_half_even
 from ..drivers.events import DeviceStatus
 from ..errors import DeviceFault, DriverError
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
-from .clock import RealClock
+from ..clock import RealClock
 
 BIPHASIC_300 = PulseShape(((300, 1.0), (50, 0.0), (300, -1.0)), "biphasic")
 ASYMMETRIC = PulseShape(((200, 1.0), (800, -0.25)), "asymmetric")

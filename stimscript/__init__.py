@@ -37,17 +37,28 @@ __all__ = [
 
 
 def load(path, *, device=None):
-    """Parse and check a ``.stim`` file; returns a CheckedProtocol (raises ProtocolError)."""
+    """Parse and check a ``.stim`` file; returns a CheckedProtocol (raises ProtocolError).
+
+    ``device``: a DeviceProfile, a driver name or an open driver (default: the loopback profile)."""
     from .compiler import load as _load
 
-    return _load(path, device=device)
+    return _load(path, device=_profile(device))
 
 
 def loads(text: str, name: str = "<string>", *, device=None):
     """Parse and check protocol text; returns a CheckedProtocol (raises ProtocolError)."""
     from .compiler import loads as _loads
 
-    return _loads(text, name=name, device=device)
+    return _loads(text, name=name, device=_profile(device))
+
+
+def _profile(device) -> DeviceProfile | None:
+    """The compiler takes a DeviceProfile; names and open drivers are resolved here, through the registry."""
+    if device is None or isinstance(device, DeviceProfile):
+        return device
+    from .drivers.registry import profile_of
+
+    return profile_of(device)
 
 
 def run(schedule, device="loopback", realtime: bool = False, **options):

@@ -8,7 +8,8 @@ and the figure never holds more than ``bins`` points per lane.
     >>> fig.savefig("session.png", dpi=150)
     >>> plot_schedule(schedule, ax=ax)                # compact: every lane stacked in one existing axes
 
-``Schedule.plot(ax=None, **kw)`` delegates here.
+The compiler's Schedule knows nothing of plotting (the compiler sits below the package face, see
+docs/architecture.md): plot a schedule with ``plot_schedule(schedule)``.
 """
 from __future__ import annotations
 

@@ -173,13 +173,6 @@ def test_unknown_keyword_is_an_error():
         plot_schedule(one_minute(), colour="red")
 
 
-def test_schedule_plot_delegates_when_available():
-    sched = one_minute()
-    if not hasattr(sched, "plot"):
-        pytest.skip("Schedule.plot not added yet")
-    assert sched.plot() is not None
-
-
 # --- labels ---------------------------------------------------------------------------------------------
 def test_labels():
     assert time_scale(60 * US)[1] == "s"

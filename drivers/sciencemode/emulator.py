@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...compiler.ir import PULSE_DTYPE
+from ...pulses import PULSE_DTYPE
 from . import frame as F
 from . import messages as M
 
