@@ -56,7 +56,7 @@ E411 error    an impossible pulse shape (burst without a whole carrier cycle, do
               custom shape starting at amplitude 0 or with no phase, asymmetric phase rounding to 0 µs)
 S007 error    a param's value in some week (progression) is outside its declared range — names the week
 S014 error    the session is longer than 24 h
-S0xx          every other safety rule comes from compiler/safety.py (see compiler/rules.py)
+S0xx          every other safety rule comes from compiler/safety.py, limits.py, overlap.py, delivered_rules.py, encodable.py (see rules.py)
 W201 warning  a channel without a ``site``
 W202 warning  a channel declared but not used by the session
 W203 warning  a custom site (``site "3 cm distal to the fibular head"``): not checked against the atlas

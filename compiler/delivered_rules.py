@@ -24,8 +24,8 @@ from . import delivered as D
 from . import energy as E
 from .model import ChannelUse, ResolvedSession
 from .rules import s012_hint
-from .safety import (_Collector, _area, _ch, _limit_name, _limit_value_text, _ma, _related_limit, _seconds, _span,
-                     num)
+from .findings import _area, _ch, _Collector, _ma, _seconds, _span, num
+from .limits import _limit_name, _limit_value_text, _related_limit
 
 #: power density (W/cm²) = Σ[µA²·µs] · 10⁻¹⁸ · 500 Ω / area
 _POWER = Fraction(E.LOAD_OHM, 10**18)
@@ -102,13 +102,13 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
 
 
 def _density_ok(lim) -> bool:
-    from .safety import _limit_ok_dim
+    from .limits import _limit_ok_dim
 
     return _limit_ok_dim(lim)
 
 
 def _density_value(lim) -> Fraction:
-    from .safety import _density_limit
+    from .limits import _density_limit
 
     return max(Fraction(0), _density_limit(lim.value))
 
