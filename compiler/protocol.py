@@ -161,6 +161,13 @@ class CheckedProtocol:
             rows.append(WeekRow(week, first, last, values))
         return WeekTable(tuple(target_label(k) for k in keys), tuple(rows))
 
+    def describe(self, session: int = 1, params: Optional[dict] = None):
+        """The typed read API: channels, electrodes, sites, cycles, blocks and weeks of ``session`` as frozen
+        values (a :class:`~stimscript.compiler.readapi.Description`); what sheets, plots and ``info`` read."""
+        from .readapi import describe
+
+        return describe(self, session, params)
+
     def resolve(self, session: int = 1, params: Optional[dict] = None) -> ResolvedSession:
         """Everything session ``session`` means, with ``params`` overrides applied."""
         return self._resolve(session, params)[0]

@@ -1,4 +1,5 @@
-"""One formatter per kind of value shown to a user: currents (mA), short times (µs), durations and clock times.
+"""One formatter per kind of value shown to a user: currents (mA), short times (µs), frequencies (Hz), durations
+and clock times.
 
 Every command, display, sheet and export goes through these, so the same value reads the same everywhere:
 currents in mA (exact to the µA, no trailing zeros), pulse times in µs, durations as ``m:ss``/``h:mm:ss``,
@@ -37,6 +38,35 @@ def duration(value_us: int | None) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def duration_text(value_us: int) -> str:
+    """µs -> a length as a person says it: '15 min', '1 h 05 min', '1 min 30 s', '2.5 s', '250 ms', '80 µs'."""
+    value_us = int(value_us)
+    if value_us < 1000:
+        return f"{value_us} µs"
+    if value_us < 1_000_000:
+        return f"{value_us / 1000:g} ms"
+    if value_us < 60_000_000:
+        return f"{round(value_us / 1e6, 3):g} s"
+    s = round(value_us / 1e6)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h} h {m:02d} min" + (f" {sec:02d} s" if sec else "")
+    return f"{m} min" + (f" {sec:02d} s" if sec else "")
+
+
+def hz(value) -> str:
+    """A frequency (exact Fraction or number) -> '50 Hz', '33.33 Hz', '2.5 kHz'."""
+    from fractions import Fraction
+
+    f = Fraction(value)
+    if f >= 1000:
+        return f"{float(f / 1000):.4g} kHz"
+    if f.denominator == 1:
+        return f"{f.numerator} Hz"
+    return f"{float(f):.4g} Hz"
 
 
 def seconds(value_us: int) -> str:

@@ -103,11 +103,53 @@ def test_info_table():
     result = invoke("info", TKA, "--set", "intensity=45mA")
     assert result.exit_code == 0, result.output
     out = result.output
-    for needle in ("vastus_medialis right", "prox(−) → dist(+)", "A is the cathode (−) of the leading phase", "biphasic 250 µs gap 50 µs", "11,235",
+    for needle in ("vastus medialis, right side", "prox(−) → dist(+)", "A is the cathode (−) of the leading phase", "biphasic 250 µs gap 50 µs", "11,235",
                    "15 min", "charge/phase µC"):
         assert needle in out, needle
     # charge per phase: 45 mA × 250 µs = 11.25 µC
     assert "11.2" in out
+    # one row per channel and block, then the channel's total
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
+    assert ["1", "1", "repeat 15 × contraction", "contraction 3/12/0/45 s", "50", "45", "15", "11,235"] in rows
+    assert ["1", "", "total quad", "", "", "", "15", "11,235"] in rows
+
+
+def test_info_rows_per_channel_and_block_add_up(tmp_path):
+    """A set with a pause and a line override: every block row is what that block delivers, and the totals
+    are the schedule's own pulse counts."""
+    f = tmp_path / "p.stim"
+    f.write_text('param intensity = 30 mA in 10 mA .. 80 mA\n'
+                 'electrode a 5 cm x 5 cm\nelectrode b 5 cm x 5 cm\nelectrode c 5 cm x 5 cm\nelectrode d 5 cm x 5 cm\n'
+                 'channel q 1 {\n  site vastus_medialis left\n  electrodes a -> b\n  pulse biphasic 300 us\n'
+                 '  frequency 50 Hz\n  amplitude intensity\n}\n'
+                 'channel h 2 {\n  site "posterior thigh" left\n  electrodes c -> d\n  pulse biphasic 300 us\n'
+                 '  frequency 40 Hz\n  amplitude 50% intensity\n}\n'
+                 'cycle k { ramp up 1 s; hold 2 s; rest 2 s }\n'
+                 'session {\n  repeat 2 {\n    repeat 3 { q: k }\n    pause 10 s\n  }\n'
+                 '  for 20 s { q, h: continuous with frequency 5 Hz }\n}\n', encoding="utf-8")
+    result = invoke("info", str(f))
+    assert result.exit_code == 0, result.output
+    section = result.output.split("Blocks per channel", 1)[1].split("cycle: ramp up", 1)[0]
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in section.splitlines() if line.startswith("│")]
+    block_rows = [r for r in rows if r[1]]
+    # oracle: the pulses of each channel in each block's time window, counted on the whole pulse array
+    proto = stimscript.load(str(f))
+    sched = proto.compile()
+    pulses = sched.pulses
+    expect = []
+    for k, seg in enumerate(sched.segments, 1):
+        window = pulses[(pulses["t_us"] >= seg.start_us) & (pulses["t_us"] < seg.end_us)]
+        for ch in (1, 2):
+            n = int((window["channel"] == ch).sum())
+            if n:
+                expect.append((str(ch), str(k), n))
+    got = sorted((r[0], r[1], int(r[7].replace(",", ""))) for r in block_rows)
+    assert got == sorted(expect)
+    assert ["2", "5", "for 20 s", "continuous", "5", "15", "–", "100"] in rows
+    assert ["1", "1", "set 1/2 · repeat 3 × k", "k 1/2/0/2 s", "50", "30", "3", "447"] in rows
+    totals = {r[2]: int(r[7].replace(",", "")) for r in rows if r[2].startswith("total ")}
+    assert totals == {"total q": sched.count(1), "total h": sched.count(2)}
+    assert "posterior thigh, left side" in result.output
 
 
 def test_info_weeks_prints_every_progressed_value(tmp_path):

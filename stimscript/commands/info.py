@@ -1,10 +1,13 @@
 """``stimscript info FILE``: what a session delivers, channel by channel, with the safety numbers."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import click
 from rich.console import Console
 from rich.table import Table
 
+from ..formatting import ma_number
 from ..units import format_number
 from ._common import handle_errors
 from .options import device_option, device_profile, mode_option, parse_sets, session_option, set_option
@@ -22,6 +25,15 @@ def _shape_text(shape) -> str:
     if len(phases) <= 5:
         return shape.kind + " " + " ".join(f"{a:+g}×{d}" for d, a in phases)
     return f"{shape.kind} ({len(phases)} phases, {shape.duration_us} µs)"
+
+
+def _cycle_text(cycle) -> str:
+    """'contraction 3/12/0/45 s': ramp up / hold / ramp down / rest of one contraction."""
+    if cycle.continuous:
+        return "continuous"
+    parts = "/".join(format_number(Fraction(us, 1_000_000), 3)
+                     for us in (cycle.ramp_up_us, cycle.hold_us, cycle.ramp_down_us, cycle.rest_us))
+    return f"{cycle.name} {parts} s".strip()
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -90,7 +102,6 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
         raise SafetyError(device_errors)
     resolved = proto.resolve(session=session, params=params)
     schedule = proto.compile(session=session, params=params)
-    counts = schedule.counts()
     console = Console(highlight=False, width=None if Console().is_terminal else 140)
 
     from rich.markup import escape
@@ -120,43 +131,65 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
             ptable.add_row(name, str(used), rng, shown(p.description or ""))
         console.print(ptable)
 
+    desc = proto.describe(session=session, params=params)
     table = Table(title="Channels", title_justify="left")
     for col, just in (("ch", "right"), ("name", "left"), ("site", "left"), ("electrodes", "left"),
                       ("pulse", "left"), ("freq Hz", "right"), ("ampl mA", "right"), ("pulses", "right")):
         table.add_column(col, justify=just)
+    for ch in desc.channels:
+        pair = [e for e in (ch.cathode, ch.anode) if e is not None]
+        names = " → ".join(f"{e.name}({sign})" for e, sign in zip(pair, "−+"))
+        areas = sorted({format_number(e.area_cm2, 2) for e in pair})
+        electrodes = f"{names} ({'/'.join(areas)} cm²)" if pair else "–"
+        site = shown(ch.site.text) if ch.site is not None else "–"
+        table.add_row(str(ch.number), ch.name, site, electrodes, _shape_text(ch.pulse),
+                      format_number(ch.frequency_hz, 3), ma_number(ch.amplitude_ua),
+                      f"{ch.pulses:,}")
+    console.print(table)
+    console.print("electrodes A → B: A is the cathode (−) of the leading phase, B the anode (+)")
+
+    blocks = Table(title="Blocks per channel (what each channel runs in each block of the session)",
+                   title_justify="left")
+    for col, just in (("ch", "right"), ("#", "right"), ("block", "left"), ("cycle", "left"), ("freq Hz", "right"),
+                      ("ampl mA", "right"), ("contr.", "right"), ("pulses", "right")):
+        blocks.add_column(col, justify=just)
+    for ch in desc.channels:
+        rows = [(b, bc) for b in desc.blocks for bc in b.channels if bc.number == ch.number]
+        for b, bc in rows:
+            blocks.add_row(str(ch.number), str(b.number), shown(b.label), _cycle_text(bc.cycle),
+                           format_number(bc.frequency_hz, 3), ma_number(bc.amplitude_ua),
+                           "–" if bc.cycle.continuous else str(bc.contractions), f"{bc.pulses:,}")
+        blocks.add_row(str(ch.number), "", f"[bold]total {shown(ch.name)}[/bold]", "", "", "",
+                       str(sum(bc.contractions for _, bc in rows if not bc.cycle.continuous))
+                       if any(not bc.cycle.continuous for _, bc in rows) else "–",
+                       f"[bold]{ch.pulses:,}[/bold]", end_section=True)
+    console.print(blocks)
+    console.print("cycle: ramp up/hold/ramp down/rest; contr.: contractions (cycles) that start in the block")
+    pauses = [b for b in desc.blocks if b.kind == "pause"]
+    if pauses:
+        console.print("pauses (no output): " + "; ".join(
+            f"block {b.number} {shown(b.label)} ({_duration(b.duration_us)})" for b in pauses))
+
     numbers = Table(title="Per pulse and per electrode (500 Ω, full amplitude, smaller electrode)",
                     title_justify="left")
     for col in ("ch", "charge/phase µC", "energy/pulse mJ", "rms mA", "area cm²", "rms mA/cm²", "W/cm²",
                 "Shannon k"):
         numbers.add_column(col, justify="right")
     seen = set()
-    for use in resolved.uses:
+    for use in sorted(resolved.uses, key=lambda u: u.number):
         key = (use.number, use.amplitude_ua, use.frequency_hz, use.shape)
         if key in seen:
             continue
         seen.add(key)
-        info_ = schedule.channel(use.number)
         m = use_metrics(use)
-        names = " → ".join(f"{e.name}({sign})" for e, sign in zip(use.electrodes, "−+"))
-        areas = sorted({format_number(e.area_cm2, 2) for e in use.electrodes})
-        electrodes = f"{names} ({'/'.join(areas)} cm²)" if use.electrodes else "–"
-        site = f"{info_.site} {info_.side}".strip()
-        table.add_row(str(use.number), use.channel, site, electrodes, _shape_text(use.shape),
-                      format_number(use.frequency_hz, 3), format_number(use.amplitude_ua / 1000, 3),
-                      f"{counts.get(use.number, 0):,}")
         numbers.add_row(str(use.number), _fmt(m.charge_per_phase_uc), _fmt(m.energy_per_pulse_mj),
                         _fmt(m.rms_current_ma), _fmt(m.area_cm2), _fmt(m.rms_current_density_ma_cm2),
                         _fmt(m.power_density_w_cm2), _fmt(m.shannon_k))
-    console.print(table)
-    console.print("electrodes A → B: A is the cathode (−) of the leading phase, B the anode (+)")
     console.print(numbers)
     if report is not None:
         print_report(report, console)
-    total = sum(counts.values())
-    console.print(f"duration {_duration(schedule.duration_us)}, {total:,} pulses in all")
-    if schedule.segments:
-        console.print("blocks: " + "; ".join(
-            f"{seg.label} [{seg.start_us / 1e6:g}–{seg.end_us / 1e6:g} s]" for seg in schedule.segments))
+    total = sum(ch.pulses for ch in desc.channels)
+    console.print(f"duration {_duration(desc.duration_us)}, {total:,} pulses in all")
     warnings = list(schedule.warnings)
     if warnings:
         console.print(f"[yellow]{len(warnings)} warning(s):[/yellow]")
