@@ -13,11 +13,12 @@ says ``site vastus_medialis right``.
 """
 from __future__ import annotations
 
-import difflib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+
+from ..suggest import close_matches
 
 __all__ = ["AtlasEntry", "load_atlas", "lookup", "names", "suggest"]
 
@@ -79,7 +80,4 @@ def names() -> list[str]:
 
 def suggest(name: str, n: int = 3) -> list[str]:
     """Up to ``n`` site names close to ``name`` (did-you-mean; case-insensitive), best first."""
-    if n <= 0:
-        return []
-    query = name.lower()
-    return difflib.get_close_matches(query, names(), n=n, cutoff=0.6)
+    return close_matches(name.lower(), names(), n)

@@ -87,11 +87,7 @@ from .lowering import ShapeTable, Timing, for_cycles, make_train, repeat_label, 
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
 from .progression import Assigned, PlanInfo, Progression, State, target_text, week_label
 from .shapes import build_shape
-
-try:  # the atlas lands separately; without it sites are not checked
-    from . import atlas as _atlas
-except ImportError:  # pragma: no cover
-    _atlas = None
+from . import atlas as _atlas
 
 HEADER_KEYS = ("reference", "indication", "author", "version", "description", "population", "notes")
 ALLOWS = ("monophasic",)
@@ -370,7 +366,7 @@ class Analysis:
                     self.warn("W203", f"site \"{decl.site.custom}\" of channel `{c.name}` is a custom placement: "
                               "it is not checked against the motor-point atlas", decl.site.span,
                               hint="check the placement on the patient; the setup sheet prints the text as written")
-            elif _atlas is not None and _atlas.lookup(decl.site.muscle.name) is None:
+            elif _atlas.lookup(decl.site.muscle.name) is None:
                 name = decl.site.muscle.name
                 close = _atlas.suggest(name, 2)
                 hint = ("did you mean " + " or ".join(f"`{s}`" for s in close) + "?") if close else \
@@ -1027,10 +1023,8 @@ MAX_PLAN_WEEKS = 520
 
 
 def _safety():
-    try:
-        from .safety import check_safety
-    except ImportError:  # the safety module lands separately
-        return None
+    from .safety import check_safety  # on first use: the safety rules import this module's neighbours
+
     return check_safety
 
 
@@ -1053,9 +1047,7 @@ def run_week(an: Analysis, state: State, week: int, session: int, profile) -> We
     sink: list[Diagnostic] = []
     resolved = an.resolve(state, week, session, sink)
     if resolved is not None and not any(d.is_error for d in an.diags):
-        check = _safety()
-        if check is not None:
-            sink.extend(check(resolved, profile))
+        sink.extend(_safety()(resolved, profile))
     return WeekResult(resolved, sink, state)
 
 

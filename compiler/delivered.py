@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from ..rounding import round_div
 from . import energy as E
 from .ir import PulseShape, Train
 
@@ -44,14 +45,6 @@ WINDOW_US = 10**6
 
 #: the most pulses the exact pass expands for one channel of one session; above it the check refuses (S020)
 EXPANSION_BUDGET = 4_000_000
-
-
-def round_div(num: int, den: int) -> int:
-    """round(num / den), half to even, exact (den > 0)."""
-    q, r = divmod(num, den)
-    if 2 * r > den or (2 * r == den and q & 1):
-        q += 1
-    return q
 
 
 def first_slot(num: int, den: int, x: int) -> int:

@@ -7,13 +7,13 @@ expression evaluates to ``None``; callers skip whatever depends on it, so one pa
 """
 from __future__ import annotations
 
-import difflib
 from fractions import Fraction
 from typing import Callable, Iterable, Optional
 
 from ..dsl import ast
 from ..errors import Diagnostic
 from ..spans import Span
+from ..suggest import did_you_mean
 from ..units import (AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, UNITS, VOLTAGE, Dim,
                      Quantity, dim_name, format_quantity)
 
@@ -44,15 +44,6 @@ class EvalFailed(Exception):
     """Internal: an expression could not be evaluated (its diagnostic, if any, is already recorded)."""
 
 
-def did_you_mean(name: str, candidates: Iterable[str], n: int = 1) -> Optional[str]:
-    found = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
-    if not found:
-        lowered = {c.lower(): c for c in candidates}
-        if name.lower() in lowered:
-            found = [lowered[name.lower()]]
-    if not found:
-        return None
-    return "did you mean " + " or ".join(f"`{f}`" for f in found) + "?"
 
 
 def fmt(q: Quantity) -> str:

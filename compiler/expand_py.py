@@ -10,29 +10,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .ir import PULSE_DTYPE, Train
+from .slots import round_div, slot_amplitude, slot_offset
 
-
-def round_div(num: int, den: int) -> int:
-    """round(num / den), half to even, exact (den > 0)."""
-    q, r = divmod(num, den)
-    twice = 2 * r
-    if twice > den or (twice == den and q % 2 == 1):
-        q += 1
-    return q
-
-
-def slot_offset(train: Train, k: int) -> int:
-    return round_div(k * train.period_num, train.period_den)
-
-
-def slot_amplitude(train: Train, offset: int) -> int:
-    """round(A * e(offset)) in µA for a slot ``offset`` µs into the cycle's on-phase."""
-    up, down, on = train.ramp_up_us, train.ramp_down_us, train.on_us
-    if up > 0 and offset < up:
-        return round_div(train.amp_num * offset, train.amp_den * up)
-    if down > 0 and offset >= on - down:
-        return round_div(train.amp_num * (on - offset), train.amp_den * down)
-    return round_div(train.amp_num, train.amp_den)
+__all__ = ["expand", "count", "iter_train", "round_div", "slot_offset", "slot_amplitude"]
 
 
 def _first_slot_at_or_after(train: Train, offset: int) -> int:

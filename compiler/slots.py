@@ -2,16 +2,10 @@
 delivered-pulse checks share (round half to even, integer µs and µA)."""
 from __future__ import annotations
 
+from ..rounding import round_div
 from .ir import Train
 
-
-def round_div(num: int, den: int) -> int:
-    """round(num / den), half to even, exact (den > 0)."""
-    q, r = divmod(num, den)
-    twice = 2 * r
-    if twice > den or (twice == den and q % 2 == 1):
-        q += 1
-    return q
+__all__ = ["round_div", "slot_offset", "slot_amplitude"]
 
 
 def slot_offset(train: Train, k: int) -> int:

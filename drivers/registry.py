@@ -5,12 +5,12 @@ the class must subclass :class:`stimscript.drivers.base.Driver`.
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 from importlib import metadata
 
 from ..errors import DeviceNotFound, DriverError, StimscriptError
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
+from ..suggest import close_matches
 
 BUILTIN: dict[str, str] = {
     "loopback": "stimscript.drivers.loopback:LoopbackDriver",
@@ -39,7 +39,7 @@ def available_drivers() -> dict[str, str]:
 def load_driver_class(name: str):
     drivers = available_drivers()
     if name not in drivers:
-        close = difflib.get_close_matches(name, drivers, n=1)
+        close = close_matches(name, drivers)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise DeviceNotFound(f"unknown device driver {name!r} (known: {', '.join(drivers)}){hint}")
     module, _, attr = drivers[name].partition(":")

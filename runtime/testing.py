@@ -17,10 +17,10 @@ from ..pulses import PULSE_DTYPE, ChannelInfo, PulseShape, Segment, Train
 from ..compiler.schedule import Schedule
 from ..drivers import events as ev
 from ..drivers.base import Driver
-from ..drivers.emulator import round_div_half_even
 from ..drivers.events import DeviceStatus
 from ..errors import DeviceFault, DriverError
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
+from ..rounding import round_div_array
 from ..clock import RealClock
 
 BIPHASIC_300 = PulseShape(((300, 1.0), (50, 0.0), (300, -1.0)), "biphasic")
@@ -171,7 +171,7 @@ class DirectDriver(Driver):
             t = p["t_us"]
             num = num * ((t1 - t) if kind == "down" else np.clip(t - t0, 0, span))
             den = den * span
-        amp = round_div_half_even(num, den)
+        amp = round_div_array(num, den)
         over = np.abs(amp) > self.profile.max_current_ua
         if over.any():
             i = int(np.argmax(over))

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..drivers import events as ev
 from ..errors import StimscriptError
+from ..rounding import round_div_array
 from ..runtime.devicelog import pulse_digest
 
 #: delivered pulses plus where each came from in the schedule
@@ -127,13 +128,6 @@ def read_log(log: dict) -> Timeline:
     return tl
 
 
-def _round_div_half_even(num: np.ndarray, den) -> np.ndarray:
-    q = num // den
-    r = num - q * den
-    twice = 2 * r
-    return q + ((twice > den) | ((twice == den) & ((q & 1) == 1)))
-
-
 def replay(pulses: np.ndarray, tl: Timeline) -> np.ndarray:
     """Apply the device model to the planned pulses (PULSE_DTYPE, schedule time) -> DELIVERED_DTYPE."""
     parts = []
@@ -186,9 +180,9 @@ def replay(pulses: np.ndarray, tl: Timeline) -> np.ndarray:
         out_amp = amp.copy()
         unity = plain & (scale == SCALE_ONE)
         sc = plain & ~unity
-        out_amp[sc] = _round_div_half_even(amp[sc] * scale[sc], SCALE_ONE)
+        out_amp[sc] = round_div_array(amp[sc] * scale[sc], SCALE_ONE)
         env = ~plain
-        out_amp[env] = _round_div_half_even(amp[env] * scale[env] * num[env], SCALE_ONE * den[env])
+        out_amp[env] = round_div_array(amp[env] * scale[env] * num[env], SCALE_ONE * den[env])
         nz = out_amp != 0
         out = np.empty(int(np.count_nonzero(nz)), dtype=DELIVERED_DTYPE)
         out["t_us"] = t[nz] - tl.epoch_us
