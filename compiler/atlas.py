@@ -45,7 +45,7 @@ class AtlasEntry:
 @lru_cache(maxsize=1)
 def load_atlas() -> dict[str, AtlasEntry]:
     """Read the atlas from the package data once; returns ``{name: AtlasEntry}`` in file order."""
-    ref = resources.files(_PACKAGE).joinpath(*_RESOURCE)
+    ref = resources.files(_PACKAGE) / _RESOURCE[0] / _RESOURCE[1]
     data = json.loads(ref.read_text(encoding="utf-8"))
     entries: dict[str, AtlasEntry] = {}
     for raw in data["entries"]:

@@ -86,6 +86,7 @@ from .ir import ChannelInfo
 from .lowering import ShapeTable, Timing, for_cycles, make_train, repeat_label, duration_text, segment
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
 from .progression import Assigned, PlanInfo, Progression, State, target_text, week_label
+from .limits import MAX_SESSION_US, SESSION_TOO_LONG_HINT, session_too_long
 from .shapes import build_shape
 from . import atlas as _atlas
 
@@ -95,7 +96,6 @@ CYCLE_STEPS = ("ramp_up", "hold", "ramp_down", "rest")
 CHANNEL_TARGETS = {"frequency": FREQUENCY, "amplitude": CURRENT}
 LIMIT_DIMS = {"current": CURRENT, "frequency": FREQUENCY, "pulse width": TIME, "charge": CHARGE,
               "duration": TIME, "channels": COUNT, "voltage": VOLTAGE, "density": DENSITY}
-MAX_SESSION_US = 24 * 3600 * 10**6
 _UNIT_FOR = {TIME: ("us", 10**6), FREQUENCY: ("Hz", 1), CURRENT: ("uA", 10**6)}
 
 CODES = {
@@ -883,10 +883,10 @@ class Analysis:
                 layout.restart()   # trains merge inside a set only: top-level blocks keep their own
                 layout.emit(m, start, ())
                 start += m.length
-        if t > MAX_SESSION_US and self.session is not None:
-            sink.append(Diagnostic("S014", f"the session lasts {duration_text(t)}, longer than 24 h",
-                                   _span_of_word(self.session.span, "session"),
-                                   hint="split it into several sessions of the plan"))
+        too_long = session_too_long(t)
+        if too_long is not None and self.session is not None:
+            sink.append(Diagnostic("S014", too_long, _span_of_word(self.session.span, "session"),
+                                   hint=SESSION_TOO_LONG_HINT))
         if sum(1 for d in sink if d.is_error) > errors_before or self.session is None:
             return None
         infos = []

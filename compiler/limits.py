@@ -19,6 +19,16 @@ from .model import ChannelUse, LimitValue, ResolvedSession
 
 #: S014: the longest session the compiler accepts (µs)
 MAX_SESSION_US = 24 * 3600 * 10**6
+#: S014's hint
+SESSION_TOO_LONG_HINT = "split it into several sessions of the plan"
+
+
+def session_too_long(duration_us: int) -> Optional[str]:
+    """S014's message for a session of ``duration_us``, None when it is within the bound: the one wording of the
+    rule, used by the checker (which does not lay out a longer session at all) and by check_safety."""
+    if duration_us <= MAX_SESSION_US:
+        return None
+    return f"the session lasts {_duration(duration_us)}, longer than the 24 h bound"
 
 #: current density (A/m², SI) expressed in mA/cm²
 _DENSITY_SI = (0, 1, 0, -2)
@@ -199,9 +209,9 @@ def _check_session(out: _Collector, resolved: ResolvedSession, profile: DevicePr
                         f"(device `{profile.name}`)", span)
 
     # S014 session length
-    if resolved.duration_us > MAX_SESSION_US:
-        out.add("S014", f"the session lasts {_duration(resolved.duration_us)}, longer than the 24 h bound",
-                resolved.session_span)
+    too_long = session_too_long(resolved.duration_us)
+    if too_long is not None:
+        out.add("S014", too_long, resolved.session_span, hint=SESSION_TOO_LONG_HINT)
 
     for limit in resolved.limits:
         name, bound, v = _limit_name(limit), limit.bound, limit.value

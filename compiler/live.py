@@ -137,7 +137,7 @@ def analyse_param(proto, name: str, session: int = 1, params: Optional[dict] = N
                          fixed=fixed, mixed=mixed)
     lo_q, hi_q = _reachable(proto, name, session, base, v0, low, high)
     r_top = _raw_trains(proto, session, {**base, name: hi_q})
-    max_ua = {}
+    max_ua: dict[int, int] = {}
     if r_top is not None:
         from .delivered import train_facts
 

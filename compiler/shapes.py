@@ -28,18 +28,17 @@ MAX_SHAPE_PHASES = 65_536
 
 def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
     """The pulse's shape, or None after reporting its errors into ``ev``."""
-    kind = pulse.kind
-    if kind == "monophasic":
+    if isinstance(pulse, ast.Monophasic):
         w = ev.time_us(pulse.width, "the pulse width", positive=True)
         return None if w is None else PulseShape(((w, 1.0),), "monophasic")
-    if kind == "biphasic":
+    if isinstance(pulse, ast.Biphasic):
         w = ev.time_us(pulse.width, "the pulse width", positive=True)
         g = ev.time_us(pulse.gap, "the interphase gap") if pulse.gap is not None else 0
         if w is None or g is None:
             return None
         phases = ((w, 1.0),) + (((g, 0.0),) if g else ()) + ((w, -1.0),)
         return PulseShape(phases, "biphasic")
-    if kind == "asymmetric":
+    if isinstance(pulse, ast.Asymmetric):
         w = ev.time_us(pulse.width, "the pulse width", positive=True)
         r = ev.positive(pulse.ratio, COUNT, "the phase ratio")
         g = ev.time_us(pulse.gap, "the interphase gap") if pulse.gap is not None else 0
@@ -51,7 +50,7 @@ def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
             return None
         phases = ((w, 1.0),) + (((g, 0.0),) if g else ()) + ((second, float(-1 / r.value)),)
         return PulseShape(phases, "asymmetric")
-    if kind == "burst":
+    if isinstance(pulse, ast.Burst):
         carrier = ev.positive(pulse.carrier, FREQUENCY, "the burst carrier frequency")
         duration = ev.positive(pulse.duration, TIME, "the burst duration")
         if carrier is None or duration is None:
@@ -73,7 +72,7 @@ def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
                      pulse.duration.span, hint="a burst lasts milliseconds (Russian current: 10 ms at 2.5 kHz)")
             return None
         return PulseShape(((h, 1.0), (h, -1.0)) * n, "burst")
-    if kind == "doublet":
+    if isinstance(pulse, ast.Doublet):
         w = ev.time_us(pulse.width, "the pulse width", positive=True)
         s = ev.time_us(pulse.spacing, "the doublet spacing", positive=True)
         if w is None or s is None:
@@ -85,7 +84,7 @@ def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
         gap = s - 2 * w
         phases = ((w, 1.0), (w, -1.0)) + (((gap, 0.0),) if gap else ()) + ((w, 1.0), (w, -1.0))
         return PulseShape(phases, "doublet")
-    if kind == "shape":
+    if isinstance(pulse, ast.CustomShape):
         raw = []
         ok = True
         for ph in pulse.phases:
@@ -107,7 +106,7 @@ def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
                      hint="start with the first phase that carries current")
             return None
         return PulseShape(tuple((d, float(Fraction(a) / first)) for d, a, _ in raw), "custom")
-    raise AssertionError(f"unknown pulse kind {kind!r}")  # pragma: no cover
+    raise AssertionError(f"unknown pulse kind {pulse.kind!r}")  # pragma: no cover
 
 
 def _n(x: Fraction) -> str:

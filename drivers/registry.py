@@ -22,10 +22,7 @@ ENTRY_POINT_GROUP = "stimscript.drivers"
 
 
 def _entry_points() -> dict[str, str]:
-    try:
-        eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except TypeError:  # pragma: no cover - Python < 3.10 API
-        eps = metadata.entry_points().get(ENTRY_POINT_GROUP, [])
+    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
     return {ep.name: ep.value for ep in eps}
 
 

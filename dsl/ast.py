@@ -5,9 +5,9 @@ meaning (units, names, limits) is the checker's business (stimscript.compiler.ch
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from fractions import Fraction
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..spans import Span
 
@@ -111,6 +111,11 @@ class Pulse(Node):
 
     monophasic: width · biphasic: width [gap] · asymmetric: width ratio [gap] ·
     burst: carrier duration · doublet: width spacing · shape: phases
+
+    ``Pulse(kind, ...)`` builds the node type of its kind (:class:`Monophasic`, :class:`Biphasic`,
+    :class:`Asymmetric`, :class:`Burst`, :class:`Doublet`, :class:`CustomShape`), whose required fields are
+    typed as set, so ``isinstance(pulse, ast.Biphasic)`` lets the type checker see ``pulse.width`` is an Expr.
+    Fields and equality are those of ``Pulse``: the kind types add no field.
     """
 
     kind: str
@@ -121,6 +126,71 @@ class Pulse(Node):
     duration: Optional[Expr] = None
     spacing: Optional[Expr] = None
     phases: tuple[ShapePhase, ...] = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Pulse":
+        if cls is Pulse:  # the node type of the kind (an unknown kind stays a plain Pulse)
+            cls = PULSE_KINDS.get(args[0] if args else kwargs.get("kind"), Pulse)
+        return super().__new__(cls)
+
+
+@dataclass(frozen=True)
+class Monophasic(Pulse):
+    """``pulse monophasic W``."""
+
+    if TYPE_CHECKING:  # the kind's required fields, as set (construction goes through Pulse(kind, ...))
+        _: KW_ONLY
+        width: Expr
+
+
+@dataclass(frozen=True)
+class Biphasic(Pulse):
+    """``pulse biphasic W [gap G]``."""
+
+    if TYPE_CHECKING:  # the kind's required fields, as set (construction goes through Pulse(kind, ...))
+        _: KW_ONLY
+        width: Expr
+
+
+@dataclass(frozen=True)
+class Asymmetric(Pulse):
+    """``pulse asymmetric W ratio R [gap G]``."""
+
+    if TYPE_CHECKING:  # the kind's required fields, as set (construction goes through Pulse(kind, ...))
+        _: KW_ONLY
+        width: Expr
+        ratio: Expr
+
+
+@dataclass(frozen=True)
+class Burst(Pulse):
+    """``pulse burst C for D`` (a carrier of frequency C for D)."""
+
+    if TYPE_CHECKING:  # the kind's required fields, as set (construction goes through Pulse(kind, ...))
+        _: KW_ONLY
+        carrier: Expr
+        duration: Expr
+
+
+@dataclass(frozen=True)
+class Doublet(Pulse):
+    """``pulse doublet W spacing S``."""
+
+    if TYPE_CHECKING:  # the kind's required fields, as set (construction goes through Pulse(kind, ...))
+        _: KW_ONLY
+        width: Expr
+        spacing: Expr
+
+
+@dataclass(frozen=True)
+class CustomShape(Pulse):
+    """``pulse shape { a for d; ... }``: the phases as written."""
+
+
+#: kind word -> node type (what ``Pulse(kind, ...)`` builds)
+PULSE_KINDS: dict[Any, type[Pulse]] = {
+    "monophasic": Monophasic, "biphasic": Biphasic, "asymmetric": Asymmetric, "burst": Burst,
+    "doublet": Doublet, "shape": CustomShape,
+}
 
 
 @dataclass(frozen=True)

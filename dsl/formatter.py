@@ -132,23 +132,22 @@ def format_expr(expr: ast.Expr) -> str:
 def format_pulse_inline(pulse: ast.Pulse) -> str:
     """``biphasic 250 us gap 50 us`` (without the word ``pulse``); custom shapes on one line."""
     e = format_expr
-    kind = pulse.kind
-    if kind == "monophasic":
+    if isinstance(pulse, ast.Monophasic):
         return f"monophasic {e(pulse.width)}"
-    if kind == "biphasic":
+    if isinstance(pulse, ast.Biphasic):
         return f"biphasic {e(pulse.width)}" + (f" gap {e(pulse.gap)}" if pulse.gap is not None else "")
-    if kind == "asymmetric":
+    if isinstance(pulse, ast.Asymmetric):
         return (f"asymmetric {e(pulse.width)} ratio {e(pulse.ratio)}"
                 + (f" gap {e(pulse.gap)}" if pulse.gap is not None else ""))
-    if kind == "burst":
+    if isinstance(pulse, ast.Burst):
         return f"burst {e(pulse.carrier)} for {e(pulse.duration)}"
-    if kind == "doublet":
+    if isinstance(pulse, ast.Doublet):
         return f"doublet {e(pulse.width)} spacing {e(pulse.spacing)}"
-    if kind == "shape":
+    if isinstance(pulse, ast.CustomShape):
         if not pulse.phases:
             return "shape {}"
         return "shape { " + "; ".join(f"{e(p.amplitude)} for {e(p.duration)}" for p in pulse.phases) + " }"
-    raise FormatError(f"unknown pulse kind {kind!r}")
+    raise FormatError(f"unknown pulse kind {pulse.kind!r}")
 
 
 # --- comments ------------------------------------------------------------------------------------------
@@ -273,7 +272,7 @@ class _Printer:
             text = f"param {item.name} = {e(item.default)}"
             if (item.low is None) != (item.high is None):
                 raise FormatError(f"param {item.name} has only one end of its range")
-            if item.low is not None:
+            if item.low is not None and item.high is not None:
                 text += f" in {e(item.low)} .. {e(item.high)}"
             if item.description is not None:
                 text += " " + format_string(item.description)
@@ -320,7 +319,7 @@ class _Printer:
         if isinstance(node, ast.Site):
             if (node.custom is None) == (node.muscle is None):
                 raise FormatError("a site is either an atlas name or a custom string")
-            where = format_string(node.custom) if node.custom is not None else node.muscle.name
+            where = format_string(node.custom) if node.custom is not None else (node.muscle.name if node.muscle else "")
             self.stmt(node, depth, f"site {where}" + (f" {node.side}" if node.side else ""))
         elif isinstance(node, ast.ElectrodePair):
             self.stmt(node, depth, f"electrodes {node.first.name} -> {node.second.name}")
@@ -366,9 +365,9 @@ class _Printer:
         if node.overrides:
             parts = []
             for o in node.overrides:
-                if o.key == "pulse":
+                if o.key == "pulse" and isinstance(o.value, ast.Pulse):
                     parts.append("pulse " + format_pulse_inline(o.value))
-                elif o.key in ("frequency", "amplitude"):
+                elif o.key in ("frequency", "amplitude") and not isinstance(o.value, ast.Pulse):
                     parts.append(f"{o.key} {format_expr(o.value)}")
                 else:
                     raise FormatError(f"unknown override {o.key!r}")
@@ -424,14 +423,14 @@ def format_protocol(protocol: ast.Protocol, source: Optional[str] = None, *, com
             if item.span is not None:
                 source = item.span.source.text
                 break
-    comments = _Comments(source if comments else None)
-    p = _Printer(comments)
+    kept = _Comments(source if comments else None)
+    p = _Printer(kept)
     out = p.out
     if protocol.version is not None:
-        first_code = comments.code_lines[0] if comments.code_lines else None
+        first_code = kept.code_lines[0] if kept.code_lines else None
         if first_code is not None:
-            comments.before(first_code, "", out)
-        out.append(f"stimscript {protocol.version}" + (comments.trailing_at(first_code) if first_code else ""))
+            kept.before(first_code, "", out)
+        out.append(f"stimscript {protocol.version}" + (kept.trailing_at(first_code) if first_code else ""))
     previous: Optional[ast.Node] = None
     for item in protocol.items:
         grouped = previous is not None and type(item) is type(previous) and isinstance(item, _GROUPED)
@@ -439,10 +438,10 @@ def format_protocol(protocol: ast.Protocol, source: Optional[str] = None, *, com
             out.append("")
         p.item(item)
         previous = item
-    if comments.remaining():
+    if kept.remaining():
         if out:
             out.append("")
-        comments.before(10**12, "", out, blank_after=False)
+        kept.before(10**12, "", out, blank_after=False)
     return "\n".join(out) + "\n" if out else ""
 
 

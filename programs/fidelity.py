@@ -380,9 +380,9 @@ def delivered_session(resolved, model: TimingModel):
         uses.append(replace(u, amplitude_ua=amp, frequency_hz=freq))
     trains = []
     for tr in resolved.trains:
-        amp = quantise(tr.amplitude, model.current_step_ua)
+        step_amp = quantise(tr.amplitude, model.current_step_ua)
         per = period_of(tr.period)
-        trains.append(replace(tr, amp_num=amp, amp_den=1, period_num=per.numerator, period_den=per.denominator))
+        trains.append(replace(tr, amp_num=step_amp, amp_den=1, period_num=per.numerator, period_den=per.denominator))
     return replace(resolved, uses=tuple(uses), trains=tuple(trains))
 
 

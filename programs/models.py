@@ -99,7 +99,7 @@ def model_for(device, mode: str | None = None) -> TimingModel:
     if isinstance(device, TimingModel):
         return device
     if isinstance(device, DeviceProfile):
-        return MODELS.get(device.name) if device.name in MODELS and mode is None else streamed_model(device)
+        return MODELS[device.name] if device.name in MODELS and mode is None else streamed_model(device)
     name = str(device or "loopback")
     if mode not in (None, "mid-level", "low-level"):
         raise DeviceNotFound(f"unknown mode {mode!r} (modes: {', '.join(MODES)})")
@@ -117,7 +117,7 @@ def model_for(device, mode: str | None = None) -> TimingModel:
 
 def snap_period(model: TimingModel, period_us: Fraction) -> tuple[int, bool]:
     """The device period nearest to ``period_us`` (µs): (period in µs, uses the fine grid)."""
-    best = None
+    best: tuple[Fraction, int, bool] | None = None
     grids = [(model.period_grid_us, False)] + ([(model.fine_grid_us, True)] if model.fine_grid_us else [])
     for grid, fine in grids:
         k = max(1, round(period_us / grid))
@@ -125,4 +125,5 @@ def snap_period(model: TimingModel, period_us: Fraction) -> tuple[int, bool]:
         err = abs(cand - period_us)
         if best is None or err < best[0]:
             best = (err, cand, fine)
+    assert best is not None  # the period grid is always there
     return best[1], best[2]

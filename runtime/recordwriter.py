@@ -81,7 +81,7 @@ def _json_default(o):
     return str(o)
 
 
-def _apply(store: RecordStore, op: str, rec: SessionRecord) -> int:
+def _apply(store: RecordStore, op: str, rec: SessionRecord) -> int | None:
     """Write one snapshot into ``store``, inserting the session if it is not there yet (by uuid)."""
     row = store.conn.execute("SELECT id FROM sessions WHERE uuid=?", (rec.uuid,)).fetchone()
     if row is None:

@@ -95,7 +95,7 @@ def channel_names(rec) -> dict[int, str]:
 def merged_events(events) -> list:
     """The event log for reading: consecutive slew steps of one intensity change on one channel become
     one line (first old -> last new value); everything else as is."""
-    out = []
+    out: list = []
     for ev in events:
         prev = out[-1] if out else None
         if (ev.kind == "intensity" and prev is not None and prev.kind == "intensity"
