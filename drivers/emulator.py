@@ -14,6 +14,9 @@ It speaks the stimscript wire protocol through :meth:`Emulator.host_write` / :me
       amplitude = round_half_even(amplitude_ua * scale_ppm * env_num / (1_000_000 * env_den))
 
   so at scale 1.0 the output equals the schedule bit for bit (no quantisation to the 10 µA step);
+* a ramp always starts from the level already reached: a STOP or PAUSE that arrives while a ramp is under way
+  (a pause ramp-down, a resume ramp-up) ramps down from the envelope's level at that instant, never from full
+  scale, so the output can only fall after a stop or pause request;
 * enforces its own limits: an over-limit pulse (current, rate, unknown shape/channel) -> FAULT, all
   output off, queue flushed;
 * watchdog: no valid frame from the host for ``watchdog_ms`` of device time while a session is active ->
@@ -28,12 +31,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
 from ..pulses import PULSE_DTYPE
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
 from ..clock import Clock, RealClock
+from ..rounding import round_div
 from ..rounding import round_div_array as round_div_half_even  # the name tests and the emulator use
 from . import wire as w
 
@@ -88,6 +93,38 @@ class _Queue:
 
 class EmulatorDisconnected(Exception):
     """The emulated device has been unplugged (fault injection)."""
+
+
+#: a ramp envelope: (kind "down"|"up", t0, t1, g_num, g_den). The level at device time t is
+#: g·(t1 − t)/(t1 − t0) for "down" and g·clip(t − t0, 0, t1 − t0)/(t1 − t0) for "up", g = g_num/g_den the
+#: level the ramp starts from (a ramp-down) or reaches (a ramp-up; always 1).
+Envelope = tuple[str, int, int, int, int]
+
+
+def envelope_level(env: Envelope | None, t: int) -> Fraction:
+    """The exact envelope level (0..1) at device time ``t``; 1 without a ramp."""
+    if env is None:
+        return Fraction(1)
+    kind, t0, t1, g_num, g_den = env
+    span = max(1, t1 - t0)
+    num = (t1 - t) if kind == "down" else min(max(t - t0, 0), span)
+    return Fraction(g_num * min(max(num, 0), span), g_den * span)
+
+
+def scaled_amplitudes(amp: np.ndarray, factor: np.ndarray, den: int) -> np.ndarray:
+    """round_half_even(amp · factor / den) per pulse, exact: int64 when the products cannot overflow,
+    Python integers otherwise (long ramps, chained ramps, large scale registers). ``den`` > 0."""
+    if len(amp) == 0:
+        return amp.astype(np.int64)
+    amp64 = amp.astype(np.int64)
+    fac64 = np.asarray(factor)
+    big = int(np.abs(amp64).max()) * int(np.abs(fac64).max()) if fac64.dtype != object else 1 << 63
+    if big < 1 << 62 and den < 1 << 62:
+        return round_div_half_even(amp64 * fac64.astype(np.int64), den)
+    out = np.empty(len(amp64), dtype=np.int64)
+    for i, (a, f) in enumerate(zip(amp64.tolist(), fac64.tolist())):
+        out[i] = round_div(int(a) * int(f), den)
+    return out
 
 
 def split_frames(data: bytes) -> list[bytes]:
@@ -193,7 +230,7 @@ class Emulator:
         self._some_channel_off = False
         self._unity_scale = True
         self._last_t = np.full(n, np.iinfo(np.int64).min // 4, dtype=np.int64)
-        self._env: tuple[str, int, int] | None = None   # ("down"|"up", t0, t1)
+        self._env: Envelope | None = None
         self._env_end_state = w.IDLE
         self.ramp_end_us = 0
         self._out_chunks: list[np.ndarray] = []
@@ -457,7 +494,7 @@ class Emulator:
             if self.state == w.PAUSED:
                 at = max(int(at), self._now)
                 ramp = min(int(ramp), w.MAX_RAMP_US)
-                self._env = ("up", at, at + ramp) if ramp > 0 else None
+                self._env = ("up", at, at + ramp, 1, 1) if ramp > 0 else None
                 self.ramp_end_us = at + ramp
                 self.state = w.RUNNING
             self._emit_status()
@@ -490,7 +527,9 @@ class Emulator:
                     t_end = min(self._env[2], t0 + ramp)  # already ramping down: never slower
                 else:
                     t_end = t0 + ramp
-                self._env = ("down", t0, t_end)
+                # from the level already reached (a ramp under way), never from full scale
+                g = envelope_level(self._env, t0)
+                self._env = ("down", t0, t_end, g.numerator, g.denominator)
                 self._env_end_state = end_state
                 self.ramp_end_us = t_end
                 self.state = ramp_state
@@ -643,10 +682,15 @@ class Emulator:
                 amp = round_div_half_even(amp * self.scale_ppm[ch], w.SCALE_ONE)
         else:
             scale = self.scale_ppm[ch]
-            kind, t0, t1 = env
+            kind, t0, t1, g_num, g_den = env
             span = max(1, t1 - t0)
-            num = (t1 - t) if kind == "down" else np.clip(t - t0, 0, span)
-            amp = round_div_half_even(amp * scale * num, w.SCALE_ONE * span)
+            num = np.clip(t1 - t, 0, span) if kind == "down" else np.clip(t - t0, 0, span)
+            if g_num * span * w.MAX_SCALE_PPM < 1 << 62:
+                factor = scale * (num * g_num)
+            else:  # a long chain of ramps: exact Python integers
+                factor = np.array([int(s) * int(n) * g_num for s, n in zip(scale.tolist(), num.tolist())],
+                                  dtype=object)
+            amp = scaled_amplitudes(amp, factor, w.SCALE_ONE * span * g_den)
         # limits: current (times the shape's largest phase) and slot rate per channel
         bad = np.abs(amp) * self._shape_max_ppm[shape] > prof.max_current_ua * w.SCALE_ONE
         min_gap = 1_000_000 // prof.max_rate_hz if prof.max_rate_hz else 0

@@ -17,6 +17,7 @@ from ..pulses import PULSE_DTYPE, ChannelInfo, PulseShape, Segment, Train
 from ..compiler.schedule import Schedule
 from ..drivers import events as ev
 from ..drivers.base import Driver
+from ..drivers.emulator import envelope_level
 from ..drivers.events import DeviceStatus
 from ..errors import DeviceFault, DriverError
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
@@ -121,7 +122,8 @@ class DirectDriver(Driver):
         self._qidx = np.zeros(0, dtype=np.int64)
         self._num = np.ones(n, dtype=np.int64)
         self._den = np.ones(n, dtype=np.int64)
-        self._env = None              # ("down" | "up", t0, t1, state at the end of a ramp down)
+        # ("down" | "up", t0, t1, state at the end of a ramp down, g_num, g_den): see drivers.emulator.Envelope
+        self._env = None
         self._ramp_end = 0
         self._now = self._time()
         self._next_index = 0
@@ -166,12 +168,17 @@ class DirectDriver(Driver):
         num = p["amplitude_ua"].astype(np.int64) * self._num[ch]
         den = self._den[ch].copy()
         if self._env is not None:
-            kind, t0, t1, _ = self._env
+            kind, t0, t1, _, g_num, g_den = self._env
             span = max(1, t1 - t0)
-            t = p["t_us"]
-            num = num * ((t1 - t) if kind == "down" else np.clip(t - t0, 0, span))
-            den = den * span
-        amp = round_div_array(num, den)
+            t = p["t_us"].astype(np.int64)
+            level = np.clip(t1 - t, 0, span) if kind == "down" else np.clip(t - t0, 0, span)
+            if g_num == 1 and g_den == 1:
+                num = num * level
+                den = den * span
+            else:  # a ramp-down from a level reached mid-ramp: exact Python integers
+                num = num.astype(object) * level.astype(object) * g_num
+                den = den.astype(object) * (span * g_den)
+        amp = round_div_array(num, den).astype(np.int64)
         over = np.abs(amp) > self.profile.max_current_ua
         if over.any():
             i = int(np.argmax(over))
@@ -347,7 +354,10 @@ class DirectDriver(Driver):
                 t1 = self._now + int(ramp_us)
                 if self._env is not None and self._env[0] == "down":
                     t1 = min(t1, self._env[2])
-                self._env = ("down", self._now, t1, end_state)
+                # a ramp starts from the level already reached, never from full scale
+                env = self._env
+                g = envelope_level(None if env is None else (env[0], env[1], env[2], env[4], env[5]), self._now)
+                self._env = ("down", self._now, t1, end_state, g.numerator, g.denominator)
                 self._ramp_end = t1
                 self.state = ramp_state
             elif self.state == ev.PAUSED and end_state == ev.STOPPED:
@@ -366,7 +376,7 @@ class DirectDriver(Driver):
             self._advance()
             if self.state == ev.PAUSED:
                 at = max(int(at_us), self._now)
-                self._env = ("up", at, at + int(ramp_us), ev.RUNNING) if ramp_us > 0 else None
+                self._env = ("up", at, at + int(ramp_us), ev.RUNNING, 1, 1) if ramp_us > 0 else None
                 self._ramp_end = at + int(ramp_us)
                 self.state = ev.RUNNING
             self._report()

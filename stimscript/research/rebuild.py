@@ -12,8 +12,10 @@ Timing rules of the model (the loopback emulator follows them):
 
 * A message from the host (SET_SCALE, PAUSE, STOP, ESTOP, RESUME) is acted on at the device time in the
   STATUS it causes; pulses at exactly that time have already been delivered under the previous state.
-* A ramp-down (t0, t1) scales a pulse at t by (t1 − t)/(t1 − t0); at t1 the output is off and the queue
-  flushed. A resume ramp (a, e) scales by clip(t − a, 0, e − a)/(e − a).
+* A ramp-down (t0, t1) scales a pulse at t by g·(t1 − t)/(t1 − t0); at t1 the output is off and the queue
+  flushed. g is the level already reached at t0 (1, or the level of a resume ramp or an earlier ramp-down
+  still under way at t0): a ramp never starts from above where the output was. A resume ramp (a, e)
+  scales by clip(t − a, 0, e − a)/(e − a).
 * An all-output fault at t (watchdog, over-limit) delivers nothing at or after t; an electrode fault on a
   channel stops that channel from t on.
 * amplitude = round_half_even(amplitude_ua × scale_ppm × num / (10⁶ × den)); 0 µA is not delivered.
@@ -21,6 +23,7 @@ Timing rules of the model (the loopback emulator follows them):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -128,6 +131,16 @@ def read_log(log: dict) -> Timeline:
     return tl
 
 
+def _level(env, t: int) -> Fraction:
+    """The level (0..1) of a ramp at device time ``t``: ("up", a, e, 1) or ("down", t0, t1, g); None = 1."""
+    if env is None:
+        return Fraction(1)
+    kind, a, b, g = env
+    span = max(1, b - a)
+    x = (b - t) if kind == "down" else (t - a)
+    return g * Fraction(min(max(x, 0), span), span)
+
+
 def replay(pulses: np.ndarray, tl: Timeline) -> np.ndarray:
     """Apply the device model to the planned pulses (PULSE_DTYPE, schedule time) -> DELIVERED_DTYPE."""
     parts = []
@@ -159,6 +172,9 @@ def replay(pulses: np.ndarray, tl: Timeline) -> np.ndarray:
         num = np.ones(len(seg), dtype=np.int64)
         den = np.ones(len(seg), dtype=np.int64)
         env_start = np.full(len(seg), np.iinfo(np.int64).min, dtype=np.int64)
+        g_num = np.ones(len(seg), dtype=object)      # the level a ramp-down starts from (exact)
+        g_den = np.ones(len(seg), dtype=object)
+        prev = None if per.up is None else ("up", per.up[0], per.up[1], Fraction(1))
         if per.up is not None:
             a, e = per.up
             span = max(1, e - a)
@@ -176,13 +192,22 @@ def replay(pulses: np.ndarray, tl: Timeline) -> np.ndarray:
             num[inside] = t1 - t[inside]
             den[inside] = max(1, t1 - t0)
             env_start[inside] = t0
-        plain = den == 1
+            level = _level(prev, t0)
+            g_num[inside] = level.numerator
+            g_den[inside] = level.denominator
+            prev = ("down", t0, t1, level)
+        plain = (den == 1) & (num == 1)
         out_amp = amp.copy()
         unity = plain & (scale == SCALE_ONE)
         sc = plain & ~unity
         out_amp[sc] = round_div_array(amp[sc] * scale[sc], SCALE_ONE)
         env = ~plain
-        out_amp[env] = round_div_array(amp[env] * scale[env] * num[env], SCALE_ONE * den[env])
+        if bool(np.all(g_num[env] == 1)) and bool(np.all(g_den[env] == 1)):
+            out_amp[env] = round_div_array(amp[env] * scale[env] * num[env], SCALE_ONE * den[env])
+        else:  # ramps starting mid-ramp: exact Python integers
+            e_num = amp[env].astype(object) * scale[env].astype(object) * num[env].astype(object) * g_num[env]
+            e_den = SCALE_ONE * den[env].astype(object) * g_den[env]
+            out_amp[env] = round_div_array(e_num, e_den).astype(np.int64)
         nz = out_amp != 0
         out = np.empty(int(np.count_nonzero(nz)), dtype=DELIVERED_DTYPE)
         out["t_us"] = t[nz] - tl.epoch_us
