@@ -68,10 +68,18 @@ class Event:
 class SessionController:
     """Controls for one session at a time (re-usable afterwards)."""
 
+    #: a pause longer than this ends the session as "stopped" (its record says why): a session cannot stay
+    #: paused for ever (in virtual time nothing may ever resume it; in real time the patient is long gone)
+    DEFAULT_MAX_PAUSE_S = 30 * 60
+
     def __init__(self, intensity_step_ua: int = 1000, slew_ua_per_s: int = 10_000, pause_ramp_ms: int = 500,
-                 resume_ramp_ms: int = 1000, stop_ramp_ms: int = 1000):
+                 resume_ramp_ms: int = 1000, stop_ramp_ms: int = 1000, max_pause_s: float = DEFAULT_MAX_PAUSE_S):
         if not 0 <= stop_ramp_ms <= 1000:
             raise ValueError("a stop ramps down within at most 1 s")
+        if not 0 < max_pause_s <= 24 * 3600:
+            raise ValueError("the pause limit is more than 0 s and at most 24 h")
+        #: the pause limit in µs (see DEFAULT_MAX_PAUSE_S)
+        self.max_pause_us = int(max_pause_s * 1_000_000)
         self.intensity_step_ua = int(intensity_step_ua)
         self.slew_ua_per_s = int(slew_ua_per_s)
         self.pause_ramp_ms = int(pause_ramp_ms)

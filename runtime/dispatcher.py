@@ -386,6 +386,7 @@ class Dispatcher:
         self.lost_us = lost_us
         self.state = "starting"
         self.end_reason: str | None = None
+        self._end_detail = ""
         self._estop_flag = False
         # observers see the session start, every block sent and every device message (on the dispatcher's
         # thread); the device log is always kept, so every record can be rebuilt and checked later
@@ -616,6 +617,10 @@ class Dispatcher:
                     self._emit("intensity")
             elif not self.intensity.slewing:
                 last_slew_dev = None
+            # a pause past the pause limit ends the session (nothing may ever resume it)
+            if (self.state == "paused" and self.end_reason is None and self._paused_since is not None
+                    and dev_now - self._paused_since >= ctl.max_pause_us):
+                self._pause_limit(dev_now)
             # 3. stream
             sent = 0
             queue_wake = None
@@ -680,6 +685,8 @@ class Dispatcher:
                 wake_dev = min(wake_dev, dev_now + max(1000, next_status_req - host_now))
             if queue_wake is not None:
                 wake_dev = min(wake_dev, max(dev_now + 1, queue_wake))
+            if self.state == "paused" and self._paused_since is not None:
+                wake_dev = min(wake_dev, max(dev_now + 1, self._paused_since + ctl.max_pause_us))
             if self.state == "running" and not self.source_done:
                 pass
             elif self.state == "running":
@@ -687,7 +694,7 @@ class Dispatcher:
             if self._estop_flag or ctl._commands:
                 continue
             clock.sleep_until(clock.now_us() + max(0, wake_dev - dev_now), ctl.wake)
-        self._finish(self.end_reason or "interrupted", "")
+        self._finish(self.end_reason or "interrupted", self._end_detail)
 
     # ---- messages -----------------------------------------------------------------------------------
     def _handle(self, m) -> None:
@@ -776,6 +783,19 @@ class Dispatcher:
         if self._pending_resume:
             self._pending_resume = False
             self._control("resume", ())
+
+    def _pause_limit(self, dev_now: int) -> None:
+        """The session stayed paused for the pause limit: end it as stopped (output is already 0)."""
+        limit = self.ctl.max_pause_us
+        text = (f"paused for {limit / 1e6:g} s without a resume: the pause limit ended the session "
+                f"(output was already off)")
+        self._end_detail = text
+        self._paused_total += max(0, dev_now - self._paused_since)   # paused until the limit ended it
+        self._paused_since = None
+        self.rec.log("stop", dev_now, detail=text)
+        self._emit("stopping", text)
+        self.driver.stop(0)
+        self.state = "stopping"
 
     def _control(self, action: str, args) -> None:
         if self.end_reason is not None:
@@ -906,7 +926,7 @@ class Dispatcher:
         rec.end_reason = reason
         self.intensity.flush_unacknowledged(dev_now, rec)
         rec.log("end", dev_now, detail=reason + (f": {detail}" if detail and reason != "completed" else ""))
-        if detail and reason not in ("completed", "degraded"):
+        if detail and reason not in ("completed", "degraded", "stopped"):
             rec.faults.append(detail) if detail not in rec.faults else None
         rec.end_detail = "; ".join(([detail] if detail else []) + notes)
         try:
