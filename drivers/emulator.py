@@ -447,9 +447,18 @@ class Emulator:
         self._tx(frame)
 
     # ---- message handling -----------------------------------------------------------------------------
+    #: the shortest payload each message type needs (longer payloads are accepted: later versions may add)
+    _MIN_PAYLOAD = {w.SET_SCALE: w.SET_SCALE_STRUCT.size, w.START: w.START_STRUCT.size,
+                    w.STOP: w.RAMP_STRUCT.size, w.PAUSE: w.RAMP_STRUCT.size, w.RESUME: w.RESUME_STRUCT.size}
+
     def _handle(self, fr: w.Frame) -> None:
         t = fr.mtype
         p = fr.payload
+        if len(p) < self._MIN_PAYLOAD.get(t, 0):
+            # a real device answers a message it cannot read with a protocol error; during a session the
+            # output goes off (host and device no longer agree on what was asked), never a crash
+            self._fault(w.FAULT_BAD_MESSAGE, 0, t, all_off=self.active)
+            return
         if t == w.PULSES:
             self._on_pulses(p)
         elif t == w.KEEPALIVE:

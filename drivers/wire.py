@@ -83,9 +83,10 @@ FAULT_QUEUE_OVERFLOW = 4
 FAULT_BAD_PULSE = 5
 FAULT_BAD_SHAPE = 6
 FAULT_LINK = 7
+FAULT_BAD_MESSAGE = 8   # a CRC-valid frame whose payload does not fit its type (detail: the message type)
 FAULT_NAMES = {FAULT_ELECTRODE: "electrode", FAULT_OVER_LIMIT: "over_limit", FAULT_WATCHDOG: "watchdog",
                FAULT_QUEUE_OVERFLOW: "queue_overflow", FAULT_BAD_PULSE: "bad_pulse", FAULT_BAD_SHAPE: "bad_shape",
-               FAULT_LINK: "link"}
+               FAULT_LINK: "link", FAULT_BAD_MESSAGE: "bad_message"}
 
 SCALE_ONE = 1_000_000         # scale register unit: parts per million
 MAX_SCALE_PPM = 4_000_000     # a scale register holds 0 .. 4.0
@@ -648,6 +649,8 @@ class FaultMsg:
             return f"refused shape {d}"
         if self.code == FAULT_LINK:
             return "the host asked for frames the device no longer holds"
+        if self.code == FAULT_BAD_MESSAGE:
+            return f"message type 0x{d:02X} with a payload that does not fit it"
         return f"detail {d}" if d else ""
 
     def describe(self) -> str:
