@@ -75,7 +75,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Optional
+from typing import Iterator, Optional
 
 from ..dsl import ast
 from ..errors import Diagnostic, Related
@@ -642,6 +642,18 @@ class Analysis:
         """Week ``week``'s values: its accumulated base, then the week blocks whose range holds it."""
         return self._apply_all(self.progression.blocks_for(week), base, week, sink, fixed)
 
+    def week_states(self, weeks: int, overrides: Optional[dict] = None,
+                    fixed: frozenset = frozenset()) -> Iterator[tuple[int, State, list[Diagnostic]]]:
+        """(week, its values, the diagnostics of computing them) for weeks 1..``weeks`` in order: the one week
+        loop (declared values and overrides, ``every week`` accumulated once per week, then the week's
+        blocks) that :func:`analyse` and ``CheckedProtocol.weeks`` walk."""
+        base = self.initial_state(overrides)
+        for week in range(1, weeks + 1):
+            sink: list[Diagnostic] = []
+            if week >= 2:
+                base = self.accumulate(base, week, sink, fixed)
+            yield week, self.week_state(base, week, sink, fixed), sink
+
     def state_at(self, week: int, overrides: Optional[dict] = None, sink: Optional[list] = None,
                  fixed: frozenset = frozenset()) -> State:
         """The values of week ``week`` (a pure function of the week): declared values (and overrides),
@@ -1075,14 +1087,9 @@ def analyse(an: Analysis, profile) -> tuple[dict[int, WeekResult], list[Diagnost
                        hint="a plan longer than 10 years is a typo; write the weeks of one course of treatment"), 1)
         out.sort(key=_sort_key)
         return results, out
-    base = an.initial_state()
     prev = None
-    for week in range(1, weeks + 1):
+    for week, new_state, sink in an.week_states(weeks):
         first = an.plan.sessions_of(week)[0] if an.plan else 1
-        sink: list[Diagnostic] = []
-        if week >= 2:
-            base = an.accumulate(base, week, sink)
-        new_state = an.week_state(base, week, sink)
         if prev is not None and not sink and new_state.snapshot() == prev.state.snapshot():
             results[week] = WeekResult(replace(prev.resolved, session=first, week=week) if prev.resolved else None,
                                        prev.diagnostics, new_state)

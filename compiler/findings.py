@@ -10,6 +10,7 @@ from fractions import Fraction
 from typing import Iterable, Optional
 
 from ..errors import Diagnostic, Related
+from ..formatting import duration_words
 from ..spans import Span
 from ..units import format_number
 from .model import ChannelUse, ElectrodeInfo, ResolvedSession
@@ -70,20 +71,8 @@ def _seconds(us: int) -> str:
 
 
 def _duration(us: int | Fraction) -> str:
-    """A session length for humans: '30 min', '25 h 0 min 1 s', '45 s'."""
-    s = Fraction(us, 10**6)
-    if s >= 3600:
-        h, rest = divmod(s, 3600)
-        m, sec = divmod(rest, 60)
-        out = f"{int(h)} h"
-        if m or sec:
-            out += f" {int(m)} min"
-        if sec:
-            out += f" {format_number(sec)} s"
-        return out
-    if s >= 60 and s % 60 == 0:
-        return f"{int(s // 60)} min"
-    return f"{format_number(s)} s"
+    """A session length for humans: '30 min', '25 h 0 min 1 s', '45 s' (stimscript.formatting)."""
+    return duration_words(us)
 
 
 # --- collecting ---------------------------------------------------------------------------------

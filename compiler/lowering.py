@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional
 
+from ..formatting import exact_duration
 from .ir import PulseShape, Segment, Train
 from .model import ResolvedSession
 
@@ -102,15 +103,8 @@ class ShapeTable:
 
 
 def duration_text(us: int) -> str:
-    """'15 min', '45 s', '1.5 s', '250 ms', '1 h', '30 us' for segment labels."""
-    for unit, factor in (("h", 3600 * 10**6), ("min", 60 * 10**6), ("s", 10**6), ("ms", 1000)):
-        if us >= factor and us % factor == 0:
-            return f"{us // factor} {unit}"
-    if us >= 10**6:
-        return f"{Fraction(us, 10**6).__float__():g} s"
-    if us >= 1000:
-        return f"{us / 1000:g} ms"
-    return f"{us} us"
+    """'15 min', '45 s', '1.5 s', '250 ms', '1 h', '30 µs' for segment labels (stimscript.formatting)."""
+    return exact_duration(us)
 
 
 def repeat_label(count: int, cycles: list[str]) -> str:

@@ -150,8 +150,7 @@ class CheckedProtocol:
         keys = an.progression.targets_in_order()
         n = self.plan.weeks if self.plan is not None else 1
         rows = []
-        for week in range(1, n + 1):
-            state = an.state_at(week, overrides, [], fixed=frozenset(overrides))
+        for week, state, _ in an.week_states(n, overrides, fixed=frozenset(overrides)):
             values = {}
             for key in keys:
                 q = an.value_of(key, state)

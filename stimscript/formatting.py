@@ -8,6 +8,7 @@ and wall-clock times in the computer's local zone **with the UTC offset shown** 
 from __future__ import annotations
 
 import datetime as _dt
+from fractions import Fraction
 
 
 def ma(ua: int | float | None) -> str:
@@ -119,3 +120,39 @@ def parse_day(text: str, end: bool = False) -> _dt.datetime:
         raise ValueError(f"{text!r} is not a date: write YYYY-MM-DD (e.g. 2026-12-01) "
                          "or YYYY-MM-DD HH:MM") from None
     return t if t.tzinfo is not None else t.astimezone()
+
+
+def exact_duration(value_us: int) -> str:
+    """µs -> the shortest exact spelling, as a protocol writes it: '15 min', '45 s', '1.5 s', '250 ms', '30 µs'
+    (block labels such as ``for 15 min``, where a rounded '1 min 30 s' would not say what was written)."""
+    for unit, factor in (("h", 3600 * 10**6), ("min", 60 * 10**6), ("s", 10**6), ("ms", 1000)):
+        if value_us >= factor and value_us % factor == 0:
+            return f"{value_us // factor} {unit}"
+    if value_us >= 10**6:
+        return f"{value_us / 10**6:g} s"
+    if value_us >= 1000:
+        return f"{value_us / 1000:g} ms"
+    return f"{value_us} µs"
+
+
+def duration_words(value_us: int | Fraction) -> str:
+    """µs -> a session length in words, exact: '30 min', '25 h 0 min 1 s', '45 s', '0.25 s' (safety messages)."""
+    s = Fraction(value_us) / 10**6
+    if s >= 3600:
+        h, rest = divmod(s, 3600)
+        m, sec = divmod(rest, 60)
+        out = f"{int(h)} h"
+        if m or sec:
+            out += f" {int(m)} min"
+        if sec:
+            out += f" {_exact_number(sec)} s"
+        return out
+    if s >= 60 and s % 60 == 0:
+        return f"{int(s // 60)} min"
+    return f"{_exact_number(s)} s"
+
+
+def _exact_number(value: Fraction) -> str:
+    from .units import format_number
+
+    return format_number(value)
