@@ -122,6 +122,22 @@ def test_allowed_exceptions_are_still_needed():
     assert not stale, "remove these entries from ALLOWED, the imports are gone: " + ", ".join(stale)
 
 
+#: the AST is the parser's output and the compiler's input: nothing else reads it (the sheet, plots and info
+#: use the CheckedProtocol's typed read API)
+AST_READERS = {"dsl", "compiler"}
+
+
+def test_only_the_compiler_reads_the_ast():
+    found = []
+    for path in package_files():
+        source = layer(module_of(path))
+        folder = path.relative_to(ROOT).parts[0]
+        for line, target in sorted(set(imports_of(path))):
+            if target in ("stimscript.dsl.ast", "stimscript.dsl.transformer") and folder not in AST_READERS:
+                found.append(f"{path.relative_to(ROOT).as_posix()}:{line}: {source} imports {target}")
+    assert not found, "only dsl/ and compiler/ may read the AST:\n" + "\n".join(found)
+
+
 def test_contract_modules_exist_and_are_leaves():
     for name in sorted(CONTRACT):
         path = ROOT / "stimscript" / f"{name}.py"

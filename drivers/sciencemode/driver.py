@@ -366,14 +366,12 @@ class ScienceModeDriver(Driver):
         self.paused_at = None
         self.delivered: dict[int, int] = {}
         self.peak: dict[int, int] = {}
-        self.confirmed_until: dict[int, int] = {}
         self.dead_channels: set = set()
         self.program_phases = []
         self._period_lag = 0
         self.shapes = ()
         self.ll_queue: deque = deque()   # low level: pulses to send (index, t, ch, amp, shape)
         self.ll_inflight: dict = {}
-        self._final_sent = False
 
     def prepare(self, schedule) -> None:
         """Lower the session to the device's program; refuse what the device cannot do (DriverError)."""
@@ -498,7 +496,6 @@ class ScienceModeDriver(Driver):
                 continue
             code = s.device_period_us // (250 if s.fine else 500)
             chans[ch - 1] = M.MlChannel(code, self._points(s.shape, amp), 0, s.fine)
-        self._sent_amp = {ch + 1: c.points[0].current_ua for ch, c in chans.items()}
         return M.encode_ml_update(chans)
 
     def _send_update(self, now: int, what: str) -> None:

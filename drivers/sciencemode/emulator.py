@@ -132,7 +132,6 @@ class ScienceModeEmulator:
         self.received: list[tuple[int, int, bytes]] = []  # (device time, command, payload)
         self._ll_busy_until = 0
         self._ll_queue = 0
-        self._faults_done: set = set()
 
     # ---- clock ----------------------------------------------------------------------------------------
     def set_clock(self, clock) -> None:
