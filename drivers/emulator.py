@@ -184,7 +184,7 @@ class Emulator:
         self.link = w.Link(out_of_band=frozenset({w.ESTOP}), reset_types=frozenset({w.HELLO}),
                            nak_retry_us=self.NAK_RETRY_US)
         self.link_faults: list[_LinkFault] = []
-        self._held = {"rx": None, "tx": None}   # a frame held back by a reorder fault
+        self._held: dict[str, bytes | None] = {"rx": None, "tx": None}   # a frame held back by a reorder fault
         self._clock: Clock = clock or RealClock()
         self._dev_base = BOOT_TIME_US
         self._clk_base = self._clock.now_us()

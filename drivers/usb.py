@@ -10,6 +10,7 @@ With ``backend=LoopbackBackend()`` it talks to the emulator through pyusb's real
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 import usb.core
 import usb.util
@@ -45,7 +46,8 @@ class UsbDriver(WireDriver):
         self.interface = interface
         self.read_timeout_ms = read_timeout_ms
         self.usb_device = None
-        self.ep_out = self.ep_in = None
+        self.ep_out: Any = None   # usb.core.Endpoint once open (pyusb ships no type information)
+        self.ep_in: Any = None
 
     @property
     def emulator(self):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from .delivery import Delivery, ExportError
 
 REFERENCES = ("session", "ttl", "lsl")
 
-COLUMNS = {
+COLUMNS: dict[str, dict[str, Any]] = {
     "onset": {"LongName": "Event onset", "Units": "s"},
     "duration": {"LongName": "Event duration", "Units": "s"},
     "trial_type": {"LongName": "Event kind", "Levels": {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,11 +21,14 @@ from ..runtime.records import RecordStore, SessionRecord
 from .contractions import TrainIndex, group
 from .rebuild import RebuildError, Timeline, read_log, replay, verify
 
+if TYPE_CHECKING:
+    from ..compiler.schedule import Schedule
+
 
 @dataclass
 class Delivery:
     record: SessionRecord
-    schedule: object
+    schedule: Schedule
     pulses: np.ndarray
     contractions: np.ndarray
     timeline: Timeline

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,9 @@ def metadata(d: Delivery) -> dict:
 
 
 def write_npz(d: Delivery, path) -> int:
-    np.savez_compressed(path, pulses=d.pulses, contractions=d.contractions,
-                        metadata=np.asarray(json.dumps(metadata(d))), **shape_table(d.schedule))
+    arrays: dict[str, Any] = {"pulses": d.pulses, "contractions": d.contractions,
+                              "metadata": np.asarray(json.dumps(metadata(d))), **shape_table(d.schedule)}
+    np.savez_compressed(path, **arrays)
     return len(d.pulses)
 
 
