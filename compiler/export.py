@@ -120,10 +120,10 @@ def csv_rows(block: np.ndarray) -> bytes:
     chars = np.empty((n, row_width), dtype=np.uint8)
     keep = np.empty((n, row_width), dtype=bool)
     at = 0
-    for i, (magnitude, negative, width) in enumerate(fields):
-        if negative is not None:  # the sign slot; the masked leading zeros after it vanish
+    for i, (magnitude, sign, width) in enumerate(fields):
+        if sign is not None:  # the sign slot; the masked leading zeros after it vanish
             chars[:, at] = ord("-")
-            keep[:, at] = negative
+            keep[:, at] = sign
             at += 1
         _digits(magnitude, chars[:, at:at + width], keep[:, at:at + width])
         at += width

@@ -123,7 +123,7 @@ class DirectDriver(Driver):
         self._num = np.ones(n, dtype=np.int64)
         self._den = np.ones(n, dtype=np.int64)
         # ("down" | "up", t0, t1, state at the end of a ramp down, g_num, g_den): see drivers.emulator.Envelope
-        self._env = None
+        self._env: tuple[str, int, int, str, int, int] | None = None
         self._ramp_end = 0
         self._now = self._time()
         self._next_index = 0

@@ -133,7 +133,7 @@ def decode(raw: bytes) -> Frame:
         raise FrameError(f"checksum 0x{checksum:04X} does not match 0x{crc16(body_sent):04X}", raw, pn, cmd)
     if len(body) < 2:
         raise FrameError("a frame without packet number and command", raw)
-    return Frame(pn, cmd, body[2:], bytes(raw))
+    return Frame(body[0] >> 2, ((body[0] & 0x03) << 8) | body[1], body[2:], bytes(raw))
 
 
 class FrameReader:
