@@ -73,7 +73,7 @@ one first found in week k >= 2 is prefixed "in week k (sessions a–b): ".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Iterator, Optional
 
@@ -82,7 +82,7 @@ from ..errors import Diagnostic, Related
 from ..spans import Source, Span, point
 from ..units import AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, VOLTAGE, Quantity
 from .evaluate import DENSITY, Evaluator, did_you_mean, fmt, param_of
-from .ir import ChannelInfo
+from .ir import ChannelInfo, Train
 from .lowering import ShapeTable, Timing, for_cycles, make_train, repeat_label, duration_text, segment
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
 from .progression import Assigned, PlanInfo, Progression, State, target_text, week_label
@@ -973,6 +973,33 @@ class _Measured:
         return self.length - self.count * self.pass_us if self.kind == "set" else 0
 
 
+#: the fields of a train that make its pattern: all but where it starts and how many cycles it runs
+_PATTERN_FIELDS = tuple(f.name for f in fields(Train) if f.compare and f.name not in ("start_us", "cycles"))
+
+
+def _pattern(tr: Train) -> tuple:
+    """What two trains must share for one to continue the other (equality without start and cycles)."""
+    if _SLOTTED:
+        return tuple([getattr(tr, n) for n in _PATTERN_FIELDS])
+    d = tr.__dict__
+    return tuple([d[n] for n in _PATTERN_FIELDS])
+
+
+def _with(tr: Train, **changes) -> Train:
+    """``dataclasses.replace`` for a Train, without re-running its __init__ (the layout makes thousands of
+    these per week; the values are already checked integers)."""
+    if _SLOTTED:
+        return replace(tr, **changes)
+    new = object.__new__(Train)
+    d = new.__dict__
+    d.update(tr.__dict__)
+    d.update(changes)
+    return new
+
+
+_SLOTTED = "__slots__" in Train.__dict__
+
+
 class _Layout:
     """Unrolls measured blocks into trains and labelled segments at absolute times.
 
@@ -992,7 +1019,7 @@ class _Layout:
             self.segments.append(segment("pause", prefix + m.label, start, start + m.length, block=m.path))
         elif m.kind == "leaf":
             for tr, use in m.trains:
-                self._add(replace(tr, start_us=start + tr.start_us), use)
+                self._add(_with(tr, start_us=start + tr.start_us), use)
             self.segments.append(segment("block", prefix + m.label, start, start + m.length, block=m.path))
         else:
             t = start
@@ -1011,8 +1038,8 @@ class _Layout:
         i = self._last.get(tr.channel)
         if i is not None:
             prev = self.trains[i]
-            if prev.end_us == tr.start_us and replace(prev, start_us=0, cycles=0) == replace(tr, start_us=0, cycles=0):
-                self.trains[i] = replace(prev, cycles=prev.cycles + tr.cycles)
+            if prev.end_us == tr.start_us and _pattern(prev) == _pattern(tr):
+                self.trains[i] = _with(prev, cycles=prev.cycles + tr.cycles)
                 return
         self._last[tr.channel] = len(self.trains)
         self.trains.append(tr)

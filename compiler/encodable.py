@@ -8,6 +8,7 @@ hold would otherwise pass ``check`` and fail while the session is being sent. Ea
 from __future__ import annotations
 
 from fractions import Fraction
+from functools import lru_cache
 from typing import Optional
 
 from ..profile import DeviceProfile
@@ -23,6 +24,17 @@ def _shape_span(resolved: ResolvedSession, shape) -> Optional[Span]:
             if span is not None:
                 return span
     return resolved.session_span
+
+
+@lru_cache(maxsize=1024)
+def _first_unencodable_phase(shape, max_relative_ppm: int) -> Optional[int]:
+    """The first phase whose relative amplitude the fixed-point field cannot hold (memoised per shape: every
+    week of a plan checks the same shapes)."""
+    for i, (_, rel) in enumerate(shape.phases):
+        r = Fraction(repr(rel)) if isinstance(rel, float) else Fraction(rel)
+        if abs(r) * 10**6 > max_relative_ppm:
+            return i
+    return None
 
 
 def encodable_findings(out, resolved: ResolvedSession, profile: DeviceProfile) -> None:
@@ -42,13 +54,12 @@ def encodable_findings(out, resolved: ResolvedSession, profile: DeviceProfile) -
                             f"{profile.max_phases_per_shape} phases per pulse shape",
                     _shape_span(resolved, shape),
                     hint="shorten the burst (`for`), lower its carrier, or split the custom shape")
-        for i, (_, rel) in enumerate(shape.phases):
-            r = Fraction(repr(rel)) if isinstance(rel, float) else Fraction(rel)
-            if abs(r) * 10**6 > profile.max_relative_ppm:
-                out.add("S017", f"phase {i + 1} of the pulse has relative amplitude {rel}; {dev} encodes at most "
-                                f"±{format_number(Fraction(profile.max_relative_ppm, 10**6))}",
-                        _shape_span(resolved, shape), hint="scale the shape so its phases stay near ±1")
-                break
+        i = _first_unencodable_phase(shape, profile.max_relative_ppm)
+        if i is not None:
+            rel = shape.phases[i][1]
+            out.add("S017", f"phase {i + 1} of the pulse has relative amplitude {rel}; {dev} encodes at most "
+                            f"±{format_number(Fraction(profile.max_relative_ppm, 10**6))}",
+                    _shape_span(resolved, shape), hint="scale the shape so its phases stay near ±1")
     if total > profile.shape_table_bytes and not any(len(s.phases) > profile.max_phases_per_shape for s in shapes):
         big = max(shapes, key=lambda s: len(s.phases))
         out.add("S017", f"the session's pulse shapes need {total} bytes to upload; {dev} takes at most "
