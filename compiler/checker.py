@@ -73,7 +73,7 @@ one first found in week k >= 2 is prefixed "in week k (sessions a–b): ".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Iterator, Optional
 
@@ -82,8 +82,8 @@ from ..errors import Diagnostic, Related
 from ..spans import Source, Span, point
 from ..units import AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, VOLTAGE, Quantity
 from .evaluate import DENSITY, Evaluator, did_you_mean, fmt, param_of
-from .ir import ChannelInfo, Train
-from .lowering import ShapeTable, Timing, for_cycles, make_train, repeat_label, duration_text, segment
+from .ir import ChannelInfo
+from .lowering import Measured, lay_out, ShapeTable, Timing, for_cycles, make_train, repeat_label, duration_text
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
 from .progression import Assigned, PlanInfo, Progression, State, target_text, week_label
 from .limits import MAX_SESSION_US, SESSION_TOO_LONG_HINT, session_too_long
@@ -674,12 +674,12 @@ class Analysis:
             return None, None, None
         return check(declared, *args), declared.span, declared
 
-    def _measure(self, block: ast.Block, ctx: "_LeafContext", path: tuple) -> Optional["_Measured"]:
+    def _measure(self, block: ast.Block, ctx: "_LeafContext", path: tuple) -> Optional["Measured"]:
         """A block's length and content for this week (None when a value failed; its error is recorded)."""
         ev, sink = ctx.ev, ctx.sink
         if isinstance(block, ast.Pause):
             d = ev.time_us(block.duration, "the pause length")
-            return None if d is None else _Measured("pause", d, label=f"pause {duration_text(d)}", path=path)
+            return None if d is None else Measured("pause", d, label=f"pause {duration_text(d)}", path=path)
         if isinstance(block, ast.Repeat):
             count = ev.whole(block.count, "the repeat count")
             length = None
@@ -714,11 +714,11 @@ class Analysis:
                     severity="warning"))
         else:
             length = count * pass_len
-        return _Measured("set", length, count=count, pass_us=pass_len, children=tuple(children),
+        return Measured("set", length, count=count, pass_us=pass_len, children=tuple(children),
                          label=f"{keyword} {duration_text(length) if keyword == 'for' else count}", path=path)
 
     def _leaf(self, block, ctx: "_LeafContext", path: tuple, count: Optional[int], length: Optional[int]
-              ) -> "_Measured":
+              ) -> "Measured":
         """A block of lines: its trains relative to the block start (resolved once per week)."""
         ev, timings, chans, table, sink = ctx.ev, ctx.timings, ctx.chans, ctx.table, ctx.sink
         end = 0
@@ -803,8 +803,8 @@ class Analysis:
                 if cycles > 0:
                     rel_trains.append((make_train(number, after, cycles, timing, freq, amp, idx), len(ctx.uses) - 1))
         if length is not None:
-            return _Measured("leaf", length, trains=tuple(rel_trains), label=f"for {duration_text(length)}", path=path)
-        return _Measured("leaf", end, trains=tuple(rel_trains), label=repeat_label(count, cycle_names), path=path)
+            return Measured("leaf", length, trains=tuple(rel_trains), label=f"for {duration_text(length)}", path=path)
+        return Measured("leaf", end, trains=tuple(rel_trains), label=repeat_label(count, cycle_names), path=path)
 
     def resolve(self, state: State, week: int, session: int, sink: list) -> Optional[ResolvedSession]:
         errors_before = sum(1 for d in sink if d.is_error)
@@ -889,12 +889,7 @@ class Analysis:
                                    _span_of_word(self.session.span, "session"),
                                    hint="use fewer, longer blocks: a line's cycle repeats inside one block"))
         elif t <= MAX_SESSION_US:
-            layout = _Layout(trains, train_uses, segments)
-            start = 0
-            for m in measured:
-                layout.restart()   # trains merge inside a set only: top-level blocks keep their own
-                layout.emit(m, start, ())
-                start += m.length
+            trains, train_uses, segments = lay_out(measured)
         too_long = session_too_long(t)
         if too_long is not None and self.session is not None:
             sink.append(Diagnostic("S014", too_long, _span_of_word(self.session.span, "session"),
@@ -946,104 +941,6 @@ class _LeafContext:
     table: ShapeTable
     sink: list
     uses: list
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """One block of the session for one week: a pause, a leaf block (lines) or a set (blocks)."""
-
-    kind: str                    # 'pause' | 'leaf' | 'set'
-    length: int                  # µs
-    label: str = ""
-    path: tuple = ()             # indices from the session down to this block
-    trains: tuple = ()           # leaf: (train relative to the block start, index of its use)
-    count: int = 0               # set: passes
-    pass_us: int = 0             # set: length of one pass
-    children: tuple = ()         # set: the blocks of one pass
-
-    @property
-    def emissions(self) -> int:
-        """Pauses and leaf blocks this block unrolls to."""
-        if self.kind != "set":
-            return 1
-        return self.count * sum(c.emissions for c in self.children) + (1 if self._tail else 0)
-
-    @property
-    def _tail(self) -> int:
-        return self.length - self.count * self.pass_us if self.kind == "set" else 0
-
-
-#: the fields of a train that make its pattern: all but where it starts and how many cycles it runs
-_PATTERN_FIELDS = tuple(f.name for f in fields(Train) if f.compare and f.name not in ("start_us", "cycles"))
-
-
-def _pattern(tr: Train) -> tuple:
-    """What two trains must share for one to continue the other (equality without start and cycles)."""
-    if _SLOTTED:
-        return tuple([getattr(tr, n) for n in _PATTERN_FIELDS])
-    d = tr.__dict__
-    return tuple([d[n] for n in _PATTERN_FIELDS])
-
-
-def _with(tr: Train, **changes) -> Train:
-    """``dataclasses.replace`` for a Train, without re-running its __init__ (the layout makes thousands of
-    these per week; the values are already checked integers)."""
-    if _SLOTTED:
-        return replace(tr, **changes)
-    new = object.__new__(Train)
-    d = new.__dict__
-    d.update(tr.__dict__)
-    d.update(changes)
-    return new
-
-
-_SLOTTED = "__slots__" in Train.__dict__
-
-
-class _Layout:
-    """Unrolls measured blocks into trains and labelled segments at absolute times.
-
-    A train that continues the previous train of its channel exactly (same pattern, starting where it
-    ends) is merged into it, so ``repeat 3 { repeat 10 { quad: c } }`` is one train of 30 cycles.
-    """
-
-    def __init__(self, trains: list, train_uses: list, segments: list):
-        self.trains = trains
-        self.train_uses = train_uses
-        self.segments = segments
-        self._last: dict[int, int] = {}   # channel -> index of its latest train
-
-    def emit(self, m: _Measured, start: int, sets: tuple) -> None:
-        prefix = "".join(f"set {i}/{n} · " for i, n in sets)
-        if m.kind == "pause":
-            self.segments.append(segment("pause", prefix + m.label, start, start + m.length, block=m.path))
-        elif m.kind == "leaf":
-            for tr, use in m.trains:
-                self._add(_with(tr, start_us=start + tr.start_us), use)
-            self.segments.append(segment("block", prefix + m.label, start, start + m.length, block=m.path))
-        else:
-            t = start
-            for p in range(m.count):
-                for child in m.children:
-                    self.emit(child, t, sets + ((p + 1, m.count),))
-                    t += child.length
-            if m._tail:
-                self.segments.append(segment("pause", prefix + f"rest of {m.label} (no whole pass fits)", t,
-                                             start + m.length, block=m.path))
-
-    def restart(self) -> None:
-        self._last.clear()
-
-    def _add(self, tr, use: int) -> None:
-        i = self._last.get(tr.channel)
-        if i is not None:
-            prev = self.trains[i]
-            if prev.end_us == tr.start_us and _pattern(prev) == _pattern(tr):
-                self.trains[i] = _with(prev, cycles=prev.cycles + tr.cycles)
-                return
-        self._last[tr.channel] = len(self.trains)
-        self.trains.append(tr)
-        self.train_uses.append(use)
 
 
 # --- aggregation ------------------------------------------------------------------------------------

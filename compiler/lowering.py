@@ -1,4 +1,9 @@
-"""Session blocks -> Trains and Segments, and a ResolvedSession -> Schedule (docs/language.md, normative).
+"""Lowering, in one module: session blocks -> Trains and Segments -> Schedule (docs/language.md, normative).
+
+The checker evaluates and checks each block of a week and measures it (:class:`Measured`: its length and
+its trains relative to the block start, built with :func:`make_train`); :func:`lay_out` places the measured
+blocks back to back, unrolls sets and merges trains that continue each other; :func:`to_schedule` turns the
+resolved session into the Schedule the expanders and the runtime read.
 
 * ``repeat N``: every line runs its cycle N times back to back from its ``after`` offset; the block ends
   when its last line ends (``after + N·cycle``, rest included).
@@ -9,9 +14,9 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..formatting import exact_duration
 from .ir import PulseShape, Segment, Train
@@ -116,6 +121,122 @@ def segment(kind: str, label: str, start: int, end: int, **extra) -> Segment:
     return Segment(label=label, start_us=start, end_us=end, kind=kind, extra=extra)
 
 
+# --- blocks -> trains and segments ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measured:
+    """One block of the session for one week: a pause, a leaf block (lines) or a set (blocks)."""
+
+    kind: str                    # 'pause' | 'leaf' | 'set'
+    length: int                  # µs
+    label: str = ""
+    path: tuple = ()             # indices from the session down to this block
+    trains: tuple = ()           # leaf: (train relative to the block start, index of its use)
+    count: int = 0               # set: passes
+    pass_us: int = 0             # set: length of one pass
+    children: tuple = ()         # set: the blocks of one pass
+
+    @property
+    def emissions(self) -> int:
+        """Pauses and leaf blocks this block unrolls to."""
+        if self.kind != "set":
+            return 1
+        return self.count * sum(c.emissions for c in self.children) + (1 if self._tail else 0)
+
+    @property
+    def _tail(self) -> int:
+        return self.length - self.count * self.pass_us if self.kind == "set" else 0
+
+
+#: the fields of a train that make its pattern: all but where it starts and how many cycles it runs
+_PATTERN_FIELDS = tuple(f.name for f in fields(Train) if f.compare and f.name not in ("start_us", "cycles"))
+
+
+def _pattern(tr: Train) -> tuple:
+    """What two trains must share for one to continue the other (equality without start and cycles)."""
+    if _SLOTTED:
+        return tuple([getattr(tr, n) for n in _PATTERN_FIELDS])
+    d = tr.__dict__
+    return tuple([d[n] for n in _PATTERN_FIELDS])
+
+
+def _with(tr: Train, **changes) -> Train:
+    """``dataclasses.replace`` for a Train, without re-running its __init__ (the layout makes thousands of
+    these per week; the values are already checked integers)."""
+    if _SLOTTED:
+        return replace(tr, **changes)
+    new = object.__new__(Train)
+    d = new.__dict__
+    d.update(tr.__dict__)
+    d.update(changes)
+    return new
+
+
+_SLOTTED = "__slots__" in Train.__dict__
+
+
+class Layout:
+    """Unrolls measured blocks into trains and labelled segments at absolute times.
+
+    A train that continues the previous train of its channel exactly (same pattern, starting where it
+    ends) is merged into it, so ``repeat 3 { repeat 10 { quad: c } }`` is one train of 30 cycles.
+    """
+
+    def __init__(self, trains: list, train_uses: list, segments: list):
+        self.trains = trains
+        self.train_uses = train_uses
+        self.segments = segments
+        self._last: dict[int, int] = {}   # channel -> index of its latest train
+
+    def emit(self, m: Measured, start: int, sets: tuple) -> None:
+        prefix = "".join(f"set {i}/{n} · " for i, n in sets)
+        if m.kind == "pause":
+            self.segments.append(segment("pause", prefix + m.label, start, start + m.length, block=m.path))
+        elif m.kind == "leaf":
+            for tr, use in m.trains:
+                self._add(_with(tr, start_us=start + tr.start_us), use)
+            self.segments.append(segment("block", prefix + m.label, start, start + m.length, block=m.path))
+        else:
+            t = start
+            for p in range(m.count):
+                for child in m.children:
+                    self.emit(child, t, sets + ((p + 1, m.count),))
+                    t += child.length
+            if m._tail:
+                self.segments.append(segment("pause", prefix + f"rest of {m.label} (no whole pass fits)", t,
+                                             start + m.length, block=m.path))
+
+    def restart(self) -> None:
+        self._last.clear()
+
+    def _add(self, tr, use: int) -> None:
+        i = self._last.get(tr.channel)
+        if i is not None:
+            prev = self.trains[i]
+            if prev.end_us == tr.start_us and _pattern(prev) == _pattern(tr):
+                self.trains[i] = _with(prev, cycles=prev.cycles + tr.cycles)
+                return
+        self._last[tr.channel] = len(self.trains)
+        self.trains.append(tr)
+        self.train_uses.append(use)
+
+
+def lay_out(measured: Sequence[Measured]) -> tuple[list[Train], list[int], list[Segment]]:
+    """The session's blocks, measured, laid out back to back from t = 0: (trains, for each train the index
+    of the channel use it comes from, segments). Trains merge inside a set only: top-level blocks keep their
+    own."""
+    trains: list[Train] = []
+    train_uses: list[int] = []
+    segments: list[Segment] = []
+    layout = Layout(trains, train_uses, segments)
+    start = 0
+    for m in measured:
+        layout.restart()
+        layout.emit(m, start, ())
+        start += m.length
+    return trains, train_uses, segments
+
+
+# --- a resolved session -> Schedule ------------------------------------------------------------------
 def to_schedule(resolved: ResolvedSession, *, warnings=(), sha256: str = "", title: str = "",
                 source_name: str = "", profile: Optional[object] = None, source_text: str = ""):
     from .schedule import Schedule
