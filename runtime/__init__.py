@@ -54,6 +54,10 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
     from ..errors import DriverError
     from .dispatcher import Dispatcher
 
+    if record:   # a record that could not be kept is refused before any output (":memory:", a missing directory)
+        from .records import resolve_db_path
+
+        resolve_db_path(db)
     if clock is None:
         clock = RealClock() if realtime else VirtualClock()
     owned = False

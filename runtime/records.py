@@ -5,7 +5,8 @@ counts and appends to the event log as the session goes, and finalises it at the
 (SIGKILL, power) therefore leaves an ``interrupted`` record with the counts acknowledged up to the last update.
 
 Database path: the ``db`` argument, else ``$STIMSCRIPT_DB``, else
-``platformdirs.user_data_dir("stimscript")/records.sqlite``.
+``platformdirs.user_data_dir("stimscript")/records.sqlite`` (:func:`resolve_db_path`: only that platform directory
+is created when missing; ``:memory:`` and a directory that does not exist are refused with a clear error).
 
 Write API (what the runtime calls; small on purpose): :meth:`RecordStore.begin`,
 :meth:`RecordStore.update_progress` and :meth:`RecordStore.finish`. Each writes the record's row and appends
@@ -160,6 +161,39 @@ def default_db_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("stimscript")) / "records.sqlite"
+
+
+def _is_memory(path) -> bool:
+    text = str(path).strip()
+    return text == ":memory:" or (text.startswith("file:") and ":memory:" in text) or "mode=memory" in text
+
+
+def resolve_db_path(path=None) -> tuple[Path, bool]:
+    """The records database to use -> (path, whether its directory may be created).
+
+    ``path``, else ``$STIMSCRIPT_DB``, else the platform data directory. Only the platform data directory is
+    created when missing: a directory named by the user (``--db``, ``$STIMSCRIPT_DB``) that does not exist is
+    most likely a typo, so it is refused rather than created. An in-memory database (``:memory:``) is refused:
+    the record would be lost when the program ends."""
+    where, eg = ("--db :memory:", "--db records.sqlite") if path is not None else \
+        ("STIMSCRIPT_DB=:memory:", "STIMSCRIPT_DB=records.sqlite")
+    explicit = path is not None or bool(os.environ.get("STIMSCRIPT_DB"))
+    if path is not None and str(path) == "":
+        raise RecordError("the records database path is empty: give a file, e.g. --db records.sqlite")
+    p = Path(path) if path is not None else default_db_path()
+    if _is_memory(path if path is not None else os.environ.get("STIMSCRIPT_DB", "")):
+        raise RecordError(f"{where} would keep the treatment record only in memory, and it would be lost "
+                          f"when stimscript ends: give a database file (e.g. {eg})")
+    if explicit:
+        parent = p.parent
+        if not parent.is_dir():
+            what = "is not a directory" if parent.exists() else "does not exist"
+            raise RecordError(f"the directory {parent} of the records database {p} {what}: create it first "
+                              f"(mkdir -p {parent}) or give another path")
+        if p.is_dir():
+            raise RecordError(f"the records database {p} is a directory: give a file inside it, e.g. "
+                              f"{p / 'records.sqlite'}")
+    return p, not explicit
 
 
 @dataclass
@@ -452,13 +486,14 @@ class RecordStore:
 
     def __init__(self, path: str | os.PathLike | None = None, readonly: bool = False,
                  busy_timeout_s: float = 10.0):
-        self.path = Path(path) if path is not None and str(path) != ":memory:" else (
-            ":memory:" if path is not None else default_db_path())
+        #: messages about rows :meth:`list` could not read (changed outside stimscript), for the caller to show
+        self.damaged: list[str] = []
+        self.path, may_create = resolve_db_path(path)
         self.readonly = readonly
         if readonly:
             self.conn = _open_readonly(self.path)
             return
-        if self.path != ":memory:":
+        if may_create:   # the platform data directory, on first use
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -486,11 +521,13 @@ class RecordStore:
     def for_reading(cls, path: str | os.PathLike | None = None) -> "RecordStore":
         """Open for listing: normally (so a pending journal is merged first), or read-only when the
         database cannot be written (a read-only mount, another user's file)."""
+        p, _ = resolve_db_path(path)   # refused paths (in memory, a missing directory) are never created
         try:
-            return cls(path)
+            return cls(path, busy_timeout_s=1.0)
         except RecordError as exc:
-            p = Path(path) if path is not None else default_db_path()
             why = str(exc.__cause__ or exc).lower()
+            if p.exists() and ("locked" in why or "busy" in why):
+                return cls(path, readonly=True)   # another program is writing: WAL readers still see every commit
             cannot_write = (not os.access(p, os.W_OK) or not os.access(p.parent, os.W_OK)
                             or any(w in why for w in ("readonly", "read-only", "unable to open", "read only")))
             if not (p.exists() and cannot_write):
@@ -618,7 +655,42 @@ class RecordStore:
             self._append_events(rec)
 
     # ---- reading -----------------------------------------------------------------------------------
+    #: columns holding JSON, and the Python type each must decode to
+    _JSON_COLUMNS = {"params": dict, "delivered": dict, "peak_ua": dict, "warnings": list, "faults": list,
+                     "link": dict, "intensity_ua": dict, "fidelity": dict, "device_log": dict, "channel_ua": dict}
+    _INT_COLUMNS = ("session", "week", "duration_us", "elapsed_us", "underruns", "epoch_us", "stim_us", "paused_us",
+                    "scheduled_pulses")
+
+    def _damage(self, row: sqlite3.Row) -> str | None:
+        """What is wrong with a row changed outside stimscript (None: nothing found)."""
+        names = set(row.keys())
+        for name, kind in self._JSON_COLUMNS.items():
+            if name not in names or row[name] is None:
+                continue
+            try:
+                value = json.loads(row[name])
+            except (TypeError, ValueError):
+                return f"column {name} is not valid JSON"
+            if not isinstance(value, kind):
+                return f"column {name} holds {type(value).__name__} data, not {kind.__name__}"
+        for name in self._INT_COLUMNS:
+            if name in names and row[name] is not None and (not isinstance(row[name], int) or row[name] < 0):
+                return f"column {name} is {row[name]!r}, not a whole number"
+        return None   # times that do not parse are shown as stored (formatting.local_time)
+
     def _from_row(self, row: sqlite3.Row, with_notes: bool = True, with_events: bool = True) -> SessionRecord:
+        """The record of one row; a row damaged outside stimscript is a RecordError naming what is wrong."""
+        what = self._damage(row)
+        if what is None:
+            try:
+                return self._read_row(row, with_notes, with_events)
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                what = f"{type(exc).__name__}: {exc}"
+        rid = row["id"] if "id" in row.keys() else "?"
+        raise RecordError(f"record #{rid} in {self.path} is damaged ({what}): it was changed outside stimscript "
+                          f"and cannot be shown; the other records are not affected")
+
+    def _read_row(self, row: sqlite3.Row, with_notes: bool = True, with_events: bool = True) -> SessionRecord:
         if getattr(self, "readonly", False):   # an older database opened read-only has not been upgraded
             row = _Lenient(row)
         emulated = row["emulated"]
@@ -702,7 +774,14 @@ class RecordStore:
         if limit is not None:
             sql = f"SELECT * FROM ({sql} DESC LIMIT ?) ORDER BY id"
             args.append(int(limit))
-        return [self._from_row(r, with_events=with_events) for r in self.conn.execute(sql, args)]
+        out = []
+        self.damaged = []
+        for r in self.conn.execute(sql, args):
+            try:
+                out.append(self._from_row(r, with_events=with_events))
+            except RecordError as exc:   # one damaged row does not hide the others; it is reported
+                self.damaged.append(str(exc))
+        return out
 
     def hidden_counts(self, patient_id: str | None = None) -> dict[str, int]:
         """How many practice and void records :meth:`list` leaves out by default (for a hint)."""

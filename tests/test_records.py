@@ -20,6 +20,7 @@ from stimscript.runtime.testing import nmes_schedule
 
 def test_store_round_trip_wal_and_notes(tmp_path):
     db = tmp_path / "sub" / "r.sqlite"
+    db.parent.mkdir()   # a directory named by the user is never created (test_records_edges.py)
     with RecordStore(db) as store:
         rec = SessionRecord(title="t", sha256="ab", params={"intensity": "45 mA"}, session=3, device="loopback",
                             warnings=["S009: density"], patient_id="P-1", duration_us=10)

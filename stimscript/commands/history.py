@@ -268,6 +268,8 @@ def history(record_id: int | None, id_option: int | None, as_csv: bool, show_all
         records = store.list(limit=None if plan_session is not None else limit, patient_id=patient, since=since,
                              until=until, device=device, all=show_all)
         hidden = store.hidden_counts(patient) if not show_all else {"practice": 0, "void": 0}
+        for problem in store.damaged:   # rows changed outside stimscript: said, never a traceback
+            click.echo(f"warning: {for_terminal(problem)}", err=True)
     if plan_session is not None:
         records = [r for r in records if r.session == plan_session]
         if limit is not None:
