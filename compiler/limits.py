@@ -14,7 +14,7 @@ from ..errors import Related
 from ..profile import DeviceProfile
 from ..units import CHARGE, COUNT, CURRENT, FREQUENCY, TIME, VOLTAGE, Quantity, dim_name
 from . import energy as E
-from .findings import _area, _ch, _Collector, _duration, _ma, _Recorder, _related_electrode, _span, num
+from .findings import _area, _ch, _Collector, _duration, _ma, _Recorder, _span, num
 from .model import ChannelUse, LimitValue, ResolvedSession
 
 #: S014: the longest session the compiler accepts (µs)
@@ -122,18 +122,6 @@ def _limit_ok_dim(limit: LimitValue) -> bool:
 
 def _violates(bound: str, measured: Fraction, limit: Fraction) -> bool:
     return measured > limit if bound == "max" else measured < limit
-
-
-def _check_limit_on_use(out: _Collector, use: ChannelUse, limit: LimitValue) -> None:
-    """S006 for one limit on one use, unmemoised (kept for callers of the former helper)."""
-    rec = _Recorder()
-    a = Fraction(use.amplitude_ua)
-    _limit_findings(rec, use, limit, 0, a, Fraction(use.frequency_hz), E.shape_facts(use.shape),
-                    E.peak_current_ua(a, use.shape), E.max_phase_charge_uc(a, use.shape))
-    for code, message, keys, hint, related, week in rec.items:
-        rel = [_related_electrode(use.electrodes[s[1]]) if s[0] == "elec" else _related_limit(limit)
-               for s in related]
-        out.add(code, message, _span(use, *keys), hint=hint, related=rel, week=week)
 
 
 def _limit_findings(out: _Recorder, use: ChannelUse, limit: LimitValue, li: int, a: Fraction, f: Fraction,

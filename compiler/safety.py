@@ -31,7 +31,7 @@ from . import energy as E
 from . import overlap as _overlap
 from .findings import (_area, _ch, _Collector, _duration, _ma, _Recorder, _related_electrode, _round_sig,  # noqa: F401
                        _seconds, _span, _span_key, _week_suffix, fmt, num)
-from .limits import (_DENSITY_SI, _LIMIT_ALIASES, _LIMIT_DIMS, MAX_SESSION_US, _check_limit_on_use,  # noqa: F401
+from .limits import (_DENSITY_SI, _LIMIT_ALIASES, _LIMIT_DIMS, MAX_SESSION_US,  # noqa: F401
                      _check_session, _density_limit, _limit_findings, _limit_name, _limit_ok_dim, _limit_text,
                      _limit_value_text, _loosens, _related_limit, _smaller_index, _violates)
 from .model import ChannelUse, ResolvedSession
@@ -191,13 +191,6 @@ def _replay(out: _Collector, resolved: ResolvedSession, use: ChannelUse, finding
             else:
                 rel.append(Related(spec[1], use.spans[spec[2]]) if use.spans.get(spec[2]) is not None else None)
         out.add(code, message, _span(use, *keys), hint=hint, related=rel, week=week)
-
-
-def _check_use(out: _Collector, resolved: ResolvedSession, use: ChannelUse, profile: DeviceProfile,
-               ramp_threshold_ua: int) -> None:
-    """The per-use rules on one use, unmemoised (kept for callers of the former helper)."""
-    findings, _ = _use_result(_Context(resolved, profile, ramp_threshold_ua), use)
-    _replay(out, resolved, use, findings)
 
 
 def _same_channel_spacing_violation(use: ChannelUse) -> bool:
