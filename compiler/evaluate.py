@@ -53,7 +53,7 @@ def fmt(q: Quantity) -> str:
         for unit, factor in (("h", 3600 * 10**6), ("min", 60 * 10**6), ("s", 10**6), ("ms", 1000)):
             if abs(us) >= factor and (us / factor).denominator in (1, 2, 4, 5, 10):
                 return f"{_num(us / factor)} {unit}"
-        return f"{_num(us)} us"
+        return f"{_num(us)} µs"
     if q.dim == FREQUENCY:
         hz = q.in_unit("Hz")
         return f"{_num(hz / 1000)} kHz" if abs(hz) >= 1000 and (hz / 1000).denominator == 1 else f"{_num(hz)} Hz"
@@ -218,7 +218,7 @@ class Evaluator:
             return None
         us = q.to_us()
         if positive and us <= 0:
-            self.error("E401", f"{what} rounds to 0 us (times are whole microseconds), found {fmt(q)}", e.span)
+            self.error("E401", f"{what} rounds to 0 µs (times are whole microseconds), found {fmt(q)}", e.span)
             return None
         if literal:
             if len(_TIME_MEMO) >= _MEMO_MAX:

@@ -46,7 +46,7 @@ def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
             return None
         second = round(r.value * w)
         if second < 1:
-            ev.error("E411", f"the second phase ({_n(r.value)} × {w} us) rounds to 0 us", pulse.ratio.span)
+            ev.error("E411", f"the second phase ({_n(r.value)} × {w} µs) rounds to 0 µs", pulse.ratio.span)
             return None
         phases = ((w, 1.0),) + (((g, 0.0),) if g else ()) + ((second, float(-1 / r.value)),)
         return PulseShape(phases, "asymmetric")
@@ -58,7 +58,7 @@ def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
         n = round(duration.value * carrier.value)
         h = round(Fraction(10**6) / (2 * carrier.value))
         if h < 1:
-            ev.error("E411", f"a {fmt(carrier)} carrier has half-cycles shorter than 1 us", pulse.carrier.span,
+            ev.error("E411", f"a {fmt(carrier)} carrier has half-cycles shorter than 1 µs", pulse.carrier.span,
                      hint="the carrier must be at most 500 kHz")
             return None
         if n < 1:
@@ -78,8 +78,8 @@ def build_shape(pulse: ast.Pulse, ev: Evaluator) -> Optional[PulseShape]:
         if w is None or s is None:
             return None
         if s < 2 * w:
-            ev.error("E411", f"the doublet spacing {s} us is shorter than its two phases (2 × {w} us): "
-                     "the two pulses would overlap", pulse.spacing.span, hint=f"use a spacing of at least {2 * w} us")
+            ev.error("E411", f"the doublet spacing {s} µs is shorter than its two phases (2 × {w} µs): "
+                     "the two pulses would overlap", pulse.spacing.span, hint=f"use a spacing of at least {2 * w} µs")
             return None
         gap = s - 2 * w
         phases = ((w, 1.0), (w, -1.0)) + (((gap, 0.0),) if gap else ()) + ((w, 1.0), (w, -1.0))
