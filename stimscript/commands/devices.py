@@ -35,9 +35,10 @@ def devices() -> None:
         elif name in SERIAL:
             from ..programs.models import MODELS
 
-            p = MODELS[name].profile
-            report = (f"ScienceMode over a serial port: {p.channels} channels, 0-{p.max_current_ua / 1000:g} mA in "
-                      f"{p.current_step_ua / 1000:g} mA steps, device-timed periods on a {p.time_base_us / 1000:g} ms "
+            sp = MODELS[name].profile
+            assert sp is not None  # the ScienceMode models carry their device's profile
+            report = (f"ScienceMode over a serial port: {sp.channels} channels, 0-{sp.max_current_ua / 1000:g} mA in "
+                      f"{sp.current_step_ua / 1000:g} mA steps, device-timed periods on a {sp.time_base_us / 1000:g} ms "
                       f"grid (`stimscript run FILE --device {name} --port PATH`; "
                       f"`stimscript emulate {name}` to try it)")
         else:

@@ -6,6 +6,7 @@ terminal); it drives the runtime only through ``SessionController`` and ``on_eve
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -90,7 +91,7 @@ def run(file: str, device: str, session: int | None, sets: tuple[str, ...], real
 
     load_driver_class(device)  # an unknown driver name fails before any compiling
     params = parse_sets(sets)
-    target = device
+    target: Any = device   # the name, or the driver opened here
     profile = None
     if device != "loopback":
         # check against what the device itself reports (HELLO), not the loopback defaults
