@@ -52,6 +52,7 @@ E408 error    progression week range inverted, below 1 or beyond the plan's week
 E409 error    a cycle of zero length in a ``for`` block (it would never end)
 E410 error    ``after`` at or beyond the end of its ``for`` block
 E412 error    the session unrolls to more than 100 000 blocks and pauses (sets repeat their blocks)
+E413 error    an expression's value is beyond 10^±30 in SI units (a product or quotient of extreme numbers)
 E411 error    an impossible pulse shape (burst without a whole carrier cycle, doublet spacing < 2 W,
               custom shape starting at amplitude 0 or with no phase, asymmetric phase rounding to 0 µs)
 S007 error    a param's value in some week (progression) is outside its declared range — names the week
@@ -110,6 +111,7 @@ CODES = {
     "E404": "division by zero", "E405": "param default outside its range", "E406": "param range inverted",
     "E407": "channel number out of range", "E408": "progression week out of the plan",
     "E409": "zero-length cycle in for", "E410": "after beyond the for block", "E411": "impossible pulse shape", "E412": "session unrolls to too many blocks",
+    "E413": "value out of range",
     "S007": "param outside its range in some week", "S014": "session longer than 24 h",
     "W201": "channel without site", "W202": "channel not used", "W203": "custom site", "W401": "no whole cycle fits",
     "W402": "zero-length cycle in repeat", "W408": "progression week without a plan",

@@ -36,6 +36,11 @@ EXAMPLES: dict[Dim, str] = {
 }
 
 
+#: E413 bounds on the magnitude of a computed value (SI units); floats hold far more, so messages stay exact-safe
+_MAX_MAGNITUDE = Fraction(10) ** 30
+_MIN_MAGNITUDE = Fraction(1, 10**30)
+
+
 def dim_label(dim: Dim) -> str:
     return _DIM_LABELS.get(dim) or dim_name(dim)
 
@@ -134,7 +139,7 @@ class Evaluator:
             return self._param(e)
         if isinstance(e, ast.PercentOf):
             base = self._param(e.name)
-            return Quantity(base.value * Fraction(e.percent) / 100, base.dim)
+            return self._in_range(Quantity(base.value * Fraction(e.percent) / 100, base.dim), e)
         if isinstance(e, ast.Neg):
             return -self._eval(e.operand)
         if isinstance(e, ast.BinOp):
@@ -148,12 +153,24 @@ class Evaluator:
                     raise EvalFailed
                 return left + right if e.op == "+" else left - right
             if e.op == "*":
-                return left * right
+                return self._in_range(left * right, e)
             if right.value == 0:
                 self.error("E404", "division by zero", e.right.span or e.span)
                 raise EvalFailed
-            return left / right
+            return self._in_range(left / right, e)
         raise AssertionError(f"unknown expression {e!r}")  # pragma: no cover
+
+    def _in_range(self, q: Quantity, e: ast.Expr) -> Quantity:
+        """E413: a product or quotient beyond 10^±30 (in SI units) is no stimulation quantity; refused at the
+        expression, before any rule computes with it (floats for messages would overflow)."""
+        v = abs(q.value)
+        if v and (v > _MAX_MAGNITUDE or v < _MIN_MAGNITUDE):
+            big = v > _MAX_MAGNITUDE
+            self.error("E413", f"this expression's value is {'above 10^30' if big else 'below 10^-30'} in SI units "
+                               f"({dim_label(q.dim)}): out of the range of any stimulation quantity", e.span,
+                       hint="check the operators and units of the expression")
+            raise EvalFailed
+        return q
 
     def value(self, e: ast.Expr) -> Optional[Quantity]:
         """Evaluate without a dimension requirement; None after a reported failure."""
