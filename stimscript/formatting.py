@@ -58,7 +58,7 @@ def duration_text(value_us: int) -> str:
     return f"{m} min" + (f" {sec:02d} s" if sec else "")
 
 
-def hz(value) -> str:
+def hz(value: int | float | Fraction) -> str:
     """A frequency (exact Fraction or number) -> '50 Hz', '33.33 Hz', '2.5 kHz'."""
     from fractions import Fraction
 

@@ -34,7 +34,7 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def display_path(path) -> str:
+def display_path(path: str | bytes | os.PathLike) -> str:
     """``path`` as printable text: bytes that are not UTF-8 (a file name from another system) as ``\\xff``."""
     try:
         raw = os.fsencode(path)
@@ -43,7 +43,7 @@ def display_path(path) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def read_input(path, limit: int = MAX_INPUT_BYTES) -> bytes:
+def read_input(path: str | bytes | os.PathLike, limit: int = MAX_INPUT_BYTES) -> bytes:
     """The bytes of the regular file ``path`` (at most ``limit``); :class:`InputError` otherwise."""
     shown = display_path(path)
     try:
@@ -83,7 +83,7 @@ def read_input(path, limit: int = MAX_INPUT_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def check_text_size(text, limit: int = MAX_INPUT_BYTES) -> None:
+def check_text_size(text: str | bytes, limit: int = MAX_INPUT_BYTES) -> None:
     """The same cap for protocol text given directly (``loads``)."""
     n = len(text.encode("utf-8", "surrogateescape")) if isinstance(text, str) else len(text)
     if n > limit:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 PULSE_FIELDS = [("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4"), ("shape", "<u2")]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # PULSE_DTYPE is a numpy dtype; building it on first use keeps numpy out of commands that never
     # touch pulse arrays (``check``, ``fmt``: start-up time)
     if name == "PULSE_DTYPE":

@@ -61,7 +61,7 @@ def has_undecodable(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def utf8_argument(ctx, param, value):
+def utf8_argument(ctx: Any, param: Any, value: Any) -> Any:
     """click callback: refuse text arguments that are not UTF-8 (one value or a tuple of them)."""
     import click
 
