@@ -61,9 +61,7 @@ def _cycle_phases(tr: Train, index: int, model: TimingModel, step_ua: int, min_i
     gap_limit = period * 3 / 2
     phases: list[OnPhase] = []
     cur: OnPhase | None = None
-    last_t = None
-    last_level_t = None
-    last_q = None
+    last_t = last_level_t = last_q = 0   # read only once a phase is open (set with it)
     for ti, ai in zip(t, a):
         if cur is None or ti - last_t > gap_limit:
             if cur is not None:
@@ -78,6 +76,7 @@ def _cycle_phases(tr: Train, index: int, model: TimingModel, step_ua: int, min_i
                 last_level_t, last_q = ti, q
         cur.scheduled_pulses += 1
         last_t = ti
+    assert cur is not None  # the cycle has pulses (checked above)
     cur.end_us = min(tr.on_us, int(last_t + period)) if tr.on_us else int(last_t + period)
     cur.end_us = max(cur.end_us, last_t + 1)
     phases.append(cur)
@@ -146,7 +145,7 @@ def timeline(phases: list[OnPhase]) -> list[tuple[int, dict[int, ChannelSetting]
                 state[ph.channel] = ChannelSetting(ph.device_period_us, ph.fine, ph.shape, int(amp))
         out.append((t, dict(state)))
     # drop entries that change nothing
-    dedup = []
+    dedup: list = []
     for t, st in out:
         if dedup and dedup[-1][1] == st:
             continue
