@@ -1,0 +1,354 @@
+"""The stimscript wire protocol, version 1 — framing and link layer (the byte-level spec of a frame).
+
+Every frame on the wire::
+
+    offset  size  field
+    0       2     sync  0xA5 0x5A
+    2       1     version (1)
+    3       1     message type (drivers/messages.py; 0x7F NAK is the link's own)
+    4       2     seq   u16 LE  sender's frame number (NAK frames: 0, not sequenced)
+    6       2     ack   u16 LE  last in-order seq received from the peer (0xFFFF: none yet)
+    8       2     len   u16 LE  payload length, <= MAX_PAYLOAD
+    10      1     hchk  low byte of CRC-16/CCITT-FALSE over bytes 2 .. 9 (a damaged length is caught at once)
+    11      len   payload (drivers/messages.py)
+    11+len  2     crc   u16 LE  CRC-16/CCITT-FALSE over bytes 2 .. 11+len-1 (version .. payload)
+
+CRC-16/CCITT-FALSE: polynomial 0x1021 (x^16 + x^12 + x^5 + 1), init 0xFFFF, no reflection, xorout 0;
+check value CRC("123456789") = 0x29B1.
+
+Link layer (:class:`Link`): go-back-N. A receiver accepts only the next expected seq; a frame that skips
+ahead is dropped, counted as a sequence gap and answered with one NAK(expected) — NAK payload: u16 LE
+expected seq; the sender retransmits every frame from ``expected`` on. Frames with a bad CRC, a bad length,
+an unknown version or bytes between frames are counted and skipped by resynchronising on the next sync
+pair. Nothing bad is ever delivered to the application. Message types listed in ``out_of_band`` (ESTOP)
+are acted on even when they arrive out of order (safety first).
+
+This module knows nothing about payloads; drivers/messages.py knows nothing about frames.
+"""
+from __future__ import annotations
+
+import binascii
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ..errors import ProtocolMismatch
+
+VERSION = 1
+SYNC = b"\xa5\x5a"
+HEADER = struct.Struct("<2sBBHHH")  # without the header check byte
+HEADER_SIZE = HEADER.size + 1  # 11
+CRC_SIZE = 2
+MAX_PAYLOAD = 16384
+NO_ACK = 0xFFFF
+
+# link control (both directions, not sequenced)
+NAK = 0x7F
+UNSEQUENCED = frozenset({NAK})
+
+# ---- CRC-16/CCITT-FALSE -------------------------------------------------------------------------------
+
+
+def _make_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+        table.append(crc)
+    return tuple(table)
+
+
+CRC_TABLE = _make_table()
+
+
+def crc16_reference(data: bytes, crc: int = 0xFFFF) -> int:
+    """Table-driven CRC-16/CCITT-FALSE in plain Python: the documented reference (slow)."""
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+def crc16(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF). ``binascii.crc_hqx`` computes the same polynomial
+    without reflection in C; tests check it against :func:`crc16_reference`."""
+    return binascii.crc_hqx(data, crc)
+
+
+# ---- frames -------------------------------------------------------------------------------------------
+
+
+def encode_frame(mtype: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    head = HEADER.pack(SYNC, VERSION, mtype, seq & 0xFFFF, ack & 0xFFFF, len(payload))
+    head += bytes([crc16(head[2:]) & 0xFF])
+    body = head[2:] + payload
+    return head + payload + crc16(body).to_bytes(2, "little")
+
+
+@dataclass
+class Frame:
+    mtype: int
+    seq: int
+    ack: int
+    payload: bytes
+
+    @property
+    def name(self) -> str:
+        return TYPE_NAMES.get(self.mtype, f"0x{self.mtype:02X}")
+
+
+@dataclass
+class LinkStats:
+    frames_ok: int = 0
+    bad_crc: int = 0
+    bad_header: int = 0
+    bad_length: int = 0
+    bad_version: int = 0
+    garbage_bytes: int = 0
+    seq_gaps: int = 0          # frames dropped because they skipped ahead of the expected seq
+    duplicates: int = 0        # retransmitted frames received twice (dropped, harmless)
+    naks_sent: int = 0
+    naks_received: int = 0
+    retransmitted: int = 0
+    nak_retries: int = 0       # NAKs sent again by the timer because the gap was still open
+    timeouts: int = 0          # retransmissions started by the timer (nothing acknowledged for rto_us)
+
+    @property
+    def bad_frames(self) -> int:
+        return self.bad_crc + self.bad_header + self.bad_length + self.bad_version + self.seq_gaps
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class FrameDecoder:
+    """Incremental frame parser: feed bytes, get whole valid frames; resyncs on the sync pair after any
+    bad frame or garbage, counting what it skipped."""
+
+    def __init__(self, stats: LinkStats | None = None):
+        self.buf = bytearray()
+        self.stats = stats if stats is not None else LinkStats()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        if data:
+            self.buf += data
+        out: list[Frame] = []
+        buf = self.buf
+        pos = 0
+        n = len(buf)
+        st = self.stats
+        while True:
+            i = buf.find(SYNC, pos)
+            if i < 0:
+                # keep a trailing 0xA5 that may start the next sync pair
+                keep = 1 if n > pos and buf[n - 1] == SYNC[0] else 0
+                st.garbage_bytes += n - pos - keep
+                pos = n - keep
+                break
+            if i > pos:
+                st.garbage_bytes += i - pos
+                pos = i
+            if n - pos < HEADER_SIZE:
+                break
+            _, version, mtype, seq, ack, length = HEADER.unpack_from(buf, pos)
+            if version != VERSION:
+                st.bad_version += 1
+                pos += 1
+                continue
+            if crc16(bytes(buf[pos + 2:pos + HEADER_SIZE - 1])) & 0xFF != buf[pos + HEADER_SIZE - 1]:
+                st.bad_header += 1
+                pos += 1
+                continue
+            if length > MAX_PAYLOAD:
+                st.bad_length += 1
+                pos += 1
+                continue
+            end = pos + HEADER_SIZE + length + CRC_SIZE
+            if end > n:
+                break
+            crc_rx = buf[end - 2] | (buf[end - 1] << 8)
+            if crc16(bytes(buf[pos + 2:end - 2])) != crc_rx:
+                st.bad_crc += 1
+                pos += 1
+                continue
+            out.append(Frame(mtype, seq, ack, bytes(buf[pos + HEADER_SIZE:end - 2])))
+            st.frames_ok += 1
+            pos = end
+        if pos:
+            del buf[:pos]
+        return out
+
+
+def _seq_after(a: int, b: int) -> bool:
+    """True when seq a comes after seq b (mod 2**16, window 2**15)."""
+    return 0 < ((a - b) & 0xFFFF) < 0x8000
+
+
+class LinkError(ProtocolMismatch):
+    """The peer asked for a frame this side no longer holds: the link cannot recover."""
+
+
+class Link:
+    """One side of the go-back-N link: sequence numbers, retransmission buffer, NAKs, counters.
+
+    ``send`` returns the bytes to transmit; ``receive`` returns ``(messages, reply_bytes)`` where
+    ``messages`` are the in-order application frames and ``reply_bytes`` is what the link itself must
+    send back (NAKs, retransmissions). ``poll(now_us)`` runs the timers and returns what they send;
+    call it regularly (the host on every poll, the device whenever it runs), even when nothing arrives:
+
+    * NAK timer: while a gap is open (a frame skipped ahead of the expected seq and nothing in order has
+      arrived since), the NAK is sent again every ``nak_retry_us`` — a lost or damaged NAK, or a lost
+      retransmission, therefore never stalls the link;
+    * retransmission timer (``rto_us``, None = off): when frames are held unacknowledged and nothing has
+      been acknowledged for ``rto_us``, every held frame is sent again (go-back-N); the peer drops the
+      copies it already has.
+
+    Every frame carries the last in-order seq received (``ack``), so held frames are released as soon
+    as the peer's next frame arrives; a peer that is silent is the runtime's business (it asks for
+    STATUS, then declares the link lost), not the link's.
+    """
+
+    def __init__(self, retx_frames: int = 4096, out_of_band: frozenset = frozenset(),
+                 reset_types: frozenset = frozenset(), nak_retry_us: int = 50_000, rto_us: int | None = None):
+        self.stats = LinkStats()
+        self.reset_types = reset_types
+        self.decoder = FrameDecoder(self.stats)
+        self.retx_limit = retx_frames
+        self.out_of_band = out_of_band
+        self.nak_retry_us = nak_retry_us
+        self.rto_us = rto_us
+        self.reset()
+
+    def reset(self) -> None:
+        self.tx_seq = 0
+        self.rx_expected: int | None = 0  # both sides number their frames from 0 after a reset (HELLO)
+        self.retx: "OrderedDict[int, bytes]" = OrderedDict()
+        self.nak_outstanding = False
+        self.gap_open = False          # a frame skipped ahead and nothing in order arrived since
+        self._nak_at: int | None = None
+        self._progress_at: int | None = None   # last time something was acknowledged (or first held)
+        self._now: int | None = None
+        self._acked: int | None = None         # the latest ack the peer sent (frames up to it are delivered)
+
+    def poll(self, now_us: int) -> bytes:
+        """Run the timers at ``now_us``; -> bytes to send (a repeated NAK, retransmissions) or b""."""
+        self._now = now_us
+        out = bytearray()
+        if self.gap_open and self.rx_expected is not None:
+            if self._nak_at is None or now_us - self._nak_at >= self.nak_retry_us:
+                if self._nak_at is not None:
+                    self.stats.nak_retries += 1
+                out += self._nak()
+        if self.rto_us is not None and self.retx:
+            if self._progress_at is None:
+                self._progress_at = now_us
+            elif now_us - self._progress_at >= self.rto_us:
+                self.stats.timeouts += 1
+                self._progress_at = now_us
+                out += self.retransmit_from(next(iter(self.retx)))
+        return bytes(out)
+
+    def _nak(self) -> bytes:
+        self.nak_outstanding = True
+        self.stats.naks_sent += 1
+        self._nak_at = self._now
+        return encode_frame(NAK, 0, self.ack_value, self.rx_expected.to_bytes(2, "little"))
+
+    @property
+    def ack_value(self) -> int:
+        return NO_ACK if self.rx_expected is None else (self.rx_expected - 1) & 0xFFFF
+
+    def send(self, mtype: int, payload: bytes = b"") -> bytes:
+        if mtype in UNSEQUENCED:
+            return encode_frame(mtype, 0, self.ack_value, payload)
+        seq = self.tx_seq
+        self.tx_seq = (seq + 1) & 0xFFFF
+        frame = encode_frame(mtype, seq, self.ack_value, payload)
+        if not self.retx:
+            self._progress_at = self._now   # the retransmission timer runs from the first frame held
+        self.retx[seq] = frame
+        if len(self.retx) > self.retx_limit:
+            self.retx.popitem(last=False)
+        return frame
+
+    def _prune(self, ack: int) -> None:
+        if ack == NO_ACK:
+            return
+        if self._acked is None or _seq_after(ack, self._acked):
+            self._acked = ack
+        pruned = False
+        while self.retx:
+            first = next(iter(self.retx))
+            if first == ack or _seq_after(ack, first):
+                self.retx.popitem(last=False)
+                pruned = True
+            else:
+                break
+        if pruned:
+            self._progress_at = self._now
+
+    def expect(self, seq: int) -> None:
+        """Resynchronise the receive side: the next accepted frame is ``seq``."""
+        self.rx_expected = seq & 0xFFFF
+        self.nak_outstanding = False
+        self.gap_open = False
+
+    def receive(self, data: bytes, now_us: int | None = None) -> tuple[list[Frame], bytes]:
+        if now_us is not None:
+            self._now = now_us
+        accepted: list[Frame] = []
+        reply = bytearray()
+        bad_before = self.stats.bad_crc + self.stats.bad_header + self.stats.bad_length + self.stats.bad_version
+        for fr in self.decoder.feed(data):
+            self._prune(fr.ack)
+            if fr.mtype == NAK:
+                self.stats.naks_received += 1
+                if len(fr.payload) >= 2:
+                    reply += self.retransmit_from(int.from_bytes(fr.payload[:2], "little"))
+                continue
+            if fr.mtype in self.reset_types:
+                # a HELLO restarts the link: both directions start afresh
+                now = self._now
+                self.reset()
+                self._now = now
+                self.rx_expected = (fr.seq + 1) & 0xFFFF
+                accepted.append(fr)
+            elif self.rx_expected is None or fr.seq == self.rx_expected:
+                self.rx_expected = (fr.seq + 1) & 0xFFFF
+                self.nak_outstanding = False
+                self.gap_open = False
+                accepted.append(fr)
+            elif _seq_after(fr.seq, self.rx_expected):
+                self.stats.seq_gaps += 1
+                self.gap_open = True
+                if fr.mtype in self.out_of_band:
+                    accepted.append(fr)  # acted on at once; harmless when it is retransmitted later
+                if not self.nak_outstanding:
+                    reply += self._nak()
+            else:
+                self.stats.duplicates += 1
+        if self.stats.bad_crc + self.stats.bad_header + self.stats.bad_length + self.stats.bad_version > bad_before:
+            # a damaged frame may have been the retransmission we asked for: allow a fresh NAK
+            self.nak_outstanding = False
+        return accepted, bytes(reply)
+
+    def retransmit_from(self, seq: int) -> bytes:
+        if seq == self.tx_seq:
+            return b""  # the peer has everything
+        if seq not in self.retx:
+            if self._acked is not None and not _seq_after(seq, self._acked):
+                return b""  # a stale NAK (delayed or reordered): the peer has since acknowledged that frame
+            raise LinkError(f"peer asked to retransmit frame {seq}, which is no longer held "
+                            f"(holding {len(self.retx)} frames)")
+        out = bytearray()
+        started = False
+        for s, frame in self.retx.items():
+            if s == seq:
+                started = True
+            if started:
+                out += frame
+                self.stats.retransmitted += 1
+        return bytes(out)
