@@ -21,6 +21,7 @@ from ..profile import DeviceProfile
 from . import events as ev
 from . import wire as w
 from .events import DeviceStatus
+from .timesync import DEFAULT_DRIFT_PPM, TimeSync
 
 
 class DeviceDisconnected(DriverError):
@@ -115,6 +116,20 @@ class Driver(ABC):
         """True when this is an emulator, not a stimulator: its sessions are recorded as practice runs.
         Drivers reaching an emulator through a real transport (a pseudo-terminal, a pyusb backend) say so."""
         return getattr(self, "emulator", None) is not None
+
+    #: where device time sits on the host clock, with a bound (drivers/timesync.py); None when the driver
+    #: cannot tell (Lab Streaming Layer markers need it)
+    time_sync = None
+
+    @property
+    def sync_lines(self) -> int:
+        """How many TTL sync outputs the device has (0: none, the default)."""
+        return 0
+
+    def sync_out(self, line: int, width_us: int, t_us: np.ndarray) -> None:
+        """Ask the device to raise sync output ``line`` for ``width_us`` at each device time in ``t_us``
+        (non-decreasing). The device reports the edges it raised as :class:`~.events.SyncEdges`."""
+        raise DriverError(f"device {self.model or type(self).__name__!r} has no sync output")
 
     def use_clock(self, clock) -> bool:
         """Make the device follow ``clock`` (a :class:`stimscript.clock.Clock`). Only an emulated
@@ -237,6 +252,8 @@ class WireDriver(Driver):
         self.profile: DeviceProfile | None = None
         self.hello: w.HelloInfo | None = None
         self._clock = None
+        self.time_sync: TimeSync | None = None
+        self._sent_at: dict[int, int] = {}   # host time each recent sequenced frame was sent (time sync)
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -306,6 +323,8 @@ class WireDriver(Driver):
         self.hello = msg
         self.profile = msg.profile
         self._note_time(msg.device_t_us)
+        # an emulator follows the host's own clock: no drift between the two
+        self.time_sync = TimeSync(drift_ppm=0 if self.emulated else DEFAULT_DRIFT_PPM)
 
     def close(self) -> None:
         with self.lock:
@@ -333,7 +352,14 @@ class WireDriver(Driver):
     # ---- frames ---------------------------------------------------------------------------------------
     def _send(self, mtype: int, payload: bytes = b"") -> None:
         with self.lock:
-            self._write(self.link.send(mtype, payload))
+            frame = self.link.send(mtype, payload)
+            if mtype not in w.UNSEQUENCED:
+                seq = (self.link.tx_seq - 1) & 0xFFFF
+                self._sent_at.pop(seq, None)
+                self._sent_at[seq] = self._host_now()
+                if len(self._sent_at) > 4096:
+                    del self._sent_at[next(iter(self._sent_at))]
+            self._write(frame)
 
     def _receive(self) -> list:
         """Read and decode what the device sent, answer for the link (NAKs, retransmissions) and run
@@ -347,9 +373,15 @@ class WireDriver(Driver):
         out = []
         for fr in frames:
             try:
-                out.append(self._decode(fr))
+                m = self._decode(fr)
             except (ValueError, IndexError) as exc:  # a well-framed but malformed payload
                 raise ProtocolMismatch(f"malformed {fr.name} payload from the device: {exc}") from exc
+            out.append(m)
+            if self.time_sync is not None and isinstance(m, (w.AckMsg, w.StatusMsg)):
+                # written after the device had our frame ``fr.ack``, read by us now (drivers/timesync.py)
+                sent = self._sent_at.get(fr.ack)
+                if sent is not None:
+                    self.time_sync.add(m.device_t_us, sent, now)
         return out
 
     def _decode(self, fr: w.Frame):
@@ -372,6 +404,8 @@ class WireDriver(Driver):
             return m
         if t == w.HELLO_REPLY:
             return w.decode_hello_reply(fr.payload)
+        if t == w.SYNC_EDGES:
+            return w.decode_sync_edges(fr.payload)
         raise ProtocolMismatch(f"unexpected message type 0x{t:02X} from the device")
 
     def _note_time(self, dev_t: int) -> None:
@@ -444,6 +478,8 @@ class WireDriver(Driver):
                                    dict(m.peak_ua), tuple(m.scales_ppm), m.silent_total)
         if isinstance(m, w.FaultMsg):
             return ev.FaultReport(m.kind, m.channel, m.device_t_us, m.detail_text(), m.code != w.FAULT_ELECTRODE)
+        if isinstance(m, w.SyncEdgesMsg):
+            return ev.SyncEdges(m.line, m.t_us, m.raised_total, m.missed_total)
         return None
 
     def status(self) -> DeviceStatus:
@@ -492,3 +528,17 @@ class WireDriver(Driver):
 
     def keepalive(self) -> None:
         self._send(w.KEEPALIVE)
+
+    # ---- sync out (wire protocol extension) -------------------------------------------------------------
+    @property
+    def sync_lines(self) -> int:
+        return self.hello.sync_lines if self.hello else 0
+
+    def sync_out(self, line: int, width_us: int, t_us: np.ndarray) -> None:
+        if not 1 <= int(line) <= self.sync_lines:
+            raise DriverError(f"device {self.model!r} has no sync output {line} (it has {self.sync_lines})")
+        if not 1 <= int(width_us) <= w.MAX_SYNC_WIDTH_US:
+            raise DriverError(f"sync pulse width {width_us} µs is outside 1 .. {w.MAX_SYNC_WIDTH_US} µs")
+        t = np.asarray(t_us, dtype=np.int64)
+        for i in range(0, len(t), w.MAX_EDGES_PER_FRAME):
+            self._send(w.SYNC_OUT, w.encode_sync_out(line, width_us, t[i:i + w.MAX_EDGES_PER_FRAME]))

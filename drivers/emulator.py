@@ -22,10 +22,13 @@ It speaks the stimscript wire protocol through :meth:`Emulator.host_write` / :me
 * watchdog: no valid frame from the host for ``watchdog_ms`` of device time while a session is active ->
   output off, queue flushed, FAULT watchdog;
 * ESTOP -> output off at once and queue flushed (acted on even if the frame arrives out of sequence);
-* fault injection for tests: electrode fault, disconnect, corrupted frames, slow acks, host stall.
+* fault injection for tests: electrode fault, disconnect, corrupted frames, slow acks, host stall;
+* sync out (the wire protocol's sync-out extension): ``sync_lines`` TTL outputs; an edge asked for with
+  SYNC_OUT is raised when its time comes and the output is on (the rule of a pulse at that time), and
+  recorded in ``sync_edges``.
 
 ``output`` is a growing PULSE_DTYPE array of what was actually delivered, t_us relative to the session
-start (the START epoch) on the device clock.
+start (the START epoch) on the device clock; ``sync_edges`` likewise the TTL edges raised (SYNC_EDGE_DTYPE).
 """
 from __future__ import annotations
 
@@ -41,6 +44,9 @@ from ..clock import Clock, RealClock
 from ..rounding import round_div
 from ..rounding import round_div_array as round_div_half_even  # the name tests and the emulator use
 from . import wire as w
+
+#: one raised TTL edge: rising at t_us (session time, like ``output``), high for width_us
+SYNC_EDGE_DTYPE = np.dtype([("t_us", "<i8"), ("line", "u1"), ("width_us", "<u4")])
 
 BOOT_TIME_US = 1_234_567  # device time at power-on: deliberately not 0, so session and device time differ
 
@@ -88,6 +94,37 @@ class _Queue:
         out = (self.t[h:stop], self.ch[h:stop], self.amp[h:stop], self.shape[h:stop], self.idx[h:stop])
         if self.head == self.tail:
             self.head = self.tail = 0
+        return out
+
+
+class _EdgeQueue:
+    """Sync-out edges asked for (device time order per SYNC_OUT frame; merged by time)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int, int]] = []   # (t_us, line, width_us), sorted by t_us
+        self.head = 0
+
+    def __len__(self) -> int:
+        return len(self.items) - self.head
+
+    def clear(self) -> int:
+        n = len(self)
+        self.items, self.head = [], 0
+        return n
+
+    def push(self, line: int, width_us: int, t_us) -> None:
+        new = [(int(t), int(line), int(width_us)) for t in t_us]
+        rest = self.items[self.head:]
+        self.items = sorted(rest + new) if rest and new and new[0][0] < rest[-1][0] else rest + new
+        self.head = 0
+
+    def pop_until(self, t_end: int, inclusive: bool) -> list[tuple[int, int, int]]:
+        h = self.head
+        n = len(self.items)
+        while h < n and (self.items[h][0] < t_end or (inclusive and self.items[h][0] == t_end)):
+            h += 1
+        out = self.items[self.head:h]
+        self.head = h
         return out
 
 
@@ -176,8 +213,9 @@ class Emulator:
     NAK_RETRY_US = 50_000
 
     def __init__(self, profile: DeviceProfile = LOOPBACK_PROFILE, serial: str = "LOOPBACK-0001",
-                 clock: Clock | None = None, ack_interval_us: int = 20_000):
+                 clock: Clock | None = None, ack_interval_us: int = 20_000, sync_lines: int = 1):
         self.profile = profile
+        self.sync_lines = int(sync_lines)
         self.serial = serial
         self.ack_interval_us = ack_interval_us
         self.lock = threading.RLock()
@@ -245,6 +283,13 @@ class Emulator:
         self.flushed_total = 0
         self.suppressed_total = 0
         self._last_rx_t = self._now
+        self._edges = _EdgeQueue()
+        self._edge_chunks: list[tuple[int, int, int]] = []   # raised (device time, line, width)
+        self._edge_reports: list[tuple[int, int]] = []      # raised, not yet reported (device time, line)
+        self._edge_last = {}                                # line -> last raised edge (device time)
+        self.sync_raised_total = 0
+        self.sync_missed_total = 0
+        self._edge_totals_reported = (0, 0)
 
     @property
     def queue_level(self) -> int:
@@ -265,6 +310,20 @@ class Emulator:
                                       else np.zeros(0, dtype=PULSE_DTYPE))
                 self._out_chunks = [self._output_cache] if len(self._output_cache) else []
             return self._output_cache
+
+    @property
+    def sync_edges(self) -> np.ndarray:
+        """The TTL edges raised this session (SYNC_EDGE_DTYPE, t_us relative to the START epoch)."""
+        with self.lock:
+            if not self.disconnected:
+                self.catch_up()
+            out = np.zeros(len(self._edge_chunks), dtype=SYNC_EDGE_DTYPE)
+            if len(out):
+                t, line, width = zip(*self._edge_chunks)
+                out["t_us"] = np.asarray(t, dtype=np.int64) - self.epoch
+                out["line"] = line
+                out["width_us"] = width
+            return out
 
     @property
     def output_on(self) -> bool:
@@ -480,9 +539,12 @@ class Emulator:
             self._outbox.clear()
             if self.state != w.IDLE:
                 self._output_off(w.IDLE)
-            self._emit(w.HELLO_REPLY, w.encode_hello_reply(self._now, self.serial, self.profile))
+            self._emit(w.HELLO_REPLY, w.encode_hello_reply(self._now, self.serial, self.profile,
+                                                           sync_lines=self.sync_lines))
         elif t == w.STATUS_REQ:
             self._emit_status()
+        elif t == w.SYNC_OUT and self.sync_lines:
+            self._on_sync_out(p)
         elif t == w.SHAPES:
             self._on_shapes(p)
         elif t == w.START:
@@ -507,6 +569,35 @@ class Emulator:
                 self.ramp_end_us = at + ramp
                 self.state = w.RUNNING
             self._emit_status()
+
+    def _on_sync_out(self, p: bytes) -> None:
+        """Queue TTL edges (an unknown line, a bad width or a malformed frame: ignored and counted)."""
+        try:
+            m = w.decode_sync_out(p)
+        except Exception:
+            return
+        n = len(m.t_us)
+        if (not 1 <= m.line <= self.sync_lines or not 1 <= m.width_us <= w.MAX_SYNC_WIDTH_US
+                or self.state not in (w.RUNNING, w.PAUSING, w.STOPPING)):
+            self.sync_missed_total += n
+            return
+        t = m.t_us
+        late = t < self._now
+        if late.any():
+            self.sync_missed_total += int(np.count_nonzero(late))
+            t = t[~late]
+        self._edges.push(m.line, m.width_us, t.tolist())
+
+    def _raise_edges(self, t_end: int, inclusive: bool) -> None:
+        for t, line, width in self._edges.pop_until(t_end, inclusive):
+            last = self._edge_last.get(line)
+            if last is not None and t - last < width:
+                self.sync_missed_total += 1     # the line is still high: not a new edge
+                continue
+            self._edge_last[line] = t
+            self._edge_chunks.append((t, line, width))
+            self._edge_reports.append((t, line))
+            self.sync_raised_total += 1
 
     def _on_shapes(self, p: bytes) -> None:
         try:
@@ -666,14 +757,28 @@ class Emulator:
     def _flush(self) -> None:
         self.flushed_total += self.queue_level
         self._q.clear()
+        self.sync_missed_total += self._edges.clear()
 
     def _execute(self, t_end: int, inclusive: bool) -> None:
-        """Deliver the queued pulses with t < t_end (or <= t_end)."""
-        if not len(self._q) or self.state not in (w.RUNNING, w.PAUSING, w.STOPPING):
+        """Deliver the queued pulses with t < t_end (or <= t_end), and raise the sync edges due."""
+        if self.state not in (w.RUNNING, w.PAUSING, w.STOPPING):
+            return
+        if len(self._edges):
+            self._raise_edges(t_end, inclusive)
+        if not len(self._q):
             return
         got = self._q.pop_until(t_end, inclusive)
         if got is not None:
             self._deliver(*got)
+            if self.state == w.FAULTED and self._edge_chunks and self._edge_chunks[-1][0] >= self._now:
+                self._unraise_edges_from(self._now)   # a pulse faulted the output: no edge at or after it
+
+    def _unraise_edges_from(self, t: int) -> None:
+        while self._edge_chunks and self._edge_chunks[-1][0] >= t:
+            et, line, _ = self._edge_chunks.pop()
+            self._edge_reports.remove((et, line))
+            self.sync_raised_total -= 1
+            self.sync_missed_total += 1
 
     def _deliver(self, t, ch, amp, shape, idx) -> None:
         prof = self.profile
@@ -760,6 +865,15 @@ class Emulator:
     def _flush_acks(self) -> None:
         if self.state == w.IDLE:
             return
+        if self._edge_reports or self._edge_totals_reported != (self.sync_raised_total, self.sync_missed_total):
+            # raised edges, or only new totals (edges flushed by a pause or stop): n may be 0
+            reports, self._edge_reports = self._edge_reports, []
+            for line in sorted({ln for _, ln in reports}) or [1]:
+                times = [t for t, ln in reports if ln == line]
+                for i in range(0, max(1, len(times)), w.MAX_EDGES_PER_FRAME):
+                    self._emit(w.SYNC_EDGES, w.encode_sync_edges(line, self.sync_raised_total, self.sync_missed_total,
+                                                                 times[i:i + w.MAX_EDGES_PER_FRAME]))
+            self._edge_totals_reported = (self.sync_raised_total, self.sync_missed_total)
         recs = np.concatenate(self._acks) if len(self._acks) > 1 else (self._acks[0] if self._acks else None)
         self._acks = []
         if recs is not None and self.ack_delay_us:
@@ -787,6 +901,7 @@ class Emulator:
                             if self.peak_per_channel[c]}, self.suppressed_total)
 
     def _emit_status(self) -> None:
-        if self._acks:  # deliveries are reported before the state change that follows them
+        if (self._acks or self._edge_reports  # deliveries are reported before the state change that follows them
+                or self._edge_totals_reported != (self.sync_raised_total, self.sync_missed_total)):
             self._flush_acks()
         self._emit(w.STATUS, w.encode_status(self.status_msg()))

@@ -101,6 +101,17 @@ class FaultReport:
 
 
 @dataclass(frozen=True)
+class SyncEdges:
+    """TTL edges a device raised on its sync output ``line`` (device times, µs), with its running totals
+    for the session: edges raised, and edges asked for but not raised (late, too close, output off)."""
+
+    line: int
+    t_us: np.ndarray
+    raised_total: int = 0
+    missed_total: int = 0
+
+
+@dataclass(frozen=True)
 class DeviceLost:
     """The driver concluded that the device is gone (cable, power, no answer). The runtime ends the
     session as "disconnected". Raising :class:`~stimscript.drivers.base.DeviceDisconnected` from any
@@ -125,4 +136,4 @@ class DeviceStatus:
     link: dict = field(default_factory=dict)
 
 
-Event = PulsesDelivered | StatusReport | FaultReport | DeviceLost
+Event = PulsesDelivered | StatusReport | FaultReport | SyncEdges | DeviceLost

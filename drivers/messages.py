@@ -13,11 +13,12 @@ All fields little-endian; times are device µs (i64); ``u8/u16/u32`` unsigned, `
     0x07 RESUME      i64 at_us, u32 ramp_us
     0x08 ESTOP       empty                  0x09 SET_SCALE  u8 channel (0 = all), u32 scale_ppm
     0x0A KEEPALIVE   empty                  0x0B STATUS_REQ empty
+    0x0C SYNC_OUT    u8 line (1-based), u32 width_us, u16 n, n x i64 t_us       (sync-out extension, below)
     device -> host
     0x81 HELLO_REPLY u8 version, i64 device_t_us, serial (u8 len + UTF-8), profile name (u8 len + UTF-8),
                      u8 channels, u32 max_current_ua, u16 current_step_ua, u32 min_phase_us,
                      u32 max_phase_us, u32 max_rate_hz, u16 time_base_us, u8 flags, u32 queue_pulses,
-                     u32 watchdog_ms
+                     u32 watchdog_ms, [u8 sync_lines]   (sync-out extension, below)
     0x82 ACK         i64 device_t_us, u32 queue_level, u32 rx_pulses_total, u32 late_total, u16 n;
                      n x 17 bytes: u32 index, i64 t_us, u8 channel, i32 amplitude_ua (as delivered)
     0x83 STATUS      i64 device_t_us, u8 state, u32 queue_level, u32 queue_capacity, u32 rx_pulses_total,
@@ -27,6 +28,19 @@ All fields little-endian; times are device µs (i64); ``u8/u16/u32`` unsigned, `
                      (bracketed tails were added within v1: a reader treats a shorter STATUS as without them
                      and ignores bytes after the fields it knows)
     0x84 FAULT       u8 code, u8 channel (0 = device), i64 device_t_us, u32 detail
+    0x85 SYNC_EDGES  u8 line, u32 raised_total, u32 missed_total, u16 n, n x i64 t_us   (sync-out extension)
+
+Sync-out extension (a compatible revision of v1; the frame version stays 1). A device with TTL trigger
+outputs appends ``u8 sync_lines`` (how many, numbered from 1) to HELLO_REPLY; older hosts ignore the byte,
+and a HELLO_REPLY without it means no sync outputs. The host asks for a rising edge at device time t_us
+with SYNC_OUT (line, width of the high level, times non-decreasing, at most MAX_EDGES_PER_FRAME, each at
+least width_us after the previous one on that line). The device queues edges like pulses and raises the
+line at t_us for width_us when its output is on at that instant (running, pausing, stopping: the same
+rule as a pulse at that time, so a pause or stop flushes the edges still queued); an edge that arrives
+after its time, or one closer than width_us to the previous edge of its line, is not raised and counts as
+missed. Each raised edge is reported in SYNC_EDGES (device time it was raised), sent before any later
+STATUS, with the session's running totals. A device without sync outputs ignores SYNC_OUT (an unknown
+type) and the host never sends it to such a device.
 
 docs/wire-protocol.md is the same spec in prose, with the meaning of every field.
 """
@@ -55,16 +69,19 @@ ESTOP = 0x08
 SET_SCALE = 0x09
 KEEPALIVE = 0x0A
 STATUS_REQ = 0x0B
+SYNC_OUT = 0x0C       # sync-out extension
 # device -> host
 HELLO_REPLY = 0x81
 ACK = 0x82
 STATUS = 0x83
 FAULT = 0x84
+SYNC_EDGES = 0x85     # sync-out extension
 
 TYPE_NAMES = {
     HELLO: "HELLO", SHAPES: "SHAPES", PULSES: "PULSES", START: "START", STOP: "STOP", PAUSE: "PAUSE",
     RESUME: "RESUME", ESTOP: "ESTOP", SET_SCALE: "SET_SCALE", KEEPALIVE: "KEEPALIVE", STATUS_REQ: "STATUS_REQ",
     HELLO_REPLY: "HELLO_REPLY", ACK: "ACK", STATUS: "STATUS", FAULT: "FAULT", NAK: "NAK",
+    SYNC_OUT: "SYNC_OUT", SYNC_EDGES: "SYNC_EDGES",
 }
 
 # device states (STATUS.state)
@@ -208,12 +225,16 @@ def _read_pstr(payload: bytes, pos: int) -> tuple[str, int]:
     return payload[pos + 1:pos + 1 + n].decode("utf-8", "replace"), pos + 1 + n
 
 
-def encode_hello_reply(device_t_us: int, serial: str, profile: DeviceProfile) -> bytes:
+def encode_hello_reply(device_t_us: int, serial: str, profile: DeviceProfile, sync_lines: int | None = None) -> bytes:
+    """``sync_lines`` None: the reply ends after the profile, as before the sync-out extension."""
     p = profile
-    return (HELLO_HEAD.pack(VERSION, device_t_us) + _pstr(serial) + _pstr(p.name)
-            + PROFILE_STRUCT.pack(p.channels, p.max_current_ua, p.current_step_ua, p.min_phase_us, p.max_phase_us,
-                                  p.max_rate_hz, p.time_base_us, 1 if p.independent_sources else 0,
-                                  p.queue_pulses, p.watchdog_ms))
+    out = (HELLO_HEAD.pack(VERSION, device_t_us) + _pstr(serial) + _pstr(p.name)
+           + PROFILE_STRUCT.pack(p.channels, p.max_current_ua, p.current_step_ua, p.min_phase_us, p.max_phase_us,
+                                 p.max_rate_hz, p.time_base_us, 1 if p.independent_sources else 0,
+                                 p.queue_pulses, p.watchdog_ms))
+    if sync_lines is not None:
+        out += bytes([int(sync_lines)])
+    return out
 
 
 @dataclass
@@ -222,6 +243,8 @@ class HelloInfo:
     device_t_us: int
     serial: str
     profile: DeviceProfile
+    #: TTL trigger outputs (sync-out extension; 0 when the reply does not say)
+    sync_lines: int = 0
 
 
 def decode_hello_reply(payload: bytes) -> HelloInfo:
@@ -234,7 +257,9 @@ def decode_hello_reply(payload: bytes) -> HelloInfo:
     prof = DeviceProfile(name=name, channels=ch, max_current_ua=imax, current_step_ua=step, min_phase_us=pmin,
                          max_phase_us=pmax, max_rate_hz=rate, time_base_us=tb, independent_sources=bool(flags & 1),
                          queue_pulses=q, watchdog_ms=wd)
-    return HelloInfo(version, t, serial, prof)
+    pos += PROFILE_STRUCT.size
+    sync_lines = payload[pos] if pos < len(payload) else 0
+    return HelloInfo(version, t, serial, prof, sync_lines)
 
 
 STATUS_STRUCT = struct.Struct("<qBIIIIIIqq")
@@ -360,3 +385,60 @@ START_STRUCT = struct.Struct("<q")        # epoch_us: device time of session t =
 RAMP_STRUCT = struct.Struct("<I")         # STOP / PAUSE: ramp_us
 RESUME_STRUCT = struct.Struct("<qI")      # at_us, ramp_us
 HELLO_STRUCT = struct.Struct("<BB")       # host protocol version, flags (0)
+
+
+# ---- sync-out extension -----------------------------------------------------------------------------------
+SYNC_OUT_HEAD = struct.Struct("<BIH")       # line, width_us, n; then n x i64 t_us
+SYNC_EDGES_HEAD = struct.Struct("<BIIH")    # line, raised_total, missed_total, n; then n x i64 t_us
+MAX_EDGES_PER_FRAME = (MAX_PAYLOAD - SYNC_EDGES_HEAD.size) // 8   # 2046
+MAX_SYNC_WIDTH_US = 1_000_000
+
+
+def _times(payload: bytes, offset: int, n: int, what: str) -> np.ndarray:
+    if len(payload) != offset + 8 * n:
+        raise ValueError(f"{what} payload length does not match its count")
+    return np.frombuffer(payload, dtype="<i8", count=n, offset=offset).astype(np.int64)
+
+
+def encode_sync_out(line: int, width_us: int, t_us) -> bytes:
+    """SYNC_OUT: raise ``line`` for ``width_us`` at each device time in ``t_us`` (non-decreasing)."""
+    t = np.asarray(t_us, dtype="<i8")
+    if len(t) > MAX_EDGES_PER_FRAME:
+        raise ValueError(f"{len(t)} edges exceed {MAX_EDGES_PER_FRAME} per frame")
+    if len(t) > 1 and np.any(np.diff(t) < 0):
+        raise ValueError("sync edge times must be non-decreasing")
+    return SYNC_OUT_HEAD.pack(int(line), int(width_us), len(t)) + t.tobytes()
+
+
+@dataclass
+class SyncOutMsg:
+    line: int
+    width_us: int
+    t_us: np.ndarray
+
+
+def decode_sync_out(payload: bytes) -> SyncOutMsg:
+    line, width, n = SYNC_OUT_HEAD.unpack_from(payload)
+    return SyncOutMsg(line, width, _times(payload, SYNC_OUT_HEAD.size, n, "SYNC_OUT"))
+
+
+@dataclass
+class SyncEdgesMsg:
+    """Edges a device raised (device time), with its running totals for the session."""
+
+    line: int
+    raised_total: int
+    missed_total: int
+    t_us: np.ndarray
+
+
+def encode_sync_edges(line: int, raised_total: int, missed_total: int, t_us) -> bytes:
+    t = np.asarray(t_us, dtype="<i8")
+    if len(t) > MAX_EDGES_PER_FRAME:
+        raise ValueError(f"{len(t)} edges exceed {MAX_EDGES_PER_FRAME} per frame")
+    return SYNC_EDGES_HEAD.pack(int(line), raised_total & 0xFFFFFFFF, missed_total & 0xFFFFFFFF, len(t)) + t.tobytes()
+
+
+def decode_sync_edges(payload: bytes) -> SyncEdgesMsg:
+    line, raised, missed, n = SYNC_EDGES_HEAD.unpack_from(payload)
+    return SyncEdgesMsg(line, raised, missed, _times(payload, SYNC_EDGES_HEAD.size, n, "SYNC_EDGES"))

@@ -13,7 +13,11 @@ Stored in the session record as JSON (``SessionRecord.device_log``)::
      "events": [["status", t_us, state, ramp_end_us, [scale_ppm per channel]],   # on every change
                 ["fault", t_us, kind, channel, output_off],
                 ["offset", from_sched_us, offset_us]],                           # dev_t = sched_t + offset
-     "acked": n, "acked_through_us": T, "acked_sha256": hex}
+     "acked": n, "acked_through_us": T, "acked_sha256": hex,
+     "extra": {"sync_out": {...}, "lsl": {...}}}                     # only when those were used
+
+``extra`` holds what optional observers add (``DeviceLog.extra``): the sync-out edges the device raised
+(stimscript/research/syncout.py) and the Lab Streaming Layer clock mapping (stimscript/research/lsl.py).
 
 ``acked_through_us`` is the device time of the last ACK report: every pulse the device delivered up to it
 was acknowledged. ``acked_sha256`` hashes the acknowledged pulses in arrival order, each packed as
@@ -72,6 +76,8 @@ class DeviceLog(SessionObserver):
         self._digest = hashlib.sha256()
         self.acked = 0
         self.acked_through_us: int | None = None
+        #: facts other observers keep with the record (JSON-serialisable), by name
+        self.extra: dict[str, dict] = {}
 
     # ---- observer hooks --------------------------------------------------------------------------------
     def on_start(self, dispatcher) -> None:
@@ -101,6 +107,9 @@ class DeviceLog(SessionObserver):
 
     # ---- the record --------------------------------------------------------------------------------------
     def as_dict(self) -> dict:
-        return {"version": DEVICE_LOG_VERSION, "epoch_us": self.epoch_us, "events": [list(e) for e in self.events],
-                "acked": self.acked, "acked_through_us": self.acked_through_us,
-                "acked_sha256": self._digest.hexdigest()}
+        out = {"version": DEVICE_LOG_VERSION, "epoch_us": self.epoch_us, "events": [list(e) for e in self.events],
+               "acked": self.acked, "acked_through_us": self.acked_through_us,
+               "acked_sha256": self._digest.hexdigest()}
+        if self.extra:
+            out["extra"] = {k: dict(v) for k, v in self.extra.items()}
+        return out
