@@ -40,6 +40,16 @@ Runs on an emulator (loopback, the byte-level emulators) are recorded as
 practice runs, kept apart from treatment records in `stimscript history`.
 
 \b
+Research (docs/research.md):
+  --lsl        publish a Lab Streaming Layer marker stream (needs the extra
+               stimscript[lsl]; real time only): contraction start/end per
+               channel, blocks, pause/resume, stop, emergency stop, faults
+               (--lsl-pulses: every pulse), stamped with the stimulator's
+               clock mapped onto the LSL clock, with its uncertainty
+  --sync-out   the stimulator raises its TTL sync output at the session
+               start, at every contraction or at every pulse
+
+\b
 Exit codes:
   0  the session completed, or was stopped by the user
   1  a problem with the file, a --set value, the device name or the database
@@ -81,15 +91,36 @@ Exit codes:
 @click.option("--max-current", "max_current", type=float, default=None, metavar="MA",
               help="ScienceMode devices: the highest current the driver lets through (default 20 mA, "
                    "a safe first session); raise it deliberately.")
+@click.option("--lsl", is_flag=True, help="Publish a Lab Streaming Layer marker stream (needs stimscript[lsl]).")
+@click.option("--lsl-pulses", is_flag=True, help="LSL: a marker for every delivered pulse as well.")
+@click.option("--lsl-name", default="stimscript", show_default=True, metavar="NAME", help="LSL stream name.")
+@click.option("--lsl-wait", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="S",
+              help="LSL: wait up to S seconds for a recorder to connect before the session starts.")
+@click.option("--sync-out", "sync_out", type=click.Choice(["start", "contraction", "pulse"]), default=None,
+              help="Raise the device's TTL sync output at the session start, every contraction or every pulse.")
+@click.option("--sync-width", "sync_width", type=click.FloatRange(min=0.001, max=1000), default=1.0,
+              show_default=True, metavar="MS", help="Sync out: how long the TTL line stays high.")
 @handle_errors
 def run(file: str, device: str, session: int | None, sets: tuple[str, ...], realtime: bool | None, db: str | None,
         no_record: bool, patient: str | None, operator: str | None, plain: bool, port: str | None = None,
-        mode: str | None = None, dry_run: bool = False, max_current: float | None = None) -> None:
+        mode: str | None = None, dry_run: bool = False, max_current: float | None = None, lsl: bool = False,
+        lsl_pulses: bool = False, lsl_name: str = "stimscript", lsl_wait: float = 10.0, sync_out: str | None = None,
+        sync_width: float = 1.0) -> None:
     from .. import load
     from ..drivers import load_driver_class
     from ..live import exit_code, run_session, summary
 
     load_driver_class(device)  # an unknown driver name fails before any compiling
+    if lsl and realtime is False:
+        raise click.UsageError("--lsl needs --realtime: a --fast session runs in virtual time, on no clock "
+                               "an LSL recorder shares")
+    if (lsl or sync_out) and dry_run:
+        raise click.UsageError("--lsl and --sync-out need a device that runs the session (not --dry-run)")
+    if lsl:
+        from ..research.lsl import require_pylsl
+
+        require_pylsl()
+        realtime = True
     params = parse_sets(sets)
     target: Any = device   # the name, or the driver opened here
     profile = None
@@ -102,6 +133,10 @@ def run(file: str, device: str, session: int | None, sets: tuple[str, ...], real
             options["dry_run"] = True
         target = open_device(device, **options)
         profile = target.capabilities()
+    elif lsl or sync_out:
+        from ..drivers import open_device
+
+        target = open_device(device)   # the LSL clock mapping and the sync outputs need the open device
     try:
         proto = load(file, device=profile)
         if session is None:
@@ -124,19 +159,63 @@ def run(file: str, device: str, session: int | None, sets: tuple[str, ...], real
         ranges = {name: proto.safe_range(name, session=session, params=params)
                   for name, p in proto.params.items() if name in driven and p.range is not None}
         interactive = sys.stdout.isatty() and not plain
+        observers = research_observers(schedule, target, lsl, lsl_pulses, lsl_name, lsl_wait, sync_out, sync_width)
         record, info = run_session(schedule, device=target, realtime=realtime, db=db, record=not no_record,
                                    patient_id=patient, param_ranges=ranges, live=interactive,
-                                   echo=lambda s: click.echo(s, err=True), operator_id=operator)
+                                   echo=lambda s: click.echo(s, err=True), operator_id=operator,
+                                   **({"observers": observers} if observers else {}))
     finally:
         if target is not device:
             target.close()
     try:
         click.echo(summary(record, info))
+        for line in research_summary(record):
+            click.echo(line)
     except BrokenPipeError:   # the reader went away (e.g. Ctrl-C also ended `| tail`): the record is saved
         pass
     code = exit_code(record.end_reason, getattr(record, "storage", ""))
     if code:
         sys.exit(code)
+
+
+def research_observers(schedule, target, lsl: bool, lsl_pulses: bool, lsl_name: str, lsl_wait: float,
+                       sync_out: str | None, sync_width: float) -> list:
+    """The sync-out and Lab Streaming Layer observers asked for (checked against the open device first)."""
+    observers: list = []
+    if sync_out:
+        from ..research.syncout import SyncOut
+
+        SyncOut.check(target)
+        observers.append(SyncOut(sync_out, width_us=round(sync_width * 1000)))
+    if lsl:
+        from ..research.lsl import LslPublisher
+
+        pub = LslPublisher(schedule, target, name=lsl_name, pulses=lsl_pulses)
+        click.echo(f"LSL: stream {lsl_name!r} (source_id {pub.source_id}) is up; device clock mapped within "
+                   f"±{pub.pre_uncertainty_us / 1000:.3f} ms", err=True)
+        if lsl_wait > 0:
+            click.echo(f"LSL: waiting up to {lsl_wait:g} s for a recorder to connect", err=True)
+            if not pub.wait_for_consumers(lsl_wait):
+                click.echo("LSL: no recorder connected; publishing anyway", err=True)
+        observers.append(pub)
+    return observers
+
+
+def research_summary(record) -> list[str]:
+    extra = (getattr(record, "device_log", None) or {}).get("extra", {})
+    out = []
+    if "lsl" in extra and "markers" in extra["lsl"]:
+        x = extra["lsl"]
+        out.append(f"LSL: {x['markers']} markers on stream {x['stream_name']!r}, each within "
+                   f"±{x['max_marker_uncertainty_s'] * 1e3:.3f} ms of the stimulator's clock")
+    if "sync_out" in extra:
+        x = extra["sync_out"]
+        if x.get("unavailable"):
+            out.append(f"sync out: not used ({x['unavailable']})")
+        else:
+            out.append(f"sync out ({x['mode']}, line {x['line']}): {x['raised']} TTL edges raised"
+                       + (f", {x['missed']} not raised (output off or too late)" if x.get("missed") else ""))
+    return out
 
 
 def _emulated(target) -> bool:
