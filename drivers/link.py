@@ -97,6 +97,8 @@ class Frame:
 
     @property
     def name(self) -> str:
+        from .messages import TYPE_NAMES   # the message names live one layer up; only for messages
+
         return TYPE_NAMES.get(self.mtype, f"0x{self.mtype:02X}")
 
 
@@ -255,7 +257,8 @@ class Link:
         self.nak_outstanding = True
         self.stats.naks_sent += 1
         self._nak_at = self._now
-        return encode_frame(NAK, 0, self.ack_value, self.rx_expected.to_bytes(2, "little"))
+        expected = self.rx_expected if self.rx_expected is not None else 0
+        return encode_frame(NAK, 0, self.ack_value, expected.to_bytes(2, "little"))
 
     @property
     def ack_value(self) -> int:

@@ -313,7 +313,8 @@ CHANNEL_COUNTS = struct.Struct("<BII")   # channel, delivered pulses, peak ampli
 
 
 def decode_status(payload: bytes) -> StatusMsg:
-    vals = STATUS_STRUCT.unpack_from(payload)
+    (t, state, q_level, q_cap, rx_total, delivered_total, late_total, flushed_total, epoch,
+     ramp_end) = STATUS_STRUCT.unpack_from(payload)
     pos = STATUS_STRUCT.size
     nsc = payload[pos]
     scales = struct.unpack_from(f"<{nsc}I", payload, pos + 1)
@@ -329,7 +330,8 @@ def decode_status(payload: bytes) -> StatusMsg:
             pos += CHANNEL_COUNTS.size
             delivered[ch], peak[ch] = n, amp
     silent = struct.unpack_from("<I", payload, pos)[0] if pos + 4 <= len(payload) else 0
-    return StatusMsg(*vals, scales_ppm=tuple(scales), link=link, delivered=delivered, peak_ua=peak,
+    return StatusMsg(t, state, q_level, q_cap, rx_total, delivered_total, late_total, flushed_total, epoch,
+                     ramp_end, scales_ppm=tuple(scales), link=link, delivered=delivered, peak_ua=peak,
                      silent_total=silent)
 
 

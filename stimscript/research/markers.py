@@ -159,9 +159,9 @@ class MarkerBuilder(SessionObserver):
         return out
 
     def _is_last(self, ch: int, sched_t: int) -> bool:
-        t, last = self._last.get(ch, (None, None))
-        if t is None:
+        if ch not in self._last:
             return False
+        t, last = self._last[ch]
         j = int(np.searchsorted(t, sched_t))
         return j < len(t) and int(t[j]) == sched_t and bool(last[j])
 

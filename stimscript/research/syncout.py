@@ -76,7 +76,7 @@ class SyncOut(SessionObserver):
         if mode not in MODES:
             raise ValueError(f"sync-out mode {mode!r}: use one of {', '.join(MODES)}")
         self.mode, self.line, self.width_us = mode, int(line), int(width_us)
-        self._onsets: np.ndarray | None = None
+        self._onsets = np.zeros(0, dtype=np.int64)
         self._last_sent: int | None = None
         self.requested = 0
         self.raised: list[int] = []        # device times of the edges the device reported
