@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import StimscriptError
 from ..runtime.records import RecordStore, SessionRecord
 from .contractions import TrainIndex, group
-from .rebuild import RebuildError, Timeline, read_log, replay, verify
+from .rebuild import RebuildError, Timeline, current_step, read_log, replay, verify
 
 if TYPE_CHECKING:
     from ..compiler.schedule import Schedule
@@ -75,7 +75,7 @@ def from_record(record: SessionRecord, check: bool = True) -> Delivery:
     proto = loads(text, name=record.source or f"record-{record.id}.stim")
     schedule = proto.compile(session=record.session, params={k: str(v) for k, v in (record.params or {}).items()})
     tl = read_log(record.device_log)
-    pulses = replay(schedule.pulses, tl)
+    pulses = replay(schedule.pulses, tl, current_step(record.fidelity))
     if check:
         verify(pulses, tl, record.delivered, record.peak_ua)
     contractions = group(pulses, TrainIndex(schedule))

@@ -19,6 +19,8 @@ Timing rules of the model (the loopback emulator follows them):
 * An all-output fault at t (watchdog, over-limit) delivers nothing at or after t; an electrode fault on a
   channel stops that channel from t on.
 * amplitude = round_half_even(amplitude_ua × scale_ppm × num / (10⁶ × den)); 0 µA is not delivered.
+  A device with a current step (ScienceMode: 500 µA; the record's fidelity report says) delivers the
+  nearest multiple of it instead, rounded once from the exact value (half to even).
 """
 from __future__ import annotations
 
@@ -141,8 +143,9 @@ def _level(env, t: int) -> Fraction:
     return g * Fraction(min(max(x, 0), span), span)
 
 
-def replay(pulses: np.ndarray, tl: Timeline) -> np.ndarray:
-    """Apply the device model to the planned pulses (PULSE_DTYPE, schedule time) -> DELIVERED_DTYPE."""
+def replay(pulses: np.ndarray, tl: Timeline, step_ua: int = 1) -> np.ndarray:
+    """Apply the device model to the planned pulses (PULSE_DTYPE, schedule time) -> DELIVERED_DTYPE;
+    ``step_ua`` > 1: amplitudes are the nearest multiple of the device's current step."""
     parts = []
     sched_t = pulses["t_us"]
     for k, per in enumerate(tl.periods):
@@ -198,16 +201,22 @@ def replay(pulses: np.ndarray, tl: Timeline) -> np.ndarray:
             prev = ("down", t0, t1, level)
         plain = (den == 1) & (num == 1)
         out_amp = amp.copy()
-        unity = plain & (scale == SCALE_ONE)
-        sc = plain & ~unity
-        out_amp[sc] = round_div_array(amp[sc] * scale[sc], SCALE_ONE)
         env = ~plain
-        if bool(np.all(g_num[env] == 1)) and bool(np.all(g_den[env] == 1)):
-            out_amp[env] = round_div_array(amp[env] * scale[env] * num[env], SCALE_ONE * den[env])
-        else:  # ramps starting mid-ramp: exact Python integers
-            e_num = amp[env].astype(object) * scale[env].astype(object) * num[env].astype(object) * g_num[env]
-            e_den = SCALE_ONE * den[env].astype(object) * g_den[env]
-            out_amp[env] = round_div_array(e_num, e_den).astype(np.int64)
+        exact = bool(np.all(g_num[env] == 1)) and bool(np.all(g_den[env] == 1))
+        if step_ua > 1:   # the nearest multiple of the device's step, rounded once from the exact value
+            e_num = amp.astype(object) * scale.astype(object) * num.astype(object) * g_num
+            e_den = SCALE_ONE * den.astype(object) * g_den * step_ua
+            out_amp = round_div_array(e_num, e_den).astype(np.int64) * step_ua
+        else:
+            unity = plain & (scale == SCALE_ONE)
+            sc = plain & ~unity
+            out_amp[sc] = round_div_array(amp[sc] * scale[sc], SCALE_ONE)
+            if exact:
+                out_amp[env] = round_div_array(amp[env] * scale[env] * num[env], SCALE_ONE * den[env])
+            else:  # ramps starting mid-ramp: exact Python integers
+                e_num = amp[env].astype(object) * scale[env].astype(object) * num[env].astype(object) * g_num[env]
+                e_den = SCALE_ONE * den[env].astype(object) * g_den[env]
+                out_amp[env] = round_div_array(e_num, e_den).astype(np.int64)
         nz = out_amp != 0
         out = np.empty(int(np.count_nonzero(nz)), dtype=DELIVERED_DTYPE)
         out["t_us"] = t[nz] - tl.epoch_us
@@ -248,12 +257,18 @@ def verify(delivered: np.ndarray, tl: Timeline, record_delivered: dict, record_p
                               + "\n  ".join(problems))
 
 
+def current_step(fidelity: dict | None) -> int:
+    """The device's current step from a record's fidelity report (1 µA: exact, no report)."""
+    trains = (fidelity or {}).get("trains") or []
+    return max([int(t.get("amplitude_step_ua", 1) or 1) for t in trains] or [1])
+
+
 def rebuild(schedule, device_log: dict, record_delivered: dict | None = None, record_peak: dict | None = None,
-            check: bool = True) -> np.ndarray:
+            check: bool = True, step_ua: int = 1) -> np.ndarray:
     """The delivered pulses (DELIVERED_DTYPE, t_us from the session start on the device clock), checked
     against the record unless ``check`` is False."""
     tl = read_log(device_log)
-    delivered = replay(schedule.pulses, tl)
+    delivered = replay(schedule.pulses, tl, step_ua)
     if check:
         verify(delivered, tl, record_delivered or {}, record_peak or {})
     return delivered
