@@ -8,8 +8,10 @@ read it (``h_recv``)::
     h_send <= host time of dev_t <= h_recv      =>   offset = host - device  in  [h_send - dev_t, h_recv - dev_t]
 
 Every such interval holds whatever the link delay was (a slow or retransmitted frame only widens it).
-Intervals from many reports are intersected, each widened by the clock drift allowed between its time
-and the time asked about (``drift_ppm``: 0 for an emulator that follows the host clock, 100 ppm for a
+Intervals from many reports are intersected — the latest ones, and the two that bound the offset best
+over the whole session (a tight round trip, e.g. a STATUS answering a request, stays useful long after
+the routine ACKs that followed it) — each widened by the clock drift allowed between its time and the
+time asked about (``drift_ppm``: 0 for an emulator that follows the host clock, 100 ppm for a
 crystal-driven device by default), so the estimate tightens as the session goes on and a drifting device
 clock is still covered. :meth:`TimeSync.estimate` returns the midpoint and the half-width: the offset's
 uncertainty, which is what Lab Streaming Layer markers and the record report.
@@ -42,6 +44,8 @@ class TimeSync:
     def __init__(self, drift_ppm: float = DEFAULT_DRIFT_PPM, keep: int = 512):
         self.drift_ppm = float(drift_ppm)
         self._samples: deque[tuple[int, int, int]] = deque(maxlen=keep)   # (dev_t, lo, hi) of the offset
+        self._best_lo: tuple[int, int, int] | None = None   # the largest lower bound (drift-adjusted)
+        self._best_hi: tuple[int, int, int] | None = None   # the smallest upper bound (drift-adjusted)
         self.total = 0
 
     def add(self, device_us: int, host_sent_us: int, host_received_us: int) -> None:
@@ -49,9 +53,15 @@ class TimeSync:
         ``host_received_us`` (host clock, µs)."""
         if host_received_us < host_sent_us:
             return
-        self._samples.append((int(device_us), int(host_sent_us) - int(device_us),
-                              int(host_received_us) - int(device_us)))
+        s = (int(device_us), int(host_sent_us) - int(device_us), int(host_received_us) - int(device_us))
+        self._samples.append(s)
         self.total += 1
+        # for any later time t, lo - k(t - t_i) is largest for the largest lo + k t_i (hi likewise)
+        k = self.drift_ppm * 1e-6
+        if self._best_lo is None or s[1] + k * s[0] > self._best_lo[1] + k * self._best_lo[0]:
+            self._best_lo = s
+        if self._best_hi is None or s[2] - k * s[0] < self._best_hi[2] - k * self._best_hi[0]:
+            self._best_hi = s
 
     def __bool__(self) -> bool:
         return bool(self._samples)
@@ -62,8 +72,9 @@ class TimeSync:
             return None
         t = self._samples[-1][0] if at_device_us is None else int(at_device_us)
         k = self.drift_ppm * 1e-6
-        lo = max(s[1] - k * abs(t - s[0]) for s in self._samples)
-        hi = min(s[2] + k * abs(t - s[0]) for s in self._samples)
+        samples = [*self._samples, *(x for x in (self._best_lo, self._best_hi) if x is not None)]
+        lo = max(s[1] - k * abs(t - s[0]) for s in samples)
+        hi = min(s[2] + k * abs(t - s[0]) for s in samples)
         if lo > hi:
             # inconsistent within the drift bound (the device clock jumped or drifts faster): trust the
             # narrowest recent interval alone

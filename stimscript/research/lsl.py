@@ -34,13 +34,36 @@ class LslUnavailable(StimscriptError):
     """pylsl is not installed, or the device cannot map its clock."""
 
 
+_QUIET = "[log]\nlevel = -2\n"   # liblsl's own INFO lines off; everything else at liblsl's defaults
+
+
 def require_pylsl():
     try:
         import pylsl
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise LslUnavailable("Lab Streaming Layer needs the optional extra: pip install 'stimscript[lsl]' "
                              f"(pylsl could not be imported: {exc})") from None
+    global _configured
+    if not _configured:
+        _configured = True
+        if not _user_config():
+            try:
+                pylsl.set_config_content(_QUIET)
+            except Exception:   # liblsl already running in this process: its configuration stays
+                pass
     return pylsl
+
+
+_configured = False
+
+
+def _user_config() -> bool:
+    """Does liblsl find a configuration file of the user's (LSLAPICFG, ./, ~/lsl_api/, /etc/lsl_api/)?"""
+    import os
+
+    candidates = [os.environ.get("LSLAPICFG", ""), "lsl_api.cfg", os.path.expanduser("~/lsl_api/lsl_api.cfg"),
+                  "/etc/lsl_api/lsl_api.cfg"]
+    return any(c and os.path.isfile(c) for c in candidates)
 
 
 def lsl_minus_monotonic_s(pylsl, n: int = 7) -> tuple[float, float]:
@@ -106,6 +129,7 @@ class LslPublisher(SessionObserver):
         cs.append_child_value("per_marker", "each marker's JSON carries its own bound, sync_uncertainty_us")
         self.outlet = pylsl.StreamOutlet(info)
         self.pushed = 0
+        self._next_probe: int | None = None
         self.unavailable = ""
         self.max_uncertainty_us = 0.0
         self._extra: dict | None = None
@@ -134,9 +158,18 @@ class LslPublisher(SessionObserver):
             return
         self.builder.on_sent(dispatcher, first_index, sched_pulses, offset)
 
+    #: during the session a STATUS round trip is asked for this often (host µs): its answer is written the
+    #: moment the request arrives, so it bounds the clock offset far better than the routine ACKs
+    PROBE_EVERY_US = 1_000_000
+
     def on_message(self, dispatcher, m) -> None:
         if self.unavailable:
             return
+        now = dispatcher.clock.now_us()
+        if self._next_probe is None or now >= self._next_probe:
+            self._next_probe = now + self.PROBE_EVERY_US
+            if dispatcher.end_reason is None:
+                self.driver.request_status()
         self.builder.on_message(dispatcher, m)
         if self.builder.pending:
             self._push()
