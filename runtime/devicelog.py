@@ -10,7 +10,7 @@ here as they arrive, proves the recomputation right.
 Stored in the session record as JSON (``SessionRecord.device_log``)::
 
     {"version": 1, "epoch_us": E,
-     "events": [["status", t_us, state, ramp_end_us, [scale_ppm per channel]],   # on every change
+     "events": [["status", t_us, state, ramp_end_us, [scale_ppm per channel], delivered_total],  # on change
                 ["fault", t_us, kind, channel, output_off],
                 ["offset", from_sched_us, offset_us]],                           # dev_t = sched_t + offset
      "acked": n, "acked_through_us": T, "acked_sha256": hex,
@@ -101,7 +101,9 @@ class DeviceLog(SessionObserver):
                     # time from the pause point on runs at the new offset)
                     self.events.append(["offset", int(dispatcher.pause_sched), int(dispatcher.offset)])
                 self._last_status = key
-                self.events.append(["status", int(m.device_t_us), key[0], key[1], list(key[2])])
+                # the device's own count settles pulses that met a message at the very same instant
+                self.events.append(["status", int(m.device_t_us), key[0], key[1], list(key[2]),
+                                    int(m.delivered_total)])
         elif isinstance(m, ev.FaultReport):
             self.events.append(["fault", int(m.device_t_us), str(m.kind), int(m.channel), bool(m.output_off)])
 

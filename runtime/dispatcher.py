@@ -515,6 +515,7 @@ class Dispatcher:
         self.last_report: ev.StatusReport | None = None
         self.ramp_end: int | None = None
         self.pause_sched = 0
+        self._acked_last: tuple[int, set] | None = None   # device time of the latest acknowledged pulse, channels
         self._pending_resume = False
 
         self.scheduled = int(sum(self.schedule.counts().values()))
@@ -708,6 +709,8 @@ class Dispatcher:
                 self.delivered += np.bincount(ch, minlength=len(self.delivered))[:len(self.delivered)]
                 np.maximum.at(self.peak, ch, np.abs(amp))
                 self.last_amp[ch] = amp
+                t_last = int(r["t_us"][-1])
+                self._acked_last = (t_last, set(ch[r["t_us"] == t_last].tolist()))
                 if self.keep_acks:
                     self.acks.append(r.copy())
             if m.late_total is not None and m.late_total != self.late:
@@ -772,7 +775,11 @@ class Dispatcher:
         self.pause_sched = max(0, pause_dev - self.offset)
         self._paused_since = pause_dev
         self.rec.log("pause", pause_dev)
-        resend = [p[p["t_us"] >= self.pause_sched] for p, _ in self.inflight]
+        # a pulse at the pause instant itself that the device delivered (a 0 ms ramp) is not sent again
+        done = self._acked_last[1] if self._acked_last is not None and self._acked_last[0] == pause_dev else set()
+        resend = [p[(p["t_us"] > self.pause_sched)
+                    | ((p["t_us"] == self.pause_sched) & ~np.isin(p["channel"], list(done)))]
+                  for p, _ in self.inflight]
         resend.append(self.buf[self.buf_pos:])
         resend = [r for r in resend if len(r)]
         self._set_buf(np.concatenate(resend) if resend else _EMPTY)
