@@ -212,3 +212,45 @@ def test_nwb_file_read_back_with_pynwb(proto_file, tmp_path):
         assert json.loads(chans["electrode_areas_cm2"].iloc[0]) == [45.0, 45.0]
         shapes = nwb.processing["stimulation"]["pulse_shapes"].to_dataframe()
         assert json.loads(shapes["phases"].iloc[0]) == [[d / 1e6, a] for d, a in sched.shapes[0].phases]
+
+
+@pytest.mark.parametrize("mode,controls,ramps", [
+    ("contraction", CONTROLS, {}),
+    ("pulse", [(5_100_000, "pause"), (7_000_000, "resume"), (16_000_000, "stop")], {"pause_ramp_ms": 300}),
+    ("pulse", [(1_025_000, "pause"), (2_000_000, "resume"), (6_500_000, "estop")], {"pause_ramp_ms": 0}),
+    ("start", [], {}),
+])
+def test_sync_out_edges_are_exported_as_the_device_raised_them(proto_file, tmp_path, mode, controls, ramps):
+    from stimscript.research.syncout import SyncOut
+
+    db = tmp_path / "r.sqlite"
+    sched = stimscript.load(proto_file).compile(session=2, params={"intensity": "45 mA"})
+    ctl = SessionController(**ramps)
+    for t, action, *args in controls:
+        ctl.at(t, action, *args)
+    dev = stimscript.open_device("loopback")
+    rec = stimscript.run(sched, device=dev, controller=ctl, db=db, observers=[SyncOut(mode, width_us=2_000)],
+                         param_ranges={"intensity": (0, 60_000)})
+    edges = dev.emulator.sync_edges.copy()
+    dev.close()
+    assert len(edges)
+    out = tmp_path / "d.npz"
+    tsv = tmp_path / "sub-01_task-nmes_events.tsv"
+    r = cli("export", str(rec.id), "--db", str(db), "-o", str(out), "--bids-events", str(tsv), "--reference", "ttl")
+    assert r.returncode == 0, r.stderr
+    z = np.load(out)
+    assert z["sync_edges"].tolist() == edges["t_us"].tolist()           # every edge, as the device raised it
+    rows = list(csv.DictReader(tsv.open(encoding="utf-8"), delimiter="\t"))
+    onsets = [float(x["onset"]) for x in rows if x["trial_type"] == "nmes_sync_edge"]
+    first = int(edges["t_us"][0])
+    assert onsets == pytest.approx([(int(t) - first) / 1e6 for t in edges["t_us"]], abs=1e-6)
+    assert {x["duration"] for x in rows if x["trial_type"] == "nmes_sync_edge"} == {"0.002"}
+    # a record whose edges were tampered with is an error, not an export
+    with RecordStore(db) as store:
+        stored = store.get(rec.id)
+    stored.device_log["extra"]["sync_out"]["raised"] += 1
+    from stimscript.research.delivery import from_record
+    from stimscript.research.rebuild import RebuildMismatch
+
+    with pytest.raises(RebuildMismatch, match="sync-out edges"):
+        from_record(stored)

@@ -33,7 +33,8 @@ COLUMNS: dict[str, dict[str, Any]] = {
         "nmes_pause": "output paused by the operator (off from onset for duration, then resumed)",
         "nmes_stop": "output stopped by the operator (after a ramp-down)",
         "nmes_emergency_stop": "emergency stop: output off at once",
-        "nmes_fault": "the device ended the output itself (fault or watchdog)"}},
+        "nmes_fault": "the device ended the output itself (fault or watchdog)",
+        "nmes_sync_edge": "the stimulator raised its TTL sync output (run --sync-out) for duration"}},
     "stim_channel": {"LongName": "Stimulation channel", "Description": "the channel's name in the protocol"},
     "electrical_stimulation_output": {"LongName": "Stimulator output number", "Description":
                                       "1-based output of the stimulator (channel NAME NUMBER in the protocol)"},
@@ -63,15 +64,15 @@ def _reference(d: Delivery, reference: str) -> tuple[float, str]:
     if reference == "ttl":
         edges = extra.get("sync_out", {}).get("first_edge_us")
         if edges is None:
-            raise ExportError("--reference ttl: this session's record holds no sync-out TTL edge (sync out is not "
-                              "available in this version of stimscript)")
+            raise ExportError("--reference ttl: this session's record holds no sync-out TTL edge (run the session "
+                              "with --sync-out start|contraction|pulse on a device with a sync output)")
         return edges / 1e6, (f"seconds after the first sync-out TTL edge (line {extra['sync_out'].get('line', 1)}, "
                              f"{edges / 1e6:.6f} s after the session start)")
     if reference == "lsl":
         lsl = extra.get("lsl")
-        if not lsl:
+        if not lsl or "session_start_lsl_s" not in lsl:
             raise ExportError("--reference lsl: this session's record holds no Lab Streaming Layer clock mapping "
-                              "(LSL publishing is not available in this version of stimscript)")
+                              "(run the session with --realtime --lsl)")
         # LSL time = session time + (epoch on the LSL clock)
         return -float(lsl["session_start_lsl_s"]), (
             f"Lab Streaming Layer clock (local_clock seconds), mapped from the stimulator's clock with an "
@@ -141,6 +142,10 @@ def rows(d: Delivery, pulses: bool = False, reference: str = "session") -> tuple
                         "electrical_stimulation_n_pulses": 1, "block": block_of(int(p["sched_t_us"]))})
     for a, b in d.pauses:
         out.append({"onset": a / 1e6 - shift, "duration": (b - a) / 1e6, "trial_type": "nmes_pause"})
+    if d.sync_edges is not None:
+        width = int(d.timeline.extra["sync_out"].get("width_us", 0)) / 1e6
+        for t in d.sync_edges.tolist():
+            out.append({"onset": t / 1e6 - shift, "duration": width, "trial_type": "nmes_sync_edge"})
     kind = {"stopped": "nmes_stop", "emergency_stop": "nmes_emergency_stop", "fault": "nmes_fault"}.get(
         d.record.end_reason)
     if kind and d.ending:

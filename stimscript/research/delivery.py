@@ -6,6 +6,7 @@
     d.pulses                             # DELIVERED_DTYPE, t_us from the session start (device clock)
     d.contractions                       # CONTRACTION_DTYPE (contractions.py)
     d.pauses, d.blocks                   # [(start_us, end_us)], [(t_us, segment)]
+    d.sync_edges                         # sync-out TTL edges (µs), or None without sync out
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ class Delivery:
     blocks: list = field(default_factory=list)
     #: ("stopped" | "emergency_stop" | "fault" | ..., t_us) where the output ended, session time
     ending: tuple | None = None
+    #: the sync-out TTL edges the device raised, µs after the session start (None: no sync out), verified
+    sync_edges: np.ndarray | None = None
 
     @property
     def epoch_us(self) -> int:
@@ -79,7 +82,10 @@ def from_record(record: SessionRecord, check: bool = True) -> Delivery:
     if check:
         verify(pulses, tl, record.delivered, record.peak_ua)
     contractions = group(pulses, TrainIndex(schedule))
-    d = Delivery(record, schedule, pulses, contractions, tl, text)
+    from .syncout import rebuild_edges
+
+    d = Delivery(record, schedule, pulses, contractions, tl, text,
+                 sync_edges=rebuild_edges(schedule, tl) if check else None)
     _timeline_facts(d)
     return d
 

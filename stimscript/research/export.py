@@ -31,6 +31,8 @@ def metadata(d: Delivery) -> dict:
         "verified": "per-channel counts, peaks and the SHA-256 of the device's acknowledgements",
         "pauses_us": [list(p) for p in d.pauses],
         "ending": list(d.ending) if d.ending else None,
+        "sync_out": ({k: v for k, v in d.timeline.extra["sync_out"].items() if k != "sha256"}
+                     if d.sync_edges is not None else None),
         "channels": [{"number": c.number, "name": c.name, "site": c.site, "side": c.side,
                       "electrodes": list(c.electrodes), "frequency_hz": str(c.frequency_hz)}
                      for c in sched.channels],
@@ -42,6 +44,8 @@ def metadata(d: Delivery) -> dict:
 def write_npz(d: Delivery, path) -> int:
     arrays: dict[str, Any] = {"pulses": d.pulses, "contractions": d.contractions,
                               "metadata": np.asarray(json.dumps(metadata(d))), **shape_table(d.schedule)}
+    if d.sync_edges is not None:
+        arrays["sync_edges"] = d.sync_edges
     np.savez_compressed(path, **arrays)
     return len(d.pulses)
 

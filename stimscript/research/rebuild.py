@@ -87,6 +87,7 @@ class Timeline:
     acked_through_us: int | None = None
     acked_sha256: str = ""
     events: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)                         # what optional observers kept
 
 
 def read_log(log: dict) -> Timeline:
@@ -98,7 +99,8 @@ def read_log(log: dict) -> Timeline:
         raise RebuildError(f"device log version {log.get('version')!r} is not known to this stimscript")
     epoch = int(log["epoch_us"])
     tl = Timeline(epoch, [], acked=int(log.get("acked", 0)), acked_through_us=log.get("acked_through_us"),
-                  acked_sha256=str(log.get("acked_sha256", "")), events=list(log["events"]))
+                  acked_sha256=str(log.get("acked_sha256", "")), events=list(log["events"]),
+                  extra=dict(log.get("extra") or {}))
     offsets = [(int(e[1]), int(e[2])) for e in log["events"] if e[0] == "offset"]
     if not offsets:
         raise RebuildError("the device log has no time map (no START offset)")

@@ -13,7 +13,8 @@ An edge is raised only when the output is on at its time (the rule of a pulse at
 paused, none after a stop, an emergency stop or a fault. Edges closer than the pulse width to the previous
 edge are not asked for. The device reports every edge it raised; the record keeps their count, the first
 and last, and the SHA-256 of all of them (``device_log["extra"]["sync_out"]``), which ``stimscript export``
-uses (``--reference ttl``).
+uses (``--reference ttl``) after rebuilding every edge from the schedule and the device log
+(:func:`rebuild_edges`) and checking it against those facts.
 """
 from __future__ import annotations
 
@@ -66,6 +67,45 @@ def _spaced(t: np.ndarray, width_us: int, last: int | None) -> np.ndarray:
             keep.append(x)
             prev = x
     return np.asarray(keep, dtype=np.int64)
+
+
+def rebuild_edges(schedule, tl) -> np.ndarray | None:
+    """The sync-out edges the device raised (µs after the session start on its clock), recomputed from the
+    schedule and the device log (stimscript/research/rebuild.py ``Timeline``) by the device's rule and checked
+    against the record (count and SHA-256 of the edges it reported); None when the session ran without sync
+    out. Raises RebuildMismatch when they differ (never a silent export)."""
+    from .rebuild import RebuildMismatch
+
+    info = (tl.extra or {}).get("sync_out") or {}
+    if not info or info.get("unavailable"):
+        return None
+    planned = planned_edges(schedule, str(info.get("mode")), int(info.get("width_us", DEFAULT_WIDTH_US)))
+    out: list[np.ndarray] = []
+    raised_sched: set = set()
+    for k, per in enumerate(tl.periods):
+        lo = int(np.searchsorted(planned, per.from_sched_us, side="left"))
+        hi = len(planned) if per.to_sched_us is None else int(np.searchsorted(planned, per.to_sched_us, side="right"))
+        sched = planned[lo:hi]
+        t = sched + per.offset_us
+        keep = t >= per.at_us
+        if per.from_sched_us in raised_sched:   # raised at the instant of a 0 ms pause: its pulse is not sent again
+            keep &= sched != per.from_sched_us
+        if per.end_us is not None:
+            # output off at end_us: by a host message (an edge at that instant was raised before it), or at the
+            # end of a ramp or by a fault (not raised)
+            by_ramp = per.ramp_down_from_us is not None and per.end_state in (ev.PAUSED, ev.STOPPED)
+            keep &= (t < per.end_us) if (by_ramp or not per.end_inclusive) else (t <= per.end_us)
+        elif tl.acked_through_us is not None and k == len(tl.periods) - 1:
+            keep &= t <= int(tl.acked_through_us)
+        out.append(t[keep])
+        raised_sched.update(sched[keep].tolist()[-2:])   # only the last ones can meet the next period
+    edges = (np.concatenate(out) if out else np.zeros(0, dtype=np.int64)) - tl.epoch_us
+    raised = int(info.get("raised", -1))
+    if len(edges) != raised or hashlib.sha256(edges.astype("<i8").tobytes()).hexdigest() != info.get("sha256"):
+        raise RebuildMismatch(f"the sync-out edges cannot be rebuilt exactly from the record: rebuilt {len(edges)} "
+                              f"edges, the device reported {raised}"
+                              + (" (same count, different times)" if len(edges) == raised else ""))
+    return edges
 
 
 class SyncOut(SessionObserver):
