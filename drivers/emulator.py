@@ -286,7 +286,7 @@ class Emulator:
         self._edges = _EdgeQueue()
         self._edge_chunks: list[tuple[int, int, int]] = []   # raised (device time, line, width)
         self._edge_reports: list[tuple[int, int]] = []      # raised, not yet reported (device time, line)
-        self._edge_last = {}                                # line -> last raised edge (device time)
+        self._edge_last: dict[int, int] = {}                # line -> last raised edge (device time)
         self.sync_raised_total = 0
         self.sync_missed_total = 0
         self._edge_totals_reported = (0, 0)
