@@ -163,7 +163,7 @@ def run(file: str, device: str, session: int | None, sets: tuple[str, ...], real
         record, info = run_session(schedule, device=target, realtime=realtime, db=db, record=not no_record,
                                    patient_id=patient, param_ranges=ranges, live=interactive,
                                    echo=lambda s: click.echo(s, err=True), operator_id=operator,
-                                   **({"observers": observers} if observers else {}))
+                                   observers=tuple(observers))
     finally:
         if target is not device:
             target.close()
