@@ -213,7 +213,8 @@ def research_summary(record) -> list[str]:
         if x.get("unavailable"):
             out.append(f"sync out: not used ({x['unavailable']})")
         else:
-            out.append(f"sync out ({x['mode']}, line {x['line']}): {x['raised']} TTL edges raised"
+            out.append(f"sync out ({x['mode']}, line {x['line']}): {x['raised']} TTL edge"
+                       f"{'' if x['raised'] == 1 else 's'} raised"
                        + (f", {x['missed']} not raised (output off or too late)" if x.get("missed") else ""))
     return out
 
