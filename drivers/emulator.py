@@ -32,6 +32,7 @@ start (the START epoch) on the device clock; ``sync_edges`` likewise the TTL edg
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -213,7 +214,12 @@ class Emulator:
     NAK_RETRY_US = 50_000
 
     def __init__(self, profile: DeviceProfile = LOOPBACK_PROFILE, serial: str = "LOOPBACK-0001",
-                 clock: Clock | None = None, ack_interval_us: int = 20_000, sync_lines: int = 1):
+                 clock: Clock | None = None, ack_interval_us: int = 20_000, sync_lines: int = 1,
+                 capture: bool = True):
+        #: keep every delivered pulse in :attr:`output` (tests, exports). Off, the emulator keeps only
+        #: counters, peaks and a running SHA-256 of what it delivered (:attr:`output_sha256`): constant
+        #: memory for long sessions (``run --fast`` of hours), where the full list would cost ~16 B a pulse
+        self.capture = bool(capture)
         self.profile = profile
         self.sync_lines = int(sync_lines)
         self.serial = serial
@@ -273,6 +279,7 @@ class Emulator:
         self.ramp_end_us = 0
         self._out_chunks: list[np.ndarray] = []
         self._output_cache: np.ndarray | None = None
+        self._digest = hashlib.sha256()
         self._acks: list[np.ndarray] = []
         self._last_ack_t = self._now
         self.rx_pulses_total = 0
@@ -300,8 +307,20 @@ class Emulator:
         return self.state in (w.RUNNING, w.PAUSING, w.PAUSED, w.STOPPING)
 
     @property
+    def output_sha256(self) -> str:
+        """SHA-256 of every delivered pulse this session, in delivery order (the PULSE_DTYPE bytes of
+        :attr:`output`): kept with and without capture, so a long run can be compared without the list."""
+        with self.lock:
+            if not self.disconnected:
+                self.catch_up()
+            return self._digest.hexdigest()
+
+    @property
     def output(self) -> np.ndarray:
         """What the device delivered this session (PULSE_DTYPE, t_us relative to the START epoch)."""
+        if not self.capture:
+            raise RuntimeError("this emulator does not keep its output (capture=False): use output_sha256 and "
+                               "the counters, or create it with capture=True")
         with self.lock:
             if not self.disconnected:
                 self.catch_up()
@@ -849,8 +868,10 @@ class Emulator:
         out["channel"] = ch
         out["amplitude_ua"] = amp
         out["shape"] = shape
-        self._out_chunks.append(out)
-        self._output_cache = None
+        self._digest.update(out.tobytes())
+        if self.capture:
+            self._out_chunks.append(out)
+            self._output_cache = None
         ack = np.empty(n, dtype=w.ACK_DTYPE)
         ack["index"] = idx
         ack["t_us"] = t

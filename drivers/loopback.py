@@ -38,9 +38,10 @@ class LoopbackDriver(WireDriver):
     name = "loopback"
 
     def __init__(self, emulator: Emulator | None = None, profile: DeviceProfile = LOOPBACK_PROFILE,
-                 serial: str = "LOOPBACK-0001", timeout_ms: int = 1000):
+                 serial: str = "LOOPBACK-0001", timeout_ms: int = 1000, capture: bool = True):
         super().__init__(timeout_ms=timeout_ms)
-        self.emulator = emulator if emulator is not None else Emulator(profile=profile, serial=serial)
+        self.emulator = emulator if emulator is not None else Emulator(profile=profile, serial=serial,
+                                                                       capture=capture)
 
     def use_clock(self, clock) -> bool:
         self.emulator.set_clock(clock)

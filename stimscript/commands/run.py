@@ -133,10 +133,12 @@ def run(file: str, device: str, session: int | None, sets: tuple[str, ...], real
             options["dry_run"] = True
         target = open_device(device, **options)
         profile = target.capabilities()
-    elif lsl or sync_out:
+    else:
+        # opened here (the LSL clock mapping and the sync outputs need the open device); the emulator keeps
+        # counters and a digest, not every pulse: constant memory for hours of --fast
         from ..drivers import open_device
 
-        target = open_device(device)   # the LSL clock mapping and the sync outputs need the open device
+        target = open_device(device, capture=False)
     try:
         proto = load(file, device=profile)
         if session is None:
