@@ -23,7 +23,8 @@ extensions = [
 
 
 class build_py_with_tables(build_py):
-    """Also writes the parser's LALR tables (dsl/grammar.lalr) so no command builds them at start-up.
+    """Also writes the parser's LALR tables (dsl/grammar.lalr, and the same tables exported as plain data for
+    the fast path: dsl/grammar.tables) so no command builds them at start-up.
 
     ``pip install .`` puts them into the wheel; ``pip install -e .`` (editable mode) next to grammar.lark in
     the source folder. dsl/tables.py keys them by grammar, lark and Python version, so stale tables are
@@ -46,6 +47,7 @@ class build_py_with_tables(build_py):
         outputs = super().get_outputs(include_bytecode)
         if not getattr(self, "editable_mode", False):
             outputs.append(str(Path(self.build_lib) / "stimscript" / "dsl" / "grammar.lalr"))
+            outputs.append(str(Path(self.build_lib) / "stimscript" / "dsl" / "grammar.tables"))
         return outputs
 
 

@@ -1,5 +1,9 @@
 """Text -> AST. The LALR parser is built once from grammar.lark; every failure becomes a positioned
 :class:`~stimscript.errors.ProtocolSyntaxError` (never a lark or Python exception).
+
+Two paths give the same AST: well-formed text is parsed by dsl/lalr.py from the exported tables (no lark
+import, no parse tree: start-up and checking stay fast); whatever that path does not decide on its own
+(any error, an unusual shape) is parsed again by Lark, which reports errors and recovers as before.
 """
 from __future__ import annotations
 
@@ -8,16 +12,18 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic, ProtocolSyntaxError
 from ..spans import Source, Span, at, point
 from ..units import UNITS
 from . import ast
-from .tables import load_parser
+from .lalr import Fallback, TableParser, read_fast_tables
 from .transformer import MAX_BLOCK_DEPTH, AstBuilder, AstError
+
+if TYPE_CHECKING:
+    from lark import Lark, Tree
+    from lark.exceptions import UnexpectedInput
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -38,7 +44,28 @@ _TERMINAL_WORDS = {
 @lru_cache(maxsize=1)
 def get_parser() -> Lark:
     """The LALR parser, loaded once per process from the cached tables (built when stale: dsl/tables.py)."""
+    from .tables import load_parser
+
     return load_parser(GRAMMAR.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def get_fast_parser() -> TableParser | None:
+    """The fast path's parser, from the exported tables shipped next to grammar.lark (or, after a grammar
+    edit, from the user cache, exported there once from the Lark parser); None when they cannot be made."""
+    grammar = GRAMMAR.read_text(encoding="utf-8")
+    tables = read_fast_tables(GRAMMAR.with_name("grammar.tables"), grammar)
+    if tables is None:
+        from . import tables as lark_tables
+
+        try:
+            cached = lark_tables.fast_cache_path(grammar)
+        except Exception:  # no home folder, platformdirs failing: export every time rather than fail
+            cached = None
+        tables = read_fast_tables(cached, grammar) if cached is not None else None
+        if tables is None:
+            tables = lark_tables.build_fast_tables(grammar, get_parser())
+    return TableParser(tables) if tables is not None else None
 
 
 def _describe_terminal(parser: Lark, name: str) -> str:
@@ -75,6 +102,8 @@ def _describe_token(token) -> str:
 
 
 def _syntax_error(source: Source, exc: UnexpectedInput) -> Diagnostic:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
     parser = get_parser()
     text = source.text
     if isinstance(exc, UnexpectedCharacters):
@@ -140,6 +169,9 @@ def _separator_after_brace(text: str):
     When the parser meets a token it cannot take right after a ``}`` but would take a separator there, an
     empty separator is fed first and the token retried. Anything else stays an error.
     """
+    from lark import Token
+    from lark.exceptions import UnexpectedToken
+
     fed: set[int] = set()
 
     def on_error(exc: UnexpectedInput) -> bool:
@@ -209,6 +241,8 @@ def _later_syntax_errors(parser: Lark, source: Source, first: Diagnostic) -> lis
     Blanking keeps every line and column, so later errors point at their real place. Stops at the first
     error that would not move past the blanked statement (no cascades) or after MAX_SYNTAX_ERRORS.
     """
+    from lark.exceptions import UnexpectedInput
+
     text = source.text
     starts = _top_level_starts(text)
     found: list[Diagnostic] = []
@@ -237,6 +271,8 @@ def _later_syntax_errors(parser: Lark, source: Source, first: Diagnostic) -> lis
 
 def _check_depth(tree: Tree, source: Source) -> None:
     """Reject absurdly deep expressions before any recursive pass sees them."""
+    from lark import Tree
+
     stack = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
@@ -273,6 +309,20 @@ def parse(text: str | bytes, name: str = "<string>") -> ast.Protocol:
         text = decode(bytes(text), name)
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     source = Source(name, text)
+    fast = get_fast_parser()
+    if fast is not None:
+        try:
+            return fast.parse(text, AstBuilder(source), MAX_DEPTH)
+        except Fallback:
+            pass
+    return _parse_with_lark(text, source)
+
+
+def _parse_with_lark(text: str, source: Source) -> ast.Protocol:
+    """The reference path: Lark's parse tree (with error recovery and diagnostics), then the AST."""
+    from lark import Transformer
+    from lark.exceptions import UnexpectedInput, VisitError
+
     parser = get_parser()
     try:
         tree = parser.parse(text, on_error=_separator_after_brace(text))
@@ -282,8 +332,26 @@ def parse(text: str | bytes, name: str = "<string>") -> ast.Protocol:
     except RecursionError:  # pragma: no cover - lark's LALR is iterative; belt and braces
         raise ProtocolSyntaxError(Diagnostic("E107", "nesting too deep", point(source, 0))) from None
     _check_depth(tree, source)
+    builder = AstBuilder(source)
+
+    class _Build(Transformer):
+        """Calls ``builder.<rule>(meta, children)`` for every node (Lark wraps its exceptions)."""
+
+        def __default__(self, data, children, meta):
+            method = getattr(builder, data, None) if not data.startswith("_") else None
+            if method is None:
+                return super().__default__(data, children, meta)
+            try:
+                return method(meta, children)
+            except AstError:
+                raise
+            except Exception as exc:
+                from lark import Tree
+
+                raise VisitError(data, Tree(data, children, meta), exc) from exc
+
     try:
-        protocol = AstBuilder(source).transform(tree)
+        protocol = _Build(visit_tokens=False).transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, AstError):
             raise ProtocolSyntaxError(exc.orig_exc.diagnostic) from None

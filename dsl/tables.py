@@ -13,14 +13,21 @@ Where the tables are looked for, in order:
    ``user_cache_dir("stimscript")``): written on first use when (1) is missing or stale, e.g. right after
    the grammar was edited in a development checkout.
 
+The same places hold ``grammar.tables`` / ``grammar-<crc>.tables``: the tables exported as plain data
+(:func:`export_tables`, marshal) for dsl/lalr.py, the fast path of ``parse`` that imports neither lark nor
+this module's lark parts. Such a file holds the grammar text it was made from and is used only for that
+exact text (and this Python's major.minor).
+
 Nothing is ever downloaded. This module imports nothing from stimscript, so the build can load it by path.
 """
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 from lark import Lark
@@ -31,6 +38,8 @@ OPTIONS = {"parser": "lalr", "lexer": "contextual", "propagate_positions": True,
 
 #: the tables written at build time, next to grammar.lark
 SHIPPED = Path(__file__).with_name("grammar.lalr")
+#: the exported tables of the fast path, written at build time next to grammar.lark
+SHIPPED_FAST = Path(__file__).with_name("grammar.tables")
 
 _FORMAT = "stimscript-lalr-1"
 
@@ -115,8 +124,135 @@ def load_parser(grammar: str, shipped: Path | None = SHIPPED, cache_dir: Path | 
 
 
 def build_shipped(grammar_path: Path, target: Path) -> Path:
-    """Build time: compile ``grammar_path`` and write its tables to ``target`` (setup.py calls this)."""
+    """Build time: compile ``grammar_path`` and write its tables to ``target`` and the exported tables of
+    the fast path next to it (``grammar.tables``; setup.py calls this)."""
     grammar = grammar_path.read_text(encoding="utf-8")
-    write_tables(build(grammar), target, grammar_key(grammar))
+    parser = build(grammar)
+    write_tables(parser, target, grammar_key(grammar))
     os.chmod(target, 0o644)  # installed package data: readable by every user
+    fast = target.with_name(SHIPPED_FAST.name)
+    write_fast_tables(export_tables(parser), grammar, fast)
+    os.chmod(fast, 0o644)
     return target
+
+
+# ---- the exported tables of the fast path (dsl/lalr.py) ------------------------------------------------
+
+FAST_FORMAT = "stimscript-lalr-export-1"  # = dsl/lalr.py FORMAT
+
+
+def fast_cache_path(grammar: str, cache_dir: Path | None = None) -> Path:
+    """Where exported tables built at run time go (named by a CRC of the grammar; the file holds the text)."""
+    return (cache_dir or user_cache_dir()) / f"grammar-{zlib.crc32(grammar.encode('utf-8')):08x}.tables"
+
+
+def export_tables(parser: Lark) -> dict:
+    """The LALR tables, the contextual lexer and the tree shaping of ``parser`` as plain data.
+
+    ``actions``: state -> {symbol: (0, next state) | (1, rule index)}; ``rules``: per rule (origin, size,
+    builder name, expand one child, child filter (index, splice, Nones before) or None, Nones after, spliced
+    into its parent); ``lexers``: per distinct terminal set (regular expressions tried in order, {terminal:
+    {text: keyword}}) and ``lexer_of_state``. Everything is read from Lark's own objects, so the fast path
+    lexes, parses and shapes as Lark does. Raises ValueError for options the fast path does not implement.
+    """
+    from lark.lexer import PatternStr, Scanner, _create_unless, _regexp_has_newline
+    from lark.parse_tree_builder import ChildFilterLALR, ChildFilterLALR_NoPlaceholders, maybe_create_child_filter
+    from lark.parsers.lalr_analysis import Shift
+
+    opts = parser.options
+    if (opts.parser, opts.lexer) != ("lalr", "contextual") or opts.postlex is not None or opts.lexer_callbacks \
+            or opts.keep_all_tokens or opts.g_regex_flags or opts.regex or opts.use_bytes \
+            or opts.propagate_positions is not True or opts.transformer is not None:
+        raise ValueError("options the fast path does not implement")
+    frontend = parser.parser
+    table = frontend.parser.parser.parse_table
+    conf = frontend.lexer_conf
+    terminals = {t.name: t for t in conf.terminals}
+    for t in terminals.values():
+        if t.pattern.flags:
+            raise ValueError(f"terminal {t.name} has regex flags")
+    rule_index = {rule: i for i, rule in enumerate(parser.rules)}
+    actions = {}
+    for state, row in table.states.items():
+        actions[state] = {str(sym): (0, arg) if action is Shift else (1, rule_index[arg])
+                          for sym, (action, arg) in row.items()}
+    rules = []
+    for rule in parser.rules:
+        o = rule.options
+        name = str(rule.alias or o.template_source or rule.origin.name)
+        flt = maybe_create_child_filter(rule.expansion, o.keep_all_tokens, False,
+                                        o.empty_indices if opts.maybe_placeholders else None)
+        if flt is None:
+            include, append_none = None, 0
+        elif flt.func is ChildFilterLALR:
+            include = tuple((i, bool(x), n) for i, x, n in flt.args[0])
+            append_none = flt.args[1]
+        elif flt.func is ChildFilterLALR_NoPlaceholders:
+            include, append_none = tuple((i, bool(x), 0) for i, x in flt.args[0]), 0
+        else:
+            raise ValueError(f"child filter {flt.func.__name__}")
+        inline = rule.origin.name.startswith("_")
+        expand1 = bool(o.expand1 and not rule.alias)
+        if inline and expand1:
+            raise ValueError(f"rule {rule.origin.name}: ?_rule")
+        rules.append((str(rule.origin.name), len(rule.expansion), name, expand1, include, append_none, inline))
+    # the contextual lexer: one basic lexer per distinct set of terminals a state accepts (as Lark builds it)
+    key_of: dict[frozenset, int] = {}
+    lexers = []
+    lexer_of_state = {}
+    for state, row in table.states.items():
+        key = frozenset(row)
+        if key not in key_of:
+            names = (set(row) | set(conf.ignore)) & set(terminals)
+            ts = sorted((terminals[n] for n in names),
+                        key=lambda x: (-x.priority, -x.pattern.max_width, -len(x.pattern.value), x.name))
+            kept, callbacks = _create_unless(ts, conf.g_regex_flags, conf.re_module, conf.use_bytes)
+            unless = {}
+            for retok, cb in callbacks.items():
+                words = {}
+                for st in cb.scanner.terminals:
+                    if not isinstance(st.pattern, PatternStr):
+                        raise ValueError("unless callback on a regular expression")
+                    words.setdefault(str(st.pattern.value), str(st.name))
+                unless[str(retok)] = words
+            patterns = [m.pattern for m in Scanner(kept, conf.g_regex_flags, conf.re_module, conf.use_bytes)._mres]
+            key_of[key] = len(lexers)
+            lexers.append((patterns, unless))
+        lexer_of_state[state] = key_of[key]
+    return {
+        "actions": actions, "rules": rules, "start_state": table.start_states["start"],
+        "end_state": table.end_states["start"], "ignore": [str(n) for n in conf.ignore], "lexers": lexers,
+        "lexer_of_state": lexer_of_state,
+        "newline_types": sorted(t.name for t in terminals.values() if _regexp_has_newline(t.pattern.to_regexp())),
+    }
+
+
+def write_fast_tables(tables: dict, grammar: str, path: Path) -> None:
+    """Save exported tables for ``grammar`` atomically (marshal: fast to read, no pickle import)."""
+    blob = marshal.dumps({"format": FAST_FORMAT, "python": "%d.%d" % sys.version_info[:2], "lark": LARK_VERSION,
+                          "grammar": grammar, "tables": tables})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".grammar-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def build_fast_tables(grammar: str, parser: Lark, cache_dir: Path | None = None) -> dict | None:
+    """Run time, when no exported tables match the grammar: export them from ``parser`` and cache them."""
+    try:
+        tables = export_tables(parser)
+    except ValueError:
+        return None
+    try:
+        write_fast_tables(tables, grammar, fast_cache_path(grammar, cache_dir))
+    except Exception:  # a read-only home, no platformdirs: exported again next time, nothing worse
+        pass
+    return tables

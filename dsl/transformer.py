@@ -1,4 +1,8 @@
-"""Lark parse tree -> typed AST (dsl/ast.py). Builds structure only; meaning is the checker's job.
+"""Parse tree nodes -> typed AST (dsl/ast.py). Builds structure only; meaning is the checker's job.
+
+:class:`AstBuilder` has one method per grammar rule, ``rule(meta, children)`` (children already built),
+and imports no parser library: the fast path (dsl/lalr.py) calls it while parsing, and the Lark path
+(dsl/parser.py) through a Lark Transformer after parsing. Tokens are ``str`` with ``type`` and positions.
 
 The few errors raised here are about the shape of the text itself (a non-integer channel number, a
 literal too long to be a number, two ``after`` clauses on one line).
@@ -8,7 +12,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from lark import Token, Transformer, v_args
+Token = Any  # a lexed terminal: str with .type, .line, .column, ... (Lark's or dsl/lalr.py's)
 
 from ..errors import Diagnostic, Related
 from ..spans import Source, Span
@@ -46,10 +50,8 @@ def _unescape(token: Token) -> str:
     return "".join(out)
 
 
-@v_args(meta=True)
-class AstBuilder(Transformer):
+class AstBuilder:
     def __init__(self, source: Source):
-        super().__init__(visit_tokens=False)
         self.source = source
         self._depths: dict[int, int] = {}   # id(Repeat/For) -> nesting depth (ids of live nodes only)
 
@@ -135,7 +137,7 @@ class AstBuilder(Transformer):
     def param(self, meta, children):
         name, default, *rest = children
         description = None
-        if rest and (rest[-1] is None or (isinstance(rest[-1], Token) and rest[-1].type == "STRING")):
+        if rest and (rest[-1] is None or (isinstance(rest[-1], str) and getattr(rest[-1], "type", None) == "STRING")):
             last = rest.pop()
             description = _unescape(last) if last is not None else None
         low = high = None

@@ -142,6 +142,20 @@ def test_check_loads_neither_numpy_nor_rich_nor_matplotlib(tmp_path):
     assert not others, f"check imported other commands: {sorted(others)}"
 
 
+def test_check_of_a_good_file_does_not_import_lark(tmp_path):
+    """Well-formed text is parsed from the exported tables (dsl/lalr.py); lark is for errors."""
+    from stimscript.dsl.lalr import read_fast_tables
+
+    if read_fast_tables(tables.SHIPPED_FAST, GRAMMAR) is None:
+        pytest.skip("the shipped exported tables are stale (grammar edited since `pip install -e .`)")
+    rc, modules = _imported("check", TKA, tmp_path=tmp_path)
+    assert rc == 0
+    assert not _loaded(modules, "lark"), "`stimscript check` of a good file imported lark"
+    rc, modules = _imported("check", str(ROOT / "tests" / "corpus" / "syntax" / os.listdir(
+        ROOT / "tests" / "corpus" / "syntax")[0]), tmp_path=tmp_path)
+    assert rc == 1 and _loaded(modules, "lark")   # an error: Lark reports it
+
+
 def test_help_imports_no_command(tmp_path):
     rc, modules = _imported("--help", tmp_path=tmp_path)
     assert rc == 0
