@@ -21,6 +21,7 @@ import marshal
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 #: the layout of an exported-tables file (dsl/tables.py writes it)
 FORMAT = "stimscript-lalr-export-1"
@@ -49,6 +50,14 @@ class Token(str):
     token that the AST builder reads)."""
 
     __slots__ = ("type", "value", "start_pos", "line", "column", "end_line", "end_column", "end_pos")
+    type: str
+    value: str
+    start_pos: int
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    end_pos: int
 
     def __new__(cls, type_: str, value: str, start_pos: int, line: int, column: int):
         self = str.__new__(cls, value)
@@ -67,6 +76,19 @@ class Meta:
     __slots__ = ("empty", "line", "column", "start_pos", "end_line", "end_column", "end_pos",
                  "container_line", "container_column", "container_start_pos",
                  "container_end_line", "container_end_column", "container_end_pos")
+    empty: bool
+    line: int
+    column: int
+    start_pos: int
+    end_line: int
+    end_column: int
+    end_pos: int
+    container_line: int
+    container_column: int
+    container_start_pos: int
+    container_end_line: int
+    container_end_column: int
+    container_end_pos: int
 
     def __init__(self):
         self.empty = True
@@ -116,7 +138,7 @@ class TableParser:
         actions, rules = self.actions, self.rules
         by_state, new_lexer = self._by_state, self._lexer
         ignore, newline_types = self.ignore, self.newline_types
-        methods: dict[str, object] = {}
+        methods: dict[str, Any] = {}
         contain = self._contain
         states = [self.start_state]
         values: list = []
@@ -246,7 +268,8 @@ class TableParser:
         """Lark's position propagation for one reduction (``recs``: the records of every child, dropped
         tokens included): a node starts where its first positioned child's container starts and ends where
         its last one's ends."""
-        first = last = None
+        first: Any = None
+        last: Any = None
         for r in recs:
             if r is not None and (r.__class__ is Token or not r.empty):
                 first = r

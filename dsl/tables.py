@@ -181,7 +181,7 @@ def export_tables(parser: Lark) -> dict:
         o = rule.options
         name = str(rule.alias or o.template_source or rule.origin.name)
         flt = maybe_create_child_filter(rule.expansion, o.keep_all_tokens, False,
-                                        o.empty_indices if opts.maybe_placeholders else None)
+                                        list(o.empty_indices) if opts.maybe_placeholders else None)  # type: ignore[arg-type]
         if flt is None:
             include, append_none = None, 0
         elif flt.func is ChildFilterLALR:
@@ -198,8 +198,8 @@ def export_tables(parser: Lark) -> dict:
         rules.append((str(rule.origin.name), len(rule.expansion), name, expand1, include, append_none, inline))
     # the contextual lexer: one basic lexer per distinct set of terminals a state accepts (as Lark builds it)
     key_of: dict[frozenset, int] = {}
-    lexers = []
-    lexer_of_state = {}
+    lexers: list[tuple[list[str], dict[str, dict[str, str]]]] = []
+    lexer_of_state: dict[int, int] = {}
     for state, row in table.states.items():
         key = frozenset(row)
         if key not in key_of:
@@ -209,7 +209,7 @@ def export_tables(parser: Lark) -> dict:
             kept, callbacks = _create_unless(ts, conf.g_regex_flags, conf.re_module, conf.use_bytes)
             unless = {}
             for retok, cb in callbacks.items():
-                words = {}
+                words: dict[str, str] = {}
                 for st in cb.scanner.terminals:
                     if not isinstance(st.pattern, PatternStr):
                         raise ValueError("unless callback on a regular expression")

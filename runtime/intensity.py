@@ -7,6 +7,7 @@ and the device's status reports; nothing here talks to a device.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class LiveIntensity:
                 if value:
                     self.param_value.setdefault(name, value)
                     if name in ranges:
-                        r = getattr(ranges[name], "range", ranges[name])
+                        r: Any = getattr(ranges[name], "range", ranges[name])
                         lo_p, hi_p = _to_ua(r[0]), _to_ua(r[1])
                         hi = nominal * hi_p // value
                         if lo_p > 0:
