@@ -225,7 +225,7 @@ class Dispatcher:
         # at t <= now when polled, and pulses at exactly now are sent before it next moves on)
         prof = drv.capabilities()
         tick = max(1000, min(self.lookahead_us // 4, 50_000)) if self.realtime else \
-            max(1000, min(self.lookahead_us, prof.watchdog_ms * 800))  # talk before the watchdog bites
+            max(1000, min(self.lookahead_us, prof.watchdog_ms * 900))  # talk before the watchdog bites (no jitter)
         if drv.poll_interval_us:
             tick = max(1000, min(tick, int(drv.poll_interval_us)))
         keepalive_us = max(1000, min(prof.watchdog_ms * 1000 // 4, 100_000))

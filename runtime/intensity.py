@@ -113,6 +113,7 @@ class LiveIntensity:
         self.acked_ppm = {ch: SCALE_ONE for ch in self.nominal}
         self.sent_ppm = dict(self.acked_ppm)
         self.reports_scale: bool | None = None   # does the device report its scale registers?
+        self._param_memo: dict[tuple, dict[str, int]] = {}
 
     def _apply_live(self, live: dict, param_ranges: dict, channel_ranges: dict, peak: dict, profile) -> None:
         """The compiler's live envelope, when the schedule carries one: which channels follow which param
@@ -298,9 +299,17 @@ class LiveIntensity:
 
     # ---- for the display ---------------------------------------------------------------------------
     def param_values(self, which: dict) -> dict:
-        out = {}
-        for name in self.groups:
-            v = self.param_level(name, which)
-            if v is not None:
-                out[name] = int(v)
-        return out
+        """{param: the value its channels are at} for the display and every progress event (memoised on
+        the channel values: they change only when someone turns the intensity)."""
+        key = tuple(which.items())
+        out = self._param_memo.get(key)
+        if out is None:
+            out = {}
+            for name in self.groups:
+                v = self.param_level(name, which)
+                if v is not None:
+                    out[name] = int(v)
+            if len(self._param_memo) >= 256:
+                self._param_memo.clear()
+            self._param_memo[key] = out
+        return dict(out)
