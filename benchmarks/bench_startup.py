@@ -25,7 +25,7 @@ import time
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = 3.0
-HEAVY = ("numpy", "rich", "matplotlib", "sqlite3", "usb", "serial", "platformdirs")
+HEAVY = ("numpy", "rich", "matplotlib", "sqlite3", "usb", "serial", "platformdirs", "lark", "hashlib", "zipfile")
 
 #: runs the CLI of the checkout in argv[1] (imported through a finder, as setup.py maps the folders)
 BOOT = r'''

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 from ..suggest import close_matches
 
@@ -45,8 +45,14 @@ class AtlasEntry:
 @lru_cache(maxsize=1)
 def load_atlas() -> dict[str, AtlasEntry]:
     """Read the atlas from the package data once; returns ``{name: AtlasEntry}`` in file order."""
-    ref = resources.files(_PACKAGE) / _RESOURCE[0] / _RESOURCE[1]
-    data = json.loads(ref.read_text(encoding="utf-8"))
+    path = Path(__file__).parent.joinpath(*_RESOURCE)   # installed unzipped (zip_safe=False)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+    else:   # another loader (e.g. a zip): ask importlib.resources (slower to import)
+        from importlib import resources
+
+        text = (resources.files(_PACKAGE) / _RESOURCE[0] / _RESOURCE[1]).read_text(encoding="utf-8")
+    data = json.loads(text)
     entries: dict[str, AtlasEntry] = {}
     for raw in data["entries"]:
         entry = AtlasEntry(

@@ -5,7 +5,6 @@ raise a ProtocolError carrying every diagnostic of the file (SafetyError when al
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from fractions import Fraction
 from typing import Iterable, Optional, Union
@@ -50,7 +49,8 @@ class CheckedProtocol:
         self.ast = protocol
         self.source = source
         self.source_name = source.name
-        self.sha256 = hashlib.sha256(data).hexdigest()
+        self._data = data
+        self._sha256: Optional[str] = None
         #: the file's text as read (sessions records keep it, so what was delivered can be rebuilt)
         self.source_text = data.decode("utf-8", errors="replace")
         self.profile = profile
@@ -66,6 +66,16 @@ class CheckedProtocol:
         first = self._weeks[1].resolved
         self.channels = first.channels if first is not None else ()
         self.limits = first.limits if first is not None else ()
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the file's bytes (records keep it): computed on first use, so `check` does not pay
+        for hashlib at start-up."""
+        if self._sha256 is None:
+            import hashlib
+
+            self._sha256 = hashlib.sha256(self._data).hexdigest()
+        return self._sha256
 
     # -- plan ----------------------------------------------------------------------------------------
     def sessions(self) -> Iterable[int]:
