@@ -221,9 +221,12 @@ class TableParser:
                             chs += [0] * nones
                         if expand:
                             child = kids[i]
-                            children += child.children
-                            crecs += child.records
-                            chs += child.heights
+                            if children:
+                                children += child.children
+                                crecs += child.records
+                                chs += child.heights
+                            else:   # take the spliced lists over (left recursion: linear, as in Lark)
+                                children, crecs, chs = child.children, child.records, child.heights
                         else:
                             children.append(kids[i])
                             crecs.append(recs[i])
