@@ -139,6 +139,7 @@ class TableParser:
         by_state, new_lexer = self._by_state, self._lexer
         ignore, newline_types = self.ignore, self.newline_types
         methods: dict[str, Any] = {}
+        new_str = str.__new__
         contain = self._contain
         states = [self.start_state]
         values: list = []
@@ -168,7 +169,11 @@ class TableParser:
                         line_start = pos + value.rindex("\n") + 1
                     pos += len(value)
                     continue
-                tok = Token(type_, value, pos, line, pos - line_start + 1)
+                tok = new_str(Token, value)   # Token(...) without its __new__ frame: one per token
+                tok.value = value
+                tok.start_pos = pos
+                tok.line = line
+                tok.column = pos - line_start + 1
                 if type_ in newline_types and "\n" in value:
                     line += value.count("\n")
                     line_start = pos + value.rindex("\n") + 1
@@ -176,11 +181,11 @@ class TableParser:
                 tok.end_line = line
                 tok.end_column = pos - line_start + 1
                 tok.end_pos = pos
-                keywords = unless.get(type_)
-                if keywords is not None:
-                    kw = keywords.get(value)
-                    if kw is not None:
-                        tok.type = type_ = kw
+                if unless:
+                    keywords = unless.get(type_)
+                    if keywords is not None:
+                        type_ = keywords.get(value, type_)
+                tok.type = type_
                 if ignored:
                     continue
                 is_end = False
