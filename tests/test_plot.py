@@ -211,3 +211,73 @@ def test_cli_plot_rejects_other_suffixes(tmp_path):
 
     rc = main(["plot", str(ROOT / "examples" / "tka_quadriceps.stim"), "-o", str(tmp_path / "x.pdf")])
     assert rc != 0
+
+
+# --- what a reader of the figure relies on ------------------------------------------------------------------
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts] + [t.get_text() for t in fig.texts]
+
+
+def test_each_block_labels_its_frequency_and_amplitude_in_each_lane():
+    sched = thirty_minutes(NoPulses)
+    fig = plot_schedule(sched)
+    texts = _texts(fig)
+    # warm-up at 5 Hz on every channel, then 50 Hz (ch 1, 2) and 35 Hz (ch 3, 4), each at its own amplitude
+    for ch in range(1, 5):
+        assert f"5 Hz · {20 + 3 * ch:g} mA" in texts, ch
+        assert f"{50 if ch < 3 else 35} Hz · {40 + 5 * ch:g} mA" in texts, ch
+
+
+def test_lanes_are_in_ma_and_identical_lanes_say_so():
+    trains = [train(ch, 0, 4, 3 * US, 6 * US, 1 * US, 5 * US, 50, 45_000) for ch in (1, 2)]
+    sched = Schedule.from_trains(trains, [BIPHASIC], channels=infos(2), segments=(Segment("repeat 4", 0, 60 * US),))
+    fig = plot_schedule(sched)
+    lanes = [ax for ax in fig.axes if ax.get_ylabel().startswith("ch ")]
+    assert len(lanes) == 2
+    for ax in lanes:
+        labels = [ax.yaxis.get_major_formatter()(v, 0) for v in ax.get_yticks()]
+        assert labels[-1] == "45 mA" and all(label.endswith(" mA") for label in labels)
+    assert any("= ch 1" in t for t in _texts(fig))                  # the second lane names its twin
+    hatches = [c.get_hatch() for ax in lanes for c in ax.collections]
+    assert len(set(hatches)) == 2                                    # and is drawn with its own fill pattern
+
+
+def test_zoomed_contraction_shows_the_ramp_and_its_pulses():
+    sched = one_minute(NoPulses)
+    fig = plot_schedule(sched)
+    inset = next(ax for ax in fig.axes if ax.get_title(loc="left").startswith("One contraction"))
+    texts = [t.get_text() for t in inset.texts]
+    assert ("ramp up 3 s" in texts or "↗ 3 s" in texts) and "hold 6 s" in texts
+    assert any(t.startswith("rest 5 s") for t in texts)
+    # the pulses drawn are the schedule's own, one line per pulse of the first contraction
+    pulses = sched.window(0, 15 * US)
+    stems = next(c for c in inset.collections if c.get_label() == "pulses")
+    assert len(stems.get_segments()) == len(pulses)
+    tops = sorted(seg[1][1] for seg in stems.get_segments())
+    assert tops[-1] == 45.0 and tops[0] < 5.0                       # the ramp starts low and reaches 45 mA
+    assert f"{len(pulses)} pulses at 50 Hz, 45 mA at full output" in inset.get_title(loc="left")
+
+
+def test_zoomed_pulse_labels_every_phase():
+    fig = plot_schedule(one_minute(NoPulses))
+    inset = next(ax for ax in fig.axes if ax.get_title(loc="left").startswith("One pulse"))
+    texts = [t.get_text() for t in inset.texts]
+    assert texts.count("250 µs") == 2 and "gap\n50 µs" in texts
+    (line,) = inset.get_lines()[:1]
+    assert max(line.get_ydata()) == 45.0 and min(line.get_ydata()) == -45.0
+
+
+def test_two_hours_stay_legible(tmp_path):
+    """A 2 h session: contractions too narrow to draw become a band at their peak (no aliasing comb), every
+    block keeps its label, and the figure keeps its size."""
+    sched = two_hours(NoPulses)
+    fig = plot_schedule(sched)
+    w, h = fig.get_size_inches()
+    assert w == 12.0 and h < 12
+    lane = next(ax for ax in fig.axes if ax.get_ylabel().startswith("ch 1 "))
+    ys = lane.lines[0].get_ydata()
+    on = ys[(ys > 0)]
+    assert len(on) and (on == 36.0).mean() > 0.97                   # one level: the band, not a comb
+    labels = [t.get_text() for t in lane.texts]
+    assert labels.count("50 Hz · 36 mA") == 3 and labels.count("30 Hz · 36 mA") == 3
+    fig.savefig(tmp_path / "long.png", dpi=100)

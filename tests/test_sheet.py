@@ -120,7 +120,7 @@ def test_sheet_body_outline_marks_each_site_on_its_side():
     from stimscript.sheet.body import CENTRE, SITES, marker_for
     from stimscript.sheet.model import build
 
-    for name, (view, dx, y) in SITES.items():
+    for name, (view, _dx, y) in SITES.items():
         assert atlas.lookup(name) is not None, name       # every placed site is an atlas site
         right, left = marker_for(name, "right"), marker_for(name, "left")
         assert right[0] == left[0] == view and right[2] == left[2] == y

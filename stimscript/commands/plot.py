@@ -1,8 +1,9 @@
 """``stimscript plot FILE [--session N] [--set NAME=VALUE]... -o OUT.png|OUT.svg``.
 
-One lane per channel with its amplitude envelope over the session, the blocks, and each pulse shape at
-the channel's full amplitude. The envelope is computed by streaming the schedule, so a 2-hour session
-plots as fast and in as little memory as a short one.
+One lane per channel with its amplitude envelope in mA over the session, each block's frequency and
+amplitude labelled, the blocks, and zoomed views of one contraction (its pulses under the ramps and hold)
+and of one pulse of each shape (its phases). The envelope is computed by streaming the schedule, so a
+2-hour session plots as fast and in as little memory as a short one.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .options import device_option, parse_sets, session_option, set_option
 @handle_errors
 def plot(file: str, session: int, sets: tuple[str, ...], device: str | None, output: str, dpi: int,
          bins: int) -> None:
-    """Plot one session of FILE: amplitude envelope per channel, blocks and pulse shapes."""
+    """Plot one session of FILE: envelope per channel in mA, block frequencies, one contraction, one pulse."""
     from .. import load
     from ..plotting import save_plot
 
