@@ -372,3 +372,56 @@ def test_ctrl_c_in_a_real_time_run(tmp_path, signals, reason, code):
             proc.wait()
     assert proc.returncode == code, (out, err)
     assert f"end reason   {reason}" in out and "Traceback" not in err
+
+
+# ---- the phase line follows every channel; the summary speaks like `history ID` ----------------------------
+def test_phase_line_per_group_of_channels_that_share_a_cycle():
+    """Reciprocal quadriceps/hamstrings: the hamstrings start 6 s later, so each channel has its own phase
+    line; channels that move together (bilateral quadriceps) share one."""
+    proto = stimscript.load(ROOT / "examples" / "template_reciprocal_quad_hams.stim")
+    sched = proto.compile()
+    info = SessionInfo.from_schedule(sched, "loopback", realtime=True)
+    p = Progress(state="running", elapsed_us=3_000_000, remaining_us=sched.duration_us - 3_000_000)
+    text = render_text(View(info, p, "RUNNING", frozenset({1})), width=110)
+    # at 3 s: quad holds (ramp 1 s, hold until 5 s); hams wait for their first contraction at 6 s
+    assert "quad: contraction 1/20 · hold · 00:02 left" in text, text
+    assert "hams: first contraction in 00:03" in text, text
+    p = replace(p, elapsed_us=8_000_000)
+    text = render_text(View(info, p, "RUNNING", frozenset({2})), width=110)
+    # at 8 s: quad rests (next at 12 s), hams hold (6 s + 1 s ramp, hold until 11 s)
+    assert "quad: contraction 1/20 · rest · next contraction in 00:04" in text, text
+    assert "hams: contraction 1/20 · hold · 00:03 left" in text, text
+    assert "paused    00:00" in text                      # time paused is always on screen
+
+    warm = stimscript.load(ROOT / "examples" / "template_warmup_strength_cooldown.stim").compile()
+    both = SessionInfo.from_schedule(warm, "loopback", realtime=True)
+    t = 300_000_000 + 4_000_000      # the strengthening block: both quadriceps in the same ramp-hold
+    text = render_text(View(both, Progress(state="running", elapsed_us=t), "RUNNING", frozenset({1, 2})), width=110)
+    assert "contraction 1/20 · hold" in text and "quad_l, quad_r" not in text   # one shared line, no names
+
+
+def test_summary_in_the_words_of_history(tka, tmp_path):
+    """The end-of-run summary and `history ID` print the same rows: treatment or practice, stimulation and
+    paused time, the device, each channel's intensity at the end."""
+    from click.testing import CliRunner
+
+    from stimscript.cli import cli
+    from stimscript.recordview import record_rows
+
+    proto, sched = tka
+    db = tmp_path / "r.sqlite"
+    rec, info = run_session(sched, device="loopback", realtime=False, db=db, patient_id="P-9", live=False,
+                            echo=lambda s: None, operator_id="dr-k")
+    text = summary(rec, info)
+    assert text.splitlines()[0].endswith("— practice run (emulator)")
+    for part in ("stimulation  15:00 of 15:00", "paused       0:00", "operator     dr-k",
+                 "device       loopback (serial LOOPBACK-0001, emulator: practice run) · simulated",
+                 "channel 1 quad (vastus medialis, right): 11235 pulses, peak 40 mA, at the end 40 mA"):
+        assert part in text, (part, text)
+    out = CliRunner().invoke(cli, ["history", str(rec.id), "--db", str(db)], catch_exceptions=False).output
+    flat = " ".join(out.split())
+    for label, value in record_rows(rec):
+        if label in ("kind", "session", "ended"):
+            continue
+        assert " ".join(value.split()) in flat, (label, value)
+        assert f"  {label:<12} {value}".rstrip() in text or label == "ended", (label, value)

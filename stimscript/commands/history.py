@@ -114,7 +114,7 @@ def show_record(rec, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from ..runtime.records import device_text
+    from ..recordview import channel_rows, record_rows
     from .note import describe
 
     head = Text(f"Session record #{rec.id}: {rec.title or '(untitled)'}", style="bold")
@@ -126,20 +126,14 @@ def show_record(rec, console) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    grid.add_row("session", f"{rec.session} (week {rec.week})")
-    grid.add_row("patient", rec.patient_id or "–")
-    grid.add_row("operator", rec.operator_id or "–")
-    grid.add_row("started", local_time(rec.started_at, seconds=True))
-    grid.add_row("ended", local_time(rec.ended_at, seconds=True) or "–")
-    grid.add_row("end reason", Text(rec.end_reason, style=END_STYLE.get(rec.end_reason, "")))
-    stim = rec.stim_us if rec.stim_us is not None else rec.elapsed_us
-    grid.add_row("stimulation", f"{duration(stim)} of {duration(rec.duration_us)}")
-    grid.add_row("paused", duration(rec.paused_us) if rec.paused_us is not None else "not recorded")
-    grid.add_row("device", device_text(rec) + (" · real time" if rec.realtime else " · simulated"))
+    for label, text in record_rows(rec):   # the same rows, in the same words, as run's end-of-session summary
+        if label == "kind":
+            continue
+        style = END_STYLE.get(rec.end_reason, "") if label == "end reason" else ""
+        grid.add_row(label, Text(text, style=style))
     grid.add_row("protocol file", rec.source or "–")
     grid.add_row("sha256", rec.sha256 or "–")
     grid.add_row("protocol text", "kept in the record" if rec.source_text else "not kept (recorded before it was)")
-    grid.add_row("params", ", ".join(f"{k} = {v}" for k, v in rec.params.items()) or "–")
     if rec.void:
         grid.add_row("void", Text(f"{local_time(rec.voided_at)}: {rec.void_reason}"
                                   + (f" (by {rec.voided_by})" if rec.voided_by else ""), style="red"))
@@ -156,9 +150,8 @@ def show_record(rec, console) -> None:
     chans.add_column("delivered pulses", justify="right")
     chans.add_column("peak", justify="right")
     chans.add_column("at the end", justify="right")
-    for ch in sorted(set(rec.delivered) | set(rec.peak_ua)):
-        chans.add_row(str(ch), names.get(ch, ""), str(rec.delivered.get(ch, 0)), ma(rec.peak_ua.get(ch, 0)),
-                      ma(rec.channel_ua[ch]) if ch in rec.channel_ua else "–")
+    for ch, name, pulses, peak, end in channel_rows(rec, names):
+        chans.add_row(str(ch), name, str(pulses), peak, end)
     chans.add_row("total", "", str(rec.total_delivered), ma(max(rec.peak_ua.values(), default=0)), "")
     console.print(chans)
     if rec.events:

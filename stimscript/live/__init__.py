@@ -13,13 +13,14 @@ page, a foot switch) can do the same. Three modules, one job each:
 """
 from __future__ import annotations
 
-from .display import (LIVE_STATES, STATUS_STYLE, ChannelRow, LiveState, SessionInfo, View, Where, ma, mmss, render,
-                      render_text, status_label, where)
+from .display import (LIVE_STATES, STATUS_STYLE, ChannelRow, LiveState, SessionInfo, View, Where, cycle_groups, ma,
+                      mmss, render, render_text, status_label, where)
 from .keys import KEY_HELP, KEY_LEGEND, KeyHandler, KeyReader, interrupt_signals
-from .session import (END_TEXT, EXIT_ABNORMAL, EXIT_DEGRADED, EXIT_OK, EXIT_RECORD, PlainReporter, exit_code,
+from ..recordview import END_TEXT
+from .session import (EXIT_ABNORMAL, EXIT_DEGRADED, EXIT_OK, EXIT_RECORD, PlainReporter, exit_code,
                       run_session, summary)
 
 __all__ = ["ChannelRow", "END_TEXT", "EXIT_ABNORMAL", "EXIT_DEGRADED", "EXIT_OK", "EXIT_RECORD", "KEY_HELP",
            "KEY_LEGEND", "KeyHandler", "KeyReader", "LIVE_STATES", "LiveState", "PlainReporter", "STATUS_STYLE",
-           "SessionInfo", "View", "Where", "exit_code", "interrupt_signals", "ma", "mmss", "render", "render_text",
+           "SessionInfo", "View", "Where", "cycle_groups", "exit_code", "interrupt_signals", "ma", "mmss", "render", "render_text",
            "run_session", "status_label", "summary", "where"]

@@ -101,6 +101,11 @@ STATUS_STYLE = {"RUNNING": "bold green", "PAUSED": "bold yellow", "PAUSING": "ye
 LIVE_STATES = ("STARTING", "RUNNING", "PAUSING", "STOPPING")
 
 
+def countdown(us: int | None) -> str:
+    """A countdown, rounded up to the second ('00:01' until the moment it ends), as a coach counts."""
+    return mmss(-(-max(0, int(us or 0)) // 1_000_000) * 1_000_000)
+
+
 def mmss(us: int) -> str:
     s = max(0, int(us)) // 1_000_000
     h, rem = divmod(s, 3600)
@@ -121,7 +126,7 @@ class Where:
     block: str = ""            # the segment label ("set 2/3 · repeat 10 × contraction")
     contraction: int = 0       # 1-based number of the contraction within the block (0: none)
     contractions: int = 0
-    phase: str = ""            # "ramp up" | "hold" | "ramp down" | "rest" | "" (no train)
+    phase: str = ""            # "ramp up" | "hold" | "ramp down" | "rest" | "waiting" (starts later) | "" (none)
     phase_left_us: int = 0     # until the end of this phase
     next_in_us: int | None = None   # until the next contraction starts (None: none left in the block)
 
@@ -158,7 +163,35 @@ def where(info: SessionInfo, t_us: int, channel: int | None = None) -> Where:
         if phase == "hold" and tr.on_us == tr.cycle_us:
             phase = "on"
         return Where(label, int(k) + 1, int(total), phase, int(left), nxt)
+    # not started yet in this block (a line with `after`): the countdown to its first contraction
+    later = [tr for tr in info.trains if (channel is None or tr.channel == channel) and lo <= tr.start_us < hi
+             and tr.start_us > t_us and tr.cycle_us > 0]
+    if later:
+        tr = min(later, key=lambda tr: tr.start_us)
+        total = -(-(min(tr.end_us, hi) - tr.start_us) // tr.cycle_us)
+        return Where(label, 0, int(total), "waiting", int(tr.start_us - t_us), int(tr.start_us - t_us))
     return Where(label)
+
+
+def cycle_groups(info: SessionInfo, t_us: int) -> list[tuple[tuple[str, ...], Where]]:
+    """Where each channel is in its cycle at ``t_us``, channels in the same place grouped (they share a cycle):
+    [(channel names, Where)], in channel order. One group when every channel moves together (or only one
+    channel runs); several when channels alternate (reciprocal quadriceps/hamstrings) or run other cycles.
+    Channels with no train anywhere in the session are left out."""
+    running = {tr.channel for tr in info.trains}
+    out: dict = {}
+    for row in info.channels:
+        if row.number not in running:
+            continue
+        w = where(info, t_us, row.number)
+        key = (w.contraction, w.contractions, w.phase, w.phase_left_us, w.next_in_us)
+        out.setdefault(key, ([], w))[0].append(row.name or f"channel {row.number}")
+    groups = [(tuple(names), w) for names, w in out.values()]
+    if len(groups) > 1:   # channels idle in this block only matter when something else runs
+        active = [g for g in groups if g[1].phase]
+        idle = [g for g in groups if not g[1].phase]
+        groups = active + idle
+    return groups or [((), where(info, t_us))]
 
 
 def render(view: View):
@@ -197,20 +230,28 @@ def render(view: View):
     lines.add_column()
     here = where(info, p.elapsed_us)
     lines.add_row("block", here.block or p.segment or "–")
-    if here.phase:
+    groups = cycle_groups(info, p.elapsed_us)
+    named = len(groups) > 1
+    for k, (names, w) in enumerate(groups):
         cyc = Text()
-        if here.contractions:
-            cyc.append(f"contraction {here.contraction}/{here.contractions}", style="bold")
-            cyc.append(" · ")
-        cyc.append(here.phase, style="bold green" if here.phase in ("hold", "on") else "bold")
-        if here.phase == "rest":
-            cyc.append(f" · next contraction in {mmss(here.next_in_us)}" if here.next_in_us is not None
-                       else " · last contraction of this block done")
+        if named:
+            cyc.append(", ".join(names) + ": ", style="bold")
+        if not w.phase:
+            cyc.append("no output in this block", style="dim")
+        elif w.phase == "waiting":
+            cyc.append(f"first contraction in {countdown(w.next_in_us)}", style="bold")
         else:
-            cyc.append(f" · {mmss(here.phase_left_us)} left")
-        lines.add_row("now", cyc)
-    if p.paused_us or status in ("PAUSED", "PAUSING"):
-        lines.add_row("paused", mmss(p.paused_us))
+            if w.contractions:
+                cyc.append(f"contraction {w.contraction}/{w.contractions}", style="bold")
+                cyc.append(" · ")
+            cyc.append(w.phase, style="bold green" if w.phase in ("hold", "on") else "bold")
+            if w.phase == "rest":
+                cyc.append(f" · next contraction in {countdown(w.next_in_us)}" if w.next_in_us is not None
+                           else " · last contraction of this block done")
+            else:
+                cyc.append(f" · {countdown(w.phase_left_us)} left")
+        lines.add_row("now" if k == 0 else "", cyc)
+    lines.add_row("paused", Text(mmss(p.paused_us), style="bold yellow" if status in ("PAUSED", "PAUSING") else ""))
     lines.add_row("underruns", Text(str(p.underruns), style="bold red" if p.underruns else ""))
 
     chans = Table(box=None, padding=(0, 2), header_style="bold", expand=False)

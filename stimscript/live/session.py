@@ -8,18 +8,10 @@ import sys
 from dataclasses import replace
 
 from ..runtime.controls import Event, SessionController
-from .display import LiveState, SessionInfo, mmss, ma, render
+from ..recordview import channel_rows, kind_text, record_rows
+from .display import LiveState, SessionInfo, ma, mmss, render
 from .keys import KeyHandler, KeyReader, interrupt_signals
 
-END_TEXT = {
-    "completed": "the whole session was delivered",
-    "degraded": "ran to its end, but NOT every scheduled pulse was delivered",
-    "stopped": "stopped by the user, output ramped down",
-    "emergency_stop": "EMERGENCY STOP, output switched off at once",
-    "fault": "the device reported a FAULT and switched the output off",
-    "disconnected": "the link to the device was LOST; the device watchdog ends output",
-    "interrupted": "the session did not finish normally",
-}
 
 #: exit codes of ``stimscript run``
 EXIT_OK = 0          # completed, or stopped by the user
@@ -72,27 +64,28 @@ class PlainReporter:
 
 # ---- the summary -------------------------------------------------------------------------------------
 def summary(record, info: SessionInfo | None = None) -> str:
-    """The end-of-session text: end reason, per-channel delivered/peak, warnings, record id and database."""
-    names = {r.number: r for r in (info.channels if info else ())}
-    lines = [f"Session summary: {record.title or '(untitled)'} (session {record.session}, week {record.week})",
-             f"  end reason   {record.end_reason} — {END_TEXT.get(record.end_reason, '')}".rstrip(" —"),
-             *([f"               {record.end_detail}"] if getattr(record, "end_detail", "") else []),
-             f"  elapsed      {mmss(record.elapsed_us)} of {mmss(record.duration_us)}",
-             f"  device       {record.device}{' ' + record.device_serial if record.device_serial else ''}"]
-    if record.patient_id:
-        lines.append(f"  patient      {record.patient_id}")
-    if record.params:
-        lines.append("  params       " + ", ".join(f"{k} = {v}" for k, v in record.params.items()))
+    """The end-of-session text, in the words and formats of ``stimscript history ID``
+    (:mod:`stimscript.recordview`): treatment or practice, end reason, stimulation and paused time, the device
+    (model, serial, emulator), each channel's pulses, peak and intensity at the end, warnings, the record."""
+    rows = {r.number: r for r in (info.channels if info else ())}
+    kind = kind_text(record)
+    lines = [f"Session summary: {record.title or '(untitled)'} (session {record.session}, week {record.week})"
+             f" — {kind}"]
+    for label, text in record_rows(record):
+        if label in ("session", "kind", "ended") or (label in ("patient", "operator") and text == "–"):
+            continue
+        lines.append(f"  {label:<12} {text}".rstrip())
     for name, ua in (info.final_intensity_ua if info else {}).items():
-        lines.append(f"  at the end   {name} = {ua / 1000:g} mA" + (
-            "" if str(record.params.get(name, "")).replace(" ", "") == f"{ua / 1000:g}mA" else " (changed during the session)"))
+        start = record.params.get(name)
+        changed = start is not None and str(start).replace(" ", "") != ma(ua).replace(" ", "")
+        lines.append(f"  at the end   {name} = {ma(ua)}" + (f" (started at {start})" if changed else ""))
     lines.append(f"  delivered    {record.total_delivered} pulses")
-    for ch in sorted(set(record.delivered) | set(record.peak_ua)):
-        row = names.get(ch)
+    for ch, _name, pulses, peak, end in channel_rows(record, {}):
+        row = rows.get(ch)
         label = f"channel {ch}" + (f" {row.name}" if row and row.name else "") + (f" ({row.site})" if row and row.site else "")
-        lines.append(f"    {label}: {record.delivered.get(ch, 0)} pulses, peak {record.peak_ua.get(ch, 0) / 1000:g} mA")
+        lines.append(f"    {label}: {pulses} pulses, peak {peak}" + (f", at the end {end}" if end != "–" else ""))
     peak = max(record.peak_ua.values(), default=0)
-    lines.append(f"  peak         {peak / 1000:g} mA")
+    lines.append(f"  peak         {ma(peak)}")
     lines.append(f"  underruns    {record.underruns}")
     for f in record.faults:
         lines.append(f"  fault        {f}")
