@@ -39,7 +39,7 @@ SUMMARIES = {
     "fmt": "Print protocol FILES in the canonical StimScript form.",
     "info": "Show channels, sites, electrodes, pulses, charge per phase, densities, pulse counts and duration.",
     "compile": "Compile FILE to a pulse schedule (integer µs / µA) and save it.",
-    "plot": "Plot one session of FILE: amplitude envelope per channel, blocks and pulse shapes.",
+    "plot": "Plot one session of FILE: envelope per channel in mA, block frequencies, one contraction, one pulse.",
     "run": "Run one session of FILE on a device, show it live and keep its record.",
     "devices": "List registered device drivers and what they report.",
     "emulate": "Serve an emulated ScienceMode MODEL on a new pseudo-terminal (its path is the first output line).",

@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..formatting import ma_number
+from ..formatting import duration_text, ma_number
 from ..units import format_number
 from ._common import handle_errors
 from .options import device_option, device_profile, mode_option, parse_sets, session_option, set_option
@@ -40,15 +40,6 @@ def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "–"
     return f"{float(value):.{digits}g}"
-
-
-def _duration(us: int) -> str:
-    seconds = us / 1e6
-    if seconds < 120:
-        return f"{seconds:g} s"
-    minutes, sec = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return (f"{hours} h " if hours else "") + f"{minutes} min" + (f" {sec} s" if sec else "")
 
 
 def _print_weeks(proto, params, file: str) -> None:
@@ -168,7 +159,7 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
     pauses = [b for b in desc.blocks if b.kind == "pause"]
     if pauses:
         console.print("pauses (no output): " + "; ".join(
-            f"block {b.number} {shown(b.label)} ({_duration(b.duration_us)})" for b in pauses))
+            f"block {b.number} {shown(b.label)} ({duration_text(b.duration_us)})" for b in pauses))
 
     numbers = Table(title="Per pulse and per electrode (500 Ω, full amplitude, smaller electrode)",
                     title_justify="left")
@@ -189,7 +180,7 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
     if report is not None:
         print_report(report, console)
     total = sum(ch.pulses for ch in desc.channels)
-    console.print(f"duration {_duration(desc.duration_us)}, {total:,} pulses in all")
+    console.print(f"duration {duration_text(desc.duration_us)}, {total:,} pulses in all")
     warnings = list(schedule.warnings)
     if warnings:
         console.print(f"[yellow]{len(warnings)} warning(s):[/yellow]")

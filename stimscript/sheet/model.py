@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from ..formatting import duration_text, hz, ma
+from ..formatting import duration_text, hz, local_time, ma
 from .body import marker_for
 
 #: The colour of each channel, everywhere on the sheet (the lane colours of ``stimscript plot``).
@@ -265,7 +265,7 @@ def build(proto, session: int = 1, params: Optional[dict] = None, patient: Optio
             where = f"line {w.span.line}: {w.span.source.line(w.span.line).strip()}"
         warns.append(Warning(w.code, _plain(w.message), where, _plain(w.hint or "")))
 
-    stamp = generated or _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %z")
+    stamp = generated or local_time(_dt.datetime.now(_dt.timezone.utc).isoformat())
     footer = (f"stimscript, {stamp} · “{proto.title or 'untitled'}”"
               + (f" version {proto.header['version']}" if proto.header.get("version") else "")
               + (f" by {proto.header['author']}" if proto.header.get("author") else "")
