@@ -339,14 +339,20 @@ def _sweep(cluster: list[_TrainPulses], shared_source: bool, target_pulses: int)
     margin = max(tp.duration for tp in cluster)
     rate = sum(len(tp.offsets) / max(tp.train.cycle_us, 1) for tp in cluster)  # pulses per µs, roughly
     window = max(10 * margin, 1000, int(target_pulses / max(rate, 1e-12)))
+    # every window is swept: a cross-channel overlap early in the session must not hide a same-channel
+    # overlap later on (each is reported once: the first per channel, the first across channels)
+    found: list[Overlap] = []
+    seen: set[tuple[str, int]] = set()
     a = lo
     while a < hi:
         b = min(hi, a + window)
-        found = _sweep_window(cluster, a - margin, b, shared_source)
-        if found:
-            return found
+        for ov in _sweep_window(cluster, a - margin, b, shared_source):
+            key = (ov.kind, ov.channel_first if ov.kind == "same" else 0)
+            if key not in seen:
+                seen.add(key)
+                found.append(ov)
         a = b
-    return []
+    return found
 
 
 def _sweep_window(cluster: list[_TrainPulses], a: int, b: int, shared_source: bool) -> list[Overlap]:

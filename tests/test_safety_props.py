@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction as F
 
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, example, given, strategies as st
 
 from stimscript.compiler import expand_py
 from stimscript.compiler.ir import PulseShape, Train
@@ -234,7 +234,16 @@ def brute_force(ts, shared):
     return same, cross
 
 
+def _t(channel, start_us, cycles, cycle_us, on_us, period_num, period_den):
+    return Train(channel=channel, start_us=start_us, cycles=cycles, cycle_us=cycle_us, on_us=on_us,
+                 ramp_up_us=0, ramp_down_us=0, period_num=period_num, period_den=period_den,
+                 amp_num=1, amp_den=1, shape=0)
+
+
 @given(trains(), st.booleans())
+# found by this property: a cross-channel overlap in an early window once hid a same-channel overlap later
+@example([_t(2, 0, 1, 1, 1, 200000, 1), _t(1, 0, 2, 7300, 1, 200000, 1), _t(1, 600, 1, 7300, 7300, 1000000, 411)],
+         True)
 def test_overlaps_equal_a_brute_force_expansion(ts, shared):
     ovs = find_overlaps(ts, SHAPES, shared_source=shared, target_pulses=50)  # small windows: exercise carry
     same, cross = brute_force(ts, shared)
