@@ -4,6 +4,7 @@ The repository keeps one folder per concern (``dsl/``, ``compiler/``, ...) but i
 single import package ``stimscript`` via ``package_dir``. Metadata lives in pyproject.toml.
 """
 import importlib.util
+import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -22,6 +23,14 @@ extensions = [
 
 
 
+def _load_by_path(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 class build_py_with_tables(build_py):
     """Also writes the parser's LALR tables (dsl/grammar.lalr, and the same tables exported as plain data for
     the fast path: dsl/grammar.tables) so no command builds them at start-up.
@@ -33,9 +42,10 @@ class build_py_with_tables(build_py):
 
     def run(self):
         super().run()
-        spec = importlib.util.spec_from_file_location("_stimscript_tables", HERE / "dsl" / "tables.py")
-        tables = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tables)
+        # loaded by path under their package names (the package itself is not importable during the build);
+        # tables.py imports only the standard-library helper atomicfile.py from stimscript
+        _load_by_path("stimscript.atomicfile", HERE / "stimscript" / "atomicfile.py")
+        tables = _load_by_path("stimscript.dsl.tables", HERE / "dsl" / "tables.py")
         if getattr(self, "editable_mode", False):
             target = HERE / "dsl" / "grammar.lalr"
         else:

@@ -17,15 +17,12 @@ interrupted export never leaves a truncated file under the requested name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from ..atomicfile import replacing
 from .ir import PULSE_DTYPE
 from .schedule import Schedule
 
@@ -136,7 +133,7 @@ def csv_rows(block: np.ndarray) -> bytes:
 def write_csv(schedule: Schedule, path: str | Path, max_pulses: int = BLOCK_PULSES) -> int:
     """Stream the pulses to CSV with a header row ``t_us,channel,amplitude_ua,shape``; returns the count."""
     n = 0
-    with _replacing(path) as fh:
+    with replacing(path, mode=0o644) as fh:
         fh.write((",".join(CSV_COLUMNS) + "\n").encode("ascii"))
         for block in schedule.blocks(max_pulses=max_pulses):
             fh.write(csv_rows(block))
@@ -168,7 +165,7 @@ def write_npz(schedule: Schedule, path: str | Path, *, compress: bool = False,
     """
     count = schedule.count()
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with _replacing(path) as raw, zipfile.ZipFile(raw, mode="w", compression=method, allowZip64=True) as zf:
+    with replacing(path, mode=0o644) as raw, zipfile.ZipFile(raw, mode="w", compression=method, allowZip64=True) as zf:
         with zf.open("pulses.npy", mode="w", force_zip64=True) as member:
             member.write(_npy_header(PULSE_DTYPE, count))
             written = 0
@@ -187,27 +184,6 @@ def write_npz(schedule: Schedule, path: str | Path, *, compress: bool = False,
 
 
 # --- both ---------------------------------------------------------------------------------------
-@contextmanager
-def _replacing(path: str | Path) -> Iterator:
-    """A binary file that becomes ``path`` only when the block completes (a temporary name until then)."""
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    except OSError as exc:  # name the file the user asked for, not the temporary one
-        raise type(exc)(exc.errno, exc.strerror, str(target)) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; an export is an ordinary, shareable file
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 FORMATS = (".npz", ".csv")
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Optional
 from ..dsl import ast
 from . import expander
 from .atlas import AtlasEntry, lookup
+from .energy import PulseMetrics, use_metrics
 from .ir import PulseShape, Train
 from .progression import WeekTable
 
@@ -125,6 +126,15 @@ class Block:
 
 
 @dataclass(frozen=True)
+class PulseNumbers:
+    """The safety numbers of one channel at one amplitude, frequency and pulse (full amplitude, the smaller of
+    its electrodes, the 500 Ω load model of ``compiler/energy.py``): what ``info`` tabulates per channel."""
+
+    number: int
+    metrics: PulseMetrics
+
+
+@dataclass(frozen=True)
 class Description:
     """One session of a protocol, read-only: channels, electrodes, sites, cycles, blocks and the weeks."""
 
@@ -137,6 +147,7 @@ class Description:
     blocks: tuple[Block, ...]
     weeks: WeekTable
     progression: tuple[str, ...]     # the progression as written, one line per week block
+    pulse_numbers: tuple[PulseNumbers, ...] = ()   # by channel; one row per distinct amplitude/frequency/pulse
 
     @property
     def sites(self) -> tuple[Site, ...]:
@@ -268,7 +279,12 @@ def describe(proto: "CheckedProtocol", session: int = 1, params: Optional[dict] 
         rows.sort(key=lambda r: r.number)
         blocks.append(Block(k, seg.label, seg.kind, seg.start_us, seg.end_us, tuple(rows)))
 
+    numbers: dict[tuple, PulseNumbers] = {}
+    for use in sorted(uses, key=lambda u: u.number):
+        numbers.setdefault((use.number, use.amplitude_ua, use.frequency_hz, use.shape),
+                           PulseNumbers(use.number, use_metrics(use)))
+
     return Description(session=resolved.session, week=resolved.week, duration_us=resolved.duration_us,
                        channels=tuple(channels), electrodes=tuple(electrodes.values()),
                        cycles=tuple(cycles.values()), blocks=tuple(blocks), weeks=proto.weeks(params),
-                       progression=_progression_lines(tree))
+                       progression=_progression_lines(tree), pulse_numbers=tuple(numbers.values()))

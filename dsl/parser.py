@@ -7,7 +7,6 @@ import, no parse tree: start-up and checking stay fast); whatever that path does
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from functools import lru_cache
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic, ProtocolSyntaxError
 from ..spans import Source, Span, at, point
+from ..suggest import did_you_mean
 from ..units import UNITS
 from . import ast
 from .lalr import Fallback, TableParser, read_fast_tables
@@ -101,13 +101,19 @@ def _describe_token(token) -> str:
     return f"`{token}`"
 
 
+def _unknown_unit(unit: str, span: Span) -> Diagnostic:
+    """E103 with the closest unit (stimscript/suggest.py), or the list of units when none is close."""
+    hint = did_you_mean(unit, UNITS) or "units: us ms s min h, Hz kHz, uA mA, mV V, nC uC, mm cm cm2, %"
+    return Diagnostic("E103", f"unknown unit `{unit}`", span, hint=hint)
+
+
 def _syntax_error(source: Source, exc: UnexpectedInput) -> Diagnostic:
     from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 
     parser = get_parser()
     text = source.text
     if isinstance(exc, UnexpectedCharacters):
-        pos = exc.pos_in_stream
+        pos = exc.pos_in_stream if exc.pos_in_stream is not None else len(text)  # always set by the lexer
         char = text[pos] if pos < len(text) else ""
         span = point(source, pos)
         if char == '"':
@@ -118,13 +124,10 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Diagnostic:
         if word and before and (before[-1].isdigit()):
             unit = word.group(0)
             span = Span(source, span.line, span.column, span.line, span.column + len(unit), pos, pos + len(unit))
-            lowered = {u.lower(): u for u in UNITS}
-            guess = lowered.get(unit.lower()) or next(iter(difflib.get_close_matches(unit, list(UNITS), 1)), None)
-            hint = f"did you mean `{guess}`?" if guess else "units: us ms s min h, Hz kHz, uA mA, mV V, nC uC, mm cm cm2, %"
             if "UNIT" not in exc.allowed:
                 return Diagnostic("E104", f"unexpected `{unit}` after a number; expected {_expected(parser, exc.allowed)}",
                                   span)
-            return Diagnostic("E103", f"unknown unit `{unit}`", span, hint=hint)
+            return _unknown_unit(unit, span)
         if char.isprintable() and char not in "":
             shown = f"`{char}`"
         else:
@@ -143,12 +146,7 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Diagnostic:
         span = at(source, token.line, token.column, length)
         before = text[: token.start_pos].rstrip(" \t")
         if token.type == "NAME" and before[-1:].isdigit() and "UNIT" in exc.expected:
-            unit = str(token)
-            lowered = {u.lower(): u for u in UNITS}
-            guess = lowered.get(unit.lower()) or next(iter(difflib.get_close_matches(unit, list(UNITS), 1)), None)
-            hint = f"did you mean `{guess}`?" if guess else \
-                "units: us ms s min h, Hz kHz, uA mA, mV V, nC uC, mm cm cm2, %"
-            return Diagnostic("E103", f"unknown unit `{unit}`", span, hint=hint)
+            return _unknown_unit(str(token), span)
         hint = None
         if before.endswith(".."):
             return Diagnostic("E104", f"unexpected {_describe_token(token)}; expected {expected}", span,
@@ -262,10 +260,9 @@ def _later_syntax_errors(parser: Lark, source: Source, first: Diagnostic) -> lis
             d = _syntax_error(Source(source.name, text), exc)
             if d.span is None or d.span.start_pos < hi:
                 break
-            d = Diagnostic(d.code, d.message, at(source, d.span.line, d.span.column,
-                                                 max(1, d.span.end_column - d.span.column)), hint=d.hint)
-            found.append(d)
-            error_pos = d.span.start_pos
+            span = at(source, d.span.line, d.span.column, max(1, d.span.end_column - d.span.column))
+            found.append(Diagnostic(d.code, d.message, span, hint=d.hint))
+            error_pos = span.start_pos
     return found
 
 

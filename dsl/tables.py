@@ -18,7 +18,8 @@ The same places hold ``grammar.tables`` / ``grammar-<crc>.tables``: the tables e
 this module's lark parts. Such a file holds the grammar text it was made from and is used only for that
 exact text (and this Python's major.minor).
 
-Nothing is ever downloaded. This module imports nothing from stimscript, so the build can load it by path.
+Nothing is ever downloaded. This module imports nothing from stimscript but the standard-library-only
+``stimscript/atomicfile.py`` (files are replaced atomically), so the build can load the two by path.
 """
 from __future__ import annotations
 
@@ -26,12 +27,13 @@ import hashlib
 import marshal
 import os
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 
 from lark import Lark
 from lark import __version__ as LARK_VERSION
+
+from ..atomicfile import replacing
 
 #: how the stimscript grammar is compiled (part of the key: other options are other tables)
 OPTIONS = {"parser": "lalr", "lexer": "contextual", "propagate_positions": True, "maybe_placeholders": True}
@@ -81,18 +83,9 @@ def read_tables(path: Path, key: str) -> Lark | None:
 def write_tables(parser: Lark, path: Path, key: str) -> None:
     """Save ``parser`` under ``key`` atomically (a reader sees the old file or the whole new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".grammar-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key.encode("ascii") + b"\n")
-            parser.save(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with replacing(path) as fh:
+        fh.write(key.encode("ascii") + b"\n")
+        parser.save(fh)
 
 
 def build(grammar: str) -> Lark:
@@ -232,17 +225,8 @@ def write_fast_tables(tables: dict, grammar: str, path: Path) -> None:
     blob = marshal.dumps({"format": FAST_FORMAT, "python": "%d.%d" % sys.version_info[:2], "lark": LARK_VERSION,
                           "grammar": grammar, "tables": tables})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".grammar-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with replacing(path) as fh:
+        fh.write(blob)
 
 
 def build_fast_tables(grammar: str, parser: Lark, cache_dir: Path | None = None) -> dict | None:

@@ -10,7 +10,7 @@ literal too long to be a number, two ``after`` clauses on one line).
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import Diagnostic, Related
 from ..spans import Source, Span
@@ -48,6 +48,24 @@ def _unescape(token: Token) -> str:
             out.append(ch)
             i += 1
     return "".join(out)
+
+
+def _cycle_step_rule(kind: str) -> Callable[[Any, Any, list], ast.CycleStep]:
+    """The builder method of one of the four cycle steps (``ramp_up``, ``hold``, ``ramp_down``, ``rest``)."""
+    def build(self: AstBuilder, meta: Any, children: list) -> ast.CycleStep:
+        return ast.CycleStep(kind, children[0], span=self._span(meta))
+
+    build.__name__ = kind
+    return build
+
+
+def _binop_rule(op: str) -> Callable[[Any, Any, list], ast.BinOp]:
+    """The builder method of a binary operator rule (``add``, ``sub``, ``mul``, ``div``)."""
+    def build(self: AstBuilder, meta: Any, children: list) -> ast.BinOp:
+        left, right = children
+        return ast.BinOp(op, left, right, span=self._span(meta))
+
+    return build
 
 
 class AstBuilder:
@@ -218,18 +236,10 @@ class AstBuilder:
         name, *steps = children
         return ast.Cycle(str(name), tuple(steps), span=self._span(meta))
 
-    def _step(kind: str):  # noqa: N805 - small factory for the four cycle steps
-        def build(self, meta, children):
-            return ast.CycleStep(kind, children[0], span=self._span(meta))
-
-        build.__name__ = kind
-        return build
-
-    ramp_up = _step("ramp_up")
-    hold = _step("hold")
-    ramp_down = _step("ramp_down")
-    rest = _step("rest")
-    del _step
+    ramp_up = _cycle_step_rule("ramp_up")
+    hold = _cycle_step_rule("hold")
+    ramp_down = _cycle_step_rule("ramp_down")
+    rest = _cycle_step_rule("rest")
 
     # -- session ---------------------------------------------------------------------------------
     def session(self, meta, children):
@@ -408,18 +418,10 @@ class AstBuilder:
     def name(self, meta, children):
         return ast.Name(str(children[0]), span=self._span(meta))
 
-    def _binop(op: str):  # noqa: N805
-        def build(self, meta, children):
-            left, right = children
-            return ast.BinOp(op, left, right, span=self._span(meta))
-
-        return build
-
-    add = _binop("+")
-    sub = _binop("-")
-    mul = _binop("*")
-    div = _binop("/")
-    del _binop
+    add = _binop_rule("+")
+    sub = _binop_rule("-")
+    mul = _binop_rule("*")
+    div = _binop_rule("/")
 
     def neg(self, meta, children):
         return ast.Neg(children[0], span=self._span(meta))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import click
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from ..formatting import duration_text, ma_number
@@ -77,8 +77,6 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
          weeks: bool = False) -> None:
     """Show channels, sites, electrodes, pulses, charge per phase, densities, pulse counts and duration."""
     from .. import load
-    from ..compiler.energy import use_metrics
-
     from ._fidelity import device_findings, print_report
 
     proto = load(file, device=device_profile(device))
@@ -91,7 +89,6 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
         from ..errors import SafetyError
 
         raise SafetyError(device_errors)
-    resolved = proto.resolve(session=session, params=params)
     schedule = proto.compile(session=session, params=params)
     console = Console(highlight=False, width=None if Console().is_terminal else 140)
 
@@ -124,8 +121,10 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
 
     desc = proto.describe(session=session, params=params)
     table = Table(title="Channels", title_justify="left")
-    for col, just in (("ch", "right"), ("name", "left"), ("site", "left"), ("electrodes", "left"),
-                      ("pulse", "left"), ("freq Hz", "right"), ("ampl mA", "right"), ("pulses", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("ch", "right"), ("name", "left"), ("site", "left"), ("electrodes", "left"),
+        ("pulse", "left"), ("freq Hz", "right"), ("ampl mA", "right"), ("pulses", "right"))
+    for col, just in columns:
         table.add_column(col, justify=just)
     for ch in desc.channels:
         pair = [e for e in (ch.cathode, ch.anode) if e is not None]
@@ -141,8 +140,9 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
 
     blocks = Table(title="Blocks per channel (what each channel runs in each block of the session)",
                    title_justify="left")
-    for col, just in (("ch", "right"), ("#", "right"), ("block", "left"), ("cycle", "left"), ("freq Hz", "right"),
-                      ("ampl mA", "right"), ("contr.", "right"), ("pulses", "right")):
+    columns = (("ch", "right"), ("#", "right"), ("block", "left"), ("cycle", "left"), ("freq Hz", "right"),
+               ("ampl mA", "right"), ("contr.", "right"), ("pulses", "right"))
+    for col, just in columns:
         blocks.add_column(col, justify=just)
     for ch in desc.channels:
         rows = [(b, bc) for b in desc.blocks for bc in b.channels if bc.number == ch.number]
@@ -166,14 +166,9 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
     for col in ("ch", "charge/phase µC", "energy/pulse mJ", "rms mA", "area cm²", "rms mA/cm²", "W/cm²",
                 "Shannon k"):
         numbers.add_column(col, justify="right")
-    seen = set()
-    for use in sorted(resolved.uses, key=lambda u: u.number):
-        key = (use.number, use.amplitude_ua, use.frequency_hz, use.shape)
-        if key in seen:
-            continue
-        seen.add(key)
-        m = use_metrics(use)
-        numbers.add_row(str(use.number), _fmt(m.charge_per_phase_uc), _fmt(m.energy_per_pulse_mj),
+    for row in desc.pulse_numbers:
+        m = row.metrics
+        numbers.add_row(str(row.number), _fmt(m.charge_per_phase_uc), _fmt(m.energy_per_pulse_mj),
                         _fmt(m.rms_current_ma), _fmt(m.area_cm2), _fmt(m.rms_current_density_ma_cm2),
                         _fmt(m.power_density_w_cm2), _fmt(m.shannon_k))
     console.print(numbers)

@@ -116,10 +116,8 @@ def build(d: Delivery):
         from ..compiler import loads
 
         proto = loads(d.protocol_text, name=rec.source or "protocol.stim")
-        resolved = proto.resolve(rec.session, {k: str(v) for k, v in (rec.params or {}).items()})
-        for use in resolved.uses:
-            for e in use.electrodes:
-                areas[e.name] = float(e.area_cm2)
+        desc = proto.describe(rec.session, {k: str(v) for k, v in (rec.params or {}).items()})
+        areas = {e.name: float(e.area_cm2) for e in desc.electrodes if e.area_cm2}  # used electrodes
     except Exception:   # metadata only: never fail an export for it
         areas = {}
     chans = DynamicTable(name="stimulation_channels", description="stimulator outputs used by the protocol",

@@ -1,0 +1,39 @@
+"""The seams of issue 14 that the face relies on: ``info``'s safety numbers come from the read API, and every
+value they show follows from the session's own pulses (charge per phase = amplitude × leading phase width)."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+import stimscript
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.stim"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_pulse_numbers_follow_from_the_delivered_pulses(path):
+    proto = stimscript.load(path)
+    d = proto.describe()
+    sched = proto.compile()
+    pulses = sched.pulses
+    rows = d.pulse_numbers
+    assert [r.number for r in rows] == sorted(r.number for r in rows)
+    assert {r.number for r in rows} == {c.number for c in d.channels}
+    for ch in d.channels:
+        mine = [r for r in rows if r.number == ch.number]
+        # the largest amplitude a row names is the channel's peak in the pulse array (at full output)
+        delivered = pulses[pulses["channel"] == ch.number]
+        if len(delivered):
+            assert max(r.metrics.amplitude_ua for r in mine) == int(delivered["amplitude_ua"].max())
+        for r in mine:
+            # the largest charge of one phase, from the phases themselves (relative amplitude × duration)
+            biggest = max(abs(Fraction(a)) * d for d, a in ch.pulse.phases)
+            assert r.metrics.charge_per_phase_uc == abs(Fraction(r.metrics.amplitude_ua)) * biggest / 10**6
+            smaller = min(e.area_cm2 for e in (ch.cathode, ch.anode) if e is not None)
+            assert r.metrics.area_cm2 == smaller
+    # one row per distinct (channel, amplitude, frequency, pulse)
+    keys = [(r.number, r.metrics.amplitude_ua, r.metrics.frequency_hz) for r in rows]
+    assert len(keys) == len(set(keys))
