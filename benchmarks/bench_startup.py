@@ -5,7 +5,8 @@ targets: ``check`` of a small file within 3x), measured side by side in one run.
 
 Every command is a fresh process of this interpreter; the runs of all commands are interleaved (pass, check,
 --help, pass, ...) so a busy machine slows them alike, and the median and the best of ``--runs`` are printed
-with their ratio to ``python -c pass``. Bytecode is written and reused as after a normal install (the
+with their ratio to ``python -c pass``, for the wall time and for the CPU time of the same runs (user +
+system of the process: steadier than the wall time on a machine others are using). Bytecode is written and reused as after a normal install (the
 variable PYTHONDONTWRITEBYTECODE is removed for the measured processes, after warm-up runs).
 
 ``--before DIR`` runs the same commands from another checkout (e.g. ``git worktree add /tmp/before <rev>``),
@@ -32,7 +33,7 @@ BOOT = r'''
 import importlib.util, os, sys
 root = sys.argv.pop(1)
 mapping = {"stimscript": os.path.join(root, "stimscript")}
-mapping.update({"stimscript." + n: os.path.join(root, n) for n in ("compiler", "drivers", "dsl", "ext", "runtime")})
+mapping.update({"stimscript." + n: os.path.join(root, n) for n in ("compiler", "drivers", "dsl", "ext", "programs", "runtime")})
 class _Finder:
     @classmethod
     def find_spec(cls, fullname, path=None, target=None):
@@ -53,24 +54,52 @@ def environment() -> dict:
     return env
 
 
-def run_once(cmd: list[str], env: dict) -> float:
+def run_once(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(wall ms, CPU ms) of one run; the CPU time (user + system, from the child's rusage) is what the
+    command itself spent, so it varies less than the wall time when others use the machine."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=HERE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=HERE)
+    stderr = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
     dt = (time.perf_counter() - t0) * 1000
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
-    return dt
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr.decode(errors='replace')}")
+    return dt, (usage.ru_utime + usage.ru_stime) * 1000
 
 
-def measure(commands: dict[str, list[str]], runs: int, env: dict) -> dict[str, list[float]]:
+def measure(commands: dict[str, list[str]], runs: int, env: dict
+            ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     for cmd in commands.values():  # warm-up: bytecode written, file caches warm, parser tables cached
         run_once(cmd, env)
         run_once(cmd, env)
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, cmd in commands.items():
-            times[name].append(run_once(cmd, env))
-    return times
+            w, c = run_once(cmd, env)
+            wall[name].append(w)
+            cpu[name].append(c)
+    return wall, cpu
+
+
+def table(title: str, times: dict[str, list[float]], before: bool) -> None:
+    base_med = statistics.median(times["python -c pass"])
+    base_min = min(times["python -c pass"])
+    print(title)
+    print(f"  {'command':<22} {'median':>9} {'best':>9}   ratio to python -c pass (median / best)")
+    for name, ts in times.items():
+        med, best = statistics.median(ts), min(ts)
+        ratio = f"{med / base_med:5.1f}x / {best / base_min:4.1f}x"
+        flag = ""
+        if "check" in name and not name.startswith("before"):
+            flag = "  within 3x" if med / base_med <= TARGET else "  OVER the 3x target"
+        print(f"  {name:<22} {med:7.1f} ms {best:7.1f} ms   {ratio}{flag}")
+    if before:
+        b = statistics.median(times["before: check"])
+        a = statistics.median(times["after:  check"])
+        print(f"  check: {b:.0f} ms -> {a:.0f} ms ({b / a:.1f}x faster); "
+              f"ratio to python -c pass {b / base_med:.1f}x -> {a / base_med:.1f}x")
 
 
 def importtime(cmd: list[str], env: dict, top: int = 12) -> tuple[list[tuple[int, int, str]], set[str]]:
@@ -110,23 +139,9 @@ def main() -> None:
     commands["installed: check"] = [py, "-m", "stimscript.cli", "check", args.file]
     commands["installed: --help"] = [py, "-m", "stimscript.cli", "--help"]
 
-    times = measure(commands, args.runs, env)
-    base_med = statistics.median(times["python -c pass"])
-    base_min = min(times["python -c pass"])
-    print(f"start-up, {args.runs} interleaved runs each, {py}")
-    print(f"  {'command':<22} {'median':>9} {'best':>9}   ratio to python -c pass (median / best)")
-    for name, ts in times.items():
-        med, best = statistics.median(ts), min(ts)
-        ratio = f"{med / base_med:5.1f}x / {best / base_min:4.1f}x"
-        flag = ""
-        if "check" in name and not name.startswith("before"):
-            flag = "  within 3x" if med / base_med <= TARGET else "  OVER the 3x target"
-        print(f"  {name:<22} {med:7.1f} ms {best:7.1f} ms   {ratio}{flag}")
-    if args.before:
-        b = statistics.median(times["before: check"])
-        a = statistics.median(times["after:  check"])
-        print(f"check: {b:.0f} ms -> {a:.0f} ms ({b / a:.1f}x faster); "
-              f"ratio to python -c pass {b / base_med:.1f}x -> {a / base_med:.1f}x")
+    wall, cpu = measure(commands, args.runs, env)
+    table(f"start-up, wall time, {args.runs} interleaved runs each, {py}", wall, bool(args.before))
+    table("start-up, CPU time (user + system) of the same runs", cpu, bool(args.before))
 
     top, heavy = importtime(commands["installed: check"], env)
     print("\npython -X importtime stimscript check (slowest imports made by the program, cumulative):")

@@ -215,9 +215,32 @@ def export_tables(parser: Lark) -> dict:
     return {
         "actions": actions, "rules": rules, "start_state": table.start_states["start"],
         "end_state": table.end_states["start"], "ignore": [str(n) for n in conf.ignore], "lexers": lexers,
-        "lexer_of_state": lexer_of_state,
+        "lexer_of_state": lexer_of_state, "sre": compiled_lexers(lexers),
         "newline_types": sorted(t.name for t in terminals.values() if _regexp_has_newline(t.pattern.to_regexp())),
     }
+
+
+def compiled_lexers(lexers: list) -> dict:
+    """The lexers' regular expressions as ``re`` compiles them: per lexer, per pattern (flags, code, groups,
+    group index, index group), the arguments ``re`` itself passes to ``_sre.compile``; with the engine's
+    ``MAGIC``, so that dsl/lalr.py rebuilds each pattern without parsing it again (compiling them costs a
+    plain ``check`` more than parsing its file) and uses ``re.compile`` when the engine differs."""
+    import _sre  # type: ignore[import-not-found]
+    from re import _compiler, _parser  # type: ignore[attr-defined]
+
+    out = []
+    for patterns, _ in lexers:
+        row = []
+        for p in patterns:
+            tree = _parser.parse(p, 0)
+            code = _compiler._code(tree, 0)
+            index = [None] * tree.state.groups
+            for name, i in tree.state.groupdict.items():
+                index[i] = name
+            row.append((int(tree.state.flags), [int(c) for c in code], tree.state.groups - 1,
+                        {str(k): int(v) for k, v in tree.state.groupdict.items()}, tuple(index)))
+        out.append(row)
+    return {"magic": _sre.MAGIC, "lexers": out}
 
 
 def write_fast_tables(tables: dict, grammar: str, path: Path) -> None:

@@ -5,14 +5,17 @@ no Python traceback reaches a user for bad input.
 
 Start-up matters (an editor or CI checks files one process at a time): only the command that runs is
 imported, ``--help`` lists the commands from :data:`SUMMARIES` without importing any of them, and heavy
-libraries (numpy, rich, matplotlib) are imported by the commands that use them, not here.
+libraries (numpy, rich, matplotlib) are imported by the commands that use them, not here. A plain
+``stimscript check FILE...`` does not even import click (see stimscript/commands/check.py).
+
+A closed stdout (``stimscript devices | head -1``) ends the command quietly with exit code 141, as a
+process ended by SIGPIPE does, instead of an error message.
 """
 from __future__ import annotations
 
-import importlib
+import os
 import sys
-
-import click
+from typing import Any
 
 #: command name -> "module:function" (each module defines one click command)
 COMMANDS = {
@@ -52,51 +55,48 @@ SUMMARIES = {
 }
 
 
-class LazyGroup(click.Group):
-    """Imports a sub-command only when it is used, so ``stimscript check`` stays fast."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str):
-        if name not in COMMANDS:
-            return None
-        try:
-            return self._load(name)
-        except ImportError as exc:  # a broken install: say which command and why, never a traceback
-            raise click.ClickException(f"the `{name}` command cannot start: {exc}") from None
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list of ``--help``, from SUMMARIES (no command is imported to print it)."""
-        names = self.list_commands(ctx)
-        if not names:
-            return
-        limit = formatter.width - 6 - max(len(n) for n in names)
-        rows = []
-        for name in names:
-            summary = SUMMARIES.get(name)
-            if summary is not None:
-                rows.append((name, click.Command(name, help=summary).get_short_help_str(limit)))
-                continue
-            cmd = self.get_command(ctx, name)
-            if cmd is not None and not cmd.hidden:
-                rows.append((name, cmd.get_short_help_str(limit)))
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-    @staticmethod
-    def _load(name: str):
-        module, _, attr = COMMANDS[name].partition(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="stimscript")
-def cli() -> None:
-    """Write, check, compile and run multi-channel NMES protocols."""
+def closed_stdout() -> int:
+    """Exit code 141 (128 + SIGPIPE) after stdout was closed by its reader; stdout is pointed at the null
+    device so that flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (a test's capture)
+        pass
+    return 141
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if args[:1] == ["check"]:
+            from .commands.check import check_files, fast_args, quick_start
+
+            params = fast_args(args[1:])
+            if params is not None:
+                quick_start()
+                return check_files(**params)
+        return _main_click(args)
+    except BrokenPipeError:
+        return closed_stdout()
+    except KeyboardInterrupt:
+        return 130
+
+
+def __getattr__(name: str) -> Any:
+    """``cli`` (the click group) and ``LazyGroup`` from stimscript/cligroup.py, imported on first access."""
+    if name in ("cli", "LazyGroup"):
+        from . import cligroup
+
+        return getattr(cligroup, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _main_click(argv: list[str]) -> int:
+    import click
+
+    from .cligroup import cli
+
     try:
         rv = cli.main(args=argv, prog_name="stimscript", standalone_mode=False)
     except click.exceptions.Abort:

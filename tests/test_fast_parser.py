@@ -7,7 +7,6 @@ Lark (``Fallback``). It never accepts a text that Lark rejects.
 """
 from __future__ import annotations
 
-import dataclasses
 import random
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stimscript.dsl import ast
 from stimscript.dsl import parser as parser_mod
 from stimscript.dsl import tables
 from stimscript.dsl.lalr import Fallback, TableParser, read_fast_tables
@@ -34,9 +34,9 @@ def _same(a, b, path="protocol"):
     if isinstance(a, Span):
         assert (a.source.name, a.line, a.column, a.end_line, a.end_column, a.start_pos, a.end_pos) == \
             (b.source.name, b.line, b.column, b.end_line, b.end_column, b.start_pos, b.end_pos), path
-    elif dataclasses.is_dataclass(a):
-        for f in dataclasses.fields(a):
-            _same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
+    elif isinstance(a, ast.Node):
+        for name in ast.fields(a):
+            _same(getattr(a, name), getattr(b, name), f"{path}.{name}")
     elif isinstance(a, (tuple, list)):
         assert len(a) == len(b), f"{path}: {len(a)} != {len(b)} items"
         for i, (x, y) in enumerate(zip(a, b)):

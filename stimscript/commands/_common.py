@@ -31,6 +31,8 @@ def handle_errors(fn: Callable) -> Callable:
         except StimscriptError as exc:
             report(exc)
             sys.exit(1)
+        except BrokenPipeError:  # stdout closed by its reader: stimscript.cli ends quietly
+            raise
         except OSError as exc:
             click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
             sys.exit(1)
