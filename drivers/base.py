@@ -119,7 +119,7 @@ class Driver(ABC):
 
     #: where device time sits on the host clock, with a bound (drivers/timesync.py); None when the driver
     #: cannot tell (Lab Streaming Layer markers need it)
-    time_sync = None
+    time_sync: TimeSync | None = None
 
     @property
     def sync_lines(self) -> int:
@@ -263,7 +263,7 @@ class WireDriver(Driver):
         self.last_status: w.StatusMsg | None = None
         self.faults: list[w.FaultMsg] = []
         self._dev_t = 0
-        self._host_t = None
+        self._host_t: int | None = None
         self._queue_level = 0
         self._rx_total = 0
         self._late = 0
@@ -387,21 +387,21 @@ class WireDriver(Driver):
     def _decode(self, fr: w.Frame):
         t = fr.mtype
         if t == w.ACK:
-            m = w.decode_ack(fr.payload)
-            self._note_time(m.device_t_us)
-            self._queue_level, self._rx_total, self._late = m.queue_level, m.rx_pulses_total, m.late_total
-            self.acked_pulses += len(m.records)
-            return m
+            ack = w.decode_ack(fr.payload)
+            self._note_time(ack.device_t_us)
+            self._queue_level, self._rx_total, self._late = ack.queue_level, ack.rx_pulses_total, ack.late_total
+            self.acked_pulses += len(ack.records)
+            return ack
         if t == w.STATUS:
-            m = w.decode_status(fr.payload)
-            self._note_time(m.device_t_us)
-            self._queue_level, self._rx_total, self._late = m.queue_level, m.rx_pulses_total, m.late_total
-            self.last_status = m
-            return m
+            status = w.decode_status(fr.payload)
+            self._note_time(status.device_t_us)
+            self._queue_level, self._rx_total, self._late = status.queue_level, status.rx_pulses_total, status.late_total
+            self.last_status = status
+            return status
         if t == w.FAULT:
-            m = w.decode_fault(fr.payload)
-            self.faults.append(m)
-            return m
+            fault = w.decode_fault(fr.payload)
+            self.faults.append(fault)
+            return fault
         if t == w.HELLO_REPLY:
             return w.decode_hello_reply(fr.payload)
         if t == w.SYNC_EDGES:

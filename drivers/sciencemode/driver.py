@@ -31,17 +31,24 @@ from __future__ import annotations
 
 import sys
 from collections import deque
+from typing import TYPE_CHECKING
 from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
 
 from ...errors import DeviceFault, DeviceNotFound, DeviceTimeout, DriverError
+from ...clock import Clock, VirtualClock
 from ...profile import DeviceProfile
 from .. import events as ev
 from ..base import DeviceDisconnected, Driver
 from . import frame as F
 from . import messages as M
+
+if TYPE_CHECKING:
+    from ...programs.fidelity import FidelityReport
+    from ...programs.periodic import OnPhase
+    from .transport import PtyServer, SerialLink
 
 DEFAULT_MAX_CURRENT_MA = 20
 KEEPALIVE_EVERY_US = 500_000
@@ -85,9 +92,10 @@ class ScienceModeDriver(Driver):
         self.poll_interval_us = 5_000 if mode == "mid-level" else 1_000
         self.profile = replace(self.PROFILE, max_current_ua=min(self.PROFILE.max_current_ua, self.max_current_ua))
         self.info = M.DeviceInfo()
-        self._clock = None
-        self._link = None
-        self._server = None
+        self._clock: Clock | None = None
+        self._link: SerialLink | None = None
+        self._server: PtyServer | None = None
+        self.fidelity_report: FidelityReport | None = None   # of the prepared session (prepare())
         self._reader = F.FrameReader()
         self._numbers = F.PacketNumbers()
         self._out: dict[int, _Outstanding] = {}
@@ -155,8 +163,8 @@ class ScienceModeDriver(Driver):
                     raise DeviceNotFound(f"{self.name}: which serial port? pass port=... (--port PATH); serial "
                                          f"ports: {found}; or try it offline with --dry-run or `stimscript "
                                          f"emulate {self.MODEL}`")
-                self._server = PtyServer(self.emulator).start()
-                self.port = self._server.path
+                server = self._server = PtyServer(self.emulator).start()
+                self.port = server.path
             self._link = SerialLink(self.port, self.baudrate)
             self.is_open = True
             try:
@@ -240,8 +248,8 @@ class ScienceModeDriver(Driver):
         """Virtual time: read every answer the emulator has due by now before the clock moves on."""
         import time
 
-        emu, server = self.emulator, self._server
-        if emu is None or server is None:
+        emu, server, link = self.emulator, self._server, self._link
+        if emu is None or server is None or link is None:
             self._receive()
             return
         deadline = time.monotonic() + 1.0
@@ -249,7 +257,7 @@ class ScienceModeDriver(Driver):
             self._receive()
             if emu.due_answers() == 0 and server.bytes_out == self._bytes_in:
                 return
-            self._link.wait_readable(0.0005)
+            link.wait_readable(0.0005)
 
     def _receive(self) -> None:
         data = self._link.read() if self._link is not None else b""
@@ -280,12 +288,12 @@ class ScienceModeDriver(Driver):
                     return result, payload
                 if self._now() >= deadline:
                     break
-                if self._virtual:
+                if isinstance(self._clock, VirtualClock):
                     import time
 
                     time.sleep(0.001)
                     self._clock.advance(1000)
-                else:
+                elif self._link is not None:
                     self._link.wait_readable(0.005)
             self._out.pop(pn, None)
             self.resent += 1
@@ -363,11 +371,11 @@ class ScienceModeDriver(Driver):
         self.last_status_req = 0
         self.ramp: tuple | None = None   # (kind, start_us, end_us) of a stop/pause ramp
         self.ramp_end_us = 0
-        self.paused_at = None
+        self.paused_at: int | None = None   # device time of the pause (state PAUSED)
         self.delivered: dict[int, int] = {}
         self.peak: dict[int, int] = {}
         self.dead_channels: set = set()
-        self.program_phases = []
+        self.program_phases: list[OnPhase] = []
         self._period_lag = 0
         self.shapes = ()
         self.ll_queue: deque = deque()   # low level: pulses to send (index, t, ch, amp, shape)
@@ -382,11 +390,9 @@ class ScienceModeDriver(Driver):
         m = self.timing_model
         for i, shape in enumerate(schedule.shapes):
             n = points_needed(shape.phases, m)
-            if n > m.max_points:
-                err = DriverError(f"{self.name}: pulse shape {i} ({shape.kind}) needs {n} points; the device holds "
+            if m.max_points is not None and n > m.max_points:
+                raise DriverError(f"{self.name}: pulse shape {i} ({shape.kind}) needs {n} points; the device holds "
                                   f"{m.max_points} (D001; `stimscript check FILE --device {self.MODEL}` shows where)")
-                err.code = "D001"
-                raise err
         for tr in schedule.trains:
             if m.family == PERIODIC:
                 if not m.min_period_us <= tr.period <= m.max_period_us:
@@ -406,7 +412,7 @@ class ScienceModeDriver(Driver):
 
     def fidelity(self, schedule=None) -> dict:
         """The fidelity report of the prepared session (for the record)."""
-        rep = getattr(self, "fidelity_report", None)
+        rep = self.fidelity_report
         if rep is None and schedule is not None:
             from ...programs.fidelity import fidelity
 
@@ -419,10 +425,8 @@ class ScienceModeDriver(Driver):
     def start(self, epoch_us: int) -> None:
         with self.lock:
             timeline, phases, shapes, lag = self.timeline, self.program_phases, self.shapes, self._period_lag
-            rep = getattr(self, "fidelity_report", None)
             self._reset_session()
             self.timeline, self.program_phases, self.shapes, self._period_lag = timeline, phases, shapes, lag
-            self.fidelity_report = rep
             self.epoch = self.offset = int(epoch_us)
             if self.mode == "mid-level":
                 self._send(M.ML_INIT, b"\x00", "ml_init")
@@ -733,12 +737,13 @@ class ScienceModeDriver(Driver):
 
     def resume(self, at_us: int, ramp_us: int = 1_000_000) -> None:
         with self.lock:
-            if self.state != ev.PAUSED:
+            paused_at = self.paused_at
+            if self.state != ev.PAUSED or paused_at is None:
                 return
-            self._acknowledge(int(self.paused_at))      # what ran before the pause was confirmed by now
+            self._acknowledge(int(paused_at))      # what ran before the pause was confirmed by now
             self.pulses.clear()
             self.cutoff_us = None
-            self.offset += int(at_us) - int(self.paused_at)
+            self.offset += int(at_us) - int(paused_at)
             self.ramp = ("resume", int(at_us), int(at_us) + int(ramp_us))
             self._tl_pos = 0
             self.current = {}

@@ -114,7 +114,7 @@ class ScienceModeEmulator:
         self.reader = F.FrameReader()
         self._boot = self.clock.now_us()
         self._tx: list[tuple[int, bytes]] = []          # (due device time, bytes)
-        self._pending: list[tuple[int, int, object]] = []  # (apply time, seq, action)
+        self._pending: list[tuple[int, int, tuple]] = []  # (apply time, seq, action: ("ml", ...) or ("ll", ...))
         self._seq = 0
         self.level = M.STIM_NONE
         self.high_voltage = 1
@@ -228,7 +228,7 @@ class ScienceModeEmulator:
         base = self.now_us() if at_us is None else at_us
         self._tx.append((base + delay_us + f.slow_answer_us, raw))
 
-    def _schedule(self, at: int, action) -> None:
+    def _schedule(self, at: int, action: tuple) -> None:
         self._seq += 1
         self._pending.append((at, self._seq, action))
         self._pending.sort(key=lambda e: (e[0], e[1]))
@@ -481,6 +481,8 @@ class ScienceModeEmulator:
                 _, _, action = self._pending.pop(0)
                 self._apply(t_upd, action)
                 continue
+            # neither an update nor the keep-alive: the earliest is a channel's next pulse
+            assert t_pulse is not None and ch_pulse is not None
             c = self.channels[ch_pulse]
             if self._electrode_check(ch_pulse, t_pulse):
                 self._emit(t_pulse, ch_pulse, c.points)

@@ -115,9 +115,7 @@ def result_error(result: int, what: str, channel: int | None = None) -> DriverEr
     if result == TRANSFER_ERROR:
         return ProtocolMismatch(text + ": the frame was damaged on the way")
     cls = DeviceFault if result in FAULT_RESULTS else DriverError
-    err = cls(text)
-    err.result = result
-    return err
+    return cls(text)
 
 
 # ---- points ---------------------------------------------------------------------------------------------
@@ -252,18 +250,16 @@ def decode_current_data(data: bytes, channels: int) -> CurrentData:
     if sel == SELECT_STIMULATION:
         if len(data) < 3:
             raise ValueError("a stimulation-data answer without its status byte")
-        running = bool(data[2] & 0x10)
+        stimulating = bool(data[2] & 0x10)
         states = tuple(CHANNEL_ELECTRODE if data[2] & (1 << i) else CHANNEL_OK for i in range(4))
-        return CurrentData(result, sel, (running,) * channels, (states + (0,) * 8)[:channels])
+        return CurrentData(result, sel, (stimulating,) * channels, (states + (0,) * 8)[:channels])
     if sel == SELECT_CHANNELS:
         if len(data) < 7:
             raise ValueError("a channel-data answer needs 7 bytes")
         running = tuple(bool(data[2] & (1 << i)) for i in range(channels))
-        states = []
-        for i in range(channels):
-            b = data[3 + i // 2]
-            states.append(b & 0x0F if i % 2 == 0 else b >> 4)
-        return CurrentData(result, sel, running, tuple(states))
+        nibbles = [data[3 + i // 2] for i in range(channels)]
+        return CurrentData(result, sel, running,
+                           tuple(b & 0x0F if i % 2 == 0 else b >> 4 for i, b in enumerate(nibbles)))
     raise ValueError(f"unknown current-data selector {sel}")
 
 
@@ -370,8 +366,8 @@ def describe(command: int, data: bytes) -> str:
                 parts.append(f"ch{ch + 1} period {c.period_us / 1000:g} ms ramp {c.ramp} [{pts}]")
             return f"{name}: " + ("; ".join(parts) if parts else "all channels off")
         if command == LL_CHANNEL_CONFIG:
-            ch, ex, pts = decode_ll_channel_config(data)
-            return f"{name}: ch{ch + 1} " + " ".join(f"{p.duration_us}us@{p.current_half_ma / 2:+g}mA" for p in pts)
+            ch, _execute, points = decode_ll_channel_config(data)
+            return f"{name}: ch{ch + 1} " + " ".join(f"{p.duration_us}us@{p.current_half_ma / 2:+g}mA" for p in points)
         if command == ML_GET_CURRENT_DATA and data:
             return f"{name}: selector {data[0]}"
     except ValueError:

@@ -196,7 +196,7 @@ def cycle_groups(info: SessionInfo, t_us: int) -> list[tuple[tuple[str, ...], Wh
 
 def render(view: View):
     """The live display for one :class:`View` (a pure function: same view, same picture)."""
-    from rich.console import Group
+    from rich.console import Group, RenderableType
     from rich.panel import Panel
     from rich.progress_bar import ProgressBar
     from rich.table import Table
@@ -232,7 +232,7 @@ def render(view: View):
     lines.add_row("block", here.block or p.segment or "–")
     groups = cycle_groups(info, p.elapsed_us)
     named = len(groups) > 1
-    for k, (names, w) in enumerate(groups):
+    for line_no, (names, w) in enumerate(groups):
         cyc = Text()
         if named:
             cyc.append(", ".join(names) + ": ", style="bold")
@@ -250,7 +250,7 @@ def render(view: View):
                            else " · last contraction of this block done")
             else:
                 cyc.append(f" · {countdown(w.phase_left_us)} left")
-        lines.add_row("now" if k == 0 else "", cyc)
+        lines.add_row("now" if line_no == 0 else "", cyc)
     lines.add_row("paused", Text(mmss(p.paused_us), style="bold yellow" if status in ("PAUSED", "PAUSING") else ""))
     lines.add_row("underruns", Text(str(p.underruns), style="bold red" if p.underruns else ""))
 
@@ -281,7 +281,7 @@ def render(view: View):
         chans.add_row(f"{mark}{row.number}", row.name, row.site, target, now,
                       Text(f"0–{ma(rng[1])}" if rng else "", style="dim"), str(n))
 
-    parts = [head, top, bar, lines, Text(""), chans]
+    parts: list[RenderableType] = [head, top, bar, lines, Text(""), chans]
     if view.message:
         parts += [Text(""), Text(view.message, style="italic")]
     if view.keys and status in LIVE_STATES + ("PAUSED",):

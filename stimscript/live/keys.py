@@ -47,7 +47,7 @@ class KeyHandler:
         self.interrupts = 0
         self._paused = False
         self.selected: tuple | None = None   # None: every channel
-        self.actions: list[str] = []
+        self.actions: list[str | None] = []   # each key's action (None: the key changed nothing)
         self._lock = threading.Lock()
 
     def _note(self, msg: str) -> None:
@@ -59,6 +59,7 @@ class KeyHandler:
             data = data.decode("utf-8", "replace")
         done = []
         pos = 0
+        key: str | None
         while pos < len(data):
             m = _ESC.match(data, pos)
             if m:
@@ -76,6 +77,7 @@ class KeyHandler:
 
     def handle(self, key: str) -> str | None:
         """One key -> the action taken ("pause", "resume", "intensity_up", ...) or None (ignored)."""
+        act: str | None
         with self._lock:
             if key in (" ",):
                 self._paused = not self._paused
@@ -182,7 +184,7 @@ class KeyReader:
         self.poll_s = poll_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._saved = None
+        self._saved: list | None = None   # the terminal's attributes before cbreak (termios.tcgetattr)
         self.processed = threading.Event()   # set after each chunk of keys was handled (tests wait on it)
         self.error: BaseException | None = None
 

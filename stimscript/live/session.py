@@ -80,10 +80,10 @@ def summary(record, info: SessionInfo | None = None) -> str:
         changed = start is not None and str(start).replace(" ", "") != ma(ua).replace(" ", "")
         lines.append(f"  at the end   {name} = {ma(ua)}" + (f" (started at {start})" if changed else ""))
     lines.append(f"  delivered    {record.total_delivered} pulses")
-    for ch, _name, pulses, peak, end in channel_rows(record, {}):
+    for ch, _name, pulses, peak_text, end in channel_rows(record, {}):
         row = rows.get(ch)
         label = f"channel {ch}" + (f" {row.name}" if row and row.name else "") + (f" ({row.site})" if row and row.site else "")
-        lines.append(f"    {label}: {pulses} pulses, peak {peak}" + (f", at the end {end}" if end != "–" else ""))
+        lines.append(f"    {label}: {pulses} pulses, peak {peak_text}" + (f", at the end {end}" if end != "–" else ""))
     peak = max(record.peak_ua.values(), default=0)
     lines.append(f"  peak         {ma(peak)}")
     lines.append(f"  underruns    {record.underruns}")

@@ -198,7 +198,8 @@ def build(proto, session: int = 1, params: Optional[dict] = None, patient: Optio
         rng = f"{fmt(info.low)} … {fmt(info.high)}" if info.range is not None else ""
         prows.append(ParamRow(name, fmt(value), fmt(info.default), rng, info.description or "", name in used))
 
-    channels, landmarks = [], {}
+    channels: list[ChannelRow] = []
+    landmarks: dict[str, list] = {}
     for i, ch in enumerate(d.channels):
         color = COLORS[i % len(COLORS)]
         site, note, marker = "not given", "", None
@@ -233,8 +234,8 @@ def build(proto, session: int = 1, params: Optional[dict] = None, patient: Optio
         parts = []
         groups: dict = {}
         for bc in b.channels:   # channels that run the same thing share one line
-            key = (_cycle_text(bc.cycle), bc.frequency_hz, bc.amplitude_ua, bc.contractions)
-            groups.setdefault(key, []).append(names.get(bc.number, str(bc.number)))
+            same = (_cycle_text(bc.cycle), bc.frequency_hz, bc.amplitude_ua, bc.contractions)
+            groups.setdefault(same, []).append(names.get(bc.number, str(bc.number)))
         for (cyc, f, a, n), chans in groups.items():
             count = "" if cyc == "continuous" else f" · {n} contraction{'s' if n != 1 else ''}"
             parts.append(f"{', '.join(chans)}: {cyc} · {hz(f)} · {ma(round(a))}{count}")
@@ -256,10 +257,10 @@ def build(proto, session: int = 1, params: Optional[dict] = None, patient: Optio
 
     warns, seen = [], set()
     for w in tuple(proto.warnings) + tuple(warnings):
-        key = (w.code, w.message, w.span.line if w.span else None)
-        if key in seen:
+        seen_key = (w.code, w.message, w.span.line if w.span else None)
+        if seen_key in seen:
             continue
-        seen.add(key)
+        seen.add(seen_key)
         where = ""
         if w.span is not None:
             where = f"line {w.span.line}: {w.span.source.line(w.span.line).strip()}"
