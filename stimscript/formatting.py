@@ -1,9 +1,12 @@
-"""One formatter per kind of value shown to a user: currents (mA), short times (µs), frequencies (Hz), durations
-and clock times.
+"""How values are written for people: currents (mA), short times (µs), frequencies (Hz), durations and clock
+times — the one home of these formatters.
 
-Every command, display, sheet and export goes through these, so the same value reads the same everywhere:
-currents in mA (exact to the µA, no trailing zeros), pulse times in µs, durations as ``m:ss``/``h:mm:ss``,
-and wall-clock times in the computer's local zone **with the UTC offset shown** (records store UTC).
+Every command, display, sheet and plot goes through these, so the same value reads the same everywhere:
+currents in mA (exact to the µA, no trailing zeros), pulse times in µs (never the ASCII ``us`` of the protocol
+language), durations as ``m:ss``/``h:mm:ss`` or in words, and wall-clock times in the computer's local zone
+**with the UTC offset shown** (records store UTC). Where a view has less room (plot labels) a shorter, rounded
+form is here too, named for that use, so no module writes its own. (Checked quantities in diagnostics, with
+their units, are written by ``compiler/evaluate.py``'s ``fmt``.)
 """
 from __future__ import annotations
 
@@ -26,19 +29,42 @@ def ma_number(ua: int | float) -> str:
     return f"{sign}{whole}" + (f".{frac:03d}".rstrip("0") if frac else "")
 
 
+def ma_label(ua: float) -> str:
+    """µA -> '45 mA', '12.35 mA', '1.23 mA': rounded to 3 significant digits below 10 mA and 4 from there (plot
+    labels, where the exact :func:`ma` would not fit)."""
+    return f"{ua / 1000:.3g} mA" if ua < 10_000 else f"{ua / 1000:.4g} mA"
+
+
 def us(value: int | None) -> str:
     """µs -> '250 µs' ('–' for None)."""
     return "–" if value is None else f"{int(value)} µs"
 
 
-def duration(value_us: int | None) -> str:
-    """µs -> '0:45', '12:03', '1:02:03' (whole seconds, rounded down; '–' for None)."""
+def us_or_ms(value_us: float) -> str:
+    """µs -> '250 µs', '1500 µs', '5 ms': whole milliseconds in ms, anything else in µs (pulse phases in plots)."""
+    if value_us >= 1000 and value_us % 1000 == 0:
+        return f"{value_us / 1000:g} ms"
+    return f"{value_us:g} µs"
+
+
+def pulse_time(value_us: int) -> str:
+    """µs -> '250 µs' below a millisecond, else :func:`duration_text` ('1.5 ms', '2 ms'): pulse phases as the
+    setup sheet writes them."""
+    return f"{value_us} µs" if value_us < 1000 else duration_text(value_us)
+
+
+def duration(value_us: int | None, *, pad_minutes: bool = False) -> str:
+    """µs -> '0:45', '12:03', '1:02:03' (whole seconds, rounded down; '–' for None).
+
+    ``pad_minutes``: '00:45', '05:03' under an hour, as the live display's clock shows them."""
     if value_us is None:
         return "–"
     s = max(0, int(value_us)) // 1_000_000
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    if h:
+        return f"{h}:{m:02d}:{s:02d}"
+    return f"{m:02d}:{s:02d}" if pad_minutes else f"{m}:{s:02d}"
 
 
 def duration_text(value_us: int) -> str:
@@ -58,12 +84,11 @@ def duration_text(value_us: int) -> str:
     return f"{m} min" + (f" {sec:02d} s" if sec else "")
 
 
-def hz(value: int | float | Fraction) -> str:
-    """A frequency (exact Fraction or number) -> '50 Hz', '33.33 Hz', '2.5 kHz'."""
-    from fractions import Fraction
-
+def hz(value: int | float | Fraction, *, kilo: bool = True) -> str:
+    """A frequency (exact Fraction or number) -> '50 Hz', '33.33 Hz', '2.5 kHz' (``kilo=False``: '2500 Hz',
+    as plot labels write every channel's frequency in Hz)."""
     f = Fraction(value)
-    if f >= 1000:
+    if kilo and f >= 1000:
         return f"{float(f / 1000):.4g} kHz"
     if f.denominator == 1:
         return f"{f.numerator} Hz"
@@ -73,6 +98,19 @@ def hz(value: int | float | Fraction) -> str:
 def seconds(value_us: int) -> str:
     """µs -> '12.345 s' (to the ms) for event logs and exports."""
     return f"{int(value_us) / 1e6:.3f} s"
+
+
+def seconds_label(value_s: float) -> str:
+    """s -> '3 s', '0.25 s', '12.3 s' (3 significant digits: the phases of a contraction in a plot)."""
+    return f"{value_s:.3g} s"
+
+
+def significant(value: float | Fraction | None, digits: int = 3) -> str:
+    """A derived number (charge, energy, density, ...) to ``digits`` significant digits: '0.075', '1.2e+03';
+    '–' for None (a number that does not apply)."""
+    if value is None:
+        return "–"
+    return f"{float(value):.{digits}g}"
 
 
 def parse_time(iso: str | None) -> _dt.datetime | None:
@@ -155,4 +193,4 @@ def duration_words(value_us: int | Fraction) -> str:
 def _exact_number(value: Fraction) -> str:
     from .units import format_number
 
-    return format_number(value)
+    return format_number(Fraction(value))

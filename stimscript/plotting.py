@@ -20,6 +20,8 @@ from typing import Iterable
 
 import numpy as np
 
+from .formatting import hz, ma_label, seconds_label, us_or_ms
+
 __all__ = ["Envelope", "envelope", "plot_schedule", "save_plot", "lane_label", "shape_label", "time_scale"]
 
 #: default number of bins per lane (each bin shows the largest amplitude delivered in it)
@@ -127,25 +129,6 @@ def time_scale(duration_us: int) -> tuple[float, str]:
     return 3600e6, "h"
 
 
-def _fmt_hz(f) -> str:
-    f = Fraction(f)
-    if f == 0:
-        return ""
-    if f.denominator == 1:
-        return f"{f.numerator} Hz"
-    return f"{float(f):.4g} Hz"
-
-
-def _fmt_us(us: float) -> str:
-    if us >= 1000 and us % 1000 == 0:
-        return f"{us / 1000:g} ms"
-    return f"{us:g} µs"
-
-
-def _fmt_ma(ua: float) -> str:
-    return f"{ua / 1000:.3g} mA" if ua < 10_000 else f"{ua / 1000:.4g} mA"
-
-
 def lane_label(info, number: int) -> str:
     """'ch 1 · quad' / 'vastus medialis R' for a ChannelInfo (or just 'ch N' without one)."""
     if info is None:
@@ -172,20 +155,20 @@ def shape_label(shape) -> str:
     gaps = [d for d, a in phases if a == 0]
     total = sum(d for d, _ in phases)
     if kind in ("biphasic", "monophasic", "asymmetric") or len(phases) <= 3:
-        text = f"{kind} {_fmt_us(width)}"
+        text = f"{kind} {us_or_ms(width)}"
         if kind == "asymmetric" and len(phases) >= 2:
             second = [d for d, a in phases[1:] if a != 0]
             if second:
-                text += f" / {_fmt_us(second[0])}"
+                text += f" / {us_or_ms(second[0])}"
         if gaps and kind != "doublet":
-            text += f", gap {_fmt_us(gaps[0])}"
+            text += f", gap {us_or_ms(gaps[0])}"
         return text
     if kind == "burst" and len(phases) >= 2:
         carrier = phases[0][0] + phases[1][0]
-        return f"burst {1e3 / carrier:.3g} kHz carrier, {_fmt_us(total)}"
+        return f"burst {1e3 / carrier:.3g} kHz carrier, {us_or_ms(total)}"
     if kind == "doublet":
-        return f"doublet {_fmt_us(width)}, {_fmt_us(total)} in all"
-    return f"{kind} {len(phases)} phases, {_fmt_us(total)}"
+        return f"doublet {us_or_ms(width)}, {us_or_ms(total)} in all"
+    return f"{kind} {len(phases)} phases, {us_or_ms(total)}"
 
 
 def _shape_uses(schedule) -> dict[int, dict[int, int]]:
@@ -320,7 +303,7 @@ def _plot_into_ax(schedule, ax, env: Envelope, scale: float, unit: str) -> None:
         ax.fill_between(x, base, yy, color=color, alpha=0.35, linewidth=0)
         ax.plot(x, yy, color=color, linewidth=0.8)
         yticks.append(base + 0.4)
-        ylabels.append(lane_label(infos.get(number), number).replace("\n", " · ") + f" ({_fmt_ma(top)})")
+        ylabels.append(lane_label(infos.get(number), number).replace("\n", " · ") + f" ({ma_label(top)})")
     _boundaries([ax], getattr(schedule, "segments", ()), scale)
     ax.set_yticks(yticks, ylabels, fontsize=8)
     ax.set_ylim(-0.1, max(1, n))
@@ -339,7 +322,7 @@ def _block_trains(schedule, seg) -> dict[int, list]:
 
 def _freq_text(trains) -> str:
     freqs = sorted({Fraction(tr.period_den * 1_000_000, tr.period_num) for tr in trains})
-    return " / ".join(_fmt_hz(f) for f in freqs)
+    return " / ".join(hz(f, kilo=False) if f else "" for f in freqs)
 
 
 def _label_blocks(ax, schedule, number: int, scale: float, top: float, px_per_us: float, color: str) -> None:
@@ -352,7 +335,7 @@ def _label_blocks(ax, schedule, number: int, scale: float, top: float, px_per_us
             continue
         amp = max(round(Fraction(tr.amp_num, tr.amp_den)) for tr in trains)
         width_px = (seg.end_us - seg.start_us) * px_per_us
-        for text in (f"{_freq_text(trains)} · {_fmt_ma(amp)}", _freq_text(trains)):
+        for text in (f"{_freq_text(trains)} · {ma_label(amp)}", _freq_text(trains)):
             if len(text) * 6.0 + 8 < width_px:
                 ax.text((seg.start_us + seg.end_us) / 2 / scale, top * 0.93, text, ha="center", va="top",
                         fontsize=7.5, color="#222222", clip_on=True, zorder=5,
@@ -401,11 +384,11 @@ def _contraction_inset(ax, schedule, infos, numbers, tr) -> None:
         ax.axvspan(a, b, color=shades[name], zorder=0, linewidth=0)
         d = rest_s if name == "rest" else b - a
         more = " →" if name == "rest" and rest_s > b - a + 1e-9 else ""
-        for text in (f"{name} {_fmt_s(d)}{more}", f"{short[name]} {_fmt_s(d)}{more}", short[name]):
+        for text in (f"{name} {seconds_label(d)}{more}", f"{short[name]} {seconds_label(d)}{more}", short[name]):
             if len(text) * 4.6 + 2 < (b - a) * px_per_s:
                 break
         else:
-            text = f"{short[name]} {_fmt_s(d)}"
+            text = f"{short[name]} {seconds_label(d)}"
         # narrow phases alternate between two heights so neighbouring labels never overlap
         ax.text((a + b) / 2, float(amp) * (1.27 if k % 2 == 0 else 1.13), text, ha="center", va="top",
                 fontsize=7.3, color="#333333", clip_on=False)
@@ -423,11 +406,7 @@ def _contraction_inset(ax, schedule, infos, numbers, tr) -> None:
     where = f"in block {segments.index(seg) + 1} “{seg.label}”" if seg is not None else ""
     what = "One contraction" if tr.cycle_us > tr.on_us else "The first 2 s (no rest: continuous)"
     ax.set_title(f"{what}: {name}\n{where.lstrip(', ')}\n{len(mine)} pulses at {_freq_text([tr])}, "
-                 f"{_fmt_ma(float(amp) * 1000)} at full output", fontsize=8.5, loc="left")
-
-
-def _fmt_s(seconds: float) -> str:
-    return f"{seconds:.3g} s"
+                 f"{ma_label(float(amp) * 1000)} at full output", fontsize=8.5, loc="left")
 
 
 def _pulse_inset(ax, shape, lines: list, numbers) -> None:
@@ -441,12 +420,12 @@ def _pulse_inset(ax, shape, lines: list, numbers) -> None:
     if len(lines) > 3:   # many amplitudes: one outline at the largest, the others named in its legend
         rest = lines[1:]
         count = sum(len(cs) for _, cs in rest)
-        others = f"\n+{count} more ch at {_fmt_ma(rest[-1][0])}–{_fmt_ma(rest[0][0])}"
+        others = f"\n+{count} more ch at {ma_label(rest[-1][0])}–{ma_label(rest[0][0])}"
         lines = lines[:1]
     for k, (amp_ua, chans) in enumerate(lines):
         jj = numbers.index(chans[0]) if chans[0] in numbers else 0
         x, y = _shape_xy(shape, amp_ua / 1000.0)
-        label = ("ch " + ", ".join(str(c) for c in chans)) + f" · {_fmt_ma(amp_ua)}" + (others if k == 0 else "")
+        label = ("ch " + ", ".join(str(c) for c in chans)) + f" · {ma_label(amp_ua)}" + (others if k == 0 else "")
         ax.plot(x, y, color=_LANE_COLORS[jj % len(_LANE_COLORS)], linewidth=1.3, linestyle=styles[k % 4],
                 label=label)
         lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
@@ -464,10 +443,10 @@ def _pulse_inset(ax, shape, lines: list, numbers) -> None:
         for d, a in phases:
             mid = t + d / 2
             if a == 0:
-                ax.text(mid, pad * 0.25, f"gap\n{_fmt_us(d)}", ha="center", va="bottom", fontsize=6.8, color="#555555")
+                ax.text(mid, pad * 0.25, f"gap\n{us_or_ms(d)}", ha="center", va="bottom", fontsize=6.8, color="#555555")
             else:
                 level = hi if a > 0 else lo
-                ax.text(mid, level + (pad * 0.15 if a > 0 else -pad * 0.15), _fmt_us(d), ha="center",
+                ax.text(mid, level + (pad * 0.15 if a > 0 else -pad * 0.15), us_or_ms(d), ha="center",
                         va="bottom" if a > 0 else "top", fontsize=7, color="#333333")
             t += d
     note = f"\nfirst 6 of {len(phases)} phases shown" if len(phases) > 6 else ""
@@ -596,7 +575,7 @@ def plot_schedule(schedule, ax=None, **kw):
                        fontsize=9 if n <= 4 else 8.5, labelpad=8, color=color, linespacing=1.1)
         peak = int(env.peak_ua[j].max()) if env.channels else 0
         same = next((numbers[k] for k in range(j) if np.array_equal(env.peak_ua[k], env.peak_ua[j])), None)
-        note = f"{_fmt_ma(peak)}\n{env.pulses.get(number, 0):,} p" + (f"\n= ch {same}" if same is not None else "")
+        note = f"{ma_label(peak)}\n{env.pulses.get(number, 0):,} p" + (f"\n= ch {same}" if same is not None else "")
         lax.text(1.008, 0.5, note, transform=lax.transAxes, fontsize=7.5, va="center", ha="left", color="#444444")
         lax.spines["top"].set_visible(j == 0)
         lax.spines["right"].set_visible(False)

@@ -37,3 +37,22 @@ def test_pulse_numbers_follow_from_the_delivered_pulses(path):
     # one row per distinct (channel, amplitude, frequency, pulse)
     keys = [(r.number, r.metrics.amplitude_ua, r.metrics.frequency_hz) for r in rows]
     assert len(keys) == len(set(keys))
+
+
+def test_info_writes_a_time_param_in_microseconds_like_its_range(tmp_path):
+    """The Parameters table of ``info``: value and range in the same words ('300 µs', never the ASCII 'us')."""
+    from click.testing import CliRunner
+
+    from stimscript.cli import cli
+
+    text = (ROOT / "examples" / "tka_quadriceps.stim").read_text(encoding="utf-8")
+    text = text.replace('param intensity = 40 mA in 10 mA .. 100 mA "maximum tolerated"',
+                        'param intensity = 40 mA in 10 mA .. 100 mA "maximum tolerated"\n'
+                        'param width = 300 us in 200 us .. 400 us "phase width"')
+    text = text.replace("pulse biphasic 250 us gap 50 us", "pulse biphasic width gap 50 us")
+    path = tmp_path / "width.stim"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["info", str(path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "width" in line and "phase width" in line)
+    assert "300 µs" in row and "200 µs .. 400 µs" in row and " us" not in row

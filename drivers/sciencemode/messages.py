@@ -362,12 +362,12 @@ def describe(command: int, data: bytes) -> str:
             chans = decode_ml_update(data)
             parts = []
             for ch, c in chans.items():
-                pts = " ".join(f"{p.duration_us}us@{p.current_half_ma / 2:+g}mA" for p in c.points)
+                pts = " ".join(f"{p.duration_us}µs@{p.current_half_ma / 2:+g}mA" for p in c.points)
                 parts.append(f"ch{ch + 1} period {c.period_us / 1000:g} ms ramp {c.ramp} [{pts}]")
             return f"{name}: " + ("; ".join(parts) if parts else "all channels off")
         if command == LL_CHANNEL_CONFIG:
             ch, _execute, points = decode_ll_channel_config(data)
-            return f"{name}: ch{ch + 1} " + " ".join(f"{p.duration_us}us@{p.current_half_ma / 2:+g}mA" for p in points)
+            return f"{name}: ch{ch + 1} " + " ".join(f"{p.duration_us}µs@{p.current_half_ma / 2:+g}mA" for p in points)
         if command == ML_GET_CURRENT_DATA and data:
             return f"{name}: selector {data[0]}"
     except ValueError:

@@ -7,7 +7,7 @@ import click
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
-from ..formatting import duration_text, ma_number
+from ..formatting import duration_text, ma_number, significant
 from ..units import format_number
 from ._common import handle_errors
 from .options import device_option, device_profile, mode_option, parse_sets, session_option, set_option
@@ -34,12 +34,6 @@ def _cycle_text(cycle) -> str:
     parts = "/".join(format_number(Fraction(us, 1_000_000), 3)
                      for us in (cycle.ramp_up_us, cycle.hold_us, cycle.ramp_down_us, cycle.rest_us))
     return f"{cycle.name} {parts} s".strip()
-
-
-def _fmt(value, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    return f"{float(value):.{digits}g}"
 
 
 def _print_weeks(proto, params, file: str) -> None:
@@ -110,13 +104,15 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
                   f"device profile: {proto.profile.name}")
 
     if proto.params:
+        from ..compiler.evaluate import fmt
+
         ptable = Table(title="Parameters", title_justify="left")
         for col in ("param", "value", "range", "description"):
             ptable.add_column(col)
         for name, p in proto.params.items():
             used = schedule.params.get(name, p.default)
             rng = p.range_text() if getattr(p, "range", None) is not None else "–"
-            ptable.add_row(name, str(used), rng, shown(p.description or ""))
+            ptable.add_row(name, fmt(used), rng, shown(p.description or ""))   # '250 µs', as the range is written
         console.print(ptable)
 
     desc = proto.describe(session=session, params=params)
@@ -168,9 +164,9 @@ def info(file: str, session: int, sets: tuple[str, ...], device: str | None, mod
         numbers.add_column(col, justify="right")
     for row in desc.pulse_numbers:
         m = row.metrics
-        numbers.add_row(str(row.number), _fmt(m.charge_per_phase_uc), _fmt(m.energy_per_pulse_mj),
-                        _fmt(m.rms_current_ma), _fmt(m.area_cm2), _fmt(m.rms_current_density_ma_cm2),
-                        _fmt(m.power_density_w_cm2), _fmt(m.shannon_k))
+        numbers.add_row(str(row.number), significant(m.charge_per_phase_uc), significant(m.energy_per_pulse_mj),
+                        significant(m.rms_current_ma), significant(m.area_cm2), significant(m.rms_current_density_ma_cm2),
+                        significant(m.power_density_w_cm2), significant(m.shannon_k))
     console.print(numbers)
     if report is not None:
         print_report(report, console)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field, replace
 
+from ..formatting import duration, ma
 from ..runtime.controls import Event, Progress
 from .keys import KEY_LEGEND
 
@@ -107,16 +108,8 @@ def countdown(us: int | None) -> str:
 
 
 def mmss(us: int) -> str:
-    s = max(0, int(us)) // 1_000_000
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
-
-
-def ma(ua: int) -> str:
-    from ..formatting import ma as fmt_ma
-
-    return fmt_ma(ua)
+    """The display's clock: '05:03', '1:02:03' (whole seconds, rounded down)."""
+    return duration(us, pad_minutes=True)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from dataclasses import replace
 
 from ..runtime.controls import Event, SessionController
 from ..recordview import channel_rows, kind_text, record_rows
-from .display import LiveState, SessionInfo, ma, mmss, render
+from ..formatting import ma
+from .display import LiveState, SessionInfo, mmss, render
 from .keys import KeyHandler, KeyReader, interrupt_signals
 
 

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from ..formatting import duration_text, hz, local_time, ma
+from ..formatting import duration, duration_text, hz, local_time, ma, pulse_time
 from .body import marker_for
 
 #: The colour of each channel, everywhere on the sheet (the lane colours of ``stimscript plot``).
@@ -133,10 +133,6 @@ def _plain(text: str) -> str:
     return _ANSI.sub("", text or "")
 
 
-def _us(value: int) -> str:
-    return f"{value} µs" if value < 1000 else duration_text(value)
-
-
 def pulse_text(shape) -> str:
     """'biphasic 250 µs, gap 50 µs' / 'burst 10 × 200 µs' from the delivered phases."""
     phases = tuple(shape.phases)
@@ -144,13 +140,13 @@ def pulse_text(shape) -> str:
     width = phases[0][0] if phases else 0
     gaps = [d for d, a in phases if a == 0]
     if kind in ("biphasic", "monophasic"):
-        return f"{kind} {_us(width)}" + (f", gap {_us(gaps[0])}" if gaps else "")
+        return f"{kind} {pulse_time(width)}" + (f", gap {pulse_time(gaps[0])}" if gaps else "")
     if kind == "asymmetric":
         second = next((d for d, a in phases[1:] if a != 0), 0)
-        return f"asymmetric {_us(width)} / {_us(second)}" + (f", gap {_us(gaps[0])}" if gaps else "")
+        return f"asymmetric {pulse_time(width)} / {pulse_time(second)}" + (f", gap {pulse_time(gaps[0])}" if gaps else "")
     if kind == "burst":
-        return f"burst of {len([1 for _, a in phases if a > 0])} × {_us(width)}, {_us(shape.duration_us)}"
-    return f"{kind}: {len(phases)} phases, {_us(shape.duration_us)}"
+        return f"burst of {len([1 for _, a in phases if a > 0])} × {pulse_time(width)}, {pulse_time(shape.duration_us)}"
+    return f"{kind}: {len(phases)} phases, {pulse_time(shape.duration_us)}"
 
 
 def _step(us: int) -> str:
@@ -162,13 +158,6 @@ def _cycle_text(c) -> str:
         return "continuous"
     return (f"{c.name} {_step(c.ramp_up_us)} ↗ {_step(c.hold_us)} ↘ {_step(c.ramp_down_us)}, "
             f"rest {_step(c.rest_us)}")
-
-
-def _clock(us: int) -> str:
-    total = us // 1_000_000
-    h, rem = divmod(total, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def build(proto, session: int = 1, params: Optional[dict] = None, patient: Optional[str] = None,
@@ -239,7 +228,7 @@ def build(proto, session: int = 1, params: Optional[dict] = None, patient: Optio
         for (cyc, f, a, n), chans in groups.items():
             count = "" if cyc == "continuous" else f" · {n} contraction{'s' if n != 1 else ''}"
             parts.append(f"{', '.join(chans)}: {cyc} · {hz(f)} · {ma(round(a))}{count}")
-        blocks.append(BlockRow(b.number, b.label, b.kind, _clock(b.start_us), duration_text(b.duration_us),
+        blocks.append(BlockRow(b.number, b.label, b.kind, duration(b.start_us), duration_text(b.duration_us),
                                "; ".join(parts) if parts else "no output", b.start_us, b.end_us,
                                tuple(bc.number for bc in b.channels)))
 
