@@ -184,9 +184,6 @@ def write_npz(schedule: Schedule, path: str | Path, *, compress: bool = False,
 
 
 # --- both ---------------------------------------------------------------------------------------
-FORMATS = (".npz", ".csv")
-
-
 def write(schedule: Schedule, path: str | Path, *, compress: bool = False) -> int:
     """Write ``path`` in the format its suffix names (``.npz`` or ``.csv``, any case); returns the count."""
     suffix = Path(path).suffix.lower()

@@ -84,6 +84,15 @@ def duration_text(value_us: int) -> str:
     return f"{m} min" + (f" {sec:02d} s" if sec else "")
 
 
+def two_units(value_us: int) -> str:
+    """µs -> '1 h 05 min', '15 min 00 s', '45 s': the two largest units in whole seconds (a plot's title)."""
+    mins, secs = divmod(round(value_us / 1e6), 60)
+    hours, mins = divmod(mins, 60)
+    if hours:
+        return f"{hours} h {mins:02d} min"
+    return f"{mins} min {secs:02d} s" if mins else f"{secs} s"
+
+
 def hz(value: int | float | Fraction, *, kilo: bool = True) -> str:
     """A frequency (exact Fraction or number) -> '50 Hz', '33.33 Hz', '2.5 kHz' (``kilo=False``: '2500 Hz',
     as plot labels write every channel's frequency in Hz)."""

@@ -20,7 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .formatting import hz, ma_label, seconds_label, us_or_ms
+from .formatting import hz, ma_label, seconds_label, two_units, us_or_ms
 
 __all__ = ["Envelope", "envelope", "plot_schedule", "save_plot", "lane_label", "shape_label", "time_scale"]
 
@@ -51,15 +51,15 @@ class Envelope:
 
 
 def _channel_numbers(schedule) -> tuple[int, ...]:
-    numbers = {c.number for c in getattr(schedule, "channels", ())}
-    numbers |= {tr.channel for tr in getattr(schedule, "trains", ())}
+    numbers = {c.number for c in schedule.channels}
+    numbers |= {tr.channel for tr in schedule.trains}
     return tuple(sorted(numbers))
 
 
 def _max_period_us(schedule) -> dict[int, float]:
     """Longest pulse period per channel (µs): the gap below which the envelope is held, not dropped."""
     out: dict[int, float] = {}
-    for tr in getattr(schedule, "trains", ()):
+    for tr in schedule.trains:
         p = tr.period_num / tr.period_den
         out[tr.channel] = max(out.get(tr.channel, 0.0), p)
     return out
@@ -133,16 +133,16 @@ def lane_label(info, number: int) -> str:
     """'ch 1 · quad' / 'vastus medialis R' for a ChannelInfo (or just 'ch N' without one)."""
     if info is None:
         return f"ch {number}"
-    first = f"ch {number}" + (f" · {info.name}" if getattr(info, "name", "") else "")
-    site = (getattr(info, "site", "") or "").replace("_", " ")
-    side = getattr(info, "side", "") or ""
+    first = f"ch {number}" + (f" · {info.name}" if info.name else "")
+    site = info.site.replace("_", " ")
+    side = info.side
     if site and side:
         site = f"{site} {side[:1].upper()}"
     if len(site) > 20:
         import textwrap
 
         site = "\n".join(textwrap.wrap(site, 20))
-    pair = tuple(getattr(info, "electrodes", ()) or ())
+    pair = tuple(info.electrodes)
     polarity = f"{pair[0]}(−) → {pair[1]}(+)" if len(pair) == 2 and all(pair) else ""
     return first + (f"\n{site}" if site else "") + (f"\n{polarity}" if polarity else "")
 
@@ -150,7 +150,7 @@ def lane_label(info, number: int) -> str:
 def shape_label(shape) -> str:
     """A one-line description of a PulseShape from its phases."""
     phases = tuple(shape.phases)
-    kind = getattr(shape, "kind", "custom") or "custom"
+    kind = shape.kind or "custom"
     width = phases[0][0] if phases else 0
     gaps = [d for d, a in phases if a == 0]
     total = sum(d for d, _ in phases)
@@ -174,12 +174,12 @@ def shape_label(shape) -> str:
 def _shape_uses(schedule) -> dict[int, dict[int, int]]:
     """shape index -> {channel: full amplitude µA} (largest train amplitude), from the trains alone."""
     uses: dict[int, dict[int, int]] = {}
-    for tr in getattr(schedule, "trains", ()):
+    for tr in schedule.trains:
         amp = round(Fraction(tr.amp_num, tr.amp_den))
         per = uses.setdefault(tr.shape, {})
         per[tr.channel] = max(per.get(tr.channel, 0), amp)
     if not uses:
-        for info in getattr(schedule, "channels", ()):
+        for info in schedule.channels:
             uses.setdefault(info.shape, {})[info.number] = info.amplitude_ua
     return dict(sorted(uses.items()))
 
@@ -209,14 +209,14 @@ def _segment_strip(ax, segments: Iterable, scale: float, duration_us: int) -> No
     block_no = 0
     for seg in segments:
         x0, x1 = seg.start_us / scale, seg.end_us / scale
-        pause = getattr(seg, "kind", "block") == "pause"
+        pause = seg.kind == "pause"
         if not pause:
             block_no += 1
         color = "#e8e8e8" if pause else ("#cfe0f3" if block_no % 2 else "#e3edf8")
         ax.axvspan(x0, x1, ymin=0.05, ymax=0.95, facecolor=color, edgecolor="#7f8c99", linewidth=0.6,
                    hatch="///" if pause else None)
         width_px = (seg.end_us - seg.start_us) * px_per_us
-        label = str(getattr(seg, "label", "") or ("pause" if pause else f"block {block_no}"))
+        label = str(seg.label or ("pause" if pause else f"block {block_no}"))
         candidates = [label, label.split(" ", 1)[0], str(block_no) if not pause else ""]
         for text in candidates:
             if text and len(text) * char_px + 6 < width_px:
@@ -236,7 +236,7 @@ def _dense_hold(env: Envelope, schedule, px_width: float) -> np.ndarray:
     duration = max(1, int(schedule.duration_us))
     bin_us = duration / env.bins
     row_of = {n: j for j, n in enumerate(env.channels)}
-    for tr in getattr(schedule, "trains", ()):
+    for tr in schedule.trains:
         j = row_of.get(tr.channel)
         if j is None or tr.cycle_us <= 0 or tr.cycles < 2:
             continue
@@ -273,24 +273,24 @@ def _boundaries(axes, segments, scale: float) -> None:
 
 
 def _title(schedule) -> str:
-    title = getattr(schedule, "title", "") or getattr(schedule, "source_name", "") or "stimscript schedule"
+    title = schedule.title or schedule.source_name or "stimscript schedule"
     parts = []
-    if getattr(schedule, "session", None):
+    if schedule.session:
         parts.append(f"session {schedule.session}")
-    if getattr(schedule, "week", None):
+    if schedule.week:
         parts.append(f"week {schedule.week}")
-    mins, secs = divmod(round(schedule.duration_us / 1e6), 60)
-    hours, mins = divmod(mins, 60)
-    parts.append(f"{hours} h {mins:02d} min" if hours else (f"{mins} min {secs:02d} s" if mins else f"{secs} s"))
-    params = getattr(schedule, "params", None) or {}
+    parts.append(two_units(schedule.duration_us))
+    params = schedule.params
     if params:
-        parts.append(", ".join(f"{k} = {v}" for k, v in params.items()))
+        from .compiler.evaluate import fmt
+
+        parts.append(", ".join(f"{k} = {fmt(v)}" for k, v in params.items()))   # '300 µs', as info writes it
     return f"{title}\n" + " · ".join(parts)
 
 
 def _plot_into_ax(schedule, ax, env: Envelope, scale: float, unit: str) -> None:
     """Compact form: all lanes stacked in one axes, each scaled to its own peak."""
-    infos = {c.number: c for c in getattr(schedule, "channels", ())}
+    infos = {c.number: c for c in schedule.channels}
     n = len(env.channels)
     yticks, ylabels = [], []
     for j, number in enumerate(env.channels):
@@ -304,7 +304,7 @@ def _plot_into_ax(schedule, ax, env: Envelope, scale: float, unit: str) -> None:
         ax.plot(x, yy, color=color, linewidth=0.8)
         yticks.append(base + 0.4)
         ylabels.append(lane_label(infos.get(number), number).replace("\n", " · ") + f" ({ma_label(top)})")
-    _boundaries([ax], getattr(schedule, "segments", ()), scale)
+    _boundaries([ax], schedule.segments, scale)
     ax.set_yticks(yticks, ylabels, fontsize=8)
     ax.set_ylim(-0.1, max(1, n))
     ax.set_xlim(0, schedule.duration_us / scale)
@@ -314,7 +314,7 @@ def _plot_into_ax(schedule, ax, env: Envelope, scale: float, unit: str) -> None:
 def _block_trains(schedule, seg) -> dict[int, list]:
     """Channel -> the trains that deliver inside ``seg``."""
     out: dict[int, list] = {}
-    for tr in getattr(schedule, "trains", ()):
+    for tr in schedule.trains:
         if tr.start_us < seg.end_us and tr.end_us > seg.start_us:
             out.setdefault(tr.channel, []).append(tr)
     return out
@@ -327,8 +327,8 @@ def _freq_text(trains) -> str:
 
 def _label_blocks(ax, schedule, number: int, scale: float, top: float, px_per_us: float, color: str) -> None:
     """Each block's frequency (and the amplitude at full output) inside the lane, where it fits."""
-    for seg in getattr(schedule, "segments", ()) or ():
-        if getattr(seg, "kind", "block") == "pause":
+    for seg in schedule.segments:
+        if seg.kind == "pause":
             continue
         trains = _block_trains(schedule, seg).get(number)
         if not trains:
@@ -347,7 +347,7 @@ def _label_blocks(ax, schedule, number: int, scale: float, top: float, px_per_us
 def _inset_train(schedule):
     """The train whose first contraction the inset shows: the first with a ramp (the ramp is visible), else
     the first that has a rest, else the first train."""
-    trains = sorted(getattr(schedule, "trains", ()), key=lambda tr: (tr.start_us, tr.channel))
+    trains = sorted(schedule.trains, key=lambda tr: (tr.start_us, tr.channel))
     for pick in (lambda tr: tr.ramp_up_us or tr.ramp_down_us, lambda tr: tr.cycle_us > tr.on_us, lambda tr: True):
         for tr in trains:
             if pick(tr):
@@ -401,7 +401,7 @@ def _contraction_inset(ax, schedule, infos, numbers, tr) -> None:
     ax.tick_params(labelsize=7.5)
     info = infos.get(tr.channel)
     name = f"ch {tr.channel}" + (f" {info.name}" if info is not None and info.name else "")
-    segments = list(getattr(schedule, "segments", ()) or ())
+    segments = list(schedule.segments)
     seg = next((s for s in segments if s.start_us <= t0 < s.end_us), None)
     where = f"in block {segments.index(seg) + 1} “{seg.label}”" if seg is not None else ""
     what = "One contraction" if tr.cycle_us > tr.on_us else "The first 2 s (no rest: continuous)"
@@ -507,8 +507,8 @@ def plot_schedule(schedule, ax=None, **kw):
         _plot_into_ax(schedule, ax, env, scale, unit)
         return ax.figure
 
-    infos = {c.number: c for c in getattr(schedule, "channels", ())}
-    segments = tuple(getattr(schedule, "segments", ()) or ())
+    infos = {c.number: c for c in schedule.channels}
+    segments = tuple(schedule.segments)
     numbers = env.channels or (0,)
     n = len(numbers)
     shape_lines = _shape_lines(schedule) if show_insets else []

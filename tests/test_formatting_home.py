@@ -38,6 +38,12 @@ def old_plot_s(seconds: float) -> str:
     return f"{seconds:.3g} s"
 
 
+def old_plot_title_duration(duration_us: int) -> str:
+    mins, secs = divmod(round(duration_us / 1e6), 60)
+    hours, mins = divmod(mins, 60)
+    return f"{hours} h {mins:02d} min" if hours else (f"{mins} min {secs:02d} s" if mins else f"{secs} s")
+
+
 def old_live_mmss(us: int) -> str:
     s = max(0, int(us)) // 1_000_000
     h, rem = divmod(s, 3600)
@@ -86,6 +92,11 @@ def test_plot_currents(ua):
 @given(st.floats(min_value=0, max_value=10**5, allow_nan=False))
 def test_plot_seconds(s):
     assert F.seconds_label(s) == old_plot_s(s)
+
+
+@given(MICROS)
+def test_plot_title_duration(us):
+    assert F.two_units(us) == old_plot_title_duration(us)
 
 
 @given(st.one_of(MICROS, st.integers(min_value=-10**7, max_value=0)))

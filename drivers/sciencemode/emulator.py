@@ -46,14 +46,13 @@ class DeviceSpec:
     device_id: str
     fine_grid: bool            # accepts 0.25 ms periods (acc bit)
     min_period_us: int
-    current_selector: int      # the ml_get_current_data selector the model answers
     firmware: tuple = (1, 0, 0)
     sciencemode: tuple = (4, 0, 0)
 
 
 SPECS = {
-    "p24": DeviceSpec("p24", 8, "P24EMU0001", True, 500, M.SELECT_CHANNELS, (4, 2, 0), (4, 0, 2)),
-    "rehamove3": DeviceSpec("rehamove3", 4, "RM3EMU0001", False, 2000, M.SELECT_STIMULATION, (3, 2, 4), (3, 0, 0)),
+    "p24": DeviceSpec("p24", 8, "P24EMU0001", True, 500, (4, 2, 0), (4, 0, 2)),
+    "rehamove3": DeviceSpec("rehamove3", 4, "RM3EMU0001", False, 2000, (3, 2, 4), (3, 0, 0)),
 }
 
 
@@ -177,13 +176,6 @@ class ScienceModeEmulator:
             self._advance(now)
             return sum(1 for d, _ in self._tx if d <= now)
 
-    def next_event_us(self) -> int | None:
-        """Device time of the next thing the emulator will do on its own (answer, update, pulse)."""
-        with self.lock:
-            cands = [d for d, _ in self._tx] + [t for t, _, _ in self._pending]
-            cands += [c.next_t for c in self.channels if c.enabled and c.next_t is not None]
-            return min(cands) if cands else None
-
     # ---- output ---------------------------------------------------------------------------------------
     @property
     def output(self) -> np.ndarray:
@@ -203,11 +195,6 @@ class ScienceModeEmulator:
         np.savez(path, pulses=out, shapes=np.array(phases, dtype=object), device=self.spec.name,
                  device_id=self.device_id)
         return len(out)
-
-    def disconnect(self) -> None:
-        with self.lock:
-            self.disconnected = True
-            self._stop_all()
 
     # ---- internals ------------------------------------------------------------------------------------
     def _latency(self) -> int:

@@ -147,7 +147,6 @@ class FrameReader:
         self._buf = bytearray()
         self._in_frame = False
         self._escape = False
-        self.skipped = 0
 
     def feed(self, data: bytes) -> list:
         out: list = []
@@ -156,8 +155,6 @@ class FrameReader:
                 if b == START:
                     self._buf = bytearray((START,))
                     self._in_frame = True
-                else:
-                    self.skipped += 1
                 continue
             if self._escape:             # the byte after 0x81 is data, whatever its value
                 self._escape = False

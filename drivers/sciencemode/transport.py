@@ -127,10 +127,7 @@ class PtyServer:
 
 def serial_ports() -> list[tuple[str, str]]:
     """(device path, description) of serial ports that could be a ScienceMode device (USB serial)."""
-    try:
-        from serial.tools import list_ports
-    except ImportError:  # pragma: no cover - pyserial is a dependency
-        return []
+    from serial.tools import list_ports
     out = []
     for p in list_ports.comports():
         if p.vid is None:

@@ -40,10 +40,10 @@ class SessionInfo:
     @classmethod
     def from_schedule(cls, schedule, device: str = "", realtime: bool = False, param_ranges: dict | None = None,
                       patient_id: str | None = None) -> "SessionInfo":
-        from ..runtime.dispatcher import _to_ua
+        from ..runtime.intensity import _to_ua   # the runtime's own reading of a current (same ranges, same µA)
 
         rows = []
-        for c in getattr(schedule, "channels", ()) or ():
+        for c in schedule.channels:
             site = (c.site or "").replace("_", " ")
             if site and c.side:
                 site += f", {c.side}"
@@ -61,11 +61,11 @@ class SessionInfo:
                     ranges[name] = (_to_ua(r[0]), _to_ua(r[1]))
                 except Exception:  # a param that is not a current: nothing to show
                     pass
-        return cls(title=getattr(schedule, "title", "") or "", session=getattr(schedule, "session", 1),
-                   week=getattr(schedule, "week", 1), duration_us=schedule.duration_us, device=str(device),
+        return cls(title=schedule.title or "", session=schedule.session,
+                   week=schedule.week, duration_us=schedule.duration_us, device=str(device),
                    realtime=realtime, channels=tuple(sorted(rows, key=lambda r: r.number)), ranges=ranges,
                    patient_id=patient_id, trains=tuple(schedule.trains),
-                   segments=tuple(getattr(schedule, "segments", ()) or ()))
+                   segments=tuple(schedule.segments))
 
 
 @dataclass(frozen=True)

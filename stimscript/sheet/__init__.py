@@ -25,7 +25,7 @@ def build_sheet(proto, session: int = 1, params: Optional[dict] = None, patient:
                 generated: Optional[str] = None, schedule=None, paper: str = "a4") -> str:
     """The setup sheet of ``session`` of a CheckedProtocol as one self-contained HTML document
     (``paper``: 'a4' or 'letter'; ``schedule``: its compile warnings are listed too)."""
-    warnings = tuple(getattr(schedule, "warnings", ()) or ())
+    warnings = tuple(schedule.warnings) if schedule is not None else ()
     return render(build(proto, session=session, params=params, patient=patient, generated=generated,
                         warnings=warnings), paper=paper)
 
