@@ -27,8 +27,12 @@ It speaks the stimscript wire protocol through :meth:`Emulator.host_write` / :me
   SYNC_OUT is raised when its time comes and the output is on (the rule of a pulse at that time), and
   recorded in ``sync_edges``.
 
-``output`` is a growing PULSE_DTYPE array of what was actually delivered, t_us relative to the session
-start (the START epoch) on the device clock; ``sync_edges`` likewise the TTL edges raised (SYNC_EDGE_DTYPE).
+Memory stays bounded however long a session runs: by default the emulator keeps counters, peaks and two
+running SHA-256 digests of what it delivered (``output_sha256``: the PULSE_DTYPE bytes of the output;
+``delivered_sha256``: the packing of the session record's ``acked_sha256``, so a record can be compared with
+what was delivered). ``Emulator(capture=True)`` (tests, exports) also keeps ``output``, a growing
+PULSE_DTYPE array of what was actually delivered, t_us relative to the session start (the START epoch) on
+the device clock (~16 B a pulse). ``sync_edges`` holds the TTL edges raised (SYNC_EDGE_DTYPE).
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ from ..clock import Clock, RealClock
 from ..rounding import round_div
 from ..rounding import round_div_array as round_div_half_even  # the name tests and the emulator use
 from . import wire as w
+from .events import pulse_digest
 
 #: one raised TTL edge: rising at t_us (session time, like ``output``), high for width_us
 SYNC_EDGE_DTYPE = np.dtype([("t_us", "<i8"), ("line", "u1"), ("width_us", "<u4")])
@@ -215,10 +220,11 @@ class Emulator:
 
     def __init__(self, profile: DeviceProfile = LOOPBACK_PROFILE, serial: str = "LOOPBACK-0001",
                  clock: Clock | None = None, ack_interval_us: int = 20_000, sync_lines: int = 1,
-                 capture: bool = True):
-        #: keep every delivered pulse in :attr:`output` (tests, exports). Off, the emulator keeps only
-        #: counters, peaks and a running SHA-256 of what it delivered (:attr:`output_sha256`): constant
-        #: memory for long sessions (``run --fast`` of hours), where the full list would cost ~16 B a pulse
+                 capture: bool = False):
+        #: keep every delivered pulse in :attr:`output` (opt-in: tests, exports). By default the emulator
+        #: keeps only counters, peaks and running SHA-256 digests of what it delivered (:attr:`output_sha256`,
+        #: :attr:`delivered_sha256`): bounded memory for sessions of any length, where the full list would
+        #: cost ~16 B a pulse (~0.5 GB per simulated hour of 8 channels at 1 kHz)
         self.capture = bool(capture)
         self.profile = profile
         self.sync_lines = int(sync_lines)
@@ -280,6 +286,7 @@ class Emulator:
         self._out_chunks: list[np.ndarray] = []
         self._output_cache: np.ndarray | None = None
         self._digest = hashlib.sha256()
+        self._delivered_digest = hashlib.sha256()
         self._acks: list[np.ndarray] = []
         self._last_ack_t = self._now
         self.rx_pulses_total = 0
@@ -316,11 +323,22 @@ class Emulator:
             return self._digest.hexdigest()
 
     @property
+    def delivered_sha256(self) -> str:
+        """SHA-256 of every delivered pulse this session packed as the session record hashes its acknowledged
+        pulses (:data:`~stimscript.drivers.events.DIGEST_DTYPE`: t_us after the epoch, channel, amplitude):
+        equal to ``record.device_log["acked_sha256"]`` when every delivered pulse was acknowledged."""
+        with self.lock:
+            if not self.disconnected:
+                self.catch_up()
+            return self._delivered_digest.hexdigest()
+
+    @property
     def output(self) -> np.ndarray:
         """What the device delivered this session (PULSE_DTYPE, t_us relative to the START epoch)."""
         if not self.capture:
-            raise RuntimeError("this emulator does not keep its output (capture=False): use output_sha256 and "
-                               "the counters, or create it with capture=True")
+            raise RuntimeError("this emulator does not keep its output (capture is off by default, to keep "
+                               "memory bounded): use output_sha256, delivered_sha256 and the counters, or "
+                               "create it with capture=True")
         with self.lock:
             if not self.disconnected:
                 self.catch_up()
@@ -869,6 +887,7 @@ class Emulator:
         out["amplitude_ua"] = amp
         out["shape"] = shape
         self._digest.update(out.tobytes())
+        pulse_digest(out["t_us"], ch, amp, self._delivered_digest)
         if self.capture:
             self._out_chunks.append(out)
             self._output_cache = None

@@ -9,6 +9,7 @@ build on it.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,23 @@ import numpy as np
 #: was delivered at (µs), its output channel (1-based) and the amplitude actually delivered (µA, after the
 #: scale register and any ramp envelope).
 DELIVERY_DTYPE = np.dtype([("index", "<u4"), ("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4")])
+
+#: The packing of a delivered pulse for its SHA-256 (little-endian, no padding): session time (µs after the
+#: START epoch), channel, amplitude as delivered. The session record's device log hashes the acknowledged
+#: pulses this way and the loopback emulator the pulses it delivered, so the two digests can be compared.
+DIGEST_DTYPE = np.dtype([("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4")])
+
+
+def pulse_digest(t_us: np.ndarray, channel: np.ndarray, amplitude_ua: np.ndarray, h=None):
+    """Feed pulses (``t_us`` relative to the epoch) packed as DIGEST_DTYPE into a SHA-256 (a new one unless
+    ``h``) and return it."""
+    h = h if h is not None else hashlib.sha256()
+    rec = np.empty(len(t_us), dtype=DIGEST_DTYPE)
+    rec["t_us"] = t_us
+    rec["channel"] = channel
+    rec["amplitude_ua"] = amplitude_ua
+    h.update(rec.tobytes())
+    return h
 
 # ---- device states (StatusReport.state, DeviceStatus.state) ---------------------------------------------
 IDLE = "idle"            # no session

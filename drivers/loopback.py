@@ -33,12 +33,13 @@ PRODUCT = "stimscript loopback stimulator"
 
 
 class LoopbackDriver(WireDriver):
-    """The reference emulator as a driver. ``LoopbackDriver(emulator=None, profile=..., serial=...)``."""
+    """The reference emulator as a driver. ``LoopbackDriver(emulator=None, profile=..., serial=...,
+    capture=False)``: ``capture=True`` makes the emulator keep every delivered pulse (``emulator.output``)."""
 
     name = "loopback"
 
     def __init__(self, emulator: Emulator | None = None, profile: DeviceProfile = LOOPBACK_PROFILE,
-                 serial: str = "LOOPBACK-0001", timeout_ms: int = 1000, capture: bool = True):
+                 serial: str = "LOOPBACK-0001", timeout_ms: int = 1000, capture: bool = False):
         super().__init__(timeout_ms=timeout_ms)
         self.emulator = emulator if emulator is not None else Emulator(profile=profile, serial=serial,
                                                                        capture=capture)
@@ -79,12 +80,15 @@ def _string_descriptor(text: str) -> bytes:
 
 
 class LoopbackBackend(usb.backend.IBackend):
-    """A pyusb backend exposing one emulated stimulator. ``backend.emulator`` is its Emulator."""
+    """A pyusb backend exposing one emulated stimulator. ``backend.emulator`` is its Emulator (made with
+    ``capture`` unless one is given: ``capture=True`` keeps every delivered pulse in ``emulator.output``)."""
 
     def __init__(self, emulator: Emulator | None = None, profile: DeviceProfile = LOOPBACK_PROFILE,
-                 serial: str = "LOOPBACK-0001", vid: int = LOOPBACK_VID, pid: int = LOOPBACK_PID):
+                 serial: str = "LOOPBACK-0001", vid: int = LOOPBACK_VID, pid: int = LOOPBACK_PID,
+                 capture: bool = False):
         super().__init__()
-        self.emulator = emulator if emulator is not None else Emulator(profile=profile, serial=serial)
+        self.emulator = emulator if emulator is not None else Emulator(profile=profile, serial=serial,
+                                                                       capture=capture)
         self.vid, self.pid = vid, pid
         self._dev_id = SimpleNamespace(bus=1, address=7)
         self._configured = 0

@@ -30,21 +30,14 @@ import hashlib
 import numpy as np
 
 from ..drivers import events as ev
+from ..drivers.events import pulse_digest
 
 DEVICE_LOG_VERSION = 1
-#: the packing hashed for ``acked_sha256`` (little-endian, no padding)
-ACKED_DTYPE = np.dtype([("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4")])
+#: the packing hashed for ``acked_sha256`` (little-endian, no padding); the loopback emulator's
+#: ``delivered_sha256`` uses the same one, so a record can be checked against what the device delivered
+ACKED_DTYPE = ev.DIGEST_DTYPE
 
-
-def pulse_digest(t_us: np.ndarray, channel: np.ndarray, amplitude_ua: np.ndarray, h=None):
-    """Feed pulses (t_us relative to the epoch) into a SHA-256 (new one unless ``h``) and return it."""
-    h = h if h is not None else hashlib.sha256()
-    rec = np.empty(len(t_us), dtype=ACKED_DTYPE)
-    rec["t_us"] = t_us
-    rec["channel"] = channel
-    rec["amplitude_ua"] = amplitude_ua
-    h.update(rec.tobytes())
-    return h
+__all__ = ["ACKED_DTYPE", "DEVICE_LOG_VERSION", "DeviceLog", "SessionObserver", "pulse_digest"]
 
 
 class SessionObserver:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from typing import Protocol
 
 import numpy as np
 
@@ -34,7 +35,18 @@ from .controls import Event, Progress, SessionController
 from .devicelog import DeviceLog
 from .intensity import LiveIntensity, _to_ua  # noqa: F401 - _to_ua: stimscript.live reads currents with it
 from .pulsefeed import PulseFeed
-from .records import RecordStore, SessionRecord
+from .records import SessionRecord
+
+
+class RecordSink(Protocol):
+    """Where the dispatcher keeps the record as the session goes: a RecordStore, or the RecordWriter thread
+    in front of one (runtime/recordwriter.py)."""
+
+    def begin(self, rec: SessionRecord) -> int | None: ...
+
+    def update_progress(self, rec: SessionRecord) -> None: ...
+
+    def finish(self, rec: SessionRecord) -> None: ...
 
 
 def precheck(schedule, profile) -> None:
@@ -68,7 +80,7 @@ class Dispatcher:
     FINAL_STATUS_EVERY_US = 50_000
 
     def __init__(self, schedule, driver: Driver, clock: Clock, *, lookahead_us: int | None = None,
-                 controller: SessionController | None = None, on_event=None, store: RecordStore | None = None,
+                 controller: SessionController | None = None, on_event=None, store: RecordSink | None = None,
                  record: SessionRecord | None = None, keep_acks: bool = False, db_interval_s: float = 1.0,
                  progress_interval_us: int = 1_000_000, param_ranges: dict | None = None,
                  start_delay_us: int | None = None, drain_timeout_us: int = 3_000_000,
@@ -166,7 +178,6 @@ class Dispatcher:
         self._paused_since: int | None = None
         self._seg_starts = [s.start_us for s in self.schedule.segments]
         self.feed = PulseFeed(self.schedule)
-        self.dev_state = ev.IDLE
         self.last_report: ev.StatusReport | None = None
         self.ramp_end: int | None = None
         self.pause_sched = 0
@@ -380,7 +391,6 @@ class Dispatcher:
             self.last_report = m
             self.intensity.acknowledge(m.scale_ppm, m.device_t_us, self.rec)
             self.late = max(self.late, m.late_total)
-            self.dev_state = m.state
             if m.state in (ev.PAUSING, ev.STOPPING):
                 self.ramp_end = m.ramp_end_us
             elif m.state == ev.PAUSED and self.state == "pausing":
@@ -445,7 +455,8 @@ class Dispatcher:
         text = (f"paused for {limit / 1e6:g} s without a resume: the pause limit ended the session "
                 f"(output was already off)")
         self._end_detail = text
-        self._paused_total += max(0, dev_now - self._paused_since)   # paused until the limit ended it
+        if self._paused_since is not None:
+            self._paused_total += max(0, dev_now - self._paused_since)   # paused until the limit ended it
         self._paused_since = None
         self.rec.log("stop", dev_now, detail=text)
         self._emit("stopping", text)
@@ -550,7 +561,7 @@ class Dispatcher:
         elif reason not in ("disconnected", "interrupted"):
             notes.append("the device did not confirm the end of the session (no final report): the counts are "
                          "the acknowledged ones")
-        if reason == "completed":
+        if reason == "completed" and rep is not None:   # (a "completed" without a final report is gone above)
             delivered, silent = rep.delivered_total, rep.silent_total
             missing = self.scheduled - delivered - silent
             if missing > self.DEGRADED_MISSING_MAX or missing < 0:

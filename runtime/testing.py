@@ -34,6 +34,10 @@ def device_kinds() -> list[str]:
 
 
 def open_test_device(kind: str, **emulator_options):
+    """Open a device of ``kind`` for a test. The emulator behind "loopback" and "usb-loopback" keeps its full
+    output (``capture=True``, what the suite observes) unless ``capture=False`` is passed; other
+    ``emulator_options`` go to :class:`~stimscript.drivers.emulator.Emulator`."""
+    emulator_options.setdefault("capture", True)
     from ..drivers import open_device
     from ..drivers.emulator import Emulator
     from ..drivers.loopback import LoopbackBackend

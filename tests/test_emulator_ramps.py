@@ -86,7 +86,7 @@ class Model:
 def run(commands: list[tuple[int, str, int]], steps: int):
     """Drive the emulator: at every 10 ms step first the step's commands, then the next 10 ms of pulses."""
     clock = VirtualClock()
-    emu = Emulator()
+    emu = Emulator(capture=True)
     dev = LoopbackDriver(emulator=emu)
     dev.open()
     dev.use_clock(clock)

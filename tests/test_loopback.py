@@ -20,7 +20,7 @@ from hypothesis import given, strategies as st
 
 
 def test_open_loopback_reports_the_normative_profile():
-    with stimscript.open_device("loopback") as dev:
+    with stimscript.open_device("loopback", capture=True) as dev:
         assert isinstance(dev, Driver) and isinstance(dev, LoopbackDriver)
         p = dev.capabilities()
         assert p == LOOPBACK_PROFILE
@@ -53,14 +53,14 @@ def test_registry_and_did_you_mean(monkeypatch):
 
 def test_custom_profile_comes_back_in_hello():
     prof = DeviceProfile(name="small", channels=2, max_current_ua=50_000, queue_pulses=64, watchdog_ms=200)
-    dev = LoopbackDriver(profile=prof, serial="S-2")
+    dev = LoopbackDriver(capture=True, profile=prof, serial="S-2")
     dev.open()
     assert dev.capabilities() == prof and dev.serial == "S-2"
 
 
 def test_small_queue_flow_control_still_bit_exact():
     prof = DeviceProfile(name="tiny-queue", queue_pulses=16)
-    dev = LoopbackDriver(profile=prof)
+    dev = LoopbackDriver(capture=True, profile=prof)
     s = nmes_schedule(channels=8, seconds=5, on_s=5, off_s=0, ramp_s=1)
     rec = stimscript.run(s, device=dev, record=False)
     assert rec.end_reason == "completed" and rec.underruns == 0
@@ -97,7 +97,7 @@ def _pulses(epoch, times, ch=1, amp=10_005):
 
 def test_scale_register_applied_at_pulse_time_round_half_even_no_quantisation():
     clock = VirtualClock()
-    emu = Emulator()
+    emu = Emulator(capture=True)
     dev, epoch = _session(emu, clock)
     dev.send_block(_pulses(epoch, [1000, 21_000, 41_000, 61_000]))
     clock.advance(10_000)
@@ -114,7 +114,7 @@ def test_scale_register_applied_at_pulse_time_round_half_even_no_quantisation():
 
 def test_estop_flushes_queue_and_silences_at_once():
     clock = VirtualClock()
-    emu = Emulator()
+    emu = Emulator(capture=True)
     dev, epoch = _session(emu, clock)
     dev.send_block(_pulses(epoch, np.arange(1000, 200_000, 20_000)))
     clock.advance(50_000)
@@ -134,7 +134,7 @@ def test_estop_flushes_queue_and_silences_at_once():
 
 def test_watchdog_at_driver_level():
     clock = VirtualClock()
-    emu = Emulator()
+    emu = Emulator(capture=True)
     dev, epoch = _session(emu, clock)
     dev.send_block(_pulses(epoch, np.arange(1000, 2_000_000, 20_000)[:100]))
     clock.advance(2_000_000)           # the host says nothing for 2 s
@@ -147,7 +147,7 @@ def test_watchdog_at_driver_level():
 
 def test_late_pulses_are_dropped_and_counted():
     clock = VirtualClock()
-    emu = Emulator()
+    emu = Emulator(capture=True)
     dev, epoch = _session(emu, clock)
     clock.advance(100_000)
     dev.send_block(_pulses(epoch, [50_000, 90_000, 150_000]))
@@ -160,14 +160,14 @@ def test_bad_shape_table_is_refused():
     from stimscript.compiler.ir import PulseShape
     from stimscript.errors import DeviceFault
 
-    dev = stimscript.open_device("loopback")
+    dev = stimscript.open_device("loopback", capture=True)
     with pytest.raises(DeviceFault, match="bad_shape"):
         dev.upload_shapes([PulseShape(((5, 1.0), (5, -1.0)))])   # 5 µs phases: below 10 µs
 
 
 def test_pulse_with_unknown_shape_or_channel_faults():
     clock = VirtualClock()
-    emu = Emulator()
+    emu = Emulator(capture=True)
     dev, epoch = _session(emu, clock)
     p = _pulses(epoch, [1000], ch=9)
     dev.send_block(p)
@@ -177,7 +177,7 @@ def test_pulse_with_unknown_shape_or_channel_faults():
 
 
 def test_emulator_real_time_clock_advances():
-    emu = Emulator()
+    emu = Emulator(capture=True)
     t0 = emu.time_us()
     import time
 

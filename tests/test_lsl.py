@@ -70,7 +70,7 @@ def lsl_session():
         ctl = SessionController(**kw)
         for t, action, *args in controls:
             ctl.at(t, action, *args)
-        dev = stimscript.open_device("loopback")
+        dev = stimscript.open_device("loopback", capture=True)
         try:
             sid = f"stimscript-test-{uuid.uuid4().hex}"
             pub = LslPublisher(schedule, dev, name="stimscript-test", source_id=sid, pulses=pulses)
@@ -163,7 +163,7 @@ def test_pause_resume_stop_and_pulse_markers(lsl_session):
 
 def test_virtual_time_publishes_nothing_and_says_why(tmp_path):
     sched = nmes_schedule(channels=1, seconds=2, on_s=0.5, off_s=0.5)
-    dev = stimscript.open_device("loopback")
+    dev = stimscript.open_device("loopback", capture=True)
     try:
         pub = LslPublisher(sched, dev, source_id=f"stimscript-test-{uuid.uuid4().hex}")
         rec = stimscript.run(sched, device=dev, record=False, observers=[pub])

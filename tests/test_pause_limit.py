@@ -14,7 +14,7 @@ from stimscript.runtime.testing import nmes_schedule
 
 def _run(ctl, tmp_path, seconds=20):
     sched = nmes_schedule(channels=2, seconds=seconds, on_s=4, off_s=2, ramp_s=0.5)
-    dev = stimscript.open_device("loopback")
+    dev = stimscript.open_device("loopback", capture=True)
     rec = stimscript.run(sched, device=dev, controller=ctl, db=tmp_path / "r.sqlite")
     out = dev.emulator.output.copy()
     dev.close()

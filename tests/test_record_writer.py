@@ -31,7 +31,7 @@ def hold_lock(db):
 def test_locked_database_goes_to_the_journal_and_is_merged_later(tmp_path):
     db = tmp_path / "r.sqlite"
     lock = hold_lock(db)
-    dev = stimscript.open_device("loopback")
+    dev = stimscript.open_device("loopback", capture=True)
     rec = stimscript.run(SCHED, device=dev, db=db, record_patience_s=0, db_interval_s=0)
     assert rec.end_reason == "completed" and rec.delivered == SCHED.counts()
     assert rec.storage == "journal" and rec.id is None and "locked" in rec.storage_error
@@ -70,7 +70,7 @@ def test_database_back_during_the_session_takes_the_journal_in(tmp_path):
 def test_no_database_and_no_journal_means_no_session(tmp_path):
     blocker = tmp_path / "afile"
     blocker.write_text("not a directory")
-    dev = stimscript.open_device("loopback")
+    dev = stimscript.open_device("loopback", capture=True)
     with pytest.raises(RecordError, match="cannot keep a session record|does not exist"):
         stimscript.run(SCHED, device=dev, db=blocker / "sub" / "r.sqlite", record_patience_s=0)
     assert len(dev.emulator.output) == 0      # nothing was delivered without a record

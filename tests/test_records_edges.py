@@ -113,7 +113,7 @@ def test_database_locked_mid_run_keeps_a_truthful_record(tmp_path):
             conn.execute("BEGIN EXCLUSIVE")     # a second program takes the database mid-run
             lock.append(conn)
 
-    dev = stimscript.open_device("loopback")
+    dev = stimscript.open_device("loopback", capture=True)
     rec = stimscript.run(SCHED, device=dev, db=db, record_patience_s=0, db_interval_s=0, on_event=on_event)
     out = dev.emulator.output
     dev.close()

@@ -58,7 +58,7 @@ def run_recorded(proto_file, db, controls=(), session=2, params=None):
     ctl = SessionController()
     for t, action, *args in controls:
         ctl.at(t, action, *args)
-    dev = stimscript.open_device("loopback")
+    dev = stimscript.open_device("loopback", capture=True)
     rec = stimscript.run(sched, device=dev, controller=ctl, db=db, param_ranges={"intensity": (0, 60_000)})
     out = dev.emulator.output.copy()
     dev.close()
@@ -228,7 +228,7 @@ def test_sync_out_edges_are_exported_as_the_device_raised_them(proto_file, tmp_p
     ctl = SessionController(**ramps)
     for t, action, *args in controls:
         ctl.at(t, action, *args)
-    dev = stimscript.open_device("loopback")
+    dev = stimscript.open_device("loopback", capture=True)
     rec = stimscript.run(sched, device=dev, controller=ctl, db=db, observers=[SyncOut(mode, width_us=2_000)],
                          param_ranges={"intensity": (0, 60_000)})
     edges = dev.emulator.sync_edges.copy()

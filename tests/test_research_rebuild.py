@@ -22,7 +22,7 @@ def run_loopback(schedule, controls=(), db=None, injections=(), **kw):
     ctl = SessionController(**kw)
     for t, action, *args in controls:
         ctl.at(t, action, *args)
-    dev = stimscript.open_device("loopback")
+    dev = stimscript.open_device("loopback", capture=True)
     for kind, *args in injections:
         getattr(dev.emulator, kind)(*args)
     rec = stimscript.run(schedule, device=dev, controller=ctl, record=db is not None, db=db,

@@ -153,7 +153,7 @@ def test_pause_and_resume(device, tmp_path):
     ctl.at(700_000, "pause")
     ctl.at(2_000_000, "resume")
     rec = run(s, device, tmp_path, controller=ctl)
-    assert rec.end_reason == "completed"
+    assert rec.end_reason == "completed", (rec.end_detail, rec.faults, rec.underruns)
     out = device.emulator.output
     gaps = np.diff(out["t_us"])
     assert gaps.max() >= 1_000_000                      # the pause shows in the output

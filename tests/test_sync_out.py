@@ -21,7 +21,7 @@ def run(schedule, sync, controls=(), emulator=None, **kw):
     ctl = SessionController(**kw)
     for t, action, *args in controls:
         ctl.at(t, action, *args)
-    dev = LoopbackDriver(emulator=emulator) if emulator is not None else stimscript.open_device("loopback")
+    dev = LoopbackDriver(emulator=emulator) if emulator is not None else stimscript.open_device("loopback", capture=True)
     rec = stimscript.run(schedule, device=dev, controller=ctl, record=False, observers=[sync],
                          param_ranges={"intensity": (0, 60_000)})
     out, edges = dev.emulator.output.copy(), dev.emulator.sync_edges.copy()
@@ -101,7 +101,7 @@ def test_an_emergency_stop_flushes_the_edges_still_queued():
 
 
 def test_a_device_without_sync_output_is_refused_before_a_session():
-    dev = LoopbackDriver(emulator=Emulator(sync_lines=0))
+    dev = LoopbackDriver(emulator=Emulator(capture=True, sync_lines=0))
     dev.open()
     try:
         assert dev.sync_lines == 0
@@ -139,7 +139,7 @@ def test_hello_reply_without_the_sync_byte_still_reads_and_means_no_sync_output(
 def test_a_device_ignores_sync_out_it_does_not_know():
     # an older device (no sync lines) answers SYNC_OUT with nothing and keeps the session going
     sched = nmes_schedule(channels=1, seconds=6, on_s=2, off_s=1)
-    emu = Emulator(sync_lines=0)
+    emu = Emulator(capture=True, sync_lines=0)
     dev = LoopbackDriver(emulator=emu)
     dev.open()
     dev.hello.sync_lines = 1          # pretend the host believed otherwise

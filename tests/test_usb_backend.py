@@ -21,7 +21,7 @@ from stimscript.runtime.testing import nmes_schedule
 
 
 def test_pyusb_finds_and_describes_the_emulated_device():
-    backend = LoopbackBackend()
+    backend = LoopbackBackend(capture=True)
     assert isinstance(backend, usb.backend.IBackend)
     dev = usb.core.find(idVendor=LOOPBACK_VID, idProduct=LOOPBACK_PID, backend=backend)
     assert dev is not None
@@ -38,7 +38,7 @@ def test_pyusb_finds_and_describes_the_emulated_device():
 
 
 def test_bulk_transfers_carry_wire_frames_and_need_configuration():
-    backend = LoopbackBackend()
+    backend = LoopbackBackend(capture=True)
     dev = usb.core.find(idVendor=LOOPBACK_VID, idProduct=LOOPBACK_PID, backend=backend)
     link = w.Link()
     with pytest.raises(usb.core.USBError):
@@ -63,7 +63,7 @@ def test_bulk_transfers_carry_wire_frames_and_need_configuration():
 
 
 def test_open_device_usb_with_loopback_backend():
-    backend = LoopbackBackend()
+    backend = LoopbackBackend(capture=True)
     dev = stimscript.open_device("usb", backend=backend)
     assert isinstance(dev, UsbDriver) and dev.emulator is backend.emulator
     assert dev.capabilities().queue_pulses == 4096 and dev.serial == "LOOPBACK-0001"
@@ -76,7 +76,7 @@ def test_open_device_usb_with_loopback_backend():
 
 
 def test_serial_matching():
-    backend = LoopbackBackend(emulator=Emulator(serial="SN-42"))
+    backend = LoopbackBackend(emulator=Emulator(capture=True, serial="SN-42"))
     dev = UsbDriver(backend=backend, serial="SN-42")
     dev.open()
     assert dev.serial == "SN-42"
@@ -94,7 +94,7 @@ def test_no_device_is_a_helpful_device_not_found():
 
 
 def test_unplugging_raises_device_disconnected():
-    backend = LoopbackBackend()
+    backend = LoopbackBackend(capture=True)
     dev = stimscript.open_device("usb", backend=backend)
     backend.emulator.disconnected = True
     with pytest.raises(DeviceDisconnected):

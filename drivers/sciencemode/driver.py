@@ -68,6 +68,10 @@ class ScienceModeDriver(Driver):
     MODEL = "p24"
     PROFILE: DeviceProfile
     read_size = 65536
+    #: virtual time: how long (real seconds) the host waits for the emulator's thread to read a frame and
+    #: answer before the clock moves on. Normally a fraction of a millisecond; generous so a machine busy
+    #: with other work cannot starve that thread into acting on a frame after its virtual time
+    VIRTUAL_SYNC_S = 10.0
 
     def __init__(self, port: str | None = None, mode: str = "mid-level", *, emulator=None, dry_run: bool = False,
                  max_current_ma: float = DEFAULT_MAX_CURRENT_MA, timeout_ms: int = 300, retries: int = 3,
@@ -239,7 +243,7 @@ class ScienceModeDriver(Driver):
         emu = self.emulator
         if emu is None:
             return
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + self.VIRTUAL_SYNC_S
         while emu.rx_frames < self.frames_sent and time.monotonic() < deadline and not emu.disconnected:
             time.sleep(0.0002)
         self._catch_up()
@@ -252,7 +256,7 @@ class ScienceModeDriver(Driver):
         if emu is None or server is None or link is None:
             self._receive()
             return
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + self.VIRTUAL_SYNC_S
         while time.monotonic() < deadline and not emu.disconnected:
             self._receive()
             if emu.due_answers() == 0 and server.bytes_out == self._bytes_in:
