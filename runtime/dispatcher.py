@@ -33,7 +33,7 @@ from ..errors import DeviceTimeout, DriverError, SafetyError, StimscriptError
 from ..clock import Clock
 from .controls import Event, Progress, SessionController
 from .devicelog import DeviceLog
-from .intensity import LiveIntensity, _to_ua  # noqa: F401 - _to_ua: stimscript.live reads currents with it
+from .intensity import LiveIntensity
 from .pulsefeed import PulseFeed
 from .records import SessionRecord
 
