@@ -274,6 +274,39 @@ def peak_load(phases, shapes, model: TimingModel) -> tuple[float, list]:
 
 
 # ---- diagnostics -------------------------------------------------------------------------------------
+# --- the device rules, decided once: check --device (check_resolved) and the drivers' prepare() use these ----
+def points_refusal(phases, model: TimingModel) -> str | None:
+    """D001's words when one pulse of ``phases`` needs more points than ``model`` holds, else None."""
+    npts = points_needed(phases, model)
+    if model.max_points and npts > model.max_points:
+        return f"this pulse needs {npts} points; {model.name} holds at most {model.max_points} per pulse"
+    return None
+
+
+def period_refusal(period: Fraction, model: TimingModel) -> tuple[str, str] | None:
+    """On a periodic device: ("D003", words) for a period outside its range, ("D002", words) for one whose
+    nearest device period is off beyond the tolerance; None when the device runs it."""
+    if not model.min_period_us <= period <= model.max_period_us:
+        return "D003", (f"a period of {float(period) / 1000:g} ms is outside {model.name}'s "
+                        f"{model.min_period_us / 1000:g}..{model.max_period_us / 1000:g} ms")
+    dev, _ = snap_period(model, period)
+    rel = abs(Fraction(dev) - period) / period
+    if rel > model.period_tolerance:
+        return "D002", (f"{float(Fraction(10**6) / period):g} Hz needs a period of {float(period) / 1000:.4g} ms; "
+                        f"{model.name}'s nearest is {dev / 1000:g} ms ({float(rel) * 100:.2g} % off, tolerance "
+                        f"{float(model.period_tolerance) * 100:g} %)")
+    return None
+
+
+def load_refusal(load: float, model: TimingModel, channels: list[int]) -> str | None:
+    """D005's words when the channels' total load reaches a periodic device's budget, else None."""
+    if not model.load_budget or load < model.load_budget:
+        return None
+    who = f"channels {', '.join(map(str, channels))}" if channels else "the channels"
+    return (f"{who} together load {model.name} to {load:.0f} (budget {model.load_budget}: the sum of (pulse µs + "
+            f"{model.load_overhead_us}) / period ms over the enabled channels)")
+
+
 def _diag(code: str, message: str, span, hint: str | None = None) -> Diagnostic:
     return Diagnostic(code, message, span, "error", hint)
 
@@ -294,10 +327,9 @@ def check_resolved(resolved, model: TimingModel) -> list[Diagnostic]:
     for use in resolved.uses:
         sp = use.spans or {}
         shape = use.shape
-        npts = points_needed(shape.phases, model)
-        if model.max_points and npts > model.max_points:
-            add(_diag("D001", f"channel `{use.channel}`: this pulse needs {npts} points; {model.name} holds at most "
-                      f"{model.max_points} per pulse", sp.get("pulse") or sp.get("line"),
+        too_many = points_refusal(shape.phases, model)
+        if too_many:
+            add(_diag("D001", f"channel `{use.channel}`: {too_many}", sp.get("pulse") or sp.get("line"),
                       hint="a burst of fewer carrier cycles, or a device that streams pulses (e.g. loopback)"
                       if shape.kind == "burst" else "use fewer phases"))
         amp = use.amplitude_ua
@@ -309,21 +341,14 @@ def check_resolved(resolved, model: TimingModel) -> list[Diagnostic]:
             continue
         period = Fraction(10**6) / use.frequency_hz
         if model.family == PERIODIC:
-            if not model.min_period_us <= period <= model.max_period_us:
-                add(_diag("D003", f"channel `{use.channel}`: a period of {float(period) / 1000:g} ms is outside "
-                          f"{model.name}'s {model.min_period_us / 1000:g}..{model.max_period_us / 1000:g} ms",
-                          sp.get("frequency") or sp.get("line"),
+            refused = period_refusal(period, model)
+            if refused is not None and refused[0] == "D003":
+                add(_diag("D003", f"channel `{use.channel}`: {refused[1]}", sp.get("frequency") or sp.get("line"),
                           hint=f"a frequency of {1e6 / model.max_period_us:g}..{1e6 / model.min_period_us:g} Hz"))
-                continue
-            dev, _ = snap_period(model, period)
-            rel = abs(Fraction(dev) - period) / period
-            if rel > model.period_tolerance:
+            elif refused is not None:
                 grid = model.fine_grid_us or model.period_grid_us
                 near = sorted({1e6 / (k * grid) for k in (math.floor(period / grid), math.ceil(period / grid)) if k})
-                add(_diag("D002", f"channel `{use.channel}`: {float(use.frequency_hz):g} Hz needs a period of "
-                          f"{float(period) / 1000:.4g} ms; {model.name}'s nearest is {dev / 1000:g} ms "
-                          f"({float(rel) * 100:.2g} % off, tolerance {float(model.period_tolerance) * 100:g} %)",
-                          sp.get("frequency") or sp.get("line"),
+                add(_diag("D002", f"channel `{use.channel}`: {refused[1]}", sp.get("frequency") or sp.get("line"),
                           hint="a frequency on the device's grid, e.g. " + " or ".join(f"{f:.6g} Hz" for f in near)))
     if model.family == PERIODIC and model.load_budget and resolved.trains:
         from ..compiler.schedule import Schedule
@@ -334,13 +359,12 @@ def check_resolved(resolved, model: TimingModel) -> list[Diagnostic]:
         except Exception:   # a train the model already refused above
             phases = []
         load, parts = peak_load(phases, resolved.shapes, model)
-        if load >= model.load_budget:
-            chans = sorted({p.channel for p in parts})
+        chans = sorted({p.channel for p in parts})
+        overload = load_refusal(load, model, chans)
+        if overload:
             use = next((u for u in resolved.uses if u.number == chans[-1]), None)
             span = (use.spans or {}).get("line") if use else None
-            add(_diag("D005", f"channels {', '.join(map(str, chans))} together load {model.name} to "
-                      f"{load:.0f} (budget {model.load_budget}: the sum of (pulse µs + "
-                      f"{model.load_overhead_us}) / period ms over the enabled channels)", span,
+            add(_diag("D005", overload, span,
                       hint="lower the frequencies, shorten the pulses, or start these channels at different times"))
     if model.family == HOST_TIMED and model.max_pulses_per_s:
         rate = Fraction(0)

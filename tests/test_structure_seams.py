@@ -56,3 +56,23 @@ def test_info_writes_a_time_param_in_microseconds_like_its_range(tmp_path):
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "width" in line and "phase width" in line)
     assert "300 µs" in row and "200 µs .. 400 µs" in row and " us" not in row
+
+
+@pytest.mark.parametrize("freq, code", [("150 Hz", "D002"), ("0.05 Hz", "D003")])
+def test_the_driver_refuses_with_the_words_check_uses(freq, code):
+    """A device rule is decided once (programs/fidelity.py): the ScienceMode driver's refusal of an unchecked
+    schedule names the same code and says the same words as ``stimscript check --device p24``."""
+    from stimscript.drivers.sciencemode.emulator import ScienceModeEmulator
+    from stimscript.errors import DriverError
+    from stimscript.programs.fidelity import check_protocol
+
+    text = (ROOT / "examples" / "tka_quadriceps.stim").read_text(encoding="utf-8")
+    text = text.replace("frequency 50 Hz", f"frequency {freq}").replace("ramp up 3 s", "ramp up 0 s")
+    proto = stimscript.loads(text, name="p.stim")           # checked for the loopback: the device is not known
+    (diag,) = [d for d in check_protocol(proto, "p24") if d.is_error]
+    assert diag.code == code
+    words = diag.message.split(": ", 1)[1]                  # after "channel `quad`: "
+    with stimscript.open_device("p24", emulator=ScienceModeEmulator("p24"), max_current_ma=60) as dev:
+        with pytest.raises(DriverError) as info:
+            dev.prepare(proto.compile())
+    assert f"{words} ({code};" in str(info.value)

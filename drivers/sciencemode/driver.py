@@ -386,33 +386,34 @@ class ScienceModeDriver(Driver):
         self.ll_inflight: dict = {}
 
     def prepare(self, schedule) -> None:
-        """Lower the session to the device's program; refuse what the device cannot do (DriverError)."""
-        from ...programs.fidelity import fidelity, points_needed
-        from ...programs.models import PERIODIC, snap_period
+        """Lower the session to the device's program; refuse what the device cannot do (DriverError).
+
+        The device rules (D001–D005) are those ``stimscript check --device`` decides, in the same words
+        (programs/fidelity.py); here they guard the device against a schedule that was never checked for it."""
+        from ...programs.fidelity import fidelity, load_refusal, period_refusal, points_refusal
+        from ...programs.models import PERIODIC
         from ...programs.periodic import lower_periodic, timeline
 
         m = self.timing_model
+        where = f"`stimscript check FILE --device {self.MODEL}` shows where"
         for i, shape in enumerate(schedule.shapes):
-            n = points_needed(shape.phases, m)
-            if m.max_points is not None and n > m.max_points:
-                raise DriverError(f"{self.name}: pulse shape {i} ({shape.kind}) needs {n} points; the device holds "
-                                  f"{m.max_points} (D001; `stimscript check FILE --device {self.MODEL}` shows where)")
-        for tr in schedule.trains:
-            if m.family == PERIODIC:
-                if not m.min_period_us <= tr.period <= m.max_period_us:
-                    raise DriverError(f"{self.name}: channel {tr.channel}: a {float(tr.period) / 1000:g} ms period is "
-                                      "outside the device's range (D003)")
-                dev, _ = snap_period(m, tr.period)
-                if abs(dev - tr.period) / tr.period > m.period_tolerance:
-                    raise DriverError(f"{self.name}: channel {tr.channel}: {float(1e6 / tr.period):g} Hz is off the "
-                                      f"device's period grid (D002)")
+            too_many = points_refusal(shape.phases, m)
+            if too_many:
+                raise DriverError(f"{self.name}: pulse shape {i} ({shape.kind}): {too_many} (D001; {where})")
+        if m.family == PERIODIC:
+            for tr in schedule.trains:
+                refused = period_refusal(Fraction(tr.period), m)
+                if refused is not None:
+                    code, words = refused
+                    raise DriverError(f"{self.name}: channel {tr.channel}: {words} ({code}; {where})")
         self.fidelity_report = fidelity(schedule, m)
         if m.family == PERIODIC:
             self.program_phases = lower_periodic(schedule, m)
             self.timeline = timeline(self.program_phases)
             self._period_lag = max((p.device_period_us for p in self.program_phases), default=0)
-            if self.fidelity_report.load_peak >= (m.load_budget or 10**9):
-                raise DriverError(f"{self.name}: the channels together exceed the device's load budget (D005)")
+            overload = load_refusal(self.fidelity_report.load_peak, m, [])
+            if overload:
+                raise DriverError(f"{self.name}: {overload} (D005; {where})")
 
     def fidelity(self, schedule=None) -> dict:
         """The fidelity report of the prepared session (for the record)."""
