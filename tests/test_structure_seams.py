@@ -76,3 +76,17 @@ def test_the_driver_refuses_with_the_words_check_uses(freq, code):
         with pytest.raises(DriverError) as info:
             dev.prepare(proto.compile())
     assert f"{words} ({code};" in str(info.value)
+
+
+def test_the_atlas_advice_writes_microseconds_with_the_micro_sign():
+    """The atlas's placement advice reaches the setup sheet as it is written: µs, as everywhere people read."""
+    import dataclasses
+    import re
+
+    from stimscript.compiler.atlas import load_atlas
+
+    ascii_unit = re.compile(r"\d\s*(us|uA|uC)\b")
+    for entry in load_atlas().values():
+        for field in dataclasses.fields(entry):
+            value = getattr(entry, field.name)
+            assert not (isinstance(value, str) and ascii_unit.search(value)), (entry.name, field.name, value)
