@@ -57,7 +57,6 @@ class ChannelRow:
     cathode: str              # 'prox 7.6 cm × 12.7 cm'
     anode: str
     pulse: str                # 'biphasic 250 µs, gap 50 µs'
-    pulse_written: str
     frequency: str
     amplitude: str            # '45 mA'
     amplitude_note: str       # 'intensity, range 10 mA … 100 mA'
@@ -214,7 +213,7 @@ def build(proto, session: int = 1, params: Optional[dict] = None, patient: Optio
             ch.number, ch.name, color, site, note,
             f"{ch.cathode.name} {ch.cathode.size_text}" if ch.cathode else "",
             f"{ch.anode.name} {ch.anode.size_text}" if ch.anode else "",
-            pulse_text(ch.pulse), ch.pulse_text, hz(ch.frequency_hz), ma(round(ch.amplitude_ua)),
+            pulse_text(ch.pulse), hz(ch.frequency_hz), ma(round(ch.amplitude_ua)),
             "; ".join(amp_note), ch.pulses, marker))
 
     names = {c.number: c.name for c in d.channels}
