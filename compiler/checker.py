@@ -5,6 +5,11 @@ progression's targets), then resolves one :class:`~stimscript.compiler.model.Res
 distinct week of the plan (weeks whose progression state is unchanged reuse the previous week) and calls
 ``compiler.safety.check_safety`` on each. Every problem is collected; nothing stops at the first one.
 
+Resolving a week evaluates its values and measures each session block (its length and, for a block of
+lines, where each line places each channel); compiler/lowering.py builds the trains from the measured
+blocks. A week whose layout inputs equal a known week's except for the channels' amplitudes (an intensity
+progression) takes that layout with its own amplitudes (``Analysis._session_layout``).
+
 Error codes (stable; tests, docs and records refer to them)
 ============================================================
 
@@ -74,7 +79,7 @@ one first found in week k >= 2 is prefixed "in week k (sessions a–b): ".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from fractions import Fraction
 from typing import Iterator, Optional
 
@@ -84,7 +89,10 @@ from ..spans import Source, Span, point
 from ..units import AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, VOLTAGE, Quantity
 from .evaluate import DENSITY, Evaluator, did_you_mean, fmt, param_of
 from .ir import ChannelInfo
-from .lowering import Measured, lay_out, ShapeTable, Timing, for_cycles, make_train, repeat_label, duration_text
+from .lowering import (Lowered, Measured, Placement, ShapeTable, Timing, amplitude_pattern, duration_text,
+                       for_cycles, lay_out, repeat_label)
+from .ir import PulseShape
+from .record import Record, init
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
 from .progression import Assigned, PlanInfo, Progression, State, target_text, week_label
 from .limits import MAX_SESSION_US, SESSION_TOO_LONG_HINT, session_too_long
@@ -118,14 +126,27 @@ CODES = {
 }
 
 
-@dataclass(frozen=True)
-class ParamInfo:
+class ParamInfo(Record):
+    """A declared param: its default, its range and description as written, checked."""
+
+    __slots__ = ("name", "default", "low", "high", "description", "span")
+    _compare = ("name", "default", "low", "high", "description")
     name: str
     default: Quantity
-    low: Optional[Quantity] = None
-    high: Optional[Quantity] = None
-    description: Optional[str] = None
-    span: Optional[Span] = field(default=None, compare=False, repr=False)
+    low: Optional[Quantity]
+    high: Optional[Quantity]
+    description: Optional[str]
+    span: Optional[Span]
+
+    def __init__(self, name: str, default: Quantity, low: Optional[Quantity] = None,
+                 high: Optional[Quantity] = None, description: Optional[str] = None,
+                 span: Optional[Span] = None) -> None:
+        init(self, "name", name)
+        init(self, "default", default)
+        init(self, "low", low)
+        init(self, "high", high)
+        init(self, "description", description)
+        init(self, "span", span)
 
     @property
     def dim(self):
@@ -136,29 +157,39 @@ class ParamInfo:
         return (self.low, self.high) if self.low is not None and self.high is not None else None
 
     def range_text(self) -> str:
-        return f"{fmt(self.low)} .. {fmt(self.high)}" if self.range else "(no range)"
+        rng = self.range
+        return f"{fmt(rng[0])} .. {fmt(rng[1])}" if rng is not None else "(no range)"
 
 
-@dataclass
 class ChannelDecl:
-    node: ast.Channel
-    site: Optional[ast.Site] = None
-    pair: Optional[ast.ElectrodePair] = None
-    pulse: Optional[ast.Pulse] = None
-    frequency: Optional[ast.Setting] = None
-    amplitude: Optional[ast.Setting] = None
+    """A channel declaration and its statements by kind (filled in while checking its body)."""
+
+    __slots__ = ("node", "site", "pair", "pulse", "frequency", "amplitude")
+
+    def __init__(self, node: ast.Channel) -> None:
+        self.node = node
+        self.site: Optional[ast.Site] = None
+        self.pair: Optional[ast.ElectrodePair] = None
+        self.pulse: Optional[ast.Pulse] = None
+        self.frequency: Optional[ast.Setting] = None
+        self.amplitude: Optional[ast.Setting] = None
 
 
-@dataclass
 class ChannelValues:
-    decl: ChannelDecl
-    frequency: Fraction           # Hz
-    amplitude: Fraction           # µA
-    shape: object                 # PulseShape
-    electrodes: tuple
-    param: Optional[str]
-    freq_span: Optional[Span]
-    amp_span: Optional[Span]
+    """A channel's values in one week (the progression applied)."""
+
+    __slots__ = ("decl", "frequency", "amplitude", "shape", "electrodes", "param", "freq_span", "amp_span")
+
+    def __init__(self, decl: ChannelDecl, frequency: Fraction, amplitude: Fraction, shape: PulseShape,
+                 electrodes: tuple, param: Optional[str], freq_span: Optional[Span], amp_span: Optional[Span]):
+        self.decl = decl
+        self.frequency = frequency      # Hz
+        self.amplitude = amplitude      # µA
+        self.shape = shape
+        self.electrodes = electrodes
+        self.param = param
+        self.freq_span = freq_span
+        self.amp_span = amp_span
 
 
 def _quantity_node(q: Quantity, span: Optional[Span]) -> ast.Expr:
@@ -167,6 +198,15 @@ def _quantity_node(q: Quantity, span: Optional[Span]) -> ast.Expr:
     if unit is None:  # pragma: no cover - progression targets are time/frequency/current
         return ast.Number(q.value, None, span=span)
     return ast.Number(q.value * factor, unit, span=span)
+
+
+def _note(message: str, span: Optional[Span]) -> list[Related]:
+    """A related note ("first declared here"), when the place it points at is known."""
+    return [Related(message, span)] if span is not None else []
+
+
+def _span_of(node: Optional[ast.Node]) -> Optional[Span]:
+    return node.span if node is not None else None
 
 
 def _span_of_word(span: Optional[Span], word: str, skip: int = 0) -> Optional[Span]:
@@ -205,6 +245,10 @@ class Analysis:
         self.allow_monophasic = False
         self.kinds: dict[str, str] = {}
         self.static()
+        #: the params the session's own expressions read (counts, lengths, offsets, `with` values)
+        self._session_names: tuple[str, ...] = tuple(sorted(_names_in(self.session) & set(self.params))) \
+            if self.session is not None else ()
+        self._layouts: dict[tuple, _KnownLayout] = {}
 
     # -- helpers -----------------------------------------------------------------------------------
     def err(self, code, message, span, hint=None, related=(), severity="error"):
@@ -219,7 +263,7 @@ class Analysis:
     def _static_ev(self, what: str) -> Evaluator:
         ev = Evaluator({}, self.diags, kinds=self.kinds, forbid_params=True,
                        param_names=[p.name for p in self.p.params])
-        ev.forbid_what = what
+        ev.forbid_what = what  # what the message names when a param is used where none may be
         return ev
 
     def _name_span(self, node: ast.Node, name: str, keyword: str) -> Optional[Span]:
@@ -230,8 +274,8 @@ class Analysis:
         p = self.p
         for c in p.channels:
             self.kinds.setdefault(c.name, "channel")
-        for c in p.cycles:
-            self.kinds.setdefault(c.name, "cycle")
+        for cy in p.cycles:
+            self.kinds.setdefault(cy.name, "cycle")
         for e in p.electrodes:
             self.kinds.setdefault(e.name, "electrode")
         self._headers()
@@ -252,7 +296,7 @@ class Analysis:
             span = node.name_span if isinstance(node, ast.Channel) else self._name_span(node, name, keyword)
             self.err("E207", f"{what} `{name}` is declared twice", span,
                      hint="give each one its own name",
-                     related=[Related(f"`{name}` is first declared here", first_span)] if first_span else [])
+                     related=_note(f"`{name}` is first declared here", first_span) if first_span else [])
             return True
         return False
 
@@ -260,8 +304,8 @@ class Analysis:
         headers = [i for i in self.p.items if isinstance(i, ast.Header)]
         for h in headers[1:]:
             self.err("E209", "the file has two `protocol` headers", _span_of_word(h.span, "protocol"),
-                     hint="merge them into one", related=[Related("the first header is here",
-                                                                 _span_of_word(headers[0].span, "protocol"))])
+                     hint="merge them into one", related=_note("the first header is here",
+                                                                 _span_of_word(headers[0].span, "protocol")))
         if not headers:
             return
         self.header = h = headers[0]
@@ -273,7 +317,7 @@ class Analysis:
                 continue
             if f.key in seen:
                 self.err("E211", f"`{f.key}` is given twice in the header", _span_of_word(f.span, f.key),
-                         related=[Related("first given here", seen[f.key].span)])
+                         related=_note("first given here", seen[f.key].span))
                 continue
             seen[f.key] = f
             self.header_fields[f.key] = f.value
@@ -297,13 +341,14 @@ class Analysis:
                 self.broken.add(prm.name)
                 continue
             low = high = None
-            if prm.low is not None:
+            if prm.low is not None and prm.high is not None:   # the grammar gives both or neither
                 low = ev.quantity(prm.low, default.dim, f"the range of `{prm.name}` (the dimension of its default)")
                 high = ev.quantity(prm.high, default.dim, f"the range of `{prm.name}` (the dimension of its default)")
             if len(self.diags) == before and low is not None and high is not None:
                 if low.value > high.value:
+                    lo_span = prm.low.span if prm.low is not None else None
                     self.err("E406", f"the range of `{prm.name}` is inverted: {fmt(low)} > {fmt(high)}",
-                             prm.low.span.merge(prm.high.span) if prm.low.span else prm.span,
+                             lo_span.merge(prm.high.span if prm.high is not None else None) if lo_span else prm.span,
                              hint="write the range as LOW .. HIGH")
                 elif not (low.value <= default.value <= high.value):
                     self.err("E405", f"the default of `{prm.name}`, {fmt(default)}, is outside its range "
@@ -332,8 +377,8 @@ class Analysis:
                 first = numbers[c.number]
                 self.err("E208", f"channels `{first.name}` and `{c.name}` both use output {c.number}",
                          c.number_span, hint="give each channel its own output number",
-                         related=[Related(f"output {c.number} is first used by `{first.name}` here",
-                                          first.number_span)])
+                         related=_note(f"output {c.number} is first used by `{first.name}` here",
+                                          first.number_span))
             else:
                 numbers[c.number] = c
             for stmt in c.body:
@@ -347,7 +392,7 @@ class Analysis:
                     slot = word = stmt.key
                 if getattr(decl, slot) is not None:
                     self.err("E211", f"channel `{c.name}` has two `{word}` statements", stmt.span,
-                             hint="keep one", related=[Related("the first one is here", getattr(decl, slot).span)])
+                             hint="keep one", related=_note("the first one is here", getattr(decl, slot).span))
                     continue
                 setattr(decl, slot, stmt)
             missing = [w for w, s in (("electrodes", decl.pair), ("pulse", decl.pulse),
@@ -368,15 +413,15 @@ class Analysis:
                     self.warn("W203", f"site \"{decl.site.custom}\" of channel `{c.name}` is a custom placement: "
                               "it is not checked against the motor-point atlas", decl.site.span,
                               hint="check the placement on the patient; the setup sheet prints the text as written")
-            elif _atlas.lookup(decl.site.muscle.name) is None:
+            elif decl.site.muscle is not None and _atlas.lookup(decl.site.muscle.name) is None:
                 name = decl.site.muscle.name
                 close = _atlas.suggest(name, 2)
                 hint = ("did you mean " + " or ".join(f"`{s}`" for s in close) + "?") if close else \
                     "known sites: " + ", ".join(_atlas.names()[:8]) + ", ..."
                 self.err("E205", f"unknown site `{name}` (not in the motor-point atlas)", decl.site.muscle.span,
                          hint=hint)
-            if decl.site is not None and decl.site.side not in (None, "left", "right"):
-                self._side(c, decl.site)
+            if decl.site is not None and decl.site.side is not None and decl.site.side not in ("left", "right"):
+                self._side(c, decl.site, decl.site.side)
             if decl.pair is not None:
                 for ref in (decl.pair.first, decl.pair.second):
                     if ref.name not in self.electrodes:
@@ -387,12 +432,11 @@ class Analysis:
                     self.err("E212", f"the electrode pair of `{c.name}` uses `{decl.pair.first.name}` twice",
                              decl.pair.second.span, hint="current flows between two different electrodes")
 
-    def _side(self, c: ast.Channel, site: ast.Site) -> None:
-        word = site.side
+    def _side(self, c: ast.Channel, site: ast.Site, word: str) -> None:
         # the side is the statement's last word
         span = _span_of_word(site.span, word, site.span.end_pos - site.span.start_pos - len(word)) \
             if site.span is not None else None
-        where = f'"{site.custom}"' if site.custom is not None else site.muscle.name
+        where = f'"{site.custom}"' if site.custom is not None else site.muscle.name if site.muscle else ""
         if word.lower() in ("both", "bilateral"):
             self.err("E220", f"`{word}` is not a side: a channel drives one electrode pair, on one side", span,
                      hint=f"declare one channel per side, e.g. `channel {c.name}_left {c.number} {{ site {where} left "
@@ -415,7 +459,7 @@ class Analysis:
             for s in c.steps:
                 if s.kind in steps:
                     self.err("E211", f"cycle `{c.name}` gives `{s.kind.replace('_', ' ')}` twice", s.span,
-                             related=[Related("first given here", steps[s.kind].span)])
+                             related=_note("first given here", steps[s.kind].span))
                     continue
                 steps[s.kind] = s
             self.cycles[c.name] = steps
@@ -431,7 +475,7 @@ class Analysis:
         for s in sessions[1:]:
             self.err("E209", "the file has two `session` blocks", _span_of_word(s.span, "session"),
                      hint="put every block into one session",
-                     related=[Related("the first session is here", _span_of_word(sessions[0].span, "session"))])
+                     related=_note("the first session is here", _span_of_word(sessions[0].span, "session")))
         self.session = sessions[0]
         used: set[str] = set()
         for block in _leaf_blocks(self.session.blocks):
@@ -448,7 +492,7 @@ class Analysis:
                     if ch.name in in_block:
                         self.err("E213", f"channel `{ch.name}` appears twice in one block", ch.span,
                                  hint="lines in a block run in parallel; use another block to run it again",
-                                 related=[Related("it is first used here", in_block[ch.name].span)])
+                                 related=_note("it is first used here", in_block[ch.name].span))
                     else:
                         in_block[ch.name] = ch
                 cyc = line.cycle.name
@@ -464,7 +508,7 @@ class Analysis:
                 for ov in line.overrides:
                     if ov.key in seen_ov:
                         self.err("E211", f"this line overrides `{ov.key}` twice", ov.span,
-                                 related=[Related("first overridden here", seen_ov[ov.key].span)])
+                                 related=_note("first overridden here", seen_ov[ov.key].span))
                     seen_ov[ov.key] = ov
         for name, decl in self.channels.items():
             if name not in used:
@@ -476,7 +520,7 @@ class Analysis:
         for pr in progs[1:]:
             self.err("E209", "the file has two `progression` blocks", _span_of_word(pr.span, "progression"),
                      hint="merge them into one",
-                     related=[Related("the first progression is here", _span_of_word(progs[0].span, "progression"))])
+                     related=_note("the first progression is here", _span_of_word(progs[0].span, "progression")))
         if not progs:
             return
         items = progs[0].weeks
@@ -496,13 +540,13 @@ class Analysis:
                                  "or give the range its last week (`week A..B`)")
                     elif item.first > weeks:
                         self.err("E408", f"{label} starts beyond the plan's {weeks} week{'s' if weeks != 1 else ''}",
-                                 span, related=[Related("the plan is here", self.plan.span)] if self.plan.span else [])
+                                 span, related=self._plan_note())
                 elif item.first > item.last:
                     self.err("E408", f"{label} is inverted ({item.first} > {item.last})", span,
                              hint=f"write `week {item.last}..{item.first}`")
                 elif weeks is not None and item.last > weeks:
                     self.err("E408", f"{label} is beyond the plan's {weeks} week{'s' if weeks != 1 else ''}", span,
-                             related=[Related("the plan is here", self.plan.span)] if self.plan.span else [])
+                             related=self._plan_note())
                 elif weeks is None and item.last > 1:
                     self.warn("W408", f"{label} is never used: without a `plan` only session 1 (week 1) exists",
                               span, hint="add `plan N sessions per week, W weeks` to the protocol header")
@@ -517,6 +561,10 @@ class Analysis:
                 if a.bound is not None:
                     ev.quantity(a.bound, dim, "the cap of " + target_text(key))
         self.progression = Progression(items, targets)
+
+    def _plan_note(self) -> list[Related]:
+        """'the plan is here', when the plan has a place in the file."""
+        return _note("the plan is here", self.plan.span) if self.plan is not None and self.plan.span else []
 
     def _target(self, t: ast.Target) -> Optional[tuple]:
         path = t.path
@@ -670,7 +718,12 @@ class Analysis:
         """(Quantity|None, span, expression used) for a setting a progression may have changed."""
         a: Optional[Assigned] = state.assigned.get(key)
         if a is not None:
-            expr = a.expr if a.expr is not None else _quantity_node(a.value, a.span)
+            if a.expr is not None:
+                expr = a.expr
+            elif a.value is not None:
+                expr = _quantity_node(a.value, a.span)
+            else:   # pragma: no cover - an assignment holds a value or an expression
+                return None, a.span, None
             return check(expr, *args), a.span, expr
         if declared is None:
             return None, None, None
@@ -694,8 +747,9 @@ class Analysis:
                 return None
         if not block.blocks:
             return self._leaf(block, ctx, path, count, length)
-        children = [self._measure(b, ctx, path + (i,)) for i, b in enumerate(block.blocks)]
-        if any(c is None for c in children):
+        measured = [self._measure(b, ctx, path + (i,)) for i, b in enumerate(block.blocks)]
+        children = [c for c in measured if c is not None]
+        if len(children) != len(measured):
             return None
         pass_len = sum(c.length for c in children)
         keyword = "repeat" if count is not None else "for"
@@ -714,54 +768,61 @@ class Analysis:
                     "W401", f"not one whole pass of this set ({duration_text(pass_len)}) fits in its "
                     f"`for {duration_text(length)}`; the block emits nothing", _span_of_word(block.span, "for"),
                     severity="warning"))
-        else:
+        elif count is not None:
             length = count * pass_len
+        else:   # pragma: no cover - a set is `repeat N` (a count) or `for T` (a length)
+            return None
         return Measured("set", length, count=count, pass_us=pass_len, children=tuple(children),
                          label=f"{keyword} {duration_text(length) if keyword == 'for' else count}", path=path)
 
     def _leaf(self, block, ctx: "_LeafContext", path: tuple, count: Optional[int], length: Optional[int]
               ) -> "Measured":
-        """A block of lines: its trains relative to the block start (resolved once per week)."""
+        """A block of lines: where each line places each channel, relative to the block start (lowering.py
+        builds the trains)."""
         ev, timings, chans, table, sink = ctx.ev, ctx.timings, ctx.chans, ctx.table, ctx.sink
         end = 0
         cycle_names = []
-        rel_trains = []
+        placements: list[Placement] = []
         for line in block.lines:
             cyc = line.cycle.name
             after = ev.time_us(line.after, "the `after` offset") if line.after is not None else 0
             if after is None:
                 continue
             cycle_names.append(cyc)
+            found: Optional[Timing] = None   # None: `continuous` (its timing depends on the block)
             if cyc == "continuous":
                 if length is None:
                     continue
-                timing = None
             else:
-                timing = timings.get(cyc)
-                if timing is None:
+                found = timings.get(cyc)
+                if found is None:
                     continue
             if length is not None:
                 if after >= length:
                     sink.append(Diagnostic("E410", f"`after {duration_text(after)}` is at or beyond the end of "
-                                           f"its `for {duration_text(length)}` block", line.after.span,
+                                           f"its `for {duration_text(length)}` block",
+                                           line.after.span if line.after is not None else line.span,
                                            hint="the line would never run"))
                     continue
-                if timing is None:
+                if found is None:
                     timing = Timing(0, length - after, 0, 0)
                     cycles = 1
-                elif timing.cycle_us == 0:
+                elif found.cycle_us == 0:
                     sink.append(Diagnostic("E409", f"cycle `{cyc}` has zero length, so a `for` block would "
                                            "never end", line.cycle.span, hint="give it a hold or a rest"))
                     continue
                 else:
+                    timing = found
                     cycles = for_cycles(length, after, timing)
                     if cycles == 0:
                         sink.append(Diagnostic(
                             "W401", f"not one whole cycle of `{cyc}` ({duration_text(timing.cycle_us)}) fits "
                             f"in the {duration_text(length - after)} left in this `for` block; the line emits "
                             "nothing", line.cycle.span, severity="warning"))
+            elif found is None or count is None:   # pragma: no cover - `repeat` has a count, no `continuous`
+                continue
             else:
-                cycles = count
+                timing, cycles = found, count
                 if timing.cycle_us == 0:
                     sink.append(Diagnostic("W402", f"cycle `{cyc}` has zero length; this line emits nothing",
                                            line.cycle.span, severity="warning"))
@@ -795,18 +856,22 @@ class Analysis:
                 number = cv.decl.node.number
                 spans = {"channel": cv.decl.node.span, "amplitude": ov_a[1] if ov_a else cv.amp_span,
                          "frequency": ov_f[1] if ov_f else cv.freq_span,
-                         "pulse": ov_p[1] if ov_p else cv.decl.pulse.span, "electrodes": cv.decl.pair.span,
+                         "pulse": ov_p[1] if ov_p else _span_of(cv.decl.pulse),
+                         "electrodes": _span_of(cv.decl.pair),
                          "line": line.span, "cycle": cdecl.span if cdecl is not None else line.cycle.span,
                          "cycle_ref": line.cycle.span,
                          "after": line.after.span if line.after is not None else None}
                 ctx.uses.append(ChannelUse(ch.name, number, amp, freq, shape, cv.electrodes,
                                            ramp_up_us=timing.ramp_up_us, on_us=timing.on_us, block=path[0],
                                            cycle=cyc, spans=spans))
+                ctx.sources.append(None if ov_a else ch.name)   # where its amplitude comes from
                 if cycles > 0:
-                    rel_trains.append((make_train(number, after, cycles, timing, freq, amp, idx), len(ctx.uses) - 1))
+                    placements.append(Placement(number, after, cycles, timing, freq, idx, len(ctx.uses) - 1))
         if length is not None:
-            return Measured("leaf", length, trains=tuple(rel_trains), label=f"for {duration_text(length)}", path=path)
-        return Measured("leaf", end, trains=tuple(rel_trains), label=repeat_label(count, cycle_names), path=path)
+            return Measured("leaf", length, placements=tuple(placements), label=f"for {duration_text(length)}",
+                            path=path)
+        return Measured("leaf", end, placements=tuple(placements), label=repeat_label(count or 0, cycle_names),
+                        path=path)
 
     def resolve(self, state: State, week: int, session: int, sink: list) -> Optional[ResolvedSession]:
         errors_before = sum(1 for d in sink if d.is_error)
@@ -815,14 +880,15 @@ class Analysis:
         for name, q in state.values.items():
             info = self.params.get(name)
             a = state.assigned.get(("param", name))
-            if info is None or info.range is None or a is None:
+            rng = info.range if info is not None else None
+            if info is None or rng is None or a is None:
                 continue
-            if q.value > info.high.value or q.value < info.low.value:
-                side = "above" if q.value > info.high.value else "below"
+            if q.value > rng[1].value or q.value < rng[0].value:
+                side = "above" if q.value > rng[1].value else "below"
                 sink.append(Diagnostic("S007", f"{name} {fmt(q)} is {side} the range {info.range_text()}", a.span,
                                        hint="cap the progression with `up to`/`down to`",
-                                       related=(Related(f"the range of `{name}` is declared here",
-                                                        _span_of_word(info.span, name, 5)),) if info.span else ()))
+                                       related=tuple(_note(f"the range of `{name}` is declared here",
+                                                           _span_of_word(info.span, name, 5)))))
         # electrodes
         elec: dict[str, ElectrodeInfo] = {}
         for name, e in self.electrodes.items():
@@ -830,7 +896,7 @@ class Analysis:
                 a_q = ev.positive(e.area, AREA, f"the area of electrode `{name}`")
                 if a_q is not None:
                     elec[name] = ElectrodeInfo(name, a_q.value * 10**4, e.span)
-            else:
+            elif e.width is not None and e.height is not None:   # the grammar gives an area or both sides
                 w = ev.positive(e.width, LENGTH, f"the width of electrode `{name}`")
                 h = ev.positive(e.height, LENGTH, f"the height of electrode `{name}`")
                 if w is not None and h is not None:
@@ -838,17 +904,18 @@ class Analysis:
         # cycles
         timings: dict[str, Timing] = {}
         for name, steps in self.cycles.items():
-            vals = []
+            vals: list[int] = []
+            complete = True
             for kind in CYCLE_STEPS:
                 step = steps.get(kind)
                 what = f"the {kind.replace('_', ' ')} of cycle `{name}`"
                 q, _, _ = self._value(ev, state, ("cycle", name, kind), step.duration if step else None,
                                       ev.time_us, what)
                 if q is None and (step is not None or ("cycle", name, kind) in state.assigned):
-                    vals = None
+                    complete = False
                     break
                 vals.append(q or 0)
-            if vals is not None:
+            if complete:
                 timings[name] = Timing(*vals)
         # channels
         table = ShapeTable()
@@ -861,7 +928,7 @@ class Analysis:
                                               decl.amplitude.value if decl.amplitude else None,
                                               ev.non_negative, CURRENT, f"the amplitude of channel `{name}`")
             shape = build_shape(decl.pulse, ev) if decl.pulse is not None else None
-            pair = ()
+            pair: tuple[ElectrodeInfo, ...] = ()
             if decl.pair is not None:
                 pair = tuple(elec[n.name] for n in (decl.pair.first, decl.pair.second) if n.name in elec)
                 if len(pair) != 2:
@@ -869,29 +936,25 @@ class Analysis:
             if f_q is None or a_q is None or shape is None or decl.pair is None:
                 continue
             if ("channel", name, "frequency") not in state.assigned:
-                f_span = decl.frequency.span
+                f_span = _span_of(decl.frequency)
             if ("channel", name, "amplitude") not in state.assigned:
-                a_span = decl.amplitude.span
+                a_span = _span_of(decl.amplitude)
             chans[name] = ChannelValues(decl, f_q.value, a_q.value * 10**6, shape, pair,
                                         param_of(a_expr) if a_expr is not None else None, f_span, a_span)
             table.add(shape)
         # session: measure every block (leaf blocks resolved once), then lay the passes out in time
-        uses: list[ChannelUse] = []
-        blocks = self.session.blocks if self.session is not None else ()
-        ctx = _LeafContext(ev, timings, chans, table, sink, uses)
-        measured = [m for m in (self._measure(b, ctx, (i,)) for i, b in enumerate(blocks)) if m is not None]
-        t = sum(m.length for m in measured)
-        trains: list = []
-        train_uses: list = []   # per train: the index of the use it comes from (delivered-pulse rules report there)
-        segments: list = []
-        expanded = sum(m.emissions for m in measured)
-        if expanded > MAX_EXPANDED_BLOCKS and self.session is not None:
-            sink.append(Diagnostic("E412", f"the session expands to {expanded:,} blocks (sets repeat their blocks); "
-                                   f"at most {MAX_EXPANDED_BLOCKS:,} are allowed",
+        laid = self._session_layout(state, ev, timings, chans, table, sink)
+        uses, t = laid.uses, laid.duration_us
+        trains: tuple = ()
+        train_uses: tuple = ()   # per train: the index of the use it comes from (delivered-pulse rules report there)
+        segments: tuple = ()
+        if laid.expanded > MAX_EXPANDED_BLOCKS and self.session is not None:
+            sink.append(Diagnostic("E412", f"the session expands to {laid.expanded:,} blocks (sets repeat their "
+                                   f"blocks); at most {MAX_EXPANDED_BLOCKS:,} are allowed",
                                    _span_of_word(self.session.span, "session"),
                                    hint="use fewer, longer blocks: a line's cycle repeats inside one block"))
-        elif t <= MAX_SESSION_US:
-            trains, train_uses, segments = lay_out(measured)
+        elif laid.lowered is not None:
+            trains, train_uses, segments = laid.lowered.trains, laid.lowered.train_uses, laid.lowered.segments
         too_long = session_too_long(t)
         if too_long is not None and self.session is not None:
             sink.append(Diagnostic("S014", too_long, _span_of_word(self.session.span, "session"),
@@ -904,17 +967,73 @@ class Analysis:
             infos.append(ChannelInfo(number=cv.decl.node.number, name=name,
                                      site=site.text if site else "", side=(site.side or "") if site else "",
                                      site_custom=site is not None and site.custom is not None,
-                                     electrodes=(cv.decl.pair.first.name, cv.decl.pair.second.name),
+                                     electrodes=(cv.electrodes[0].name, cv.electrodes[1].name),
                                      frequency_hz=cv.frequency, amplitude_ua=round(cv.amplitude),
                                      shape=table.add(cv.shape), param=cv.param))
-        return ResolvedSession(session=session, week=week, duration_us=t, uses=tuple(uses), trains=tuple(trains),
+        return ResolvedSession(session=session, week=week, duration_us=t, uses=tuple(uses), trains=trains,
                                shapes=table.shapes, channels=tuple(sorted(infos, key=lambda i: i.number)),
-                               segments=tuple(segments), params=dict(state.values), limits=tuple(self.limits),
+                               segments=segments, params=dict(state.values), limits=tuple(self.limits),
                                allow_monophasic=self.allow_monophasic, session_span=self.session.span,
-                               train_uses=tuple(train_uses))
+                               train_uses=train_uses)
+
+    def _session_layout(self, state: State, ev: Evaluator, timings: dict, chans: dict, table: ShapeTable,
+                        sink: list) -> "_SessionLayout":
+        """The session's blocks measured and lowered for this week's values.
+
+        Memoised per protocol on everything that decides the layout except the channels' amplitudes (cycle
+        timings, each channel's frequency, pulse and electrodes, the values of the params the session's own
+        expressions use): a week that differs from a known one only in amplitudes (an intensity
+        progression) takes the known layout with its amplitudes (``Lowered.with_amplitudes``) and its
+        channel uses with theirs, when the same uses share an amplitude (so the same trains merge).
+        """
+        key = None
+        if _CACHE[0]:
+            key = (tuple(timings.items()),
+                   tuple([(n, cv.frequency, cv.shape, cv.electrodes, cv.freq_span) for n, cv in chans.items()]),
+                   tuple([state.values.get(n) for n in self._session_names]))
+            known = self._layouts.get(key)
+            if known is not None:
+                laid = known.for_amplitudes(chans)
+                if laid is not None:
+                    sink.extend(known.diagnostics)
+                    for shape in known.shapes:
+                        table.add(shape)
+                    return laid
+        before = len(sink)
+        uses: list[ChannelUse] = []
+        sources: list[Optional[str]] = []
+        blocks = self.session.blocks if self.session is not None else ()
+        ctx = _LeafContext(ev, timings, chans, table, sink, uses, sources)
+        measured = [m for m in (self._measure(b, ctx, (i,)) for i, b in enumerate(blocks)) if m is not None]
+        t = sum(m.length for m in measured)
+        expanded = sum(m.emissions for m in measured)
+        amplitudes = tuple([u.amplitude_ua for u in uses])
+        lowered = lay_out(measured, amplitudes) if expanded <= MAX_EXPANDED_BLOCKS and t <= MAX_SESSION_US else None
+        laid = _SessionLayout(tuple(uses), t, expanded, lowered)
+        if key is not None:
+            if len(self._layouts) >= 64:
+                self._layouts.clear()
+            self._layouts[key] = _KnownLayout(laid, tuple(sources), amplitude_pattern(amplitudes),
+                                              tuple(sink[before:]), table.shapes)
+        return laid
 
 
 # --- session layout ---------------------------------------------------------------------------------
+def _names_in(node) -> set[str]:
+    """Every name referred to anywhere under ``node`` (params among them)."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Name):
+            found.add(n.name)
+        elif isinstance(n, ast.Node):
+            stack.extend(getattr(n, f) for f in n._fields)
+        elif isinstance(n, tuple):
+            stack.extend(n)
+    return found
+
+
 def _leaf_blocks(blocks) -> list:
     """Every block of lines, sets unrolled statically (each written block once), in source order."""
     out = []
@@ -935,14 +1054,77 @@ def _leaf_blocks(blocks) -> list:
 MAX_EXPANDED_BLOCKS = 100_000
 
 
-@dataclass
 class _LeafContext:
-    ev: Evaluator
-    timings: dict
-    chans: dict
-    table: ShapeTable
-    sink: list
-    uses: list
+    """What measuring the blocks of one week reads and adds to."""
+
+    __slots__ = ("ev", "timings", "chans", "table", "sink", "uses", "sources")
+
+    def __init__(self, ev: Evaluator, timings: dict, chans: dict, table: ShapeTable, sink: list, uses: list,
+                 sources: list) -> None:
+        self.ev = ev
+        self.timings = timings
+        self.chans = chans
+        self.table = table
+        self.sink = sink
+        self.uses = uses
+        self.sources = sources   # per use: the channel whose amplitude it has, None for a line's own `with amplitude`
+
+
+class _SessionLayout:
+    """A week's session, measured and lowered: its channel uses, length, blocks once unrolled, and the
+    layout (None when the session is too long or expands to too many blocks)."""
+
+    __slots__ = ("uses", "duration_us", "expanded", "lowered")
+
+    def __init__(self, uses: tuple[ChannelUse, ...], duration_us: int, expanded: int,
+                 lowered: Optional[Lowered]) -> None:
+        self.uses = uses
+        self.duration_us = duration_us
+        self.expanded = expanded
+        self.lowered = lowered
+
+
+class _KnownLayout:
+    """A layout kept for weeks that differ only in the channels' amplitudes."""
+
+    __slots__ = ("laid", "sources", "pattern", "diagnostics", "shapes")
+
+    def __init__(self, laid: _SessionLayout, sources: tuple[Optional[str], ...], pattern: tuple[int, ...],
+                 diagnostics: tuple[Diagnostic, ...], shapes: tuple[PulseShape, ...]) -> None:
+        self.laid = laid
+        self.sources = sources          # per use: the channel its amplitude follows (None: its own)
+        self.pattern = pattern          # which uses shared an amplitude (lowering.amplitude_pattern)
+        self.diagnostics = diagnostics  # what measuring the blocks reported
+        self.shapes = shapes            # the shape table after measuring
+
+    def for_amplitudes(self, chans: dict) -> Optional[_SessionLayout]:
+        """This layout with the amplitudes (and their spans) of ``chans``; None when other uses share an
+        amplitude now (other trains would merge: the layout must be made again)."""
+        old = self.laid
+        amplitudes = [old.uses[i].amplitude_ua if c is None else chans[c].amplitude
+                      for i, c in enumerate(self.sources)]
+        if amplitude_pattern(amplitudes) != self.pattern:
+            return None
+        uses = []
+        for use, c, amp in zip(old.uses, self.sources, amplitudes):
+            if c is not None:
+                span = chans[c].amp_span
+                if use.amplitude_ua != amp or use.spans.get("amplitude") is not span:
+                    use = replace(use, amplitude_ua=amp, spans={**use.spans, "amplitude": span})
+            uses.append(use)
+        lowered = old.lowered.with_amplitudes(amplitudes) if old.lowered is not None else None
+        return _SessionLayout(tuple(uses), old.duration_us, old.expanded, lowered)
+
+
+#: the per-protocol layout memo is on (tests compare with it off: set_cache_enabled)
+_CACHE = [True]
+
+
+def set_cache_enabled(enabled: bool) -> bool:
+    """Turn the layout memo of :meth:`Analysis._session_layout` on or off; returns the previous setting."""
+    before = _CACHE[0]
+    _CACHE[0] = bool(enabled)
+    return before
 
 
 # --- aggregation ------------------------------------------------------------------------------------
@@ -972,11 +1154,15 @@ def with_week(d: Diagnostic, plan: Optional[PlanInfo], week: int) -> Diagnostic:
     return replace(d, message=f"in {week_label(plan, week)}: {d.message}")
 
 
-@dataclass
 class WeekResult:
-    resolved: Optional[ResolvedSession]
-    diagnostics: list       # unprefixed, this week only (progression + resolution + safety)
-    state: State
+    """One week of the plan, resolved and checked."""
+
+    __slots__ = ("resolved", "diagnostics", "state")
+
+    def __init__(self, resolved: Optional[ResolvedSession], diagnostics: list, state: State) -> None:
+        self.resolved = resolved
+        self.diagnostics = diagnostics   # unprefixed, this week only (progression + resolution + safety)
+        self.state = state
 
 
 def run_week(an: Analysis, state: State, week: int, session: int, profile) -> WeekResult:
@@ -1005,11 +1191,12 @@ def analyse(an: Analysis, profile) -> tuple[dict[int, WeekResult], list[Diagnost
         add(d, 1)
     weeks = an.plan.weeks if an.plan is not None else 1
     results: dict[int, WeekResult] = {}
-    if weeks > MAX_PLAN_WEEKS:
+    plan = an.plan
+    if plan is not None and weeks > MAX_PLAN_WEEKS:
         # refused before any week is resolved: checking is linear in the plan's weeks
-        add(Diagnostic("S021", f"the plan runs {weeks:,} weeks ({an.plan.total_sessions:,} sessions); the checker "
+        add(Diagnostic("S021", f"the plan runs {weeks:,} weeks ({plan.total_sessions:,} sessions); the checker "
                                f"accepts plans of at most {MAX_PLAN_WEEKS} weeks (10 years) and would otherwise "
-                               f"resolve and check every one of them", an.plan.span,
+                               f"resolve and check every one of them", plan.span,
                        hint="a plan longer than 10 years is a typo; write the weeks of one course of treatment"), 1)
         out.sort(key=_sort_key)
         return results, out

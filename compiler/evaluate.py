@@ -92,6 +92,8 @@ class Evaluator:
         self.kinds = kinds or {}
         self.broken = set(broken)
         self.forbid_params = forbid_params
+        #: where params are forbidden, what the error names ("a param's default and range", "a limit", ...)
+        self.forbid_what = "a param's default and range"
         self.param_names = set(param_names) | set(values)
 
     # -- reporting --------------------------------------------------------------------------------
@@ -103,7 +105,7 @@ class Evaluator:
         if name.name in self.broken:
             raise EvalFailed
         if self.forbid_params and name.name in self.param_names:
-            where = getattr(self, "forbid_what", "a param's default and range")
+            where = self.forbid_what
             self.error("E219", f"{where} cannot refer to a param (`{name.name}`)", name.span,
                        hint="write the value as a quantity")
             raise EvalFailed

@@ -1,9 +1,14 @@
 """Lowering, in one module: session blocks -> Trains and Segments -> Schedule (docs/language.md, normative).
 
-The checker evaluates and checks each block of a week and measures it (:class:`Measured`: its length and
-its trains relative to the block start, built with :func:`make_train`); :func:`lay_out` places the measured
-blocks back to back, unrolls sets and merges trains that continue each other; :func:`to_schedule` turns the
-resolved session into the Schedule the expanders and the runtime read.
+The checker evaluates and checks each block of a week and measures it (:class:`Measured`: its length and,
+for a block of lines, where each line places each channel: :class:`Placement`); this module does the rest.
+:func:`lay_out` places the measured blocks back to back, unrolls sets, builds each placement's
+:class:`Train` (:func:`make_train`) and merges trains that continue each other; :func:`to_schedule` turns
+the resolved session into the Schedule the expanders and the runtime read.
+
+A placement names the channel use it comes from, not its amplitude: the amplitudes are given to
+:func:`lay_out` per use, so a layout can be kept and given the amplitudes of another week
+(:meth:`Lowered.with_amplitudes`) when only amplitudes changed (a progression of the intensity).
 
 * ``repeat N``: every line runs its cycle N times back to back from its ``after`` offset; the block ends
   when its last line ends (``after + N·cycle``, rest included).
@@ -14,23 +19,30 @@ resolved session into the Schedule the expanders and the runtime read.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from fractions import Fraction
 from typing import Optional, Sequence
 
 from ..formatting import exact_duration
 from .ir import PulseShape, Segment, Train
 from .model import ResolvedSession
+from .record import Record, init
 
 
-@dataclass(frozen=True)
-class Timing:
+class Timing(Record):
     """A cycle in whole µs (``continuous`` is resolved per block, see :func:`for_cycles`)."""
 
+    __slots__ = ("ramp_up_us", "hold_us", "ramp_down_us", "rest_us")
     ramp_up_us: int
     hold_us: int
     ramp_down_us: int
     rest_us: int
+
+    def __init__(self, ramp_up_us: int, hold_us: int, ramp_down_us: int, rest_us: int) -> None:
+        init(self, "ramp_up_us", ramp_up_us)
+        init(self, "hold_us", hold_us)
+        init(self, "ramp_down_us", ramp_down_us)
+        init(self, "rest_us", rest_us)
 
     @property
     def on_us(self) -> int:
@@ -39,6 +51,11 @@ class Timing:
     @property
     def cycle_us(self) -> int:
         return self.on_us + self.rest_us
+
+    @property
+    def continuous(self) -> bool:
+        """On for the whole cycle, no ramps (how ``continuous`` is lowered)."""
+        return self.rest_us == 0 and self.ramp_up_us == 0 and self.ramp_down_us == 0
 
 
 def repeat_end(count: int, after_us: int, timing: Timing) -> int:
@@ -122,18 +139,54 @@ def segment(kind: str, label: str, start: int, end: int, **extra) -> Segment:
 
 
 # --- blocks -> trains and segments ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Measured:
+class Placement(Record):
+    """One channel of one line of a block of lines: ``cycles`` cycles of ``timing`` from ``after_us``
+    (relative to the block start), at ``frequency_hz`` with pulse shape ``shape``; its amplitude is that of
+    channel use ``use``."""
+
+    __slots__ = ("channel", "after_us", "cycles", "timing", "frequency_hz", "shape", "use")
+    channel: int
+    after_us: int
+    cycles: int
+    timing: Timing
+    frequency_hz: Fraction
+    shape: int
+    use: int
+
+    def __init__(self, channel: int, after_us: int, cycles: int, timing: Timing, frequency_hz: Fraction,
+                 shape: int, use: int) -> None:
+        init(self, "channel", channel)
+        init(self, "after_us", after_us)
+        init(self, "cycles", cycles)
+        init(self, "timing", timing)
+        init(self, "frequency_hz", frequency_hz)
+        init(self, "shape", shape)
+        init(self, "use", use)
+
+
+class Measured(Record):
     """One block of the session for one week: a pause, a leaf block (lines) or a set (blocks)."""
 
+    __slots__ = ("kind", "length", "label", "path", "placements", "count", "pass_us", "children")
     kind: str                    # 'pause' | 'leaf' | 'set'
     length: int                  # µs
-    label: str = ""
-    path: tuple = ()             # indices from the session down to this block
-    trains: tuple = ()           # leaf: (train relative to the block start, index of its use)
-    count: int = 0               # set: passes
-    pass_us: int = 0             # set: length of one pass
-    children: tuple = ()         # set: the blocks of one pass
+    label: str
+    path: tuple                  # indices from the session down to this block
+    placements: tuple            # leaf: Placement per channel of each line (with cycles > 0)
+    count: int                   # set: passes
+    pass_us: int                 # set: length of one pass
+    children: tuple              # set: the blocks of one pass
+
+    def __init__(self, kind: str, length: int, label: str = "", path: tuple = (), placements: tuple = (),
+                 count: int = 0, pass_us: int = 0, children: tuple = ()) -> None:
+        init(self, "kind", kind)
+        init(self, "length", length)
+        init(self, "label", label)
+        init(self, "path", path)
+        init(self, "placements", placements)
+        init(self, "count", count)
+        init(self, "pass_us", pass_us)
+        init(self, "children", children)
 
     @property
     def emissions(self) -> int:
@@ -181,19 +234,26 @@ class Layout:
     ends) is merged into it, so ``repeat 3 { repeat 10 { quad: c } }`` is one train of 30 cycles.
     """
 
-    def __init__(self, trains: list, train_uses: list, segments: list):
+    def __init__(self, amplitudes: Sequence[Fraction], trains: list, train_uses: list, segments: list):
+        self.amplitudes = amplitudes
         self.trains = trains
         self.train_uses = train_uses
         self.segments = segments
         self._last: dict[int, int] = {}   # channel -> index of its latest train
+        self._relative: dict[int, tuple[Placement, Train]] = {}   # id(placement) -> its train at the block start
 
     def emit(self, m: Measured, start: int, sets: tuple) -> None:
         prefix = "".join(f"set {i}/{n} · " for i, n in sets)
         if m.kind == "pause":
             self.segments.append(segment("pause", prefix + m.label, start, start + m.length, block=m.path))
         elif m.kind == "leaf":
-            for tr, use in m.trains:
-                self._add(_with(tr, start_us=start + tr.start_us), use)
+            relative = self._relative
+            for p in m.placements:
+                known = relative.get(id(p))
+                if known is None:   # built once per layout, moved to each place the block is emitted at
+                    known = relative[id(p)] = (p, make_train(p.channel, p.after_us, p.cycles, p.timing,
+                                                             p.frequency_hz, self.amplitudes[p.use], p.shape))
+                self._add(_with(known[1], start_us=start + p.after_us), p.use)
             self.segments.append(segment("block", prefix + m.label, start, start + m.length, block=m.path))
         else:
             t = start
@@ -220,20 +280,60 @@ class Layout:
         self.train_uses.append(use)
 
 
-def lay_out(measured: Sequence[Measured]) -> tuple[list[Train], list[int], list[Segment]]:
-    """The session's blocks, measured, laid out back to back from t = 0: (trains, for each train the index
-    of the channel use it comes from, segments). Trains merge inside a set only: top-level blocks keep their
-    own."""
+def amplitude_pattern(amplitudes: Sequence[Fraction]) -> tuple[int, ...]:
+    """Which channel uses share an amplitude (per use, the first use with its amplitude): the only thing
+    about the amplitudes a layout's merges depend on."""
+    first: dict = {}
+    return tuple([first.setdefault((a.numerator, a.denominator), i) for i, a in enumerate(amplitudes)])
+
+
+class Lowered(Record):
+    """A session laid out: trains at absolute times, for each train the index of the channel use it comes
+    from, segments; and the amplitudes (per use) the trains were given."""
+
+    __slots__ = ("trains", "train_uses", "segments", "amplitudes")
+    trains: tuple[Train, ...]
+    train_uses: tuple[int, ...]
+    segments: tuple[Segment, ...]
+    amplitudes: tuple[Fraction, ...]
+
+    def __init__(self, trains: tuple[Train, ...], train_uses: tuple[int, ...], segments: tuple[Segment, ...],
+                 amplitudes: tuple[Fraction, ...]) -> None:
+        init(self, "trains", trains)
+        init(self, "train_uses", train_uses)
+        init(self, "segments", segments)
+        init(self, "amplitudes", amplitudes)
+
+    def with_amplitudes(self, amplitudes: Sequence[Fraction]) -> "Lowered":
+        """The same layout with other amplitudes per use: what :func:`lay_out` returns for the same blocks
+        when ``amplitude_pattern(amplitudes)`` equals that of the amplitudes it was made with (the same
+        trains merge)."""
+        old = self.amplitudes
+        if tuple(amplitudes) == old:
+            return self
+        trains = []
+        for tr, use in zip(self.trains, self.train_uses):
+            a = amplitudes[use]
+            if a != old[use]:
+                a = a if type(a) is Fraction else Fraction(a)
+                tr = _with(tr, amp_num=a.numerator, amp_den=a.denominator)
+            trains.append(tr)
+        return Lowered(tuple(trains), self.train_uses, self.segments, tuple(amplitudes))
+
+
+def lay_out(measured: Sequence[Measured], amplitudes: Sequence[Fraction]) -> Lowered:
+    """The session's blocks, measured, laid out back to back from t = 0, with ``amplitudes[u]`` the
+    amplitude (µA) of channel use ``u``. Trains merge inside a set only: top-level blocks keep their own."""
     trains: list[Train] = []
     train_uses: list[int] = []
     segments: list[Segment] = []
-    layout = Layout(trains, train_uses, segments)
+    layout = Layout(amplitudes, trains, train_uses, segments)
     start = 0
     for m in measured:
         layout.restart()
         layout.emit(m, start, ())
         start += m.length
-    return trains, train_uses, segments
+    return Lowered(tuple(trains), tuple(train_uses), tuple(segments), tuple(amplitudes))
 
 
 # --- a resolved session -> Schedule ------------------------------------------------------------------

@@ -17,7 +17,6 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 from ..dsl import ast
@@ -25,17 +24,27 @@ from ..errors import Diagnostic
 from ..spans import Span
 from ..units import Quantity
 from .evaluate import Evaluator
+from .record import Record, init
 
 #: ("param", name) | ("cycle", cycle, step) | ("channel", channel, 'frequency'|'amplitude')
 Key = tuple
 
 
-@dataclass(frozen=True)
-class PlanInfo:
+class PlanInfo(Record):
+    """``plan N sessions per day|week, W weeks``, checked."""
+
+    __slots__ = ("sessions", "per", "weeks", "span")
+    _compare = ("sessions", "per", "weeks")
     sessions: int          # N as written
     per: str               # 'day' | 'week'
     weeks: int
-    span: Optional[Span] = field(default=None, compare=False, repr=False)
+    span: Optional[Span]
+
+    def __init__(self, sessions: int, per: str, weeks: int, span: Optional[Span] = None) -> None:
+        init(self, "sessions", sessions)
+        init(self, "per", per)
+        init(self, "weeks", weeks)
+        init(self, "span", span)
 
     @property
     def sessions_per_week(self) -> int:
@@ -60,20 +69,42 @@ def week_label(plan: Optional[PlanInfo], week: int) -> str:
     return f"week {week} (session {first})" if first == last else f"week {week} (sessions {first}–{last})"
 
 
-@dataclass(frozen=True)
-class Assigned:
+class Assigned(Record):
     """The value a progression gave a target: a fixed quantity or an expression evaluated each week."""
 
-    value: Optional[Quantity] = None
-    expr: Optional[ast.Expr] = None
-    span: Optional[Span] = field(default=None, compare=False)
-    week: int = field(default=1, compare=False)
+    __slots__ = ("value", "expr", "span", "week")
+    _compare = ("value", "expr")
+    value: Optional[Quantity]
+    expr: Optional[ast.Expr]
+    span: Optional[Span]
+    week: int
+
+    def __init__(self, value: Optional[Quantity] = None, expr: Optional[ast.Expr] = None,
+                 span: Optional[Span] = None, week: int = 1) -> None:
+        init(self, "value", value)
+        init(self, "expr", expr)
+        init(self, "span", span)
+        init(self, "week", week)
 
 
-@dataclass
 class State:
-    values: dict           # param name -> Quantity
-    assigned: dict = field(default_factory=dict)   # Key -> Assigned
+    """The values of one week while the progression is applied (mutable: assignments update it)."""
+
+    __slots__ = ("values", "assigned")
+
+    def __init__(self, values: dict, assigned: Optional[dict] = None) -> None:
+        self.values = values                                         # param name -> Quantity
+        self.assigned = {} if assigned is None else assigned         # Key -> Assigned
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not State:
+            return NotImplemented
+        return (self.values, self.assigned) == (other.values, other.assigned)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"State(values={self.values!r}, assigned={self.assigned!r})"
 
     def copy(self) -> "State":
         return State(dict(self.values), dict(self.assigned))
@@ -154,22 +185,36 @@ class Progression:
 
 
 
-@dataclass(frozen=True)
-class WeekRow:
+class WeekRow(Record):
     """The progressed values of one week of the plan."""
 
+    __slots__ = ("week", "first_session", "last_session", "values")
     week: int
     first_session: int
     last_session: int
     values: dict   # target label ('intensity', 'contraction.hold', 'quad.frequency') -> Quantity
 
+    def __init__(self, week: int, first_session: int, last_session: int, values: dict) -> None:
+        init(self, "week", week)
+        init(self, "first_session", first_session)
+        init(self, "last_session", last_session)
+        init(self, "values", values)
 
-@dataclass(frozen=True)
-class WeekTable:
+    __hash__ = None  # type: ignore[assignment]  # its values are a dict
+
+
+class WeekTable(Record):
     """Every progressed value, week by week (``stimscript info --weeks``, the setup sheet)."""
 
+    __slots__ = ("targets", "rows")
     targets: tuple[str, ...]
     rows: tuple[WeekRow, ...]
+
+    def __init__(self, targets: tuple[str, ...], rows: tuple[WeekRow, ...]) -> None:
+        init(self, "targets", targets)
+        init(self, "rows", rows)
+
+    __hash__ = None  # type: ignore[assignment]  # its rows hold dicts
 
     def value(self, week: int, target: str) -> Optional[Quantity]:
         return self.rows[week - 1].values.get(target)

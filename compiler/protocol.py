@@ -34,6 +34,12 @@ def _profile(device: Optional[DeviceProfile]) -> DeviceProfile:
                           "and stimscript.loads() also take a device name or an open driver")
 
 
+def _coded(err: StimscriptError, code: str) -> StimscriptError:
+    """``err`` with the rule ``code`` it reports (records and callers read ``err.code``)."""
+    err.code = code  # type: ignore[attr-defined]  # plan and param errors carry no diagnostic to take it from
+    return err
+
+
 def _raise(diags: list[Diagnostic]) -> None:
     errors = [d for d in diags if d.is_error]
     if not errors:
@@ -84,21 +90,16 @@ class CheckedProtocol:
 
     def week_of(self, session: int) -> int:
         if isinstance(session, bool) or not isinstance(session, int):
-            err = PlanError(f"error[S015]: session must be a whole number, not {session!r}")
-            err.code = "S015"
-            raise err
+            raise _coded(PlanError(f"error[S015]: session must be a whole number, not {session!r}"), "S015")
         if self.plan is None:
             if session != 1:
-                err = PlanError(f"error[S015]: session {session} is outside the plan: the protocol has no `plan`, "
-                                "so only session 1 exists")
-                err.code = "S015"
-                raise err
+                raise _coded(PlanError(f"error[S015]: session {session} is outside the plan: the protocol has no "
+                                       "`plan`, so only session 1 exists"), "S015")
             return 1
         if not 1 <= session <= self.plan.total_sessions:
-            err = PlanError(f"error[S015]: session {session} is outside the plan (sessions 1..{self.plan.total_sessions}: "
-                            f"{self.plan.sessions} per {self.plan.per} for {self.plan.weeks} weeks)")
-            err.code = "S015"
-            raise err
+            raise _coded(PlanError(f"error[S015]: session {session} is outside the plan (sessions "
+                                   f"1..{self.plan.total_sessions}: {self.plan.sessions} per {self.plan.per} for "
+                                   f"{self.plan.weeks} weeks)"), "S015")
         return self.plan.week_of(session)
 
     # -- params --------------------------------------------------------------------------------------
@@ -128,10 +129,10 @@ class CheckedProtocol:
             if q.dim != info.dim:
                 raise ParamError(f"param {name!r} is a {dim_name(info.dim)}: expected {dim_name(info.dim)}, "
                                  f"found {dim_name(q.dim)} ({raw!s})")
-            if info.range is not None and not (info.low.value <= q.value <= info.high.value):
-                err = ParamError(f"error[S007]: param {name!r} = {fmt(q)} is outside its range {info.range_text()}")
-                err.code = "S007"
-                raise err
+            rng = info.range
+            if rng is not None and not (rng[0].value <= q.value <= rng[1].value):
+                raise _coded(ParamError(f"error[S007]: param {name!r} = {fmt(q)} is outside its range "
+                                        f"{info.range_text()}"), "S007")
             out[name] = q
         return out
 
@@ -141,6 +142,7 @@ class CheckedProtocol:
         overrides = self.parse_params(params)
         if not overrides:
             res = self._weeks[week]
+            assert res.resolved is not None, "a checked protocol resolves every week"
             return replace(res.resolved, session=session, week=week), list(res.diagnostics)
         an = self._an
         sink: list[Diagnostic] = []
@@ -149,6 +151,7 @@ class CheckedProtocol:
         diags = [with_week(d, self.plan, week) if self.plan and self.plan.weeks > 1 else d
                  for d in sink + res.diagnostics]
         _raise(diags)
+        assert res.resolved is not None, "a week without errors resolves"
         return res.resolved, [d for d in diags if not d.is_error]
 
     def weeks(self, params: Optional[dict] = None) -> WeekTable:

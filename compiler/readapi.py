@@ -22,6 +22,8 @@ from . import expander
 from .atlas import AtlasEntry, lookup
 from .energy import PulseMetrics, use_metrics
 from .ir import PulseShape, Train
+from .lowering import Timing
+from .record import init
 from .progression import WeekTable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -73,27 +75,19 @@ class Channel:
     pulses: int                      # pulses of this channel in this session
 
 
-@dataclass(frozen=True)
-class Cycle:
-    """A cycle as this session runs it, in whole µs (``continuous``: on for its whole block, no ramps)."""
+class Cycle(Timing):
+    """A cycle as this session runs it, in whole µs (``continuous``: on for its whole block, no ramps): the
+    lowering's :class:`~stimscript.compiler.lowering.Timing` (``on_us``, ``cycle_us``, ``continuous``)
+    with its name."""
 
+    __slots__ = ("name",)
+    _fields = ("name", "ramp_up_us", "hold_us", "ramp_down_us", "rest_us")
+    _compare = _fields
     name: str
-    ramp_up_us: int
-    hold_us: int
-    ramp_down_us: int
-    rest_us: int
 
-    @property
-    def on_us(self) -> int:
-        return self.ramp_up_us + self.hold_us + self.ramp_down_us
-
-    @property
-    def cycle_us(self) -> int:
-        return self.on_us + self.rest_us
-
-    @property
-    def continuous(self) -> bool:
-        return self.rest_us == 0 and self.ramp_up_us == 0 and self.ramp_down_us == 0
+    def __init__(self, name: str, ramp_up_us: int, hold_us: int, ramp_down_us: int, rest_us: int) -> None:
+        super().__init__(ramp_up_us, hold_us, ramp_down_us, rest_us)
+        init(self, "name", name)
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,23 @@ Codes are stable: tests, docs/safety.md and session records refer to them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import Record, init
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Record):
+    """One rule of the table."""
+
+    __slots__ = ("code", "severity", "title", "source")
     code: str
     severity: str  # "error" | "warning"
     title: str
     source: str
+
+    def __init__(self, code: str, severity: str, title: str, source: str) -> None:
+        init(self, "code", code)
+        init(self, "severity", severity)
+        init(self, "title", title)
+        init(self, "source", source)
 
 
 RULES: dict[str, Rule] = {r.code: r for r in [
