@@ -217,6 +217,8 @@ class Emulator:
 
     #: while a gap in the host's frames stays open, the NAK is repeated every NAK_RETRY_US (device time)
     NAK_RETRY_US = 50_000
+    #: deliveries are folded into the counters and digests at least every FOLD_PULSES pulses (bounded memory)
+    FOLD_PULSES = 65_536
 
     def __init__(self, profile: DeviceProfile = LOOPBACK_PROFILE, serial: str = "LOOPBACK-0001",
                  clock: Clock | None = None, ack_interval_us: int = 20_000, sync_lines: int = 1,
@@ -242,6 +244,9 @@ class Emulator:
         self._outbox = bytearray()
         self.shapes: list[tuple[tuple[int, int], ...]] = []
         self._shape_max_ppm = np.zeros(0, dtype=np.int64)
+        self._shape_ppm_bound = 0          # the largest phase amplitude (ppm) of any shape
+        #: the device's slot rate as the shortest spacing of two pulses on one channel (µs)
+        self._min_gap = 1_000_000 // profile.max_rate_hz if profile.max_rate_hz else 0
         self.disconnected = False
         self.injections: list[_Injection] = []
         self.corrupt_rx = 0
@@ -291,8 +296,12 @@ class Emulator:
         self._last_ack_t = self._now
         self.rx_pulses_total = 0
         self.delivered_total = 0
-        self.delivered_per_channel = np.zeros(n, dtype=np.int64)
-        self.peak_per_channel = np.zeros(n, dtype=np.int64)
+        self._per_channel = np.zeros(n, dtype=np.int64)
+        self._peak = np.zeros(n, dtype=np.int64)
+        self._unfolded: list[tuple[np.ndarray, np.ndarray]] = []   # (acks, shapes) not yet folded: _fold()
+        self._unfolded_n = 0
+        self._amp_bound = 0            # the largest |amplitude| queued this session (µA, before scaling)
+        self._scale_max_ppm = w.SCALE_ONE
         self.late_total = 0
         self.flushed_total = 0
         self.suppressed_total = 0
@@ -320,6 +329,7 @@ class Emulator:
         with self.lock:
             if not self.disconnected:
                 self.catch_up()
+            self._fold()
             return self._digest.hexdigest()
 
     @property
@@ -330,6 +340,7 @@ class Emulator:
         with self.lock:
             if not self.disconnected:
                 self.catch_up()
+            self._fold()
             return self._delivered_digest.hexdigest()
 
     @property
@@ -342,6 +353,7 @@ class Emulator:
         with self.lock:
             if not self.disconnected:
                 self.catch_up()
+            self._fold()
             if self._output_cache is None:
                 self._output_cache = (np.concatenate(self._out_chunks) if self._out_chunks
                                       else np.zeros(0, dtype=PULSE_DTYPE))
@@ -468,7 +480,9 @@ class Emulator:
             if self._in_stall():
                 self.stalled_bytes += n
                 return n
-            data = self._damage(self._damage_rx(bytes(data)), "rx")
+            if self.garbage_rx or self.corrupt_rx:
+                data = self._damage_rx(bytes(data))
+            data = self._damage(data, "rx")
             valid_before = self.link.stats.frames_ok
             try:
                 frames, reply = self.link.receive(data, self._now)
@@ -502,8 +516,12 @@ class Emulator:
             self._check_connected()
             self._flush_acks()
             self._tx(self.link.poll(self._now))
-            out = bytes(self._outbox[:max_bytes])
-            del self._outbox[:max_bytes]
+            if len(self._outbox) <= max_bytes:
+                out = bytes(self._outbox)
+                self._outbox.clear()
+            else:
+                out = bytes(self._outbox[:max_bytes])
+                del self._outbox[:max_bytes]
             return out
 
     def _check_connected(self) -> None:
@@ -571,6 +589,7 @@ class Emulator:
             elif 1 <= ch <= self.profile.channels:
                 self.scale_ppm[ch] = ppm
             self._unity_scale = bool(np.all(self.scale_ppm == w.SCALE_ONE))
+            self._scale_max_ppm = int(self.scale_ppm[1:].max())
             self._emit_status()
         elif t == w.HELLO:
             self._outbox.clear()
@@ -652,6 +671,7 @@ class Emulator:
             maxppm.append(max((abs(a) for _, a in phases), default=0))
         self.shapes = shapes
         self._shape_max_ppm = np.array(maxppm, dtype=np.int64)
+        self._shape_ppm_bound = max(maxppm, default=0)
         self._emit_status()
 
     def _begin_ramp_down(self, ramp: int, end_state: int, ramp_state: int) -> None:
@@ -708,8 +728,9 @@ class Emulator:
             self.flushed_total += n
             self._fault(w.FAULT_QUEUE_OVERFLOW, 0, len(self._q) + n, all_off=True)
             return
-        idx = np.arange(first, first + n, dtype=np.uint64).astype(np.uint32)
+        idx = np.arange(first, first + n, dtype=np.int64)   # stored as u32 by the queue (wire indexes wrap)
         amp = rec["amplitude_ua"]
+        self._amp_bound = max(self._amp_bound, int(amp.max()), -int(amp.min()))
         if t[0] < self._now:
             ok = t >= self._now
             self.late_total += int(n - np.count_nonzero(ok))
@@ -842,25 +863,18 @@ class Emulator:
                 factor = np.array([int(s) * int(n) * g_num for s, n in zip(scale.tolist(), num.tolist())],
                                   dtype=object)
             amp = scaled_amplitudes(amp, factor, w.SCALE_ONE * span * g_den)
-        # limits: current (times the shape's largest phase) and slot rate per channel
-        bad = np.abs(amp) * self._shape_max_ppm[shape] > prof.max_current_ua * w.SCALE_ONE
-        min_gap = 1_000_000 // prof.max_rate_hz if prof.max_rate_hz else 0
-        if min_gap > 1:
-            if len(t) == 1:
-                fast = (t - self._last_t[ch]) < min_gap
-            else:
-                order = np.argsort(ch, kind="stable")
-                cs, ts = ch[order], t[order]
-                prev = np.empty_like(ts)
-                prev[1:] = ts[:-1]
-                first = np.empty(len(ts), dtype=bool)
-                first[0] = True
-                np.not_equal(cs[1:], cs[:-1], out=first[1:])
-                prev[first] = self._last_t[cs[first]]
-                fast = np.empty(len(ts), dtype=bool)
-                fast[order] = (ts - prev) < min_gap
-            bad |= fast & (amp != 0)
-        if bad.any():
+        # limits: current (times the shape's largest phase) and slot rate per channel. The exact per-pulse
+        # checks run only when a cheap bound cannot rule a violation out (every pulse is still judged).
+        if (self._scale_max_ppm > w.SCALE_ONE
+                or self._amp_bound * self._shape_ppm_bound > prof.max_current_ua * w.SCALE_ONE):
+            bad = np.abs(amp) * self._shape_max_ppm[shape] > prof.max_current_ua * w.SCALE_ONE
+        else:   # no pulse in the queue can exceed the limit: scale and envelope only lower amplitudes
+            bad = None
+        min_gap = self._min_gap
+        if min_gap > 1 and not self._spacing_ok(t, ch, min_gap):
+            fast = self._too_close(t, ch, min_gap) & (amp != 0)
+            bad = fast if bad is None else bad | fast
+        if bad is not None and bad.any():
             i = int(np.argmax(bad))
             self._record(t[:i], ch[:i], amp[:i], shape[:i], idx[:i])
             self._now = max(self._now, int(t[i]))
@@ -868,6 +882,37 @@ class Emulator:
             self.flushed_total += len(t) - i
             return
         self._record(t, ch, amp, shape, idx)
+
+    def _spacing_ok(self, t: np.ndarray, ch: np.ndarray, min_gap: int) -> bool:
+        """True when no pulse of ``t`` (time-ordered) comes less than ``min_gap`` after the previous one of its
+        channel, delivered or in ``t`` (a few whole-array operations; False only says: look closer)."""
+        if not bool(((t - self._last_t[ch]) >= min_gap).all()):
+            return False
+        if len(t) < 2:
+            return True
+        if int(t[-1]) - int(t[0]) >= 1 << 40:
+            return False
+        # channel in the high bits, time in the low ones: sorted, consecutive keys of one channel differ by
+        # its pulse spacing, keys of different channels by more than 2**40 - span (> min_gap)
+        key = (ch.astype(np.int64) << 40) | (t - t[0])
+        key.sort()
+        return bool((np.diff(key) >= min_gap).all())
+
+    def _too_close(self, t: np.ndarray, ch: np.ndarray, min_gap: int) -> np.ndarray:
+        """Per pulse: less than ``min_gap`` after the previous pulse of its channel (delivered or in ``t``)."""
+        if len(t) == 1:
+            return (t - self._last_t[ch]) < min_gap
+        order = np.argsort(ch, kind="stable")
+        cs, ts = ch[order], t[order]
+        prev = np.empty_like(ts)
+        prev[1:] = ts[:-1]
+        first = np.empty(len(ts), dtype=bool)
+        first[0] = True
+        np.not_equal(cs[1:], cs[:-1], out=first[1:])
+        prev[first] = self._last_t[cs[first]]
+        fast = np.empty(len(ts), dtype=bool)
+        fast[order] = (ts - prev) < min_gap
+        return fast
 
     def _record(self, t, ch, amp, shape, idx) -> None:
         if len(t) == 0:
@@ -881,16 +926,6 @@ class Emulator:
         # last delivery time per channel (time-ordered, so the last write per channel wins)
         self._last_t[ch] = t
         n = len(t)
-        out = np.empty(n, dtype=PULSE_DTYPE)
-        out["t_us"] = t - self.epoch
-        out["channel"] = ch
-        out["amplitude_ua"] = amp
-        out["shape"] = shape
-        self._digest.update(out.tobytes())
-        pulse_digest(out["t_us"], ch, amp, self._delivered_digest)
-        if self.capture:
-            self._out_chunks.append(out)
-            self._output_cache = None
         ack = np.empty(n, dtype=w.ACK_DTYPE)
         ack["index"] = idx
         ack["t_us"] = t
@@ -898,8 +933,52 @@ class Emulator:
         ack["amplitude_ua"] = amp
         self._acks.append(ack)
         self.delivered_total += n
-        self.delivered_per_channel += np.bincount(ch, minlength=len(self.delivered_per_channel))
-        np.maximum.at(self.peak_per_channel, ch, np.abs(amp))
+        # counters per channel, peaks, digests (and the capture) are brought up to date in batches
+        self._unfolded.append((ack, shape.copy()))
+        self._unfolded_n += n
+        if self._unfolded_n >= self.FOLD_PULSES:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Fold the deliveries not yet counted into the per-channel counts and peaks, the digests and (with
+        capture) the output: once per batch instead of once per delivery (bounded: FOLD_PULSES)."""
+        if not self._unfolded:
+            return
+        if len(self._unfolded) == 1:
+            acks, shapes = self._unfolded[0]
+        else:
+            acks = np.concatenate([a for a, _ in self._unfolded])
+            shapes = np.concatenate([s for _, s in self._unfolded])
+        self._unfolded = []
+        self._unfolded_n = 0
+        ch = acks["channel"]
+        amp = acks["amplitude_ua"]
+        out = np.empty(len(acks), dtype=PULSE_DTYPE)
+        out["t_us"] = acks["t_us"] - self.epoch
+        out["channel"] = ch
+        out["amplitude_ua"] = amp
+        out["shape"] = shapes
+        self._digest.update(out.tobytes())
+        pulse_digest(out["t_us"], ch, amp, self._delivered_digest)
+        if self.capture:
+            self._out_chunks.append(out)
+            self._output_cache = None
+        self._per_channel += np.bincount(ch, minlength=len(self._per_channel))[:len(self._per_channel)]
+        np.maximum.at(self._peak, ch, np.abs(amp.astype(np.int64)))
+
+    @property
+    def delivered_per_channel(self) -> np.ndarray:
+        """Pulses delivered this session per channel (index 0 unused)."""
+        with self.lock:
+            self._fold()
+            return self._per_channel
+
+    @property
+    def peak_per_channel(self) -> np.ndarray:
+        """Largest delivered amplitude (µA) this session per channel (index 0 unused)."""
+        with self.lock:
+            self._fold()
+            return self._peak
 
     # ---- outgoing reports -----------------------------------------------------------------------------
     def _flush_acks(self) -> None:

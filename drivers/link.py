@@ -79,13 +79,18 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
 # ---- frames -------------------------------------------------------------------------------------------
 
 
+_HEAD_FIELDS = struct.Struct("<BBHHH")   # version, type, seq, ack, len: the bytes the header check covers
+_crc_hqx = binascii.crc_hqx
+
+
 def encode_frame(mtype: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
-    if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    head = HEADER.pack(SYNC, VERSION, mtype, seq & 0xFFFF, ack & 0xFFFF, len(payload))
-    head += bytes([crc16(head[2:]) & 0xFF])
-    body = head[2:] + payload
-    return head + payload + crc16(body).to_bytes(2, "little")
+    n = len(payload)
+    if n > MAX_PAYLOAD:
+        raise ValueError(f"payload of {n} bytes exceeds {MAX_PAYLOAD}")
+    fields = _HEAD_FIELDS.pack(VERSION, mtype, seq & 0xFFFF, ack & 0xFFFF, n)
+    hchk = (_crc_hqx(fields, 0xFFFF) & 0xFF).to_bytes(1, "little")
+    crc = _crc_hqx(payload, _crc_hqx(hchk, _crc_hqx(fields, 0xFFFF)))
+    return b"".join((SYNC, fields, hchk, payload, crc.to_bytes(2, "little")))
 
 
 @dataclass
@@ -135,13 +140,21 @@ class FrameDecoder:
         self.stats = stats if stats is not None else LinkStats()
 
     def feed(self, data: bytes) -> list[Frame]:
-        if data:
-            self.buf += data
+        if self.buf:
+            if data:
+                self.buf += data
+            buf = bytes(self.buf)
+        elif data:
+            buf = bytes(data)
+        else:
+            return []
         out: list[Frame] = []
-        buf = self.buf
+        view = memoryview(buf)
         pos = 0
         n = len(buf)
         st = self.stats
+        unpack = HEADER.unpack_from
+        crc = _crc_hqx
         while True:
             i = buf.find(SYNC, pos)
             if i < 0:
@@ -155,12 +168,13 @@ class FrameDecoder:
                 pos = i
             if n - pos < HEADER_SIZE:
                 break
-            _, version, mtype, seq, ack, length = HEADER.unpack_from(buf, pos)
+            _, version, mtype, seq, ack, length = unpack(buf, pos)
             if version != VERSION:
                 st.bad_version += 1
                 pos += 1
                 continue
-            if crc16(bytes(buf[pos + 2:pos + HEADER_SIZE - 1])) & 0xFF != buf[pos + HEADER_SIZE - 1]:
+            head_crc = crc(view[pos + 2:pos + HEADER_SIZE - 1], 0xFFFF)
+            if head_crc & 0xFF != buf[pos + HEADER_SIZE - 1]:
                 st.bad_header += 1
                 pos += 1
                 continue
@@ -171,16 +185,16 @@ class FrameDecoder:
             end = pos + HEADER_SIZE + length + CRC_SIZE
             if end > n:
                 break
-            crc_rx = buf[end - 2] | (buf[end - 1] << 8)
-            if crc16(bytes(buf[pos + 2:end - 2])) != crc_rx:
+            # the frame CRC continues the header's over the check byte and the payload
+            if crc(view[pos + HEADER_SIZE - 1:end - 2], head_crc) != buf[end - 2] | (buf[end - 1] << 8):
                 st.bad_crc += 1
                 pos += 1
                 continue
-            out.append(Frame(mtype, seq, ack, bytes(buf[pos + HEADER_SIZE:end - 2])))
+            out.append(Frame(mtype, seq, ack, buf[pos + HEADER_SIZE:end - 2]))
             st.frames_ok += 1
             pos = end
-        if pos:
-            del buf[:pos]
+        view.release()
+        self.buf = bytearray(buf[pos:]) if pos < n else bytearray()
         return out
 
 

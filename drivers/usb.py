@@ -10,6 +10,7 @@ With ``backend=LoopbackBackend()`` it talks to the emulator through pyusb's real
 from __future__ import annotations
 
 import errno
+from array import array
 from typing import Any
 
 import usb.core
@@ -48,6 +49,7 @@ class UsbDriver(WireDriver):
         self.usb_device = None
         self.ep_out: Any = None   # usb.core.Endpoint once open (pyusb ships no type information)
         self.ep_in: Any = None
+        self._rx_buf: array | None = None
 
     @property
     def emulator(self):
@@ -139,22 +141,26 @@ class UsbDriver(WireDriver):
             raise DriverError(f"short USB write: {n} of {len(data)} bytes")
 
     def _read(self) -> bytes:
-        out = bytearray()
+        buf = self._rx_buf
+        if buf is None or len(buf) != self.read_size:
+            # one receive buffer for the session: pyusb reads into it instead of allocating one per transfer
+            buf = self._rx_buf = array("B", bytes(self.read_size))
+        out = b""
         for _ in range(64):
             try:
-                chunk = self.ep_in.read(self.read_size, timeout=self.read_timeout_ms)
+                n = self.ep_in.read(buf, timeout=self.read_timeout_ms)
             except usb.core.USBTimeoutError:
                 break
             except usb.core.USBError as exc:
                 if exc.errno == errno.ETIMEDOUT:
                     break
                 raise self._map(exc, "reading") from exc
-            if not len(chunk):
+            if not n:
                 break
-            out += chunk.tobytes()
-            if len(chunk) < self.read_size:
+            out += memoryview(buf)[:n]
+            if n < len(buf):
                 break
-        return bytes(out)
+        return out
 
     def __repr__(self) -> str:
         return f"<UsbDriver {self.vid:04x}:{self.pid:04x} serial={self.serial!r}>"

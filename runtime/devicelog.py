@@ -61,12 +61,17 @@ class SessionObserver:
 class DeviceLog(SessionObserver):
     """A session observer that keeps the device log (attached by the dispatcher to every session)."""
 
+    #: acknowledgements are hashed at least every HASH_BATCH pulses (bounded memory), and when the log is read
+    HASH_BATCH = 65_536
+
     def __init__(self) -> None:
         self.epoch_us = 0
         self.events: list[list] = []
         self._last_status: tuple | None = None
         self._offset: int | None = None
         self._digest = hashlib.sha256()
+        self._unhashed: list[np.ndarray] = []
+        self._hashed = 0
         self.acked = 0
         self.acked_through_us: int | None = None
         #: facts other observers keep with the record (JSON-serialisable), by name
@@ -82,9 +87,10 @@ class DeviceLog(SessionObserver):
         if isinstance(m, ev.PulsesDelivered):
             r = m.records
             if len(r):
-                pulse_digest(r["t_us"].astype(np.int64) - self.epoch_us, r["channel"], r["amplitude_ua"],
-                             self._digest)
+                self._unhashed.append(r)   # hashed in batches (_hash), in arrival order
                 self.acked += len(r)
+                if self.acked - self._hashed >= self.HASH_BATCH:
+                    self._hash()
             self.acked_through_us = int(m.device_t_us)
         elif isinstance(m, ev.StatusReport):
             key = (str(m.state), int(m.ramp_end_us), tuple(int(s) for s in m.scale_ppm))
@@ -100,8 +106,18 @@ class DeviceLog(SessionObserver):
         elif isinstance(m, ev.FaultReport):
             self.events.append(["fault", int(m.device_t_us), str(m.kind), int(m.channel), bool(m.output_off)])
 
+    def _hash(self) -> None:
+        """Feed the acknowledgements received since the last call into the digest (one pass per batch)."""
+        if not self._unhashed:
+            return
+        r = self._unhashed[0] if len(self._unhashed) == 1 else np.concatenate(self._unhashed)
+        self._unhashed = []
+        self._hashed = self.acked
+        pulse_digest(r["t_us"].astype(np.int64) - self.epoch_us, r["channel"], r["amplitude_ua"], self._digest)
+
     # ---- the record --------------------------------------------------------------------------------------
     def as_dict(self) -> dict:
+        self._hash()
         out = {"version": DEVICE_LOG_VERSION, "epoch_us": self.epoch_us, "events": [list(e) for e in self.events],
                "acked": self.acked, "acked_through_us": self.acked_through_us,
                "acked_sha256": self._digest.hexdigest()}

@@ -78,6 +78,8 @@ class Dispatcher:
     DEGRADED_MISSING_MAX = 0
     #: while ending, the final report is asked for this often (host time)
     FINAL_STATUS_EVERY_US = 50_000
+    #: acknowledgements are counted per channel at least every COUNT_BATCH pulses (and whenever read)
+    COUNT_BATCH = 65_536
 
     def __init__(self, schedule, driver: Driver, clock: Clock, *, lookahead_us: int | None = None,
                  controller: SessionController | None = None, on_event=None, store: RecordSink | None = None,
@@ -137,6 +139,7 @@ class Dispatcher:
             self.on_event(ev)
 
     def _progress(self) -> Progress:
+        self._count_acks()
         dev_now = self.driver.device_time_us()
         sched_now = self._sched_now(dev_now)
         seg = ""
@@ -173,6 +176,9 @@ class Dispatcher:
         self.last_amp = np.zeros(n, dtype=np.int64)
         self.late = 0
         self.acks: list[np.ndarray] = []
+        self.acked_total = 0
+        self._uncounted: list[np.ndarray] = []    # acknowledgements not yet in delivered/peak/last_amp
+        self._uncounted_n = 0
         self.intensity = LiveIntensity(self.schedule, prof, self.param_ranges, self.ctl, self.channel_ranges)
         self._paused_total = 0
         self._paused_since: int | None = None
@@ -181,7 +187,7 @@ class Dispatcher:
         self.last_report: ev.StatusReport | None = None
         self.ramp_end: int | None = None
         self.pause_sched = 0
-        self._acked_last: tuple[int, set] | None = None   # device time of the latest acknowledged pulse, channels
+        self._acked_last_rec: np.ndarray | None = None   # the acknowledgements it is read from (_count_acks)
         self._pending_resume = False
 
         self.scheduled = int(sum(self.schedule.counts().values()))
@@ -324,7 +330,7 @@ class Dispatcher:
                     drain_deadline = clock.now_us() + self.drain_timeout_us
                     next_final_req = clock.now_us() + self.FINAL_STATUS_EVERY_US
                 st = self.last_report
-                if st is not None and st.final and int(self.delivered.sum()) >= st.delivered_total:
+                if st is not None and st.final and self.acked_total >= st.delivered_total:
                     break
                 if clock.now_us() >= drain_deadline:
                     break
@@ -370,15 +376,12 @@ class Dispatcher:
         if isinstance(m, ev.PulsesDelivered):
             r = m.records
             if len(r):
-                ch = r["channel"]
-                amp = r["amplitude_ua"].astype(np.int64)
-                self.delivered += np.bincount(ch, minlength=len(self.delivered))[:len(self.delivered)]
-                np.maximum.at(self.peak, ch, np.abs(amp))
-                self.last_amp[ch] = amp
-                t_last = int(r["t_us"][-1])
-                self._acked_last = (t_last, set(ch[r["t_us"] == t_last].tolist()))
-                if self.keep_acks:
-                    self.acks.append(r.copy())
+                # counted in batches (_count_acks), when the counts are read: a second's acknowledgements at once
+                self._uncounted.append(r)
+                self._uncounted_n += len(r)
+                self.acked_total += len(r)
+                if self._uncounted_n >= self.COUNT_BATCH:
+                    self._count_acks()
             if m.late_total is not None and m.late_total != self.late:
                 if m.late_total > self.late:
                     self._emit("underrun", f"{m.late_total - self.late} pulse(s) reached the device too late")
@@ -412,6 +415,32 @@ class Dispatcher:
         elif isinstance(m, ev.DeviceLost):
             raise DeviceDisconnected(m.reason)
 
+    def _count_acks(self) -> None:
+        """Fold the acknowledgements received since the last call into the per-channel counts, peaks and last
+        amplitudes (one pass over a batch instead of one per message)."""
+        if not self._uncounted:
+            return
+        r = self._uncounted[0] if len(self._uncounted) == 1 else np.concatenate(self._uncounted)
+        self._uncounted = []
+        self._uncounted_n = 0
+        ch = r["channel"]
+        amp = r["amplitude_ua"].astype(np.int64)
+        n = len(self.delivered)
+        self.delivered += np.bincount(ch, minlength=n)[:n]
+        np.maximum.at(self.peak, ch, np.abs(amp))
+        self.last_amp[ch] = amp
+        self._acked_last_rec = r
+        if self.keep_acks:
+            self.acks.append(r.copy())
+
+    def _acked_at(self, dev_t: int) -> set:
+        """Channels whose latest acknowledged pulse was delivered at device time ``dev_t`` (else empty)."""
+        self._count_acks()
+        r = self._acked_last_rec
+        if r is None or int(r["t_us"][-1]) != dev_t:
+            return set()
+        return set(r["channel"][r["t_us"] == dev_t].tolist())
+
     def _lose_link(self, silent_us: int) -> None:
         """The device has said nothing for ``silent_us`` despite STATUS requests: the link is lost."""
         self.link_lost = True
@@ -440,7 +469,7 @@ class Dispatcher:
         self._paused_since = pause_dev
         self.rec.log("pause", pause_dev)
         # a pulse at the pause instant itself that the device delivered (a 0 ms ramp) is not sent again
-        done = self._acked_last[1] if self._acked_last is not None and self._acked_last[0] == pause_dev else set()
+        done = self._acked_at(pause_dev)
         self.feed.put_back(self.pause_sched, done)
         self.ramp_end = None
         self.state = "paused"
@@ -511,6 +540,7 @@ class Dispatcher:
 
     # ---- the record ---------------------------------------------------------------------------------
     def _update_record(self, dev_now: int) -> None:
+        self._count_acks()
         rec = self.rec
         rec.delivered = {c: int(self.delivered[c]) for c in self.channels}
         rec.peak_ua = {c: int(self.peak[c]) for c in self.channels}
@@ -536,6 +566,7 @@ class Dispatcher:
     def _settle(self, reason: str, detail: str) -> tuple[str, str, list[str]]:
         """The end reason and counts the device's final report supports -> (reason, detail, notes)."""
         rep = self.last_report
+        self._count_acks()
         acked = int(self.delivered.sum())
         notes: list[str] = []
         if rep is not None and rep.final:
