@@ -984,7 +984,8 @@ class Emulator:
     def _flush_acks(self) -> None:
         if self.state == w.IDLE:
             return
-        if self._edge_reports or self._edge_totals_reported != (self.sync_raised_total, self.sync_missed_total):
+        if self._edge_reports or self._edge_totals_reported[0] != self.sync_raised_total \
+                or self._edge_totals_reported[1] != self.sync_missed_total:
             # raised edges, or only new totals (edges flushed by a pause or stop): n may be 0
             reports, self._edge_reports = self._edge_reports, []
             for line in sorted({ln for _, ln in reports}) or [1]:
@@ -1005,8 +1006,12 @@ class Emulator:
         if recs is None:
             recs = np.zeros(0, dtype=w.ACK_DTYPE)
         self._last_ack_t = self._now
-        for i in range(0, max(1, len(recs)), w.MAX_ACKS_PER_FRAME):
-            self._emit(w.ACK, w.encode_ack(self._now, self.queue_level, self.rx_pulses_total, self.late_total,
+        level = len(self._q)
+        if len(recs) <= w.MAX_ACKS_PER_FRAME:
+            self._emit(w.ACK, w.encode_ack(self._now, level, self.rx_pulses_total, self.late_total, recs))
+            return
+        for i in range(0, len(recs), w.MAX_ACKS_PER_FRAME):
+            self._emit(w.ACK, w.encode_ack(self._now, level, self.rx_pulses_total, self.late_total,
                                            recs[i:i + w.MAX_ACKS_PER_FRAME]))
 
     def status_msg(self) -> w.StatusMsg:

@@ -161,8 +161,10 @@ def decode_pulses(payload: bytes) -> tuple[int, np.ndarray]:
 
 def encode_ack(device_t_us: int, queue_level: int, rx_pulses_total: int, late_total: int,
                records: np.ndarray) -> bytes:
+    if records.dtype != ACK_DTYPE:
+        records = records.astype(ACK_DTYPE)
     return ACK_HEAD.pack(device_t_us, queue_level, rx_pulses_total & 0xFFFFFFFF, late_total & 0xFFFFFFFF,
-                         len(records)) + records.astype(ACK_DTYPE, copy=False).tobytes()
+                         len(records)) + records.tobytes()
 
 
 @dataclass

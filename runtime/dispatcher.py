@@ -184,6 +184,7 @@ class Dispatcher:
         self._paused_since: int | None = None
         self._seg_starts = [s.start_us for s in self.schedule.segments]
         self.feed = PulseFeed(self.schedule)
+        self._queued_until = -(1 << 62)   # device time up to which the pulses have been taken (sent)
         self.last_report: ev.StatusReport | None = None
         self.ramp_end: int | None = None
         self.pause_sched = 0
@@ -301,8 +302,13 @@ class Dispatcher:
                 limit_dev = dev_now + self.lookahead_us
                 if self.ramp_end is not None and self.state in ("pausing", "stopping"):
                     limit_dev = min(limit_dev, self.ramp_end)
-                free = drv.queue_free()
+                # virtual time: top up only when less than half the look-ahead is queued, so a long session
+                # goes out in fewer, larger blocks (the device still holds at least half a look-ahead)
+                topped_up = (not self.realtime and self.state == "running"
+                             and self._queued_until - dev_now > self.lookahead_us // 2)
+                free = 0 if topped_up else drv.queue_free()
                 if free > 0:
+                    self._queued_until = limit_dev
                     part = self.feed.take(limit_dev - self.offset, free)
                     if len(part):
                         out = part.copy()
@@ -316,6 +322,7 @@ class Dispatcher:
                             # limited by the device queue, not the look-ahead: come back when about
                             # half of what was just queued has played
                             queue_wake = int(out["t_us"][sent // 2])
+                            self._queued_until = int(out["t_us"][-1])
                 # natural end of the session
                 if (self.state == "running" and self.feed.exhausted and dev_now >= self.offset + self.schedule.duration_us):
                     self._begin_end("completed")
@@ -471,6 +478,7 @@ class Dispatcher:
         # a pulse at the pause instant itself that the device delivered (a 0 ms ramp) is not sent again
         done = self._acked_at(pause_dev)
         self.feed.put_back(self.pause_sched, done)
+        self._queued_until = -(1 << 62)     # the device flushed its queue: fill it again after the resume
         self.ramp_end = None
         self.state = "paused"
         self._emit("paused")
