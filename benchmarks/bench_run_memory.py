@@ -1,5 +1,5 @@
 """Peak memory of a virtual-time run (`run --fast`) with the emulator capturing every delivered pulse versus
-keeping only counters and a running SHA-256 (the default of `stimscript run` on the loopback).
+keeping only counters and running SHA-256 digests (the emulator's default, and what `stimscript run` uses).
 
 Side by side in one process: the same session, the same device, traced with tracemalloc. Prints the peak of
 each, the ratio and the per-hour extrapolation. Usage: python benchmarks/bench_run_memory.py [minutes] [channels]

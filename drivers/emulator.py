@@ -218,7 +218,7 @@ class Emulator:
     #: while a gap in the host's frames stays open, the NAK is repeated every NAK_RETRY_US (device time)
     NAK_RETRY_US = 50_000
     #: deliveries are folded into the counters and digests at least every FOLD_PULSES pulses (bounded memory)
-    FOLD_PULSES = 65_536
+    FOLD_PULSES = 16_384
 
     def __init__(self, profile: DeviceProfile = LOOPBACK_PROFILE, serial: str = "LOOPBACK-0001",
                  clock: Clock | None = None, ack_interval_us: int = 20_000, sync_lines: int = 1,

@@ -62,7 +62,7 @@ class DeviceLog(SessionObserver):
     """A session observer that keeps the device log (attached by the dispatcher to every session)."""
 
     #: acknowledgements are hashed at least every HASH_BATCH pulses (bounded memory), and when the log is read
-    HASH_BATCH = 65_536
+    HASH_BATCH = 16_384
 
     def __init__(self) -> None:
         self.epoch_us = 0

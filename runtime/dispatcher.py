@@ -79,7 +79,7 @@ class Dispatcher:
     #: while ending, the final report is asked for this often (host time)
     FINAL_STATUS_EVERY_US = 50_000
     #: acknowledgements are counted per channel at least every COUNT_BATCH pulses (and whenever read)
-    COUNT_BATCH = 65_536
+    COUNT_BATCH = 16_384
 
     def __init__(self, schedule, driver: Driver, clock: Clock, *, lookahead_us: int | None = None,
                  controller: SessionController | None = None, on_event=None, store: RecordSink | None = None,
