@@ -49,7 +49,7 @@ from ..clock import Clock, RealClock
 from ..rounding import round_div
 from ..rounding import round_div_array as round_div_half_even  # the name tests and the emulator use
 from . import wire as w
-from .events import pulse_digest
+from .events import pulse_digest, stack_records
 
 #: one raised TTL edge: rising at t_us (session time, like ``output``), high for width_us
 SYNC_EDGE_DTYPE = np.dtype([("t_us", "<i8"), ("line", "u1"), ("width_us", "<u4")])
@@ -944,11 +944,8 @@ class Emulator:
         capture) the output: once per batch instead of once per delivery (bounded: FOLD_PULSES)."""
         if not self._unfolded:
             return
-        if len(self._unfolded) == 1:
-            acks, shapes = self._unfolded[0]
-        else:
-            acks = np.concatenate([a for a, _ in self._unfolded])
-            shapes = np.concatenate([s for _, s in self._unfolded])
+        acks = stack_records([a for a, _ in self._unfolded])
+        shapes = np.concatenate([s for _, s in self._unfolded])
         self._unfolded = []
         self._unfolded_n = 0
         ch = acks["channel"]
@@ -994,7 +991,7 @@ class Emulator:
                     self._emit(w.SYNC_EDGES, w.encode_sync_edges(line, self.sync_raised_total, self.sync_missed_total,
                                                                  times[i:i + w.MAX_EDGES_PER_FRAME]))
             self._edge_totals_reported = (self.sync_raised_total, self.sync_missed_total)
-        recs = np.concatenate(self._acks) if len(self._acks) > 1 else (self._acks[0] if self._acks else None)
+        recs = stack_records(self._acks) if self._acks else None
         self._acks = []
         if recs is not None and self.ack_delay_us:
             ready = recs["t_us"] <= self._now - self.ack_delay_us

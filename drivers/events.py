@@ -25,6 +25,17 @@ DELIVERY_DTYPE = np.dtype([("index", "<u4"), ("t_us", "<i8"), ("channel", "u1"),
 DIGEST_DTYPE = np.dtype([("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4")])
 
 
+def stack_records(parts: list[np.ndarray]) -> np.ndarray:
+    """One array of the record arrays ``parts`` (all of one structured dtype), in order. Joined as raw
+    records: numpy's concatenate of structured arrays compares their fields array by array, which costs
+    more than the copy."""
+    if len(parts) == 1:
+        return parts[0]
+    dtype = parts[0].dtype
+    raw = np.dtype((np.void, dtype.itemsize))
+    return np.concatenate([p.view(raw) for p in parts]).view(dtype)
+
+
 def pulse_digest(t_us: np.ndarray, channel: np.ndarray, amplitude_ua: np.ndarray, h=None):
     """Feed pulses (``t_us`` relative to the epoch) packed as DIGEST_DTYPE into a SHA-256 (a new one unless
     ``h``) and return it."""
@@ -58,7 +69,7 @@ FAULT_KINDS = ("electrode", "over_limit", "watchdog", "queue_overflow", "bad_pul
 class PulsesDelivered:
     """Pulses the device confirms it delivered (per-pulse acknowledgements).
 
-    ``records`` is a DELIVERY_DTYPE array in delivery order. ``late_total`` is the device's running count of
+    ``records`` is a DELIVERY_DTYPE array in delivery order, never changed afterwards (the runtime keeps it). ``late_total`` is the device's running count of
     pulses it received after their time and therefore dropped (underruns) this session, ``None`` when the
     device does not count them; ``queue_level`` the pulses it still holds (``None``: unknown)."""
 

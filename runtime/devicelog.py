@@ -110,7 +110,7 @@ class DeviceLog(SessionObserver):
         """Feed the acknowledgements received since the last call into the digest (one pass per batch)."""
         if not self._unhashed:
             return
-        r = self._unhashed[0] if len(self._unhashed) == 1 else np.concatenate(self._unhashed)
+        r = ev.stack_records(self._unhashed)
         self._unhashed = []
         self._hashed = self.acked
         pulse_digest(r["t_us"].astype(np.int64) - self.epoch_us, r["channel"], r["amplitude_ua"], self._digest)

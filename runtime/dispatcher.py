@@ -427,7 +427,7 @@ class Dispatcher:
         amplitudes (one pass over a batch instead of one per message)."""
         if not self._uncounted:
             return
-        r = self._uncounted[0] if len(self._uncounted) == 1 else np.concatenate(self._uncounted)
+        r = ev.stack_records(self._uncounted)
         self._uncounted = []
         self._uncounted_n = 0
         ch = r["channel"]
