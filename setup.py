@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_py import build_py
 from Cython.Build import cythonize
 
@@ -17,6 +17,12 @@ package_dir = {"stimscript": "stimscript"}
 package_dir.update({f"stimscript.{name}": name for name in SUBPACKAGES})
 
 HERE = Path(__file__).parent
+
+#: every package of the install: stimscript and its folders (commands/, live/, sheet/, plotting/, ...), the stage
+#: folders and theirs (drivers/sciencemode/, ...), found on disk so a new sub-package cannot be left out of a wheel
+PACKAGES = ["stimscript"] + [f"stimscript.{p}" for p in find_packages(str(HERE / "stimscript"))]
+for _name in SUBPACKAGES:
+    PACKAGES += [f"stimscript.{_name}"] + [f"stimscript.{_name}.{p}" for p in find_packages(str(HERE / _name))]
 extensions = [
     Extension(f"stimscript.ext.{pyx.stem}", [f"ext/{pyx.name}"]) for pyx in sorted((HERE / "ext").glob("*.pyx"))
 ]
@@ -63,7 +69,7 @@ class build_py_with_tables(build_py):
 
 setup(
     cmdclass={"build_py": build_py_with_tables},
-    packages=list(package_dir) + ["stimscript.commands", "stimscript.drivers.sciencemode", "stimscript.research"],
+    packages=PACKAGES,
     package_dir=package_dir,
     package_data={
         "stimscript.dsl": ["*.lark"],

@@ -83,8 +83,9 @@ def test_overrides_and_params_reach_the_description():
     assert d.channels[0].pulse_text == "biphasic 300 us gap 50 us"
 
 
-OWNED_READERS = ["stimscript/sheet", "stimscript/plotting.py", "stimscript/commands/info.py",
-                 "stimscript/commands/plot.py", "stimscript/commands/sheet.py"]
+OWNED_READERS = ["stimscript/sheet", "stimscript/plotting", "stimscript/commands/info.py",
+                 "stimscript/commands/plot.py", "stimscript/commands/sheet.py", "stimscript/live",
+                 "stimscript/recordview.py", "stimscript/research"]
 
 
 def _python_files(rel: str):

@@ -90,3 +90,21 @@ def test_the_atlas_advice_writes_microseconds_with_the_micro_sign():
         for field in dataclasses.fields(entry):
             value = getattr(entry, field.name)
             assert not (isinstance(value, str) and ascii_unit.search(value)), (entry.name, field.name, value)
+
+
+def test_every_folder_of_modules_is_a_package_the_wheel_ships():
+    """setup.py ships the packages find_packages sees: a folder of modules without ``__init__.py`` would be left
+    out of a wheel (stimscript/live and stimscript/sheet once were, so ``pip install .`` lost them)."""
+    import ast as pyast
+
+    tree = pyast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    stages = next(pyast.literal_eval(n.value) for n in tree.body if isinstance(n, pyast.Assign)
+                  and any(getattr(t, "id", None) == "SUBPACKAGES" for t in n.targets))
+    missing = []
+    for top in ["stimscript", *stages]:
+        for folder in [ROOT / top, *(p for p in (ROOT / top).rglob("*") if p.is_dir())]:
+            if "__pycache__" in folder.parts or not any(folder.glob("*.py")):
+                continue
+            if not (folder / "__init__.py").exists():
+                missing.append(folder.relative_to(ROOT).as_posix())
+    assert not missing, f"folders of modules without __init__.py (not shipped in a wheel): {missing}"

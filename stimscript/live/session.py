@@ -134,7 +134,7 @@ def run_session(schedule, *, device="loopback", realtime: bool = False, db=None,
     from ..runtime import run as runtime_run
 
     ctl = controller or SessionController()
-    dev_name = device if isinstance(device, str) else getattr(device, "name", type(device).__name__)
+    dev_name = device if isinstance(device, str) else device.name   # a Driver: its model name
     info = SessionInfo.from_schedule(schedule, dev_name, realtime, param_ranges, patient_id)
     if live is None:
         live = sys.stdout.isatty()

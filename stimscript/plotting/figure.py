@@ -1,174 +1,21 @@
-"""Plots of a compiled session: one amplitude-envelope lane per channel (mA, each block's frequency labelled),
-the blocks, and zoomed views of one contraction and of one pulse of each shape.
-
-Nothing here ever materialises ``schedule.pulses``: the envelope is a per-bin maximum computed by
-streaming :meth:`Schedule.blocks`, so a 2-hour, 8-channel session costs the same memory as a 1-minute one
-and the figure never holds more than ``bins`` points per lane.
-
-    >>> fig = plot_schedule(schedule)                 # full figure: lanes + block strip + pulse shapes
-    >>> fig.savefig("session.png", dpi=150)
-    >>> plot_schedule(schedule, ax=ax)                # compact: every lane stacked in one existing axes
-
-The compiler's Schedule knows nothing of plotting (the compiler sits below the package face, see
-docs/architecture.md): plot a schedule with ``plot_schedule(schedule)``.
-"""
+"""Drawing a session plot with matplotlib: one amplitude-envelope lane per channel (mA, each block's frequency
+labelled), the block strip, and zoomed views of one contraction and of one pulse of each shape."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable
 
 import numpy as np
 
-from .formatting import hz, ma_label, seconds_label, two_units, us_or_ms
-
-__all__ = ["Envelope", "envelope", "plot_schedule", "save_plot", "lane_label", "shape_label", "time_scale"]
-
-#: default number of bins per lane (each bin shows the largest amplitude delivered in it)
-DEFAULT_BINS = 2000
+from ..formatting import ma_label, seconds_label, us_or_ms
+from .envelope import DEFAULT_BINS, Envelope, envelope, held_peaks
+from .labels import freq_text, lane_label, plot_title, shape_label, time_scale
 
 _LANE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
-# --- envelope ---------------------------------------------------------------------------------------
-@dataclass
-class Envelope:
-    """Per-bin maximum amplitude of each channel over the session.
-
-    ``edges_us`` has ``bins + 1`` entries (bin ``i`` covers ``edges_us[i] <= t < edges_us[i+1]``);
-    ``peak_ua[j, i]`` is the largest amplitude (µA) channel ``channels[j]`` delivers in bin ``i``
-    (0 when it is idle). ``pulses`` counts the pulses seen per channel while streaming.
-    """
-
-    channels: tuple[int, ...]
-    edges_us: np.ndarray
-    peak_ua: np.ndarray
-    pulses: dict
-
-    @property
-    def bins(self) -> int:
-        return len(self.edges_us) - 1
-
-
-def _channel_numbers(schedule) -> tuple[int, ...]:
-    numbers = {c.number for c in schedule.channels}
-    numbers |= {tr.channel for tr in schedule.trains}
-    return tuple(sorted(numbers))
-
-
-def _max_period_us(schedule) -> dict[int, float]:
-    """Longest pulse period per channel (µs): the gap below which the envelope is held, not dropped."""
-    out: dict[int, float] = {}
-    for tr in schedule.trains:
-        p = tr.period_num / tr.period_den
-        out[tr.channel] = max(out.get(tr.channel, 0.0), p)
-    return out
-
-
-def envelope(schedule, bins: int = DEFAULT_BINS, max_pulses: int = 65536) -> Envelope:
-    """Stream ``schedule.blocks(max_pulses)`` into per-bin, per-channel maximum amplitudes.
-
-    Memory is ``O(bins * channels + max_pulses)`` whatever the session's length. Bins narrower than a
-    channel's pulse period would show a comb (empty bins between pulses); such gaps shorter than one
-    period are filled with the amplitude of the pulse before them (sample and hold), so a lane shows the
-    contraction, not the aliasing.
-    """
-    duration = max(1, int(schedule.duration_us))
-    bins = max(1, min(int(bins), duration))
-    numbers = _channel_numbers(schedule)
-    index = np.full(256, -1, dtype=np.int64)
-    for j, n in enumerate(numbers):
-        index[n] = j
-    nch = max(1, len(numbers))
-    flat = np.zeros(nch * bins, dtype=np.int64)
-    counts = np.zeros(nch, dtype=np.int64)
-    for block in schedule.blocks(max_pulses):
-        if len(block) == 0:
-            continue
-        t = block["t_us"].astype(np.int64, copy=False)
-        b = np.minimum((t * bins) // duration, bins - 1)
-        j = index[block["channel"]]
-        keep = j >= 0
-        if not keep.all():  # pragma: no cover - channels come from the trains, so this never drops
-            b, j, t = b[keep], j[keep], t[keep]
-        amp = block["amplitude_ua"][keep] if not keep.all() else block["amplitude_ua"]
-        np.maximum.at(flat, j * bins + b, amp.astype(np.int64, copy=False))
-        counts += np.bincount(j, minlength=nch)[:nch]
-    peak = flat.reshape(nch, bins)
-
-    # sample-and-hold across empty bins shorter than one pulse period
-    bin_us = duration / bins
-    periods = _max_period_us(schedule)
-    idx = np.arange(bins)
-    for j, n in enumerate(numbers):
-        hold_bins = int(np.ceil(periods.get(n, 0.0) / bin_us))
-        if hold_bins < 1:
-            continue
-        row = peak[j]
-        nz = row > 0
-        if not nz.any():
-            continue
-        last = np.maximum.accumulate(np.where(nz, idx, -1))
-        fill = (~nz) & (last >= 0) & (idx - last < hold_bins)
-        if fill.any():
-            row[fill] = row[last[fill]]
-
-    edges = (np.arange(bins + 1, dtype=np.float64) * duration / bins)
-    return Envelope(numbers, edges, peak[: len(numbers)],
-                    {n: int(counts[j]) for j, n in enumerate(numbers)})
-
-
-# --- labels -----------------------------------------------------------------------------------------
-def time_scale(duration_us: int) -> tuple[float, str]:
-    """(µs per display unit, unit name) that suits a session of this length."""
-    seconds = duration_us / 1e6
-    if seconds <= 180:
-        return 1e6, "s"
-    if seconds <= 5 * 3600:
-        return 60e6, "min"
-    return 3600e6, "h"
-
-
-def lane_label(info, number: int) -> str:
-    """'ch 1 · quad' / 'vastus medialis R' for a ChannelInfo (or just 'ch N' without one)."""
-    if info is None:
-        return f"ch {number}"
-    first = f"ch {number}" + (f" · {info.name}" if info.name else "")
-    site = info.site.replace("_", " ")
-    side = info.side
-    if site and side:
-        site = f"{site} {side[:1].upper()}"
-    if len(site) > 20:
-        import textwrap
-
-        site = "\n".join(textwrap.wrap(site, 20))
-    pair = tuple(info.electrodes)
-    polarity = f"{pair[0]}(−) → {pair[1]}(+)" if len(pair) == 2 and all(pair) else ""
-    return first + (f"\n{site}" if site else "") + (f"\n{polarity}" if polarity else "")
-
-
-def shape_label(shape) -> str:
-    """A one-line description of a PulseShape from its phases."""
-    phases = tuple(shape.phases)
-    kind = shape.kind or "custom"
-    width = phases[0][0] if phases else 0
-    gaps = [d for d, a in phases if a == 0]
-    total = sum(d for d, _ in phases)
-    if kind in ("biphasic", "monophasic", "asymmetric") or len(phases) <= 3:
-        text = f"{kind} {us_or_ms(width)}"
-        if kind == "asymmetric" and len(phases) >= 2:
-            second = [d for d, a in phases[1:] if a != 0]
-            if second:
-                text += f" / {us_or_ms(second[0])}"
-        if gaps and kind != "doublet":
-            text += f", gap {us_or_ms(gaps[0])}"
-        return text
-    if kind == "burst" and len(phases) >= 2:
-        carrier = phases[0][0] + phases[1][0]
-        return f"burst {1e3 / carrier:.3g} kHz carrier, {us_or_ms(total)}"
-    if kind == "doublet":
-        return f"doublet {us_or_ms(width)}, {us_or_ms(total)} in all"
-    return f"{kind} {len(phases)} phases, {us_or_ms(total)}"
+#: fill patterns that keep lanes apart in print and for readers who do not tell the colours apart
+_HATCHES = (None, "////", "\\\\\\\\", "xxx", "...", "---", "|||", "+++")
 
 
 def _shape_uses(schedule) -> dict[int, dict[int, int]]:
@@ -194,7 +41,6 @@ def _shape_xy(shape, amp_ma: float) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-# --- drawing ----------------------------------------------------------------------------------------
 def _segment_strip(ax, segments: Iterable, scale: float, duration_us: int) -> None:
     """Blocks as alternating bands with their labels, pauses hatched; labels that do not fit are dropped
     (numbered instead when a number fits)."""
@@ -227,33 +73,6 @@ def _segment_strip(ax, segments: Iterable, scale: float, duration_us: int) -> No
     ax.tick_params(axis="x", labelbottom=False, length=0)
 
 
-def _dense_hold(env: Envelope, schedule, px_width: float) -> np.ndarray:
-    """The lanes to draw: where a train's cycles are narrower than a few pixels, each bin shows the largest
-    amplitude of the surrounding cycle (a solid band at the hold level) instead of a comb that aliases."""
-    peak = env.peak_ua.copy()
-    if not env.channels or not env.bins:
-        return peak
-    duration = max(1, int(schedule.duration_us))
-    bin_us = duration / env.bins
-    row_of = {n: j for j, n in enumerate(env.channels)}
-    for tr in schedule.trains:
-        j = row_of.get(tr.channel)
-        if j is None or tr.cycle_us <= 0 or tr.cycles < 2:
-            continue
-        if tr.cycle_us / duration * px_width >= 8:
-            continue
-        lo = int(tr.start_us // bin_us)
-        hi = min(env.bins, int(np.ceil(tr.end_us / bin_us)))
-        w = int(np.ceil(tr.cycle_us / bin_us)) + 1
-        seg = env.peak_ua[j, lo:hi]
-        if len(seg) < w:
-            peak[j, lo:hi] = seg.max(initial=0)
-            continue
-        pad = np.concatenate([np.zeros(w // 2, seg.dtype), seg, np.zeros(w - 1 - w // 2, seg.dtype)])
-        peak[j, lo:hi] = np.lib.stride_tricks.sliding_window_view(pad, w).max(axis=1)
-    return peak
-
-
 def _draw_lane(ax, edges: np.ndarray, row_ua: np.ndarray, scale: float, color: str, hatch=None) -> None:
     x = np.repeat(edges / scale, 2)[1:-1]
     yy = np.repeat(row_ua / 1000.0, 2)
@@ -270,22 +89,6 @@ def _boundaries(axes, segments, scale: float) -> None:
             seen.add(t)
             for ax in axes:
                 ax.axvline(t / scale, color="#7f8c99", linewidth=0.6, linestyle=(0, (3, 3)), zorder=0)
-
-
-def _title(schedule) -> str:
-    title = schedule.title or schedule.source_name or "stimscript schedule"
-    parts = []
-    if schedule.session:
-        parts.append(f"session {schedule.session}")
-    if schedule.week:
-        parts.append(f"week {schedule.week}")
-    parts.append(two_units(schedule.duration_us))
-    params = schedule.params
-    if params:
-        from .compiler.evaluate import fmt
-
-        parts.append(", ".join(f"{k} = {fmt(v)}" for k, v in params.items()))   # '300 µs', as info writes it
-    return f"{title}\n" + " · ".join(parts)
 
 
 def _plot_into_ax(schedule, ax, env: Envelope, scale: float, unit: str) -> None:
@@ -320,11 +123,6 @@ def _block_trains(schedule, seg) -> dict[int, list]:
     return out
 
 
-def _freq_text(trains) -> str:
-    freqs = sorted({Fraction(tr.period_den * 1_000_000, tr.period_num) for tr in trains})
-    return " / ".join(hz(f, kilo=False) if f else "" for f in freqs)
-
-
 def _label_blocks(ax, schedule, number: int, scale: float, top: float, px_per_us: float, color: str) -> None:
     """Each block's frequency (and the amplitude at full output) inside the lane, where it fits."""
     for seg in schedule.segments:
@@ -335,7 +133,7 @@ def _label_blocks(ax, schedule, number: int, scale: float, top: float, px_per_us
             continue
         amp = max(round(Fraction(tr.amp_num, tr.amp_den)) for tr in trains)
         width_px = (seg.end_us - seg.start_us) * px_per_us
-        for text in (f"{_freq_text(trains)} · {ma_label(amp)}", _freq_text(trains)):
+        for text in (f"{freq_text(trains)} · {ma_label(amp)}", freq_text(trains)):
             if len(text) * 6.0 + 8 < width_px:
                 ax.text((seg.start_us + seg.end_us) / 2 / scale, top * 0.93, text, ha="center", va="top",
                         fontsize=7.5, color="#222222", clip_on=True, zorder=5,
@@ -405,7 +203,7 @@ def _contraction_inset(ax, schedule, infos, numbers, tr) -> None:
     seg = next((s for s in segments if s.start_us <= t0 < s.end_us), None)
     where = f"in block {segments.index(seg) + 1} “{seg.label}”" if seg is not None else ""
     what = "One contraction" if tr.cycle_us > tr.on_us else "The first 2 s (no rest: continuous)"
-    ax.set_title(f"{what}: {name}\n{where.lstrip(', ')}\n{len(mine)} pulses at {_freq_text([tr])}, "
+    ax.set_title(f"{what}: {name}\n{where.lstrip(', ')}\n{len(mine)} pulses at {freq_text([tr])}, "
                  f"{ma_label(float(amp) * 1000)} at full output", fontsize=8.5, loc="left")
 
 
@@ -474,10 +272,6 @@ def _shape_lines(schedule) -> list[tuple[int, list]]:
     return out
 
 
-#: fill patterns that keep lanes apart in print and for readers who do not tell the colours apart
-_HATCHES = (None, "////", "\\\\\\\\", "xxx", "...", "---", "|||", "+++")
-
-
 def plot_schedule(schedule, ax=None, **kw):
     """Plot a Schedule; returns the matplotlib Figure (``ax.figure`` when ``ax`` is given).
 
@@ -519,7 +313,7 @@ def plot_schedule(schedule, ax=None, **kw):
 
     # layout in inches, top to bottom, then converted to figure fractions
     lane_h = 1.0 if n <= 2 else (0.85 if n <= 4 else 0.62)
-    text = _title(schedule) if title is None else (title or "")
+    text = plot_title(schedule) if title is None else (title or "")
     title_h, strip_h, xlab_h = (0.85 if text else 0.08), 0.38, 0.8
     row_h, row_gap, head_h = 1.75, 0.85, 0.85
     main_h = strip_h + n * lane_h
@@ -557,7 +351,7 @@ def plot_schedule(schedule, ax=None, **kw):
 
     px_width = (right - left) * width * fig.dpi
     px_per_us = px_width / max(1, schedule.duration_us)
-    drawn = _dense_hold(env, schedule, px_width)
+    drawn = held_peaks(env, schedule, px_width)
     ymax = max(1.0, float(env.peak_ua.max()) / 1000.0 if env.peak_ua.size else 1.0)
     top = ymax * 1.3
     mA = FuncFormatter(lambda v, _: f"{v:.4g} mA")
