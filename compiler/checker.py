@@ -1110,7 +1110,13 @@ class _KnownLayout:
             if c is not None:
                 span = chans[c].amp_span
                 if use.amplitude_ua != amp or use.spans.get("amplitude") is not span:
-                    use = replace(use, amplitude_ua=amp, spans={**use.spans, "amplitude": span})
+                    # a copy without re-running the dataclass __init__ (its values are checked already)
+                    new = object.__new__(ChannelUse)
+                    d = new.__dict__
+                    d.update(use.__dict__)
+                    d["amplitude_ua"] = amp
+                    d["spans"] = {**use.spans, "amplitude": span}
+                    use = new
             uses.append(use)
         lowered = old.lowered.with_amplitudes(amplitudes) if old.lowered is not None else None
         return _SessionLayout(tuple(uses), old.duration_us, old.expanded, lowered)
