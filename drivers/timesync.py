@@ -34,9 +34,6 @@ class ClockMapping:
     at_device_us: int
     samples: int
 
-    def to_host_us(self, device_us: int) -> float:
-        return device_us + self.offset_us
-
 
 class TimeSync:
     """Device-to-host clock offset from (dev_t, h_send, h_recv) samples; keeps the ``keep`` latest."""
