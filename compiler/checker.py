@@ -415,8 +415,7 @@ class Analysis:
                               hint="check the placement on the patient; the setup sheet prints the text as written")
             elif decl.site.muscle is not None and _atlas.lookup(decl.site.muscle.name) is None:
                 name = decl.site.muscle.name
-                close = _atlas.suggest(name, 2)
-                hint = ("did you mean " + " or ".join(f"`{s}`" for s in close) + "?") if close else \
+                hint = did_you_mean(name.lower(), _atlas.names(), 2) or \
                     "known sites: " + ", ".join(_atlas.names()[:8]) + ", ..."
                 self.err("E205", f"unknown site `{name}` (not in the motor-point atlas)", decl.site.muscle.span,
                          hint=hint)

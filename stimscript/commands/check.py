@@ -125,7 +125,7 @@ def check_files(files: tuple[str, ...], device: Optional[str], mode: Optional[st
             failed = True
             _echo(f"{path}: {len(warnings)} warning(s) treated as errors (--strict)", err=True)
         elif not quiet:
-            n_channels = len(proto.ast.channels)
+            n_channels = len(proto.channels)
             sessions = len(list(proto.sessions()))
             note = f", {len(warnings)} warning(s)" if warnings else ""
             _echo(f"{path}: ok ({n_channels} channel{'s' if n_channels != 1 else ''}, "
