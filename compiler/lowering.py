@@ -58,11 +58,6 @@ class Timing(Record):
         return self.rest_us == 0 and self.ramp_up_us == 0 and self.ramp_down_us == 0
 
 
-def repeat_end(count: int, after_us: int, timing: Timing) -> int:
-    """Where a line of a ``repeat count`` block ends, relative to the block start."""
-    return after_us + count * timing.cycle_us
-
-
 def for_cycles(duration_us: int, after_us: int, timing: Timing) -> int:
     """Whole cycles of a line in a ``for`` block (cycle length > 0)."""
     return max(0, (duration_us - after_us) // timing.cycle_us)

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import expander
-from .ir import PULSE_DTYPE, ChannelInfo, PulseShape, Segment, Train
+from .ir import ChannelInfo, PulseShape, Segment, Train
 
 
 @dataclass(eq=False)
@@ -141,7 +141,3 @@ class Schedule:
         if duration_us is None:
             duration_us = max((tr.end_us for tr in trains), default=0)
         return cls(trains=trains, shapes=tuple(shapes), duration_us=duration_us, **kw)
-
-
-def empty_pulses(n: int = 0) -> np.ndarray:
-    return np.zeros(n, dtype=PULSE_DTYPE)

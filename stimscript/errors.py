@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from .spans import Span
 
@@ -159,9 +159,3 @@ class DeviceFault(DriverError):
 
 class ProtocolMismatch(DriverError):
     """The device speaks a wire-protocol version or framing we do not understand."""
-
-
-def raise_if_errors(diagnostics: Iterable[Diagnostic], cls: type[ProtocolError] = ProtocolSemanticError) -> None:
-    diags = list(diagnostics)
-    if any(d.is_error for d in diags):
-        raise cls(diags)
