@@ -22,7 +22,9 @@ runtime/pulsefeed.py, the live intensity per channel is runtime/intensity.py.
 from __future__ import annotations
 
 import bisect
+import math
 import time
+from fractions import Fraction
 from typing import Protocol
 
 import numpy as np
@@ -51,13 +53,17 @@ class RecordSink(Protocol):
 
 def precheck(schedule, profile) -> None:
     """Refuse a schedule the device cannot play (the compiler checks this too; drivers must not trust it)."""
+    # the largest |relative amplitude| of each shape: a phase may carry more current than the first one
+    gain = [max((abs(rel) for _, rel in shape.phases), default=0.0) for shape in schedule.shapes]
     for tr in schedule.trains:
         if not 1 <= tr.channel <= profile.channels:
             raise SafetyError(f"channel {tr.channel} does not exist on {profile.name} "
                               f"({profile.channels} channels)", code="S005")
         amp = -(-tr.amp_num // tr.amp_den)
-        if amp > profile.max_current_ua:
-            raise SafetyError(f"channel {tr.channel}: {amp} µA exceeds the device maximum "
+        peak = math.ceil(Fraction(tr.amp_num, tr.amp_den) * Fraction(gain[tr.shape]))
+        if max(amp, peak) > profile.max_current_ua:
+            what = f"{amp} µA" if peak <= amp else f"peak current {peak} µA (amplitude {amp} µA in a phase)"
+            raise SafetyError(f"channel {tr.channel}: {what} exceeds the device maximum "
                               f"{profile.max_current_ua} µA", code="S002")
         if tr.period_num * profile.max_rate_hz < tr.period_den * 1_000_000:
             raise SafetyError(f"channel {tr.channel}: slot rate above the device maximum {profile.max_rate_hz} Hz",

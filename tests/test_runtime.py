@@ -227,6 +227,18 @@ def test_schedule_the_device_cannot_play_is_refused(dev, tmp_path):
         run(s, dev, tmp_path)
 
 
+def test_guard_judges_the_peak_phase_current_of_a_hand_built_schedule(tmp_path):
+    # 70 mA with a recovery phase at twice the first phase's current: 140 mA flows, above the 120 mA maximum.
+    # The compiler refuses this (S002 on the peak phase current); a schedule built by hand must be refused
+    # by the runtime's guard before START, not only by the device when the pulse is due.
+    shape = PulseShape(((100, 1.0), (50, -2.0)))
+    trains = [Train(1, 0, 1, 1_000_000, 1_000_000, 0, 0, 1_000_000, 50, 70_000, 1, 0)]
+    dev = stimscript.open_device("loopback", capture=True)
+    with pytest.raises(SafetyError, match="S002|140"):
+        stimscript.run(Schedule.from_trains(trains, [shape]), device=dev, record=False)
+    assert len(dev.emulator.output) == 0
+
+
 def test_run_by_name_and_by_driver(tmp_path):
     s = nmes_schedule(channels=2, seconds=3, on_s=3, off_s=0, ramp_s=0)
     rec = stimscript.run(s, device="loopback", db=tmp_path / "x.sqlite")
