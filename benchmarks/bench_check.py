@@ -12,6 +12,11 @@ and then checks it (``stimscript.loads``). Times are the best of ``--runs`` afte
 printed too. It also times the S013 exact overlap check of a 30-minute, 8-channel, 50 Hz session on a
 device with one shared current source.
 
+``--scaling [500,1000,5000,20000]`` prints parse + check time per input line at each size and its ratio to
+the 500-line protocol's (checking must be linear in the input). Above 500 lines the generator shortens every
+duration (``time_scale``) so the session stays as long as the 500-line one's and passes its own limits: the
+input grows, the session does not.
+
 ``--before DIR`` runs this same generator against another checkout (e.g. ``git worktree add /tmp/before
 <rev>``) in a subprocess that imports ``stimscript`` from DIR, and prints both results side by side.
 """
@@ -24,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from fractions import Fraction
 
 TARGET_MS = 100.0
 SITES = ["vastus_medialis", "vastus_lateralis", "rectus_femoris", "biceps_femoris", "tibialis_anterior",
@@ -34,8 +40,73 @@ PULSES = ["biphasic 300 us gap 50 us", "biphasic 250 us", "asymmetric 200 us rat
 FREQS = [50, 40, 35, 50, 50, 30, 20, 45]
 
 
+#: the size at time scale 1: its session lasts 2 h 29 min (week 1), inside the protocol's own `max duration 3 h`
+_BASE_LINES = 500
+N_CYCLES = 20
+#: the shortest `ramp up` of a shortened protocol (6 periods at 20 Hz: the first pulse stays below 10 mA)
+RAMP_FLOOR_MS = 400
+#: the extra shortening of everything else that makes room for the ramps' floor
+_ROOM = Fraction(3, 5)
+
+
+def time_scale(lines: int, head_lines: int) -> Fraction:
+    """How much every duration of a ``lines``-line protocol is shortened so its session stays as long as the
+    500-line one's (about 2.5 h): 1 up to 500 lines; above, the 500-line protocol's session lines over this
+    one's (``head_lines`` lines come before the session at every size). Without it a 1000-line protocol
+    lasts 8.5 h (above its own `max duration 3 h`) and a 5000-line one 56 h (above the 24 h bound)."""
+    if lines <= _BASE_LINES:
+        return Fraction(1)
+    # _ROOM: room for the ramps' floor (RAMP_FLOOR_MS) and the rounding to whole milliseconds, so the longest
+    # week stays below 3 h
+    return _ROOM * Fraction(_BASE_LINES - head_lines, lines - head_lines)
+
+
+def _dur(seconds, scale: Fraction, unit: str = "s") -> str:
+    """``seconds`` (written in ``unit`` at scale 1) shortened by ``scale``: the same text at scale 1, else whole
+    milliseconds (at least 1 ms unless 0)."""
+    per = {"s": 1, "min": 60, "ms": Fraction(1, 1000)}[unit]
+    if scale == 1:
+        value = Fraction(seconds) / per
+        return f"{int(value) if value.denominator == 1 else float(value):g} {unit}"
+    ms = round(Fraction(seconds) * scale * 1000)
+    ms = max(1, ms) if seconds else 0
+    return f"{ms} ms"
+
+
 def make_protocol(lines: int = 500, weeks: int = 12) -> str:
-    """A realistic protocol of about ``lines`` lines (see the module docstring)."""
+    """A realistic protocol of about ``lines`` lines (see the module docstring). Above 500 lines every duration
+    is shortened by :func:`time_scale` so the session keeps the 500-line protocol's length and passes its own
+    limits: the input grows, the session does not (checking must be linear in the input)."""
+    head_lines = len(_head(weeks, Fraction(1)))
+    sc = time_scale(lines, head_lines)
+    d = lambda sec, unit="s": _dur(sec, sc, unit)  # noqa: E731
+    out = _head(weeks, sc)
+    k = 0
+    body_lines = lines - 1
+    while len(out) < body_lines - 6:
+        k += 1
+        a, b, c = 1 + k % 8, 1 + (k + 3) % 8, 1 + (k + 5) % 8
+        cyc = 1 + k % N_CYCLES
+        if k % 6 == 0:
+            out += ["    for block {", f"        ch{a}: c{cyc}",
+                    f"        ch{b}, ch{c}: continuous after {d(k % 4 + 1)}", "    }"]
+        elif k % 3 == 0:
+            out += [f"    repeat {2 + k % 4} {{", f"        ch{a}, ch{b}: c{cyc}",
+                    f"        ch{c}: c{1 + (k + 7) % N_CYCLES} with frequency {25 + 5 * (k % 5)} Hz, "
+                    f"amplitude {70 + 5 * (k % 4)}% i{c} after {d(k % 3)}", "    }"]
+        else:
+            out += [f"    repeat {1 + k % 3} {{", f"        ch{a}: c{cyc}", f"        ch{b}: c{1 + (k + 2) % N_CYCLES} "
+                    f"after {d(k % 5)}", f"        ch{c}: c{1 + (k + 4) % N_CYCLES} after {d(Fraction(1, 2), 'ms')}",
+                    "    }"]
+        if k % 5 == 0:
+            out.append(f"    pause {d(60 * (k % 7 + 1), 'min')}")
+    out += ["}"]
+    return "\n".join(out) + "\n"
+
+
+def _head(weeks: int, sc: Fraction) -> list[str]:
+    """Everything before the session's blocks (its line count does not depend on ``sc``)."""
+    d = lambda sec, unit="s": _dur(sec, sc, unit)  # noqa: E731
     out = ["stimscript 1", "", 'protocol "Generated multi-muscle NMES programme (benchmark)" {',
            '    reference "benchmarks/bench_check.py"',
            '    indication "lower-limb weakness after prolonged ICU stay"',
@@ -44,7 +115,8 @@ def make_protocol(lines: int = 500, weeks: int = 12) -> str:
     for c in range(1, 9):
         out.append(f'param i{c} = {20 + c} mA in 10 mA .. 70 mA "channel {c}: maximum tolerated"')
     out += ['param width = 300 us in 200 us .. 400 us "phase width"',
-            'param block = 5 min in 2 min .. 10 min "length of the continuous blocks"', ""]
+            f'param block = {d(300, "min")} in {d(120, "min")} .. {d(600, "min")} "length of the continuous blocks"',
+            ""]
     out += ["limits {", "    max current 90 mA", "    max frequency 100 Hz", "    max pulse width 1 ms",
             "    max charge 40 uC", "    max duration 3 h", "}", ""]
     for c in range(1, 9):
@@ -54,12 +126,14 @@ def make_protocol(lines: int = 500, weeks: int = 12) -> str:
         out += [f"channel ch{c} {c} {{", f"    site {SITES[c - 1]} {'left' if c % 2 else 'right'}",
                 f"    electrodes p{c} -> d{c}", f"    pulse {PULSES[c - 1]}", f"    frequency {FREQS[c - 1]} Hz",
                 f"    amplitude i{c}", "}", ""]
-    n_cycles = 20
-    for k in range(1, n_cycles + 1):
-        body = [f"cycle c{k} {{", f"    ramp up {1 + k % 3} s", f"    hold {2 + k % 7} s"]
+    for k in range(1, N_CYCLES + 1):
+        # shortened ramps keep at least RAMP_FLOOR_MS: a ramp of one or two periods delivers its first pulse
+        # near full amplitude (an S012 warning per line: the larger inputs would differ in kind, not in size)
+        up = d(1 + k % 3) if sc == 1 else f"{max(RAMP_FLOOR_MS, round((1 + k % 3) * sc * 1000))} ms"
+        body = [f"cycle c{k} {{", f"    ramp up {up}", f"    hold {d(2 + k % 7)}"]
         if k % 4:
-            body.append(f"    ramp down {k % 2 + 1} s")
-        body += [f"    rest {10 + 2 * k} s", "}", ""]
+            body.append(f"    ramp down {d(k % 2 + 1)}")
+        body += [f"    rest {d(10 + 2 * k)}", "}", ""]
         out += body
     out += ["progression {"]
     step = max(1, weeks // 4)
@@ -67,33 +141,15 @@ def make_protocol(lines: int = 500, weeks: int = 12) -> str:
     while w <= weeks:
         last = min(weeks, w + step - 1)
         rng = f"{w}" if last == w else f"{w}..{last}"
-        out += [f"    week {rng} {{", f"        c1.hold = {2 + w % 5} s", f"        c2.rest = {20 - w % 6} s",
+        out += [f"    week {rng} {{", f"        c1.hold = {d(2 + w % 5)}", f"        c2.rest = {d(20 - w % 6)}",
                 f"        width = {300 + 10 * (w % 6)} us", "    }"]
         w = last + 1
     out += ["    every week {"]
     for c in range(1, 9):
         out.append(f"        i{c} += {1 + c % 3} mA up to {50 + c} mA")
-    out += ["        c3.hold += 1 s up to 12 s", "        block += 30 s up to 8 min", "    }", "}", "", "session {"]
-    k = 0
-    body_lines = lines - 1
-    while len(out) < body_lines - 6:
-        k += 1
-        a, b, c = 1 + k % 8, 1 + (k + 3) % 8, 1 + (k + 5) % 8
-        cyc = 1 + k % n_cycles
-        if k % 6 == 0:
-            out += ["    for block {", f"        ch{a}: c{cyc}",
-                    f"        ch{b}, ch{c}: continuous after {k % 4 + 1} s", "    }"]
-        elif k % 3 == 0:
-            out += [f"    repeat {2 + k % 4} {{", f"        ch{a}, ch{b}: c{cyc}",
-                    f"        ch{c}: c{1 + (k + 7) % n_cycles} with frequency {25 + 5 * (k % 5)} Hz, "
-                    f"amplitude {70 + 5 * (k % 4)}% i{c} after {k % 3} s", "    }"]
-        else:
-            out += [f"    repeat {1 + k % 3} {{", f"        ch{a}: c{cyc}", f"        ch{b}: c{1 + (k + 2) % n_cycles} "
-                    f"after {k % 5} s", f"        ch{c}: c{1 + (k + 4) % n_cycles} after 500 ms", "    }"]
-        if k % 5 == 0:
-            out.append(f"    pause {k % 7 + 1} min")
-    out += ["}"]
-    return "\n".join(out) + "\n"
+    out += [f"        c3.hold += {d(1)} up to {d(12)}", f"        block += {d(30)} up to {d(480, 'min')}", "    }",
+            "}", "", "session {"]
+    return out
 
 
 def session_lines(text: str) -> int:
@@ -174,6 +230,35 @@ def measure(lines: int, weeks: int, runs: int) -> dict:
     }
 
 
+def measure_scaling(sizes: list[int], weeks: int, runs: int) -> list[dict]:
+    """Parse + check time of the generated protocol at each size (best of a few runs, fewer for large ones)."""
+    import stimscript
+    from stimscript.dsl.parser import get_parser, parse
+
+    get_parser()
+    rows = []
+    for lines in sizes:
+        text = make_protocol(lines, weeks)
+        n = max(1, min(runs, runs * 500 // lines))
+        proto = stimscript.loads(text, "bench.stim")   # warm-up; and it must check without errors
+        p = timed(lambda: parse(text, "bench.stim"), n)
+        pc = timed(lambda: stimscript.loads(text, "bench.stim"), n, before=_forget)
+        rows.append({"lines": text.count("\n"), "runs": n, "parse": min(p), "parse_check": min(pc),
+                     "warnings": len(proto.warnings)})
+    return rows
+
+
+def report_scaling(title: str, rows: list[dict]) -> None:
+    print(f"{title}: parse + check (loads, cold memos) by input size, best of the runs")
+    print(f"  {'lines':>6} {'runs':>4} {'parse ms':>10} {'parse+check ms':>15} {'µs/line':>9} {'ratio to 500':>13}"
+          f" {'warnings':>9}")
+    base = rows[0]["parse_check"] / rows[0]["lines"]
+    for r in rows:
+        per = r["parse_check"] / r["lines"]
+        print(f"  {r['lines']:>6} {r['runs']:>4} {r['parse']:>10.1f} {r['parse_check']:>15.1f} {per * 1000:>9.1f}"
+              f" {per / base:>13.2f} {r['warnings']:>9}")
+
+
 def _line(label: str, times: list[float], target: bool = False) -> str:
     best, med = min(times), statistics.median(times)
     s = f"  {label:<34} best {best:8.2f} ms  median {med:8.2f} ms"
@@ -224,13 +309,30 @@ def main() -> None:
     ap.add_argument("--weeks", type=int, default=12)
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--before", help="another checkout to measure side by side (e.g. a git worktree)")
+    ap.add_argument("--scaling", nargs="?", const="500,1000,5000,20000", metavar="SIZES",
+                    help="print the scaling table for these line counts instead (default 500,1000,5000,20000)")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.root:
         use_checkout(args.root)
+    sizes = [int(x) for x in args.scaling.split(",")] if args.scaling else None
     if args.json:
-        print(json.dumps(measure(args.lines, args.weeks, args.runs)))
+        print(json.dumps(measure_scaling(sizes, args.weeks, args.runs) if sizes else
+                         measure(args.lines, args.weeks, args.runs)))
+        return
+    if sizes:
+        if args.before:
+            cmd = [sys.executable, os.path.abspath(__file__), "--json", "--root", os.path.abspath(args.before),
+                   "--scaling", args.scaling, "--weeks", str(args.weeks), "--runs", str(args.runs)]
+            before = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+            report_scaling(f"before  [{args.before}]", before)
+        now = measure_scaling(sizes, args.weeks, args.runs)
+        report_scaling("after" if args.before else "this checkout", now)
+        if args.before:
+            for b, a in zip(before, now):
+                print(f"  {a['lines']:>6} lines: {b['parse_check']:.0f} ms -> {a['parse_check']:.0f} ms "
+                      f"({b['parse_check'] / a['parse_check']:.1f}x)")
         return
     results = []
     if args.before:

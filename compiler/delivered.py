@@ -178,10 +178,10 @@ def _fill(tf: TrainFacts) -> None:
             # fewer slots than one repetition of the rounding pattern: measure them (bounded)
             steps = min(n - 1, 4096)
             prev = tf.first_off
-            best = None
+            best = 1 << 62            # steps >= 1: replaced by the first measured spacing
             for k in range(k_lo + 1, k_lo + 1 + steps):
                 cur = round_div(k * num, den)
-                best = cur - prev if best is None else min(best, cur - prev)
+                best = min(best, cur - prev)
                 prev = cur
             tf.in_cycle_spacing = best if steps == n - 1 else min(best, num // den)
     if tr.cycles >= 2:
@@ -269,7 +269,7 @@ def _groups(facts: Sequence[TrainFacts], gap: int) -> list[list[TrainFacts]]:
     """Trains whose busy spans [first, last] come closer than ``gap`` µs, chained (sorted by first onset)."""
     items = sorted((tf for tf in facts if tf.per_cycle), key=lambda tf: (tf.first, tf.index))
     out: list[list[TrainFacts]] = []
-    end = None
+    end = 0                   # the busy end of the last group (read only once a group exists)
     for tf in items:
         if out and tf.first - end < gap:
             out[-1].append(tf)
@@ -385,14 +385,14 @@ def measure_channel(channel: int, facts: list[TrainFacts], *, need_window: bool,
         cd.expanded += len(rows)
         if not len(rows):
             continue
-        t = rows["t_us"].astype(np.int64)
-        if need_spacing and len(t) >= 2:
-            d = np.diff(t)
-            i = int(np.argmin(d))
-            if int(d[i]) < (best_sp.us if best_sp else 1 << 62):
+        onsets = rows["t_us"].astype(np.int64)
+        if need_spacing and len(onsets) >= 2:
+            gaps = np.diff(onsets)
+            i = int(np.argmin(gaps))
+            if int(gaps[i]) < (best_sp.us if best_sp else 1 << 62):
                 tri = owner[i:i + 2]
                 kind = "lines" if tri[0] != tri[1] else "slots"
-                better(Spacing(int(d[i]), int(t[i]), int(t[i + 1]), kind, int(tri[0]), int(tri[1])))
+                better(Spacing(int(gaps[i]), int(onsets[i]), int(onsets[i + 1]), kind, int(tri[0]), int(tri[1])))
         if need_window:
             w = _window_max(group, rows, owner, a, b)
             if w is not None and (best_w is None or w.sum_ua2us > best_w.sum_ua2us):
@@ -436,7 +436,7 @@ def _interleaved_ranges(group: list[TrainFacts]) -> list[tuple[int, int]]:
         return []
     # one cycle length: one cycle of the overlap represents the rest
     cycles = {tf.train.cycle_us for tf in group}
-    merged = []
+    merged: list[tuple[int, int]] = []
     for a, b in sorted(out):
         if len(cycles) == 1:
             c = next(iter(cycles))
@@ -476,7 +476,7 @@ def _window_max(group: list[TrainFacts], rows: np.ndarray, owner: np.ndarray, a:
     top = float(sums.max())
     # exact: every window within a relative 1e-9 of the float maximum is summed in integers
     cand = np.nonzero(sums >= top * (1 - 1e-9))[0]
-    best = None
+    best: Optional[tuple[Fraction, int, int]] = None
     for ci in cand[:64]:
         i, j = int(starts[ci]), int(ends[ci])
         seg_amp = amp[i:j]
@@ -490,6 +490,8 @@ def _window_max(group: list[TrainFacts], rows: np.ndarray, owner: np.ndarray, a:
         exact = Fraction(total, lcm)
         if best is None or exact > best[0]:
             best = (exact, i, j)
+    if best is None:          # cand holds the float maximum itself: never empty
+        return None
     exact, i, j = best
     ids, counts = np.unique(owner[i:j], return_counts=True)
     return Window(exact, int(t[i]), j - i, {int(k): int(n) for k, n in zip(ids, counts)})

@@ -236,7 +236,7 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
                         f"(device `{profile.name}`)", ("amplitude",))
 
     # S003 phase durations vs device ------------------------------------------------------------------
-    if cur:
+    if cur and facts.short is not None and facts.long is not None:   # both set when a phase carries current
         i_short, d_short = facts.short
         i_long, d_long = facts.long
         if d_short < profile.min_phase_us:

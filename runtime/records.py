@@ -442,7 +442,7 @@ def _open_readonly(path) -> sqlite3.Connection:
     try:
         return attempt(p, "?mode=ro")
     except sqlite3.DatabaseError as exc:
-        last = exc
+        last: Exception = exc
     wal = p.with_name(p.name + "-wal")
     try:
         if wal.exists() and wal.stat().st_size > 0:
@@ -479,6 +479,12 @@ def _allow_new_end_reasons(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE sessions_new RENAME TO sessions")
     conn.execute("CREATE INDEX IF NOT EXISTS sessions_started ON sessions(started_at)")
     conn.execute("CREATE INDEX IF NOT EXISTS sessions_patient ON sessions(patient_id)")
+
+
+# the store has a method named ``list``: annotations inside its class body name these instead
+_Events = list[RecordEvent]
+_Notes = list[Note]
+_Records = list[SessionRecord]
 
 
 class RecordStore:
@@ -606,12 +612,14 @@ class RecordStore:
                  rec.patient_id, rec.operator_id, rec.started_at, rec.started_at, rec.duration_us,
                  json.dumps([_warning_text(x) for x in rec.warnings]), int(rec.realtime), int(rec.epoch_us),
                  json.dumps(rec.fidelity or {})))
-            rec.id = cur.lastrowid
+            rid = cur.lastrowid
+            assert rid is not None, "an INSERT always has a row id"
+            rec.id = rid
             self.conn.execute("UPDATE sessions SET scheduled_pulses=? WHERE id=?", (rec.scheduled_pulses, rec.id))
             rec.events_saved = 0
             self._append_events(rec)
         rec.db_path = str(self.path)
-        return rec.id
+        return rid
 
     def _append_events(self, rec: SessionRecord) -> None:
         new = rec.events[rec.events_saved:]
@@ -686,13 +694,11 @@ class RecordStore:
                 return self._read_row(row, with_notes, with_events)
             except (TypeError, ValueError, KeyError, AttributeError) as exc:
                 what = f"{type(exc).__name__}: {exc}"
-        rid = row["id"] if "id" in row.keys() else "?"
-        raise RecordError(f"record #{rid} in {self.path} is damaged ({what}): it was changed outside stimscript "
-                          f"and cannot be shown; the other records are not affected")
+        raise self._damaged(row["id"] if "id" in row.keys() else "?", what)
 
-    def _read_row(self, row: sqlite3.Row, with_notes: bool = True, with_events: bool = True) -> SessionRecord:
+    def _read_row(self, row: "sqlite3.Row | _Lenient", with_notes: bool = True, with_events: bool = True) -> SessionRecord:
         if getattr(self, "readonly", False):   # an older database opened read-only has not been upgraded
-            row = _Lenient(row)
+            row = _Lenient(row) if isinstance(row, sqlite3.Row) else row
         emulated = row["emulated"]
         rec = SessionRecord(
             id=row["id"], title=row["title"], sha256=row["sha256"], params=json.loads(row["params"]),
@@ -713,10 +719,10 @@ class RecordStore:
         if not rec.epoch_us:
             rec.epoch_us = int(rec.device_log.get("epoch_us", 0))
         if with_notes:
-            rec.notes = self.notes(rec.id)
+            rec.notes = self.notes(row["id"])
         if with_events:
             try:
-                rec.events = self.events(rec.id)
+                rec.events = self.events(row["id"])
             except sqlite3.OperationalError:
                 if not getattr(self, "readonly", False):
                     raise
@@ -793,10 +799,22 @@ class RecordStore:
         void = self.conn.execute(f"SELECT COUNT(*) FROM sessions WHERE voided_at IS NOT NULL{where}", args).fetchone()[0]
         return {"practice": practice, "void": void}
 
-    def events(self, session_id: int) -> list[RecordEvent]:
+    def events(self, session_id: int) -> "_Events":
+        """The event log of record ``session_id``; an entry changed outside stimscript is a RecordError naming
+        the record, the entry and what is wrong (like a damaged session row), never a crash later on."""
         rows = self.conn.execute("SELECT * FROM events WHERE session_id=? ORDER BY seq", (session_id,))
-        return [RecordEvent(r["kind"], r["device_us"], r["session_us"], r["channel"], r["old_ua"], r["new_ua"],
-                            r["duration_us"], r["detail"], r["host_at"], r["scale_ppm"]) for r in rows]
+        out = []
+        for r in rows:
+            what = _event_damage(r)
+            if what is not None:
+                raise self._damaged(session_id, f"event {r['seq']!r} of its log: {what}")
+            out.append(RecordEvent(r["kind"], r["device_us"], r["session_us"], r["channel"], r["old_ua"],
+                                   r["new_ua"], r["duration_us"], r["detail"], r["host_at"], r["scale_ppm"]))
+        return out
+
+    def _damaged(self, session_id, what: str) -> RecordError:
+        return RecordError(f"record #{session_id} in {self.path} is damaged ({what}): it was changed outside "
+                           f"stimscript and cannot be shown; the other records are not affected")
 
     def set_patient(self, session_id: int, patient_id: str | None) -> None:
         self.get(session_id)
@@ -830,7 +848,7 @@ class RecordStore:
         return last.session + 1, last
 
     def later_attempts(self, patient_id: str, sha256: str, title: str, session: int, practice: bool = False
-                       ) -> list[SessionRecord]:
+                       ) -> "_Records":
         """Records of session ``session`` of this patient and protocol that did not complete."""
         rows = self.conn.execute(
             "SELECT * FROM sessions WHERE patient_id=? AND sha256=? AND title=? AND voided_at IS NULL AND session=?"
@@ -864,10 +882,69 @@ class RecordStore:
             "INSERT INTO notes (session_id, created_at, kind, rpe_scale, rpe_value, text, patient_id)"
             " VALUES (?,?,?,?,?,?,?)",
             (session_id, created, kind, rpe_scale, None if rpe is None else float(rpe), text, patient_id))
-        return Note(cur.lastrowid, session_id, created, kind, text, rpe_scale,
+        nid = cur.lastrowid
+        assert nid is not None, "an INSERT always has a row id"
+        return Note(nid, session_id, created, kind, text, rpe_scale,
                     None if rpe is None else float(rpe), patient_id)
 
-    def notes(self, session_id: int) -> list[Note]:
+    def notes(self, session_id: int) -> "_Notes":
+        """The notes of record ``session_id``; a note changed outside stimscript is a RecordError (see
+        :meth:`events`)."""
         rows = self.conn.execute("SELECT * FROM notes WHERE session_id=? ORDER BY id", (session_id,))
-        return [Note(r["id"], r["session_id"], r["created_at"], r["kind"], r["text"], r["rpe_scale"], r["rpe_value"],
-                     r["patient_id"]) for r in rows]
+        out = []
+        for r in rows:
+            what = _note_damage(r)
+            if what is not None:
+                raise self._damaged(session_id, f"note {r['id']!r}: {what}")
+            out.append(Note(r["id"], r["session_id"], r["created_at"], r["kind"], r["text"], r["rpe_scale"],
+                            r["rpe_value"], r["patient_id"]))
+        return out
+
+
+def _whole(value, name: str, nullable: bool = True, signed: bool = False) -> str | None:
+    """What is wrong with an integer column's value (None: nothing)."""
+    if value is None:
+        return None if nullable else f"column {name} is empty"
+    if not isinstance(value, int) or isinstance(value, bool) or (not signed and value < 0):
+        return f"column {name} is {value!r}, not a whole number"
+    return None
+
+
+def _event_damage(row) -> str | None:
+    """What is wrong with a row of the events table (None: nothing found)."""
+    kind = row["kind"]
+    if not isinstance(kind, str) or not kind:
+        return f"column kind is {kind!r}, not an event kind"
+    for name in ("device_us", "session_us"):
+        what = _whole(row[name], name, nullable=False, signed=True)
+        if what:
+            return what
+    for name in ("channel", "old_ua", "new_ua", "duration_us", "scale_ppm"):
+        what = _whole(row[name], name)
+        if what:
+            return what
+    for name in ("detail", "host_at"):
+        if not isinstance(row[name], str):
+            return f"column {name} is {row[name]!r}, not text"
+    return None
+
+
+def _note_damage(row) -> str | None:
+    """What is wrong with a row of the notes table (None: nothing found)."""
+    if row["kind"] not in NOTE_KINDS:
+        return f"column kind is {row['kind']!r}, not one of {', '.join(NOTE_KINDS)}"
+    for name in ("created_at", "text"):
+        if not isinstance(row[name], str):
+            return f"column {name} is {row[name]!r}, not text"
+    if row["patient_id"] is not None and not isinstance(row["patient_id"], str):
+        return f"column patient_id is {row['patient_id']!r}, not text"
+    scale, value = row["rpe_scale"], row["rpe_value"]
+    if scale is not None and scale not in RPE_SCALES:
+        return f"column rpe_scale is {scale!r}, not one of {', '.join(RPE_SCALES)}"
+    if value is not None:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+            return f"column rpe_value is {value!r}, not a number"
+        lo, hi = RPE_SCALES.get(scale or "cr10", (0.0, 10.0))
+        if not lo <= value <= hi:
+            return f"column rpe_value is {value!r}, outside the {scale or 'cr10'} scale ({lo:g}..{hi:g})"
+    return None

@@ -14,7 +14,13 @@ while writing) is skipped.
 Only if neither the database nor the journal can be written does a record stay in memory alone: the
 outcome says so (``RecordOutcome.where == "memory"``), and the CLI prints the record for the user to keep.
 Before a session starts, its first record must have reached the database or the journal, otherwise the
-session does not start (a treatment is never run without a record).
+session does not start (a treatment is never run without a record). A database **locked by another
+program** when the session starts is waited for ``patience_s`` (2 s from ``stimscript.run``) and then the
+session is refused before anything is sent to the device: the lock is the user's to clear (another run,
+a database browser), and a treatment should start with its record where it belongs. Locked **during** a
+session, the stream goes on (it never waits for the disk), snapshots go to the journal, and the record is
+written to the database as soon as the lock clears (at the latest when the session ends); if it is still
+locked then, the outcome is "journal" and the end-of-run summary says where the record is.
 """
 from __future__ import annotations
 
@@ -270,6 +276,16 @@ class RecordWriter:
                 if time.monotonic() >= deadline:
                     break
                 time.sleep(0.05)
+        if op == "begin" and _locked(self.error):
+            # another program holds the database: refuse before START rather than treat into a journal the
+            # user would have to know about; the lock is usually gone in a moment, so the user runs again
+            where = self.db_path or (str(self.path) if self.path is not None else "the records database")
+            self._begin_error = (
+                f"the records database {where} is locked by another program (waited {self.patience_s:g} s for "
+                f"it): the session was not started and nothing was sent to the device; close the program "
+                f"that holds it (another stimscript run, a database browser) and run again, or give another "
+                f"database (--db)")
+            return
         self._fall_back()
         self._append(op, data)
 
@@ -322,6 +338,12 @@ class RecordWriter:
         self.mode = "db"
         self._journal_failed = False
         return True
+
+
+def _locked(why: str) -> bool:
+    """Does an error text say the database is held by another connection (not missing, not read-only)?"""
+    text = why.lower()
+    return "locked" in text or "busy" in text
 
 
 def _why(exc: BaseException) -> str:

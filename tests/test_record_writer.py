@@ -28,38 +28,69 @@ def hold_lock(db):
     return conn
 
 
-def test_locked_database_goes_to_the_journal_and_is_merged_later(tmp_path):
+def test_a_database_locked_at_the_start_refuses_the_session_before_start(tmp_path):
     db = tmp_path / "r.sqlite"
     lock = hold_lock(db)
     dev = stimscript.open_device("loopback", capture=True)
-    rec = stimscript.run(SCHED, device=dev, db=db, record_patience_s=0, db_interval_s=0)
-    assert rec.end_reason == "completed" and rec.delivered == SCHED.counts()
-    assert rec.storage == "journal" and rec.id is None and "locked" in rec.storage_error
-    jp = journal_path_for(db)
-    assert rec.journal_path == str(jp) and jp.exists()
-    (op, data), = read_journal(jp).values()
-    assert op == "finish" and data["end_reason"] == "completed" and data["uuid"] == rec.uuid
-    lock.execute("ROLLBACK")
-    lock.close()
-    with RecordStore(db) as store:          # the next open merges it
-        back, = store.list(all=True)
-    assert not jp.exists()
-    assert (back.uuid, back.end_reason, back.delivered, back.peak_ua) == (rec.uuid, "completed", rec.delivered,
-                                                                          rec.peak_ua)
-    assert back.scheduled_pulses == len(SCHED) and back.ended_at == rec.ended_at
+    try:
+        with pytest.raises(RecordError) as err:
+            stimscript.run(SCHED, device=dev, db=db, record_patience_s=0, db_interval_s=0)
+        assert dev.emulator.state == 0 and len(dev.emulator.output) == 0     # START never sent: still idle
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+        dev.close()
+    text = str(err.value)
+    assert str(db) in text and "locked by another program" in text and "nothing was sent to the device" in text
+    assert not journal_path_for(db).exists()
+    with RecordStore(db) as store:
+        assert store.list(all=True) == []          # no half record either
 
 
-def test_database_back_during_the_session_takes_the_journal_in(tmp_path):
+def test_a_lock_released_within_the_wait_lets_the_session_start(tmp_path):
+    """The writer waits (``record_patience_s``) for a lock held at the start; released in time, the session
+    runs and its record is in the database."""
+    import threading
+
     db = tmp_path / "r.sqlite"
-    lock = hold_lock(db)
+    RecordStore(db).close()
+    lock = sqlite3.connect(str(db), isolation_level=None, check_same_thread=False)   # released from the writer
+    lock.execute("BEGIN IMMEDIATE")
+    started = threading.Event()
+    real_connect = sqlite3.connect
+
+    def release_once_tried(*a, **k):     # the writer's first attempt meets the lock; then it is released
+        conn = real_connect(*a, **k)
+        if not started.is_set():
+            started.set()
+            lock.execute("ROLLBACK")
+        return conn
+
+    import unittest.mock as um
+
+    with um.patch("stimscript.runtime.records.sqlite3.connect", release_once_tried):
+        rec = stimscript.run(SCHED, device="loopback", db=db, record_patience_s=5, db_interval_s=0)
+    lock.close()
+    assert started.is_set() and rec.storage == "database" and rec.end_reason == "completed"
+
+
+def test_a_lock_taken_and_released_during_the_session_ends_with_the_record_in_the_database(tmp_path):
+    db = tmp_path / "r.sqlite"
+    RecordStore(db).close()
+    lock = []
     released = []
 
     def on_event(e):
-        if e.kind == "progress" and e.t_us >= 3_000_000 and not released:
-            lock.execute("ROLLBACK")
+        if e.kind == "progress" and e.t_us >= 1_000_000 and not lock:
+            conn = sqlite3.connect(str(db), isolation_level=None)
+            conn.execute("BEGIN IMMEDIATE")      # another program takes the database mid-run
+            lock.append(conn)
+        if e.kind == "progress" and e.t_us >= 3_000_000 and lock and not released:
+            lock[0].execute("ROLLBACK")
             released.append(e.t_us)
 
     rec = stimscript.run(SCHED, device="loopback", db=db, record_patience_s=0, db_interval_s=0, on_event=on_event)
+    lock[0].close()
     assert released and rec.storage == "database" and rec.id is not None
     assert not journal_path_for(db).exists()
     with RecordStore(db) as store:
