@@ -14,7 +14,7 @@ import pytest
 import stimscript
 from stimscript.errors import StimscriptError
 from stimscript.runtime.records import RecordError, RecordStore
-from stimscript.runtime.recordwriter import journal_path_for, read_journal
+from stimscript.runtime.recordwriter import journal_path_for
 from stimscript.runtime.testing import nmes_schedule
 
 SCHED = nmes_schedule(channels=3, seconds=6, on_s=3, off_s=1, ramp_s=0.5)
