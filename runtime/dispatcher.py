@@ -362,6 +362,9 @@ class Dispatcher:
                 last_db = time.monotonic()
             # 6. sleep until the next thing to do
             wake_dev = dev_now + tick
+            # the device hears from the host at least every tick (its watchdog): a wake in between (a control
+            # scheduled off the tick) that sent nothing must not push the next frame beyond the watchdog
+            wake_dev = min(wake_dev, dev_now + max(1000, last_tx_host + tick - clock.now_us()))
             nxt = ctl._next_scheduled_us()
             if nxt is not None:
                 wake_dev = min(wake_dev, self.epoch + nxt)
