@@ -286,6 +286,15 @@ class RecordWriter:
                 f"that holds it (another stimscript run, a database browser) and run again, or give another "
                 f"database (--db)")
             return
+        if op == "begin" and _unusable(self.error):
+            # the file is there but is not a (readable) records database: it will not heal by itself, so a
+            # journal would wait for a merge that never comes; refuse before START and say what to do
+            where = self.db_path or (str(self.path) if self.path is not None else "the records database")
+            self._begin_error = (
+                f"the records database {where} cannot be used ({self.error}): the session was not started "
+                f"and nothing was sent to the device; give the path of a records database or of a new file "
+                f"(--db), or move the damaged file aside")
+            return
         self._fall_back()
         self._append(op, data)
 
@@ -344,6 +353,12 @@ def _locked(why: str) -> bool:
     """Does an error text say the database is held by another connection (not missing, not read-only)?"""
     text = why.lower()
     return "locked" in text or "busy" in text
+
+
+def _unusable(why: str) -> bool:
+    """Does an error text say the file is not an SQLite database or is damaged (not busy, not missing)?"""
+    text = why.lower()
+    return "not a database" in text or "malformed" in text
 
 
 def _why(exc: BaseException) -> str:

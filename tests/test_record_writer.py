@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from stimscript.errors import StimscriptError
 from stimscript.runtime.records import RecordError, RecordStore
 from stimscript.runtime.recordwriter import journal_path_for
 from stimscript.runtime.testing import nmes_schedule
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 SCHED = nmes_schedule(channels=3, seconds=6, on_s=3, off_s=1, ramp_s=0.5)
 
@@ -105,6 +108,25 @@ def test_no_database_and_no_journal_means_no_session(tmp_path):
     with pytest.raises(RecordError, match="cannot keep a session record|does not exist"):
         stimscript.run(SCHED, device=dev, db=blocker / "sub" / "r.sqlite", record_patience_s=0)
     assert len(dev.emulator.output) == 0      # nothing was delivered without a record
+
+
+def test_a_file_that_is_not_a_records_database_refuses_the_run_before_start(tmp_path):
+    db = tmp_path / "r.sqlite"
+    db.write_bytes(b"these are not the bytes of an SQLite database\n" * 100)
+    dev = stimscript.open_device("loopback", capture=True)
+    with pytest.raises(RecordError, match="nothing was sent to the device"):
+        stimscript.run(SCHED, device=dev, db=db, record_patience_s=0)
+    assert len(dev.emulator.output) == 0                      # nothing delivered without a record
+    assert not journal_path_for(db).exists()                  # no journal waiting for a merge that never comes
+    assert db.read_bytes().startswith(b"these are not")       # the user's file is left as it was
+
+
+def test_cli_run_with_a_file_that_is_not_a_records_database(tmp_path):
+    db = tmp_path / "r.sqlite"
+    db.write_text("garbage\n")
+    r = _cli("run", str(EXAMPLES / "tka_quadriceps.stim"), "--fast", "--device", "loopback", "--db", str(db))
+    assert r.returncode == 1 and "Traceback" not in r.stderr + r.stdout
+    assert "nothing was sent to the device" in r.stderr
 
 
 def test_the_streaming_thread_never_touches_sqlite(tmp_path, monkeypatch):
