@@ -409,8 +409,18 @@ class WireDriver(Driver):
         raise ProtocolMismatch(f"unexpected message type 0x{t:02X} from the device")
 
     def _note_time(self, dev_t: int) -> None:
+        """A report stamped ``dev_t`` arrived: device time now is at least that.
+
+        In virtual time host and device follow one clock (no drift), and a report stamped with the time of
+        the event it reports (a pause ramp's end) arrives after that time: the estimate kept so far may
+        already be later, and the later of the two is kept. Otherwise a resume placed at the estimate lay a
+        few µs in the device's past and the pulses due at that instant arrived late. In real time the
+        report's stamp is taken as it is (clocks drift; the runtime places controls with a lead)."""
+        host_now = self._host_now()
+        if self._host_t is not None and self._clock is not None and not self._clock.realtime:
+            dev_t = max(dev_t, self._dev_t + (host_now - self._host_t))
         self._dev_t = dev_t
-        self._host_t = self._host_now()
+        self._host_t = host_now
 
     def _await(self, pred, what: str, nudge=None, nudge_every_us: int = 20_000):
         """Poll until a message satisfying ``pred`` arrives (others are kept for the next poll()).

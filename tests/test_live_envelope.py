@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import stimscript
@@ -207,10 +207,6 @@ def check_envelope_and_record(plan, fault, rec, back, out, state, scale_ppm):
         stop = [e for e in back.events if e.kind == "stop"][0]
         # a stop ramps down within 1 s: nothing is delivered after that
         assert len(out) == 0 or int(out["t_us"].max()) <= stop.session_us + 1_000_000
-    elif end == "degraded":
-        # known (reported, not yet fixed): a resume asked for during the pause ramp can leave a put-back pulse
-        # late on the device (an underrun). Whatever happens, the record must say so, with the numbers
-        assert "scheduled pulses delivered" in back.end_detail and kinds & {"pause"}, back.end_detail
     else:
         assert end == "completed", (end, back.end_detail)
         if not kinds & {"intensity_down", "set_intensity", "pause"}:
@@ -226,6 +222,12 @@ def check_envelope_and_record(plan, fault, rec, back, out, state, scale_ppm):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(["loopback", "usb-loopback"]), plan=controls, fault=faults)
+# a resume asked for during the pause ramp while intensity slews: the host's estimate of device time trailed
+# the device by 2 µs (the "paused" report is stamped with the ramp's end), the resume was placed there and the
+# pulses put back at that instant arrived late (5 underruns, the session ended "degraded")
+@example(kind="loopback", fault=None,
+         plan=[(100_000, ("pause",)), (100_000, ("resume",)), (100_000, ("set_intensity", 0, None, None)),
+               (100_001, ("intensity_up", None, None, None)), (100_000, ("resume",))])
 def test_no_control_sequence_leaves_the_checked_envelope_and_the_record_is_what_was_delivered(kind, plan, fault):
     with tempfile.TemporaryDirectory() as tmp:
         rec, back, out, state, scale_ppm = run_session(kind, plan, fault, Path(tmp) / "r.sqlite")
