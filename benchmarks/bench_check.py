@@ -283,24 +283,11 @@ def report(title: str, r: dict) -> None:
 
 
 def use_checkout(root: str) -> None:
-    """Import ``stimscript`` (and its top-level sub-packages, as setup.py maps them) from ``root``, ahead of
-    whatever is installed (an editable install maps them to its own checkout)."""
-    import importlib.util
+    """Import ``stimscript`` from the checkout ``root`` (benchmarks/checkout.py)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from checkout import use_checkout as _use
 
-    root = os.path.abspath(root)
-    mapping = {"stimscript": os.path.join(root, "stimscript")}
-    mapping.update({f"stimscript.{n}": os.path.join(root, n) for n in ("compiler", "drivers", "dsl", "ext", "runtime")})
-
-    class _Finder:
-        @classmethod
-        def find_spec(cls, fullname, path=None, target=None):
-            folder = mapping.get(fullname)
-            if folder is None or not os.path.isdir(folder):
-                return None
-            return importlib.util.spec_from_file_location(fullname, os.path.join(folder, "__init__.py"),
-                                                          submodule_search_locations=[folder])
-
-    sys.meta_path.insert(0, _Finder)
+    _use(root)
 
 
 def main() -> None:

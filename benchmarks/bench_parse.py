@@ -25,21 +25,11 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: times ``loads`` of the benchmark protocol in the checkout argv[1] (imported as setup.py maps the folders)
 CHILD = r'''
-import importlib.util, json, os, sys, time
+import json, os, sys, time
 root, runs, lines = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-mapping = {"stimscript": os.path.join(root, "stimscript")}
-mapping.update({"stimscript." + n: os.path.join(root, n)
-                for n in ("compiler", "drivers", "dsl", "ext", "programs", "runtime")})
-class _Finder:
-    @classmethod
-    def find_spec(cls, fullname, path=None, target=None):
-        folder = mapping.get(fullname)
-        if folder is None:
-            return None
-        return importlib.util.spec_from_file_location(fullname, os.path.join(folder, "__init__.py"),
-                                                      submodule_search_locations=[folder])
-sys.meta_path.insert(0, _Finder)
 sys.path.insert(0, os.path.join(sys.argv[4], "benchmarks"))
+from checkout import use_checkout
+use_checkout(root)
 from bench_parse import make_protocol
 import stimscript
 text = make_protocol(lines)

@@ -30,22 +30,14 @@ HEAVY = ("numpy", "rich", "matplotlib", "sqlite3", "usb", "serial", "platformdir
 
 #: runs the CLI of the checkout in argv[1] (imported through a finder, as setup.py maps the folders)
 BOOT = r'''
-import importlib.util, os, sys
+import sys
 root = sys.argv.pop(1)
-mapping = {"stimscript": os.path.join(root, "stimscript")}
-mapping.update({"stimscript." + n: os.path.join(root, n) for n in ("compiler", "drivers", "dsl", "ext", "programs", "runtime")})
-class _Finder:
-    @classmethod
-    def find_spec(cls, fullname, path=None, target=None):
-        folder = mapping.get(fullname)
-        if folder is None:
-            return None
-        return importlib.util.spec_from_file_location(fullname, os.path.join(folder, "__init__.py"),
-                                                      submodule_search_locations=[folder])
-sys.meta_path.insert(0, _Finder)
+sys.path.insert(0, BENCHMARKS)
+from checkout import use_checkout
+use_checkout(root)
 from stimscript.cli import main
 sys.exit(main(sys.argv[1:]))
-'''
+'''.replace("BENCHMARKS", repr(os.path.join(HERE, "benchmarks")))
 
 
 def environment() -> dict:
