@@ -1,4 +1,4 @@
-"""Parse + check a generated, realistic 500-line protocol against the 100 ms target (the performance targets).
+"""Parse + check a generated, realistic 500-line protocol against the 40 ms target (the performance targets).
 
     python benchmarks/bench_check.py [--lines 500] [--weeks 12] [--runs 15] [--before /tmp/before]
 
@@ -13,7 +13,11 @@ printed too. It also times the S013 exact overlap check of a 30-minute, 8-channe
 device with one shared current source.
 
 ``--scaling [500,1000,5000,20000]`` prints parse + check time per input line at each size and its ratio to
-the 500-line protocol's (checking must be linear in the input). Above 500 lines the generator shortens every
+the 500-line protocol's (checking must be linear in the input). Every size shares the same ~260 lines of
+declarations (channels, cycles, progression), which are cheaper per line than session lines, so the time per
+input line rises towards the session lines' cost even when checking is linear; the table therefore also prints
+the marginal cost of the lines added since the previous size, ``(T(n) - T(prev)) / (n - prev)``, which is
+constant for a linear checker whatever the mix. Above 500 lines the generator shortens every
 duration (``time_scale``) so the session stays as long as the 500-line one's and passes its own limits: the
 input grows, the session does not.
 
@@ -31,7 +35,7 @@ import sys
 import time
 from fractions import Fraction
 
-TARGET_MS = 100.0
+TARGET_MS = 40.0
 SITES = ["vastus_medialis", "vastus_lateralis", "rectus_femoris", "biceps_femoris", "tibialis_anterior",
          "gastrocnemius_medialis", "soleus", "gluteus_maximus"]
 PULSES = ["biphasic 300 us gap 50 us", "biphasic 250 us", "asymmetric 200 us ratio 4 gap 50 us",
@@ -257,13 +261,23 @@ def report_scaling(title: str, rows: list[dict]) -> None:
         per = r["parse_check"] / r["lines"]
         print(f"  {r['lines']:>6} {r['runs']:>4} {r['parse']:>10.1f} {r['parse_check']:>15.1f} {per * 1000:>9.1f}"
               f" {per / base:>13.2f} {r['warnings']:>9}")
+    if len(rows) > 2:
+        print("  marginal cost of the added lines (linear checking keeps it constant):")
+        first = None
+        for prev, r in zip(rows, rows[1:]):
+            added = r["lines"] - prev["lines"]
+            marg = (r["parse_check"] - prev["parse_check"]) / added
+            margp = (r["parse"] - prev["parse"]) / added
+            first = first or marg
+            print(f"  {prev['lines']:>6} -> {r['lines']:>6}: parse {margp * 1000:7.1f} µs/line, parse + check"
+                  f" {marg * 1000:7.1f} µs/line ({marg / first:.2f} x the first step)")
 
 
 def _line(label: str, times: list[float], target: bool = False) -> str:
     best, med = min(times), statistics.median(times)
     s = f"  {label:<34} best {best:8.2f} ms  median {med:8.2f} ms"
     if target:
-        s += f"  ({best / TARGET_MS:.2f} x the {TARGET_MS:.0f} ms target{': OVER' if best > TARGET_MS else ''})"
+        s += f"  (median {med / TARGET_MS:.2f} x the {TARGET_MS:.0f} ms target{': OVER' if med > TARGET_MS else ''})"
     return s
 
 
