@@ -236,6 +236,9 @@ class Driver(ABC):
         self.close()
 
 
+_UNSEQUENCED = w.UNSEQUENCED
+
+
 class WireDriver(Driver):
     """A driver speaking the stimscript wire protocol over a byte pipe."""
 
@@ -352,36 +355,45 @@ class WireDriver(Driver):
     # ---- frames ---------------------------------------------------------------------------------------
     def _send(self, mtype: int, payload: bytes = b"") -> None:
         with self.lock:
-            frame = self.link.send(mtype, payload)
-            if mtype not in w.UNSEQUENCED:
-                seq = (self.link.tx_seq - 1) & 0xFFFF
-                self._sent_at.pop(seq, None)
-                self._sent_at[seq] = self._host_now()
-                if len(self._sent_at) > 4096:
-                    del self._sent_at[next(iter(self._sent_at))]
+            link = self.link
+            frame = link.send(mtype, payload)
+            if mtype not in _UNSEQUENCED:
+                seq = (link.tx_seq - 1) & 0xFFFF
+                sent_at = self._sent_at
+                sent_at.pop(seq, None)
+                sent_at[seq] = self._clock.now_us() if self._clock is not None else self._host_now()
+                if len(sent_at) > 4096:
+                    del sent_at[next(iter(sent_at))]
             self._write(frame)
 
     def _receive(self) -> list:
         """Read and decode what the device sent, answer for the link (NAKs, retransmissions) and run
         the link's timers, even when nothing arrived."""
         data = self._read()
-        now = self._host_now()
-        frames, reply = self.link.receive(data, now) if data else ([], b"")
-        reply += self.link.poll(now)
+        now = self._clock.now_us() if self._clock is not None else self._host_now()
+        link = self.link
+        if data:
+            frames, reply = link.receive(data, now)
+            reply += link.poll(now)
+        else:
+            frames, reply = [], link.poll(now)
         if reply:
             self._write(reply)
+        if not frames:
+            return []
         out = []
+        sync = self.time_sync
         for fr in frames:
             try:
                 m = self._decode(fr)
             except (ValueError, IndexError) as exc:  # a well-framed but malformed payload
                 raise ProtocolMismatch(f"malformed {fr.name} payload from the device: {exc}") from exc
             out.append(m)
-            if self.time_sync is not None and isinstance(m, (w.AckMsg, w.StatusMsg)):
+            if sync is not None and (fr.mtype == w.ACK or fr.mtype == w.STATUS):
                 # written after the device had our frame ``fr.ack``, read by us now (drivers/timesync.py)
                 sent = self._sent_at.get(fr.ack)
                 if sent is not None:
-                    self.time_sync.add(m.device_t_us, sent, now)
+                    sync.add(m.device_t_us, sent, now)
         return out
 
     def _decode(self, fr: w.Frame):
@@ -473,8 +485,13 @@ class WireDriver(Driver):
 
     def poll(self) -> list:
         with self.lock:
-            msgs, self._pending = self._pending, []
-            msgs += self._receive()
+            if self._pending:
+                msgs, self._pending = self._pending, []
+                msgs += self._receive()
+            else:
+                msgs = self._receive()
+                if not msgs:
+                    return []
             return [e for e in map(self._event, msgs) if e is not None]
 
     @staticmethod

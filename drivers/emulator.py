@@ -241,6 +241,9 @@ class Emulator:
         self._dev_base = BOOT_TIME_US
         self._clk_base = self._clock.now_us()
         self._now = self.time_us()
+        #: the device time up to which catch_up() replayed everything, while nothing has changed since (the
+        #: host's next frame at the same instant then needs no replay); None: replay on the next call
+        self._settled_at: int | None = None
         self._outbox = bytearray()
         self.shapes: list[tuple[tuple[int, int], ...]] = []
         self._shape_max_ppm = np.zeros(0, dtype=np.int64)
@@ -266,6 +269,7 @@ class Emulator:
     def set_clock(self, clock: Clock) -> None:
         """Follow another clock from now on; device time stays continuous."""
         with self.lock:
+            self._settled_at = None
             self._dev_base = self.time_us()
             self._clock = clock
             self._clk_base = clock.now_us()
@@ -277,6 +281,7 @@ class Emulator:
     # ---- session state --------------------------------------------------------------------------------
     def _reset_session(self) -> None:
         n = self.profile.channels + 1
+        self._settled_at = None
         self.epoch = 0
         self.state = w.IDLE
         self._q = _Queue(self.profile.queue_pulses)
@@ -381,17 +386,21 @@ class Emulator:
 
     # ---- fault injection (times are session times: µs after the START epoch) ------------------------
     def inject_electrode_fault(self, channel: int, at_us: int) -> None:
+        self._settled_at = None
         self.injections.append(_Injection("electrode", at_us, channel=channel))
 
     def inject_over_limit(self, channel: int, at_us: int) -> None:
         """The output stage measures an over-limit current on ``channel`` at ``at_us``."""
+        self._settled_at = None
         self.injections.append(_Injection("over_limit", at_us, channel=channel))
 
     def inject_disconnect(self, at_us: int) -> None:
+        self._settled_at = None
         self.injections.append(_Injection("disconnect", at_us))
 
     def inject_host_stall(self, at_us: int, duration_us: int) -> None:
         """Every byte from the host between at_us and at_us + duration_us is lost."""
+        self._settled_at = None
         self.injections.append(_Injection("stall", at_us, duration_us=duration_us))
 
     def corrupt_frames(self, n: int, direction: str = "both", garbage: int = 0) -> None:
@@ -473,30 +482,38 @@ class Emulator:
     def host_write(self, data: bytes) -> int:
         """Bytes from the host (a bulk OUT transfer). Returns the number of bytes taken."""
         with self.lock:
-            self._check_connected()
-            self.catch_up()
-            self._check_connected()
+            if self.disconnected:
+                raise EmulatorDisconnected("the loopback device was disconnected")
+            if self._settled_at is None or self._settled_at != self.time_us():
+                self.catch_up()
+                self._check_connected()
             n = len(data)
-            if self._in_stall():
+            if self.injections and self._in_stall():
                 self.stalled_bytes += n
                 return n
             if self.garbage_rx or self.corrupt_rx:
                 data = self._damage_rx(bytes(data))
-            data = self._damage(data, "rx")
-            valid_before = self.link.stats.frames_ok
+            if self.link_faults or self._held["rx"] is not None:
+                data = self._damage(data, "rx")
+            link = self.link
+            valid_before = link.stats.frames_ok
+            self._settled_at = None     # whatever the host says may change what is due
             try:
-                frames, reply = self.link.receive(data, self._now)
+                frames, reply = link.receive(data, self._now)
             except w.LinkError:
                 self._link_broken()
                 return n
-            self._tx(reply)
-            if self.link.stats.frames_ok != valid_before:
+            if reply:
+                self._tx(reply)
+            if link.stats.frames_ok != valid_before:
                 # the watchdog is fed by every CRC-valid frame (duplicates and out-of-order ones too):
                 # the host is alive even while the link recovers
                 self._last_rx_t = self._now
             for fr in frames:
                 self._handle(fr)
-            self._tx(self.link.poll(self._now))
+            reply = link.poll(self._now)
+            if reply:
+                self._tx(reply)
             return n
 
     def _tx(self, data: bytes) -> None:
@@ -511,11 +528,15 @@ class Emulator:
     def host_read(self, max_bytes: int = 65536) -> bytes:
         """Bytes for the host (a bulk IN transfer), at most ``max_bytes``; may split frames."""
         with self.lock:
-            self._check_connected()
-            self.catch_up()
-            self._check_connected()
+            if self.disconnected:
+                raise EmulatorDisconnected("the loopback device was disconnected")
+            if self._settled_at is None or self._settled_at != self.time_us():
+                self.catch_up()
+                self._check_connected()
             self._flush_acks()
-            self._tx(self.link.poll(self._now))
+            reply = self.link.poll(self._now)
+            if reply:
+                self._tx(reply)
             if len(self._outbox) <= max_bytes:
                 out = bytes(self._outbox)
                 self._outbox.clear()
@@ -757,6 +778,7 @@ class Emulator:
                     return
             self._execute(t, inclusive=True)
             self._now = t
+            self._settled_at = t
 
     def _next_event(self):
         best_t, best = None, None
@@ -823,9 +845,10 @@ class Emulator:
             return
         if len(self._edges):
             self._raise_edges(t_end, inclusive)
-        if not len(self._q):
+        q = self._q
+        if q.head == q.tail:
             return
-        got = self._q.pop_until(t_end, inclusive)
+        got = q.pop_until(t_end, inclusive)
         if got is not None:
             self._deliver(*got)
             if self.state == w.FAULTED and self._edge_chunks and self._edge_chunks[-1][0] >= self._now:

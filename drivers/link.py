@@ -80,6 +80,7 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
 
 
 _HEAD_FIELDS = struct.Struct("<BBHHH")   # version, type, seq, ack, len: the bytes the header check covers
+_FRAME_HEAD = struct.Struct("<2sBBHHHB")  # sync .. hchk: the 11 bytes in front of the payload
 _crc_hqx = binascii.crc_hqx
 
 
@@ -87,10 +88,17 @@ def encode_frame(mtype: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
     n = len(payload)
     if n > MAX_PAYLOAD:
         raise ValueError(f"payload of {n} bytes exceeds {MAX_PAYLOAD}")
-    fields = _HEAD_FIELDS.pack(VERSION, mtype, seq & 0xFFFF, ack & 0xFFFF, n)
-    hchk = (_crc_hqx(fields, 0xFFFF) & 0xFF).to_bytes(1, "little")
-    crc = _crc_hqx(payload, _crc_hqx(hchk, _crc_hqx(fields, 0xFFFF)))
-    return b"".join((SYNC, fields, hchk, payload, crc.to_bytes(2, "little")))
+    seq &= 0xFFFF
+    ack &= 0xFFFF
+    head = _crc_hqx(_HEAD_FIELDS.pack(VERSION, mtype, seq, ack, n), 0xFFFF)
+    hchk = head & 0xFF
+    # the frame CRC continues the header's over the check byte (one table step) and the payload
+    crc = ((head << 8) & 0xFFFF) ^ CRC_TABLE[(head >> 8) ^ hchk]
+    if n:
+        crc = _crc_hqx(payload, crc)
+        return b"".join((_FRAME_HEAD.pack(SYNC, VERSION, mtype, seq, ack, n, hchk), payload,
+                         crc.to_bytes(2, "little")))
+    return _FRAME_HEAD.pack(SYNC, VERSION, mtype, seq, ack, 0, hchk) + crc.to_bytes(2, "little")
 
 
 @dataclass
@@ -138,6 +146,8 @@ class FrameDecoder:
     def __init__(self, stats: LinkStats | None = None):
         self.buf = bytearray()
         self.stats = stats if stats is not None else LinkStats()
+        #: damaged frames (bad version, header check, length or CRC) skipped by the last ``feed``
+        self.last_bad = 0
 
     def feed(self, data: bytes) -> list[Frame]:
         if self.buf:
@@ -147,23 +157,26 @@ class FrameDecoder:
         elif data:
             buf = bytes(data)
         else:
+            self.last_bad = 0
             return []
         out: list[Frame] = []
-        view = memoryview(buf)
         pos = 0
         n = len(buf)
         st = self.stats
         unpack = HEADER.unpack_from
         crc = _crc_hqx
+        bad = 0
         while True:
-            i = buf.find(SYNC, pos)
-            if i < 0:
-                # keep a trailing 0xA5 that may start the next sync pair
-                keep = 1 if n > pos and buf[n - 1] == SYNC[0] else 0
-                st.garbage_bytes += n - pos - keep
-                pos = n - keep
-                break
-            if i > pos:
+            if buf[pos:pos + 2] == SYNC:      # the usual case: the next frame starts right here
+                i = pos
+            else:
+                i = buf.find(SYNC, pos)
+                if i < 0:
+                    # keep a trailing 0xA5 that may start the next sync pair
+                    keep = 1 if n > pos and buf[n - 1] == SYNC[0] else 0
+                    st.garbage_bytes += n - pos - keep
+                    pos = n - keep
+                    break
                 st.garbage_bytes += i - pos
                 pos = i
             if n - pos < HEADER_SIZE:
@@ -171,29 +184,37 @@ class FrameDecoder:
             _, version, mtype, seq, ack, length = unpack(buf, pos)
             if version != VERSION:
                 st.bad_version += 1
+                bad += 1
                 pos += 1
                 continue
-            head_crc = crc(view[pos + 2:pos + HEADER_SIZE - 1], 0xFFFF)
+            head_crc = crc(buf[pos + 2:pos + HEADER_SIZE - 1], 0xFFFF)
             if head_crc & 0xFF != buf[pos + HEADER_SIZE - 1]:
                 st.bad_header += 1
+                bad += 1
                 pos += 1
                 continue
             if length > MAX_PAYLOAD:
                 st.bad_length += 1
+                bad += 1
                 pos += 1
                 continue
             end = pos + HEADER_SIZE + length + CRC_SIZE
             if end > n:
                 break
             # the frame CRC continues the header's over the check byte and the payload
-            if crc(view[pos + HEADER_SIZE - 1:end - 2], head_crc) != buf[end - 2] | (buf[end - 1] << 8):
+            payload = buf[pos + HEADER_SIZE:end - 2]
+            c = ((head_crc << 8) & 0xFFFF) ^ CRC_TABLE[(head_crc >> 8) ^ buf[pos + HEADER_SIZE - 1]]
+            if (crc(payload, c) if length else c) != buf[end - 2] | (buf[end - 1] << 8):
                 st.bad_crc += 1
+                bad += 1
                 pos += 1
                 continue
-            out.append(Frame(mtype, seq, ack, buf[pos + HEADER_SIZE:end - 2]))
+            out.append(Frame(mtype, seq, ack, payload))
             st.frames_ok += 1
             pos = end
-        view.release()
+            if pos == n:
+                break
+        self.last_bad = bad
         self.buf = bytearray(buf[pos:]) if pos < n else bytearray()
         return out
 
@@ -252,6 +273,8 @@ class Link:
     def poll(self, now_us: int) -> bytes:
         """Run the timers at ``now_us``; -> bytes to send (a repeated NAK, retransmissions) or b""."""
         self._now = now_us
+        if not self.gap_open and (self.rto_us is None or not self.retx):
+            return b""      # no timer runs (the usual case): nothing to send
         out = bytearray()
         if self.gap_open and self.rx_expected is not None:
             if self._nak_at is None or now_us - self._nak_at >= self.nak_retry_us:
@@ -294,13 +317,15 @@ class Link:
     def _prune(self, ack: int) -> None:
         if ack == NO_ACK:
             return
-        if self._acked is None or _seq_after(ack, self._acked):
+        acked = self._acked
+        if acked is None or 0 < ((ack - acked) & 0xFFFF) < 0x8000:
             self._acked = ack
+        retx = self.retx
         pruned = False
-        while self.retx:
-            first = next(iter(self.retx))
-            if first == ack or _seq_after(ack, first):
-                self.retx.popitem(last=False)
+        while retx:
+            first = next(iter(retx))
+            if first == ack or 0 < ((ack - first) & 0xFFFF) < 0x8000:
+                retx.popitem(last=False)
                 pruned = True
             else:
                 break
@@ -317,16 +342,18 @@ class Link:
         if now_us is not None:
             self._now = now_us
         accepted: list[Frame] = []
-        reply = bytearray()
-        bad_before = self.stats.bad_crc + self.stats.bad_header + self.stats.bad_length + self.stats.bad_version
-        for fr in self.decoder.feed(data):
-            self._prune(fr.ack)
-            if fr.mtype == NAK:
+        reply = b""
+        frames = self.decoder.feed(data)
+        for fr in frames:
+            if fr.ack != NO_ACK:
+                self._prune(fr.ack)
+            mtype = fr.mtype
+            if mtype == NAK:
                 self.stats.naks_received += 1
                 if len(fr.payload) >= 2:
                     reply += self.retransmit_from(int.from_bytes(fr.payload[:2], "little"))
                 continue
-            if fr.mtype in self.reset_types:
+            if mtype in self.reset_types:
                 # a HELLO restarts the link: both directions start afresh
                 now = self._now
                 self.reset()
@@ -341,16 +368,16 @@ class Link:
             elif _seq_after(fr.seq, self.rx_expected):
                 self.stats.seq_gaps += 1
                 self.gap_open = True
-                if fr.mtype in self.out_of_band:
+                if mtype in self.out_of_band:
                     accepted.append(fr)  # acted on at once; harmless when it is retransmitted later
                 if not self.nak_outstanding:
                     reply += self._nak()
             else:
                 self.stats.duplicates += 1
-        if self.stats.bad_crc + self.stats.bad_header + self.stats.bad_length + self.stats.bad_version > bad_before:
+        if self.decoder.last_bad:
             # a damaged frame may have been the retransmission we asked for: allow a fresh NAK
             self.nak_outstanding = False
-        return accepted, bytes(reply)
+        return accepted, reply
 
     def retransmit_from(self, seq: int) -> bytes:
         if seq == self.tx_seq:

@@ -160,7 +160,10 @@ class SessionController:
         return self._scheduled[0][0] if self._scheduled else None
 
     def _due(self, session_t_us: int) -> list:
-        self.wake.clear()
+        if self.wake.is_set():      # (clear() takes the event's lock even when there is nothing to clear)
+            self.wake.clear()
+        if not self._commands and (not self._scheduled or self._scheduled[0][0] > session_t_us):
+            return []
         out = []
         while self._scheduled and self._scheduled[0][0] <= session_t_us:
             t, _, action, args = heapq.heappop(self._scheduled)

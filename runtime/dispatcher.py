@@ -153,11 +153,13 @@ class Dispatcher:
             i = bisect.bisect_right(self._seg_starts, sched_now) - 1
             if i >= 0:
                 seg = self.schedule.segments[i].label
+        last_amp = self.last_amp.tolist()
+        delivered = self.delivered.tolist()
         return Progress(
             state=self.state, elapsed_us=sched_now, remaining_us=max(0, self.schedule.duration_us - sched_now),
             session_us=max(0, dev_now - self.epoch), segment=seg,
-            amplitude_ua={c: int(self.last_amp[c]) for c in self.channels},
-            delivered={c: int(self.delivered[c]) for c in self.channels},
+            amplitude_ua={c: last_amp[c] for c in self.channels},
+            delivered={c: delivered[c] for c in self.channels},
             intensity_ua=self.intensity.param_values(self.intensity.value),
             target_ua=self.intensity.param_values(self.intensity.target),
             channel_ua=dict(self.intensity.acked), channel_target_ua=dict(self.intensity.target),
@@ -183,8 +185,10 @@ class Dispatcher:
         self.late = 0
         self.acks: list[np.ndarray] = []
         self.acked_total = 0
-        self._uncounted: list[np.ndarray] = []    # acknowledgements not yet in delivered/peak/last_amp
+        self._uncounted: list[np.ndarray] = []    # acknowledgements not yet in delivered/last_amp
         self._uncounted_n = 0
+        self._unpeaked: list[np.ndarray] = []     # counted, not yet in peak (_count_peaks: when read)
+        self._unpeaked_n = 0
         self.intensity = LiveIntensity(self.schedule, prof, self.param_ranges, self.ctl, self.channel_ranges)
         self._paused_total = 0
         self._paused_since: int | None = None
@@ -432,22 +436,35 @@ class Dispatcher:
             raise DeviceDisconnected(m.reason)
 
     def _count_acks(self) -> None:
-        """Fold the acknowledgements received since the last call into the per-channel counts, peaks and last
-        amplitudes (one pass over a batch instead of one per message)."""
+        """Fold the acknowledgements received since the last call into the per-channel counts and last
+        amplitudes (one pass over a batch instead of one per message); peaks follow in larger batches
+        (:meth:`_count_peaks`, whenever they are read)."""
         if not self._uncounted:
             return
         r = ev.stack_records(self._uncounted)
         self._uncounted = []
         self._uncounted_n = 0
-        ch = r["channel"]
-        amp = r["amplitude_ua"].astype(np.int64)
+        ch = r["channel"].astype(np.intp)
         n = len(self.delivered)
         self.delivered += np.bincount(ch, minlength=n)[:n]
-        np.maximum.at(self.peak, ch, np.abs(amp))
-        self.last_amp[ch] = amp
+        self.last_amp[ch] = r["amplitude_ua"]
         self._acked_last_rec = r
+        self._unpeaked.append(r)
+        self._unpeaked_n += len(r)
+        if self._unpeaked_n >= self.COUNT_BATCH:
+            self._count_peaks()
         if self.keep_acks:
             self.acks.append(r.copy())
+
+    def _count_peaks(self) -> None:
+        """Fold the counted acknowledgements into the per-channel peaks (read by the record only)."""
+        self._count_acks()
+        if not self._unpeaked:
+            return
+        r = ev.stack_records(self._unpeaked)
+        self._unpeaked = []
+        self._unpeaked_n = 0
+        np.maximum.at(self.peak, r["channel"].astype(np.intp), np.abs(r["amplitude_ua"].astype(np.int64)))
 
     def _acked_at(self, dev_t: int) -> set:
         """Channels whose latest acknowledged pulse was delivered at device time ``dev_t`` (else empty)."""
@@ -557,7 +574,7 @@ class Dispatcher:
 
     # ---- the record ---------------------------------------------------------------------------------
     def _update_record(self, dev_now: int) -> None:
-        self._count_acks()
+        self._count_peaks()
         rec = self.rec
         rec.delivered = {c: int(self.delivered[c]) for c in self.channels}
         rec.peak_ua = {c: int(self.peak[c]) for c in self.channels}
@@ -583,7 +600,7 @@ class Dispatcher:
     def _settle(self, reason: str, detail: str) -> tuple[str, str, list[str]]:
         """The end reason and counts the device's final report supports -> (reason, detail, notes)."""
         rep = self.last_report
-        self._count_acks()
+        self._count_peaks()
         acked = int(self.delivered.sum())
         notes: list[str] = []
         if rep is not None and rep.final:
