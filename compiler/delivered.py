@@ -71,7 +71,7 @@ def slot_amplitude(tr: Train, off: int) -> int:
     return round_div(tr.amp_num, tr.amp_den)
 
 
-@dataclass
+@dataclass(slots=True)
 class TrainFacts:
     """One train's delivered pulses, from its numbers. Slots ``k_lo <= k < k_hi`` of every cycle are emitted."""
 
@@ -87,6 +87,7 @@ class TrainFacts:
     in_cycle_spacing: Optional[int] = None   # smallest spacing of consecutive slots of one cycle
     cross_cycle_spacing: Optional[int] = None  # last slot of a cycle -> first slot of the next
     wbound: float = 0.0                 # most Σ I²·w this train alone puts in one 1-second window (bound)
+    ekey: Optional[tuple] = field(default=None, repr=False, compare=False)  # emitted_key, once computed
 
     @property
     def per_cycle(self) -> int:
@@ -109,28 +110,181 @@ class TrainFacts:
         return min(vals) if vals else None
 
 
-_FACTS_MEMO: dict = {}
+#: the amplitude-free part of a train's facts, keyed on its timing and emitted slot range (see train_facts)
+_TIMING_MEMO: dict = {}
+_MEMO_MAX = 8192
+_memo = {"enabled": True}
+
+
+def set_memo_enabled(enabled: bool) -> bool:
+    """Turn the train-facts and per-channel memos on or off (results are identical); returns the previous
+    setting."""
+    before = _memo["enabled"]
+    _memo["enabled"] = bool(enabled)
+    clear_memo()
+    return before
+
+
+def memo_enabled() -> bool:
+    return _memo["enabled"]
 
 
 def train_facts(index: int, tr: Train, shapes: Sequence[PulseShape]) -> TrainFacts:
-    """The analytic facts of one train (memoised on the train's numbers and its shape's weight)."""
+    """The analytic facts of one train.
+
+    Memoised in two parts: what depends only on the train's timing and on the range ``[k_lo, k_hi)`` of slots a
+    cycle emits (offsets, spacings, pulses per window, where the peak can be) is shared by every train with the
+    same numbers whatever its amplitude, so the weeks of a plan (same lines, other amplitudes) reuse it; the
+    amplitude-dependent part (the slot range itself, first and peak amplitude, the window bound) is a few integer
+    operations per train."""
     shape = shapes[tr.shape] if 0 <= tr.shape < len(shapes) else None
-    weight = E.shape_facts(shape).sq_sum_us if shape is not None else Fraction(0)
-    # everything but the train's start, channel and (beyond what a 1-second window can see) its cycle count
-    cyc = tr.cycles if tr.cycle_us <= 0 else min(tr.cycles, WINDOW_US // tr.cycle_us + 3)
-    key = (tr.cycle_us, tr.on_us, tr.ramp_up_us, tr.ramp_down_us, tr.period_num, tr.period_den, tr.amp_num,
-           tr.amp_den, cyc, weight, tr.cycles >= 2)
-    hit = _FACTS_MEMO.get(key)
-    if hit is None:
-        hit = _train_facts(tr, weight)
-        if len(_FACTS_MEMO) >= 8192:
-            _FACTS_MEMO.clear()
-        _FACTS_MEMO[key] = hit
-    return TrainFacts(index, tr, *hit)
+    weight = E.shape_facts(shape).sq_sum_us if shape is not None else _ZERO
+    if not _memo["enabled"]:
+        return TrainFacts(index, tr, *_train_facts(tr, weight))
+    return _facts(index, tr, weight, weight.numerator, weight.denominator)
+
+
+def session_facts(trains: Sequence[Train], shapes: Sequence[PulseShape]) -> list[TrainFacts]:
+    """:func:`train_facts` of every train, by index (each shape's weight looked up once)."""
+    if not _memo["enabled"]:
+        return [train_facts(i, tr, shapes) for i, tr in enumerate(trains)]
+    weights = []
+    for shape in shapes:
+        w = E.shape_facts(shape).sq_sum_us
+        weights.append((w, w.numerator, w.denominator))
+    n = len(shapes)
+    zero = (_ZERO, 0, 1)
+    out = []
+    for i, tr in enumerate(trains):
+        s = tr.shape
+        out.append(_facts(i, tr, *(weights[s] if 0 <= s < n else zero)))
+    return out
+
+
+def _facts(index: int, tr: Train, weight: Fraction, wn: int, wd: int) -> TrainFacts:
+    """train_facts with the memo on; ``weight`` = wn / wd."""
+    num, den, on = tr.period_num, tr.period_den, tr.on_us
+    an, ad = tr.amp_num, tr.amp_den
+    if an < 0:
+        an = -an
+    if ad < 0:
+        ad = -ad
+    if tr.cycles <= 0 or on <= 0 or num <= 0 or den <= 0 or an == 0 or ad == 0 or 2 * an <= ad:
+        return TrainFacts(index, tr, weight=weight)
+    up, down = tr.ramp_up_us, tr.ramp_down_us
+    lo = (ad * up) // (2 * an) + 1 if up > 0 else 0
+    hi = on - (ad * down) // (2 * an) if down > 0 else on
+    k_lo, k_hi = first_slot(num, den, lo), first_slot(num, den, hi)
+    if k_hi <= k_lo:
+        return TrainFacts(index, tr, weight=weight)
+    cycle = tr.cycle_us
+    cyc = tr.cycles if cycle <= 0 else min(tr.cycles, WINDOW_US // cycle + 3)
+    key = (cycle, on, up, down, num, den, cyc, tr.cycles >= 2, k_lo, k_hi)
+    tm = _TIMING_MEMO.get(key)
+    if tm is None:
+        tm = _timing_facts(tr, k_lo, k_hi)
+        if len(_TIMING_MEMO) >= _MEMO_MAX:
+            _TIMING_MEMO.clear()
+        _TIMING_MEMO[key] = tm
+    first_off, last_off, in_cycle, cross, count, hold_peak, ramp_offs = tm
+    first_ua = _amp(an, ad, up, down, on, first_off)
+    if hold_peak:
+        peak = _round_div(an, ad)   # a slot on the plateau: the ramps' slots are not higher
+    else:
+        peak = max(_amp(an, ad, up, down, on, off) for off in ramp_offs)
+    # float(peak²·weight) exactly as float(Fraction): int / int is correctly rounded
+    wbound = (peak * peak * wn / wd) * count if count else 0.0
+    return TrainFacts(index, tr, k_lo, k_hi, first_off, last_off, peak, first_ua, weight, in_cycle, cross, wbound)
+
+
+_ZERO = Fraction(0)
+
+
+def _round_div(n: int, d: int) -> int:
+    """round(n / d), half to even, for d > 0 (rounding.round_div inlined for the hot path)."""
+    q, r = divmod(n, d)
+    r2 = 2 * r
+    if r2 > d or (r2 == d and q & 1):
+        q += 1
+    return q
+
+
+def _amp(an: int, ad: int, up: int, down: int, on: int, off: int) -> int:
+    """slot_amplitude of a train with amplitude an/ad (both > 0) at ``off``."""
+    if up > 0 and off < up:
+        return _round_div(an * off, ad * up)
+    if down > 0 and off >= on - down:
+        return _round_div(an * (on - off), ad * down)
+    return _round_div(an, ad)
+
+
+def _timing_facts(tr: Train, k_lo: int, k_hi: int) -> tuple:
+    """The amplitude-free facts of a train emitting slots ``k_lo <= k < k_hi`` of every cycle: first and last
+    offsets, the two spacings, the most pulses of it in one window, and where its peak can be (a plateau slot,
+    or the ramp slots next to the plateau)."""
+    num, den, on = tr.period_num, tr.period_den, tr.on_us
+    up, down = tr.ramp_up_us, tr.ramp_down_us
+    tf = TrainFacts(0, tr, k_lo, k_hi)
+    tf.first_off = round_div(k_lo * num, den)
+    tf.last_off = round_div((k_hi - 1) * num, den)
+    _spacings(tf)
+    count = _train_window_count(tf)
+    cands = {k_lo, k_hi - 1}
+    for edge in (up, on - down):
+        k = first_slot(num, den, edge)
+        cands.update((k - 1, k))
+    offs = sorted(round_div(k * num, den) for k in cands if k_lo <= k < k_hi)
+    hold = any(not (up > 0 and off < up) and not (down > 0 and off >= on - down) for off in offs)
+    return (tf.first_off, tf.last_off, tf.in_cycle_spacing, tf.cross_cycle_spacing, count, hold, tuple(offs))
 
 
 def clear_memo() -> None:
-    _FACTS_MEMO.clear()
+    _TIMING_MEMO.clear()
+    _CHANNEL_MEMO.clear()
+
+
+def emitted_key(tf: TrainFacts) -> tuple:
+    """What fixes the onsets a train emits (every ``start + c·cycle + round(k·P)``, ``c < cycles``,
+    ``k_lo <= k < k_hi``): two trains with equal keys deliver pulses at the same times, whatever their
+    amplitudes. Where the two ramps overlap (never in a lowered cycle) the amplitude is part of the key."""
+    if tf.ekey is not None:
+        return tf.ekey
+    tr = tf.train
+    key: tuple = (tr.start_us, tr.cycles, tr.cycle_us, tr.on_us, tr.ramp_up_us, tr.ramp_down_us, tr.period_num,
+                  tr.period_den, tf.k_lo, tf.k_hi)
+    if tr.ramp_up_us + tr.ramp_down_us > tr.on_us:
+        key += (tr.amp_num, tr.amp_den)
+    tf.ekey = key
+    return key
+
+
+class ChannelTiming:
+    """What a channel's delivered-pulse rules compute from its onset times alone, memoised on the
+    :func:`emitted_key` of its trains (with their indices): the weeks of a plan repeat their lines with other
+    amplitudes, so the spacing, the order of the window bound's events and the onset look-backs are reused."""
+
+    __slots__ = ("spacing", "order", "continuing")
+
+    def __init__(self) -> None:
+        self.spacing: Optional[tuple] = None          # ("ok", Spacing | None) or ("budget", needed)
+        self.order: Optional[list[tuple[int, int]]] = None
+        self.continuing: dict = {}                    # above-threshold flags -> positions continuing output
+
+
+_CHANNEL_MEMO: dict = {}
+
+
+def channel_timing(facts: Sequence[TrainFacts]) -> ChannelTiming:
+    """The memo entry of a channel's trains ``facts`` (a fresh, unshared one when the memo is off)."""
+    if not _memo["enabled"]:
+        return ChannelTiming()
+    key = tuple((tf.index, emitted_key(tf)) for tf in facts)
+    ent = _CHANNEL_MEMO.get(key)
+    if ent is None:
+        if len(_CHANNEL_MEMO) >= 4096:
+            _CHANNEL_MEMO.clear()
+        ent = _CHANNEL_MEMO[key] = ChannelTiming()
+    return ent
 
 
 def _train_facts(tr: Train, weight: Fraction) -> tuple:
@@ -168,7 +322,16 @@ def _fill(tf: TrainFacts) -> None:
         k = first_slot(num, den, edge)
         cands.update((k - 1, k))
     tf.peak_ua = max(slot_amplitude(tr_abs, round_div(k * num, den)) for k in cands if k_lo <= k < k_hi)
-    n = k_hi - k_lo
+    _spacings(tf)
+    tf.wbound = float(tf.peak_ua * tf.peak_ua * tf.weight) * _train_window_count(tf)
+
+
+def _spacings(tf: TrainFacts) -> None:
+    """The in-cycle and cross-cycle spacings of a train whose slot range, first and last offsets are set."""
+    tr = tf.train
+    num, den = tr.period_num, tr.period_den
+    k_lo = tf.k_lo
+    n = tf.k_hi - k_lo
     if n >= 2:
         if den == 1:
             tf.in_cycle_spacing = num
@@ -186,7 +349,6 @@ def _fill(tf: TrainFacts) -> None:
             tf.in_cycle_spacing = best if steps == n - 1 else min(best, num // den)
     if tr.cycles >= 2:
         tf.cross_cycle_spacing = tr.cycle_us - tf.last_off + tf.first_off
-    tf.wbound = float(tf.peak_ua * tf.peak_ua * tf.weight) * _train_window_count(tf)
 
 
 @dataclass
@@ -240,22 +402,29 @@ def _train_window_count(tf: TrainFacts) -> int:
     return min(tf.total, by_cycles, by_spacing)
 
 
-def window_bound(facts: Sequence[TrainFacts]) -> float:
+def window_bound(facts: Sequence[TrainFacts], timing: Optional[ChannelTiming] = None) -> float:
     """An upper bound of the worst window's Σ I²·w (µA²·µs): over every moment, the trains a 1-second window can
     touch, each at its most pulses per second and its peak weight. A float with a relative margin of 10⁻⁹ above
-    the exact bound (it only decides whether the exact pass runs)."""
+    the exact bound (it only decides whether the exact pass runs). ``timing`` keeps the order of the events
+    (it depends on the onsets only) for the next week of the plan."""
     if len(facts) == 1:
         return facts[0].wbound * (1 + 1e-9)
-    events = []
-    for tf in facts:
-        if tf.per_cycle == 0:
-            continue
-        # a window [t, t+1 s) touches the train iff first - 1 s < t <= last
-        events.append((tf.first - WINDOW_US + 1, 1, tf.wbound))
-        events.append((tf.last + 1, 0, tf.wbound))
-    events.sort(key=lambda e: (e[0], e[1]))
+    order = timing.order if timing is not None else None
+    if order is None:
+        events = []
+        for pos, tf in enumerate(facts):
+            if tf.per_cycle == 0:
+                continue
+            # a window [t, t+1 s) touches the train iff first - 1 s < t <= last
+            events.append((tf.first - WINDOW_US + 1, 1, pos))
+            events.append((tf.last + 1, 0, pos))
+        events.sort(key=lambda e: (e[0], e[1]))
+        order = [(kind, pos) for _, kind, pos in events]
+        if timing is not None:
+            timing.order = order
     best = cur = 0.0
-    for _, kind, w in events:
+    for kind, pos in order:
+        w = facts[pos].wbound
         if kind:
             cur += w
             if cur > best:
@@ -263,6 +432,16 @@ def window_bound(facts: Sequence[TrainFacts]) -> float:
         else:
             cur -= w
     return best * (1 + 1e-9) + 1e-6
+
+
+def window_bound_below(facts: Sequence[TrainFacts], threshold) -> bool:
+    """True when every train of the channel at once stays at or below ``threshold``, so that
+    ``window_bound(facts) <= threshold`` without sorting anything: the sum of all the trains' bounds is at
+    least the bound at any moment (the 10⁻⁶ relative margin covers the float sums' rounding)."""
+    total = 0.0
+    for tf in facts:
+        total += tf.wbound
+    return total * (1 + 1e-6) + 1.0 <= threshold
 
 
 def _groups(facts: Sequence[TrainFacts], gap: int) -> list[list[TrainFacts]]:
@@ -347,15 +526,19 @@ def measure_channel(channel: int, facts: list[TrainFacts], *, need_window: bool,
             best_sp = sp
 
     # spacings that need no expansion: inside one train, and between trains that do not interleave
+    # (a Spacing is built only when it is better: better() with the comparison inlined)
     for tf in facts:
-        if tf.per_cycle == 0:
+        if tf.k_hi <= tf.k_lo:
             continue
-        if tf.in_cycle_spacing is not None:
-            t = tf.first
-            better(Spacing(tf.in_cycle_spacing, t, t + tf.in_cycle_spacing, "slots", tf.index, tf.index))
-        if tf.cross_cycle_spacing is not None:
+        ic, cc = tf.in_cycle_spacing, tf.cross_cycle_spacing
+        if ic is not None:
+            t = tf.train.start_us + tf.first_off
+            if best_sp is None or (ic, t + ic) < (best_sp.us, best_sp.t_second):
+                best_sp = Spacing(ic, t, t + ic, "slots", tf.index, tf.index)
+        if cc is not None:
             t = tf.train.start_us + tf.last_off
-            better(Spacing(tf.cross_cycle_spacing, t, t + tf.cross_cycle_spacing, "cycle", tf.index, tf.index))
+            if best_sp is None or (cc, t + cc) < (best_sp.us, best_sp.t_second):
+                best_sp = Spacing(cc, t, t + cc, "cycle", tf.index, tf.index)
     for group in groups:
         interleaved = False
         span_end = None
@@ -497,9 +680,10 @@ def _window_max(group: list[TrainFacts], rows: np.ndarray, owner: np.ndarray, a:
     return Window(exact, int(t[i]), j - i, {int(k): int(n) for k, n in zip(ids, counts)})
 
 
-def channel_facts(trains: Sequence[Train], shapes: Sequence[PulseShape]) -> dict[int, list[TrainFacts]]:
-    """Train facts grouped by channel number (trains keep their indices)."""
+def channel_facts(trains: Sequence[Train], shapes: Sequence[PulseShape],
+                  facts: Optional[Sequence[TrainFacts]] = None) -> dict[int, list[TrainFacts]]:
+    """Train facts grouped by channel number (trains keep their indices); ``facts``: already computed, by index."""
     out: dict[int, list[TrainFacts]] = {}
     for i, tr in enumerate(trains):
-        out.setdefault(tr.channel, []).append(train_facts(i, tr, shapes))
+        out.setdefault(tr.channel, []).append(facts[i] if facts is not None else train_facts(i, tr, shapes))
     return out

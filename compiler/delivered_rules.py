@@ -54,9 +54,10 @@ def _smaller(use: ChannelUse):
 
 
 def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: DeviceProfile,
-                       ramp_threshold_ua: int) -> None:
-    """Every delivered-pulse rule on every channel of ``resolved`` (its trains are tied to its uses)."""
-    by_channel = D.channel_facts(resolved.trains, resolved.shapes)
+                       ramp_threshold_ua: int, facts: Optional[Sequence[D.TrainFacts]] = None) -> None:
+    """Every delivered-pulse rule on every channel of ``resolved`` (its trains are tied to its uses);
+    ``facts``: the trains' :func:`.delivered.train_facts` when the caller has them already."""
+    by_channel = D.channel_facts(resolved.trains, resolved.shapes, facts)
     dev_sp = min_spacing_us(profile.max_rate_hz)
     freq_limits = [(li, lim) for li, lim in enumerate(resolved.limits)
                    if lim.bound == "max" and _limit_name(lim) == "frequency" and lim.value.value > 0]
@@ -66,7 +67,8 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
         live = [tf for tf in facts if tf.per_cycle]
         if not live:
             continue
-        _onsets(out, resolved, live, ramp_threshold_ua)
+        timing = D.channel_timing(live)
+        _onsets(out, resolved, live, ramp_threshold_ua, timing)
         use0 = _use(resolved, live[0].index)
         small = _smaller(use0)
         area = E.exact(small.area_cm2) if small is not None else None
@@ -77,9 +79,19 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
             for _, lim in dens_limits:
                 v = _density_value(lim)
                 thresholds.append((v * area) ** 2 / _RMS2)
-        need_window = bool(thresholds) and D.window_bound(live) > min(thresholds)
+        if thresholds:
+            lowest = min(thresholds)
+            need_window = (not (D.memo_enabled() and D.window_bound_below(live, lowest))
+                           and D.window_bound(live, timing) > lowest)
+        else:
+            need_window = False
         try:
-            cd = D.measure_channel(channel, live, need_window=need_window, need_spacing=True)
+            if need_window:
+                cd = D.measure_channel(channel, live, need_window=True, need_spacing=True)
+                sp, w = cd.spacing, cd.window
+            else:
+                # the spacing alone depends on the onsets only: measured once per distinct timing
+                sp, w = _spacing_of(channel, live, timing), None
         except D.BudgetExceeded as exc:
             out.add("S020", f"checking the delivered pulses of {_ch(use0)} would expand about {exc.needed:,} pulses, "
                             f"more than the budget of {D.EXPANSION_BUDGET:,}; the protocol is refused rather than "
@@ -87,7 +99,6 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                     hint="lines of different cycle lengths interleave on this channel for a long time; give them one "
                          "cycle length, or put them in separate blocks")
             continue
-        sp = cd.spacing
         if sp is not None:
             if sp.us < dev_sp:
                 _spacing(out, resolved, sp, "S004", dev_sp,
@@ -98,9 +109,23 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                 if sp.us < lim_sp:
                     _spacing(out, resolved, sp, "S006", lim_sp,
                              f"the protocol's max frequency {_limit_value_text(lim)}", _related_limit(lim))
-        w = cd.window
         if w is not None and area is not None and area > 0:
             _window(out, resolved, w, small, area, dens_limits)
+
+
+def _spacing_of(channel: int, live: list[D.TrainFacts], timing: D.ChannelTiming) -> Optional[D.Spacing]:
+    """The channel's smallest spacing (:func:`.delivered.measure_channel` without the window), memoised in
+    ``timing``; raises :class:`.delivered.BudgetExceeded` as the measurement does."""
+    got = timing.spacing
+    if got is None:
+        try:
+            got = ("ok", D.measure_channel(channel, live, need_window=False, need_spacing=True).spacing)
+        except D.BudgetExceeded as exc:
+            got = ("budget", exc.needed)
+        timing.spacing = got
+    if got[0] == "budget":
+        raise D.BudgetExceeded(got[1])
+    return got[1]
 
 
 def _density_ok(lim) -> bool:
@@ -247,10 +272,21 @@ def _continuing(facts: Sequence[D.TrainFacts], threshold: int) -> set[int]:
     return out
 
 
-def _onsets(out: _Collector, resolved: ResolvedSession, facts: Sequence[D.TrainFacts], threshold: int) -> None:
-    continuing = _continuing(facts, threshold)
+def _onsets(out: _Collector, resolved: ResolvedSession, facts: Sequence[D.TrainFacts], threshold: int,
+            timing: Optional[D.ChannelTiming] = None) -> None:
+    above = tuple(tf.first_ua > threshold for tf in facts)
+    if not any(above):
+        return
+    # which starts continue output depends on the onsets and on which trains start above the threshold only
+    continuing = timing.continuing.get(above) if timing is not None else None
+    if continuing is None:
+        continuing = _continuing(facts, threshold)
+        if timing is not None:
+            if len(timing.continuing) >= 64:
+                timing.continuing.clear()
+            timing.continuing[above] = continuing
     for i, tf in enumerate(facts):
-        if tf.first_ua <= threshold or i in continuing:
+        if not above[i] or i in continuing:
             continue
         use = _use(resolved, tf.index)
         tr = tf.train

@@ -33,6 +33,7 @@ def set_memo_enabled(enabled: bool) -> None:
 
 def clear_memo() -> None:
     _OVERLAP_MEMO.clear()
+    _FIND_MEMO.clear()
 
 
 # --- S013: exact overlap on the lowered trains ----------------------------------------------------------
@@ -168,7 +169,7 @@ def _no_single_overlap(tr: Train, dur: int) -> bool:
 
 
 def find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_source: bool, *,
-                  target_pulses: int = 200_000) -> list[Overlap]:
+                  target_pulses: int = 200_000, facts: Optional[Sequence] = None) -> list[Overlap]:
     """Exactly which pulses overlap (a pulse occupies ``[t, t + shape.duration_us)``).
 
     Reports the first overlap of each train on its own channel ('same'; any device) and, when
@@ -178,7 +179,40 @@ def find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_
 
     Trains whose busy spans cannot meet (judged first from a bound of each span, then exactly) are never
     expanded; a sweep's result is memoised on the exact slot patterns of its trains.
+
+    The whole result is memoised on what fixes every pulse's interval: per train its channel, pulse duration
+    and :func:`.delivered.emitted_key` (onset times; amplitudes do not move a pulse), so the weeks of a plan
+    that only change amplitudes share it. ``facts``: the trains' :func:`.delivered.train_facts` by index, when
+    the caller has them.
     """
+    if not _CACHE["enabled"]:
+        return _find_overlaps(trains, shapes, shared_source, target_pulses)
+    from .delivered import emitted_key, train_facts
+
+    n_shapes = len(shapes)
+    durs = [s.duration_us for s in shapes]
+    parts = []
+    for i, tr in enumerate(trains):
+        dur = durs[tr.shape] if 0 <= tr.shape < n_shapes else 0
+        if (dur > 0 and tr.on_us > 0 and tr.period_num > 0 and tr.period_den > 0 and tr.cycles > 0
+                and tr.amp_num != 0 and tr.amp_den != 0):
+            tf = facts[i] if facts is not None else train_facts(i, tr, shapes)
+            parts.append((i, tr.channel, dur, emitted_key(tf)))
+    key = (bool(shared_source), target_pulses, tuple(parts))
+    hit = _FIND_MEMO.get(key)
+    if hit is None:
+        hit = tuple(_find_overlaps(trains, shapes, shared_source, target_pulses))
+        if len(_FIND_MEMO) >= 64:
+            _FIND_MEMO.clear()
+        _FIND_MEMO[key] = hit
+    return list(hit)
+
+
+_FIND_MEMO: dict = {}
+
+
+def _find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_source: bool,
+                   target_pulses: int) -> list[Overlap]:
     n_shapes = len(shapes)
     shape_durs = [s.duration_us for s in shapes]
     cand: list[tuple[int, Train, int]] = []
@@ -451,11 +485,11 @@ def check_schedule_overlap(trains: Sequence[Train], shapes: Sequence[PulseShape]
 
 
 def _report_overlaps(out: _Collector, trains, shapes, profile: DeviceProfile, names: Mapping[int, str],
-                     span_of, skip_same: set) -> None:
+                     span_of, skip_same: set, facts: Optional[Sequence] = None) -> None:
     def label(c: int) -> str:
         return f"channel `{names[c]}` ({c})" if c in names else f"channel {c}"
 
-    for ov in find_overlaps(trains, shapes, shared_source=not profile.independent_sources):
+    for ov in find_overlaps(trains, shapes, shared_source=not profile.independent_sources, facts=facts):
         d_first = shapes[trains[ov.train_first].shape].duration_us
         if ov.kind == "same":
             if ov.channel_first in skip_same:
@@ -479,7 +513,7 @@ def _report_overlaps(out: _Collector, trains, shapes, profile: DeviceProfile, na
 
 
 def _check_trains(out: _Collector, resolved: ResolvedSession, profile: DeviceProfile,
-                  skip_same_channel: set) -> None:
+                  skip_same_channel: set, facts: Optional[Sequence] = None) -> None:
     names = {c.number: c.name for c in resolved.channels}
     for u in resolved.uses:
         names.setdefault(u.number, u.channel)
@@ -500,7 +534,7 @@ def _check_trains(out: _Collector, resolved: ResolvedSession, profile: DevicePro
     from .delivered import BudgetExceeded
 
     try:
-        _report_overlaps(out, resolved.trains, resolved.shapes, profile, names, span_of, skip_same_channel)
+        _report_overlaps(out, resolved.trains, resolved.shapes, profile, names, span_of, skip_same_channel, facts)
     except BudgetExceeded as exc:
         out.add("S020", f"checking pulse overlaps would lay out about {exc.needed:,} slots of one cycle, more than "
                         f"the budget of {MAX_CYCLE_SLOTS:,}; the protocol is refused rather than passed unchecked",

@@ -93,12 +93,17 @@ def check_safety(resolved: ResolvedSession, profile: DeviceProfile = LOOPBACK_PR
         from .encodable import encodable_findings
 
         encodable_findings(out, resolved, profile)
+    facts = None
+    if resolved.trains and (ctx.delivered or schedule) and _CACHE["enabled"]:
+        from .delivered import session_facts
+
+        facts = session_facts(resolved.trains, resolved.shapes)  # shared by both passes
     if ctx.delivered and resolved.trains:
         from .delivered_rules import delivered_findings
 
-        delivered_findings(out, resolved, profile, ramp_threshold_ua)
+        delivered_findings(out, resolved, profile, ramp_threshold_ua, facts)
     if schedule and resolved.trains:
-        _check_trains(out, resolved, profile, skip_same_channel=flagged)
+        _check_trains(out, resolved, profile, skip_same_channel=flagged, facts=facts)
     return out.items
 
 
@@ -115,6 +120,9 @@ def set_cache_enabled(enabled: bool) -> bool:
     _CACHE["enabled"] = bool(enabled)
     E.set_memo_enabled(enabled)
     _overlap.set_memo_enabled(enabled)
+    from . import delivered
+
+    delivered.set_memo_enabled(enabled)
     clear_caches()
     return before
 
@@ -122,6 +130,7 @@ def set_cache_enabled(enabled: bool) -> bool:
 def clear_caches() -> None:
     """Forget every memoised safety result."""
     _USE_MEMO.clear()
+    _CLEAN.clear()
     _overlap.clear_memo()
     E.clear_memo()
     from . import delivered
@@ -155,21 +164,104 @@ class _Context:
 
 
 def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
-    """(findings, spacing violation) of ``use``, memoised on the values its findings depend on."""
+    """(findings, spacing violation) of ``use``, memoised on the values its findings depend on.
+
+    Besides the exact values, each use's amplitude-free values keep an interval of amplitudes known to give no
+    finding at all: every amplitude-dependent rule of a use fires on one side of a threshold of ``|A|`` (S002,
+    S006 ``max current``/``charge``/``voltage``/``density``, S008–S011 and S012 above it; S006 ``min ...``
+    below it) and the other rules do not read the amplitude, so between two amplitudes without findings there is
+    none either. The interval starts at the amplitudes computed and is widened by two probes computed the plain
+    way (0 µA and an estimate of the lowest threshold above); the weeks of a plan that raise an amplitude step by
+    step then cost a comparison each."""
     shape = use.shape
     try:
-        key = (ctx.memo_key(), use.channel, type(use.number), use.number, use.amplitude_ua, use.frequency_hz,
-               shape.kind, tuple(shape.phases), tuple((type(d), type(r)) for d, r in shape.phases),
-               tuple((e.name, e.area_cm2, type(e.area_cm2)) for e in use.electrodes), no_ramp)
+        free = (ctx.memo_key(), use.channel, type(use.number), use.number, use.frequency_hz,
+                shape.kind, tuple(shape.phases), tuple((type(d), type(r)) for d, r in shape.phases),
+                tuple((e.name, e.area_cm2, type(e.area_cm2)) for e in use.electrodes), no_ramp)
+        a = use.amplitude_ua
+        clean = _CLEAN.get(free)
+        if clean is not None and clean[0] <= a <= clean[1]:
+            return _NO_FINDINGS
+        key = (free, type(a), a)
         res = _USE_MEMO.get(key)
-    except TypeError:  # something unhashable: compute directly
+    except TypeError:  # something unhashable or incomparable: compute directly
         return _use_result(ctx, use)
     if res is None:
         res = _use_result(ctx, use)
         if len(_USE_MEMO) >= _USE_MEMO_MAX:
             _USE_MEMO.clear()
         _USE_MEMO[key] = res
+    if not res[0] and not res[1] and a >= 0:
+        if clean is None:
+            clean = _probe_clean(ctx, use, a)
+            if len(_CLEAN) >= _USE_MEMO_MAX:
+                _CLEAN.clear()
+            _CLEAN[free] = clean
+        else:
+            _CLEAN[free] = (min(clean[0], a), max(clean[1], a))
     return res
+
+
+_NO_FINDINGS: tuple = ((), False)
+#: amplitude-free use values -> (lo, hi): every amplitude lo <= A <= hi gives no finding (see _memo_use)
+_CLEAN: dict = {}
+
+
+def _probe_clean(ctx: _Context, use: ChannelUse, a) -> tuple:
+    """The interval of finding-free amplitudes around ``a`` (which has none): ``a`` widened to 0 and to an
+    estimate of the lowest threshold above it, each only when the plain computation at that amplitude finds
+    nothing."""
+    from dataclasses import replace
+
+    lo = hi = a
+    if a > 0 and _use_result(ctx, replace(use, amplitude_ua=Fraction(0))) == _NO_FINDINGS:
+        lo = Fraction(0)
+    top = _ceiling_estimate(ctx, use)
+    if top is not None and top > a and _use_result(ctx, replace(use, amplitude_ua=top)) == _NO_FINDINGS:
+        hi = top
+    return (lo, hi)
+
+
+def _ceiling_estimate(ctx: _Context, use: ChannelUse) -> Optional[Fraction]:
+    """Slightly below the lowest amplitude (µA) at which a rule of ``use`` that grows with the amplitude would
+    fire, in floats: only a guess of where to probe (the probe itself is computed exactly)."""
+    facts = E.shape_facts(use.shape)
+    pf = float(facts.peak_factor)
+    rd = float(facts.max_rd) if facts.max_rd else 0.0
+    sq = float(facts.sq_sum_us)
+    try:
+        f = float(Fraction(use.frequency_hz))
+    except (TypeError, ValueError):
+        return None
+    small = E.smaller_electrode(use.electrodes)
+    area = float(E.exact(small.area_cm2)) if small is not None else 0.0
+    rms_on = area > 0 and f > 0 and sq > 0      # the declared rms formulas apply
+    tops = [ctx.profile.max_current_ua / pf]
+    for limit in ctx.limits:
+        if limit.bound != "max" or not _limit_ok_dim(limit):
+            continue
+        name, v = _limit_name(limit), limit.value
+        if name == "current":
+            tops.append(float(v.in_unit("uA")) / pf)
+        elif name == "charge" and rd > 0:
+            tops.append(float(v.in_unit("uC")) / (rd * 1e-6))
+        elif name == "voltage":
+            tops.append(float(v.value) / (pf * 1e-6 * E.LOAD_OHM))
+        elif name == "density" and rms_on and not ctx.delivered:
+            tops.append(1000 * float(_density_limit(v)) * area / math.sqrt(f * sq * 1e-6))
+    if sq > 0:   # S008: (A·10⁻⁶)²·500·Σrᵢ²dᵢ·10⁻⁶ J <= 0.3 J
+        tops.append(math.sqrt(0.3 / (E.LOAD_OHM * sq * 1e-18)))
+    if rms_on and not ctx.delivered:
+        tops.append(2000 * area / math.sqrt(f * sq * 1e-6))                                  # S009
+        tops.append(1000 * math.sqrt(0.25 * area * 1e6 / (E.LOAD_OHM * f * sq * 1e-6)))       # S010
+    if area > 0 and rd > 0:   # S011: Q² / area <= 10^1.85 (µC, cm²)
+        tops.append(math.sqrt(area * 10 ** 1.85) / (rd * 1e-6))
+    if use.ramp_up_us == 0 and use.on_us > 0 and not ctx.delivered:
+        tops.append(float(ctx.threshold))
+    top = min(tops) * (1 - 1e-6)
+    if not math.isfinite(top) or top < 1:
+        return None
+    return Fraction(math.floor(top))
 
 
 def _use_result(ctx: _Context, use: ChannelUse):

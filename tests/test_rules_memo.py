@@ -1,0 +1,264 @@
+"""The delivered-pulse rules' memos and fast paths give exactly what the plain computation gives.
+
+The weeks of a plan repeat their lines with other amplitudes (and often other timings). ``compiler.delivered``
+shares the amplitude-free part of a train's facts, and per channel the spacing, the order of the window bound's
+events and the onset look-backs, keyed on the onset times of its trains (:func:`delivered.emitted_key`);
+``find_overlaps`` memoises its whole result on the same keys and the pulse durations. Each test compares the
+memoised path, warmed by other "weeks", with the plain one (every memo off: ``safety.set_cache_enabled(False)``)
+or with the expanders' own pulses (not the checker's code).
+"""
+from __future__ import annotations
+
+from fractions import Fraction as F
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stimscript.compiler import delivered as D
+from stimscript.compiler import expand_py, safety
+from stimscript.compiler.ir import PulseShape, Train
+from stimscript.compiler.model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
+from stimscript.profile import LOOPBACK_PROFILE, DeviceProfile
+from stimscript.spans import Source, at
+from stimscript.units import Quantity
+
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SHARED = DeviceProfile(name="shared", independent_sources=False)
+SHAPES = (PulseShape(((200, 1.0), (200, -1.0)), "biphasic"),
+          PulseShape(((250, 1.0), (50, 0.0), (1000, -0.25)), "asymmetric"),
+          PulseShape(((7_500, 1.0), (7_500, -1.0)), "biphasic"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    safety.set_cache_enabled(True)
+    safety.clear_caches()
+    yield
+    safety.set_cache_enabled(True)
+
+
+def _plain(fn, *args, **kw):
+    before = safety.set_cache_enabled(False)
+    try:
+        return fn(*args, **kw)
+    finally:
+        safety.set_cache_enabled(before)
+
+
+@st.composite
+def timings(draw):
+    """A train's timing (no amplitude): periods with and without a rounding pattern, ramps shorter and longer
+    than one period, cycles shorter than one period."""
+    p = draw(st.sampled_from([F(10**6, 50), F(10**6, 7), F(10**6, 333), F(10**6, 1000), F(10**6, 3), F(1000, 3)]))
+    on = draw(st.sampled_from([1, 400, 20_000, 333_333, 1_000_000, 2_500_000]))
+    up = draw(st.sampled_from([0, 1, 999, on // 3, on // 2]))
+    down = draw(st.sampled_from([0, 1, (on - up) // 2, on - up]))
+    rest = draw(st.sampled_from([0, 1, 300, 20_000, 700_000, 3_000_000]))
+    start = draw(st.integers(0, 4)) * draw(st.sampled_from([0, 1, 250, 10_000, 600_000, 1_000_000]))
+    return dict(channel=draw(st.integers(1, 2)), start_us=start, cycles=draw(st.integers(0, 5)),
+                cycle_us=on + rest, on_us=on, ramp_up_us=up, ramp_down_us=down,
+                period_num=p.numerator, period_den=p.denominator, shape=draw(st.integers(0, 2)))
+
+
+AMPS = st.sampled_from([F(40_000), F(1), F(3, 2), F(1, 3), F(7), F(250), F(-20_000), F(0), F(120_001, 7)])
+
+
+def _train(t, amp):
+    return Train(amp_num=amp.numerator, amp_den=amp.denominator, **t)
+
+
+def _fields(tf):
+    return (tf.index, tf.train, tf.k_lo, tf.k_hi, tf.first_off, tf.last_off, tf.peak_ua, tf.first_ua, tf.weight,
+            tf.in_cycle_spacing, tf.cross_cycle_spacing, tf.wbound)
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(st.lists(st.tuples(timings(), st.lists(AMPS, min_size=1, max_size=4)), min_size=1, max_size=4))
+def test_train_facts_share_their_timing_part_exactly(cases):
+    # every train with every amplitude, in one warm memo: the facts equal the plain computation's
+    trs = [_train(t, amp) for t, amps in cases for amp in amps]
+    got = [_fields(D.train_facts(3, tr, SHAPES)) for tr in trs]
+    assert got == [_fields(_plain(D.train_facts, 3, tr, SHAPES)) for tr in trs]
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(timings(), AMPS, AMPS)
+def test_trains_with_one_emitted_key_deliver_pulses_at_the_same_times(t, a1, a2):
+    t = dict(t, cycles=min(t["cycles"], 3))
+    tr1, tr2 = _train(t, a1), _train(t, a2)
+    k1, k2 = D.emitted_key(D.train_facts(0, tr1, SHAPES)), D.emitted_key(D.train_facts(0, tr2, SHAPES))
+    end = tr1.start_us + tr1.cycles * tr1.cycle_us + 1
+    p1 = expand_py.expand([tr1], 0, end)["t_us"].tolist()
+    p2 = expand_py.expand([tr2], 0, end)["t_us"].tolist()
+    if k1 == k2:
+        assert p1 == p2
+    # the key's slot range is exactly what the expander emits in one cycle
+    tf = D.train_facts(0, tr1, SHAPES)
+    if tr1.cycles >= 1:
+        first = [x - tr1.start_us for x in p1 if x < tr1.start_us + tr1.cycle_us]
+        ks = range(tf.k_lo, tf.k_hi)
+        assert first == [D.round_div(k * tr1.period_num, tr1.period_den) for k in ks]
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(st.lists(st.tuples(timings(), AMPS), min_size=1, max_size=6),
+       st.sampled_from([F(10**9), F(10**13), F(10**15), F(10**17)]))
+def test_the_cheap_window_bound_implies_the_sorted_one(cases, threshold):
+    facts = [D.train_facts(i, _train(dict(t, channel=1), a), SHAPES) for i, (t, a) in enumerate(cases)]
+    live = [tf for tf in facts if tf.per_cycle]
+    if not live:
+        return
+    plain = D.window_bound(live)
+    timing = D.ChannelTiming()
+    assert D.window_bound(live, timing) == plain
+    assert D.window_bound(live, timing) == plain          # from the kept event order
+    if D.window_bound_below(live, threshold):
+        assert plain <= threshold
+
+
+# --- whole sessions: weeks with other amplitudes (and other timings) share the memos -------------------------
+SRC = Source("w.stim", "\n".join(f"line {i}" + " " * 40 for i in range(1, 80)))
+
+
+def _sp(line):
+    return at(SRC, line, 1, 4)
+
+
+def _session(trains, week, limits):
+    uses = []
+    for i, tr in enumerate(trains):
+        f = F(10**6) / F(tr.period_num, tr.period_den)
+        spans = {"channel": _sp(2 + tr.channel), "amplitude": _sp(6), "frequency": _sp(7), "pulse": _sp(8),
+                 "line": _sp(20 + i), "cycle": _sp(9), "after": _sp(50 + i) if tr.start_us else None}
+        uses.append(ChannelUse(f"ch{tr.channel}", tr.channel, F(tr.amp_num, tr.amp_den), f, SHAPES[tr.shape],
+                               (ElectrodeInfo("a", F(4), _sp(1)), ElectrodeInfo("b", F(25), _sp(2))),
+                               ramp_up_us=tr.ramp_up_us, on_us=tr.on_us, spans=spans))
+    dur = max((t.end_us for t in trains), default=0)
+    return ResolvedSession(session=week, week=week, duration_us=dur, uses=tuple(uses), trains=tuple(trains),
+                           shapes=SHAPES, channels=(), limits=tuple(limits), session_span=_sp(70),
+                           train_uses=tuple(range(len(trains))))
+
+
+def _full(diags):
+    def sp(s):
+        return None if s is None else (s.line, s.column, s.end_line, s.end_column)
+    return [(d.code, d.severity, d.message, sp(d.span), d.hint, tuple((r.message, sp(r.span)) for r in d.related))
+            for d in diags]
+
+
+@st.composite
+def weeks(draw):
+    """The lines of one session and the weeks of its plan: each week scales the amplitudes (progression) and
+    sometimes shifts the later lines (a longer block)."""
+    n = draw(st.integers(1, 5))
+    base = []
+    for _ in range(n):
+        t = draw(timings())
+        t["cycles"] = max(1, min(t["cycles"], 3))
+        base.append((t, draw(st.sampled_from([F(9_000), F(20_000), F(40_000), F(300), F(120_000, 7)]))))
+    out = []
+    for _ in range(draw(st.integers(2, 4))):
+        scale = draw(st.sampled_from([F(1), F(11, 10), F(5, 4), F(2), F(1, 2)]))
+        shift = draw(st.sampled_from([0, 0, 1, 500_000]))
+        trs = []
+        for j, (t, a) in enumerate(base):
+            t = dict(t, start_us=t["start_us"] + (shift if j else 0))
+            trs.append(_train(t, a * scale))
+        out.append(trs)
+    return out
+
+
+LIMITS = [LimitValue("max", "frequency", Quantity.of(40, "Hz"), _sp(60)),
+          LimitValue("max", "density", Quantity.of(1, None), _sp(61))]
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(weeks(), st.sampled_from([(), (LIMITS[0],), tuple(LIMITS)]),
+       st.sampled_from([LOOPBACK_PROFILE, SHARED]))
+def test_weeks_share_the_memos_with_identical_diagnostics(plan, limits, profile):
+    # every week with the memos warmed by the weeks before (turning the memos off clears them: plain last)
+    sessions = [_session(trains, w, limits) for w, trains in enumerate(plan, start=1)]
+    memo = [_full(safety.check_safety(s, profile)) for s in sessions]
+    again = [_full(safety.check_safety(s, profile)) for s in sessions]
+    plain = [_full(_plain(safety.check_safety, s, profile)) for s in sessions]
+    assert memo == plain == again
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(weeks(), st.booleans())
+def test_find_overlaps_is_shared_across_amplitudes(plan, shared):
+    got = [safety.find_overlaps(trains, SHAPES, shared) for trains in plan]
+    assert got == [_plain(safety.find_overlaps, trains, SHAPES, shared) for trains in plan]
+
+
+# --- per use: an interval of amplitudes without findings ---------------------------------------------------
+USE_SHAPES = st.sampled_from([
+    PulseShape(((250, 1.0), (250, -1.0)), "biphasic"), PulseShape(((250, 1.0),), "monophasic"),
+    PulseShape(((200, 1.0), (50, 0.0), (800, -0.25)), "asymmetric"), PulseShape(((250, 1.0), (250, -1.5)), "custom"),
+    PulseShape(tuple(p for _ in range(25) for p in ((200, 1.0), (200, -1.0))), "burst"),
+    PulseShape(((10_000, 1.0), (1, 0.0), (10_000, -1.0)), "biphasic")])
+USE_LIMITS = [
+    LimitValue("max", "current", Quantity.of(50, "mA"), _sp(60)), LimitValue("min", "current", Quantity.of(12, "mA"), _sp(61)),
+    LimitValue("max", "charge", Quantity.of(12, "uC"), _sp(62)), LimitValue("max", "voltage", Quantity.of(20, "V"), _sp(63)),
+    LimitValue("min", "voltage", Quantity.of(5, "V"), _sp(64)), LimitValue("max", "density", Quantity.of(1, None), _sp(65)),
+    LimitValue("min", "density", Quantity.of(F(1, 10), None), _sp(66)), LimitValue("min", "charge", Quantity.of(1, "uC"), _sp(67)),
+    LimitValue("max", "frequency", Quantity.of(60, "Hz"), _sp(68))]
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(shape=USE_SHAPES, f=st.sampled_from([F(50), F(333, 10), F(5), F(1000), F(0)]),
+       area=st.sampled_from([F(25), F(4), F(1, 2), F(45), None]),
+       base=st.one_of(st.integers(-10, 130_000).map(F), st.sampled_from([F(10_000), F(10_001), F(2001, 2)])),
+       steps=st.lists(st.sampled_from([F(1, 2), F(1), F(21, 20), F(11, 10), F(3, 2), F(2), F(3), F(0)]),
+                      min_size=1, max_size=8),
+       limits=st.lists(st.sampled_from(USE_LIMITS), max_size=3), ramp=st.booleans(), delivered=st.booleans(),
+       threshold=st.sampled_from([safety.RAMP_WARN_THRESHOLD_UA, 40_000]),
+       profile=st.sampled_from([LOOPBACK_PROFILE, DeviceProfile(name="strict", max_current_ua=45_000)]))
+def test_amplitudes_inside_the_finding_free_interval_give_what_the_plain_rules_give(
+        shape, f, area, base, steps, limits, ramp, delivered, threshold, profile):
+    amps = [base] + [base * k for k in steps]
+    # one line's values with the amplitude of each "week": the memo (its interval widened by the earlier weeks
+    # and by its probes) answers exactly as the plain computation does
+    electrodes = () if area is None else (ElectrodeInfo("a", area, _sp(1)), ElectrodeInfo("b", F(25), _sp(2)))
+    sessions = []
+    for w, a in enumerate(amps, start=1):
+        use = ChannelUse("ch1", 1, a, f, shape, electrodes, ramp_up_us=0 if ramp else 1_000_000, on_us=5_000_000,
+                         cycle="c", spans={"channel": _sp(3), "amplitude": _sp(6), "frequency": _sp(7),
+                                           "pulse": _sp(8), "line": _sp(20), "cycle": _sp(9)})
+        trains = ()
+        if delivered and f > 0:
+            p = F(10**6) / f
+            trains = (Train(1, 0, 1, 6_000_000, 5_000_000, 0, 0, p.numerator, p.denominator,
+                            abs(a.numerator) or 1, a.denominator, 0),)
+        s = ResolvedSession(session=w, week=w, duration_us=6_000_000, uses=(use,), trains=trains, shapes=(shape,),
+                            channels=(), limits=tuple(limits), session_span=_sp(70),
+                            train_uses=(0,) if trains else None)
+        sessions.append(s)
+    # the memo warmed week by week; the plain computation last (turning the memos off clears them)
+    memo = [_full(safety.check_safety(s, profile, ramp_threshold_ua=threshold)) for s in sessions]
+    plain = [_full(_plain(safety.check_safety, s, profile, ramp_threshold_ua=threshold)) for s in sessions]
+    assert memo == plain
+
+
+def test_a_progression_of_amplitudes_costs_one_computation_per_line(monkeypatch):
+    # twelve weeks raising one amplitude: after the first week (and its two probes) every week is inside the
+    # finding-free interval
+    calls = []
+    real = safety._use_result
+    monkeypatch.setattr(safety, "_use_result", lambda ctx, use: calls.append(use.amplitude_ua) or real(ctx, use))
+    shape = PulseShape(((300, 1.0), (50, 0.0), (300, -1.0)), "biphasic")
+    for week in range(1, 13):
+        use = ChannelUse("ch1", 1, F(20_000 + 1_000 * week), F(40), shape,
+                         (ElectrodeInfo("a", F(45), _sp(1)), ElectrodeInfo("b", F(45), _sp(2))),
+                         ramp_up_us=2_000_000, on_us=10_000_000, spans={"line": _sp(20)})
+        s = ResolvedSession(session=week, week=week, duration_us=60_000_000, uses=(use,), trains=(), shapes=(shape,),
+                            channels=(), limits=(LimitValue("max", "current", Quantity.of(90, "mA"), _sp(60)),))
+        assert safety.check_safety(s) == []
+    assert len(calls) == 3, calls
+    # beyond the interval the rules are computed again: 95 mA is above the protocol's 90 mA
+    use = ChannelUse("ch1", 1, F(95_000), F(40), shape, use.electrodes, ramp_up_us=2_000_000, on_us=10_000_000,
+                     spans={"line": _sp(20)})
+    s = ResolvedSession(session=13, week=13, duration_us=60_000_000, uses=(use,), trains=(), shapes=(shape,),
+                        channels=(), limits=s.limits)
+    assert [d.code for d in safety.check_safety(s)] == ["S006"]
