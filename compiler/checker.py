@@ -7,8 +7,10 @@ distinct week of the plan (weeks whose progression state is unchanged reuse the 
 
 Resolving a week evaluates its values and measures each session block (its length and, for a block of
 lines, where each line places each channel); compiler/lowering.py builds the trains from the measured
-blocks. A week whose layout inputs equal a known week's except for the channels' amplitudes (an intensity
-progression) takes that layout with its own amplitudes (``Analysis._session_layout``).
+blocks. Each top-level block is memoised on exactly the values it reads (the params it names, the timings
+of its cycles, its channels' values but their amplitudes): a week where those are unchanged takes the
+block's measurement and its layout moved to where the block starts now, with this week's amplitudes
+(``Analysis._session_layout``, ``Analysis._block``), so a week costs what changed in it.
 
 Error codes (stable; tests, docs and records refer to them)
 ============================================================
@@ -78,6 +80,7 @@ one first found in week k >= 2 is prefixed "in week k (sessions a–b): ".
 """
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import replace
 from fractions import Fraction
@@ -87,10 +90,10 @@ from ..dsl import ast
 from ..errors import Diagnostic, Related
 from ..spans import Source, Span, point
 from ..units import AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, VOLTAGE, Quantity
-from .evaluate import DENSITY, Evaluator, did_you_mean, fmt, param_of
+from .evaluate import DENSITY, Evaluator, did_you_mean, fmt, names_in, param_of
 from .ir import ChannelInfo
-from .lowering import (Lowered, Measured, Placement, ShapeTable, Timing, amplitude_pattern, duration_text,
-                       for_cycles, lay_out, repeat_label)
+from .lowering import (BlockLayout, Lowered, Measured, Placement, ShapeTable, Timing, amplitude_pattern,
+                       duration_text, for_cycles, lay_out, lay_out_block, place_block, repeat_label)
 from .ir import PulseShape
 from .record import Record, init
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
@@ -245,10 +248,16 @@ class Analysis:
         self.allow_monophasic = False
         self.kinds: dict[str, str] = {}
         self.static()
-        #: the params the session's own expressions read (counts, lengths, offsets, `with` values)
-        self._session_names: tuple[str, ...] = tuple(sorted(_names_in(self.session) & set(self.params))) \
-            if self.session is not None else ()
-        self._layouts: dict[tuple, _KnownLayout] = {}
+        #: the block memo (``_block``): per top-level block, its static dependencies and its measurements
+        self._block_deps: dict[int, tuple] = {}
+        self._block_memos: dict[int, dict[tuple, _BlockMemo]] = {}
+        self._interned: dict[tuple, int] = {}
+        self._numbers = 0
+        #: the memo of electrodes, cycles and channels (``_memo``) and what each reads (``_reads``)
+        self._values_memo: dict[tuple, tuple] = {}
+        self._static_reads: dict[tuple, tuple[str, ...]] = {}
+        self._expr_reads: dict[int, tuple] = {}
+        self._by_number: Optional[list] = None
 
     # -- helpers -----------------------------------------------------------------------------------
     def err(self, code, message, span, hint=None, related=(), severity="error"):
@@ -828,6 +837,7 @@ class Analysis:
                 end = max(end, after + count * timing.cycle_us)
             # overrides
             ov_f = ov_a = ov_p = None
+            amp_ov: Optional[ast.Override] = None
             bad = False
             for ov in line.overrides:
                 if ov.key == "frequency":
@@ -836,6 +846,7 @@ class Analysis:
                 elif ov.key == "amplitude":
                     q = ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
                     ov_a = (q.value * 10**6, ov.span, param_of(ov.value)) if q is not None else None
+                    amp_ov = ov
                 else:
                     shp = build_shape(ov.value, ev)
                     ov_p = (shp, ov.span) if shp is not None else None
@@ -863,7 +874,7 @@ class Analysis:
                 ctx.uses.append(ChannelUse(ch.name, number, amp, freq, shape, cv.electrodes,
                                            ramp_up_us=timing.ramp_up_us, on_us=timing.on_us, block=path[0],
                                            cycle=cyc, spans=spans))
-                ctx.sources.append(None if ov_a else ch.name)   # where its amplitude comes from
+                ctx.sources.append(amp_ov if ov_a else ch.name)   # where its amplitude comes from
                 if cycles > 0:
                     placements.append(Placement(number, after, cycles, timing, freq, idx, len(ctx.uses) - 1))
         if length is not None:
@@ -873,6 +884,22 @@ class Analysis:
                         path=path)
 
     def resolve(self, state: State, week: int, session: int, sink: list) -> Optional[ResolvedSession]:
+        """Week ``week``'s session (numbered ``session``) from its progression ``state``; every problem goes to
+        ``sink`` (None when one is an error).
+
+        The cyclic garbage collector is paused meanwhile: resolving allocates tens of thousands of small
+        objects that all live on (uses, trains, segments), and a collection pass would walk the whole
+        protocol's tree again and again (a third of the time of a 5000-line protocol). Nothing here
+        makes reference cycles; reference counting frees the rest as before."""
+        if not gc.isenabled():
+            return self._resolve(state, week, session, sink)
+        gc.disable()
+        try:
+            return self._resolve(state, week, session, sink)
+        finally:
+            gc.enable()
+
+    def _resolve(self, state: State, week: int, session: int, sink: list) -> Optional[ResolvedSession]:
         errors_before = sum(1 for d in sink if d.is_error)
         ev = self.make_ev(state.values, sink)
         # params outside their range because of the progression (S007)
@@ -888,59 +915,45 @@ class Analysis:
                                        hint="cap the progression with `up to`/`down to`",
                                        related=tuple(_note(f"the range of `{name}` is declared here",
                                                            _span_of_word(info.span, name, 5)))))
-        # electrodes
-        elec: dict[str, ElectrodeInfo] = {}
-        for name, e in self.electrodes.items():
-            if e.area is not None:
-                a_q = ev.positive(e.area, AREA, f"the area of electrode `{name}`")
-                if a_q is not None:
-                    elec[name] = ElectrodeInfo(name, a_q.value * 10**4, e.span)
-            elif e.width is not None and e.height is not None:   # the grammar gives an area or both sides
-                w = ev.positive(e.width, LENGTH, f"the width of electrode `{name}`")
-                h = ev.positive(e.height, LENGTH, f"the height of electrode `{name}`")
-                if w is not None and h is not None:
-                    elec[name] = ElectrodeInfo(name, w.value * h.value * 10**4, e.span)
-        # cycles
+        # electrodes, cycles, channels: each memoised on the values it reads (``_memo``)
+        memo = _CACHE[0]
+        ids = self._param_ids(state) if memo else {}
+        get = ids.get
+        head = ids.get("", 0)
+        if memo:
+            elec = self._memo(("e", head, tuple(map(get, self._electrode_reads()))), sink,
+                              self._electrode_values, ev)
+        else:
+            elec = self._electrode_values(ev)
         timings: dict[str, Timing] = {}
+        assigned = state.assigned
         for name, steps in self.cycles.items():
-            vals: list[int] = []
-            complete = True
-            for kind in CYCLE_STEPS:
-                step = steps.get(kind)
-                what = f"the {kind.replace('_', ' ')} of cycle `{name}`"
-                q, _, _ = self._value(ev, state, ("cycle", name, kind), step.duration if step else None,
-                                      ev.time_us, what)
-                if q is None and (step is not None or ("cycle", name, kind) in state.assigned):
-                    complete = False
-                    break
-                vals.append(q or 0)
-            if complete:
-                timings[name] = Timing(*vals)
-        # channels
+            if memo:
+                key: tuple = ("c", name, head, tuple(map(get, self._reads_of_cycle(name, steps))),
+                       tuple([_assigned_key(assigned.get(("cycle", name, kind)), get, self._expr_reads)
+                              for kind in CYCLE_STEPS]))
+                timing = self._memo(key, sink, self._cycle_timing, ev, state, name, steps)
+            else:
+                timing = self._cycle_timing(ev, state, name, steps)
+            if timing is not None:
+                timings[name] = timing
         table = ShapeTable()
         chans: dict[str, ChannelValues] = {}
-        for name, decl in sorted(self.channels.items(), key=lambda kv: kv[1].node.number):
-            f_q, f_span, _ = self._value(ev, state, ("channel", name, "frequency"),
-                                         decl.frequency.value if decl.frequency else None,
-                                         ev.positive, FREQUENCY, f"the frequency of channel `{name}`")
-            a_q, a_span, a_expr = self._value(ev, state, ("channel", name, "amplitude"),
-                                              decl.amplitude.value if decl.amplitude else None,
-                                              ev.non_negative, CURRENT, f"the amplitude of channel `{name}`")
-            shape = build_shape(decl.pulse, ev) if decl.pulse is not None else None
-            pair: tuple[ElectrodeInfo, ...] = ()
-            if decl.pair is not None:
-                pair = tuple(elec[n.name] for n in (decl.pair.first, decl.pair.second) if n.name in elec)
-                if len(pair) != 2:
-                    continue
-            if f_q is None or a_q is None or shape is None or decl.pair is None:
-                continue
-            if ("channel", name, "frequency") not in state.assigned:
-                f_span = _span_of(decl.frequency)
-            if ("channel", name, "amplitude") not in state.assigned:
-                a_span = _span_of(decl.amplitude)
-            chans[name] = ChannelValues(decl, f_q.value, a_q.value * 10**6, shape, pair,
-                                        param_of(a_expr) if a_expr is not None else None, f_span, a_span)
-            table.add(shape)
+        for name, decl in self._channels_by_number():
+            if memo:
+                pair_key = tuple([(e.name, e.area_cm2.numerator, e.area_cm2.denominator, id(e.span))
+                                  if e is not None else None
+                                  for e in (elec.get(n.name) for n in (decl.pair.first, decl.pair.second))]) \
+                    if decl.pair is not None else ()
+                key = ("h", name, head, tuple(map(get, self._reads_of_channel(name, decl))), pair_key,
+                       _assigned_key(assigned.get(("channel", name, "frequency")), get, self._expr_reads),
+                       _assigned_key(assigned.get(("channel", name, "amplitude")), get, self._expr_reads))
+                cv = self._memo(key, sink, self._channel_values, ev, state, name, decl, elec)
+            else:
+                cv = self._channel_values(ev, state, name, decl, elec)
+            if cv is not None:
+                chans[name] = cv
+                table.add(cv.shape)
         # session: measure every block (leaf blocks resolved once), then lay the passes out in time
         laid = self._session_layout(state, ev, timings, chans, table, sink)
         uses, t = laid.uses, laid.duration_us
@@ -975,49 +988,246 @@ class Analysis:
                                allow_monophasic=self.allow_monophasic, session_span=self.session.span,
                                train_uses=train_uses)
 
+    # -- the week's values of electrodes, cycles and channels (each memoised on what it reads) ---------
+    def _memo(self, key: tuple, sink: list, compute, *args):
+        """``compute(*args)`` once per ``key`` (what it reads); its diagnostics (it reports into ``sink``) are
+        repeated whenever the key comes again. Its result is shared: results are never changed."""
+        known = self._values_memo.get(key)
+        if known is not None:
+            sink.extend(known[1])
+            return known[0]
+        before = len(sink)
+        result = compute(*args)
+        if len(self._values_memo) >= 100_000:   # pragma: no cover - a bound; the memo is only a shortcut
+            self._values_memo.clear()
+        self._values_memo[key] = (result, tuple(sink[before:]))
+        return result
+
+    def _param_ids(self, state: State) -> dict[str, int]:
+        """A small number per param value ("p:NAME"; equal values, equal numbers) and, under "", one for the
+        names the evaluator knows (its hints list them)."""
+        number = self._number
+        ids = {"p:" + n: number(("p", n, q.value.numerator, q.value.denominator, q.dim))
+               for n, q in state.values.items()}
+        ids[""] = number(("env", tuple(state.values)))
+        return ids
+
+    def _number(self, key: tuple) -> int:
+        intern = self._interned
+        n = intern.get(key)
+        if n is None:
+            if len(intern) >= 1_000_000:   # pragma: no cover - a bound: forget every memo keyed by numbers
+                intern.clear()
+                self._block_memos.clear()
+                self._values_memo.clear()
+            # never a number given before (not even after a clear), so no two values ever share one
+            n = intern[key] = self._numbers = self._numbers + 1
+        return n
+
+    def _reads(self, *nodes) -> tuple[str, ...]:
+        """The params (as "p:NAME") that expressions or pulses ``nodes`` name."""
+        found: set[str] = set()
+        for node in nodes:
+            if node is not None:
+                found |= _names_in(node)
+        return tuple(sorted("p:" + n for n in found))
+
+    def _electrode_reads(self) -> tuple[str, ...]:
+        reads = self._static_reads.get(("e",))
+        if reads is None:
+            reads = self._static_reads[("e",)] = self._reads(
+                *[x for e in self.electrodes.values() for x in (e.area, e.width, e.height)])
+        return reads
+
+    def _reads_of_cycle(self, name: str, steps: dict) -> tuple[str, ...]:
+        reads = self._static_reads.get(("c", name))
+        if reads is None:
+            reads = self._static_reads[("c", name)] = self._reads(*[s.duration for s in steps.values()])
+        return reads
+
+    def _reads_of_channel(self, name: str, decl: "ChannelDecl") -> tuple[str, ...]:
+        reads = self._static_reads.get(("h", name))
+        if reads is None:
+            reads = self._static_reads[("h", name)] = self._reads(
+                decl.frequency.value if decl.frequency else None, decl.amplitude.value if decl.amplitude else None,
+                decl.pulse)
+        return reads
+
+    def _channels_by_number(self) -> list[tuple[str, "ChannelDecl"]]:
+        if self._by_number is None:
+            self._by_number = sorted(self.channels.items(), key=lambda kv: kv[1].node.number)
+        return self._by_number
+
+    def _electrode_values(self, ev: Evaluator) -> dict[str, ElectrodeInfo]:
+        elec: dict[str, ElectrodeInfo] = {}
+        for name, e in self.electrodes.items():
+            if e.area is not None:
+                a_q = ev.positive(e.area, AREA, f"the area of electrode `{name}`")
+                if a_q is not None:
+                    elec[name] = ElectrodeInfo(name, a_q.value * 10**4, e.span)
+            elif e.width is not None and e.height is not None:   # the grammar gives an area or both sides
+                w = ev.positive(e.width, LENGTH, f"the width of electrode `{name}`")
+                h = ev.positive(e.height, LENGTH, f"the height of electrode `{name}`")
+                if w is not None and h is not None:
+                    elec[name] = ElectrodeInfo(name, w.value * h.value * 10**4, e.span)
+        return elec
+
+    def _cycle_timing(self, ev: Evaluator, state: State, name: str, steps: dict) -> Optional[Timing]:
+        """Cycle ``name`` in whole µs this week (None when a step failed; its error is reported)."""
+        vals: list[int] = []
+        for kind in CYCLE_STEPS:
+            step = steps.get(kind)
+            what = f"the {kind.replace('_', ' ')} of cycle `{name}`"
+            q, _, _ = self._value(ev, state, ("cycle", name, kind), step.duration if step else None,
+                                  ev.time_us, what)
+            if q is None and (step is not None or ("cycle", name, kind) in state.assigned):
+                return None
+            vals.append(q or 0)
+        return Timing(*vals)
+
+    def _channel_values(self, ev: Evaluator, state: State, name: str, decl: "ChannelDecl",
+                        elec: dict) -> Optional["ChannelValues"]:
+        """Channel ``name``'s values this week (None when one failed or is missing)."""
+        f_q, f_span, _ = self._value(ev, state, ("channel", name, "frequency"),
+                                     decl.frequency.value if decl.frequency else None,
+                                     ev.positive, FREQUENCY, f"the frequency of channel `{name}`")
+        a_q, a_span, a_expr = self._value(ev, state, ("channel", name, "amplitude"),
+                                          decl.amplitude.value if decl.amplitude else None,
+                                          ev.non_negative, CURRENT, f"the amplitude of channel `{name}`")
+        shape = build_shape(decl.pulse, ev) if decl.pulse is not None else None
+        pair: tuple[ElectrodeInfo, ...] = ()
+        if decl.pair is not None:
+            pair = tuple(elec[n.name] for n in (decl.pair.first, decl.pair.second) if n.name in elec)
+            if len(pair) != 2:
+                return None
+        if f_q is None or a_q is None or shape is None or decl.pair is None:
+            return None
+        if ("channel", name, "frequency") not in state.assigned:
+            f_span = _span_of(decl.frequency)
+        if ("channel", name, "amplitude") not in state.assigned:
+            a_span = _span_of(decl.amplitude)
+        return ChannelValues(decl, f_q.value, a_q.value * 10**6, shape, pair,
+                             param_of(a_expr) if a_expr is not None else None, f_span, a_span)
+
     def _session_layout(self, state: State, ev: Evaluator, timings: dict, chans: dict, table: ShapeTable,
                         sink: list) -> "_SessionLayout":
         """The session's blocks measured and lowered for this week's values.
 
-        Memoised per protocol on everything that decides the layout except the channels' amplitudes (cycle
-        timings, each channel's frequency, pulse and electrodes, the values of the params the session's own
-        expressions use): a week that differs from a known one only in amplitudes (an intensity
-        progression) takes the known layout with its amplitudes (``Lowered.with_amplitudes``) and its
-        channel uses with theirs, when the same uses share an amplitude (so the same trains merge).
+        Memoised per top-level block (``_BlockMemo``, see :meth:`_block`) on exactly what measuring it reads;
+        the trains of a block never merge with another block's, so its layout is kept relative to its start
+        and moved to where the block starts this week, with this week's amplitudes (``lowering.place_block``).
+        With the memo off (``set_cache_enabled(False)``) every block is measured and the session laid out
+        anew (``lowering.lay_out``): the plain path the tests compare with.
         """
-        key = None
-        if _CACHE[0]:
-            key = (tuple(timings.items()),
-                   tuple([(n, cv.frequency, cv.shape, cv.electrodes, cv.freq_span) for n, cv in chans.items()]),
-                   tuple([state.values.get(n) for n in self._session_names]))
-            known = self._layouts.get(key)
-            if known is not None:
-                laid = known.for_amplitudes(chans)
-                if laid is not None:
-                    sink.extend(known.diagnostics)
-                    for shape in known.shapes:
-                        table.add(shape)
-                    return laid
-        before = len(sink)
         uses: list[ChannelUse] = []
-        sources: list[Optional[str]] = []
+        sources: list = []
         blocks = self.session.blocks if self.session is not None else ()
         ctx = _LeafContext(ev, timings, chans, table, sink, uses, sources)
-        measured = [m for m in (self._measure(b, ctx, (i,)) for i, b in enumerate(blocks)) if m is not None]
-        t = sum(m.length for m in measured)
-        expanded = sum(m.emissions for m in measured)
+        if not _CACHE[0]:
+            measured = [m for m in (self._measure(b, ctx, (i,)) for i, b in enumerate(blocks)) if m is not None]
+            t = sum(m.length for m in measured)
+            expanded = sum(m.emissions for m in measured)
+            amplitudes = tuple([u.amplitude_ua for u in uses])
+            lowered = lay_out(measured, amplitudes) \
+                if expanded <= MAX_EXPANDED_BLOCKS and t <= MAX_SESSION_US else None
+            return _SessionLayout(tuple(uses), t, expanded, lowered)
+        env = self._week_env(state, timings, chans)
+        placed: list[tuple[_BlockMemo, Measured, int]] = []   # per measured block: memo, measure, first use
+        t = expanded = 0
+        for i, b in enumerate(blocks):
+            base = len(uses)
+            entry = self._block(i, b, ctx, env)
+            if entry.measured is not None:
+                placed.append((entry, entry.measured, base))
+                t += entry.measured.length
+                expanded += entry.emissions
         amplitudes = tuple([u.amplitude_ua for u in uses])
-        lowered = lay_out(measured, amplitudes) if expanded <= MAX_EXPANDED_BLOCKS and t <= MAX_SESSION_US else None
-        laid = _SessionLayout(tuple(uses), t, expanded, lowered)
-        if key is not None:
-            if len(self._layouts) >= 64:
-                self._layouts.clear()
-            self._layouts[key] = _KnownLayout(laid, tuple(sources), amplitude_pattern(amplitudes),
-                                              tuple(sink[before:]), table.shapes)
-        return laid
+        lowered = None
+        if expanded <= MAX_EXPANDED_BLOCKS and t <= MAX_SESSION_US:
+            trains: list = []
+            train_uses: list = []
+            segments: list = []
+            start = 0
+            for entry, m, base in placed:
+                pattern = amplitude_pattern(amplitudes[base:base + len(entry.uses)])
+                block = entry.lowered.get(pattern)
+                if block is None:
+                    block = entry.lowered[pattern] = lay_out_block(m, amplitudes)
+                place_block(block, start, amplitudes, trains, train_uses, segments)
+                start += m.length
+            lowered = Lowered(tuple(trains), tuple(train_uses), tuple(segments), amplitudes)
+        return _SessionLayout(tuple(uses), t, expanded, lowered)
+
+    def _week_env(self, state: State, timings: dict, chans: dict) -> "_WeekEnv":
+        """This week's inputs of the block memo, each value replaced by a small number that stands for it
+        (equal values, equal numbers), so a block's key is a short tuple of ints."""
+        number = self._number
+        # one table: "p:" a param's value, "c:" a cycle's timing, "h:" a channel's values but its amplitude;
+        # keys of ints and strings (cheap to hash); spans and declarations by identity (the protocol's own
+        # nodes hold them for as long as this analysis lives)
+        ids = self._param_ids(state)
+        for n, tm in timings.items():
+            ids["c:" + n] = number(("c", n, tm.ramp_up_us, tm.hold_us, tm.ramp_down_us, tm.rest_us))
+        for n, cv in chans.items():
+            ids["h:" + n] = number(("h", n, id(cv.decl), cv.frequency.numerator, cv.frequency.denominator, cv.shape,
+                                    tuple([(e.name, e.area_cm2.numerator, e.area_cm2.denominator, id(e.span))
+                                           for e in cv.electrodes]), id(cv.freq_span)))
+        head = (ids[""], any(d.is_error for d in self.diags))
+        return _WeekEnv(ids, head, self.make_ev(state.values, []))
+
+    def _block(self, i: int, block, ctx: "_LeafContext", env: "_WeekEnv") -> "_BlockMemo":
+        """Top-level block ``i`` measured for this week (:meth:`_measure`), or replayed from a week where
+        everything it reads had the same value: the params it names, the timings of the cycles and the
+        values of the channels (all but their amplitudes) its lines name, where its channel uses start
+        (placements name uses by index), the names the evaluator knows and whether the static checks
+        failed. A replay re-adds its shapes to this week's table (a different index: measured anew),
+        repeats its diagnostics and gives the uses whose amplitude is a channel's this week's amplitude."""
+        deps = self._block_deps.get(i)
+        if deps is None:
+            deps = self._block_deps[i] = _block_deps(block)
+        reads, amp_overrides, amp_reads = deps
+        get = env.ids.get
+        # `with amplitude` values decide only their uses' amplitudes: when each evaluates without a word this
+        # week, a replay takes their values (``_WeekEnv.amplitude``); else the values they read are the key
+        amp_ok = True
+        for ov in amp_overrides:
+            if env.amplitude(ov) is None:
+                amp_ok = False
+        key = (len(ctx.uses), env.head, tuple(map(get, reads)), amp_ok or tuple(map(get, amp_reads)))
+        memo = self._block_memos.setdefault(i, {})
+        entry = memo.get(key)
+        if entry is not None and entry.replay(ctx, env):
+            return entry
+        sink, uses, table = ctx.sink, ctx.uses, ctx.table
+        before, base = len(sink), len(uses)
+        table.log = []
+        try:
+            m = self._measure(block, ctx, (i,))
+            log = table.log
+        finally:
+            table.log = None
+        entry = memo[key] = _BlockMemo(m, tuple(uses[base:]), tuple(ctx.sources[base:]), tuple(sink[before:]),
+                                       tuple(log))
+        return entry
 
 
 # --- session layout ---------------------------------------------------------------------------------
+def _assigned_key(a: Optional[Assigned], get, reads: dict) -> Optional[tuple]:
+    """What a progression's assignment gives a target, for a memo key: its fixed value, or its expression
+    (by identity) and the numbers of the params it names this week; and its span (messages point there)."""
+    if a is None:
+        return None
+    v = a.value
+    e = a.expr
+    if e is None:
+        return (None, id(a.span), None if v is None else (v.value.numerator, v.value.denominator, v.dim))
+    known = reads.get(id(e))
+    if known is None or known[0] is not e:
+        known = reads[id(e)] = (e, tuple(sorted("p:" + n.name for n in names_in(e))))
+    return (id(e), id(a.span), None if v is None else (v.value.numerator, v.value.denominator, v.dim),
+            tuple(map(get, known[1])))
+
+
 def _names_in(node) -> set[str]:
     """Every name referred to anywhere under ``node`` (params among them)."""
     found: set[str] = set()
@@ -1066,7 +1276,7 @@ class _LeafContext:
         self.table = table
         self.sink = sink
         self.uses = uses
-        self.sources = sources   # per use: the channel whose amplitude it has, None for a line's own `with amplitude`
+        self.sources = sources   # per use: the channel whose amplitude it has, or the line's `with amplitude`
 
 
 class _SessionLayout:
@@ -1083,50 +1293,127 @@ class _SessionLayout:
         self.lowered = lowered
 
 
-class _KnownLayout:
-    """A layout kept for weeks that differ only in the channels' amplitudes."""
+class _WeekEnv:
+    """One week's inputs of the block memo as small numbers (``Analysis._week_env``)."""
 
-    __slots__ = ("laid", "sources", "pattern", "diagnostics", "shapes")
+    __slots__ = ("ids", "head", "ev", "amplitudes")
 
-    def __init__(self, laid: _SessionLayout, sources: tuple[Optional[str], ...], pattern: tuple[int, ...],
-                 diagnostics: tuple[Diagnostic, ...], shapes: tuple[PulseShape, ...]) -> None:
-        self.laid = laid
-        self.sources = sources          # per use: the channel its amplitude follows (None: its own)
-        self.pattern = pattern          # which uses shared an amplitude (lowering.amplitude_pattern)
-        self.diagnostics = diagnostics  # what measuring the blocks reported
-        self.shapes = shapes            # the shape table after measuring
+    def __init__(self, ids: dict[str, int], head: tuple, ev: Evaluator) -> None:
+        self.ids = ids      # "p:NAME" param value, "c:NAME" cycle timing, "h:NAME" channel values -> number
+        self.head = head    # (the names the evaluator knows, whether the static checks failed)
+        self.ev = ev        # this week's values, reporting into a scratch list
+        self.amplitudes: dict[int, tuple[ast.Override, Optional[Fraction]]] = {}
 
-    def for_amplitudes(self, chans: dict) -> Optional[_SessionLayout]:
-        """This layout with the amplitudes (and their spans) of ``chans``; None when other uses share an
-        amplitude now (other trains would merge: the layout must be made again)."""
-        old = self.laid
-        amplitudes = [old.uses[i].amplitude_ua if c is None else chans[c].amplitude
-                      for i, c in enumerate(self.sources)]
-        if amplitude_pattern(amplitudes) != self.pattern:
+    def amplitude(self, ov: ast.Override) -> Optional[Fraction]:
+        """The µA of a `with amplitude` override this week; None when evaluating it reports anything (then
+        only measuring the block again reports it, in its place)."""
+        known = self.amplitudes.get(id(ov))
+        if known is not None and known[0] is ov:
+            return known[1]
+        if isinstance(ov.value, ast.Pulse):   # pragma: no cover - the grammar gives `amplitude` a value
             return None
-        uses = []
-        for use, c, amp in zip(old.uses, self.sources, amplitudes):
-            if c is not None:
-                span = chans[c].amp_span
-                if use.amplitude_ua != amp or use.spans.get("amplitude") is not span:
-                    # a copy without re-running the dataclass __init__ (its values are checked already)
-                    new = object.__new__(ChannelUse)
-                    d = new.__dict__
-                    d.update(use.__dict__)
-                    d["amplitude_ua"] = amp
-                    d["spans"] = {**use.spans, "amplitude": span}
-                    use = new
+        sink = self.ev.sink
+        del sink[:]
+        q = self.ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
+        value = q.value * 10**6 if q is not None and not sink else None
+        self.amplitudes[id(ov)] = (ov, value)
+        return value
+
+
+def _block_deps(block) -> tuple[tuple[str, ...], tuple[ast.Override, ...], tuple[str, ...]]:
+    """What a top-level block reads, as keys of ``_WeekEnv.ids``: the params its expressions name outside
+    `with amplitude` values, the cycles and channels its lines name; its `with amplitude` overrides and the
+    params inside those only."""
+    names: set[str] = set()
+    cycles: dict[str, None] = {}
+    channels: dict[str, None] = {}
+    amp_overrides: list[ast.Override] = []
+    amp_names: set[str] = set()
+
+    def expr(e: Optional[ast.Expr], into: set[str]) -> None:
+        if e is not None:
+            into.update([n.name for n in names_in(e)])
+
+    stack = [block]
+    while stack:
+        b = stack.pop()
+        if isinstance(b, ast.Pause):
+            expr(b.duration, names)
+            continue
+        expr(b.count if isinstance(b, ast.Repeat) else b.duration, names)
+        stack.extend(b.blocks)
+        for line in b.lines:
+            cycles[line.cycle.name] = None
+            for ch in line.channels:
+                channels[ch.name] = None
+            expr(line.after, names)
+            for ov in line.overrides:
+                if ov.key == "amplitude":
+                    amp_overrides.append(ov)
+                    expr(ov.value, amp_names)
+                elif isinstance(ov.value, ast.Pulse):
+                    names |= _names_in(ov.value)
+                else:
+                    expr(ov.value, names)
+    reads = tuple(["p:" + n for n in sorted(names)] + ["c:" + n for n in cycles] + ["h:" + n for n in channels])
+    return reads, tuple(amp_overrides), tuple(["p:" + n for n in sorted(amp_names - names)])
+
+
+class _BlockMemo:
+    """A top-level block measured for one set of inputs (``Analysis._block``): what measuring it gave
+    (None when a value failed), the channel uses it added and where their amplitudes come from, what it
+    reported, the shapes it added to the table (with their indices), and its layouts from t = 0 per
+    pattern of its uses' amplitudes (``lowering.BlockLayout``)."""
+
+    __slots__ = ("measured", "emissions", "uses", "sources", "diagnostics", "shapes", "lowered")
+
+    def __init__(self, measured: Optional[Measured], uses: tuple[ChannelUse, ...],
+                 sources: tuple, diagnostics: tuple[Diagnostic, ...],
+                 shapes: tuple[tuple[PulseShape, int], ...]) -> None:
+        self.measured = measured
+        self.emissions = measured.emissions if measured is not None else 0
+        self.uses = uses
+        self.sources = sources            # per use: the channel whose amplitude it has, or its `with amplitude`
+        self.diagnostics = diagnostics
+        self.shapes = shapes
+        self.lowered: dict[tuple[int, ...], BlockLayout] = {}
+
+    def replay(self, ctx: "_LeafContext", env: _WeekEnv) -> bool:
+        """Add this block's shapes, diagnostics and uses (amplitudes from ``ctx.chans``) to ``ctx``; False
+        (nothing but shapes added, which measuring adds again in the same order) when a shape's index
+        differs this week."""
+        add = ctx.table.add
+        for shape, idx in self.shapes:
+            if add(shape) != idx:
+                return False
+        ctx.sink.extend(self.diagnostics)
+        chans = ctx.chans
+        uses = ctx.uses
+        for use, c in zip(self.uses, self.sources):
+            if c.__class__ is str:
+                cv = chans[c]
+                amp, span = cv.amplitude, cv.amp_span
+            else:   # a `with amplitude`: its value this week (evaluated without a word, see Analysis._block)
+                amp, span = env.amplitude(c), use.spans.get("amplitude")
+            if use.amplitude_ua is not amp or use.spans.get("amplitude") is not span:   # (equal: a copy)
+                # a copy without re-running the dataclass __init__ (its values are checked already)
+                new = object.__new__(ChannelUse)
+                d = new.__dict__
+                d.update(use.__dict__)
+                d["amplitude_ua"] = amp
+                d["spans"] = {**use.spans, "amplitude": span}
+                use = new
             uses.append(use)
-        lowered = old.lowered.with_amplitudes(amplitudes) if old.lowered is not None else None
-        return _SessionLayout(tuple(uses), old.duration_us, old.expanded, lowered)
+        ctx.sources.extend(self.sources)
+        return True
 
 
-#: the per-protocol layout memo is on (tests compare with it off: set_cache_enabled)
+#: the per-protocol block memo is on (tests compare with it off: set_cache_enabled)
 _CACHE = [True]
 
 
 def set_cache_enabled(enabled: bool) -> bool:
-    """Turn the layout memo of :meth:`Analysis._session_layout` on or off; returns the previous setting."""
+    """Turn the block memo of :meth:`Analysis._session_layout` on or off; returns the previous setting."""
     before = _CACHE[0]
     _CACHE[0] = bool(enabled)
     return before

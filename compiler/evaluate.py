@@ -37,8 +37,7 @@ EXAMPLES: dict[Dim, str] = {
 
 
 #: E413 bounds on the magnitude of a computed value (SI units); floats hold far more, so messages stay exact-safe
-_MAX_MAGNITUDE = Fraction(10) ** 30
-_MIN_MAGNITUDE = Fraction(1, 10**30)
+_MAX_INT = 10**30
 
 
 def dim_label(dim: Dim) -> str:
@@ -141,7 +140,12 @@ class Evaluator:
             return self._param(e)
         if isinstance(e, ast.PercentOf):
             base = self._param(e.name)
-            return self._in_range(Quantity(base.value * Fraction(e.percent) / 100, base.dim), e)
+            ent = _NUMBER_MEMO.get(id(e))   # the node's share (percent / 100), kept like a literal's value
+            if ent is None or ent[0] is not e:
+                if len(_NUMBER_MEMO) >= _MEMO_MAX:
+                    _NUMBER_MEMO.clear()
+                ent = _NUMBER_MEMO[id(e)] = (e, Fraction(e.percent) / 100)
+            return self._in_range(Quantity(base.value * ent[1], base.dim), e)
         if isinstance(e, ast.Neg):
             return -self._eval(e.operand)
         if isinstance(e, ast.BinOp):
@@ -165,9 +169,11 @@ class Evaluator:
     def _in_range(self, q: Quantity, e: ast.Expr) -> Quantity:
         """E413: a product or quotient beyond 10^±30 (in SI units) is no stimulation quantity; refused at the
         expression, before any rule computes with it (floats for messages would overflow)."""
-        v = abs(q.value)
-        if v and (v > _MAX_MAGNITUDE or v < _MIN_MAGNITUDE):
-            big = v > _MAX_MAGNITUDE
+        # |n/d| > 10^30 or < 10^-30 in integers (d > 0): exact, without Fraction comparisons
+        v = q.value
+        n, d = abs(v.numerator), v.denominator
+        if n and (n > _MAX_INT * d or n * _MAX_INT < d):
+            big = n > _MAX_INT * d
             self.error("E413", f"this expression's value is {'above 10^30' if big else 'below 10^-30'} in SI units "
                                f"({dim_label(q.dim)}): out of the range of any stimulation quantity", e.span,
                        hint="check the operators and units of the expression")
@@ -200,14 +206,14 @@ class Evaluator:
     # -- value constraints --------------------------------------------------------------------------
     def positive(self, e: ast.Expr, dim: Dim, what: str) -> Optional[Quantity]:
         q = self.quantity(e, dim, what)
-        if q is not None and q.value <= 0:
+        if q is not None and q.value.numerator <= 0:   # the sign of a Fraction is its numerator's
             self.error("E401", f"{what} must be greater than 0, found {fmt(q)}", e.span)
             return None
         return q
 
     def non_negative(self, e: ast.Expr, dim: Dim, what: str) -> Optional[Quantity]:
         q = self.quantity(e, dim, what)
-        if q is not None and q.value < 0:
+        if q is not None and q.value.numerator < 0:
             self.error("E402", f"{what} cannot be negative, found {fmt(q)}", e.span)
             return None
         return q

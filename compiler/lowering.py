@@ -7,8 +7,10 @@ for a block of lines, where each line places each channel: :class:`Placement`); 
 the resolved session into the Schedule the expanders and the runtime read.
 
 A placement names the channel use it comes from, not its amplitude: the amplitudes are given to
-:func:`lay_out` per use, so a layout can be kept and given the amplitudes of another week
-(:meth:`Lowered.with_amplitudes`) when only amplitudes changed (a progression of the intensity).
+:func:`lay_out` per use. Trains never merge across top-level blocks, so the checker keeps each block's
+layout from t = 0 (:func:`lay_out_block`) and, in a later week where the block reads the same values,
+moves it to where the block starts now with that week's amplitudes (:func:`place_block`): the same
+trains merge as long as the same uses share an amplitude (:func:`amplitude_pattern`).
 
 * ``repeat N``: every line runs its cycle N times back to back from its ``after`` offset; the block ends
   when its last line ends (``after + N·cycle``, rest included).
@@ -91,10 +93,16 @@ def make_train(channel: int, start_us: int, cycles: int, timing: Timing, frequen
     period_num, period_den = _period(frequency_hz)
     amp = amplitude_ua if type(amplitude_ua) is Fraction else Fraction(amplitude_ua)
     on = timing.ramp_up_us + timing.hold_us + timing.ramp_down_us
-    return Train(channel=channel, start_us=start_us, cycles=cycles, cycle_us=on + timing.rest_us,
-                 on_us=on, ramp_up_us=timing.ramp_up_us, ramp_down_us=timing.ramp_down_us,
-                 period_num=period_num, period_den=period_den,
-                 amp_num=amp.numerator, amp_den=amp.denominator, shape=shape)
+    values = {"channel": channel, "start_us": start_us, "cycles": cycles, "cycle_us": on + timing.rest_us,
+              "on_us": on, "ramp_up_us": timing.ramp_up_us, "ramp_down_us": timing.ramp_down_us,
+              "period_num": period_num, "period_den": period_den, "amp_num": amp.numerator,
+              "amp_den": amp.denominator, "shape": shape}
+    if _SLOTTED:
+        return Train(**values)
+    # what Train(**values) makes, without the frozen dataclass's field-by-field __init__ (all ints here)
+    new = object.__new__(Train)
+    new.__dict__.update(values)
+    return new
 
 
 class ShapeTable:
@@ -103,15 +111,20 @@ class ShapeTable:
     def __init__(self) -> None:
         self.index: dict[PulseShape, int] = {}
         self._by_id: dict[int, tuple[PulseShape, int]] = {}  # the same object again: no hashing
+        #: when a list: every add as (shape, index), in order (the checker's block memo replays them)
+        self.log: Optional[list[tuple[PulseShape, int]]] = None
 
     def add(self, shape: PulseShape) -> int:
         ent = self._by_id.get(id(shape))
         if ent is not None and ent[0] is shape:
-            return ent[1]
-        if shape not in self.index:
-            self.index[shape] = len(self.index)
-        idx = self.index[shape]
-        self._by_id[id(shape)] = (shape, idx)
+            idx = ent[1]
+        else:
+            if shape not in self.index:
+                self.index[shape] = len(self.index)
+            idx = self.index[shape]
+            self._by_id[id(shape)] = (shape, idx)
+        if self.log is not None:
+            self.log.append((shape, idx))
         return idx
 
     @property
@@ -248,7 +261,7 @@ class Layout:
                 if known is None:   # built once per layout, moved to each place the block is emitted at
                     known = relative[id(p)] = (p, make_train(p.channel, p.after_us, p.cycles, p.timing,
                                                              p.frequency_hz, self.amplitudes[p.use], p.shape))
-                self._add(_with(known[1], start_us=start + p.after_us), p.use)
+                self._add(_with(known[1], start_us=start + p.after_us) if start else known[1], p.use)
             self.segments.append(segment("block", prefix + m.label, start, start + m.length, block=m.path))
         else:
             t = start
@@ -299,21 +312,74 @@ class Lowered(Record):
         init(self, "segments", segments)
         init(self, "amplitudes", amplitudes)
 
-    def with_amplitudes(self, amplitudes: Sequence[Fraction]) -> "Lowered":
-        """The same layout with other amplitudes per use: what :func:`lay_out` returns for the same blocks
-        when ``amplitude_pattern(amplitudes)`` equals that of the amplitudes it was made with (the same
-        trains merge)."""
-        old = self.amplitudes
-        if tuple(amplitudes) == old:
-            return self
-        trains = []
-        for tr, use in zip(self.trains, self.train_uses):
-            a = amplitudes[use]
-            if a != old[use]:
-                a = a if type(a) is Fraction else Fraction(a)
-                tr = _with(tr, amp_num=a.numerator, amp_den=a.denominator)
-            trains.append(tr)
-        return Lowered(tuple(trains), self.train_uses, self.segments, tuple(amplitudes))
+
+class BlockLayout(Record):
+    """One top-level block laid out from t = 0: its trains (with the amplitudes they were made with), for
+    each the channel use it comes from, and its segments. Trains never merge across top-level blocks, so a
+    block's layout at ``start`` is this one moved by ``start`` (:func:`place_block`); and with other
+    amplitudes of the same :func:`amplitude_pattern` the same trains merge, so only their amplitudes change."""
+
+    __slots__ = ("trains", "train_uses", "segments")
+    trains: tuple[Train, ...]
+    train_uses: tuple[int, ...]
+    segments: tuple[Segment, ...]
+
+    def __init__(self, trains: tuple[Train, ...], train_uses: tuple[int, ...], segments: tuple[Segment, ...]
+                 ) -> None:
+        init(self, "trains", trains)
+        init(self, "train_uses", train_uses)
+        init(self, "segments", segments)
+
+
+def lay_out_block(m: Measured, amplitudes: Sequence[Fraction]) -> BlockLayout:
+    """Top-level block ``m`` laid out from t = 0 (what :func:`lay_out` emits for it, moved to 0)."""
+    trains: list[Train] = []
+    train_uses: list[int] = []
+    segments: list[Segment] = []
+    Layout(amplitudes, trains, train_uses, segments).emit(m, 0, ())
+    return BlockLayout(tuple(trains), tuple(train_uses), tuple(segments))
+
+
+def place_block(block: BlockLayout, start: int, amplitudes: Sequence[Fraction], trains: list, train_uses: list,
+                segments: list) -> None:
+    """Append ``block`` moved to ``start`` with ``amplitudes[u]`` for the trains of use ``u`` (the amplitudes'
+    pattern over the block's uses must be the one it was laid out with)."""
+    append = trains.append
+    for tr, use in zip(block.trains, block.train_uses):
+        a = amplitudes[use]
+        if type(a) is not Fraction:
+            a = Fraction(a)
+        num, den = a.numerator, a.denominator
+        if start or num != tr.amp_num or den != tr.amp_den:
+            if _SLOTTED:
+                tr = replace(tr, start_us=tr.start_us + start, amp_num=num, amp_den=den)
+            else:   # as _with, inline: the one copy per train and week
+                new = object.__new__(Train)
+                d = new.__dict__
+                d.update(tr.__dict__)
+                d["start_us"] += start
+                d["amp_num"] = num
+                d["amp_den"] = den
+                tr = new
+        append(tr)
+    train_uses.extend(block.train_uses)
+    if not start:
+        segments.extend(block.segments)
+        return
+    for sg in block.segments:
+        segments.append(_moved(sg, start))
+
+
+def _moved(sg: Segment, start: int) -> Segment:
+    """A segment ``start`` µs later (a copy without re-running the dataclass __init__)."""
+    if "__slots__" in Segment.__dict__:
+        return replace(sg, start_us=sg.start_us + start, end_us=sg.end_us + start)
+    new = object.__new__(Segment)
+    d = new.__dict__
+    d.update(sg.__dict__)
+    d["start_us"] = sg.start_us + start
+    d["end_us"] = sg.end_us + start
+    return new
 
 
 def lay_out(measured: Sequence[Measured], amplitudes: Sequence[Fraction]) -> Lowered:

@@ -1,0 +1,213 @@
+"""The checker's memos resolve every week exactly as the plain path does, and a week measures again only
+what changed in it.
+
+``compiler/checker.py`` keeps, per top-level session block, its measurement and its layout from t = 0
+(keyed on the params it names, its cycles' timings and its channels' values but their amplitudes; a
+`with amplitude` is taken from the week), and per electrode set, cycle and channel the week's values
+(keyed on the params and progression assignments they read). The oracle is the same checker with the
+memos off (``checker.set_cache_enabled(False)``): every use with its spans, train, train's use, segment,
+shape, channel and diagnostic (code, message, position, hint) of every week must be the same.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stimscript.compiler import checker
+from stimscript.compiler.checker import Analysis, analyse
+from stimscript.dsl import ast, parse
+from stimscript.profile import LOOPBACK_PROFILE
+from stimscript.spans import Source
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _sp(s):
+    return None if s is None else (s.line, s.column, s.end_line, s.end_column)
+
+
+def _everything(text: str, memo: bool):
+    before = checker.set_cache_enabled(memo)
+    try:
+        try:
+            protocol = parse(text, "memo.stim")
+        except Exception:   # a syntax error: nothing to resolve
+            return None
+        an = Analysis(protocol, protocol.span.source if protocol.span else Source("memo.stim", text))
+        results, diags = analyse(an, LOOPBACK_PROFILE)
+    finally:
+        checker.set_cache_enabled(before)
+    weeks = []
+    for week, res in sorted(results.items()):
+        r = res.resolved
+        wd = [(d.code, d.message, _sp(d.span), d.hint) for d in res.diagnostics]
+        if r is None:
+            weeks.append((week, None, wd))
+            continue
+        uses = [(u, {k: _sp(v) for k, v in u.spans.items()}) for u in r.uses]
+        weeks.append((week, r.session, r.duration_us, uses, r.trains, r.train_uses, r.segments,
+                      [(s.extra, s.kind) for s in r.segments], r.shapes, r.channels, r.params, wd))
+    return weeks, [(d.code, d.severity, d.message, _sp(d.span), d.hint,
+                    [(x.message, _sp(x.span)) for x in d.related]) for d in diags]
+
+
+# --- a family of protocols where every input of a block changes in some weeks -----------------------------
+TEMPLATE = """stimscript 1
+protocol "memo" {{
+    plan 1 sessions per week, {weeks} weeks
+}}
+param a = {a} mA in 1 mA .. 90 mA
+param b = {b} mA in 1 mA .. 90 mA
+param gap = {gap} s in 0 s .. 10 s
+param w = {w} us in 100 us .. 600 us
+param span = {span} s in 1 s .. 60 s
+electrode p 5 cm x 5 cm
+electrode q 5 cm x 5 cm
+electrode r 5 cm x 5 cm
+electrode s 5 cm x 5 cm
+channel one 1 {{
+    electrodes p -> q
+    pulse biphasic {pulse_one}
+    frequency 35 Hz
+    amplitude a
+}}
+channel two 2 {{
+    electrodes r -> s
+    pulse biphasic 200 us
+    frequency {f2} Hz
+    amplitude b
+}}
+cycle c {{ ramp up 1 s; hold {hold} s; ramp down 1 s; rest 2 s }}
+cycle d {{ ramp up {dup} s; hold 1 s; rest {drest} s }}
+session {{
+    repeat {n} {{ one: c with amplitude {ov} }}
+    repeat 2 {{
+        repeat {n} {{ one, two: d }}
+        {pause}
+    }}
+    repeat 1 {{ two: c with pulse biphasic {pulse_two} }}
+    for span {{ one: continuous after gap; two: d }}
+    repeat {n} {{ one: d with frequency {f3} Hz; two: c after {after} }}
+}}
+progression {{
+    every week {{
+        a += {da} mA up to 90 mA
+        b -= {db} mA down to 1 mA
+        span += {dspan} s up to 60 s
+    }}
+    week 2..3 {{ c.hold = {hold2} s }}
+    week 3 {{ d.rest = {drest3} s }}
+    week 4 {{ one.amplitude = {amp4} mA }}
+    week 2 {{ two.frequency = {f2b} Hz }}
+    week 5 {{ w = {w5} us }}
+    week 3..4 {{ gap = {gap3} s }}
+}}
+"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(weeks=st.integers(1, 6), a=st.integers(5, 40), b=st.integers(5, 40), gap=st.integers(0, 3),
+       w=st.sampled_from([200, 300, 400]), span=st.integers(5, 20), hold=st.integers(0, 3),
+       dup=st.integers(0, 2), drest=st.integers(0, 3), n=st.integers(1, 3),
+       ov=st.sampled_from(["20 mA", "50% a", "80% b", "a", "a - 30 mA", "b * 2"]),
+       pause=st.sampled_from(["", "pause gap", "pause 1 s"]),
+       pulse_one=st.sampled_from(["w", "300 us", "200 us"]), pulse_two=st.sampled_from(["w", "200 us", "250 us"]),
+       f2=st.sampled_from([20, 35, 50]), f3=st.sampled_from([20, 35, 40]),
+       after=st.sampled_from(["0 s", "gap", "500 ms"]), da=st.integers(0, 4), db=st.integers(0, 4),
+       dspan=st.integers(0, 5), hold2=st.integers(0, 3), drest3=st.integers(0, 3), amp4=st.integers(5, 30),
+       f2b=st.sampled_from([20, 35, 45]), w5=st.sampled_from([200, 300, 500]), gap3=st.integers(0, 3))
+def test_memoised_weeks_equal_the_plain_path(**values):
+    """Params in `with amplitude` (some weeks negative: E402 there), `after`, `for` lengths and pauses; cycle,
+    channel and param assignments in week ranges; a pulse override that equals a channel's shape in some weeks
+    (so shape indices move); amplitudes that meet and part."""
+    text = TEMPLATE.format(**values)
+    assert _everything(text, True) == _everything(text, False)
+
+
+def _files():
+    import glob
+
+    return sorted(glob.glob(os.path.join(ROOT, "examples", "*.stim"))) + sorted(
+        glob.glob(os.path.join(ROOT, "tests", "corpus", "*", "*.stim")))
+
+
+def test_every_example_and_corpus_file_resolves_alike():
+    for path in _files():
+        text = open(path, encoding="utf-8", errors="replace").read()
+        assert _everything(text, True) == _everything(text, False), path
+
+
+def _bench_check(lines: int) -> str:
+    spec = importlib.util.spec_from_file_location("bench_check", os.path.join(ROOT, "benchmarks", "bench_check.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.make_protocol(lines, 12)
+
+
+def test_the_benchmark_protocols_resolve_alike():
+    for lines in (500, 1500):
+        text = _bench_check(lines)
+        assert _everything(text, True) == _everything(text, False)
+
+
+# --- what a week measures again ---------------------------------------------------------------------------
+def _measured_per_week(text: str) -> tuple[list[int], Analysis]:
+    protocol = parse(text, "bench.stim")
+    an = Analysis(protocol, protocol.span.source)
+    counts: list[int] = []
+    original = Analysis._measure
+
+    def counting(self, block, ctx, path):
+        if len(path) == 1:
+            counts[-1] += 1
+        return original(self, block, ctx, path)
+
+    Analysis._measure = counting
+    try:
+        for week, state, _sink in an.week_states(an.plan.weeks):
+            counts.append(0)
+            an.resolve(state, week, week, [])
+    finally:
+        Analysis._measure = original
+    return counts, an
+
+
+def _names_cycle(block, cycle: str) -> bool:
+    stack = [block]
+    while stack:
+        b = stack.pop()
+        if isinstance(b, ast.Pause):
+            continue
+        stack.extend(b.blocks)
+        if any(line.cycle.name == cycle for line in b.lines):
+            return True
+    return False
+
+
+def test_a_week_measures_again_only_the_blocks_whose_inputs_changed():
+    """benchmarks/bench_parse.py's protocol: `c1.hold` changes in weeks 2-5 only (1 s..5 s, then the same
+    values again), the intensity of one channel every week. Week 1 measures every block; weeks 2-5 the
+    blocks with a line on `c1`; weeks 6-12 none (the holds come back, and amplitudes are taken per week)."""
+    spec = importlib.util.spec_from_file_location("bench_parse", os.path.join(ROOT, "benchmarks", "bench_parse.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    counts, an = _measured_per_week(mod.make_protocol(500))
+    blocks = an.session.blocks
+    on_c1 = sum(1 for b in blocks if _names_cycle(b, "c1"))
+    assert 0 < on_c1 < len(blocks)
+    assert counts == [len(blocks)] + [on_c1] * 4 + [0] * 7
+
+
+def test_without_the_memo_every_week_measures_every_block():
+    spec = importlib.util.spec_from_file_location("bench_parse", os.path.join(ROOT, "benchmarks", "bench_parse.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    before = checker.set_cache_enabled(False)
+    try:
+        counts, an = _measured_per_week(mod.make_protocol(500))
+    finally:
+        checker.set_cache_enabled(before)
+    assert counts == [len(an.session.blocks)] * 12
