@@ -1395,6 +1395,8 @@ class _BlockMemo:
                 amp, span = cv.amplitude, cv.amp_span
             else:   # a `with amplitude`: its value this week (evaluated without a word, see Analysis._block)
                 amp, span = env.amplitude(c), use.spans.get("amplitude")
+                if amp is None:   # it reported: the key held the values it reads, so the use is as measured
+                    amp = use.amplitude_ua
             if use.amplitude_ua is not amp or use.spans.get("amplitude") is not span:   # (equal: a copy)
                 # a copy without re-running the dataclass __init__ (its values are checked already)
                 new = object.__new__(ChannelUse)
