@@ -49,7 +49,7 @@ from ..clock import Clock, RealClock
 from ..rounding import round_div
 from ..rounding import round_div_array as round_div_half_even  # the name tests and the emulator use
 from . import wire as w
-from .events import pulse_digest, stack_records
+from .events import copy_records, pulse_digest, stack_records
 
 #: one raised TTL edge: rising at t_us (session time, like ``output``), high for width_us
 SYNC_EDGE_DTYPE = np.dtype([("t_us", "<i8"), ("line", "u1"), ("width_us", "<u4")])
@@ -58,7 +58,12 @@ BOOT_TIME_US = 1_234_567  # device time at power-on: deliberately not 0, so sess
 
 
 class _Queue:
-    """The pulse queue: contiguous parallel arrays (structure of arrays) with a head and a tail."""
+    """The pulse queue: contiguous parallel arrays (structure of arrays) with a head and a tail.
+
+    Besides the pulse fields it keeps, per pulse, its acknowledgement record as queued (``rec``: index, time,
+    channel, amplitude before scaling; copied out whole when a pulse is delivered unscaled) and ``fast``: the
+    pulse is at least the slot spacing after the previous pulse queued on its channel and its amplitude is not
+    0, facts decided once when it is queued (see :meth:`Emulator._deliver`)."""
 
     def __init__(self, capacity: int):
         size = 2 * capacity + 2
@@ -67,6 +72,8 @@ class _Queue:
         self.amp = np.empty(size, np.int64)
         self.shape = np.empty(size, np.uint16)
         self.idx = np.empty(size, np.uint32)
+        self.rec = np.empty(size, w.ACK_DTYPE)
+        self.fast = np.empty(size, bool)
         self.head = self.tail = 0
 
     def __len__(self) -> int:
@@ -75,11 +82,11 @@ class _Queue:
     def clear(self) -> None:
         self.head = self.tail = 0
 
-    def push(self, t, ch, amp, shape, idx) -> None:
+    def push(self, t, ch, amp, shape, idx, fast) -> None:
         n = len(t)
         if self.tail + n > len(self.t):
             k = self.tail - self.head
-            for a in (self.t, self.ch, self.amp, self.shape, self.idx):
+            for a in (self.t, self.ch, self.amp, self.shape, self.idx, self.rec, self.fast):
                 a[:k] = a[self.head:self.tail]
             self.head, self.tail = 0, k
         sl = slice(self.tail, self.tail + n)
@@ -88,16 +95,24 @@ class _Queue:
         self.amp[sl] = amp
         self.shape[sl] = shape
         self.idx[sl] = idx
+        rec = self.rec[sl]
+        rec["index"] = self.idx[sl]
+        rec["t_us"] = t
+        rec["channel"] = ch
+        rec["amplitude_ua"] = amp
+        self.fast[sl] = fast
         self.tail += n
 
     def pop_until(self, t_end: int, inclusive: bool):
-        """Remove and return (t, ch, amp, shape, idx) of the pulses with t < t_end (<= when inclusive)."""
+        """Remove and return (t, ch, amp, shape, idx, rec, fast) of the pulses with t < t_end (<= when
+        inclusive)."""
         h = self.head
         if h == self.tail or self.t[h] > t_end or (not inclusive and self.t[h] == t_end):
             return None
         stop = h + int(np.searchsorted(self.t[h:self.tail], t_end, side="right" if inclusive else "left"))
         self.head = stop
-        out = (self.t[h:stop], self.ch[h:stop], self.amp[h:stop], self.shape[h:stop], self.idx[h:stop])
+        out = (self.t[h:stop], self.ch[h:stop], self.amp[h:stop], self.shape[h:stop], self.idx[h:stop],
+               self.rec[h:stop], self.fast[h:stop])
         if self.head == self.tail:
             self.head = self.tail = 0
         return out
@@ -290,6 +305,9 @@ class Emulator:
         self._some_channel_off = False
         self._unity_scale = True
         self._last_t = np.full(n, np.iinfo(np.int64).min // 4, dtype=np.int64)
+        self._last_t_pending: list[np.ndarray] = []   # deliveries not yet in _last_t (_sync_last_t)
+        #: per channel, the time of the pulse queued last (delivered, still queued or flushed since)
+        self._last_queued_t = np.full(n, np.iinfo(np.int64).min // 4, dtype=np.int64)
         self._env: Envelope | None = None
         self._env_end_state = w.IDLE
         self.ramp_end_us = 0
@@ -756,7 +774,17 @@ class Emulator:
             ok = t >= self._now
             self.late_total += int(n - np.count_nonzero(ok))
             t, ch, amp, shape, idx = t[ok], ch[ok], amp[ok], shape[ok], idx[ok]
-        self._q.push(t, ch, amp, shape, idx)
+            if len(t) == 0:
+                return
+        # decided once here instead of at every delivery: whether each pulse keeps the slot spacing after the
+        # pulse queued before it on its channel, and is not at 0 µA (see _deliver)
+        if self._min_gap > 1:
+            fast = ~self._too_close(t, ch, self._min_gap, self._last_queued_t)
+            fast &= amp != 0
+        else:
+            fast = amp != 0
+        self._last_queued_t[ch] = t
+        self._q.push(t, ch, amp, shape, idx, fast)
 
     # ---- time ---------------------------------------------------------------------------------------
     def catch_up(self) -> None:
@@ -861,17 +889,26 @@ class Emulator:
             self.sync_raised_total -= 1
             self.sync_missed_total += 1
 
-    def _deliver(self, t, ch, amp, shape, idx) -> None:
+    def _deliver(self, t, ch, amp, shape, idx, rec, fast) -> None:
+        """Deliver the pulses popped from the queue (all due), or fault on the first one over a limit.
+
+        ``fast`` (decided when queued) says a pulse comes at least the slot spacing after the previous pulse
+        queued on its channel, and is not at 0 µA. The previous pulse delivered on a channel was queued no
+        later than that one (pulses leave the queue in order, and one queued after a flush is never earlier
+        than the device time, hence than any pulse delivered), so when every pulse here is fast the spacing
+        check cannot find anything and is skipped; otherwise it runs as always."""
         prof = self.profile
+        all_fast = bool(fast.all())
         # per-channel enable (electrode faults)
         if self._some_channel_off:
             keep = self.channel_on[ch]
             self.flushed_total += int(len(t) - np.count_nonzero(keep))
-            t, ch, amp, shape, idx = t[keep], ch[keep], amp[keep], shape[keep], idx[keep]
+            t, ch, amp, shape, rec = t[keep], ch[keep], amp[keep], shape[keep], rec[keep]
             if len(t) == 0:
                 return
         # scale register and ramp envelope, applied at pulse time (exact integers)
         env = self._env
+        scaled = env is not None or not self._unity_scale
         if env is None:
             if not self._unity_scale:
                 amp = round_div_half_even(amp * self.scale_ppm[ch], w.SCALE_ONE)
@@ -894,17 +931,26 @@ class Emulator:
         else:   # no pulse in the queue can exceed the limit: scale and envelope only lower amplitudes
             bad = None
         min_gap = self._min_gap
-        if min_gap > 1 and not self._spacing_ok(t, ch, min_gap):
-            fast = self._too_close(t, ch, min_gap) & (amp != 0)
-            bad = fast if bad is None else bad | fast
+        if min_gap > 1 and not all_fast:
+            self._sync_last_t()
+            if not self._spacing_ok(t, ch, min_gap):
+                close = self._too_close(t, ch, min_gap) & (amp != 0)
+                bad = close if bad is None else bad | close
         if bad is not None and bad.any():
             i = int(np.argmax(bad))
-            self._record(t[:i], ch[:i], amp[:i], shape[:i], idx[:i])
+            self._record(t[:i], amp[:i], shape[:i], rec[:i], scaled or not all_fast)
             self._now = max(self._now, int(t[i]))
             self._fault(w.FAULT_OVER_LIMIT, int(ch[i]), int(abs(amp[i])), all_off=True)
             self.flushed_total += len(t) - i
             return
-        self._record(t, ch, amp, shape, idx)
+        self._record(t, amp, shape, rec, scaled or not all_fast)
+
+    def _sync_last_t(self) -> None:
+        """Bring the last delivery time per channel up to date with the deliveries recorded since."""
+        if self._last_t_pending:
+            r = stack_records(self._last_t_pending)
+            self._last_t_pending = []
+            self._last_t[r["channel"]] = r["t_us"]   # time-ordered: the last write per channel wins
 
     def _spacing_ok(self, t: np.ndarray, ch: np.ndarray, min_gap: int) -> bool:
         """True when no pulse of ``t`` (time-ordered) comes less than ``min_gap`` after the previous one of its
@@ -921,10 +967,13 @@ class Emulator:
         key.sort()
         return bool((np.diff(key) >= min_gap).all())
 
-    def _too_close(self, t: np.ndarray, ch: np.ndarray, min_gap: int) -> np.ndarray:
-        """Per pulse: less than ``min_gap`` after the previous pulse of its channel (delivered or in ``t``)."""
+    def _too_close(self, t: np.ndarray, ch: np.ndarray, min_gap: int, last: np.ndarray | None = None) -> np.ndarray:
+        """Per pulse: less than ``min_gap`` after the previous pulse of its channel (in ``t``, or before them the
+        one in ``last``: by default the last delivered per channel)."""
+        if last is None:
+            last = self._last_t
         if len(t) == 1:
-            return (t - self._last_t[ch]) < min_gap
+            return (t - last[ch]) < min_gap
         order = np.argsort(ch, kind="stable")
         cs, ts = ch[order], t[order]
         prev = np.empty_like(ts)
@@ -932,28 +981,33 @@ class Emulator:
         first = np.empty(len(ts), dtype=bool)
         first[0] = True
         np.not_equal(cs[1:], cs[:-1], out=first[1:])
-        prev[first] = self._last_t[cs[first]]
+        prev[first] = last[cs[first]]
         fast = np.empty(len(ts), dtype=bool)
         fast[order] = (ts - prev) < min_gap
         return fast
 
-    def _record(self, t, ch, amp, shape, idx) -> None:
+    def _record(self, t, amp, shape, rec, changed: bool) -> None:
+        """Record delivered pulses: ``rec`` holds their acknowledgements as queued, ``amp`` the amplitudes
+        delivered; ``changed``: they may differ from the queued ones or be 0 (else neither can be)."""
         if len(t) == 0:
             return
-        nz = amp != 0
-        if not nz.all():
-            self.suppressed_total += int(len(t) - np.count_nonzero(nz))
-            t, ch, amp, shape, idx = t[nz], ch[nz], amp[nz], shape[nz], idx[nz]
-            if len(t) == 0:
-                return
-        # last delivery time per channel (time-ordered, so the last write per channel wins)
-        self._last_t[ch] = t
+        if changed:
+            nz = amp != 0
+            if nz.all():
+                ack = copy_records(rec)
+            else:
+                self.suppressed_total += int(len(t) - np.count_nonzero(nz))
+                t, amp, shape, ack = t[nz], amp[nz], shape[nz], rec[nz]
+                if len(t) == 0:
+                    return
+            ack["amplitude_ua"] = amp
+        else:
+            ack = copy_records(rec)
         n = len(t)
-        ack = np.empty(n, dtype=w.ACK_DTYPE)
-        ack["index"] = idx
-        ack["t_us"] = t
-        ack["channel"] = ch
-        ack["amplitude_ua"] = amp
+        # last delivery time per channel: brought up to date when the spacing check needs it (_sync_last_t)
+        self._last_t_pending.append(ack)
+        if len(self._last_t_pending) >= 256:
+            self._sync_last_t()
         self._acks.append(ack)
         self.delivered_total += n
         # counters per channel, peaks, digests (and the capture) are brought up to date in batches

@@ -321,7 +321,7 @@ class Dispatcher:
                     self._queued_until = limit_dev
                     part = self.feed.take(limit_dev - self.offset, free)
                     if len(part):
-                        out = part.copy()
+                        out = ev.copy_records(part)
                         out["t_us"] += self.offset
                         first = drv.send_block(out)
                         for ob in self.observers:
@@ -454,7 +454,7 @@ class Dispatcher:
         if self._unpeaked_n >= self.COUNT_BATCH:
             self._count_peaks()
         if self.keep_acks:
-            self.acks.append(r.copy())
+            self.acks.append(ev.copy_records(r))
 
     def _count_peaks(self) -> None:
         """Fold the counted acknowledgements into the per-channel peaks (read by the record only)."""

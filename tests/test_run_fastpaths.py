@@ -1,12 +1,14 @@
 """The fast paths of a virtual-time run change nothing a user can see.
 
 * frames: ``encode_frame`` builds exactly the bytes of the documented layout (CRC-16/CCITT-FALSE computed
-  here by the bitwise definition, not the code's table or ``binascii``), and ``FrameDecoder`` returns exactly
-  the frames and counters of a plain decoder written here from the spec, for any byte stream (whole frames,
-  damaged frames, garbage, arbitrary chunking);
-* the emulator: skipping a replay when nothing can be due (the host's second frame at the same instant) gives
-  the same wire transcript in both directions, the same delivered pulses and the same record as an emulator
-  that replays on every call, under random controls and injected faults, in-process and through pyusb;
+  here by the bitwise definition, not the code's table, ``binascii`` or anycrc), and ``FrameDecoder`` returns
+  exactly the frames and counters of a plain decoder written here from the spec, for any byte stream (whole
+  frames, damaged frames, long payloads, garbage, arbitrary chunking), with long data's CRC through anycrc
+  and with binascii alone;
+* the emulator: skipping a replay when nothing can be due (the host's second frame at the same instant), and
+  skipping the slot-spacing check for pulses found well spaced when queued, give the same wire transcript in
+  both directions, the same delivered pulses, faults and record as an emulator that replays on every call and
+  checks every delivery, under random controls, spacings and injected faults, in-process and through pyusb;
 * the record: per-channel peaks folded in batches equal the emulator's own peaks.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import struct
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +27,7 @@ from stimscript.drivers import link as L
 from stimscript.drivers.emulator import Emulator
 from stimscript.drivers.loopback import LoopbackBackend
 from stimscript.runtime import SessionController
+from stimscript.pulses import PULSE_DTYPE
 from stimscript.runtime.testing import BIPHASIC_300, nmes_schedule
 
 
@@ -46,10 +50,22 @@ def test_crc_bitwise_check_value():
     assert crc_bitwise(b"123456789") == 0x29B1
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.integers(0, 255), st.integers(-10, 0x1FFFF), st.integers(-10, 0x1FFFF), st.binary(max_size=300))
-def test_encode_frame_is_the_documented_layout(mtype, seq, ack, payload):
+@pytest.fixture(params=["as installed", "binascii only"])
+def crc_impl(request, monkeypatch):
+    """Both ways of computing the CRC: long data through anycrc (when installed), and binascii for all."""
+    if request.param == "binascii only":
+        monkeypatch.setattr(L, "_crc_long", None)
+    elif L._crc_long is None:
+        pytest.skip("anycrc is not installed")
+    return request.param
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 255), st.integers(-10, 0x1FFFF), st.integers(-10, 0x1FFFF), st.binary(max_size=700),
+       st.integers(0, 0xFFFF))
+def test_encode_frame_is_the_documented_layout(crc_impl, mtype, seq, ack, payload, init):
     assert L.encode_frame(mtype, seq, ack, payload) == frame_by_spec(mtype, seq, ack, payload)
+    assert L.crc16(payload, init) == crc_bitwise(payload, init) == L.crc16_reference(payload, init)
 
 
 def plain_decode(stream: bytes):
@@ -96,15 +112,18 @@ def plain_decode(stream: bytes):
 piece = st.one_of(
     st.tuples(st.integers(0, 255), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.binary(max_size=40)).map(
         lambda a: frame_by_spec(*a)),
+    st.tuples(st.integers(0, 255), st.binary(min_size=250, max_size=600), st.integers(0, 650),
+              st.integers(0, 255)).map(   # long payloads, whole or with one byte damaged
+        lambda a: bytes(b ^ (a[3] if i == a[2] else 0) for i, b in enumerate(frame_by_spec(a[0], 3, 4, a[1])))),
     st.binary(min_size=1, max_size=12),                       # garbage (may hold 0xA5 / sync pairs)
     st.tuples(st.integers(0, 255), st.binary(max_size=20), st.integers(0, 60), st.integers(0, 255)).map(
         lambda a: bytes(b ^ (a[3] if i == a[2] else 0) for i, b in enumerate(frame_by_spec(a[0], 1, 2, a[1])))),
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(piece, max_size=12), st.lists(st.integers(1, 64), max_size=20))
-def test_frame_decoder_equals_the_plain_receiver_for_any_stream_and_chunking(pieces, cuts):
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(piece, max_size=12), st.lists(st.integers(1, 200), max_size=20))
+def test_frame_decoder_equals_the_plain_receiver_for_any_stream_and_chunking(crc_impl, pieces, cuts):
     stream = b"".join(pieces)
     want_frames, want = plain_decode(stream)
     dec = L.FrameDecoder()
@@ -126,6 +145,14 @@ class ReplayAlways(Emulator):
     def catch_up(self) -> None:
         super().catch_up()
         self._settled_at = None
+
+
+class PlainDelivery(ReplayAlways):
+    """The plain path throughout: no pulse is taken as fast, so every delivery runs the spacing check and
+    builds its acknowledgements from the delivered amplitudes."""
+
+    def _deliver(self, t, ch, amp, shape, idx, rec, fast):
+        super()._deliver(t, ch, amp, shape, idx, rec, np.zeros(len(fast), dtype=bool))
 
 
 def _transcript_run(emu_cls, kind, sched, plan, faults, lookahead_ms):
@@ -183,7 +210,7 @@ faults = st.lists(st.tuples(st.sampled_from(["electrode", "stall", "silence", "c
 def test_skipping_an_idle_replay_changes_no_byte_on_the_wire_and_nothing_in_the_record(kind, plan, fault,
                                                                                       lookahead_ms):
     plan = [(t, a, 300_000) if a == "stall" else (t, a) for t, a in plan]
-    plain, _, _ = _transcript_run(ReplayAlways, kind, SCHED, plan, fault, lookahead_ms)
+    plain, _, _ = _transcript_run(PlainDelivery, kind, SCHED, plan, fault, lookahead_ms)
     fast, rec, emu = _transcript_run(Emulator, kind, SCHED, plan, fault, lookahead_ms)
     assert fast == plain
     # peaks folded in batches by the runtime equal the device's own
@@ -209,8 +236,6 @@ def test_a_long_run_folds_peaks_in_batches_and_the_record_equals_the_device():
 
 def _driver_script(emu_cls, ops, kind):
     """Drive a device directly (no runtime): every op at the instant the clock shows, several at one instant."""
-    from stimscript.pulses import PULSE_DTYPE
-
     clock = VirtualClock(1_000_000)
     emu = emu_cls(clock=clock, capture=True)
     tx = hashlib.sha256()
@@ -227,17 +252,21 @@ def _driver_script(emu_cls, ops, kind):
     dev.use_clock(clock)
     dev.upload_shapes([BIPHASIC_300])
     dev.start(dev.device_time_us())
+    dev.poll()     # the device's time, as the runtime knows it before it sends anything
     last = 0
     log = []
     for op, a, b in ops:
         now = dev.device_time_us()
         if op == "pulses":
-            t0 = max(now + a - 2_000, last)
-            p = np.zeros(1 + b % 4, dtype=PULSE_DTYPE)
-            p["t_us"] = t0 + np.arange(len(p)) * 2_000
-            p["channel"] = 1 + np.arange(len(p)) % 3
-            p["amplitude_ua"] = 10_000 + 1_000 * b
-            last = int(p["t_us"][-1]) + 2_000
+            # spacings on a channel from well apart to closer than the slot rate allows (1 ms), amplitudes
+            # including 0 µA
+            t0 = max(now + a // 2, last)
+            k = np.arange(1 + b % 5)
+            p = np.zeros(len(k), dtype=PULSE_DTYPE)
+            p["t_us"] = t0 + np.cumsum((k * (b + 3) * 331) % 1_700)
+            p["channel"] = 1 + (k * (1 + b % 3) + b) % 3
+            p["amplitude_ua"] = (10_000 + 1_000 * b) * ((k + b) % 7 != 0)
+            last = int(p["t_us"][-1]) + (b % 3) * 700
             dev.send_block(p)
         elif op == "advance":
             clock.advance(a)
@@ -258,18 +287,27 @@ def _driver_script(emu_cls, ops, kind):
         log.append([type(e).__name__ + repr(getattr(e, "device_t_us", "")) for e in dev.poll()] if b % 2 else [])
     clock.advance(1_000_000)
     log.append([type(e).__name__ for e in dev.poll()])
-    out = (tx.hexdigest(), emu.output.tobytes(), log, emu.delivered_total, emu.late_total, emu.flushed_total)
+    out = (tx.hexdigest(), emu.output.tobytes(), log, emu.delivered_total, emu.late_total, emu.flushed_total,
+           emu.suppressed_total, [(f.code, f.channel, f.device_t_us) for f in emu.faults])
     dev.close()
     return out
 
 
-ops = st.lists(st.tuples(st.sampled_from(["pulses", "pulses", "advance", "advance", "scale", "pause", "resume",
-                                          "stop", "estop", "keepalive", "electrode"]),
+ops = st.lists(st.tuples(st.sampled_from(["pulses"] * 4 + ["advance"] * 3 + ["scale", "pause", "resume", "stop",
+                                                                            "estop", "keepalive", "electrode"]),
                          st.sampled_from([0, 0, 1, 999, 2_000, 20_000, 150_000]), st.integers(0, 20)),
-               max_size=25)
+               max_size=30)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops, st.sampled_from(["loopback", "usb"]))
-def test_several_frames_at_one_instant_are_replayed_like_the_plain_emulator(script, kind):
-    assert _driver_script(Emulator, script, kind) == _driver_script(ReplayAlways, script, kind)
+def test_several_frames_at_one_instant_and_fast_deliveries_are_like_the_plain_emulator(script, kind):
+    fast = _driver_script(Emulator, script, kind)
+    assert fast == _driver_script(ReplayAlways, script, kind)
+    assert fast == _driver_script(PlainDelivery, script, kind)
+    # and by the device's rules (independent of both): nothing at 0 µA is delivered, and no channel gets two
+    # pulses closer than its slot spacing (1 ms at 1 kHz)
+    out = np.frombuffer(fast[1], dtype=PULSE_DTYPE)
+    assert not (out["amplitude_ua"] == 0).any()
+    for c in (1, 2, 3):
+        assert (np.diff(out["t_us"][out["channel"] == c]) >= 1000).all()
