@@ -28,6 +28,7 @@ It works on trains analytically where it can and expands only where it must:
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -87,7 +88,7 @@ class TrainFacts:
     in_cycle_spacing: Optional[int] = None   # smallest spacing of consecutive slots of one cycle
     cross_cycle_spacing: Optional[int] = None  # last slot of a cycle -> first slot of the next
     wbound: float = 0.0                 # most Σ I²·w this train alone puts in one 1-second window (bound)
-    ekey: Optional[tuple] = field(default=None, repr=False, compare=False)  # emitted_key, once computed
+    ekey: Optional[int] = field(default=None, repr=False, compare=False)  # emitted_id, once computed
 
     @property
     def per_cycle(self) -> int:
@@ -247,20 +248,36 @@ def emitted_key(tf: TrainFacts) -> tuple:
     """What fixes the onsets a train emits (every ``start + c·cycle + round(k·P)``, ``c < cycles``,
     ``k_lo <= k < k_hi``): two trains with equal keys deliver pulses at the same times, whatever their
     amplitudes. Where the two ramps overlap (never in a lowered cycle) the amplitude is part of the key."""
-    if tf.ekey is not None:
-        return tf.ekey
     tr = tf.train
     key: tuple = (tr.start_us, tr.cycles, tr.cycle_us, tr.on_us, tr.ramp_up_us, tr.ramp_down_us, tr.period_num,
                   tr.period_den, tf.k_lo, tf.k_hi)
     if tr.ramp_up_us + tr.ramp_down_us > tr.on_us:
         key += (tr.amp_num, tr.amp_den)
-    tf.ekey = key
     return key
+
+
+def emitted_id(tf: TrainFacts) -> int:
+    """A number standing for :func:`emitted_key` (equal keys, equal numbers; never reused for another key,
+    even after :func:`clear_memo`), so that memo keys of many trains hash and compare as small ints."""
+    eid = tf.ekey
+    if eid is None:
+        key = emitted_key(tf)
+        eid = _EMITTED_IDS.get(key)
+        if eid is None:
+            if len(_EMITTED_IDS) >= 1 << 16:
+                _EMITTED_IDS.clear()
+            eid = _EMITTED_IDS[key] = next(_NEXT_ID)
+        tf.ekey = eid
+    return eid
+
+
+_EMITTED_IDS: dict = {}
+_NEXT_ID = itertools.count()
 
 
 class ChannelTiming:
     """What a channel's delivered-pulse rules compute from its onset times alone, memoised on the
-    :func:`emitted_key` of its trains (with their indices): the weeks of a plan repeat their lines with other
+    :func:`emitted_id` of its trains (with their indices): the weeks of a plan repeat their lines with other
     amplitudes, so the spacing, the order of the window bound's events and the onset look-backs are reused."""
 
     __slots__ = ("spacing", "order", "continuing")
@@ -278,7 +295,7 @@ def channel_timing(facts: Sequence[TrainFacts]) -> ChannelTiming:
     """The memo entry of a channel's trains ``facts`` (a fresh, unshared one when the memo is off)."""
     if not _memo["enabled"]:
         return ChannelTiming()
-    key = tuple((tf.index, emitted_key(tf)) for tf in facts)
+    key = tuple([x for tf in facts for x in (tf.index, tf.ekey if tf.ekey is not None else emitted_id(tf))])
     ent = _CHANNEL_MEMO.get(key)
     if ent is None:
         if len(_CHANNEL_MEMO) >= 4096:
@@ -446,16 +463,19 @@ def window_bound_below(facts: Sequence[TrainFacts], threshold) -> bool:
 
 def _groups(facts: Sequence[TrainFacts], gap: int) -> list[list[TrainFacts]]:
     """Trains whose busy spans [first, last] come closer than ``gap`` µs, chained (sorted by first onset)."""
-    items = sorted((tf for tf in facts if tf.per_cycle), key=lambda tf: (tf.first, tf.index))
+    # (first onset, index) is unique per train: the facts themselves are never compared
+    items = sorted([(tf.train.start_us + tf.first_off, tf.index, tf) for tf in facts if tf.k_hi > tf.k_lo])
     out: list[list[TrainFacts]] = []
     end = 0                   # the busy end of the last group (read only once a group exists)
-    for tf in items:
-        if out and tf.first - end < gap:
+    for first, _, tf in items:
+        last = tf.last
+        if out and first - end < gap:
             out[-1].append(tf)
-            end = max(end, tf.last)
+            if last > end:
+                end = last
         else:
             out.append([tf])
-            end = tf.last
+            end = last
     return out
 
 
@@ -543,13 +563,15 @@ def measure_channel(channel: int, facts: list[TrainFacts], *, need_window: bool,
         interleaved = False
         span_end = None
         for tf in group:  # sorted by first onset
-            if span_end is not None and tf.first <= span_end[0]:
+            first, last = tf.first, tf.last
+            if span_end is not None and first <= span_end[0]:
                 interleaved = True
             elif span_end is not None:
-                prev = span_end[1]
-                better(Spacing(tf.first - prev.last, prev.last, tf.first, "lines", prev.index, tf.index))
-            if span_end is None or tf.last > span_end[0]:
-                span_end = (tf.last, tf)
+                pl, prev = span_end      # better(Spacing(first - pl, ...)) with the comparison inlined
+                if best_sp is None or (first - pl, first) < (best_sp.us, best_sp.t_second):
+                    best_sp = Spacing(first - pl, pl, first, "lines", prev.index, tf.index)
+            if span_end is None or last > span_end[0]:
+                span_end = (last, tf)
         ranges = []
         if need_window or (need_spacing and interleaved):
             ranges = _examined(group) if need_window else _interleaved_ranges(group)

@@ -36,8 +36,17 @@ _RMS2 = Fraction(1, 10**12)
 
 def min_spacing_us(rate_hz) -> int:
     """The smallest onset spacing a rate allows on the 1 µs grid: floor(10⁶ / f)."""
-    f = Fraction(rate_hz)
-    return math.floor(Fraction(10**6) / f) if f > 0 else 0
+    key = (type(rate_hz), rate_hz)
+    got = _MIN_SPACING.get(key)
+    if got is None:
+        f = Fraction(rate_hz)
+        got = math.floor(Fraction(10**6) / f) if f > 0 else 0
+        if len(_MIN_SPACING) < 1024:
+            _MIN_SPACING[key] = got
+    return got
+
+
+_MIN_SPACING: dict = {}
 
 
 def _use(resolved: ResolvedSession, train: int) -> ChannelUse:
@@ -63,8 +72,11 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                    if lim.bound == "max" and _limit_name(lim) == "frequency" and lim.value.value > 0]
     dens_limits = [(li, lim) for li, lim in enumerate(resolved.limits)
                    if lim.bound == "max" and _limit_name(lim) == "density" and _density_ok(lim)]
+    dens_values = [_density_value(lim) for _, lim in dens_limits]
+    freq_spacings = [(lim, min_spacing_us(lim.value.value)) for _, lim in freq_limits]
+    lowest_by_area: dict = {}
     for channel, facts in by_channel.items():
-        live = [tf for tf in facts if tf.per_cycle]
+        live = [tf for tf in facts if tf.k_hi > tf.k_lo]
         if not live:
             continue
         timing = D.channel_timing(live)
@@ -72,15 +84,14 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
         use0 = _use(resolved, live[0].index)
         small = _smaller(use0)
         area = E.exact(small.area_cm2) if small is not None else None
-        thresholds = []
+        lowest = None
         if area is not None and area > 0:
-            thresholds.append(E.MAX_POWER_DENSITY_W_CM2 * area / _POWER)
-            thresholds.append((E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2 / _RMS2)
-            for _, lim in dens_limits:
-                v = _density_value(lim)
-                thresholds.append((v * area) ** 2 / _RMS2)
-        if thresholds:
-            lowest = min(thresholds)
+            lowest = lowest_by_area.get(area)
+            if lowest is None:
+                thresholds = [E.MAX_POWER_DENSITY_W_CM2 * area / _POWER, (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2 / _RMS2]
+                thresholds += [(v * area) ** 2 / _RMS2 for v in dens_values]
+                lowest = lowest_by_area[area] = min(thresholds)
+        if lowest is not None:
             need_window = (not (D.memo_enabled() and D.window_bound_below(live, lowest))
                            and D.window_bound(live, timing) > lowest)
         else:
@@ -104,8 +115,7 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                 _spacing(out, resolved, sp, "S004", dev_sp,
                          f"the device's slot rate of at most {profile.max_rate_hz} Hz (device `{profile.name}`)",
                          None)
-            for _li, lim in freq_limits:
-                lim_sp = min_spacing_us(lim.value.value)
+            for lim, lim_sp in freq_spacings:
                 if sp.us < lim_sp:
                     _spacing(out, resolved, sp, "S006", lim_sp,
                              f"the protocol's max frequency {_limit_value_text(lim)}", _related_limit(lim))

@@ -50,7 +50,17 @@ def _round_sig(x: float, digits: int) -> str:
 
 
 def _ma(ua) -> str:
+    if type(ua) is int:       # the delivered amplitudes: whole µA, the same few values week after week
+        got = _MA_TEXT.get(ua)
+        if got is None:
+            got = num(Fraction(ua) / 1000) + " mA"
+            if len(_MA_TEXT) < 4096:
+                _MA_TEXT[ua] = got
+        return got
     return num(Fraction(ua) / 1000) + " mA"
+
+
+_MA_TEXT: dict[int, str] = {}
 
 
 def num(value, sig: int = 3, *, differ_from=None) -> str:

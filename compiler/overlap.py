@@ -181,23 +181,23 @@ def find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_
     expanded; a sweep's result is memoised on the exact slot patterns of its trains.
 
     The whole result is memoised on what fixes every pulse's interval: per train its channel, pulse duration
-    and :func:`.delivered.emitted_key` (onset times; amplitudes do not move a pulse), so the weeks of a plan
+    and :func:`.delivered.emitted_id` (onset times; amplitudes do not move a pulse), so the weeks of a plan
     that only change amplitudes share it. ``facts``: the trains' :func:`.delivered.train_facts` by index, when
     the caller has them.
     """
     if not _CACHE["enabled"]:
         return _find_overlaps(trains, shapes, shared_source, target_pulses)
-    from .delivered import emitted_key, train_facts
+    from .delivered import emitted_id, train_facts
 
     n_shapes = len(shapes)
     durs = [s.duration_us for s in shapes]
-    parts = []
+    parts: list = []
     for i, tr in enumerate(trains):
         dur = durs[tr.shape] if 0 <= tr.shape < n_shapes else 0
         if (dur > 0 and tr.on_us > 0 and tr.period_num > 0 and tr.period_den > 0 and tr.cycles > 0
                 and tr.amp_num != 0 and tr.amp_den != 0):
             tf = facts[i] if facts is not None else train_facts(i, tr, shapes)
-            parts.append((i, tr.channel, dur, emitted_key(tf)))
+            parts += (i, tr.channel, dur, emitted_id(tf))
     key = (bool(shared_source), target_pulses, tuple(parts))
     hit = _FIND_MEMO.get(key)
     if hit is None:
@@ -318,10 +318,14 @@ def _bound_components(group: list[tuple[int, Train, int]]) -> Iterator[list[tupl
             end = max(end, hi)
         else:
             if current:
-                yield sorted(current, key=lambda x: x[0])
+                yield sorted(current, key=_by_index) if len(current) > 1 else current
             current, end = [c], hi
     if current:
-        yield sorted(current, key=lambda x: x[0])
+        yield sorted(current, key=_by_index) if len(current) > 1 else current
+
+
+def _by_index(c: tuple) -> int:
+    return c[0]
 
 
 def _sweep_memo(cluster: list[_TrainPulses], shared_source: bool, target_pulses: int) -> list[Overlap]:

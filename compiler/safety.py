@@ -21,6 +21,7 @@ the delivered pulses. Every name callers used from here is still importable from
 """
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 from typing import Optional
@@ -141,7 +142,7 @@ def clear_caches() -> None:
 class _Context:
     """What every channel use of one check_safety call shares: profile, limits, allow flag, threshold."""
 
-    __slots__ = ("profile", "allow", "threshold", "limits", "key", "delivered")
+    __slots__ = ("profile", "allow", "threshold", "limits", "key", "delivered", "parts")
 
     def __init__(self, resolved: ResolvedSession, profile: DeviceProfile, threshold):
         self.profile = profile
@@ -151,16 +152,52 @@ class _Context:
         self.allow = bool(resolved.allow_monophasic)
         self.threshold = threshold
         self.limits = tuple(resolved.limits)
-        self.key = None
+        self.key: Optional[int] = None
+        self.parts: dict = {}     # id(shape) / id(electrodes) -> (the object, its number in _PART_IDS)
 
-    def memo_key(self):
+    def memo_key(self) -> int:
+        """The context's values as a number (see :func:`_part_id`)."""
         if self.key is None:
             # limit values with their number types (an int and a Fraction print differently); spans are
             # not part of the key (related notes are re-attached from the session's own limits)
             lims = tuple((lim.bound, lim.quantity, lim.value, type(getattr(lim.value, "value", None)))
                          for lim in self.limits)
-            self.key = (self.profile, self.allow, self.threshold, type(self.threshold), lims, self.delivered)
+            key = _part_id(("ctx", self.profile, self.allow, self.threshold, type(self.threshold), lims,
+                            self.delivered))
+            self.key = key
+            return key
         return self.key
+
+    def shape_key(self, shape) -> int:
+        """The shape's values and number types as a number (memoised per shape object during the call)."""
+        ent = self.parts.get(id(shape))
+        if ent is None or ent[0] is not shape:
+            ent = self.parts[id(shape)] = (shape, _part_id(
+                ("shape", shape.kind, tuple(shape.phases), tuple((type(d), type(r)) for d, r in shape.phases))))
+        return ent[1]
+
+    def electrodes_key(self, electrodes) -> int:
+        """The electrodes' names, areas and area types as a number (memoised per tuple object during the call)."""
+        ent = self.parts.get(id(electrodes))
+        if ent is None or ent[0] is not electrodes:
+            ent = self.parts[id(electrodes)] = (electrodes, _part_id(
+                ("electrodes",) + tuple((e.name, e.area_cm2, type(e.area_cm2)) for e in electrodes)))
+        return ent[1]
+
+
+#: memo key parts -> a number standing for them (never reused for other values, even after a clear), so that
+#: the per-use memo keys hash as a few ints
+_PART_IDS: dict = {}
+_NEXT_PART = itertools.count()
+
+
+def _part_id(part: tuple) -> int:
+    got = _PART_IDS.get(part)
+    if got is None:
+        if len(_PART_IDS) >= 1 << 16:
+            _PART_IDS.clear()
+        got = _PART_IDS[part] = next(_NEXT_PART)
+    return got
 
 
 def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
@@ -170,17 +207,18 @@ def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
     finding at all: every amplitude-dependent rule of a use fires on one side of a threshold of ``|A|`` (S002,
     S006 ``max current``/``charge``/``voltage``/``density``, S008–S011 and S012 above it; S006 ``min ...``
     below it) and the other rules do not read the amplitude, so between two amplitudes without findings there is
-    none either. The interval starts at the amplitudes computed and is widened by two probes computed the plain
-    way (0 µA and an estimate of the lowest threshold above); the weeks of a plan that raise an amplitude step by
+    none either. The interval holds the amplitudes computed without findings; the first amplitude above it
+    (below it) is answered by one probe computed the plain way at an estimate of the lowest threshold above (at
+    0 µA), which widens the interval when it finds nothing. The weeks of a plan that raise an amplitude step by
     step then cost a comparison each."""
-    shape = use.shape
     try:
-        free = (ctx.memo_key(), use.channel, type(use.number), use.number, use.frequency_hz,
-                shape.kind, tuple(shape.phases), tuple((type(d), type(r)) for d, r in shape.phases),
-                tuple((e.name, e.area_cm2, type(e.area_cm2)) for e in use.electrodes), no_ramp)
+        f = use.frequency_hz
+        fk = (f.numerator, f.denominator) if type(f) is Fraction else (type(f), f)
+        free = (ctx.memo_key(), use.channel, type(use.number), use.number, fk, ctx.shape_key(use.shape),
+                ctx.electrodes_key(use.electrodes), no_ramp)
         a = use.amplitude_ua
         clean = _CLEAN.get(free)
-        if clean is not None and clean[0] <= a <= clean[1]:
+        if clean is not None and _widened(clean, ctx, use, a):
             return _NO_FINDINGS
         key = (free, type(a), a)
         res = _USE_MEMO.get(key)
@@ -193,33 +231,52 @@ def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
         _USE_MEMO[key] = res
     if not res[0] and not res[1] and a >= 0:
         if clean is None:
-            clean = _probe_clean(ctx, use, a)
             if len(_CLEAN) >= _USE_MEMO_MAX:
                 _CLEAN.clear()
-            _CLEAN[free] = clean
+            _CLEAN[free] = [a, a, False, False]
         else:
-            _CLEAN[free] = (min(clean[0], a), max(clean[1], a))
+            clean[0], clean[1] = min(clean[0], a), max(clean[1], a)
     return res
 
 
 _NO_FINDINGS: tuple = ((), False)
-#: amplitude-free use values -> (lo, hi): every amplitude lo <= A <= hi gives no finding (see _memo_use)
+#: amplitude-free use values -> [lo, hi, probed below, probed above]: every amplitude lo <= A <= hi gives no
+#: finding (see _memo_use)
 _CLEAN: dict = {}
 
 
-def _probe_clean(ctx: _Context, use: ChannelUse, a) -> tuple:
-    """The interval of finding-free amplitudes around ``a`` (which has none): ``a`` widened to 0 and to an
-    estimate of the lowest threshold above it, each only when the plain computation at that amplitude finds
-    nothing."""
-    from dataclasses import replace
+def _widened(clean: list, ctx: _Context, use: ChannelUse, a) -> bool:
+    """Whether amplitude ``a`` lies in the finding-free interval ``clean``, after at most one probe that widens
+    it (upwards to the estimated lowest threshold, downwards to 0 µA), each tried once and kept only when the
+    plain computation at the probe finds nothing."""
+    lo, hi = clean[0], clean[1]
+    if lo <= a <= hi:
+        return True
+    if a > hi and not clean[3]:
+        top = _ceiling_estimate(ctx, use)
+        if top is not None and top >= a:
+            clean[3] = True
+            if _use_result(ctx, _with_amplitude(use, top)) == _NO_FINDINGS:
+                clean[1] = top
+                return True
+    elif 0 <= a < lo and not clean[2]:
+        clean[2] = True
+        if _use_result(ctx, _with_amplitude(use, Fraction(0))) == _NO_FINDINGS:
+            clean[0] = Fraction(0)
+            return True
+    return False
 
-    lo = hi = a
-    if a > 0 and _use_result(ctx, replace(use, amplitude_ua=Fraction(0))) == _NO_FINDINGS:
-        lo = Fraction(0)
-    top = _ceiling_estimate(ctx, use)
-    if top is not None and top > a and _use_result(ctx, replace(use, amplitude_ua=top)) == _NO_FINDINGS:
-        hi = top
-    return (lo, hi)
+
+def _with_amplitude(use: ChannelUse, amplitude) -> ChannelUse:
+    """``use`` with another amplitude (a dataclass, or a plain record of compiler/record.py)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(use):
+        return dataclasses.replace(use, amplitude_ua=amplitude)
+    cls, args = use.__reduce__()   # a Record: its fields in __init__ order
+    args = list(args)
+    args[list(cls._fields).index("amplitude_ua")] = amplitude
+    return cls(*args)
 
 
 def _ceiling_estimate(ctx: _Context, use: ChannelUse) -> Optional[Fraction]:
