@@ -54,7 +54,8 @@ from .events import copy_records, pulse_digest, stack_records
 #: one raised TTL edge: rising at t_us (session time, like ``output``), high for width_us
 SYNC_EDGE_DTYPE = np.dtype([("t_us", "<i8"), ("line", "u1"), ("width_us", "<u4")])
 
-BOOT_TIME_US = 1_234_567  # device time at power-on: deliberately not 0, so session and device time differ
+BOOT_TIME_US = 1_234_567
+_ACTIVE = (w.RUNNING, w.PAUSING, w.PAUSED, w.STOPPING)   # a session is under way (the watchdog runs)  # device time at power-on: deliberately not 0, so session and device time differ
 
 
 class _Queue:
@@ -536,7 +537,9 @@ class Emulator:
 
     def _tx(self, data: bytes) -> None:
         if data:
-            self._outbox += self._damage(data, "tx")
+            if self.link_faults or self._held["tx"] is not None:
+                data = self._damage(data, "tx")
+            self._outbox += data
 
     def _link_broken(self) -> None:
         """The host asked for frames this device no longer holds: the session cannot continue safely."""
@@ -753,22 +756,24 @@ class Emulator:
             self.flushed_total += n
             return
         prof = self.profile
-        ch = rec["channel"]
+        q = self._q
+        # contiguous copies of the packed wire fields (every check below reads them)
+        ch = rec["channel"].astype(np.intp)
         t = rec["dt_us"].astype(np.int64)
         t += base
         shape = rec["shape"]
         if (ch.min() < 1 or ch.max() > prof.channels or shape.max() >= len(self.shapes)
-                or (n > 1 and np.any(t[1:] < t[:-1]))
-                or (len(self._q) and t[0] < self._q.t[self._q.tail - 1])):
+                or (n > 1 and (t[1:] < t[:-1]).any())
+                or (q.tail != q.head and t[0] < q.t[q.tail - 1])):
             self.flushed_total += n
             self._fault(w.FAULT_BAD_PULSE, int(ch[0]), first, all_off=True)
             return
-        if len(self._q) + n > prof.queue_pulses:
+        if q.tail - q.head + n > prof.queue_pulses:
             self.flushed_total += n
-            self._fault(w.FAULT_QUEUE_OVERFLOW, 0, len(self._q) + n, all_off=True)
+            self._fault(w.FAULT_QUEUE_OVERFLOW, 0, q.tail - q.head + n, all_off=True)
             return
         idx = np.arange(first, first + n, dtype=np.int64)   # stored as u32 by the queue (wire indexes wrap)
-        amp = rec["amplitude_ua"]
+        amp = rec["amplitude_ua"].astype(np.int64)
         self._amp_bound = max(self._amp_bound, int(amp.max()), -int(amp.min()))
         if t[0] < self._now:
             ok = t >= self._now
@@ -777,14 +782,13 @@ class Emulator:
             if len(t) == 0:
                 return
         # decided once here instead of at every delivery: whether each pulse keeps the slot spacing after the
-        # pulse queued before it on its channel, and is not at 0 µA (see _deliver)
-        if self._min_gap > 1:
-            fast = ~self._too_close(t, ch, self._min_gap, self._last_queued_t)
-            fast &= amp != 0
-        else:
-            fast = amp != 0
+        # pulse queued before it on its channel (judged for the block as a whole), and is not at 0 µA (see
+        # _deliver)
+        fast = amp != 0
+        if self._min_gap > 1 and not self._spacing_ok(t, ch, self._min_gap, self._last_queued_t):
+            fast[:] = False
         self._last_queued_t[ch] = t
-        self._q.push(t, ch, amp, shape, idx, fast)
+        q.push(t, ch, amp, shape, idx, fast)
 
     # ---- time ---------------------------------------------------------------------------------------
     def catch_up(self) -> None:
@@ -810,7 +814,7 @@ class Emulator:
 
     def _next_event(self):
         best_t, best = None, None
-        if self.active and self.state != w.IDLE:
+        if self.state in _ACTIVE:
             wd = self._last_rx_t + self.profile.watchdog_ms * 1000
             best_t, best = wd, self._watchdog
         if self._env is not None:
@@ -952,10 +956,13 @@ class Emulator:
             self._last_t_pending = []
             self._last_t[r["channel"]] = r["t_us"]   # time-ordered: the last write per channel wins
 
-    def _spacing_ok(self, t: np.ndarray, ch: np.ndarray, min_gap: int) -> bool:
+    def _spacing_ok(self, t: np.ndarray, ch: np.ndarray, min_gap: int, last: np.ndarray | None = None) -> bool:
         """True when no pulse of ``t`` (time-ordered) comes less than ``min_gap`` after the previous one of its
-        channel, delivered or in ``t`` (a few whole-array operations; False only says: look closer)."""
-        if not bool(((t - self._last_t[ch]) >= min_gap).all()):
+        channel, in ``t`` or before them the one in ``last`` (by default the last delivered per channel) (a few
+        whole-array operations; False only says: look closer)."""
+        if last is None:
+            last = self._last_t
+        if not bool(((t - last[ch]) >= min_gap).all()):
             return False
         if len(t) < 2:
             return True
@@ -965,7 +972,7 @@ class Emulator:
         # its pulse spacing, keys of different channels by more than 2**40 - span (> min_gap)
         key = (ch.astype(np.int64) << 40) | (t - t[0])
         key.sort()
-        return bool((np.diff(key) >= min_gap).all())
+        return bool((key[1:] - key[:-1] >= min_gap).all())
 
     def _too_close(self, t: np.ndarray, ch: np.ndarray, min_gap: int, last: np.ndarray | None = None) -> np.ndarray:
         """Per pulse: less than ``min_gap`` after the previous pulse of its channel (in ``t``, or before them the
@@ -1080,7 +1087,7 @@ class Emulator:
         if recs is None:
             recs = np.zeros(0, dtype=w.ACK_DTYPE)
         self._last_ack_t = self._now
-        level = len(self._q)
+        level = self._q.tail - self._q.head
         if len(recs) <= w.MAX_ACKS_PER_FRAME:
             self._emit(w.ACK, w.encode_ack(self._now, level, self.rx_pulses_total, self.late_total, recs))
             return

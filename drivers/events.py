@@ -26,21 +26,20 @@ DIGEST_DTYPE = np.dtype([("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<
 
 
 def stack_records(parts: list[np.ndarray]) -> np.ndarray:
-    """One array of the record arrays ``parts`` (all of one structured dtype), in order. Joined as raw
-    records: numpy's concatenate of structured arrays compares their fields array by array, which costs
-    more than the copy."""
+    """One array of the record arrays ``parts`` (all of one structured dtype), in order, for reading (it may
+    be read-only). Joined as bytes: numpy's concatenate of structured arrays compares their fields array by
+    array, and a view of a structured array checks its fields in Python, both of which cost more than the
+    copy."""
     if len(parts) == 1:
         return parts[0]
-    dtype = parts[0].dtype
-    raw = np.dtype((np.void, dtype.itemsize))
-    return np.concatenate([p.view(raw) for p in parts]).view(dtype)
+    return np.frombuffer(b"".join([p.tobytes() for p in parts]), dtype=parts[0].dtype)
 
 
 def copy_records(rec: np.ndarray) -> np.ndarray:
-    """A writable copy of the record array ``rec``. A contiguous one is copied as bytes: numpy copies a packed
+    """A writable copy of the record array ``rec`` (one dimension), made from its bytes: numpy copies a packed
     structured array (these dtypes have no padding) field by field, several times slower."""
-    if rec.flags.c_contiguous and rec.ndim == 1:
-        return rec.view(np.uint8).copy().view(rec.dtype)
+    if rec.ndim == 1:
+        return np.frombuffer(bytearray(rec.tobytes()), dtype=rec.dtype)
     return rec.copy()
 
 

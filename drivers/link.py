@@ -122,7 +122,7 @@ def encode_frame(mtype: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
     return _FRAME_HEAD.pack(SYNC, VERSION, mtype, seq, ack, 0, hchk) + crc.to_bytes(2, "little")
 
 
-@dataclass
+@dataclass(slots=True)
 class Frame:
     mtype: int
     seq: int
@@ -328,11 +328,13 @@ class Link:
         return NO_ACK if self.rx_expected is None else (self.rx_expected - 1) & 0xFFFF
 
     def send(self, mtype: int, payload: bytes = b"") -> bytes:
+        expected = self.rx_expected
+        ack = NO_ACK if expected is None else (expected - 1) & 0xFFFF
         if mtype in UNSEQUENCED:
-            return encode_frame(mtype, 0, self.ack_value, payload)
+            return encode_frame(mtype, 0, ack, payload)
         seq = self.tx_seq
         self.tx_seq = (seq + 1) & 0xFFFF
-        frame = encode_frame(mtype, seq, self.ack_value, payload)
+        frame = encode_frame(mtype, seq, ack, payload)
         if not self.retx:
             self._progress_at = self._now   # the retransmission timer runs from the first frame held
         self.retx[seq] = frame

@@ -140,9 +140,8 @@ class Dispatcher:
     def _emit(self, kind: str, detail: str = "") -> None:
         prog = self._progress()
         self.ctl.progress = prog
-        ev = Event(kind, prog.session_us, prog, detail)
         if self.on_event is not None:
-            self.on_event(ev)
+            self.on_event(Event(kind, prog.session_us, prog, detail))
 
     def _progress(self) -> Progress:
         self._count_acks()
@@ -268,7 +267,8 @@ class Dispatcher:
         last_db = time.monotonic()
         drain_deadline = None
         while True:
-            ctl._settle_signals()
+            if ctl._signals_handled < ctl._signals_posted:
+                ctl._settle_signals()
             # 1. what the device says (this also lets an emulator catch up to "now")
             events = drv.poll()
             host_now = clock.now_us()
@@ -292,14 +292,15 @@ class Dispatcher:
                     clock.sleep(int(args[0]) if args else prof.watchdog_ms * 2000)
                     continue
                 self._control(action, args)
-            if self.intensity.slewing and self.end_reason is None and self.state in ("running", "paused", "pausing"):
+            slewing = self.intensity.slewing
+            if slewing and self.end_reason is None and self.state in ("running", "paused", "pausing"):
                 if last_slew_dev is None or dev_now - last_slew_dev >= self.SLEW_TICK_US:
                     dt = self.SLEW_TICK_US if last_slew_dev is None else dev_now - last_slew_dev
                     for ch, factor in self.intensity.step(dt).items():
                         drv.set_scale(ch, factor)
                     last_slew_dev = dev_now
                     self._emit("intensity")
-            elif not self.intensity.slewing:
+            elif not slewing:
                 last_slew_dev = None
             # a pause past the pause limit ends the session (nothing may ever resume it)
             if (self.state == "paused" and self.end_reason is None and self._paused_since is not None
