@@ -96,7 +96,7 @@ from .lowering import (BlockLayout, Lowered, Measured, Placement, ShapeTable, Ti
                        duration_text, for_cycles, lay_out, lay_out_block, place_block, repeat_label)
 from .ir import PulseShape
 from .record import Record, init
-from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
+from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession, channel_use
 from .progression import Assigned, PlanInfo, Progression, State, target_text, week_label
 from .limits import MAX_SESSION_US, SESSION_TOO_LONG_HINT, session_too_long
 from .shapes import build_shape
@@ -247,6 +247,7 @@ class Analysis:
         self.limits: list[LimitValue] = []
         self.allow_monophasic = False
         self.kinds: dict[str, str] = {}
+        self._declared_params: Optional[list[str]] = None
         self.static()
         #: the block memo (``_block``): per top-level block, its static dependencies and its measurements
         self._block_deps: dict[int, tuple] = {}
@@ -270,8 +271,9 @@ class Analysis:
         return Evaluator(values, sink, kinds=self.kinds, broken=self.broken, param_names=self.params, **kw)
 
     def _static_ev(self, what: str) -> Evaluator:
-        ev = Evaluator({}, self.diags, kinds=self.kinds, forbid_params=True,
-                       param_names=[p.name for p in self.p.params])
+        if self._declared_params is None:
+            self._declared_params = [p.name for p in self.p.params]
+        ev = Evaluator({}, self.diags, kinds=self.kinds, forbid_params=True, param_names=self._declared_params)
         ev.forbid_what = what  # what the message names when a param is used where none may be
         return ev
 
@@ -855,6 +857,7 @@ class Analysis:
             if bad:
                 continue
             cdecl = self.cycle_nodes.get(cyc)
+            on_us = timing.on_us
             for ch in line.channels:
                 cv = chans.get(ch.name)
                 if cv is None:
@@ -871,10 +874,10 @@ class Analysis:
                          "line": line.span, "cycle": cdecl.span if cdecl is not None else line.cycle.span,
                          "cycle_ref": line.cycle.span,
                          "after": line.after.span if line.after is not None else None}
-                ctx.uses.append(ChannelUse(ch.name, number, amp, freq, shape, cv.electrodes,
-                                           ramp_up_us=timing.ramp_up_us, on_us=timing.on_us, block=path[0],
-                                           cycle=cyc, spans=spans))
+                ctx.uses.append(channel_use(ch.name, number, amp, freq, shape, cv.electrodes, timing.ramp_up_us,
+                                            on_us, path[0], cyc, spans))
                 ctx.sources.append(amp_ov if ov_a else ch.name)   # where its amplitude comes from
+                ctx.shapes.append((None if ov_p else ch.name, idx))   # where its shape comes from, its index
                 if cycles > 0:
                     placements.append(Placement(number, after, cycles, timing, freq, idx, len(ctx.uses) - 1))
         if length is not None:
@@ -927,11 +930,13 @@ class Analysis:
             elec = self._electrode_values(ev)
         timings: dict[str, Timing] = {}
         assigned = state.assigned
+        owners = {k[:2] for k in assigned} if memo else set()   # the cycles and channels a progression sets
         for name, steps in self.cycles.items():
             if memo:
-                key: tuple = ("c", name, head, tuple(map(get, self._reads_of_cycle(name, steps))),
-                       tuple([_assigned_key(assigned.get(("cycle", name, kind)), get, self._expr_reads)
-                              for kind in CYCLE_STEPS]))
+                key: tuple = ("c", name, head, tuple(map(get, self._reads_of_cycle(name, steps))))
+                if ("cycle", name) in owners:
+                    key += tuple([_assigned_key(assigned.get(("cycle", name, kind)), get, self._expr_reads)
+                                  for kind in CYCLE_STEPS])
                 timing = self._memo(key, sink, self._cycle_timing, ev, state, name, steps)
             else:
                 timing = self._cycle_timing(ev, state, name, steps)
@@ -945,9 +950,10 @@ class Analysis:
                                   if e is not None else None
                                   for e in (elec.get(n.name) for n in (decl.pair.first, decl.pair.second))]) \
                     if decl.pair is not None else ()
-                key = ("h", name, head, tuple(map(get, self._reads_of_channel(name, decl))), pair_key,
-                       _assigned_key(assigned.get(("channel", name, "frequency")), get, self._expr_reads),
-                       _assigned_key(assigned.get(("channel", name, "amplitude")), get, self._expr_reads))
+                key = ("h", name, head, tuple(map(get, self._reads_of_channel(name, decl))), pair_key)
+                if ("channel", name) in owners:
+                    key += (_assigned_key(assigned.get(("channel", name, "frequency")), get, self._expr_reads),
+                            _assigned_key(assigned.get(("channel", name, "amplitude")), get, self._expr_reads))
                 cv = self._memo(key, sink, self._channel_values, ev, state, name, decl, elec)
             else:
                 cv = self._channel_values(ev, state, name, decl, elec)
@@ -1028,8 +1034,10 @@ class Analysis:
         """The params (as "p:NAME") that expressions or pulses ``nodes`` name."""
         found: set[str] = set()
         for node in nodes:
-            if node is not None:
+            if isinstance(node, ast.Pulse):
                 found |= _names_in(node)
+            elif node is not None:
+                found.update([n.name for n in names_in(node)])
         return tuple(sorted("p:" + n for n in found))
 
     def _electrode_reads(self) -> tuple[str, ...]:
@@ -1114,7 +1122,7 @@ class Analysis:
         """The session's blocks measured and lowered for this week's values.
 
         Memoised per top-level block (``_BlockMemo``, see :meth:`_block`) on exactly what measuring it reads;
-        the trains of a block never merge with another block's, so its layout is kept relative to its start
+        the trains of a block never merge with another block's, so its layout is kept with where it started
         and moved to where the block starts this week, with this week's amplitudes (``lowering.place_block``).
         With the memo off (``set_cache_enabled(False)``) every block is measured and the session laid out
         anew (``lowering.lay_out``): the plain path the tests compare with.
@@ -1152,7 +1160,7 @@ class Analysis:
                 pattern = amplitude_pattern(amplitudes[base:base + len(entry.uses)])
                 block = entry.lowered.get(pattern)
                 if block is None:
-                    block = entry.lowered[pattern] = lay_out_block(m, amplitudes)
+                    block = entry.lowered[pattern] = lay_out_block(m, start, amplitudes)
                 place_block(block, start, amplitudes, trains, train_uses, segments)
                 start += m.length
             lowered = Lowered(tuple(trains), tuple(train_uses), tuple(segments), amplitudes)
@@ -1169,7 +1177,8 @@ class Analysis:
         for n, tm in timings.items():
             ids["c:" + n] = number(("c", n, tm.ramp_up_us, tm.hold_us, tm.ramp_down_us, tm.rest_us))
         for n, cv in chans.items():
-            ids["h:" + n] = number(("h", n, id(cv.decl), cv.frequency.numerator, cv.frequency.denominator, cv.shape,
+            # (the pulse shape aside: a replay takes the channel's and checks its index, ``_BlockMemo.replay``)
+            ids["h:" + n] = number(("h", n, id(cv.decl), cv.frequency.numerator, cv.frequency.denominator,
                                     tuple([(e.name, e.area_cm2.numerator, e.area_cm2.denominator, id(e.span))
                                            for e in cv.electrodes]), id(cv.freq_span)))
         head = (ids[""], any(d.is_error for d in self.diags))
@@ -1198,16 +1207,11 @@ class Analysis:
         entry = memo.get(key)
         if entry is not None and entry.replay(ctx, env):
             return entry
-        sink, uses, table = ctx.sink, ctx.uses, ctx.table
+        sink, uses = ctx.sink, ctx.uses
         before, base = len(sink), len(uses)
-        table.log = []
-        try:
-            m = self._measure(block, ctx, (i,))
-            log = table.log
-        finally:
-            table.log = None
+        m = self._measure(block, ctx, (i,))
         entry = memo[key] = _BlockMemo(m, tuple(uses[base:]), tuple(ctx.sources[base:]), tuple(sink[before:]),
-                                       tuple(log))
+                                       tuple(ctx.shapes[base:]))
         return entry
 
 
@@ -1266,7 +1270,7 @@ MAX_EXPANDED_BLOCKS = 100_000
 class _LeafContext:
     """What measuring the blocks of one week reads and adds to."""
 
-    __slots__ = ("ev", "timings", "chans", "table", "sink", "uses", "sources")
+    __slots__ = ("ev", "timings", "chans", "table", "sink", "uses", "sources", "shapes")
 
     def __init__(self, ev: Evaluator, timings: dict, chans: dict, table: ShapeTable, sink: list, uses: list,
                  sources: list) -> None:
@@ -1277,6 +1281,8 @@ class _LeafContext:
         self.sink = sink
         self.uses = uses
         self.sources = sources   # per use: the channel whose amplitude it has, or the line's `with amplitude`
+        #: per use: the channel whose shape it has (None: the line's `with pulse`) and the shape's index
+        self.shapes: list[tuple[Optional[str], int]] = []
 
 
 class _SessionLayout:
@@ -1362,34 +1368,41 @@ def _block_deps(block) -> tuple[tuple[str, ...], tuple[ast.Override, ...], tuple
 class _BlockMemo:
     """A top-level block measured for one set of inputs (``Analysis._block``): what measuring it gave
     (None when a value failed), the channel uses it added and where their amplitudes come from, what it
-    reported, the shapes it added to the table (with their indices), and its layouts from t = 0 per
+    reported, the shapes it added to the table (with their indices), and its layouts (each with where it started) per
     pattern of its uses' amplitudes (``lowering.BlockLayout``)."""
 
     __slots__ = ("measured", "emissions", "uses", "sources", "diagnostics", "shapes", "lowered")
 
     def __init__(self, measured: Optional[Measured], uses: tuple[ChannelUse, ...],
                  sources: tuple, diagnostics: tuple[Diagnostic, ...],
-                 shapes: tuple[tuple[PulseShape, int], ...]) -> None:
+                 shapes: tuple[tuple[Optional[str], int], ...]) -> None:
         self.measured = measured
         self.emissions = measured.emissions if measured is not None else 0
         self.uses = uses
         self.sources = sources            # per use: the channel whose amplitude it has, or its `with amplitude`
         self.diagnostics = diagnostics
-        self.shapes = shapes
+        self.shapes = shapes              # per use: the channel whose shape it has (None: its own), its index
         self.lowered: dict[tuple[int, ...], BlockLayout] = {}
 
     def replay(self, ctx: "_LeafContext", env: _WeekEnv) -> bool:
-        """Add this block's shapes, diagnostics and uses (amplitudes from ``ctx.chans``) to ``ctx``; False
-        (nothing but shapes added, which measuring adds again in the same order) when a shape's index
-        differs this week."""
+        """Add this block's shapes, diagnostics and uses (amplitudes and shapes from ``ctx.chans``) to ``ctx``;
+        False (nothing but shapes added, which measuring adds again in the same order) when a shape's index
+        differs this week (the placements and trains hold indices)."""
         add = ctx.table.add
-        for shape, idx in self.shapes:
-            if add(shape) != idx:
+        chans = ctx.chans
+        for use, (c, idx) in zip(self.uses, self.shapes):
+            if add(chans[c].shape if c is not None else use.shape) != idx:
                 return False
         ctx.sink.extend(self.diagnostics)
-        chans = ctx.chans
         uses = ctx.uses
-        for use, c in zip(self.uses, self.sources):
+        for use, c, (sc, _) in zip(self.uses, self.sources, self.shapes):
+            if sc is not None:
+                shape = chans[sc].shape
+                if use.shape is not shape:   # the channel's pulse changed value (or is another object): its own
+                    new = object.__new__(ChannelUse)
+                    new.__dict__.update(use.__dict__)
+                    new.__dict__["shape"] = shape
+                    use = new
             if c.__class__ is str:
                 cv = chans[c]
                 amp, span = cv.amplitude, cv.amp_span
@@ -1407,6 +1420,7 @@ class _BlockMemo:
                 use = new
             uses.append(use)
         ctx.sources.extend(self.sources)
+        ctx.shapes.extend(self.shapes)
         return True
 
 

@@ -89,11 +89,20 @@ class Evaluator:
         self.values = values
         self.sink = sink
         self.kinds = kinds or {}
-        self.broken = set(broken)
+        self.broken = broken if isinstance(broken, (set, frozenset)) else set(broken)   # only read
         self.forbid_params = forbid_params
         #: where params are forbidden, what the error names ("a param's default and range", "a limit", ...)
         self.forbid_what = "a param's default and range"
-        self.param_names = set(param_names) | set(values)
+        self._param_names_from = param_names
+        self._param_names: Optional[set[str]] = None
+
+    @property
+    def param_names(self) -> set[str]:
+        """Every param name known here (declared and given values): built when first needed (an error's hint,
+        a forbidden reference), not for each of the many evaluators the week loop makes."""
+        if self._param_names is None:
+            self._param_names = set(self._param_names_from) | set(self.values)
+        return self._param_names
 
     # -- reporting --------------------------------------------------------------------------------
     def error(self, code: str, message: str, span: Optional[Span], hint: Optional[str] = None) -> None:
@@ -279,16 +288,22 @@ def param_of(e: ast.Expr) -> Optional[str]:
 
 
 def names_in(e: ast.Expr) -> list[ast.Name]:
-    """Every param reference in ``e`` (for dependency questions)."""
-    if isinstance(e, ast.Name):
-        return [e]
-    if isinstance(e, ast.PercentOf):
-        return [e.name]
-    if isinstance(e, ast.Neg):
-        return names_in(e.operand)
-    if isinstance(e, ast.BinOp):
-        return names_in(e.left) + names_in(e.right)
-    return []
+    """Every param reference in ``e``, left to right (for dependency questions; iterative, so a long chain of
+    ``+`` costs its length, not its square)."""
+    found: list[ast.Name] = []
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Name):
+            found.append(n)
+        elif isinstance(n, ast.PercentOf):
+            found.append(n.name)
+        elif isinstance(n, ast.Neg):
+            stack.append(n.operand)
+        elif isinstance(n, ast.BinOp):
+            stack.append(n.right)
+            stack.append(n.left)
+    return found
 
 
 Callback = Callable[[ast.Expr], Optional[Quantity]]

@@ -8,8 +8,8 @@ the resolved session into the Schedule the expanders and the runtime read.
 
 A placement names the channel use it comes from, not its amplitude: the amplitudes are given to
 :func:`lay_out` per use. Trains never merge across top-level blocks, so the checker keeps each block's
-layout from t = 0 (:func:`lay_out_block`) and, in a later week where the block reads the same values,
-moves it to where the block starts now with that week's amplitudes (:func:`place_block`): the same
+layout (:func:`lay_out_block`) and, in a later week where the block reads the same values, moves it to
+where the block starts now with that week's amplitudes (:func:`place_block`): the same
 trains merge as long as the same uses share an amplitude (:func:`amplitude_pattern`).
 
 * ``repeat N``: every line runs its cycle N times back to back from its ``after`` offset; the block ends
@@ -111,20 +111,15 @@ class ShapeTable:
     def __init__(self) -> None:
         self.index: dict[PulseShape, int] = {}
         self._by_id: dict[int, tuple[PulseShape, int]] = {}  # the same object again: no hashing
-        #: when a list: every add as (shape, index), in order (the checker's block memo replays them)
-        self.log: Optional[list[tuple[PulseShape, int]]] = None
 
     def add(self, shape: PulseShape) -> int:
         ent = self._by_id.get(id(shape))
         if ent is not None and ent[0] is shape:
-            idx = ent[1]
-        else:
-            if shape not in self.index:
-                self.index[shape] = len(self.index)
-            idx = self.index[shape]
-            self._by_id[id(shape)] = (shape, idx)
-        if self.log is not None:
-            self.log.append((shape, idx))
+            return ent[1]
+        if shape not in self.index:
+            self.index[shape] = len(self.index)
+        idx = self.index[shape]
+        self._by_id[id(shape)] = (shape, idx)
         return idx
 
     @property
@@ -314,71 +309,75 @@ class Lowered(Record):
 
 
 class BlockLayout(Record):
-    """One top-level block laid out from t = 0: its trains (with the amplitudes they were made with), for
-    each the channel use it comes from, and its segments. Trains never merge across top-level blocks, so a
-    block's layout at ``start`` is this one moved by ``start`` (:func:`place_block`); and with other
-    amplitudes of the same :func:`amplitude_pattern` the same trains merge, so only their amplitudes change."""
+    """One top-level block laid out from ``start``: its trains (with the amplitudes they were made with), for
+    each the channel use it comes from, and its segments. Trains never merge across top-level blocks, so the
+    block's layout at another start is this one moved (:func:`place_block`); and with other amplitudes of
+    the same :func:`amplitude_pattern` the same trains merge, so only their amplitudes change."""
 
-    __slots__ = ("trains", "train_uses", "segments")
+    __slots__ = ("start", "trains", "train_uses", "segments")
+    start: int
     trains: tuple[Train, ...]
     train_uses: tuple[int, ...]
     segments: tuple[Segment, ...]
 
-    def __init__(self, trains: tuple[Train, ...], train_uses: tuple[int, ...], segments: tuple[Segment, ...]
-                 ) -> None:
+    def __init__(self, start: int, trains: tuple[Train, ...], train_uses: tuple[int, ...],
+                 segments: tuple[Segment, ...]) -> None:
+        init(self, "start", start)
         init(self, "trains", trains)
         init(self, "train_uses", train_uses)
         init(self, "segments", segments)
 
 
-def lay_out_block(m: Measured, amplitudes: Sequence[Fraction]) -> BlockLayout:
-    """Top-level block ``m`` laid out from t = 0 (what :func:`lay_out` emits for it, moved to 0)."""
+def lay_out_block(m: Measured, start: int, amplitudes: Sequence[Fraction]) -> BlockLayout:
+    """Top-level block ``m`` laid out from ``start`` (what :func:`lay_out` emits for it there)."""
     trains: list[Train] = []
     train_uses: list[int] = []
     segments: list[Segment] = []
-    Layout(amplitudes, trains, train_uses, segments).emit(m, 0, ())
-    return BlockLayout(tuple(trains), tuple(train_uses), tuple(segments))
+    Layout(amplitudes, trains, train_uses, segments).emit(m, start, ())
+    return BlockLayout(start, tuple(trains), tuple(train_uses), tuple(segments))
 
 
 def place_block(block: BlockLayout, start: int, amplitudes: Sequence[Fraction], trains: list, train_uses: list,
                 segments: list) -> None:
     """Append ``block`` moved to ``start`` with ``amplitudes[u]`` for the trains of use ``u`` (the amplitudes'
-    pattern over the block's uses must be the one it was laid out with)."""
+    pattern over the block's uses must be the one it was laid out with); the block's own trains and segments
+    where nothing changed."""
+    shift = start - block.start
     append = trains.append
     for tr, use in zip(block.trains, block.train_uses):
         a = amplitudes[use]
         if type(a) is not Fraction:
             a = Fraction(a)
         num, den = a.numerator, a.denominator
-        if start or num != tr.amp_num or den != tr.amp_den:
+        if shift or num != tr.amp_num or den != tr.amp_den:
             if _SLOTTED:
-                tr = replace(tr, start_us=tr.start_us + start, amp_num=num, amp_den=den)
+                tr = replace(tr, start_us=tr.start_us + shift, amp_num=num, amp_den=den)
             else:   # as _with, inline: the one copy per train and week
                 new = object.__new__(Train)
                 d = new.__dict__
                 d.update(tr.__dict__)
-                d["start_us"] += start
+                d["start_us"] += shift
                 d["amp_num"] = num
                 d["amp_den"] = den
                 tr = new
         append(tr)
     train_uses.extend(block.train_uses)
-    if not start:
+    if not shift:
         segments.extend(block.segments)
         return
     for sg in block.segments:
-        segments.append(_moved(sg, start))
+        segments.append(_moved(sg, shift))
 
 
-def _moved(sg: Segment, start: int) -> Segment:
-    """A segment ``start`` µs later (a copy without re-running the dataclass __init__)."""
+def _moved(sg: Segment, shift: int) -> Segment:
+    """A segment ``shift`` µs later (a copy without re-running the dataclass __init__)."""
     if "__slots__" in Segment.__dict__:
-        return replace(sg, start_us=sg.start_us + start, end_us=sg.end_us + start)
+        return replace(sg, start_us=sg.start_us + shift, end_us=sg.end_us + shift)
     new = object.__new__(Segment)
     d = new.__dict__
     d.update(sg.__dict__)
-    d["start_us"] = sg.start_us + start
-    d["end_us"] = sg.end_us + start
+    d["start_us"] = sg.start_us + shift
+    d["end_us"] = sg.end_us + shift
     return new
 
 

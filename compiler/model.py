@@ -41,6 +41,18 @@ class ChannelUse:
     spans: dict = field(default_factory=dict, compare=False)
 
 
+def channel_use(channel: str, number: int, amplitude_ua: Fraction, frequency_hz: Fraction, shape: PulseShape,
+                electrodes: tuple[ElectrodeInfo, ...], ramp_up_us: int, on_us: int, block: int, cycle: str,
+                spans: dict) -> ChannelUse:
+    """``ChannelUse(...)`` with every field given, built without the frozen dataclass's field-by-field
+    ``__init__`` (the checker makes one per channel of each line it measures, from checked values)."""
+    use = object.__new__(ChannelUse)
+    use.__dict__.update({"channel": channel, "number": number, "amplitude_ua": amplitude_ua,
+                         "frequency_hz": frequency_hz, "shape": shape, "electrodes": electrodes,
+                         "ramp_up_us": ramp_up_us, "on_us": on_us, "block": block, "cycle": cycle, "spans": spans})
+    return use
+
+
 @dataclass(frozen=True)
 class LimitValue:
     bound: str        # 'max' | 'min'

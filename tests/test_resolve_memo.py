@@ -1,9 +1,9 @@
 """The checker's memos resolve every week exactly as the plain path does, and a week measures again only
 what changed in it.
 
-``compiler/checker.py`` keeps, per top-level session block, its measurement and its layout from t = 0
-(keyed on the params it names, its cycles' timings and its channels' values but their amplitudes; a
-`with amplitude` is taken from the week), and per electrode set, cycle and channel the week's values
+``compiler/checker.py`` keeps, per top-level session block, its measurement and its layout, moved to where
+the block starts in a later week (keyed on the params it names, its cycles' timings and its channels'
+values but their amplitudes and pulses; a `with amplitude` is taken from the week), and per electrode set, cycle and channel the week's values
 (keyed on the params and progression assignments they read). The oracle is the same checker with the
 memos off (``checker.set_cache_enabled(False)``): every use with its spans, train, train's use, segment,
 shape, channel and diagnostic (code, message, position, hint) of every week must be the same.
