@@ -138,7 +138,15 @@ def repeat_label(count: int, cycles: list[str]) -> str:
 
 
 def segment(kind: str, label: str, start: int, end: int, **extra) -> Segment:
-    return Segment(label=label, start_us=start, end_us=end, kind=kind, extra=extra)
+    if _SEGMENT_SLOTTED:
+        return Segment(label=label, start_us=start, end_us=end, kind=kind, extra=extra)
+    # what Segment(...) makes, without the frozen dataclass's field-by-field __init__
+    new = object.__new__(Segment)
+    new.__dict__.update({"label": label, "start_us": start, "end_us": end, "kind": kind, "extra": extra})
+    return new
+
+
+_SEGMENT_SLOTTED = "__slots__" in Segment.__dict__
 
 
 # --- blocks -> trains and segments ------------------------------------------------------------------
@@ -243,7 +251,7 @@ class Layout:
         self.train_uses = train_uses
         self.segments = segments
         self._last: dict[int, int] = {}   # channel -> index of its latest train
-        self._relative: dict[int, tuple[Placement, Train]] = {}   # id(placement) -> its train at the block start
+        self._relative: dict[int, tuple[Placement, Train]] = {}   # id(placement) -> its train where first emitted
 
     def emit(self, m: Measured, start: int, sets: tuple) -> None:
         prefix = "".join(f"set {i}/{n} · " for i, n in sets)
@@ -253,10 +261,15 @@ class Layout:
             relative = self._relative
             for p in m.placements:
                 known = relative.get(id(p))
-                if known is None:   # built once per layout, moved to each place the block is emitted at
-                    known = relative[id(p)] = (p, make_train(p.channel, p.after_us, p.cycles, p.timing,
-                                                             p.frequency_hz, self.amplitudes[p.use], p.shape))
-                self._add(_with(known[1], start_us=start + p.after_us) if start else known[1], p.use)
+                if known is None:   # built once per layout (where first emitted), moved to each other place
+                    tr = make_train(p.channel, start + p.after_us, p.cycles, p.timing, p.frequency_hz,
+                                    self.amplitudes[p.use], p.shape)
+                    relative[id(p)] = (p, tr)
+                else:
+                    tr = known[1]
+                    if tr.start_us != start + p.after_us:
+                        tr = _with(tr, start_us=start + p.after_us)
+                self._add(tr, p.use)
             self.segments.append(segment("block", prefix + m.label, start, start + m.length, block=m.path))
         else:
             t = start
@@ -371,7 +384,7 @@ def place_block(block: BlockLayout, start: int, amplitudes: Sequence[Fraction], 
 
 def _moved(sg: Segment, shift: int) -> Segment:
     """A segment ``shift`` µs later (a copy without re-running the dataclass __init__)."""
-    if "__slots__" in Segment.__dict__:
+    if _SEGMENT_SLOTTED:
         return replace(sg, start_us=sg.start_us + shift, end_us=sg.end_us + shift)
     new = object.__new__(Segment)
     d = new.__dict__
