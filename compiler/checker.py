@@ -961,7 +961,7 @@ class Analysis:
                 chans[name] = cv
                 table.add(cv.shape)
         # session: measure every block (leaf blocks resolved once), then lay the passes out in time
-        laid = self._session_layout(state, ev, timings, chans, table, sink)
+        laid = self._session_layout(state, ev, timings, chans, table, sink, ids)
         uses, t = laid.uses, laid.duration_us
         trains: tuple = ()
         train_uses: tuple = ()   # per train: the index of the use it comes from (delivered-pulse rules report there)
@@ -1118,7 +1118,7 @@ class Analysis:
                              param_of(a_expr) if a_expr is not None else None, f_span, a_span)
 
     def _session_layout(self, state: State, ev: Evaluator, timings: dict, chans: dict, table: ShapeTable,
-                        sink: list) -> "_SessionLayout":
+                        sink: list, ids: dict[str, int]) -> "_SessionLayout":
         """The session's blocks measured and lowered for this week's values.
 
         Memoised per top-level block (``_BlockMemo``, see :meth:`_block`) on exactly what measuring it reads;
@@ -1139,7 +1139,7 @@ class Analysis:
             lowered = lay_out(measured, amplitudes) \
                 if expanded <= MAX_EXPANDED_BLOCKS and t <= MAX_SESSION_US else None
             return _SessionLayout(tuple(uses), t, expanded, lowered)
-        env = self._week_env(state, timings, chans)
+        env = self._week_env(state, timings, chans, ids)
         placed: list[tuple[_BlockMemo, Measured, int]] = []   # per measured block: memo, measure, first use
         t = expanded = 0
         for i, b in enumerate(blocks):
@@ -1166,14 +1166,14 @@ class Analysis:
             lowered = Lowered(tuple(trains), tuple(train_uses), tuple(segments), amplitudes)
         return _SessionLayout(tuple(uses), t, expanded, lowered)
 
-    def _week_env(self, state: State, timings: dict, chans: dict) -> "_WeekEnv":
+    def _week_env(self, state: State, timings: dict, chans: dict, ids: dict[str, int]) -> "_WeekEnv":
         """This week's inputs of the block memo, each value replaced by a small number that stands for it
         (equal values, equal numbers), so a block's key is a short tuple of ints."""
         number = self._number
         # one table: "p:" a param's value, "c:" a cycle's timing, "h:" a channel's values but its amplitude;
         # keys of ints and strings (cheap to hash); spans and declarations by identity (the protocol's own
         # nodes hold them for as long as this analysis lives)
-        ids = self._param_ids(state)
+        ids = dict(ids)   # this week's param numbers (``_param_ids``), with the cycles' and channels'
         for n, tm in timings.items():
             ids["c:" + n] = number(("c", n, tm.ramp_up_us, tm.hold_us, tm.ramp_down_us, tm.rest_us))
         for n, cv in chans.items():
@@ -1386,23 +1386,17 @@ class _BlockMemo:
 
     def replay(self, ctx: "_LeafContext", env: _WeekEnv) -> bool:
         """Add this block's shapes, diagnostics and uses (amplitudes and shapes from ``ctx.chans``) to ``ctx``;
-        False (nothing but shapes added, which measuring adds again in the same order) when a shape's index
+        False (nothing added but shapes, which measuring adds again in the same order) when a shape's index
         differs this week (the placements and trains hold indices)."""
         add = ctx.table.add
         chans = ctx.chans
-        for use, (c, idx) in zip(self.uses, self.shapes):
-            if add(chans[c].shape if c is not None else use.shape) != idx:
-                return False
-        ctx.sink.extend(self.diagnostics)
         uses = ctx.uses
-        for use, c, (sc, _) in zip(self.uses, self.sources, self.shapes):
-            if sc is not None:
-                shape = chans[sc].shape
-                if use.shape is not shape:   # the channel's pulse changed value (or is another object): its own
-                    new = object.__new__(ChannelUse)
-                    new.__dict__.update(use.__dict__)
-                    new.__dict__["shape"] = shape
-                    use = new
+        base = len(uses)
+        for use, c, (sc, idx) in zip(self.uses, self.sources, self.shapes):
+            shape = chans[sc].shape if sc is not None else use.shape
+            if add(shape) != idx:
+                del uses[base:]
+                return False
             if c.__class__ is str:
                 cv = chans[c]
                 amp, span = cv.amplitude, cv.amp_span
@@ -1410,15 +1404,20 @@ class _BlockMemo:
                 amp, span = env.amplitude(c), use.spans.get("amplitude")
                 if amp is None:   # it reported: the key held the values it reads, so the use is as measured
                     amp = use.amplitude_ua
-            if use.amplitude_ua is not amp or use.spans.get("amplitude") is not span:   # (equal: a copy)
-                # a copy without re-running the dataclass __init__ (its values are checked already)
+            spans = use.spans
+            if use.amplitude_ua is not amp or use.shape is not shape or spans.get("amplitude") is not span:
+                # a copy without re-running the dataclass __init__ (its values are checked already); equal
+                # values in other objects are copied too
                 new = object.__new__(ChannelUse)
                 d = new.__dict__
                 d.update(use.__dict__)
                 d["amplitude_ua"] = amp
-                d["spans"] = {**use.spans, "amplitude": span}
+                d["shape"] = shape
+                if spans.get("amplitude") is not span:
+                    d["spans"] = {**spans, "amplitude": span}
                 use = new
             uses.append(use)
+        ctx.sink.extend(self.diagnostics)
         ctx.sources.extend(self.sources)
         ctx.shapes.extend(self.shapes)
         return True
