@@ -944,19 +944,9 @@ class Analysis:
                 timings[name] = timing
         table = ShapeTable()
         chans: dict[str, ChannelValues] = {}
+        keys = (get, head) if memo else None
         for name, decl in self._channels_by_number():
-            if memo:
-                pair_key = tuple([(e.name, e.area_cm2.numerator, e.area_cm2.denominator, id(e.span))
-                                  if e is not None else None
-                                  for e in (elec.get(n.name) for n in (decl.pair.first, decl.pair.second))]) \
-                    if decl.pair is not None else ()
-                key = ("h", name, head, tuple(map(get, self._reads_of_channel(name, decl))), pair_key)
-                if ("channel", name) in owners:
-                    key += (_assigned_key(assigned.get(("channel", name, "frequency")), get, self._expr_reads),
-                            _assigned_key(assigned.get(("channel", name, "amplitude")), get, self._expr_reads))
-                cv = self._memo(key, sink, self._channel_values, ev, state, name, decl, elec)
-            else:
-                cv = self._channel_values(ev, state, name, decl, elec)
+            cv = self._channel_values(ev, state, name, decl, elec, sink, keys)
             if cv is not None:
                 chans[name] = cv
                 table.add(cv.shape)
@@ -1053,13 +1043,14 @@ class Analysis:
             reads = self._static_reads[("c", name)] = self._reads(*[s.duration for s in steps.values()])
         return reads
 
-    def _reads_of_channel(self, name: str, decl: "ChannelDecl") -> tuple[str, ...]:
-        reads = self._static_reads.get(("h", name))
-        if reads is None:
-            reads = self._static_reads[("h", name)] = self._reads(
-                decl.frequency.value if decl.frequency else None, decl.amplitude.value if decl.amplitude else None,
-                decl.pulse)
-        return reads
+    def _reads_of(self, node) -> tuple[str, ...]:
+        """The params (as "p:NAME") expression or pulse ``node`` names (None: none), kept per node."""
+        if node is None:
+            return ()
+        known = self._expr_reads.get(id(node))
+        if known is None or known[0] is not node:
+            known = self._expr_reads[id(node)] = (node, self._reads(node))
+        return known[1]
 
     def _channels_by_number(self) -> list[tuple[str, "ChannelDecl"]]:
         if self._by_number is None:
@@ -1093,16 +1084,33 @@ class Analysis:
             vals.append(q or 0)
         return Timing(*vals)
 
-    def _channel_values(self, ev: Evaluator, state: State, name: str, decl: "ChannelDecl",
-                        elec: dict) -> Optional["ChannelValues"]:
-        """Channel ``name``'s values this week (None when one failed or is missing)."""
-        f_q, f_span, _ = self._value(ev, state, ("channel", name, "frequency"),
-                                     decl.frequency.value if decl.frequency else None,
-                                     ev.positive, FREQUENCY, f"the frequency of channel `{name}`")
-        a_q, a_span, a_expr = self._value(ev, state, ("channel", name, "amplitude"),
-                                          decl.amplitude.value if decl.amplitude else None,
-                                          ev.non_negative, CURRENT, f"the amplitude of channel `{name}`")
-        shape = build_shape(decl.pulse, ev) if decl.pulse is not None else None
+    def _channel_values(self, ev: Evaluator, state: State, name: str, decl: "ChannelDecl", elec: dict,
+                        sink: list, keys: Optional[tuple]) -> Optional["ChannelValues"]:
+        """Channel ``name``'s values this week (None when one failed or is missing). With ``keys`` (this week's
+        param numbers and the evaluator's names), its frequency, amplitude and pulse are each memoised on what
+        it reads (a progression of the intensity leaves the pulse and frequency, the same objects, alone)."""
+        f_target, a_target = ("channel", name, "frequency"), ("channel", name, "amplitude")
+        f_decl = decl.frequency.value if decl.frequency else None
+        a_decl = decl.amplitude.value if decl.amplitude else None
+        f_what, a_what = f"the frequency of channel `{name}`", f"the amplitude of channel `{name}`"
+        if keys is None:
+            f_q, f_span, _ = self._value(ev, state, f_target, f_decl, ev.positive, FREQUENCY, f_what)
+            a_q, a_span, a_expr, a_ua = _microamps(self._value(ev, state, a_target, a_decl, ev.non_negative,
+                                                               CURRENT, a_what))
+            shape = build_shape(decl.pulse, ev) if decl.pulse is not None else None
+        else:
+            get, head = keys
+            assigned, reads = state.assigned, self._expr_reads
+            f_q, f_span, _ = self._memo(
+                ("hf", name, head, tuple(map(get, self._reads_of(f_decl))), _assigned_key(assigned.get(f_target),
+                                                                                          get, reads)),
+                sink, self._value, ev, state, f_target, f_decl, ev.positive, FREQUENCY, f_what)
+            a_q, a_span, a_expr, a_ua = self._memo(
+                ("ha", name, head, tuple(map(get, self._reads_of(a_decl))), _assigned_key(assigned.get(a_target),
+                                                                                          get, reads)),
+                sink, _microamps_of, self._value, ev, state, a_target, a_decl, ev.non_negative, CURRENT, a_what)
+            shape = self._memo(("hs", name, head, tuple(map(get, self._reads_of(decl.pulse)))), sink, build_shape,
+                               decl.pulse, ev) if decl.pulse is not None else None
         pair: tuple[ElectrodeInfo, ...] = ()
         if decl.pair is not None:
             pair = tuple(elec[n.name] for n in (decl.pair.first, decl.pair.second) if n.name in elec)
@@ -1110,12 +1118,12 @@ class Analysis:
                 return None
         if f_q is None or a_q is None or shape is None or decl.pair is None:
             return None
-        if ("channel", name, "frequency") not in state.assigned:
+        if f_target not in state.assigned:
             f_span = _span_of(decl.frequency)
-        if ("channel", name, "amplitude") not in state.assigned:
+        if a_target not in state.assigned:
             a_span = _span_of(decl.amplitude)
-        return ChannelValues(decl, f_q.value, a_q.value * 10**6, shape, pair,
-                             param_of(a_expr) if a_expr is not None else None, f_span, a_span)
+        return ChannelValues(decl, f_q.value, a_ua, shape, pair, param_of(a_expr) if a_expr is not None else None,
+                             f_span, a_span)
 
     def _session_layout(self, state: State, ev: Evaluator, timings: dict, chans: dict, table: ShapeTable,
                         sink: list, ids: dict[str, int]) -> "_SessionLayout":
@@ -1216,6 +1224,16 @@ class Analysis:
 
 
 # --- session layout ---------------------------------------------------------------------------------
+def _microamps(value: tuple) -> tuple:
+    """``_value``'s (Quantity|None, span, expression) of an amplitude, with the amplitude in µA (exact)."""
+    q, span, expr = value
+    return q, span, expr, q.value * 10**6 if q is not None else None
+
+
+def _microamps_of(value_fn, *args) -> tuple:
+    return _microamps(value_fn(*args))
+
+
 def _assigned_key(a: Optional[Assigned], get, reads: dict) -> Optional[tuple]:
     """What a progression's assignment gives a target, for a memo key: its fixed value, or its expression
     (by identity) and the numbers of the params it names this week; and its span (messages point there)."""
