@@ -90,7 +90,7 @@ session {{
     }}
     repeat 1 {{ two: c with pulse biphasic {pulse_two} }}
     for span {{ one: continuous after gap; two: d }}
-    repeat {n} {{ one: d with frequency {f3} Hz; two: c after {after} }}
+    repeat {n} {{ one: d with frequency {f3} Hz, pulse biphasic 250 us; two: c after {after} }}
 }}
 progression {{
     every week {{
@@ -110,7 +110,7 @@ progression {{
 
 @settings(max_examples=60, deadline=None)
 @given(weeks=st.integers(1, 6), a=st.integers(5, 40), b=st.integers(5, 40), gap=st.integers(0, 3),
-       w=st.sampled_from([200, 300, 400]), span=st.integers(5, 20), hold=st.integers(0, 3),
+       w=st.sampled_from([200, 250, 300]), span=st.integers(5, 20), hold=st.integers(0, 3),
        dup=st.integers(0, 2), drest=st.integers(0, 3), n=st.integers(1, 3),
        ov=st.sampled_from(["20 mA", "50% a", "80% b", "a", "a - 30 mA", "b * 2"]),
        pause=st.sampled_from(["", "pause gap", "pause 1 s"]),
@@ -118,11 +118,12 @@ progression {{
        f2=st.sampled_from([20, 35, 50]), f3=st.sampled_from([20, 35, 40]),
        after=st.sampled_from(["0 s", "gap", "500 ms"]), da=st.integers(0, 4), db=st.integers(0, 4),
        dspan=st.integers(0, 5), hold2=st.integers(0, 3), drest3=st.integers(0, 3), amp4=st.integers(5, 30),
-       f2b=st.sampled_from([20, 35, 45]), w5=st.sampled_from([200, 300, 500]), gap3=st.integers(0, 3))
+       f2b=st.sampled_from([20, 35, 45]), w5=st.sampled_from([250, 300, 500]), gap3=st.integers(0, 3))
 def test_memoised_weeks_equal_the_plain_path(**values):
     """Params in `with amplitude` (some weeks negative: E402 there), `after`, `for` lengths and pauses; cycle,
-    channel and param assignments in week ranges; a pulse override that equals a channel's shape in some weeks
-    (so shape indices move); amplitudes that meet and part."""
+    channel and param assignments in week ranges; a pulse override that equals a channel's shape or a later
+    line's fixed `with pulse` in some weeks (so the later block's shape index moves and it is measured
+    again); amplitudes that meet and part."""
     text = TEMPLATE.format(**values)
     assert _everything(text, True) == _everything(text, False)
 
@@ -211,3 +212,30 @@ def test_without_the_memo_every_week_measures_every_block():
     finally:
         checker.set_cache_enabled(before)
     assert counts == [len(an.session.blocks)] * 12
+
+
+def test_a_block_whose_shape_index_moves_is_measured_again():
+    """An earlier line's `with pulse biphasic w` is a new shape in weeks 1-4 (w = 300 us) and equals the later
+    line's fixed `with pulse biphasic 250 us` in week 5: that later block reads nothing that changed, but its
+    shape's index does (its placements hold indices), so it is measured again and every week equals the plain
+    path."""
+    values = dict(weeks=6, a=20, b=20, gap=1, w=300, span=10, hold=1, dup=1, drest=1, n=2, ov="a", pause="",
+                  pulse_one="200 us", pulse_two="w", f2=35, f3=20, after="gap", da=1, db=1, dspan=1, hold2=2,
+                  drest3=2, amp4=10, f2b=20, w5=250, gap3=2)
+    text = TEMPLATE.format(**values)
+    refused = []
+    original = checker._BlockMemo.replay
+
+    def replay(self, ctx, env):
+        done = original(self, ctx, env)
+        if not done:
+            refused.append(1)
+        return done
+
+    checker._BlockMemo.replay = replay
+    try:
+        memo = _everything(text, True)
+    finally:
+        checker._BlockMemo.replay = original
+    assert refused
+    assert memo == _everything(text, False)
