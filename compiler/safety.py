@@ -21,6 +21,7 @@ the delivered pulses. Every name callers used from here is still importable from
 """
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 from fractions import Fraction
@@ -63,6 +64,21 @@ def check_safety(resolved: ResolvedSession, profile: DeviceProfile = LOOPBACK_PR
     its cycle starts without a ramp) and on the session's context (profile, limits, ``allow monophasic``,
     the ramp threshold); spans, related notes and the week suffix are attached per use when replayed.
     """
+    if not gc.isenabled():
+        return _check_safety(resolved, profile, show_week, ramp_threshold_ua, schedule)
+    # The cyclic garbage collector is paused meanwhile: the rules allocate a few small objects per train (facts,
+    # keys) while every week's resolved session is alive, and each collection pass would walk all of them again
+    # (at 20,000 lines most of the check's time, growing faster than the input). Nothing here makes reference
+    # cycles; reference counting frees the rest as before.
+    gc.disable()
+    try:
+        return _check_safety(resolved, profile, show_week, ramp_threshold_ua, schedule)
+    finally:
+        gc.enable()
+
+
+def _check_safety(resolved: ResolvedSession, profile: DeviceProfile, show_week: Optional[bool],
+                  ramp_threshold_ua: int, schedule: bool) -> list[Diagnostic]:
     out = _Collector(_week_suffix(resolved, show_week))
     ctx = _Context(resolved, profile, ramp_threshold_ua)
     flagged: set[int] = set()
@@ -431,29 +447,29 @@ def _use_findings(out: _Recorder, ctx: _Context, use: ChannelUse) -> bool:
     if small is not None and Fraction(small.area_cm2) > 0 and f > 0:
         area = Fraction(small.area_cm2)
         rel = ("elec", si)
-        delivered = ctx.delivered  # S009/S010 are then decided on the delivered pulses (delivered_findings)
-        i2 = E.rms_current_sq_ma2(a, f, shape)
-        irms = math.sqrt(i2)
         where = f"on electrode `{small.name}` ({_area(area)})"
+        if not ctx.delivered:  # else S009/S010 are decided on the delivered pulses (delivered_findings)
+            i2 = E.rms_current_sq_ma2(a, f, shape)
+            irms = math.sqrt(i2)
 
-        def basis() -> str:
-            return f"{_ma(a)} full amplitude at {num(f)} Hz, {kind} pulse, rms {num(irms)} mA"
+            def basis() -> str:
+                return f"{_ma(a)} full amplitude at {num(f)} Hz, {kind} pulse, rms {num(irms)} mA"
 
-        pd = i2 / 10**6 * E.LOAD_OHM / area  # E.power_density_w_cm2(a, f, shape, area), i2 reused
-        if pd > E.MAX_POWER_DENSITY_W_CM2 and not delivered:
-            min_area = i2 / 10**6 * E.LOAD_OHM / E.MAX_POWER_DENSITY_W_CM2
-            max_a = a * math.sqrt(E.MAX_POWER_DENSITY_W_CM2 / pd)
-            out.add("S010", f"power density {num(pd, differ_from=Fraction(1, 4))} W/cm² {where} exceeds "
-                            f"0.25 W/cm²",
-                    ("amplitude",), related=[rel],
-                    hint=f"{basis()}, 500 Ω; use electrodes of at least {num(min_area)} cm² or an amplitude "
-                         f"of at most {num(Fraction(max_a) / 1000)} mA on `{small.name}`")
-        if i2 > (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2 and not delivered:
-            dens = math.sqrt(i2) / float(area)
-            out.add("S009", f"rms current density {num(dens, differ_from=2)} mA/cm² {where} exceeds 2 mA/cm²",
-                    ("amplitude",), related=[rel],
-                    hint=f"{basis()}; IEC 60601-2-10 asks for operator attention above 2 mA/cm²: "
-                         f"consider larger electrodes")
+            pd = i2 / 10**6 * E.LOAD_OHM / area  # E.power_density_w_cm2(a, f, shape, area), i2 reused
+            if pd > E.MAX_POWER_DENSITY_W_CM2:
+                min_area = i2 / 10**6 * E.LOAD_OHM / E.MAX_POWER_DENSITY_W_CM2
+                max_a = a * math.sqrt(E.MAX_POWER_DENSITY_W_CM2 / pd)
+                out.add("S010", f"power density {num(pd, differ_from=Fraction(1, 4))} W/cm² {where} exceeds "
+                                f"0.25 W/cm²",
+                        ("amplitude",), related=[rel],
+                        hint=f"{basis()}, 500 Ω; use electrodes of at least {num(min_area)} cm² or an amplitude "
+                             f"of at most {num(Fraction(max_a) / 1000)} mA on `{small.name}`")
+            if i2 > (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2:
+                dens = math.sqrt(i2) / float(area)
+                out.add("S009", f"rms current density {num(dens, differ_from=2)} mA/cm² {where} exceeds 2 mA/cm²",
+                        ("amplitude",), related=[rel],
+                        hint=f"{basis()}; IEC 60601-2-10 asks for operator attention above 2 mA/cm²: "
+                             f"consider larger electrodes")
         if E.shannon_k_exceeds(q, area):
             k = E.shannon_k(q, area)
             out.add("S011", f"Shannon k = {num(k, differ_from=Fraction(37, 20))} {where} exceeds 1.85 "

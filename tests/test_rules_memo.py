@@ -266,3 +266,20 @@ def test_a_progression_of_amplitudes_costs_one_computation_per_line(monkeypatch)
     s = ResolvedSession(session=13, week=13, duration_us=60_000_000, uses=(use,), trains=(), shapes=(shape,),
                         channels=(), limits=s.limits)
     assert [d.code for d in safety.check_safety(s)] == ["S006"]
+
+
+def test_the_collector_is_paused_only_while_the_rules_run():
+    import gc
+
+    s = _session([_train(dict(channel=1, start_us=0, cycles=2, cycle_us=2_000_000, on_us=1_000_000, ramp_up_us=0,
+                                  ramp_down_us=0, period_num=20_000, period_den=1, shape=0), F(20_000))], 1, ())
+    assert gc.isenabled()
+    first = _full(safety.check_safety(s))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert _full(safety.check_safety(s)) == first
+        assert not gc.isenabled()       # a caller's own pause is left as it was
+    finally:
+        gc.enable()
+    assert [d[0] for d in first] == ["S012"]
