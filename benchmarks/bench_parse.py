@@ -1,15 +1,19 @@
 """Parse (+ check) a generated 500-line, 12-week protocol; prints ms per run against the targets (parse + check
 within 40 ms median).
 
-    python benchmarks/bench_parse.py [--lines 500] [--runs 20] [--before DIR] [--rounds 5]
+    python benchmarks/bench_parse.py [--lines 500] [--runs 20] [--before DIR] [--rounds 5] [--scaling]
 
 The LALR parser is built once (first call, timed separately); then each run parses the same text anew.
 When ``stimscript.loads`` (parse + check) is available it is timed too.
 
 ``--before DIR`` measures another checkout (e.g. ``git worktree add /tmp/before <rev>``) side by side: each of
-``--rounds`` rounds runs ``--runs`` parses + checks in a fresh process of this checkout, then of the other
-(both imported through the same small finder, as bench_startup.py does), and the medians and bests of all
-rounds are printed with their ratio.
+``--rounds`` rounds runs ``--runs`` parses, then ``--runs`` parses + checks, in a fresh process of this
+checkout, then of the other (both imported through the same small finder, as bench_startup.py does), and the
+medians and bests of all rounds are printed with their ratio.
+
+``--scaling`` (with or without ``--before``) prints the parse time per input line of bench_check.py's
+protocol at 500, 1,000, 5,000 and 20,000 lines and its ratio to the 500-line one's (parsing must be linear
+in the input).
 """
 from __future__ import annotations
 
@@ -23,24 +27,43 @@ import time
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: times ``loads`` of the benchmark protocol in the checkout argv[1] (imported as setup.py maps the folders)
+#: times ``parse`` and ``loads`` of the benchmark protocol (or ``parse`` of bench_check.py's at each size) in the
+#: checkout argv[1] (imported as setup.py maps the folders)
 CHILD = r'''
 import json, os, sys, time
 root, runs, lines = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 sys.path.insert(0, os.path.join(sys.argv[4], "benchmarks"))
 from checkout import use_checkout
 use_checkout(root)
-from bench_parse import make_protocol
+from bench_parse import SIZES, make_protocol
 import stimscript
-text = make_protocol(lines)
-stimscript.loads(text, name="bench.stim")
-out = []
-for _ in range(runs):
-    t0 = time.perf_counter()
+from stimscript.dsl.parser import parse
+out = {}
+if sys.argv[5] == "scaling":
+    import bench_check
+    for size in SIZES:
+        text = bench_check.make_protocol(size)
+        n = text.count("\n")
+        parse(text, "bench.stim")
+        out[str(size)] = []
+        for _ in range(max(3, runs * 500 // size)):
+            t0 = time.perf_counter()
+            parse(text, "bench.stim")
+            out[str(size)].append((time.perf_counter() - t0) * 1e6 / n)
+else:
+    text = make_protocol(lines)
     stimscript.loads(text, name="bench.stim")
-    out.append((time.perf_counter() - t0) * 1000)
+    for what, fn in (("parse", parse), ("parse + check", stimscript.loads)):
+        out[what] = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fn(text, "bench.stim")
+            out[what].append((time.perf_counter() - t0) * 1000)
 print(json.dumps(out))
 '''
+
+#: the sizes of ``--scaling`` (lines of bench_check.py's protocol)
+SIZES = (500, 1000, 5000, 20000)
 
 TARGET_MS = 40.0
 SITES = ["vastus_medialis", "vastus_lateralis", "rectus_femoris", "biceps_femoris", "tibialis_anterior",
@@ -92,9 +115,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--before", help="another checkout to measure side by side")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--scaling", action="store_true", help="parse time per line at 500 to 20,000 lines")
     args = ap.parse_args()
-    if args.before:
-        side_by_side(os.path.abspath(args.before), args)
+    if args.before or args.scaling:
+        side_by_side(os.path.abspath(args.before) if args.before else "", args)
         return
 
     t0 = time.perf_counter()
@@ -125,23 +149,43 @@ def main() -> None:
           f"target: {verdict})")
 
 
+def _child(root: str, args, mode: str) -> dict[str, list[float]]:
+    proc = subprocess.run([sys.executable, "-c", CHILD, root, str(args.runs), str(args.lines), HERE, mode],
+                          capture_output=True, text=True, cwd=HERE)
+    if proc.returncode != 0:
+        raise SystemExit(f"{root} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout)
+
+
 def side_by_side(before: str, args) -> None:
-    times: dict[str, list[float]] = {"before": [], "after": []}
+    mode = "scaling" if args.scaling else "bench"
+    roots = (("after", HERE), ("before", before)) if before else (("after", HERE),)
+    times: dict[str, dict[str, list[float]]] = {name: {} for name, _ in roots}
     for _ in range(args.rounds):
-        for name, root in (("after", HERE), ("before", before)):
-            proc = subprocess.run([sys.executable, "-c", CHILD, root, str(args.runs), str(args.lines), HERE],
-                                  capture_output=True, text=True, cwd=HERE)
-            if proc.returncode != 0:
-                raise SystemExit(f"{name} failed:\n{proc.stderr}")
-            times[name] += json.loads(proc.stdout)
-    print(f"parse + check of the {args.lines}-line benchmark protocol, {args.rounds} rounds x {args.runs} runs each, "
-          "interleaved")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        verdict = "" if name == "before" else ("  within the 40 ms target" if med <= TARGET_MS else "  OVER the 40 ms target")
-        print(f"  {name:<7} median {med:7.2f} ms  best {min(ts):7.2f} ms{verdict}")
-    b, a = statistics.median(times["before"]), statistics.median(times["after"])
-    print(f"  after / before: median {a / b:.2f} ({b / a:.1f}x faster), best {min(times['after']) / min(times['before']):.2f}")
+        for name, root in roots:
+            for what, ts in _child(root, args, mode).items():
+                times[name].setdefault(what, []).extend(ts)
+    if mode == "scaling":
+        print(f"parse time per line of bench_check.py's protocol, {args.rounds} rounds, interleaved")
+        for name, _ in roots:
+            base = statistics.median(times[name][str(SIZES[0])])
+            row = "  ".join(f"{size}: {statistics.median(times[name][str(size)]):6.2f} us/line "
+                            f"({statistics.median(times[name][str(size)]) / base:.2f}x)" for size in SIZES)
+            print(f"  {name:<7} {row}")
+        return
+    print(f"the {args.lines}-line benchmark protocol, {args.rounds} rounds x {args.runs} runs each, interleaved")
+    for what in ("parse", "parse + check"):
+        print(f" {what}:")
+        for name, _ in roots:
+            ts = times[name][what]
+            med = statistics.median(ts)
+            verdict = "" if name == "before" or what == "parse" else (
+                "  within the 40 ms target" if med <= TARGET_MS else "  OVER the 40 ms target")
+            print(f"  {name:<7} median {med:7.2f} ms  best {min(ts):7.2f} ms{verdict}")
+        if before:
+            b, a = statistics.median(times["before"][what]), statistics.median(times["after"][what])
+            print(f"  after / before: median {a / b:.2f} ({b / a:.1f}x faster), "
+                  f"best {min(times['after'][what]) / min(times['before'][what]):.2f}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,16 @@ child collapsed, positions propagated from the first and last child *including* 
 each node straight to the AST builder (``builder.<rule>(meta, children)``), bottom-up and left to right,
 as Lark's Transformer would after the parse.
 
+What it does per token and per reduction is kept small because a ``check`` waits for it:
+
+* a token becomes a :class:`Token` object only when some rule keeps it as a child (a name, a number, a
+  string); keywords and punctuation, which every rule drops, are a position and nothing else;
+* positions on the stack are two offsets per entry (where its container starts and ends, -1 when it has
+  none); lines and columns are computed only for the nodes the builder gets, from the line starts the
+  lexer recorded (the same newlines Lark counts: those inside tokens of its ``newline_types``);
+* the action table holds plain integers (a shift's state, or ``~rule``), and a ``?rule`` with one child
+  and nothing to filter (``?expr: sum``, ...) only replaces the state on top of the stack.
+
 It only ever answers for well-formed input: anything it does not handle on its own (an unexpected
 character or token, a rule without a builder method, an expression nested deeper than ``max_depth``, an
 exception from the builder) raises :class:`Fallback`, and the caller parses the text with Lark, which
@@ -21,16 +31,29 @@ import _sre  # type: ignore[import-not-found]  # the regular expression engine (
 import marshal
 import re
 import sys
+from bisect import bisect_right
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-#: the layout of an exported-tables file (dsl/tables.py writes it)
-FORMAT = "stimscript-lalr-export-1"
+#: the layout of an exported-tables file (dsl/tables.py writes it); another layout is a cache miss
+FORMAT = "stimscript-lalr-export-2"
+
+#: what a reduction does with its result (the ``use`` of a rule in the exported tables)
+UNIT = 0       # ``?rule: other``: the child itself, nothing filtered: only the state changes
+TREE = 1       # a node: ``builder.<name>(meta, children)``
+INLINE = 2     # a ``_rule``: its children are spliced into the node that uses it
+COLLAPSE = 3   # a ``?rule`` whose filter always leaves one child (``"(" expr ")"``): that child
+
+#: how a reduction's children are chosen from the symbols it pops (the ``shape`` of a rule)
+ALL = 0        # every symbol is a child
+PICK = 1       # the children are the symbols at fixed indexes (index ``size``: a None placeholder)
+SPLICE = 2     # Lark's child filter with ``_rule`` children spliced in: (include, Nones after)
 
 
 def read_fast_tables(path: Path, grammar: str) -> dict | None:
     """The exported tables in ``path`` when they were made from exactly ``grammar`` on this Python
-    (major.minor); None when absent, stale or unreadable (a cache miss, never an error)."""
+    (major.minor) in this layout; None when absent, stale or unreadable (a cache miss, never an error)."""
     try:
         with open(path, "rb") as fh:
             data = marshal.loads(fh.read())  # one read: marshal.load(fh) reads item by item, ~30x slower
@@ -82,241 +105,266 @@ class Token(str):
         return self
 
 
-class Meta:
-    """Where a node is (Lark's ``Tree.meta``): set from its first and last child; the container fields
-    also cover tokens that were dropped from the node (a parenthesis, a keyword)."""
+def _first_match(matchers: tuple) -> Callable:
+    """One match function over a lexer split into several expressions (Lark splits at 100 groups): the
+    first expression that matches wins, as in Lark's scanner."""
+    def match(text: str, pos: int):
+        for m in matchers:
+            found = m(text, pos)
+            if found:
+                return found
+        return None
 
-    __slots__ = ("empty", "line", "column", "start_pos", "end_line", "end_column", "end_pos",
-                 "container_line", "container_column", "container_start_pos",
-                 "container_end_line", "container_end_column", "container_end_pos")
-    empty: bool
-    line: int
-    column: int
-    start_pos: int
-    end_line: int
-    end_column: int
-    end_pos: int
-    container_line: int
-    container_column: int
-    container_start_pos: int
-    container_end_line: int
-    container_end_column: int
-    container_end_pos: int
-
-    def __init__(self):
-        self.empty = True
+    return match
 
 
-class _Inline:
-    """The result of a ``_rule``: its children (with their records and heights) are spliced into the node
-    that uses it."""
+#: how the lexer treats a terminal of a state (per basic lexer: {terminal: code})
+_DROPPED = 0   # a token every rule drops (a keyword, punctuation): only its position is kept
+_KEPT = 1      # a token some rule keeps as a child: a Token
+_SPECIAL = 2   # ignored, with newlines, or possibly a keyword (``unless``): the general path
 
-    __slots__ = ("children", "records", "heights")
-
-    def __init__(self, children, records, heights):
-        self.children = children
-        self.records = records
-        self.heights = heights
+_UNSET: Any = object()
+_GETTER: Any = itemgetter   # (typed loosely: mypy 2.4 crashes on itemgetter(*tuple))
 
 
 class TableParser:
     """Parses text with exported tables (see dsl/tables.py ``export_tables`` for the layout)."""
 
     def __init__(self, tables: dict):
-        self.actions: dict = tables["actions"]
+        self.actions: list[dict[str, int]] = tables["actions"]
         self.rules: list = tables["rules"]
         self.start_state: int = tables["start_state"]
         self.end_state: int = tables["end_state"]
         self.ignore = frozenset(tables["ignore"])
         self.newline_types = frozenset(tables["newline_types"])
-        self.lexer_of_state: dict = tables["lexer_of_state"]
+        self.kept = frozenset(tables["kept"])
+        self.lexer_of_state: list[int] = tables["lexer_of_state"]
         self._lexer_specs: list = tables["lexers"]
         sre = tables.get("sre")
         self._compiled: list | None = sre["lexers"] if sre and sre.get("magic") == _sre.MAGIC else None
         self._lexers: dict[int, tuple] = {}
-        self._by_state: dict[int, tuple] = {}
+        self._by_state: list[tuple | None] = [None] * len(self.actions)
+        self._pickers: list[Any] = [_UNSET] * len(self.rules)
+        #: (state below, state, lookahead) -> the state after the chain of UNIT reductions that starts there
+        self._units: dict[tuple[int, int, str], int] = {}
 
-    def _lexer(self, state: int):
-        """(match functions of the alternatives, unless-callbacks) for parser state ``state``, compiled on
-        first use (one basic lexer per distinct terminal set, as Lark builds them)."""
+    def _lexer(self, state: int) -> tuple:
+        """(match function, {terminal: _DROPPED | _KEPT | _SPECIAL}, unless-callbacks) for parser state
+        ``state``, compiled on first use (one basic lexer per distinct terminal set, as Lark builds them)."""
         index = self.lexer_of_state[state]
         lexer = self._lexers.get(index)
         if lexer is None:
             patterns, unless = self._lexer_specs[index]
             compiled = self._compiled[index] if self._compiled is not None else [None] * len(patterns)
-            lexer = (tuple(compile_pattern(p, c).match for p, c in zip(patterns, compiled)), unless)
+            regexps = [compile_pattern(p, c) for p, c in zip(patterns, compiled)]
+            codes = {}
+            for regexp in regexps:
+                for name in regexp.groupindex:
+                    if name in self.ignore or name in self.newline_types or name in unless:
+                        codes[name] = _SPECIAL
+                    else:
+                        codes[name] = _KEPT if name in self.kept else _DROPPED
+            matchers = tuple(r.match for r in regexps)
+            lexer = (matchers[0] if len(matchers) == 1 else _first_match(matchers), codes, unless)
             self._lexers[index] = lexer
         self._by_state[state] = lexer
         return lexer
 
+    def _picker(self, index: int) -> Any:
+        """How a PICK rule's children are read from the parser's stack before it is popped: None (no
+        child), an index (one child) or an itemgetter (a tuple of them); a placeholder (index ``size`` in
+        the table) is the bottom entry's value, which is None."""
+        size, picks = self.rules[index][1], self.rules[index][4]
+        where = tuple(1 if i == size else 5 * (i - size) + 1 for i in picks)
+        picker: Any = None
+        if len(where) == 1:
+            picker = where[0]
+        elif where:
+            picker = _GETTER(*where)
+        self._pickers[index] = picker
+        return picker
+
     def parse(self, text: str, builder, max_depth: int):
-        """The builder's result for ``text``; raises :class:`Fallback` for anything Lark must decide."""
-        actions, rules = self.actions, self.rules
-        by_state, new_lexer = self._by_state, self._lexer
-        ignore, newline_types = self.ignore, self.newline_types
-        methods: dict[str, Any] = {}
+        """The builder's result for ``text``; raises :class:`Fallback` for anything Lark must decide.
+
+        ``builder.position(line, column, end_line, end_column, start_pos, end_pos)`` makes the ``meta``
+        a node's method gets (None when the node covers no token)."""
+        actions, rules, pickers, units = self.actions, self.rules, self._pickers, self._units
+        by_state, new_lexer, new_picker = self._by_state, self._lexer, self._picker
+        ignore, newline_types, kept = self.ignore, self.newline_types, self.kept
+        position = builder.position
+        methods: list[Any] = [None] * len(rules)
         new_str = str.__new__
-        contain = self._contain
-        states = [self.start_state]
-        values: list = []
-        records: list = []     # per stack entry: the token, a Meta (a node), or None (a placeholder)
-        heights: list = []     # per stack entry: the height of the node (tokens and None: 0)
         end_state = self.end_state
+        state = self.start_state
+        # the parser's stack, five items per entry: state, value (the token, the node, an inlined list of
+        # children, or None), where its container starts and ends (-1: it has no position), and the height
+        # of the node (tokens and None: 0; an inlined list: its children's greatest); the bottom entry is
+        # never popped
+        stack: list = [state, None, -1, -1, 0]
+        line_starts = [0]      # the offset of every line's first character (as Lark counts lines)
+        add_line = line_starts.append
         pos, line, line_start = 0, 1, 0
         n = len(text)
-        tok = None
+        tok: Any = None
+        tok_start = 0
         while True:
             # ---- the next token (or the end) ----
             if pos < n:
-                state = states[-1]
-                matchers, unless = by_state.get(state) or new_lexer(state)
-                for match in matchers:
-                    m = match(text, pos)
-                    if m:
-                        break
-                else:
+                lexer = by_state[state] or new_lexer(state)
+                m = lexer[0](text, pos)
+                if m is None:
                     raise Fallback("unexpected character")
-                value = m.group(0)
                 type_ = m.lastgroup
-                ignored = type_ in ignore
-                if ignored and type_ not in unless:
-                    if type_ in newline_types and "\n" in value:
-                        line += value.count("\n")
-                        line_start = pos + value.rindex("\n") + 1
-                    pos += len(value)
-                    continue
-                tok = new_str(Token, value)   # Token(...) without its __new__ frame: one per token
-                tok.value = value
-                tok.start_pos = pos
-                tok.line = line
-                tok.column = pos - line_start + 1
-                if type_ in newline_types and "\n" in value:
-                    line += value.count("\n")
-                    line_start = pos + value.rindex("\n") + 1
-                pos += len(value)
-                tok.end_line = line
-                tok.end_column = pos - line_start + 1
-                tok.end_pos = pos
-                if unless:
-                    keywords = unless.get(type_)
-                    if keywords is not None:
-                        type_ = keywords.get(value, type_)
-                tok.type = type_
-                if ignored:
-                    continue
+                code = lexer[1][type_]
+                tok_start, end = m.span(type_)   # blanks before the token may be folded into the match
+                if code == _DROPPED:
+                    tok = None
+                else:
+                    value = m.group(type_)
+                    if code == _SPECIAL:
+                        if type_ in newline_types and "\n" in value:
+                            i = value.find("\n")
+                            while i >= 0:
+                                line += 1
+                                line_start = tok_start + i + 1
+                                add_line(line_start)
+                                i = value.find("\n", i + 1)
+                        if type_ in ignore:
+                            pos = end
+                            continue
+                        keywords = lexer[2].get(type_)
+                        if keywords is not None:
+                            type_ = keywords.get(value, type_)
+                        code = _KEPT if type_ in kept else _DROPPED
+                    if code == _KEPT:
+                        tok = new_str(Token, value)   # Token(...) without its __new__ frame
+                        tok.type = type_
+                        tok.value = value
+                        tok.start_pos = tok_start
+                        tok.end_pos = end
+                        tok.end_line = line
+                        tok.end_column = end - line_start + 1
+                        if line_start <= tok_start:
+                            tok.line = line
+                            tok.column = tok_start - line_start + 1
+                        else:   # a token over several lines (its newlines are counted already): its start
+                            first = bisect_right(line_starts, tok_start)
+                            tok.line = first
+                            tok.column = tok_start - line_starts[first - 1] + 1
+                    else:
+                        tok = None
+                pos = end
                 is_end = False
             else:
                 type_ = "$END"
                 is_end = True
             # ---- reduce as long as the table says so, then shift ----
             while True:
-                act = actions[states[-1]].get(type_)
-                if act is None:
-                    raise Fallback("unexpected token")
-                kind, arg = act
-                if kind == 0:   # shift
+                try:
+                    act = actions[state][type_]
+                except KeyError:
+                    raise Fallback("unexpected token") from None
+                if act >= 0:   # shift
                     if is_end:
                         raise Fallback("shift at the end")
-                    states.append(arg)
-                    values.append(tok)
-                    records.append(tok)
-                    heights.append(0)
+                    state = act
+                    stack += (act, tok, tok_start, pos, 0)
                     break
-                origin, size, callback, expand1, include, append_none, inline = rules[arg]
-                if size:
-                    kids = values[-size:]
-                    recs = records[-size:]
-                    hs = heights[-size:]
-                    del states[-size:], values[-size:], records[-size:], heights[-size:]
+                index = ~act
+                origin, size, use, shape, arg, name = rules[index]
+                if use == UNIT:   # the child itself, with its own position: only the state changes
+                    # (``?expr: sum``, ``?sum: product``, ...: a chain, taken in one step once known)
+                    below = stack[-10]
+                    key = (below, state, type_)
+                    top = units.get(key)
+                    if top is None:
+                        while True:
+                            top = actions[below][origin]
+                            if is_end and top == end_state:
+                                break
+                            act = actions[top].get(type_)
+                            if act is None or act >= 0 or rules[~act][2] != UNIT:
+                                break
+                            origin = rules[~act][0]
+                        units[key] = top
+                    state = stack[-5] = top
+                    if is_end and state == end_state:
+                        return stack[-4]
+                    continue
+                base = len(stack) - 5 * size
+                # the children, as Lark's child filter leaves them, read from the stack
+                if shape == PICK:
+                    pick = pickers[index]
+                    if pick is _UNSET:
+                        pick = new_picker(index)
+                    if pick.__class__ is int:
+                        children = [stack[pick]]
+                    elif pick is None:
+                        children = []
+                    else:
+                        children = list(pick(stack))
+                elif shape == ALL:
+                    children = stack[base + 1::5]
                 else:
-                    kids, recs, hs = [], [], []
-                # Lark's child filter: filtered tokens dropped, _rules spliced, None for an absent [x]
-                if include is None:
-                    children, crecs, chs = kids, recs, hs
-                else:
-                    children, crecs, chs = [], [], []
+                    kids = stack[base + 1::5]
+                    include, append_none = arg
+                    children = []
                     for i, expand, nones in include:
                         if nones:
                             children += [None] * nones
-                            crecs += [None] * nones
-                            chs += [0] * nones
                         if expand:
-                            child = kids[i]
                             if children:
-                                children += child.children
-                                crecs += child.records
-                                chs += child.heights
-                            else:   # take the spliced lists over (left recursion: linear, as in Lark)
-                                children, crecs, chs = child.children, child.records, child.heights
+                                children += kids[i]
+                            else:   # take the spliced list over (left recursion: linear, as in Lark)
+                                children = kids[i]
                         else:
                             children.append(kids[i])
-                            crecs.append(recs[i])
-                            chs.append(hs[i])
                     if append_none:
                         children += [None] * append_none
-                        crecs += [None] * append_none
-                        chs += [0] * append_none
-                if expand1 and len(children) == 1:   # ?rule with one child: the child itself
-                    value, record, height = children[0], crecs[0], chs[0]
-                    if isinstance(record, Meta):
-                        contain(record, recs, True)
-                elif inline:
-                    record = Meta()
-                    contain(record, recs, False)
-                    value = _Inline(children, crecs, chs)
-                    height = 0
+                if size:
+                    s = stack[base + 2]
+                    e = stack[-2]
+                    if s < 0 or e < 0:   # the first and the last child with a position
+                        s = next((x for x in stack[base + 2::5] if x >= 0), -1)
+                        e = next((x for x in reversed(stack[base + 3::5]) if x >= 0), -1)
+                    height = stack[-1] if size == 1 else max(stack[base + 4::5])
+                    if use == COLLAPSE:
+                        i = arg[0]
+                        own = stack[base + 5 * i + 2] if i < size else -1
+                    del stack[base:]
                 else:
-                    record = Meta()
-                    contain(record, recs, False)
-                    height = 1 + max(chs, default=0)
+                    s = e = -1
+                    height = 0
+                if use == TREE:
+                    height += 1
                     if height > max_depth:
                         raise Fallback("nested too deep")
-                    method = methods.get(callback)
+                    method = methods[index]
                     if method is None:
-                        method = methods[callback] = getattr(builder, callback, None)
-                        if method is None or callback.startswith("_"):
-                            raise Fallback(f"no builder for {callback}")
+                        method = methods[index] = getattr(builder, name, None)
+                        if method is None or name.startswith("_"):
+                            raise Fallback(f"no builder for {name}")
+                    if s >= 0:
+                        first = bisect_right(line_starts, s)
+                        last = bisect_right(line_starts, e)
+                        meta = position(first, s - line_starts[first - 1] + 1,
+                                        last, e - line_starts[last - 1] + 1, s, e)
+                    else:
+                        meta = None
                     try:
-                        value = method(record, children)
+                        value = method(meta, children)
                     except Exception as exc:   # the Lark path reports it as before
                         raise Fallback(str(exc)) from None
-                states.append(actions[states[-1]][origin][1])
-                values.append(value)
-                records.append(record)
-                heights.append(height)
-                if is_end and states[-1] == end_state:
-                    return values[-1]
-
-    @staticmethod
-    def _contain(meta: Meta, recs: list, expanded: bool) -> None:
-        """Lark's position propagation for one reduction (``recs``: the records of every child, dropped
-        tokens included): a node starts where its first positioned child's container starts and ends where
-        its last one's ends."""
-        first: Any = None
-        last: Any = None
-        for r in recs:
-            if r is not None and (r.__class__ is Token or not r.empty):
-                first = r
-                break
-        if first is None:
-            return
-        for r in reversed(recs):
-            if r is not None and (r.__class__ is Token or not r.empty):
-                last = r
-                break
-        if first.__class__ is Token:
-            fl, fc, fp = first.line, first.column, first.start_pos
-        else:
-            fl, fc, fp = first.container_line, first.container_column, first.container_start_pos
-        if last.__class__ is Token:
-            el, ec, ep = last.end_line, last.end_column, last.end_pos
-        else:
-            el, ec, ep = last.container_end_line, last.container_end_column, last.container_end_pos
-        if meta.empty:
-            if expanded:   # a node built earlier would get its position only now: not like Lark
-                raise Fallback("position set late")
-            meta.line, meta.column, meta.start_pos = fl, fc, fp
-            meta.end_line, meta.end_column, meta.end_pos = el, ec, ep
-            meta.empty = False
-        meta.container_line, meta.container_column, meta.container_start_pos = fl, fc, fp
-        meta.container_end_line, meta.container_end_column, meta.container_end_pos = el, ec, ep
+                elif use == INLINE:
+                    value = children
+                else:   # COLLAPSE: the one child stays itself; a node's container grows over the tokens
+                    value = children[0]
+                    if value.__class__ is Token:
+                        s, e = value.start_pos, value.end_pos
+                    elif own < 0 and s >= 0:   # a node without position would get one only now: not like
+                        raise Fallback("position set late")   # Lark (nor a placeholder: left to Lark)
+                state = actions[stack[-5]][origin]
+                stack += (state, value, s, e, height)
+                if is_end and state == end_state:
+                    return value

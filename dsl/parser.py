@@ -339,7 +339,7 @@ def _parse_with_lark(text: str, source: Source) -> ast.Protocol:
             if method is None:
                 return super().__default__(data, children, meta)
             try:
-                return method(meta, children)
+                return method(builder.span_of(meta), children)
             except AstError:
                 raise
             except Exception as exc:

@@ -26,9 +26,11 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import re
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 from lark import Lark
 from lark import __version__ as LARK_VERSION
@@ -131,7 +133,11 @@ def build_shipped(grammar_path: Path, target: Path) -> Path:
 
 # ---- the exported tables of the fast path (dsl/lalr.py) ------------------------------------------------
 
-FAST_FORMAT = "stimscript-lalr-export-1"  # = dsl/lalr.py FORMAT
+FAST_FORMAT = "stimscript-lalr-export-2"  # = dsl/lalr.py FORMAT
+
+# the rule kinds of dsl/lalr.py (repeated here: this module is loaded by path at build time)
+_UNIT, _TREE, _INLINE, _COLLAPSE = 0, 1, 2, 3
+_ALL, _PICK, _SPLICE = 0, 1, 2
 
 
 def fast_cache_path(grammar: str, cache_dir: Path | None = None) -> Path:
@@ -139,15 +145,147 @@ def fast_cache_path(grammar: str, cache_dir: Path | None = None) -> Path:
     return (cache_dir or user_cache_dir()) / f"grammar-{zlib.crc32(grammar.encode('utf-8')):08x}.tables"
 
 
+def _shape_rule(size: int, include: tuple | None, append_none: int, expand1: bool, inline: bool) -> tuple:
+    """(use, shape, arg) of one rule for dsl/lalr.py: how its children are chosen from the popped symbols and
+    what becomes of them (see the constants there). ``include``: Lark's child filter as (index, splice,
+    Nones before) or None (every symbol is a child)."""
+    arg: Any = None
+    if include is None:
+        shape = _ALL
+        count = size
+    elif not any(splice for _, splice, _ in include):
+        picks: list[int] = []
+        for i, _, nones in include:
+            picks += [size] * nones + [i]   # index ``size``: a None placeholder
+        picks += [size] * append_none
+        shape, arg = _PICK, tuple(picks)
+        count = len(picks)
+    else:
+        shape, arg = _SPLICE, (include, append_none)
+        count = -1   # known only while parsing
+    if inline:
+        return _INLINE, shape, arg
+    if not expand1:
+        return _TREE, shape, arg
+    if count == -1:
+        raise ValueError("?rule with spliced children")
+    if count != 1:
+        return _TREE, shape, arg   # Lark keeps a ?rule node unless it has exactly one child
+    return (_UNIT, shape, arg) if shape == _ALL else (_COLLAPSE, shape, arg)
+
+
+def _regex_tree(pattern: str) -> Any:
+    """``pattern`` parsed by ``re``'s own parser (``re._parser``; ``sre_parse`` before Python 3.11)."""
+    import importlib
+
+    try:
+        module = importlib.import_module("re._parser")
+    except ImportError:  # Python 3.10
+        module = importlib.import_module("sre_parse")
+    return module.parse(pattern, 0)
+
+
+def _starts(items, chars: frozenset[str]) -> tuple[bool, bool]:
+    """(may a match of the parsed expression ``items`` start with one of ``chars``, may it be empty):
+    conservative (an unknown construct may start with anything)."""
+    for op, av in items:
+        op = str(op)
+        if op in ("AT", "ASSERT", "ASSERT_NOT"):   # zero-width: what follows decides
+            continue
+        if op == "LITERAL":
+            if chr(av) in chars:
+                return True, False
+            return False, False
+        if op == "IN":
+            for kind, arg in av:
+                kind = str(kind)
+                if kind == "LITERAL":
+                    if chr(arg) in chars:
+                        return True, False
+                elif kind == "RANGE":
+                    if any(arg[0] <= ord(c) <= arg[1] for c in chars):
+                        return True, False
+                else:   # NEGATE, CATEGORY, ...
+                    return True, False
+            return False, False
+        if op == "SUBPATTERN":
+            may, empty = _starts(av[-1], chars)
+        elif op in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            may, empty = _starts(av[2], chars)
+            empty = empty or av[0] == 0
+        elif op == "BRANCH":
+            results = [_starts(branch, chars) for branch in av[1]]
+            may, empty = any(r[0] for r in results), any(r[1] for r in results)
+        elif op == "ATOMIC_GROUP":
+            may, empty = _starts(av, chars)
+        else:   # ANY, NOT_LITERAL, GROUPREF, ...
+            return True, True
+        if may:
+            return True, empty
+        if not empty:
+            return False, False
+    return False, True
+
+
+def _blank_characters(items) -> frozenset[str] | None:
+    """The characters of an ignored terminal of the shape ``[...]+`` (or ``x+``): it matches every run of
+    them. None for any other shape."""
+    if len(items) != 1 or str(items[0][0]) != "MAX_REPEAT":
+        return None
+    low, high, inner = items[0][1]
+    if low != 1 or high != _regex_tree("x+")[0][1][1] or len(inner) != 1:
+        return None
+    op, av = inner[0]
+    if str(op) == "LITERAL":
+        return frozenset(chr(av))
+    if str(op) == "IN" and all(str(kind) == "LITERAL" for kind, _ in av):
+        return frozenset(chr(c) for _, c in av)
+    return None
+
+
+def _ignore_prefix(pattern: str, ignore: dict[str, str], newline_types: set[str]) -> str | None:
+    """``pattern`` (one basic lexer: ``(?P<TERMINAL>...)|...`` in Lark's order) with the ignored blanks in
+    front of a token folded into it, ``[blanks]*(?:pattern)``, when that lexes alike: one ignored
+    terminal without newlines (its matches need no line counting) that must win wherever it can start,
+    i.e. no terminal tried before it may start with a character it starts with, and of the shape
+    ``[...]+`` (folded as ``[...]*``). The driver then reads the token where its group starts. (Where the folded expression finds no token after the blanks, it
+    gives some back and matches the ignored terminal itself: the same outcome as without folding.)
+    None when that cannot be shown."""
+    if len(ignore) != 1:
+        return None
+    [(name, ignored)] = ignore.items()
+    if name in newline_types:
+        return None
+    tree = _regex_tree(pattern)
+    if len(tree) != 1 or str(tree[0][0]) != "BRANCH":
+        return None
+    order = [n for _, n in sorted((i, n) for n, i in tree.state.groupdict.items())]
+    if name not in order:
+        return None
+    blanks = _blank_characters(_regex_tree(ignored))
+    if not blanks or len(tree[0][1][1]) != len(order):
+        return None
+    for other in order[:order.index(name)]:
+        group = tree.state.groupdict[other]
+        alternative = next((b for b in tree[0][1][1] if str(b[0][0]) == "SUBPATTERN" and b[0][1][0] == group), None)
+        if alternative is None or any(_starts(alternative, blanks)):   # (or match nothing: it would win)
+            return None
+    # one character class under one star: a failing match gives back the blanks one at a time (linear)
+    return "[%s]*(?:%s)" % ("".join("\\x%02x" % ord(c) if ord(c) < 256 else re.escape(c) for c in sorted(blanks)),
+                            pattern)
+
+
 def export_tables(parser: Lark) -> dict:
     """The LALR tables, the contextual lexer and the tree shaping of ``parser`` as plain data.
 
-    ``actions``: state -> {symbol: (0, next state) | (1, rule index)}; ``rules``: per rule (origin, size,
-    builder name, expand one child, child filter (index, splice, Nones before) or None, Nones after, spliced
-    into its parent); ``lexers``: per distinct terminal set (regular expressions tried in order, {terminal:
-    {text: keyword}}) and ``lexer_of_state``. Everything is read from Lark's own objects, so the fast path
-    lexes, parses and shapes as Lark does. Raises ValueError for options the fast path does not implement.
+    ``actions``: per state {symbol: next state (a shift or a goto) | ~rule index (a reduction)}; ``rules``:
+    per rule (origin, size, use, shape, arg, builder name) (see dsl/lalr.py); ``kept``: the terminals some
+    rule keeps as a child (every other token is dropped by every rule); ``lexers``: per distinct terminal
+    set (regular expressions tried in order, {terminal: {text: keyword}}) and ``lexer_of_state``. Everything
+    is read from Lark's own objects, so the fast path lexes, parses and shapes as Lark does. Raises
+    ValueError for options the fast path does not implement.
     """
+    from lark.grammar import Terminal
     from lark.lexer import PatternStr, Scanner, _create_unless, _regexp_has_newline
     from lark.parse_tree_builder import ChildFilterLALR, ChildFilterLALR_NoPlaceholders, maybe_create_child_filter
     from lark.parsers.lalr_analysis import Shift
@@ -164,12 +302,14 @@ def export_tables(parser: Lark) -> dict:
     for t in terminals.values():
         if t.pattern.flags:
             raise ValueError(f"terminal {t.name} has regex flags")
+    if sorted(table.states) != list(range(len(table.states))):
+        raise ValueError("parser states are not numbered 0..n-1")
     rule_index = {rule: i for i, rule in enumerate(parser.rules)}
-    actions = {}
-    for state, row in table.states.items():
-        actions[state] = {str(sym): (0, arg) if action is Shift else (1, rule_index[arg])
-                          for sym, (action, arg) in row.items()}
-    rules = []
+    actions = []
+    for state in range(len(table.states)):
+        actions.append({str(sym): arg if action is Shift else ~rule_index[arg]
+                        for sym, (action, arg) in table.states[state].items()})
+    shaped: list[list[Any]] = []
     for rule in parser.rules:
         o = rule.options
         name = str(rule.alias or o.template_source or rule.origin.name)
@@ -188,18 +328,49 @@ def export_tables(parser: Lark) -> dict:
         expand1 = bool(o.expand1 and not rule.alias)
         if inline and expand1:
             raise ValueError(f"rule {rule.origin.name}: ?_rule")
-        rules.append((str(rule.origin.name), len(rule.expansion), name, expand1, include, append_none, inline))
+        shaped.append([rule, name, include, append_none, expand1, inline])
+    # A _rule whose every alternative is one kept symbol (``_block: repeat | for_block | pause``) gives its
+    # parent exactly one child: the parent takes it as a plain child instead of splicing a list of one, and
+    # the _rule itself only changes the state (its one record's position is its own).
+    single: set[str] = set()
+    while True:
+        found = {str(r.origin.name) for r, *_ in shaped if r.origin.name.startswith("_")} - single
+        for r, _, include, append_none, _, _ in shaped:
+            if str(r.origin.name) in found and not (
+                    len(r.expansion) == 1 and (include is None or (include == ((0, False, 0),) and not append_none))):
+                found.discard(str(r.origin.name))
+        if not found:
+            break
+        single |= found
+        for entry in shaped:
+            r, include = entry[0], entry[2]
+            if include is not None:
+                entry[2] = tuple((i, splice and str(r.expansion[i].name) not in single, n) for i, splice, n in include)
+    rules = []
+    kept: set[str] = set()
+    for rule, name, include, append_none, expand1, inline in shaped:
+        if str(rule.origin.name) in single:
+            use, shape, arg = _UNIT, _ALL, None
+        else:
+            use, shape, arg = _shape_rule(len(rule.expansion), include, append_none, expand1, inline)
+        rules.append((str(rule.origin.name), len(rule.expansion), use, shape, arg, name))
+        for i in (range(len(rule.expansion)) if include is None else [i for i, _, _ in include]):
+            if isinstance(rule.expansion[i], Terminal):
+                kept.add(str(rule.expansion[i].name))
+    newline_types = {t.name for t in terminals.values() if _regexp_has_newline(t.pattern.to_regexp())}
+    ignored = {str(n): terminals[n].pattern.to_regexp() for n in conf.ignore}
     # the contextual lexer: one basic lexer per distinct set of terminals a state accepts (as Lark builds it)
     key_of: dict[frozenset, int] = {}
     lexers: list[tuple[list[str], dict[str, dict[str, str]]]] = []
-    lexer_of_state: dict[int, int] = {}
-    for state, row in table.states.items():
+    lexer_of_state: list[int] = []
+    for state in range(len(table.states)):
+        row = table.states[state]
         key = frozenset(row)
         if key not in key_of:
             names = (set(row) | set(conf.ignore)) & set(terminals)
             ts = sorted((terminals[n] for n in names),
                         key=lambda x: (-x.priority, -x.pattern.max_width, -len(x.pattern.value), x.name))
-            kept, callbacks = _create_unless(ts, conf.g_regex_flags, conf.re_module, conf.use_bytes)
+            kept_ts, callbacks = _create_unless(ts, conf.g_regex_flags, conf.re_module, conf.use_bytes)
             unless = {}
             for retok, cb in callbacks.items():
                 words: dict[str, str] = {}
@@ -208,15 +379,17 @@ def export_tables(parser: Lark) -> dict:
                         raise ValueError("unless callback on a regular expression")
                     words.setdefault(str(st.pattern.value), str(st.name))
                 unless[str(retok)] = words
-            patterns = [m.pattern for m in Scanner(kept, conf.g_regex_flags, conf.re_module, conf.use_bytes)._mres]
+            patterns = [m.pattern for m in Scanner(kept_ts, conf.g_regex_flags, conf.re_module, conf.use_bytes)._mres]
+            if len(patterns) == 1:
+                patterns = [_ignore_prefix(patterns[0], ignored, newline_types) or patterns[0]]
             key_of[key] = len(lexers)
             lexers.append((patterns, unless))
-        lexer_of_state[state] = key_of[key]
+        lexer_of_state.append(key_of[key])
     return {
         "actions": actions, "rules": rules, "start_state": table.start_states["start"],
         "end_state": table.end_states["start"], "ignore": [str(n) for n in conf.ignore], "lexers": lexers,
-        "lexer_of_state": lexer_of_state, "sre": compiled_lexers(lexers),
-        "newline_types": sorted(t.name for t in terminals.values() if _regexp_has_newline(t.pattern.to_regexp())),
+        "lexer_of_state": lexer_of_state, "sre": compiled_lexers(lexers), "kept": sorted(kept),
+        "newline_types": sorted(newline_types),
     }
 
 

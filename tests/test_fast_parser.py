@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from stimscript.dsl import ast
 from stimscript.dsl import parser as parser_mod
 from stimscript.dsl import tables
-from stimscript.dsl.lalr import Fallback, TableParser, read_fast_tables
+from stimscript.dsl.lalr import FORMAT, Fallback, TableParser, read_fast_tables
 from stimscript.dsl.transformer import AstBuilder
 from stimscript.errors import ProtocolSyntaxError
 from stimscript.spans import Source, Span
@@ -173,3 +173,247 @@ def test_installed_package_ships_current_exported_tables():
     if read_fast_tables(tables.SHIPPED_FAST, GRAMMAR) is None:
         pytest.skip("grammar.lark changed since the last `pip install -e .`: the shipped export is stale and "
                     "ignored, the parser exports fresh tables into the user cache meanwhile")
+
+
+# ---- the fast path's shortcuts, each against an oracle that does not use it ----------------------------
+
+def test_exported_tables_of_another_layout_are_ignored(tmp_path):
+    """A tables file written by an older stimscript (another layout) is a cache miss, not a crash."""
+    import marshal
+    import sys
+
+    path = tmp_path / "grammar.tables"
+    tables.write_fast_tables(tables.export_tables(tables.build(GRAMMAR)), GRAMMAR, path)
+    data = marshal.loads(path.read_bytes())
+    assert data["format"] == FORMAT == tables.FAST_FORMAT
+    data["format"] = "stimscript-lalr-export-1"
+    path.write_bytes(marshal.dumps(data))
+    assert read_fast_tables(path, GRAMMAR) is None
+    data["format"], data["python"] = FORMAT, "2.7"
+    path.write_bytes(marshal.dumps(data))
+    assert read_fast_tables(path, GRAMMAR) is None
+    assert sys.version_info[:2] != (2, 7)
+
+
+def test_a_warm_parser_gives_what_a_fresh_one_gives():
+    """The parser remembers chains of ``?rule`` reductions across parses: parsing every file with one
+    shared parser gives exactly what a new parser gives for each file."""
+    exported = read_fast_tables(tables.SHIPPED_FAST, GRAMMAR) or tables.export_tables(tables.build(GRAMMAR))
+    shared = TableParser(exported)
+    for path in VALID * 2:
+        text = _normal(path.read_text(encoding="utf-8"))
+        try:
+            warm = shared.parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH)
+        except Fallback:
+            warm = None
+        try:
+            fresh = TableParser(exported).parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH)
+        except Fallback:
+            fresh = None
+        _same(warm, fresh, path.name)
+
+
+def test_new_span_is_the_constructor():
+    from stimscript.dsl.transformer import new_span
+
+    source = Source("a.stim", "x = 1\n")
+    ours, theirs = new_span(source, 1, 2, 3, 4, 5, 6), Span(source, 1, 2, 3, 4, 5, 6)
+    assert type(ours) is Span and vars(ours) == vars(theirs) and list(vars(ours)) == list(vars(theirs))
+    assert ours == theirs and hash(ours) == hash(theirs) and repr(ours) == repr(theirs)
+    assert ours.file == "a.stim" and str(ours) == "a.stim:1:2"
+
+
+def _lark_lexes(scanner, ignore_types, text: str, pos: int):
+    """Lark's own lexer for one parser state: (terminal, start, end) of the next token, blanks skipped."""
+    from lark.utils import TextSlice
+
+    while pos < len(text):
+        found = scanner.match(TextSlice(text, 0, len(text)), pos)
+        if found is None:
+            return None
+        value, type_ = found
+        if type_ not in ignore_types:
+            return type_, pos, pos + len(value)
+        pos += len(value)
+    return "end", pos, pos
+
+
+def _fast_lexes(lexer, ignore, text: str, pos: int):
+    while pos < len(text):
+        m = lexer[0](text, pos)
+        if m is None:
+            return None
+        type_ = m.lastgroup
+        start, end = m.span(type_)
+        if type_ not in ignore:
+            return type_, start, end
+        pos = end
+    return "end", pos, pos
+
+
+_LEX_ALPHABET = " \t\f\r\n;#{}()[]%,.:=+-*/\"\\<>_aAzZ019µμéx"
+_LEX_WORDS = ["repeat", "for", "week", "us", "mA", "kHz", "cm2", "->", "..", "+=", "1.5", "..3", "limits",
+              "session", "left", "   ", "\t ", " # c\n  ", "\"s t\"", "x"]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(st.sampled_from(_LEX_WORDS), st.text(_LEX_ALPHABET, max_size=3)), max_size=12))
+def test_every_state_lexes_as_larks_own_lexer(pieces):
+    """Blanks folded into each state's expression (dsl/tables.py ``_ignore_prefix``) and the token read
+    where its group starts: the same next token as Lark's lexer for that state, from every position."""
+    lark = parser_mod.get_parser()
+    fast = parser_mod.get_fast_parser()
+    text = "".join(pieces)
+    for state, basic in lark.parser.lexer.lexers.items():
+        lexer = fast._by_state[state] or fast._lexer(state)
+        for pos in range(len(text) + 1):
+            assert _fast_lexes(lexer, fast.ignore, text, pos) == \
+                _lark_lexes(basic.scanner, basic.ignore_types, text, pos), (state, text, pos)
+
+
+def test_blanks_are_folded_in_nearly_every_state():
+    """(Otherwise the shortcut above is silently off and every blank costs a token.)"""
+    fast = parser_mod.get_fast_parser()
+    folded = [patterns[0].startswith("[") for patterns, _ in fast._lexer_specs]
+    assert sum(folded) >= len(folded) - 2
+
+
+# valid protocols built from the grammar's constructs, spaced and separated in every allowed way
+_blank = st.sampled_from([" ", "  ", "\t", " \t ", "\f", " \r"])
+_sep = st.sampled_from(["\n", ";", "\n\n", " # note\n", "\n  \n", " ;\n", "\n\t", "\r\n"])
+
+
+def _join(draw, words):
+    return "".join(w + draw(_blank) for w in words).rstrip(" \t\f\r")
+
+
+@st.composite
+def _expr(draw, depth=0):
+    kind = draw(st.integers(0, 9 if depth < 3 else 4))
+    number = draw(st.sampled_from(["1", "0", "2.5", "10", "250", "0.05", "007"]))
+    unit = draw(st.sampled_from(["mA", "us", "µs", "s", "Hz", "kHz", "ms", "cm", "cm2", "%", "uA", "min"]))
+    if kind == 0:
+        return number
+    if kind in (1, 2):
+        return _join(draw, [number, unit])
+    if kind == 3:
+        return draw(st.sampled_from(["intensity", "width", "a_b", "x1"]))
+    if kind == 4:
+        return _join(draw, [number, "%", draw(st.sampled_from(["intensity", "i2"]))])
+    if kind in (5, 6):
+        op = draw(st.sampled_from(["+", "-", "*", "/"]))
+        return _join(draw, [draw(_expr(depth + 1)), op, draw(_expr(depth + 1))])
+    if kind == 7:
+        return draw(st.sampled_from(["-", "+", "- -"])) + draw(_expr(depth + 1))
+    return "(" + draw(st.sampled_from(["", " "])) + draw(_expr(depth + 1)) + draw(st.sampled_from(["", " "])) + ")"
+
+
+@st.composite
+def _body(draw, items, allman=False):
+    """``{ item; item }`` with any separators (and, sometimes, the brace on the next line)."""
+    parts = draw(st.lists(items, min_size=1, max_size=3))
+    inner = "".join(draw(_sep) + p for p in parts)
+    return (draw(st.sampled_from(["\n", ""])) if allman else "") + "{" + inner + draw(
+        st.sampled_from(["", "\n", ";"])) + draw(st.sampled_from(["\n", " ", ""])) + "}"
+
+
+@st.composite
+def _line(draw):
+    channels = draw(st.lists(st.sampled_from(["quad", "ham", "c1"]), min_size=1, max_size=3))
+    words = [", ".join(channels), ":", draw(st.sampled_from(["contraction", "easy"]))]
+    after = False
+    for _ in range(draw(st.integers(0, 2))):
+        if not after and draw(st.booleans()):   # (two `after` clauses are an error)
+            words += ["after", draw(_expr())]
+            after = True
+        else:
+            words += ["with", draw(st.sampled_from(["frequency", "amplitude"])), draw(_expr())]
+            if draw(st.booleans()):
+                words += [",", "pulse", "biphasic", draw(_expr())]
+    return _join(draw, words)
+
+
+@st.composite
+def _block(draw, depth=0):
+    kind = draw(st.integers(0, 2 if depth < 2 else 0))
+    if kind == 0 and draw(st.booleans()):
+        return _join(draw, ["pause", draw(_expr())])
+    keyword = draw(st.sampled_from(["repeat", "for"]))
+    if kind == 0 or depth >= 2:
+        return _join(draw, [keyword, draw(_expr())]) + draw(_blank) + draw(_body(_line(), allman=True))
+    return _join(draw, [keyword, draw(_expr())]) + draw(_blank) + draw(_body(_block(depth + 1), allman=True))
+
+
+_channel_item = st.one_of(
+    st.just("site vastus_medialis right"), st.just('site "lateral thigh"'), st.just("site soleus both"),
+    st.just("electrodes prox -> dist"), st.builds(lambda e: "frequency " + e, _expr()),
+    st.builds(lambda e: "amplitude " + e, _expr()),
+    st.builds(lambda a, b: f"pulse biphasic {a} gap {b}", _expr(), _expr()),
+    st.builds(lambda a, b: f"pulse asymmetric {a} ratio {b}", _expr(), _expr()),
+    st.builds(lambda a, b: f"pulse burst {a} for {b}", _expr(), _expr()),
+    st.builds(lambda a: f"pulse monophasic {a}", _expr()),
+    st.builds(lambda a, b: f"pulse doublet {a} spacing {b}", _expr(), _expr()),
+    st.builds(lambda a, b: f"pulse shape {{ {a} for {b} }}", _expr(), _expr()))
+_cycle_step = st.one_of(*(st.builds(lambda e, w=w: f"{w} {e}", _expr())
+                          for w in ("ramp up", "hold", "ramp down", "rest")))
+_assignment = st.builds(lambda t, op, e, b: f"{t} {op} {e}{b}", st.sampled_from(["intensity", "contraction.hold", "a.b.c"]),
+                        st.sampled_from(["=", "+=", "-="]), _expr(),
+                        st.sampled_from(["", " up to 80 mA", " down to 1 s"]))
+
+
+@st.composite
+def _protocol(draw):
+    top = st.one_of(
+        st.builds(lambda b, p: 'protocol "T"' + b[:-1] + p + "}", _body(st.sampled_from(
+            ['reference "R"', 'author "A \\"q\\""'])), st.sampled_from(
+            ["", "; plan 2 sessions per day, 6 weeks\n", "\nplan 1 session per week, 1 week "])),
+        st.builds(lambda e, r, d: f"param intensity = {e}{r}{d}", _expr(),
+                  st.sampled_from(["", " in 10 mA .. 80 mA"]), st.sampled_from(["", ' "max"'])),
+        st.builds(lambda a, b: f"electrode prox {a} x {b}", _expr(), _expr()),
+        st.builds(lambda a: f"electrode dist {a}", _expr()),
+        st.builds(lambda b: "channel quad 1 " + b, _body(_channel_item, allman=True)),
+        st.builds(lambda b: "cycle contraction " + b, _body(_cycle_step)),
+        st.builds(lambda b: "session " + b, _body(_block(), allman=True)),
+        st.builds(lambda w, b: f"progression {{ week {w} {b} }}", st.sampled_from(["1", "2..4", "3.."]),
+                  _body(_assignment)),
+        st.builds(lambda b: "progression { every week " + b + " }", _body(_assignment)),
+        st.builds(lambda b: "limits " + b, _body(st.sampled_from(
+            ["max current 100 mA", "min frequency 1 Hz", "max pulse width 500 us", "max charge 30 uC",
+             "max session 2 h", "max channels 4", "allow S005", "max phase width 1 ms", "max density 2 mA"]))))
+    items = draw(st.lists(top, min_size=1, max_size=5))
+    return draw(st.sampled_from(["", "\n", "# head\n", "  ", "stimscript 1\n", "\nstimscript 1;"])) + "".join(
+        item + draw(_sep) for item in items) + draw(st.sampled_from(["", "  ", "\n# end"]))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(_protocol())
+def test_generated_protocols_parse_alike(text):
+    """The oracle is Lark's parse tree through the same AST builder (``_parse_with_lark``): the fast path
+    builds the same AST, spans and value types included, and does not fall back on well-formed text."""
+    ref, fast = _agree(text)
+    assert not isinstance(ref, ProtocolSyntaxError), ref
+    assert fast is not None, "the fast path fell back on well-formed text"
+
+
+@pytest.mark.parametrize("depth", [97, 98, 99, 100, 101, 102])
+@pytest.mark.parametrize("shape", ["(", "-", "sum", "-(", "mix"])
+def test_expressions_at_the_depth_limit(depth, shape):
+    """Nesting right at MAX_DEPTH (100) is decided alike: parsed the same, or left to Lark (which
+    reports E107)."""
+    if shape == "(":
+        expr = "(" * depth + "1 mA" + ")" * depth
+    elif shape == "-":
+        expr = "-" * depth + "1 mA"
+    elif shape == "sum":
+        expr = " + ".join(["1 mA"] * depth)
+    elif shape == "-(":
+        expr = "-(" * depth + "1 mA" + ")" * depth
+    else:
+        expr = " * ".join(["-(1 mA + 2 mA)"] * (depth // 2))
+    text = f"stimscript 1\nparam a = {expr}\n"
+    ref, fast = _agree(text)
+    result = parser_mod.parse(text) if not isinstance(ref, ProtocolSyntaxError) else None
+    if fast is None and result is None:
+        with pytest.raises(ProtocolSyntaxError) as info:
+            parser_mod.parse(text)
+        assert info.value.diagnostics[0].code == ref.diagnostics[0].code
