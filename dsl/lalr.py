@@ -31,6 +31,7 @@ import _sre  # type: ignore[import-not-found]  # the regular expression engine (
 import marshal
 import re
 import sys
+from array import array
 from bisect import bisect_right
 from operator import itemgetter
 from pathlib import Path
@@ -41,14 +42,16 @@ FORMAT = "stimscript-lalr-export-2"
 
 #: what a reduction does with its result (the ``use`` of a rule in the exported tables)
 UNIT = 0       # ``?rule: other``: the child itself, nothing filtered: only the state changes
-TREE = 1       # a node: ``builder.<name>(meta, children)``
-INLINE = 2     # a ``_rule``: its children are spliced into the node that uses it
-COLLAPSE = 3   # a ``?rule`` whose filter always leaves one child (``"(" expr ")"``): that child
+LEAF = 1       # a node of tokens only (``quantity: NUMBER UNIT``): as TREE, its height 1, every symbol placed
+TREE = 2       # a node: ``builder.<name>(meta, children)``
+INLINE = 3     # a ``_rule``: its children are spliced into the node that uses it
+COLLAPSE = 4   # a ``?rule`` whose filter always leaves one child (``"(" expr ")"``): that child
 
 #: how a reduction's children are chosen from the symbols it pops (the ``shape`` of a rule)
 ALL = 0        # every symbol is a child
 PICK = 1       # the children are the symbols at fixed indexes (index ``size``: a None placeholder)
 SPLICE = 2     # Lark's child filter with ``_rule`` children spliced in: (include, Nones after)
+EXTEND = 3     # the first symbol's spliced list, taken over, and one more child (its index)
 
 
 def read_fast_tables(path: Path, grammar: str) -> dict | None:
@@ -71,7 +74,14 @@ def compile_pattern(pattern: str, compiled: tuple | None) -> re.Pattern:
     code it is given)."""
     if compiled is not None:
         try:
-            return _sre.compile(pattern, *compiled)
+            flags, code, *rest = compiled
+            if code.__class__ is bytes:   # the code words, 4 bytes each (dsl/tables.py _code_bytes)
+                words = array("I")
+                if words.itemsize != 4:
+                    raise ValueError("another word size")
+                words.frombytes(code)
+                code = words.tolist()
+            return _sre.compile(pattern, flags, code, *rest)
         except Exception:   # not what this engine expects: compile it the usual way
             pass
     return re.compile(pattern)
@@ -121,7 +131,8 @@ def _first_match(matchers: tuple) -> Callable:
 #: how the lexer treats a terminal of a state (per basic lexer: {terminal: code})
 _DROPPED = 0   # a token every rule drops (a keyword, punctuation): only its position is kept
 _KEPT = 1      # a token some rule keeps as a child: a Token
-_SPECIAL = 2   # ignored, with newlines, or possibly a keyword (``unless``): the general path
+_KEYWORD = 2   # a NAME that may be a keyword (``unless``): kept or dropped as the keyword decides
+_SPECIAL = 3   # ignored, or with newlines: the general path
 
 _UNSET: Any = object()
 _GETTER: Any = itemgetter   # (typed loosely: mypy 2.4 crashes on itemgetter(*tuple))
@@ -160,8 +171,10 @@ class TableParser:
             codes = {}
             for regexp in regexps:
                 for name in regexp.groupindex:
-                    if name in self.ignore or name in self.newline_types or name in unless:
+                    if name in self.ignore or name in self.newline_types:
                         codes[name] = _SPECIAL
+                    elif name in unless:
+                        codes[name] = _KEYWORD
                     else:
                         codes[name] = _KEPT if name in self.kept else _DROPPED
             matchers = tuple(r.match for r in regexps)
@@ -222,7 +235,10 @@ class TableParser:
                     tok = None
                 else:
                     value = m.group(type_)
-                    if code == _SPECIAL:
+                    if code == _KEYWORD:
+                        type_ = lexer[2][type_].get(value, type_)
+                        code = _KEPT if type_ in kept else _DROPPED
+                    elif code == _SPECIAL:
                         if type_ in newline_types and "\n" in value:
                             i = value.find("\n")
                             while i >= 0:
@@ -306,6 +322,9 @@ class TableParser:
                         children = list(pick(stack))
                 elif shape == ALL:
                     children = stack[base + 1::5]
+                elif shape == EXTEND:   # (left recursion: linear, as in Lark)
+                    children = stack[base + 1]
+                    children.append(stack[base + 5 * arg + 1])
                 else:
                     kids = stack[base + 1::5]
                     include, append_none = arg
@@ -322,7 +341,12 @@ class TableParser:
                             children.append(kids[i])
                     if append_none:
                         children += [None] * append_none
-                if size:
+                if use == LEAF:
+                    s = stack[base + 2]
+                    e = stack[-2]
+                    height = 1
+                    del stack[base:]
+                elif size:
                     s = stack[base + 2]
                     e = stack[-2]
                     if s < 0 or e < 0:   # the first and the last child with a position
@@ -336,8 +360,9 @@ class TableParser:
                 else:
                     s = e = -1
                     height = 0
-                if use == TREE:
-                    height += 1
+                if use <= TREE:   # a node
+                    if use == TREE:
+                        height += 1
                     if height > max_depth:
                         raise Fallback("nested too deep")
                     method = methods[index]

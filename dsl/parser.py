@@ -7,6 +7,7 @@ import, no parse tree: start-up and checking stay fast); whatever that path does
 """
 from __future__ import annotations
 
+import gc
 import os
 import re
 from functools import lru_cache
@@ -308,10 +309,18 @@ def parse(text: str | bytes, name: str = "<string>") -> ast.Protocol:
     source = Source(name, text)
     fast = get_fast_parser()
     if fast is not None:
+        # The cyclic garbage collector is paused while the fast path builds the AST: every node survives,
+        # none is part of a cycle, and the collections the new objects trigger walk the growing tree again
+        # and again (a share of the parse that grows with the file). Reference counting frees as usual.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             return fast.parse(text, AstBuilder(source), MAX_DEPTH)
         except Fallback:
             pass
+        finally:
+            if collecting:
+                gc.enable()
     return _parse_with_lark(text, source)
 
 

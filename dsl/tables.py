@@ -136,8 +136,8 @@ def build_shipped(grammar_path: Path, target: Path) -> Path:
 FAST_FORMAT = "stimscript-lalr-export-2"  # = dsl/lalr.py FORMAT
 
 # the rule kinds of dsl/lalr.py (repeated here: this module is loaded by path at build time)
-_UNIT, _TREE, _INLINE, _COLLAPSE = 0, 1, 2, 3
-_ALL, _PICK, _SPLICE = 0, 1, 2
+_UNIT, _LEAF, _TREE, _INLINE, _COLLAPSE = 0, 1, 2, 3, 4
+_ALL, _PICK, _SPLICE, _EXTEND = 0, 1, 2, 3
 
 
 def fast_cache_path(grammar: str, cache_dir: Path | None = None) -> Path:
@@ -161,8 +161,12 @@ def _shape_rule(size: int, include: tuple | None, append_none: int, expand1: boo
         shape, arg = _PICK, tuple(picks)
         count = len(picks)
     else:
-        shape, arg = _SPLICE, (include, append_none)
         count = -1   # known only while parsing
+        if len(include) == 2 and include[0] == (0, True, 0) and include[1][1:] == (False, 0) \
+                and not append_none:   # ``__x_star: __x_star _SEP item``: the list grows by one
+            shape, arg = _EXTEND, include[1][0]
+        else:
+            shape, arg = _SPLICE, (include, append_none)
     if inline:
         return _INLINE, shape, arg
     if not expand1:
@@ -353,6 +357,9 @@ def export_tables(parser: Lark) -> dict:
             use, shape, arg = _UNIT, _ALL, None
         else:
             use, shape, arg = _shape_rule(len(rule.expansion), include, append_none, expand1, inline)
+            if use == _TREE and shape in (_ALL, _PICK) and rule.expansion \
+                    and all(isinstance(symbol, Terminal) for symbol in rule.expansion):
+                use = _LEAF
         rules.append((str(rule.origin.name), len(rule.expansion), use, shape, arg, name))
         for i in (range(len(rule.expansion)) if include is None else [i for i, _, _ in include]):
             if isinstance(rule.expansion[i], Terminal):
@@ -394,8 +401,9 @@ def export_tables(parser: Lark) -> dict:
 
 
 def compiled_lexers(lexers: list) -> dict:
-    """The lexers' regular expressions as ``re`` compiles them: per lexer, per pattern (flags, code, groups,
-    group index, index group), the arguments ``re`` itself passes to ``_sre.compile``; with the engine's
+    """The lexers' regular expressions as ``re`` compiles them: per lexer, per pattern (flags, code (as
+    bytes: :func:`_code_bytes`), groups, group index, index group), the arguments ``re`` itself passes to
+    ``_sre.compile``; with the engine's
     ``MAGIC``, so that dsl/lalr.py rebuilds each pattern without parsing it again (compiling them costs a
     plain ``check`` more than parsing its file) and uses ``re.compile`` when the engine differs."""
     import _sre  # type: ignore[import-not-found]
@@ -410,10 +418,19 @@ def compiled_lexers(lexers: list) -> dict:
             index = [None] * tree.state.groups
             for name, i in tree.state.groupdict.items():
                 index[i] = name
-            row.append((int(tree.state.flags), [int(c) for c in code], tree.state.groups - 1,
+            row.append((int(tree.state.flags), _code_bytes([int(c) for c in code]), tree.state.groups - 1,
                         {str(k): int(v) for k, v in tree.state.groupdict.items()}, tuple(index)))
         out.append(row)
     return {"magic": _sre.MAGIC, "lexers": out}
+
+
+def _code_bytes(code: list[int]) -> bytes | list[int]:
+    """The engine's code words as bytes (machine order, 4 bytes a word: what dsl/lalr.py reads back with
+    ``array("I")``), which marshal reads at memory speed; the list itself where words are not 4 bytes."""
+    from array import array
+
+    words = array("I")
+    return array("I", code).tobytes() if words.itemsize == 4 else code
 
 
 def write_fast_tables(tables: dict, grammar: str, path: Path) -> None:

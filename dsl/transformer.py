@@ -70,6 +70,7 @@ def _binop_rule(op: str) -> Callable[[Any, Any, list], ast.BinOp]:
 
 
 _new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
 def new_span(source: Source, line: int, column: int, end_line: int, end_column: int, start_pos: int,
@@ -78,8 +79,8 @@ def new_span(source: Source, line: int, column: int, end_line: int, end_column: 
     calls, the most expensive step of building a node): the same fields in the same order
     (tests/test_parse_speedups.py compares the two)."""
     span = _new_object(Span)
-    span.__dict__.update(source=source, line=line, column=column, end_line=end_line, end_column=end_column,
-                         start_pos=start_pos, end_pos=end_pos)
+    _set_attribute(span, "__dict__", {"source": source, "line": line, "column": column, "end_line": end_line,
+                                      "end_column": end_column, "start_pos": start_pos, "end_pos": end_pos})
     return span
 
 
@@ -129,7 +130,8 @@ class AstBuilder:
         return value.numerator
 
     def _name(self, tok: Token) -> ast.Name:
-        return ast.Name(str(tok), span=self.tok_span(tok))
+        return ast.Name(str(tok), span=new_span(self.source, tok.line, tok.column, tok.end_line, tok.end_column,
+                                                tok.start_pos, tok.end_pos))
 
     # -- file ------------------------------------------------------------------------------------
     def start(self, meta, children):

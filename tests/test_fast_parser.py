@@ -278,6 +278,21 @@ def test_blanks_are_folded_in_nearly_every_state():
     assert sum(folded) >= len(folded) - 2
 
 
+def test_the_engine_code_is_stored_as_bytes():
+    """The compiled expressions' code is stored as bytes, which marshal reads far faster than a list of
+    ints; rebuilt, it is what ``re.compile`` makes (every lexer: tests/test_lexer_patterns.py)."""
+    import re
+
+    from stimscript.dsl.lalr import compile_pattern
+
+    exported = read_fast_tables(tables.SHIPPED_FAST, GRAMMAR) or tables.export_tables(tables.build(GRAMMAR))
+    pattern, form = exported["lexers"][0][0][0], exported["sre"]["lexers"][0][0]
+    assert isinstance(form[1], bytes)
+    ours, theirs = compile_pattern(pattern, form), re.compile(pattern)
+    assert (ours.pattern, ours.groups, ours.groupindex) == (theirs.pattern, theirs.groups, theirs.groupindex)
+    assert ours.match("  12 mA").span() == theirs.match("  12 mA").span()
+
+
 # valid protocols built from the grammar's constructs, spaced and separated in every allowed way
 _blank = st.sampled_from([" ", "  ", "\t", " \t ", "\f", " \r"])
 _sep = st.sampled_from(["\n", ";", "\n\n", " # note\n", "\n  \n", " ;\n", "\n\t", "\r\n"])
@@ -417,3 +432,22 @@ def test_expressions_at_the_depth_limit(depth, shape):
         with pytest.raises(ProtocolSyntaxError) as info:
             parser_mod.parse(text)
         assert info.value.diagnostics[0].code == ref.diagnostics[0].code
+
+
+@pytest.mark.parametrize("text", ["stimscript 1\nparam a = 1 mA\n", "param a = = 1\n", "\x00"])
+@pytest.mark.parametrize("enabled", [True, False])
+def test_parse_leaves_the_garbage_collector_as_it_found_it(text, enabled):
+    """The collector is paused while the fast path builds the tree, and only then: on or off before a parse
+    (well-formed or not), the same after it."""
+    import gc
+
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        try:
+            parser_mod.parse(text)
+        except ProtocolSyntaxError:
+            pass
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
