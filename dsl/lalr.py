@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 #: the layout of an exported-tables file (dsl/tables.py writes it); another layout is a cache miss
-FORMAT = "stimscript-lalr-export-2"
+FORMAT = "stimscript-lalr-export-3"
 
 #: what a reduction does with its result (the ``use`` of a rule in the exported tables)
 UNIT = 0       # ``?rule: other``: the child itself, nothing filtered: only the state changes

@@ -22,6 +22,23 @@ from . import ast
 from .lalr import Fallback, TableParser, read_fast_tables
 from .transformer import MAX_BLOCK_DEPTH, AstBuilder, AstError
 
+# The fast path's driver: the Cython twin (ext/_lalr.pyx) when built, else the pure-Python reference
+# (dsl/lalr.py). ``STIMSCRIPT_NO_EXTENSIONS=1`` forces the reference; ``STIMSCRIPT_REQUIRE_EXTENSIONS=1`` turns a
+# missing extension into an ImportError (as for the schedule expander, compiler/expander.py).
+_no_ext = os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0")
+_require_ext = os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0")
+FastParser: type = TableParser
+USING_EXTENSION = False
+if not _no_ext:
+    try:
+        from ..ext._lalr import TableParser as _CompiledParser
+
+        FastParser = _CompiledParser
+        USING_EXTENSION = True
+    except ImportError:
+        if _require_ext:
+            raise
+
 if TYPE_CHECKING:
     from lark import Lark, Tree
     from lark.exceptions import UnexpectedInput
@@ -52,8 +69,9 @@ def get_parser() -> Lark:
 
 @lru_cache(maxsize=1)
 def get_fast_parser() -> TableParser | None:
-    """The fast path's parser, from the exported tables shipped next to grammar.lark (or, after a grammar
-    edit, from the user cache, exported there once from the Lark parser); None when they cannot be made."""
+    """The fast path's parser (:data:`FastParser`), from the exported tables shipped next to grammar.lark (or,
+    after a grammar edit, from the user cache, exported there once from the Lark parser); None when they
+    cannot be made."""
     grammar = GRAMMAR.read_text(encoding="utf-8")
     tables = read_fast_tables(GRAMMAR.with_name("grammar.tables"), grammar)
     if tables is None:
@@ -66,7 +84,7 @@ def get_fast_parser() -> TableParser | None:
         tables = read_fast_tables(cached, grammar) if cached is not None else None
         if tables is None:
             tables = lark_tables.build_fast_tables(grammar, get_parser())
-    return TableParser(tables) if tables is not None else None
+    return FastParser(tables) if tables is not None else None
 
 
 def _describe_terminal(parser: Lark, name: str) -> str:

@@ -133,7 +133,7 @@ def build_shipped(grammar_path: Path, target: Path) -> Path:
 
 # ---- the exported tables of the fast path (dsl/lalr.py) ------------------------------------------------
 
-FAST_FORMAT = "stimscript-lalr-export-2"  # = dsl/lalr.py FORMAT
+FAST_FORMAT = "stimscript-lalr-export-3"  # = dsl/lalr.py FORMAT
 
 # the rule kinds of dsl/lalr.py (repeated here: this module is loaded by path at build time)
 _UNIT, _LEAF, _TREE, _INLINE, _COLLAPSE = 0, 1, 2, 3, 4
@@ -285,9 +285,11 @@ def export_tables(parser: Lark) -> dict:
     ``actions``: per state {symbol: next state (a shift or a goto) | ~rule index (a reduction)}; ``rules``:
     per rule (origin, size, use, shape, arg, builder name) (see dsl/lalr.py); ``kept``: the terminals some
     rule keeps as a child (every other token is dropped by every rule); ``lexers``: per distinct terminal
-    set (regular expressions tried in order, {terminal: {text: keyword}}) and ``lexer_of_state``. Everything
-    is read from Lark's own objects, so the fast path lexes, parses and shapes as Lark does. Raises
-    ValueError for options the fast path does not implement.
+    set (regular expressions tried in order, {terminal: {text: keyword}}) and ``lexer_of_state``; for the
+    compiled twin (ext/_lalr.pyx) also ``lexer_terminals`` (per lexer, its terminals in the order Lark tries
+    them) and ``scanners`` (per terminal, :func:`scanner_spec`). Everything is read from Lark's own objects,
+    so the fast path lexes, parses and shapes as Lark does. Raises ValueError for options the fast path does
+    not implement.
     """
     from lark.grammar import Terminal
     from lark.lexer import PatternStr, Scanner, _create_unless, _regexp_has_newline
@@ -370,6 +372,7 @@ def export_tables(parser: Lark) -> dict:
     key_of: dict[frozenset, int] = {}
     lexers: list[tuple[list[str], dict[str, dict[str, str]]]] = []
     lexer_of_state: list[int] = []
+    lexer_terminals: list[list[str]] = []
     for state in range(len(table.states)):
         row = table.states[state]
         key = frozenset(row)
@@ -391,13 +394,85 @@ def export_tables(parser: Lark) -> dict:
                 patterns = [_ignore_prefix(patterns[0], ignored, newline_types) or patterns[0]]
             key_of[key] = len(lexers)
             lexers.append((patterns, unless))
+            lexer_terminals.append([str(t.name) for t in kept_ts])
         lexer_of_state.append(key_of[key])
     return {
         "actions": actions, "rules": rules, "start_state": table.start_states["start"],
         "end_state": table.end_states["start"], "ignore": [str(n) for n in conf.ignore], "lexers": lexers,
         "lexer_of_state": lexer_of_state, "sre": compiled_lexers(lexers), "kept": sorted(kept),
-        "newline_types": sorted(newline_types),
+        "newline_types": sorted(newline_types), "lexer_terminals": lexer_terminals,
+        "scanners": {name: scanner_spec(t.pattern.type, t.pattern.value if t.pattern.type == "str"
+                                        else t.pattern.to_regexp()) for name, t in terminals.items()},
     }
+
+
+#: regular expressions of the grammar that the compiled twin scans with code of its own (name -> pattern)
+KNOWN_SCANNERS = {
+    "decimal": r"[0-9]+(?:\.[0-9]+)?",
+    "quoted": '"(?:[^"\\\\\n]|\\\\.)*"',
+    "separator": "(?:[;\n]|#[^\n]*)(?:[ \t\x0c\r;\n]|#[^\n]*)*",
+}
+
+_WORD = r"(?:[^|()\[\]{}?*+.^$\\]|\\[^A-Za-z0-9])+"
+
+
+def _char_ranges(items) -> tuple[tuple[int, int], ...] | None:
+    """The code point ranges of one parsed character set (``re``'s parser: a LITERAL or an IN of LITERALs and
+    RANGEs); None for anything else (a negated set, a category such as ``\\w``)."""
+    if len(items) != 1:
+        return None
+    op, av = items[0]
+    if str(op) == "LITERAL":
+        return ((av, av),)
+    if str(op) != "IN":
+        return None
+    out = []
+    for kind, arg in av:
+        if str(kind) == "LITERAL":
+            out.append((arg, arg))
+        elif str(kind) == "RANGE":
+            out.append((arg[0], arg[1]))
+        else:
+            return None
+    return tuple(out)
+
+
+def scanner_spec(kind: str, pattern: str) -> tuple:
+    """How the compiled twin (ext/_lalr.pyx) matches one terminal, as plain data: ``("str", text)``;
+    ``("class+", ranges)`` for ``[...]+``; ``("class class*", ranges, ranges)`` for ``[...][...]*``;
+    ``("words", words, ranges | None)`` for ``(?:w1|w2|...)`` with an optional ``(?![...])`` after each word
+    (the first word that matches wins, as in ``re``); ``(name,)`` for a pattern of :data:`KNOWN_SCANNERS`;
+    ``("re", pattern)`` for anything else (the twin then asks ``re``). tests/test_parse_twin.py compares every
+    scanner with ``re`` on the same text."""
+    if kind == "str":
+        return ("str", pattern)
+    for name, known in KNOWN_SCANNERS.items():
+        if pattern == known:
+            return (name,)
+    words = re.fullmatch(r"\(\?:(%s(?:\|%s)*)\)(\(\?!(\[[^\]]*\])\))?" % (_WORD, _WORD), pattern)
+    if words:
+        found = [re.sub(r"\\(.)", r"\1", w) for w in re.findall(_WORD, words.group(1))]
+        if "|".join(re.escape(w) for w in found) == "|".join(re.escape(re.sub(r"\\(.)", r"\1", w))
+                                                         for w in words.group(1).split("|")):
+            ahead = _char_ranges(_regex_tree(words.group(3))) if words.group(2) else None
+            if not words.group(2) or ahead is not None:
+                return ("words", tuple(found), ahead)
+    try:
+        tree = list(_regex_tree(pattern))
+    except Exception:
+        return ("re", pattern)
+    if len(tree) == 1 and str(tree[0][0]) == "MAX_REPEAT":
+        low, high, inner = tree[0][1]
+        ranges = _char_ranges(inner)
+        if low == 1 and high == _regex_tree("x+")[0][1][1] and ranges is not None:
+            return ("class+", ranges)
+    if len(tree) == 2 and str(tree[1][0]) == "MAX_REPEAT":
+        first = _char_ranges(tree[:1])
+        low, high, inner = tree[1][1]
+        rest = _char_ranges(inner)
+        if low == 0 and high == _regex_tree("x+")[0][1][1] and first is not None and rest is not None:
+            return ("class class*", first, rest)
+    return ("re", pattern)
 
 
 def compiled_lexers(lexers: list) -> dict:

@@ -22,6 +22,8 @@ CONTRACT = {"errors", "spans", "units", "profile", "pulses", "clock", "rounding"
 STAGES = ["dsl", "compiler", "programs", "drivers", "runtime"]
 #: ext/ holds the compiler's Cython twin: it belongs to the compiler's stage
 SAME_STAGE = {"ext": "compiler"}
+#: ext/ modules that are the twin of a lower stage's module belong to that stage (the parser's LALR driver)
+EXT_STAGE = {"_lalr": "dsl"}
 #: the runtime streams what drivers take: drivers and the runtime depend on the contract, never the compiler
 SKIPS = {"drivers": {"compiler"}, "runtime": {"compiler"}}
 
@@ -37,6 +39,8 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) >= 2 and parts[1] in STAGES:
         return parts[1]
+    if len(parts) >= 3 and parts[1] == "ext" and parts[2] in EXT_STAGE:
+        return EXT_STAGE[parts[2]]
     if len(parts) >= 2 and parts[1] in SAME_STAGE:
         return SAME_STAGE[parts[1]]
     if len(parts) >= 2 and parts[1] in CONTRACT:
@@ -156,6 +160,9 @@ def test_contract_modules_exist_and_are_leaves():
     ("stimscript.programs.periodic", "stimscript.compiler.expander", True),
     ("stimscript.errors", "stimscript.spans", True),
     ("stimscript.units", "stimscript.compiler.ir", False),
+    ("stimscript.dsl.parser", "stimscript.ext._lalr", True),
+    ("stimscript.dsl.parser", "stimscript.ext._expand", False),
+    ("stimscript.ext._lalr", "stimscript.compiler.ir", False),
     ("stimscript.commands.run", "stimscript.runtime", True),
 ])
 def test_the_rules_themselves(source, target, ok):

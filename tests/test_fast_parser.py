@@ -4,6 +4,10 @@ The oracle is Lark itself (``parser._parse_with_lark``, the reference path with 
 every example and corpus file, and for random edits of them, the fast path either returns the same AST —
 compared field by field *including* spans and the Python types of every value — or hands the text to
 Lark (``Fallback``). It never accepts a text that Lark rejects.
+
+Every text goes through both twins of the fast path's driver: the pure-Python reference (dsl/lalr.py) and,
+when it is built, the compiled one (ext/_lalr.pyx); they must return the same AST (spans included) or both
+fall back (tests/test_parse_twin.py compares them more closely still).
 """
 from __future__ import annotations
 
@@ -26,6 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 GRAMMAR = parser_mod.GRAMMAR.read_text(encoding="utf-8")
 FILES = sorted(ROOT.glob("examples/*.stim")) + sorted((ROOT / "tests" / "corpus").rglob("*.stim"))
 VALID = [p for p in FILES if "syntax" not in p.parts]
+#: the exported tables (those shipped, or exported now when the grammar changed since the install)
+EXPORTED = read_fast_tables(tables.SHIPPED_FAST, GRAMMAR) or tables.export_tables(tables.build(GRAMMAR))
+#: the pure-Python driver, the reference of the compiled one
+REFERENCE = TableParser(EXPORTED)
+#: every driver of the fast path: the reference and, when built, its compiled twin (parser.FastParser)
+TWINS = [REFERENCE] + ([parser_mod.FastParser(EXPORTED)] if parser_mod.FastParser is not TableParser else [])
 
 
 def _same(a, b, path="protocol"):
@@ -60,10 +70,17 @@ def _both(text: str, name: str = "t.stim"):
         ref = parser_mod._parse_with_lark(text, source)
     except ProtocolSyntaxError as exc:
         ref = exc
-    try:
-        fast = parser_mod.get_fast_parser().parse(text, AstBuilder(source), parser_mod.MAX_DEPTH)
-    except Fallback:
-        fast = None
+    results = []
+    for twin in TWINS:
+        try:
+            results.append(twin.parse(text, AstBuilder(source), parser_mod.MAX_DEPTH))
+        except Fallback:
+            results.append(None)
+    fast = results[0]
+    for other in results[1:]:   # the compiled twin: what the reference gives, or a fallback where it falls back
+        assert (other is None) == (fast is None), "the twins disagree on falling back"
+        if fast is not None:
+            _same(fast, other)
     return ref, fast
 
 
@@ -77,7 +94,15 @@ def _agree(text: str, name: str = "t.stim"):
 
 
 def test_the_fast_path_is_available():
-    assert isinstance(parser_mod.get_fast_parser(), TableParser)
+    """The compiled twin when built (and required where CI requires it), the reference when it is turned off."""
+    import os
+
+    fast = parser_mod.get_fast_parser()
+    assert isinstance(fast, parser_mod.FastParser)
+    if os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0"):
+        assert type(fast) is TableParser and not parser_mod.USING_EXTENSION
+    elif os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+        assert type(fast) is not TableParser and parser_mod.USING_EXTENSION
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -149,8 +174,9 @@ def test_build_writes_both_tables(tmp_path):
     exported = read_fast_tables(tmp_path / "grammar.tables", GRAMMAR)
     assert exported is not None
     text = (ROOT / "examples" / "tka_quadriceps.stim").read_text(encoding="utf-8")
-    _same(TableParser(exported).parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH),
-          parser_mod._parse_with_lark(text, Source("t", text)))
+    for twin in {TableParser, parser_mod.FastParser}:
+        _same(twin(exported).parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH),
+              parser_mod._parse_with_lark(text, Source("t", text)))
 
 
 def test_stale_shipped_tables_are_exported_into_the_user_cache(tmp_path, monkeypatch):
@@ -161,7 +187,7 @@ def test_stale_shipped_tables_are_exported_into_the_user_cache(tmp_path, monkeyp
                         lambda path, grammar: None if path.name == "grammar.tables" else read_fast_tables(path, grammar))
     parser_mod.get_fast_parser.cache_clear()
     try:
-        assert isinstance(parser_mod.get_fast_parser(), TableParser)
+        assert isinstance(parser_mod.get_fast_parser(), parser_mod.FastParser)
         cached = tables.fast_cache_path(GRAMMAR)
         assert cached.parent == tmp_path and read_fast_tables(cached, GRAMMAR) is not None
     finally:
@@ -198,19 +224,19 @@ def test_exported_tables_of_another_layout_are_ignored(tmp_path):
 def test_a_warm_parser_gives_what_a_fresh_one_gives():
     """The parser remembers chains of ``?rule`` reductions across parses: parsing every file with one
     shared parser gives exactly what a new parser gives for each file."""
-    exported = read_fast_tables(tables.SHIPPED_FAST, GRAMMAR) or tables.export_tables(tables.build(GRAMMAR))
-    shared = TableParser(exported)
-    for path in VALID * 2:
-        text = _normal(path.read_text(encoding="utf-8"))
-        try:
-            warm = shared.parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH)
-        except Fallback:
-            warm = None
-        try:
-            fresh = TableParser(exported).parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH)
-        except Fallback:
-            fresh = None
-        _same(warm, fresh, path.name)
+    for twin in {TableParser, parser_mod.FastParser}:
+        shared = twin(EXPORTED)
+        for path in VALID * 2:
+            text = _normal(path.read_text(encoding="utf-8"))
+            try:
+                warm = shared.parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH)
+            except Fallback:
+                warm = None
+            try:
+                fresh = twin(EXPORTED).parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH)
+            except Fallback:
+                fresh = None
+            _same(warm, fresh, path.name)
 
 
 def test_new_span_is_the_constructor():
@@ -260,21 +286,23 @@ _LEX_WORDS = ["repeat", "for", "week", "us", "mA", "kHz", "cm2", "->", "..", "+=
 @given(st.lists(st.one_of(st.sampled_from(_LEX_WORDS), st.text(_LEX_ALPHABET, max_size=3)), max_size=12))
 def test_every_state_lexes_as_larks_own_lexer(pieces):
     """Blanks folded into each state's expression (dsl/tables.py ``_ignore_prefix``) and the token read
-    where its group starts: the same next token as Lark's lexer for that state, from every position."""
+    where its group starts: the same next token as Lark's lexer for that state, from every position. The
+    compiled twin's lexer (its own scanners, ``lex``) too."""
     lark = parser_mod.get_parser()
-    fast = parser_mod.get_fast_parser()
+    fast = REFERENCE
     text = "".join(pieces)
     for state, basic in lark.parser.lexer.lexers.items():
         lexer = fast._by_state[state] or fast._lexer(state)
         for pos in range(len(text) + 1):
-            assert _fast_lexes(lexer, fast.ignore, text, pos) == \
-                _lark_lexes(basic.scanner, basic.ignore_types, text, pos), (state, text, pos)
+            expected = _lark_lexes(basic.scanner, basic.ignore_types, text, pos)
+            assert _fast_lexes(lexer, fast.ignore, text, pos) == expected, (state, text, pos)
+            for twin in TWINS[1:]:
+                assert twin.lex(state, text, pos) == expected, (state, text, pos)
 
 
 def test_blanks_are_folded_in_nearly_every_state():
     """(Otherwise the shortcut above is silently off and every blank costs a token.)"""
-    fast = parser_mod.get_fast_parser()
-    folded = [patterns[0].startswith("[") for patterns, _ in fast._lexer_specs]
+    folded = [patterns[0].startswith("[") for patterns, _ in REFERENCE._lexer_specs]
     assert sum(folded) >= len(folded) - 2
 
 
