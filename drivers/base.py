@@ -385,7 +385,7 @@ class WireDriver(Driver):
         sync = self.time_sync
         for fr in frames:
             try:
-                m = self._decode(fr)
+                m = self._decode(fr, now)
             except (ValueError, IndexError) as exc:  # a well-framed but malformed payload
                 raise ProtocolMismatch(f"malformed {fr.name} payload from the device: {exc}") from exc
             out.append(m)
@@ -396,11 +396,11 @@ class WireDriver(Driver):
                     sync.add(m.device_t_us, sent, now)
         return out
 
-    def _decode(self, fr: w.Frame):
+    def _decode(self, fr: w.Frame, now: int | None = None):
         t = fr.mtype
         if t == w.ACK:
             ack = w.decode_ack(fr.payload)
-            self._note_time(ack.device_t_us)
+            self._note_time(ack.device_t_us, now)
             self._queue_level, self._rx_total, self._late = ack.queue_level, ack.rx_pulses_total, ack.late_total
             self.acked_pulses += len(ack.records)
             return ack
@@ -420,15 +420,17 @@ class WireDriver(Driver):
             return w.decode_sync_edges(fr.payload)
         raise ProtocolMismatch(f"unexpected message type 0x{t:02X} from the device")
 
-    def _note_time(self, dev_t: int) -> None:
+    def _note_time(self, dev_t: int, host_now: int | None = None) -> None:
         """A report stamped ``dev_t`` arrived: device time now is at least that.
 
         In virtual time host and device follow one clock (no drift), and a report stamped with the time of
         the event it reports (a pause ramp's end) arrives after that time: the estimate kept so far may
         already be later, and the later of the two is kept. Otherwise a resume placed at the estimate lay a
         few µs in the device's past and the pulses due at that instant arrived late. In real time the
-        report's stamp is taken as it is (clocks drift; the runtime places controls with a lead)."""
-        host_now = self._host_now()
+        report's stamp is taken as it is (clocks drift; the runtime places controls with a lead). ``host_now``:
+        the host time the report was read at, when the caller has it."""
+        if host_now is None or self._clock is None or self._clock.realtime:
+            host_now = self._host_now()
         if self._host_t is not None and self._clock is not None and not self._clock.realtime:
             dev_t = max(dev_t, self._dev_t + (host_now - self._host_t))
         self._dev_t = dev_t
@@ -497,8 +499,8 @@ class WireDriver(Driver):
     @staticmethod
     def _event(m):
         """A wire message as the runtime's neutral event (None for link-internal messages)."""
-        if isinstance(m, w.AckMsg):
-            return ev.PulsesDelivered(m.device_t_us, m.records, m.late_total, m.queue_level)
+        if type(m) is w.AckMsg:
+            return ev.delivered_event(m.device_t_us, m.records, m.late_total, m.queue_level)
         if isinstance(m, w.StatusMsg):
             return ev.StatusReport(m.device_t_us, m.state_name, m.delivered_total, m.late_total, m.flushed_total,
                                    m.queue_level, m.queue_capacity, m.ramp_end_us, dict(m.delivered),

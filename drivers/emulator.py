@@ -69,7 +69,7 @@ class _Queue:
     def __init__(self, capacity: int):
         size = 2 * capacity + 2
         self.t = np.empty(size, np.int64)
-        self.ch = np.empty(size, np.uint8)
+        self.ch = np.empty(size, np.intp)     # an index type: channel-indexed lookups need no cast
         self.amp = np.empty(size, np.int64)
         self.shape = np.empty(size, np.uint16)
         self.idx = np.empty(size, np.uint32)
@@ -305,8 +305,8 @@ class Emulator:
         self.channel_on = np.ones(n, dtype=bool)
         self._some_channel_off = False
         self._unity_scale = True
+        #: per channel, the time of the last pulse delivered (the slot-spacing check starts from it)
         self._last_t = np.full(n, np.iinfo(np.int64).min // 4, dtype=np.int64)
-        self._last_t_pending: list[np.ndarray] = []   # deliveries not yet in _last_t (_sync_last_t)
         #: per channel, the time of the pulse queued last (delivered, still queued or flushed since)
         self._last_queued_t = np.full(n, np.iinfo(np.int64).min // 4, dtype=np.int64)
         self._env: Envelope | None = None
@@ -936,25 +936,17 @@ class Emulator:
             bad = None
         min_gap = self._min_gap
         if min_gap > 1 and not all_fast:
-            self._sync_last_t()
             if not self._spacing_ok(t, ch, min_gap):
                 close = self._too_close(t, ch, min_gap) & (amp != 0)
                 bad = close if bad is None else bad | close
         if bad is not None and bad.any():
             i = int(np.argmax(bad))
-            self._record(t[:i], amp[:i], shape[:i], rec[:i], scaled or not all_fast)
+            self._record(t[:i], ch[:i], amp[:i], shape[:i], rec[:i], scaled or not all_fast)
             self._now = max(self._now, int(t[i]))
             self._fault(w.FAULT_OVER_LIMIT, int(ch[i]), int(abs(amp[i])), all_off=True)
             self.flushed_total += len(t) - i
             return
-        self._record(t, amp, shape, rec, scaled or not all_fast)
-
-    def _sync_last_t(self) -> None:
-        """Bring the last delivery time per channel up to date with the deliveries recorded since."""
-        if self._last_t_pending:
-            r = stack_records(self._last_t_pending)
-            self._last_t_pending = []
-            self._last_t[r["channel"]] = r["t_us"]   # time-ordered: the last write per channel wins
+        self._record(t, ch, amp, shape, rec, scaled or not all_fast)
 
     def _spacing_ok(self, t: np.ndarray, ch: np.ndarray, min_gap: int, last: np.ndarray | None = None) -> bool:
         """True when no pulse of ``t`` (time-ordered) comes less than ``min_gap`` after the previous one of its
@@ -993,7 +985,7 @@ class Emulator:
         fast[order] = (ts - prev) < min_gap
         return fast
 
-    def _record(self, t, amp, shape, rec, changed: bool) -> None:
+    def _record(self, t, ch, amp, shape, rec, changed: bool) -> None:
         """Record delivered pulses: ``rec`` holds their acknowledgements as queued, ``amp`` the amplitudes
         delivered; ``changed``: they may differ from the queued ones or be 0 (else neither can be)."""
         if len(t) == 0:
@@ -1004,17 +996,16 @@ class Emulator:
                 ack = copy_records(rec)
             else:
                 self.suppressed_total += int(len(t) - np.count_nonzero(nz))
-                t, amp, shape, ack = t[nz], amp[nz], shape[nz], rec[nz]
+                t, ch, amp, shape, ack = t[nz], ch[nz], amp[nz], shape[nz], rec[nz]
                 if len(t) == 0:
                     return
             ack["amplitude_ua"] = amp
         else:
             ack = copy_records(rec)
         n = len(t)
-        # last delivery time per channel: brought up to date when the spacing check needs it (_sync_last_t)
-        self._last_t_pending.append(ack)
-        if len(self._last_t_pending) >= 256:
-            self._sync_last_t()
+        # last delivery time per channel (time-ordered: the last write per channel wins; channels are intp,
+        # so this costs one small scatter per delivery)
+        self._last_t[ch] = t
         self._acks.append(ack)
         self.delivered_total += n
         # counters per channel, peaks, digests (and the capture) are brought up to date in batches
@@ -1075,17 +1066,23 @@ class Emulator:
                     self._emit(w.SYNC_EDGES, w.encode_sync_edges(line, self.sync_raised_total, self.sync_missed_total,
                                                                  times[i:i + w.MAX_EDGES_PER_FRAME]))
             self._edge_totals_reported = (self.sync_raised_total, self.sync_missed_total)
-        recs = stack_records(self._acks) if self._acks else None
+        if not self._acks:
+            # nothing delivered since the last report: an ACK without records, at most every ack_interval_us
+            if self._now - self._last_ack_t < self.ack_interval_us:
+                return
+            self._last_ack_t = self._now
+            self._emit(w.ACK, w.ACK_HEAD.pack(self._now, self._q.tail - self._q.head,
+                                              self.rx_pulses_total & 0xFFFFFFFF, self.late_total & 0xFFFFFFFF, 0))
+            return
+        recs = stack_records(self._acks)
         self._acks = []
-        if recs is not None and self.ack_delay_us:
+        if self.ack_delay_us:
             ready = recs["t_us"] <= self._now - self.ack_delay_us
             if not ready.all():
                 self._acks = [recs[~ready]]
                 recs = recs[ready]
-        if (recs is None or len(recs) == 0) and self._now - self._last_ack_t < self.ack_interval_us:
+        if len(recs) == 0 and self._now - self._last_ack_t < self.ack_interval_us:
             return
-        if recs is None:
-            recs = np.zeros(0, dtype=w.ACK_DTYPE)
         self._last_ack_t = self._now
         level = self._q.tail - self._q.head
         if len(recs) <= w.MAX_ACKS_PER_FRAME:

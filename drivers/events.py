@@ -86,6 +86,22 @@ class PulsesDelivered:
     queue_level: int | None = None
 
 
+def delivered_event(device_t_us: int, records: np.ndarray, late_total: int | None = None,
+                    queue_level: int | None = None) -> PulsesDelivered:
+    """``PulsesDelivered(device_t_us, records, late_total, queue_level)``, made without the frozen dataclass's
+    per-field ``object.__setattr__`` (a driver makes one per device report; the object is the same)."""
+    e = _new(PulsesDelivered)
+    d = e.__dict__
+    d["device_t_us"] = device_t_us
+    d["records"] = records
+    d["late_total"] = late_total
+    d["queue_level"] = queue_level
+    return e
+
+
+_new = object.__new__
+
+
 @dataclass(frozen=True)
 class StatusReport:
     """The device's own account of the session, sent on request (``request_status``), on every state

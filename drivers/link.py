@@ -28,10 +28,12 @@ This module knows nothing about payloads; drivers/messages.py knows nothing abou
 from __future__ import annotations
 
 import binascii
+import os
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from ..errors import ProtocolMismatch
 
@@ -105,7 +107,8 @@ _FRAME_HEAD = struct.Struct("<2sBBHHHB")  # sync .. hchk: the 11 bytes in front 
 _crc_hqx = binascii.crc_hqx
 
 
-def encode_frame(mtype: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
+def encode_frame_py(mtype: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
+    """One frame (the pure-Python reference; :func:`encode_frame` is the compiled twin when built)."""
     n = len(payload)
     if n > MAX_PAYLOAD:
         raise ValueError(f"payload of {n} bytes exceeds {MAX_PAYLOAD}")
@@ -134,6 +137,33 @@ class Frame:
         from .messages import TYPE_NAMES   # the message names live one layer up; only for messages
 
         return TYPE_NAMES.get(self.mtype, f"0x{self.mtype:02X}")
+
+
+def _load_twin():
+    """The compiled frame kernels (ext/_runlink.pyx), or None: ``STIMSCRIPT_NO_EXTENSIONS=1`` forces the
+    pure-Python reference, ``STIMSCRIPT_REQUIRE_EXTENSIONS=1`` makes a missing extension an ImportError (the
+    selector pattern of compiler/expander.py)."""
+    if os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0"):
+        return None
+    try:
+        from ..ext._runlink import crc16, encode_frame, scan
+    except ImportError:
+        if os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+            raise
+        return None
+    return SimpleNamespace(crc16=crc16, encode_frame=encode_frame, scan=scan)
+
+
+_twin = _load_twin()
+#: True when frames are encoded and scanned by the compiled twin
+USING_EXTENSION = _twin is not None
+
+
+def encode_frame(mtype: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
+    """One frame: sync, header, header check, payload, CRC (the layout in this module's docstring)."""
+    if _twin is not None:
+        return _twin.encode_frame(mtype, seq, ack, payload, _crc_long, LONG_CRC_BYTES)
+    return encode_frame_py(mtype, seq, ack, payload)
 
 
 @dataclass
@@ -167,6 +197,8 @@ class FrameDecoder:
     def __init__(self, stats: LinkStats | None = None):
         self.buf = bytearray()
         self.stats = stats if stats is not None else LinkStats()
+        #: scan with the compiled twin when it is built (False: the pure-Python reference loop)
+        self.compiled = True
         #: damaged frames (bad version, header check, length or CRC) skipped by the last ``feed``
         self.last_bad = 0
 
@@ -176,10 +208,38 @@ class FrameDecoder:
                 self.buf += data
             buf = bytes(self.buf)
         elif data:
-            buf = bytes(data)
+            buf = data if type(data) is bytes else bytes(data)
         else:
             self.last_bad = 0
             return []
+        if _twin is not None and self.compiled:
+            return self._feed_compiled(buf)
+        return self._feed_py(buf)
+
+    def _feed_compiled(self, buf: bytes) -> list[Frame]:
+        assert _twin is not None
+        out, pos, garbage, bad_version, bad_header, bad_length, bad_crc = _twin.scan(buf, Frame, _crc_long,
+                                                                                    LONG_CRC_BYTES)
+        st = self.stats
+        if out:
+            st.frames_ok += len(out)
+        bad = bad_version + bad_header + bad_length + bad_crc
+        if bad or garbage:
+            st.garbage_bytes += garbage
+            st.bad_version += bad_version
+            st.bad_header += bad_header
+            st.bad_length += bad_length
+            st.bad_crc += bad_crc
+        self.last_bad = bad
+        n = len(buf)
+        if pos < n:
+            self.buf = bytearray(buf[pos:])
+        elif self.buf:
+            self.buf = bytearray()
+        return out
+
+    def _feed_py(self, buf: bytes) -> list[Frame]:
+        """The receive loop in plain Python (the reference of ext/_runlink.pyx ``scan``)."""
         out: list[Frame] = []
         pos = 0
         n = len(buf)
@@ -188,14 +248,15 @@ class FrameDecoder:
         crc = _crc_hqx
         crc_long = _crc_long
         bad = 0
+        ok = 0
         while True:
-            if buf[pos:pos + 2] == SYNC:      # the usual case: the next frame starts right here
+            if buf[pos] == 0xA5 and buf[pos + 1:pos + 2] == b"\x5a":   # the usual case: a frame starts here
                 i = pos
             else:
                 i = buf.find(SYNC, pos)
                 if i < 0:
                     # keep a trailing 0xA5 that may start the next sync pair
-                    keep = 1 if n > pos and buf[n - 1] == SYNC[0] else 0
+                    keep = 1 if buf[n - 1] == 0xA5 else 0
                     st.garbage_bytes += n - pos - keep
                     pos = n - keep
                     break
@@ -209,8 +270,9 @@ class FrameDecoder:
                 bad += 1
                 pos += 1
                 continue
-            head_crc = crc(buf[pos + 2:pos + HEADER_SIZE - 1], 0xFFFF)
-            if head_crc & 0xFF != buf[pos + HEADER_SIZE - 1]:
+            hchk = buf[pos + 10]
+            head_crc = crc(buf[pos + 2:pos + 10], 0xFFFF)
+            if head_crc & 0xFF != hchk:
                 st.bad_header += 1
                 bad += 1
                 pos += 1
@@ -224,24 +286,29 @@ class FrameDecoder:
             if end > n:
                 break
             # the frame CRC continues the header's over the check byte and the payload
-            payload = buf[pos + HEADER_SIZE:end - 2]
-            c = ((head_crc << 8) & 0xFFFF) ^ CRC_TABLE[(head_crc >> 8) ^ buf[pos + HEADER_SIZE - 1]]
-            if length >= LONG_CRC_BYTES and crc_long is not None:
-                c = crc_long(payload, c)
-            elif length:
-                c = crc(payload, c)
+            c = ((head_crc << 8) & 0xFFFF) ^ CRC_TABLE[(head_crc >> 8) ^ hchk]
+            if length:
+                payload = buf[pos + HEADER_SIZE:end - 2]
+                c = crc_long(payload, c) if length >= LONG_CRC_BYTES and crc_long is not None else crc(payload, c)
+            else:
+                payload = b""
             if c != buf[end - 2] | (buf[end - 1] << 8):
                 st.bad_crc += 1
                 bad += 1
                 pos += 1
                 continue
             out.append(Frame(mtype, seq, ack, payload))
-            st.frames_ok += 1
+            ok += 1
             pos = end
             if pos == n:
                 break
+        if ok:
+            st.frames_ok += ok
         self.last_bad = bad
-        self.buf = bytearray(buf[pos:]) if pos < n else bytearray()
+        if pos < n:
+            self.buf = bytearray(buf[pos:])
+        elif self.buf:
+            self.buf = bytearray()
         return out
 
 
@@ -349,15 +416,25 @@ class Link:
         if acked is None or 0 < ((ack - acked) & 0xFFFF) < 0x8000:
             self._acked = ack
         retx = self.retx
+        if not retx:
+            return
         pruned = False
-        while retx:
-            first = next(iter(retx))
+        for first in retx:      # oldest first; stops at the first frame the peer does not have yet
             if first == ack or 0 < ((ack - first) & 0xFFFF) < 0x8000:
-                retx.popitem(last=False)
                 pruned = True
             else:
                 break
+        else:
+            retx.clear()        # the peer has every held frame (the usual case)
+            self._progress_at = self._now
+            return
         if pruned:
+            while True:
+                first = next(iter(retx))
+                if first == ack or 0 < ((ack - first) & 0xFFFF) < 0x8000:
+                    retx.popitem(last=False)
+                else:
+                    break
             self._progress_at = self._now
 
     def expect(self, seq: int) -> None:
@@ -369,11 +446,25 @@ class Link:
     def receive(self, data: bytes, now_us: int | None = None) -> tuple[list[Frame], bytes]:
         if now_us is not None:
             self._now = now_us
+        frames = self.decoder.feed(data)
+        if len(frames) == 1 and not self.decoder.last_bad:
+            # the usual case: one frame, the next one expected, no link control
+            fr = frames[0]
+            if fr.ack != NO_ACK:
+                self._prune(fr.ack)
+            if fr.seq == self.rx_expected and fr.mtype != NAK and fr.mtype not in self.reset_types:
+                self.rx_expected = (fr.seq + 1) & 0xFFFF
+                self.nak_outstanding = False
+                self.gap_open = False
+                return frames, b""
+            return self._accept(frames, True)
+        return self._accept(frames, False)
+
+    def _accept(self, frames: list[Frame], pruned: bool) -> tuple[list[Frame], bytes]:
         accepted: list[Frame] = []
         reply = b""
-        frames = self.decoder.feed(data)
         for fr in frames:
-            if fr.ack != NO_ACK:
+            if fr.ack != NO_ACK and not pruned:
                 self._prune(fr.ack)
             mtype = fr.mtype
             if mtype == NAK:

@@ -161,7 +161,7 @@ def decode_pulses(payload: bytes) -> tuple[int, np.ndarray]:
 
 def encode_ack(device_t_us: int, queue_level: int, rx_pulses_total: int, late_total: int,
                records: np.ndarray) -> bytes:
-    if records.dtype != ACK_DTYPE:
+    if records.dtype is not ACK_DTYPE and records.dtype != ACK_DTYPE:
         records = records.astype(ACK_DTYPE)
     return ACK_HEAD.pack(device_t_us, queue_level, rx_pulses_total & 0xFFFFFFFF, late_total & 0xFFFFFFFF,
                          len(records)) + records.tobytes()
@@ -176,11 +176,16 @@ class AckMsg:
     records: np.ndarray
 
 
+_ACK_HEAD_SIZE = ACK_HEAD.size
+_ACK_RECORD_SIZE = ACK_DTYPE.itemsize
+_NO_ACKS = np.frombuffer(b"", dtype=ACK_DTYPE)   # read-only, like every decoded record array
+
+
 def decode_ack(payload: bytes) -> AckMsg:
     t, ql, rx, late, n = ACK_HEAD.unpack_from(payload)
-    if len(payload) != ACK_HEAD.size + n * ACK_DTYPE.itemsize:
+    if len(payload) != _ACK_HEAD_SIZE + n * _ACK_RECORD_SIZE:
         raise ValueError("ACK payload length does not match its count")
-    recs = np.frombuffer(payload, dtype=ACK_DTYPE, count=n, offset=ACK_HEAD.size)
+    recs = np.frombuffer(payload, dtype=ACK_DTYPE, count=n, offset=_ACK_HEAD_SIZE) if n else _NO_ACKS
     return AckMsg(t, ql, rx, late, recs)
 
 

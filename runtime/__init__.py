@@ -27,7 +27,7 @@ def run(schedule, device="loopback", realtime: bool = False, lookahead_ms: int |
     realtime       False: virtual time (the device must be emulated; a 30-min session takes well under a
                    second); True: real time.
     lookahead_ms   how far ahead of the device clock pulses are queued (also bounded by the device queue);
-                   default 200 ms in real time, 2 s in virtual time (nothing can jitter there, and fewer
+                   default 200 ms in real time, 4 s in virtual time (nothing can jitter there, and fewer
                    host/device round trips make a long session simulate faster).
     on_event       callback(Event) for progress/state changes (a display hooks in here).
     controller     a SessionController for pause/resume/stop/emergency stop/intensity (and ``at()``).

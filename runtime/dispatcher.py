@@ -40,6 +40,9 @@ from .pulsefeed import PulseFeed
 from .records import SessionRecord
 
 
+_new_progress = object.__new__
+
+
 class RecordSink(Protocol):
     """Where the dispatcher keeps the record as the session goes: a RecordStore, or the RecordWriter thread
     in front of one (runtime/recordwriter.py)."""
@@ -78,7 +81,7 @@ def precheck(schedule, profile) -> None:
 class Dispatcher:
     SLEW_TICK_US = 20_000
     REALTIME_LOOKAHEAD_US = 200_000
-    VIRTUAL_LOOKAHEAD_US = 2_000_000
+    VIRTUAL_LOOKAHEAD_US = 4_000_000
     #: a session that ran to its end but misses more scheduled pulses than this (late, lost, never
     #: delivered) ends "degraded" instead of "completed"
     DEGRADED_MISSING_MAX = 0
@@ -152,19 +155,23 @@ class Dispatcher:
             i = bisect.bisect_right(self._seg_starts, sched_now) - 1
             if i >= 0:
                 seg = self.schedule.segments[i].label
-        last_amp = self.last_amp.tolist()
-        delivered = self.delivered.tolist()
-        return Progress(
+        chans = self.channels
+        it = self.intensity
+        value = it.param_values(it.value)
+        # made without the dataclass __init__ (a snapshot every progress interval): every field is set here
+        prog = _new_progress(Progress)
+        prog.__dict__.update(
             state=self.state, elapsed_us=sched_now, remaining_us=max(0, self.schedule.duration_us - sched_now),
             session_us=max(0, dev_now - self.epoch), segment=seg,
-            amplitude_ua={c: last_amp[c] for c in self.channels},
-            delivered={c: delivered[c] for c in self.channels},
-            intensity_ua=self.intensity.param_values(self.intensity.value),
-            target_ua=self.intensity.param_values(self.intensity.target),
-            channel_ua=dict(self.intensity.acked), channel_target_ua=dict(self.intensity.target),
-            channel_range_ua={c: (0, hi) for c, hi in self.intensity.hi.items()},
-            paused_us=self._paused_now(dev_now),
-            underruns=self.late, queue_level=self.driver.status().queue_level if self.realtime else 0)
+            amplitude_ua=dict(zip(chans, self.last_amp[self._chan_idx].tolist())),
+            delivered=dict(zip(chans, self.delivered[self._chan_idx].tolist())),
+            intensity_ua=value,
+            target_ua=dict(value) if it.value == it.target else it.param_values(it.target),
+            underruns=self.late, queue_level=self.driver.status().queue_level if self.realtime else 0,
+            channel_ua=dict(it.acked), channel_target_ua=dict(it.target),
+            channel_range_ua={c: (0, hi) for c, hi in it.hi.items()},
+            paused_us=self._paused_now(dev_now))
+        return prog
 
     def _sched_now(self, dev_now: int) -> int:
         if self.state in ("paused",):
@@ -177,6 +184,7 @@ class Dispatcher:
         prof = drv.capabilities()
         precheck(self.schedule, prof)
         self.channels = sorted({tr.channel for tr in self.schedule.trains} | {c.number for c in self.schedule.channels})
+        self._chan_idx = np.array(self.channels, dtype=np.intp)
         n = prof.channels + 1
         self.delivered = np.zeros(n, dtype=np.int64)
         self.peak = np.zeros(n, dtype=np.int64)

@@ -53,6 +53,9 @@ class PulseFeed:
 
     def take(self, limit_sched: int, max_n: int) -> np.ndarray:
         """Up to ``max_n`` unsent pulses with schedule time < limit_sched (in order)."""
+        pos = self.buf_pos
+        if pos < len(self.buf_t) and self.buf_t[pos] >= limit_sched:
+            return EMPTY     # the next pulse is beyond the limit (a pause between contractions)
         parts = []
         while max_n > 0:
             if self.buf_pos >= len(self.buf):

@@ -22,8 +22,9 @@ CONTRACT = {"errors", "spans", "units", "profile", "pulses", "clock", "rounding"
 STAGES = ["dsl", "compiler", "programs", "drivers", "runtime"]
 #: ext/ holds the compiler's Cython twin: it belongs to the compiler's stage
 SAME_STAGE = {"ext": "compiler"}
-#: ext/ modules that are the twin of a lower stage's module belong to that stage (the parser's LALR driver)
-EXT_STAGE = {"_lalr": "dsl"}
+#: ext/ modules that are the twin of a lower stage's module belong to that stage (the parser's LALR driver, the
+#: wire link's frame kernels)
+EXT_STAGE = {"_lalr": "dsl", "_runlink": "drivers"}
 #: the runtime streams what drivers take: drivers and the runtime depend on the contract, never the compiler
 SKIPS = {"drivers": {"compiler"}, "runtime": {"compiler"}}
 
