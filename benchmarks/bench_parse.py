@@ -135,6 +135,7 @@ def main() -> None:
     med = statistics.median(p)
     print(f"parse:          median {med:7.2f} ms  min {min(p):7.2f} ms  ({med / TARGET_MS:.2f} x the {TARGET_MS:.0f} ms "
           f"target)")
+    _compare_drivers(text, args.runs)
 
     try:
         import stimscript
@@ -147,6 +148,39 @@ def main() -> None:
     verdict = "OK" if med <= TARGET_MS else "OVER TARGET"
     print(f"parse + check:  median {med:7.2f} ms  min {min(c):7.2f} ms  ({med / TARGET_MS:.2f} x the {TARGET_MS:.0f} ms "
           f"target: {verdict})")
+
+
+def _compare_drivers(text: str, runs: int) -> None:
+    """The fast path's two drivers side by side on ``text``: the pure-Python reference (dsl/lalr.py) and the
+    compiled twin (ext/_lalr.pyx) when it is built."""
+    import gc
+
+    from stimscript.dsl import parser as parser_mod
+    from stimscript.dsl.lalr import TableParser
+    from stimscript.dsl.transformer import AstBuilder
+    from stimscript.spans import Source
+
+    fast = parser_mod.get_fast_parser()
+    tables = parser_mod.read_fast_tables(parser_mod.GRAMMAR.with_name("grammar.tables"),
+                                         parser_mod.GRAMMAR.read_text(encoding="utf-8"))
+    if fast is None or type(fast) is TableParser or tables is None:
+        print("drivers:        the compiled twin is not in use (not built, STIMSCRIPT_NO_EXTENSIONS=1, or the "
+              "shipped tables are stale)")
+        return
+    reference = TableParser(tables)
+    times: dict[str, list[float]] = {"reference": [], "compiled": []}
+    gc.disable()
+    try:
+        for _ in range(runs):
+            for name, driver in (("reference", reference), ("compiled", fast)):
+                t0 = time.perf_counter()
+                driver.parse(text, AstBuilder(Source("bench.stim", text)), parser_mod.MAX_DEPTH)
+                times[name].append((time.perf_counter() - t0) * 1000)
+    finally:
+        gc.enable()
+    ref, ours = statistics.median(times["reference"]), statistics.median(times["compiled"])
+    print(f"drivers:        reference (dsl/lalr.py) median {ref:6.2f} ms, compiled (ext/_lalr.pyx) median {ours:6.2f} ms "
+          f"({ref / ours:.1f}x)")
 
 
 def _child(root: str, args, mode: str) -> dict[str, list[float]]:

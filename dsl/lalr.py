@@ -24,6 +24,10 @@ character or token, a rule without a builder method, an expression nested deeper
 exception from the builder) raises :class:`Fallback`, and the caller parses the text with Lark, which
 reports errors (and recovers from a ``}`` followed by a statement) exactly as before. The equivalence of
 both paths is tested on every example and corpus file (tests/test_fast_parser.py).
+
+This driver is the reference of a compiled twin, ext/_lalr.pyx (dsl/parser.py picks it when it is built):
+the same tables, the same builder calls and fallbacks (tests/test_parse_twin.py). A change here is a change
+there.
 """
 from __future__ import annotations
 

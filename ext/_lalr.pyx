@@ -13,17 +13,29 @@ What differs is only how the work is done:
   plain string on the stack and becomes a :class:`~stimscript.dsl.lalr.Token` only when a builder method
   receives it;
 * spans are made as ``dsl/transformer.py new_span`` makes them (the builder's ``position``) without a call
-  into Python.
+  into Python;
+* with a plain :class:`~stimscript.dsl.transformer.AstBuilder`, the rules of ``_BUILT`` and ``_CONSTANT`` (numbers,
+  names, expressions, lines, blocks, cycles, weeks, ...: nearly every node of a protocol) are built here, each
+  exactly as the builder's method of that name builds it: the same classes, fields in the same order, the
+  same shared number values (the builder's own cache) and block depths. Wherever that method would report
+  an error (a number literal too long, two ``after`` clauses, blocks nested too deep, ...) or the children
+  are not of the usual shape, the method itself is called, as for every other rule and for any other
+  builder.
 
 tests/test_parse_twin.py runs both twins over the examples, the corpus, the benchmark protocols and
 generated text and requires identical trees, spans, tokens and fallbacks.
 """
-from cpython.object cimport PyObject
+cimport cython
+from cpython.object cimport PyObject, PyTypeObject
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
 
+from fractions import Fraction
+
+from stimscript.dsl import ast
 from stimscript.dsl.lalr import ALL, COLLAPSE, EXTEND, INLINE, LEAF, PICK, SPLICE, TREE, UNIT
 from stimscript.dsl.lalr import Fallback, Token
+from stimscript.dsl.transformer import CANONICAL_UNIT, MAX_BLOCK_DEPTH, MAX_NUMBER_CHARS, AstBuilder, _unescape
 from stimscript.spans import Span
 
 import re
@@ -37,6 +49,9 @@ cdef extern from "Python.h":
     object PyUnicode_Substring(object o, Py_ssize_t start, Py_ssize_t end)
     int PyObject_GenericSetAttr(object o, object name, object value) except -1
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+
+cdef extern from "Python.h":
+    PyTypeObject PyBaseObject_Type
 
 cdef object _object_new = object.__new__
 cdef object _str_new = str.__new__
@@ -56,6 +71,82 @@ cdef enum:
 cdef enum:
     NO_ACTION = -0x40000000
     FIRST_CHARS = 128          # characters below this have their own candidate lists; the rest share one
+
+# the rules built here rather than by a call of the builder's method (when the builder is a plain AstBuilder)
+cdef enum:
+    B_QUANTITY, B_NUMBER, B_PERCENT, B_NAME, B_PERCENT_OF, B_ADD, B_SUB, B_MUL, B_DIV, B_NEG
+    B_RAMP_UP, B_HOLD, B_RAMP_DOWN, B_REST, B_CYCLE, B_PAUSE, B_AFTER, B_WITH
+    B_OVERRIDE_FREQUENCY, B_OVERRIDE_AMPLITUDE, B_OVERRIDE_PULSE, B_FREQUENCY, B_AMPLITUDE, B_CHANNEL_LIST
+    B_LINE, B_REPEAT, B_FOR, B_TARGET, B_ASSIGNMENT, B_UP_TO, B_DOWN_TO, B_ELECTRODE_RECT, B_ELECTRODE_AREA
+    B_ELECTRODE_PAIR, B_CONSTANT, B_START, B_VERSION, B_SESSION, B_PROGRESSION, B_LIMITS, B_EVERY_WEEK, B_WEEK
+    B_WEEK_LAST, B_LIMIT, B_ALLOW, B_SIDE_WORD, B_HEADER_FIELD, B_CHANNEL, B_SITE
+
+#: builder method name -> the rule built here
+_BUILT = {
+    "quantity": B_QUANTITY, "number": B_NUMBER, "percent": B_PERCENT, "name": B_NAME, "percent_of": B_PERCENT_OF,
+    "add": B_ADD, "sub": B_SUB, "mul": B_MUL, "div": B_DIV, "neg": B_NEG, "ramp_up": B_RAMP_UP, "hold": B_HOLD,
+    "ramp_down": B_RAMP_DOWN, "rest": B_REST, "cycle": B_CYCLE, "pause": B_PAUSE, "after_clause": B_AFTER,
+    "with_clause": B_WITH, "override_frequency": B_OVERRIDE_FREQUENCY, "override_amplitude": B_OVERRIDE_AMPLITUDE,
+    "override_pulse": B_OVERRIDE_PULSE, "frequency_setting": B_FREQUENCY, "amplitude_setting": B_AMPLITUDE,
+    "channel_list": B_CHANNEL_LIST, "line": B_LINE, "repeat": B_REPEAT, "for_block": B_FOR, "target": B_TARGET,
+    "assignment": B_ASSIGNMENT, "up_to": B_UP_TO, "down_to": B_DOWN_TO, "electrode_rect": B_ELECTRODE_RECT,
+    "electrode_area": B_ELECTRODE_AREA, "electrode_pair": B_ELECTRODE_PAIR, "start": B_START,
+    "version_decl": B_VERSION, "session": B_SESSION, "progression": B_PROGRESSION, "limits": B_LIMITS,
+    "every_week": B_EVERY_WEEK, "week": B_WEEK, "week_last": B_WEEK_LAST, "limit": B_LIMIT, "allow": B_ALLOW,
+    "side_word": B_SIDE_WORD, "header_field": B_HEADER_FIELD, "channel": B_CHANNEL, "site": B_SITE,
+}
+#: the rules whose method returns a word, whatever the children
+_CONSTANT = {
+    "left": "left", "right": "right", "per_day": "day", "per_week": "week", "week_open": "open", "max": "max",
+    "min": "min", "q_current": "current", "q_frequency": "frequency", "q_pulse_width": "pulse width",
+    "q_charge": "charge", "q_duration": "duration", "q_channels": "channels", "q_voltage": "voltage",
+    "q_density": "density",
+}
+cdef tuple _OPS = ("+", "-", "*", "/")
+cdef tuple _STEPS = ("ramp_up", "hold", "ramp_down", "rest")
+cdef tuple _OVERRIDES = ("frequency", "amplitude", "pulse")
+cdef object _EMPTY = ()
+# the AST's node classes
+cdef type _Protocol = ast.Protocol
+cdef type _Site = ast.Site
+cdef type _Channel = ast.Channel
+cdef type _HeaderField = ast.HeaderField
+cdef type _Allow = ast.Allow
+cdef type _Limit = ast.Limit
+cdef type _Week = ast.Week
+cdef type _EveryWeek = ast.EveryWeek
+cdef type _Limits = ast.Limits
+cdef type _Progression = ast.Progression
+cdef type _Session = ast.Session
+cdef type _Assignment = ast.Assignment
+cdef type _BinOp = ast.BinOp
+cdef type _Cycle = ast.Cycle
+cdef type _CycleStep = ast.CycleStep
+cdef type _Electrode = ast.Electrode
+cdef type _ElectrodePair = ast.ElectrodePair
+cdef type _For = ast.For
+cdef type _Line = ast.Line
+cdef type _Name = ast.Name
+cdef type _Neg = ast.Neg
+cdef type _Number = ast.Number
+cdef type _Override = ast.Override
+cdef type _Pause = ast.Pause
+cdef type _PercentOf = ast.PercentOf
+cdef type _Repeat = ast.Repeat
+cdef type _Setting = ast.Setting
+cdef type _Target = ast.Target
+
+
+cdef inline object _node(type cls, tuple names, tuple values):
+    """An AST node of class ``cls`` whose ``__dict__`` holds ``names`` = ``values`` in this order, as its
+    ``__init__`` leaves it, without running it (nor its refusing ``__setattr__``: the attributes are stored as
+    ``object.__setattr__`` stores them)."""
+    cdef Py_ssize_t i
+    node = PyBaseObject_Type.tp_new(cls, <PyObject*>_EMPTY, NULL)
+    for i in range(len(names)):
+        PyObject_GenericSetAttr(node, names[i], values[i])
+    return node
+
 
 cdef int _UNIT = UNIT, _LEAF = LEAF, _TREE = TREE, _INLINE = INLINE, _COLLAPSE = COLLAPSE
 cdef int _ALL = ALL, _PICK = PICK, _SPLICE = SPLICE, _EXTEND = EXTEND
@@ -246,6 +337,8 @@ cdef class TableParser:
     cdef int* lexer_of_state
     cdef int** candidates         # [lexer * (FIRST_CHARS + 1) + char]: terminal numbers, -1 at the end
     cdef list names               # per rule: the builder method's name
+    cdef list built               # per rule: the rule built here (_BUILT), or -1
+    cdef list constants           # per rule: the word of a B_CONSTANT rule
     cdef list symbol_names        # per symbol: its name
     cdef list terminal_names      # per terminal number: its name
     cdef list regexps             # per terminal: the compiled expression (SC_RE) or None
@@ -300,6 +393,8 @@ cdef class TableParser:
             raise MemoryError()
         memset(self.rules, 0, sizeof(Rule) * (self.nrules + 1))
         self.names = []
+        self.built = []
+        self.constants = []
         for i, (origin, size, use, shape, arg, name) in enumerate(rules):
             r = &self.rules[i]
             r.origin = symbols[origin]
@@ -307,6 +402,9 @@ cdef class TableParser:
             r.use = use
             r.shape = shape
             self.names.append(name)
+            self.built.append((B_CONSTANT if name in _CONSTANT else _BUILT.get(name, -1)) if use in (_TREE, _LEAF)
+                              else -1)
+            self.constants.append(_CONSTANT.get(name))
             if shape == _PICK:
                 r.npicks = len(arg)
                 r.picks = <int*>malloc(sizeof(int) * (r.npicks + 1))
@@ -504,16 +602,30 @@ cdef class TableParser:
             run.release()
 
 
+@cython.freelist(64)
+cdef class _Tok:
+    """A kept token before any builder method has seen it: its text, terminal number and offsets (a
+    :class:`Token` is made from it only for a method written in Python)."""
+
+    cdef str value
+    cdef int term
+    cdef Py_ssize_t start, end
+
+
+cdef object _DELEGATE = object()   # a built-in rule's answer: "ask the builder's own method"
+
+
 cdef class _Run:
     """One parse: the stack, the line starts and the builder."""
 
     cdef TableParser p
     cdef str text
     cdef object builder, source
+    cdef dict numbers, depths
+    cdef bint direct              # the builder is a plain AstBuilder: the rules of _built run here
     cdef int max_depth
     cdef int* st_state
     cdef int* st_height
-    cdef int* st_term             # the terminal number of an entry that is a token not made yet, else -1
     cdef Py_ssize_t* st_start
     cdef Py_ssize_t* st_end
     cdef list values
@@ -527,17 +639,20 @@ cdef class _Run:
         self.text = text
         self.builder = builder
         self.source = builder.source
+        self.direct = type(builder) is AstBuilder
+        if self.direct:
+            self.numbers = builder._numbers
+            self.depths = builder._depths
         self.max_depth = max_depth
         self.cap = 256
         self.st_state = <int*>malloc(sizeof(int) * self.cap)
         self.st_height = <int*>malloc(sizeof(int) * self.cap)
-        self.st_term = <int*>malloc(sizeof(int) * self.cap)
         self.st_start = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * self.cap)
         self.st_end = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * self.cap)
         self.lines_cap = 256
         self.lines = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * self.lines_cap)
-        if self.st_state == NULL or self.st_height == NULL or self.st_term == NULL or self.st_start == NULL \
-                or self.st_end == NULL or self.lines == NULL:
+        if self.st_state == NULL or self.st_height == NULL or self.st_start == NULL or self.st_end == NULL \
+                or self.lines == NULL:
             raise MemoryError()
         self.values = [None] * self.cap
         self.methods = [None] * p.nrules
@@ -548,11 +663,10 @@ cdef class _Run:
     cdef release(self):
         free(self.st_state)
         free(self.st_height)
-        free(self.st_term)
         free(self.st_start)
         free(self.st_end)
         free(self.lines)
-        self.st_state = self.st_height = self.st_term = NULL
+        self.st_state = self.st_height = NULL
         self.st_start = self.st_end = self.lines = NULL
         self.values = None
 
@@ -566,10 +680,6 @@ cdef class _Run:
         if a == NULL:
             raise MemoryError()
         self.st_height = <int*>a
-        a = realloc(self.st_term, sizeof(int) * cap)
-        if a == NULL:
-            raise MemoryError()
-        self.st_term = <int*>a
         a = realloc(self.st_start, sizeof(Py_ssize_t) * cap)
         if a == NULL:
             raise MemoryError()
@@ -608,35 +718,305 @@ cdef class _Run:
     cdef object _span(self, Py_ssize_t s, Py_ssize_t e):
         """The span of ``s``..``e`` as ``new_span`` makes it."""
         cdef Py_ssize_t first = self._line_of(s), last = self._line_of(e)
-        span = _object_new(Span)
-        PyObject_GenericSetAttr(span, _DICT, {
-            "source": self.source, "line": first, "column": s - self.lines[first - 1] + 1, "end_line": last,
-            "end_column": e - self.lines[last - 1] + 1, "start_pos": s, "end_pos": e})
+        span = PyBaseObject_Type.tp_new(Span, <PyObject*>_EMPTY, NULL)
+        PyObject_GenericSetAttr(span, "source", self.source)
+        PyObject_GenericSetAttr(span, "line", first)
+        PyObject_GenericSetAttr(span, "column", s - self.lines[first - 1] + 1)
+        PyObject_GenericSetAttr(span, "end_line", last)
+        PyObject_GenericSetAttr(span, "end_column", e - self.lines[last - 1] + 1)
+        PyObject_GenericSetAttr(span, "start_pos", s)
+        PyObject_GenericSetAttr(span, "end_pos", e)
         return span
 
-    cdef object _token(self, Py_ssize_t i):
-        """The value of stack entry ``i``, a token made now if it is still a plain string."""
-        cdef int t = self.st_term[i]
-        cdef Py_ssize_t s, e, first, last
-        value = self.values[i]
-        if t < 0:
-            return value
-        s = self.st_start[i]
-        e = self.st_end[i]
-        first = self._line_of(s)
-        last = self._line_of(e)
-        tok = _str_new(Token, value)
-        tok.type = self.p.terminal_names[t]
-        tok.value = value
-        tok.start_pos = s
-        tok.end_pos = e
+    cdef object _token(self, _Tok t):
+        """The :class:`Token` of ``t``, with the attributes the reference's lexer gives it."""
+        cdef Py_ssize_t first = self._line_of(t.start), last = self._line_of(t.end)
+        tok = _str_new(Token, t.value)
+        tok.type = self.p.terminal_names[t.term]
+        tok.value = t.value
+        tok.start_pos = t.start
+        tok.end_pos = t.end
         tok.end_line = last
-        tok.end_column = e - self.lines[last - 1] + 1
+        tok.end_column = t.end - self.lines[last - 1] + 1
         tok.line = first
-        tok.column = s - self.lines[first - 1] + 1
-        self.values[i] = tok
-        self.st_term[i] = -1
+        tok.column = t.start - self.lines[first - 1] + 1
         return tok
+
+    cdef inline object _plain(self, object value):
+        return self._token(<_Tok>value) if type(value) is _Tok else value
+
+    # ---- the rules built here (each exactly what dsl/transformer.py's method of that name builds) ----
+
+    cdef object _number(self, object tok):
+        """``AstBuilder._number``; None where the builder would raise (the method is asked then)."""
+        if type(tok) is not _Tok:
+            return None
+        text = (<_Tok>tok).value
+        found = self.numbers.get(text)
+        if found is None:
+            if len(text) > MAX_NUMBER_CHARS:
+                return None
+            found = self.numbers[text] = Fraction(text)
+        return found
+
+    cdef object _name(self, object tok):
+        """``AstBuilder._name``: a Name with the token's span; None for anything but a token."""
+        if type(tok) is not _Tok:
+            return None
+        return _node(_Name, ("span", "name"), (self._span((<_Tok>tok).start, (<_Tok>tok).end), (<_Tok>tok).value))
+
+    cdef object _built(self, int rule, object meta, list ch):
+        """The node of built-in rule ``rule`` (see ``_BUILT``), or _DELEGATE."""
+        cdef Py_ssize_t n = len(ch), i
+        if rule == B_QUANTITY:
+            if n != 2 or type(ch[1]) is not _Tok:
+                return _DELEGATE
+            value = self._number(ch[0])
+            if value is None:
+                return _DELEGATE
+            unit = (<_Tok>ch[1]).value
+            return _node(_Number, ("span", "value", "unit"), (meta, value, CANONICAL_UNIT.get(unit, unit)))
+        if rule == B_NUMBER or rule == B_PERCENT:
+            if n != 1:
+                return _DELEGATE
+            value = self._number(ch[0])
+            if value is None:
+                return _DELEGATE
+            return _node(_Number, ("span", "value", "unit"), (meta, value, None if rule == B_NUMBER else "%"))
+        if rule == B_NAME:
+            if n != 1 or type(ch[0]) is not _Tok:
+                return _DELEGATE
+            return _node(_Name, ("span", "name"), (meta, (<_Tok>ch[0]).value))
+        if rule == B_PERCENT_OF:
+            if n != 2:
+                return _DELEGATE
+            value = self._number(ch[0])
+            name = self._name(ch[1])
+            if value is None or name is None:
+                return _DELEGATE
+            return _node(_PercentOf, ("span", "percent", "name"), (meta, value, name))
+        if B_ADD <= rule <= B_DIV:
+            if n != 2:
+                return _DELEGATE
+            return _node(_BinOp, ("span", "op", "left", "right"), (meta, _OPS[rule - B_ADD], ch[0], ch[1]))
+        if rule == B_NEG:
+            return _node(_Neg, ("span", "operand"), (meta, ch[0]))
+        if B_RAMP_UP <= rule <= B_REST:
+            return _node(_CycleStep, ("span", "kind", "duration"), (meta, _STEPS[rule - B_RAMP_UP], ch[0]))
+        if rule == B_CYCLE:
+            if n < 1 or type(ch[0]) is not _Tok:
+                return _DELEGATE
+            return _node(_Cycle, ("span", "name", "steps"), (meta, (<_Tok>ch[0]).value, tuple(ch[1:])))
+        if rule == B_PAUSE:
+            return _node(_Pause, ("span", "duration"), (meta, ch[0]))
+        if rule == B_AFTER:
+            return ("after", ch[0], meta)
+        if rule == B_WITH:
+            return ("with", list(ch), meta)
+        if B_OVERRIDE_FREQUENCY <= rule <= B_OVERRIDE_PULSE:
+            return _node(_Override, ("span", "key", "value"), (meta, _OVERRIDES[rule - B_OVERRIDE_FREQUENCY], ch[0]))
+        if rule == B_FREQUENCY or rule == B_AMPLITUDE:
+            return _node(_Setting, ("span", "key", "value"),
+                         (meta, "frequency" if rule == B_FREQUENCY else "amplitude", ch[0]))
+        if rule == B_CHANNEL_LIST:
+            names = []
+            for i in range(n):
+                name = self._name(ch[i])
+                if name is None:
+                    return _DELEGATE
+                names.append(name)
+            return tuple(names)
+        if rule == B_LINE:
+            return self._line(meta, ch)
+        if rule == B_REPEAT or rule == B_FOR:
+            return self._set(rule, meta, ch)
+        if rule == B_TARGET:
+            path = []
+            for i in range(n):
+                if type(ch[i]) is not _Tok:
+                    return _DELEGATE
+                path.append((<_Tok>ch[i]).value)
+            return _node(_Target, ("span", "path"), (meta, tuple(path)))
+        if rule == B_ASSIGNMENT:
+            if n != 4 or type(ch[1]) is not _Tok:
+                return _DELEGATE
+            bound = ch[3]
+            if bound is None:
+                bound_kind = bound_expr = None
+            elif type(bound) is tuple and len(<tuple>bound) == 2:
+                bound_kind, bound_expr = bound
+            else:
+                return _DELEGATE
+            return _node(_Assignment, ("span", "target", "op", "value", "bound", "bound_kind"),
+                         (meta, ch[0], (<_Tok>ch[1]).value, ch[2], bound_expr, bound_kind))
+        if rule == B_UP_TO:
+            return ("up", ch[0])
+        if rule == B_DOWN_TO:
+            return ("down", ch[0])
+        if rule == B_ELECTRODE_RECT:
+            if n != 3 or type(ch[0]) is not _Tok:
+                return _DELEGATE
+            return _node(_Electrode, ("span", "name", "width", "height", "area"),
+                         (meta, (<_Tok>ch[0]).value, ch[1], ch[2], None))
+        if rule == B_ELECTRODE_AREA:
+            if n != 2 or type(ch[0]) is not _Tok:
+                return _DELEGATE
+            return _node(_Electrode, ("span", "name", "width", "height", "area"),
+                         (meta, (<_Tok>ch[0]).value, None, None, ch[1]))
+        if rule == B_START:
+            return self._start(meta, ch)
+        if rule == B_VERSION:
+            value = self._int(ch[0]) if n == 1 else None
+            if value is None:
+                return _DELEGATE
+            return ("version", value, meta)
+        if rule == B_SESSION:
+            return _node(_Session, ("span", "blocks"), (meta, tuple(ch)))
+        if rule == B_PROGRESSION:
+            return _node(_Progression, ("span", "weeks"), (meta, tuple(ch)))
+        if rule == B_LIMITS:
+            return _node(_Limits, ("span", "items"), (meta, tuple(ch)))
+        if rule == B_EVERY_WEEK:
+            return _node(_EveryWeek, ("span", "assignments"), (meta, tuple(ch)))
+        if rule == B_WEEK:
+            if n < 2:
+                return _DELEGATE
+            first = self._int(ch[0])
+            rng = ch[1]
+            if rng is None:
+                last = first
+            elif type(rng) is _Tok:
+                last = self._int(rng)
+                if last is None:
+                    return _DELEGATE
+            elif type(rng) is str and rng == "open":
+                last = None
+            else:
+                return _DELEGATE
+            if first is None:
+                return _DELEGATE
+            return _node(_Week, ("span", "first", "last", "assignments"), (meta, first, last, tuple(ch[2:])))
+        if rule == B_WEEK_LAST:
+            return ch[0]
+        if rule == B_LIMIT:
+            if n != 3:
+                return _DELEGATE
+            return _node(_Limit, ("span", "bound", "quantity", "value"), (meta, ch[0], ch[1], ch[2]))
+        if rule == B_ALLOW or rule == B_SIDE_WORD:
+            if n != 1 or type(ch[0]) is not _Tok:
+                return _DELEGATE
+            if rule == B_SIDE_WORD:
+                return (<_Tok>ch[0]).value
+            return _node(_Allow, ("span", "what"), (meta, (<_Tok>ch[0]).value))
+        if rule == B_HEADER_FIELD:
+            if n != 2 or type(ch[0]) is not _Tok or type(ch[1]) is not _Tok:
+                return _DELEGATE
+            return _node(_HeaderField, ("span", "key", "value"),
+                         (meta, (<_Tok>ch[0]).value, _unescape((<_Tok>ch[1]).value)))
+        if rule == B_CHANNEL:
+            if n < 2 or type(ch[0]) is not _Tok or type(ch[1]) is not _Tok:
+                return _DELEGATE
+            number = self._int(ch[1])
+            if number is None:
+                return _DELEGATE
+            return _node(_Channel, ("span", "name", "number", "body", "name_span", "number_span"),
+                         (meta, (<_Tok>ch[0]).value, number, tuple(ch[2:]),
+                          self._span((<_Tok>ch[0]).start, (<_Tok>ch[0]).end),
+                          self._span((<_Tok>ch[1]).start, (<_Tok>ch[1]).end)))
+        if rule == B_SITE:
+            if n != 2 or type(ch[0]) is not _Tok:
+                return _DELEGATE
+            where = <_Tok>ch[0]
+            if self.p.terminal_names[where.term] == "STRING":
+                return _node(_Site, ("span", "muscle", "side", "custom"), (meta, None, ch[1], _unescape(where.value)))
+            return _node(_Site, ("span", "muscle", "side", "custom"), (meta, self._name(where), ch[1], None))
+        if rule == B_ELECTRODE_PAIR:
+            if n != 2:
+                return _DELEGATE
+            first = self._name(ch[0])
+            second = self._name(ch[1])
+            if first is None or second is None:
+                return _DELEGATE
+            return _node(_ElectrodePair, ("span", "first", "second"), (meta, first, second))
+        return _DELEGATE
+
+    cdef object _int(self, object tok):
+        """``AstBuilder._int``: the whole number of a token; None where the builder would raise."""
+        value = self._number(tok)
+        if value is None or value.denominator != 1:
+            return None
+        return value.numerator
+
+    cdef object _start(self, object meta, list ch):
+        """``AstBuilder.start``; a misplaced or unsupported version line (E108, E109) is the method's to report."""
+        version = None
+        items = []
+        for child in ch:
+            if type(child) is tuple and len(<tuple>child) == 3 and (<tuple>child)[0] == "version":
+                if items or version is not None or (<tuple>child)[1] != 1:
+                    return _DELEGATE
+                version = (<tuple>child)[1]
+            elif isinstance(child, tuple) and child and child[0] == "version":
+                return _DELEGATE
+            else:
+                items.append(child)
+        return _node(_Protocol, ("span", "version", "items"), (meta, version, tuple(items)))
+
+    cdef object _line(self, object meta, list ch):
+        """``AstBuilder.line``; two ``after`` clauses (E112) are the method's to report."""
+        cdef Py_ssize_t i, n = len(ch)
+        if n < 2:
+            return _DELEGATE
+        cycle = self._name(ch[1])
+        if cycle is None:
+            return _DELEGATE
+        overrides = []
+        after = None
+        for i in range(2, n):
+            option = ch[i]
+            if type(option) is not tuple or len(<tuple>option) != 3:
+                return _DELEGATE
+            kind = (<tuple>option)[0]
+            if kind == "with":
+                overrides.extend((<tuple>option)[1])
+            else:
+                if after is not None:
+                    return _DELEGATE
+                after = (<tuple>option)[1]
+        return _node(_Line, ("span", "channels", "cycle", "overrides", "after"),
+                     (meta, ch[0], cycle, tuple(overrides), after))
+
+    cdef object _set(self, int rule, object meta, list ch):
+        """``AstBuilder.repeat`` / ``for_block``; a body mixing lines and blocks (E113) or nested too deep
+        (E114) is the method's to report."""
+        cdef Py_ssize_t i, n = len(ch)
+        cdef long depth = 0, d
+        if n < 1:
+            return _DELEGATE
+        lines = []
+        blocks = []
+        for i in range(1, n):
+            if isinstance(ch[i], _Line):
+                lines.append(ch[i])
+            else:
+                blocks.append(ch[i])
+        if lines and blocks:
+            return _DELEGATE
+        for b in blocks:
+            d = self.depths.get(id(b), 1)
+            if d > depth:
+                depth = d
+        depth += 1
+        if depth > MAX_BLOCK_DEPTH:
+            return _DELEGATE
+        if rule == B_REPEAT:
+            block = _node(_Repeat, ("span", "count", "lines", "blocks"), (meta, ch[0], tuple(lines), tuple(blocks)))
+        else:
+            block = _node(_For, ("span", "duration", "lines", "blocks"), (meta, ch[0], tuple(lines), tuple(blocks)))
+        self.depths[id(block)] = depth
+        return block
+
+    # ---- the driver ----
 
     cdef object go(self):
         cdef TableParser p = self.p
@@ -645,7 +1025,7 @@ cdef class _Run:
         cdef void* data = PyUnicode_DATA(text)
         cdef Py_ssize_t n = len(text)
         cdef Py_ssize_t pos = 0, tok_start = 0, end = 0, k, base, s, e, own, i
-        cdef int state = p.start_state, t, term, symbol, act, index, below, top, origin, height, j, nones
+        cdef int state = p.start_state, t, term, symbol, act, index, below, top, origin, height, j, nones, built
         cdef int nsymbols = p.nsymbols
         cdef int* actions = p.actions
         cdef bint is_end, kept
@@ -654,16 +1034,15 @@ cdef class _Run:
         cdef PyObject* found
         cdef list values = self.values
         cdef list children
+        cdef _Tok token
         self.st_state[0] = state
         self.st_height[0] = 0
-        self.st_term[0] = -1
         self.st_start[0] = -1
         self.st_end[0] = -1
         self.top = 0
         while True:
             # ---- the next token (or the end) ----
             tok = None
-            term = -1
             if pos < n:
                 t = p._match(p.lexer_of_state[state], text, kind, data, n, pos, &end)
                 if t < 0:
@@ -679,21 +1058,23 @@ cdef class _Run:
                     continue
                 symbol = sc.symbol
                 kept = sc.kept
+                term = t
                 words = (<tuple>p.unless[p.lexer_of_state[state]])[t]
+                value = None
                 if words is not None:
-                    tok = PyUnicode_Substring(text, tok_start, end)
-                    found = PyDict_GetItemWithError(words, tok)
+                    value = PyUnicode_Substring(text, tok_start, end)
+                    found = PyDict_GetItemWithError(words, value)
                     if found != NULL:
                         symbol = <object>found
                         term = p.scanner_of_symbol[symbol]
                         kept = term >= 0 and p.scanners[term].kept
                 if kept:
-                    if tok is None:
-                        tok = PyUnicode_Substring(text, tok_start, end)
-                    term = p.scanner_of_symbol[symbol]
-                else:
-                    tok = None
-                    term = -1
+                    token = _Tok.__new__(_Tok)
+                    token.value = value if value is not None else PyUnicode_Substring(text, tok_start, end)
+                    token.term = term
+                    token.start = tok_start
+                    token.end = end
+                    tok = token
                 pos = end
                 is_end = False
             else:
@@ -708,7 +1089,7 @@ cdef class _Run:
                     if is_end:
                         raise Fallback("shift at the end")
                     state = act
-                    self._push(act, tok, term, tok_start, pos, 0)
+                    self._push(act, tok, tok_start, pos, 0)
                     break
                 index = ~act
                 r = &p.rules[index]
@@ -728,7 +1109,7 @@ cdef class _Run:
                     state = top
                     self.st_state[self.top] = top
                     if is_end and state == p.end_state:
-                        return self._token(self.top)
+                        return self._plain(values[self.top])
                     continue
                 base = self.top - r.size + 1
                 # the children, as Lark's child filter leaves them, read from the stack
@@ -738,12 +1119,12 @@ cdef class _Run:
                         if r.picks[j] == r.size:
                             children.append(None)
                         else:
-                            children.append(self._token(base + r.picks[j]))
+                            children.append(values[base + r.picks[j]])
                 elif r.shape == _ALL:
-                    children = [self._token(base + j) for j in range(r.size)]
+                    children = values[base:self.top + 1]
                 elif r.shape == _EXTEND:
                     children = values[base]
-                    children.append(self._token(base + r.extend))
+                    children.append(values[base + r.extend])
                 else:
                     children = []
                     for j in range(r.ninclude):
@@ -757,7 +1138,7 @@ cdef class _Run:
                             else:   # take the spliced list over (left recursion: linear, as in Lark)
                                 children = values[i]
                         else:
-                            children.append(self._token(i))
+                            children.append(values[i])
                     if r.append_none:
                         children.extend([None] * r.append_none)
                 own = -1
@@ -795,41 +1176,51 @@ cdef class _Run:
                         height += 1
                     if height > self.max_depth:
                         raise Fallback("nested too deep")
-                    method = self.methods[index]
-                    if method is None:
-                        name = p.names[index]
-                        method = getattr(self.builder, name, None)
-                        if method is None or name.startswith("_"):
-                            raise Fallback(f"no builder for {name}")
-                        self.methods[index] = method
                     meta = self._span(s, e) if s >= 0 else None
-                    try:
-                        value = method(meta, children)
-                    except Exception as exc:   # the Lark path reports it as before
-                        raise Fallback(str(exc)) from None
+                    value = _DELEGATE
+                    built = p.built[index]
+                    if built >= 0 and self.direct:
+                        try:
+                            value = self._built(built, meta, children) if built != B_CONSTANT \
+                                else p.constants[index]
+                        except Exception as exc:
+                            raise Fallback(str(exc)) from None
+                    if value is _DELEGATE:
+                        method = self.methods[index]
+                        if method is None:
+                            name = p.names[index]
+                            method = getattr(self.builder, name, None)
+                            if method is None or name.startswith("_"):
+                                raise Fallback(f"no builder for {name}")
+                            self.methods[index] = method
+                        for i in range(len(children)):
+                            if type(children[i]) is _Tok:
+                                children[i] = self._token(<_Tok>children[i])
+                        try:
+                            value = method(meta, children)
+                        except Exception as exc:   # the Lark path reports it as before
+                            raise Fallback(str(exc)) from None
                 elif r.use == _INLINE:
                     value = children
                 else:   # COLLAPSE: the one child stays itself; a node's container grows over the tokens
                     value = children[0]
-                    if type(value) is Token:
-                        s, e = value.start_pos, value.end_pos
+                    if type(value) is _Tok:
+                        s, e = (<_Tok>value).start, (<_Tok>value).end
                     elif own < 0 and s >= 0:   # a node without position would get one only now: not like
                         raise Fallback("position set late")   # Lark (nor a placeholder: left to Lark)
                 state = actions[self.st_state[self.top] * nsymbols + origin]
                 if state == NO_ACTION:
                     raise Fallback("no goto")
-                self._push(state, value, -1, s, e, height)
+                self._push(state, value, s, e, height)
                 if is_end and state == p.end_state:
-                    return value
+                    return self._plain(value)
 
-    cdef inline int _push(self, int state, object value, int term, Py_ssize_t s, Py_ssize_t e,
-                          int height) except -1:
+    cdef inline int _push(self, int state, object value, Py_ssize_t s, Py_ssize_t e, int height) except -1:
         cdef Py_ssize_t i = self.top + 1
         if i >= self.cap:
             self._grow()
         self.st_state[i] = state
         self.st_height[i] = height
-        self.st_term[i] = term
         self.st_start[i] = s
         self.st_end[i] = e
         self.values[i] = value

@@ -1,10 +1,12 @@
 """The compiled LALR driver (ext/_lalr.pyx) is the twin of the pure-Python reference (dsl/lalr.py).
 
-Both take the same exported tables; for every text the compiled one must make exactly the reference's calls of
-the AST builder — the same rules in the same order, with the same spans and the same tokens (text, type and
-every position) — and fall back exactly where the reference falls back. The oracle is the reference itself,
-run side by side; each of the compiled lexer's scanners is compared with ``re`` on the same text.
-tests/test_fast_parser.py compares both twins with Lark as well.
+Both take the same exported tables. For every text, with a builder that writes down its calls, the compiled
+one must make exactly the reference's calls of the AST builder — the same rules in the same order, with the
+same spans and the same tokens (text, type and every position) — and fall back exactly where the reference
+falls back. With the plain AstBuilder it builds the hot rules itself (numbers, names, lines, blocks, ...):
+the tree must be the reference's object for object (classes, every field and span, the order of each
+object's ``__dict__``). The oracle is the reference itself, run side by side; each of the compiled lexer's
+scanners is compared with ``re`` on the same text. tests/test_fast_parser.py compares both twins with Lark.
 """
 from __future__ import annotations
 
@@ -93,19 +95,48 @@ def _run(driver, text: str, name: str = "t.stim"):
     return result, builder.calls
 
 
+def _deep(a, b, path="protocol"):
+    """``a`` and ``b`` are alike object for object: the same classes, ``__dict__`` keys in the same order,
+    equal values of the same types (spans field by field, their source by name)."""
+    assert type(a) is type(b), f"{path}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, Span):
+        assert list(vars(a)) == list(vars(b)), path
+        assert a.source.name == b.source.name and a.source.text == b.source.text, path
+        assert [v for k, v in vars(a).items() if k != "source"] == [v for k, v in vars(b).items() if k != "source"], path
+    elif hasattr(a, "__dict__") and not isinstance(a, type):
+        assert list(vars(a)) == list(vars(b)), f"{path}: fields {list(vars(a))} != {list(vars(b))}"
+        for key in vars(a):
+            _deep(vars(a)[key], vars(b)[key], f"{path}.{key}")
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b), f"{path}: {len(a)} != {len(b)} items"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _deep(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def _built(driver, text: str, name: str):
+    try:
+        return driver.parse(text, AstBuilder(Source(name, text)), parser_mod.MAX_DEPTH)
+    except Fallback:
+        return None
+
+
 def _alike(text: str, name: str = "t.stim", twin=None) -> bool:
     """Both drivers on ``text``: the same builder calls in the same order, the same result (or both fall
-    back). Returns whether they parsed it."""
-    ours, our_calls = _run(twin or compiled.TableParser(EXPORTED), text, name)
-    ref, ref_calls = _run(TableParser(EXPORTED), text, name)
+    back); with the plain builder the same tree, object for object. Returns whether they parsed it."""
+    twin = twin or compiled.TableParser(EXPORTED)
+    reference = TableParser(EXPORTED)
+    ours, our_calls = _run(twin, text, name)
+    ref, ref_calls = _run(reference, text, name)
     assert (ours is None) == (ref is None), "one twin fell back, the other did not"
-    if ref is None:
-        # both stopped at the same point (the calls made before the fallback are the same)
-        assert our_calls == ref_calls
-        return False
-    assert our_calls == ref_calls
-    assert _plain(ours) == _plain(ref) and ours == ref
-    return True
+    assert our_calls == ref_calls   # (where both fell back: the calls made before the fallback)
+    if ref is not None:
+        assert _plain(ours) == _plain(ref) and ours == ref
+    built, expected = _built(twin, text, name), _built(reference, text, name)
+    assert (built is None) == (expected is None), "one twin fell back, the other did not (plain builder)"
+    _deep(built, expected)
+    return ref is not None
 
 
 @pytest.mark.parametrize("name, text", TEXTS, ids=[n for n, _ in TEXTS])
@@ -220,3 +251,48 @@ def test_a_builder_error_falls_back_alike():
     with pytest.raises(Exception) as info:
         parser_mod.parse(text)
     assert "E106" in str(info.value)
+
+
+_HEAD = "stimscript 1\ncycle c { hold 1 s }\n"
+
+
+@pytest.mark.parametrize("text, code", [
+    (_HEAD + "session { repeat 2 { q: c after 1 s after 2 s } }\n", "E112"),
+    (_HEAD + "session { repeat 2 { q: c\n pause 1 s } }\n", "E113"),
+    (_HEAD + "session {\n" + "repeat 2 {\n" * 7 + "q: c\n" + "}\n" * 8, "E114"),
+    (_HEAD + "session {\n" + "for 1 min {\n" * 7 + "q: c\n" + "}\n" * 8, "E114"),
+    ("stimscript 1\nchannel q 1.5 { frequency 10 Hz }\n", "E111"),
+    ("stimscript 1\nprogression { week 2.5 { a = 1 } }\n", "E111"),
+    ("stimscript 1\nprogression { week 2..3.5 { a = 1 } }\n", "E111"),
+    ("stimscript 1.5\n", "E111"),
+    ("stimscript 2\n", "E109"),
+    ("param a = 1\nstimscript 1\n", "E108"),
+    ("stimscript 1\nstimscript 1\n", "E108"),
+    ("stimscript 1\nparam a = " + "2" * 41 + "% b\n", "E106"),
+    ("stimscript 1\nelectrode e " + "3" * 41 + " cm x 1 cm\n", "E106"),
+    ("stimscript 1\nprogression { week 1 { a += " + "4" * 41 + " mA up to 5 mA } }\n", "E106"),
+])
+def test_what_the_builder_reports_is_left_to_it(text, code):
+    """Where a rule built in the compiled driver would be an error (two ``after`` clauses, a body mixing
+    lines and blocks, blocks nested too deep, a number literal too long), the builder's own method decides:
+    both twins fall back alike, and parsing reports the error as before."""
+    from stimscript.errors import ProtocolSyntaxError
+
+    assert not _alike(text)
+    with pytest.raises(ProtocolSyntaxError) as info:
+        parser_mod.parse(text)
+    assert info.value.diagnostics[0].code == code
+
+
+@pytest.mark.parametrize("text", [
+    _HEAD + "session {\n" + "repeat 2 {\n" * 6 + "q: c\n" + "}\n" * 7,
+    _HEAD + "session { for 10 min { repeat 2 { q, h: c with frequency 5 Hz, amplitude 50% i after 1 s }\n pause 2 s "
+            "}\n}\n",
+    "stimscript 1\nparam a = -(1 mA + 2 mA) * 3 / 4 - 5% b\nelectrode e 20 cm2\nchannel q 1 { electrodes a -> b "
+    "}\nprogression { every week { a.b -= 1 mA down to 2 mA; c = 1 } }\n",
+    'protocol "t" { author "a \\"b\\"" }\nchannel q 1 { site "x \\" y" left; site rectus both; site soleus }\n'
+    "limits { max current 10 mA; min pulse width 20 us; allow S005 }\nallow monophasic\n"
+    "progression { week 1 { a = 1 }; week 2..3 { a = 2 }; week 4.. { a = 3 } }\n",
+])
+def test_the_rules_built_in_the_driver_build_what_the_builder_builds(text):
+    assert _alike(text)
