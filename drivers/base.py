@@ -360,7 +360,8 @@ class WireDriver(Driver):
             if mtype not in _UNSEQUENCED:
                 seq = (link.tx_seq - 1) & 0xFFFF
                 sent_at = self._sent_at
-                sent_at.pop(seq, None)
+                if seq in sent_at:      # a seq used again (after a link reset): it moves to the end
+                    del sent_at[seq]
                 sent_at[seq] = self._clock.now_us() if self._clock is not None else self._host_now()
                 if len(sent_at) > 4096:
                     del sent_at[next(iter(sent_at))]

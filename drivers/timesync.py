@@ -50,14 +50,22 @@ class TimeSync:
         ``host_received_us`` (host clock, µs)."""
         if host_received_us < host_sent_us:
             return
-        s = (int(device_us), int(host_sent_us) - int(device_us), int(host_received_us) - int(device_us))
+        d = int(device_us)
+        s = (d, int(host_sent_us) - d, int(host_received_us) - d)
         self._samples.append(s)
         self.total += 1
         # for any later time t, lo - k(t - t_i) is largest for the largest lo + k t_i (hi likewise)
+        lo, hi = self._best_lo, self._best_hi
         k = self.drift_ppm * 1e-6
-        if self._best_lo is None or s[1] + k * s[0] > self._best_lo[1] + k * self._best_lo[0]:
+        if k == 0:      # no drift (an emulator on the host's clock): the bounds compare as they are
+            if lo is None or s[1] > lo[1]:
+                self._best_lo = s
+            if hi is None or s[2] < hi[2]:
+                self._best_hi = s
+            return
+        if lo is None or s[1] + k * s[0] > lo[1] + k * lo[0]:
             self._best_lo = s
-        if self._best_hi is None or s[2] - k * s[0] < self._best_hi[2] - k * self._best_hi[0]:
+        if hi is None or s[2] - k * s[0] < hi[2] - k * hi[0]:
             self._best_hi = s
 
     def __bool__(self) -> bool:

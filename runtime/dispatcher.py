@@ -125,6 +125,8 @@ class Dispatcher:
         self._estop_flag = False
         # observers see the session start, every block sent and every device message (on the dispatcher's
         # thread); the device log is always kept, so every record can be rebuilt and checked later
+        #: the per-channel last amplitude and delivered count of the latest progress snapshot (None: recount)
+        self._progress_counts: tuple[dict, dict] | None = None
         self.device_log = DeviceLog()
         self.observers = [self.device_log, *observers]
 
@@ -155,7 +157,12 @@ class Dispatcher:
             i = bisect.bisect_right(self._seg_starts, sched_now) - 1
             if i >= 0:
                 seg = self.schedule.segments[i].label
-        chans = self.channels
+        counts = self._progress_counts
+        if counts is None:   # acknowledgements were counted since the last snapshot
+            chans = self.channels
+            counts = (dict(zip(chans, self.last_amp[self._chan_idx].tolist())),
+                      dict(zip(chans, self.delivered[self._chan_idx].tolist())))
+            self._progress_counts = counts
         it = self.intensity
         value = it.param_values(it.value)
         # made without the dataclass __init__ (a snapshot every progress interval): every field is set here
@@ -163,8 +170,7 @@ class Dispatcher:
         prog.__dict__.update(
             state=self.state, elapsed_us=sched_now, remaining_us=max(0, self.schedule.duration_us - sched_now),
             session_us=max(0, dev_now - self.epoch), segment=seg,
-            amplitude_ua=dict(zip(chans, self.last_amp[self._chan_idx].tolist())),
-            delivered=dict(zip(chans, self.delivered[self._chan_idx].tolist())),
+            amplitude_ua=dict(counts[0]), delivered=dict(counts[1]),
             intensity_ua=value,
             target_ua=dict(value) if it.value == it.target else it.param_values(it.target),
             underruns=self.late, queue_level=self.driver.status().queue_level if self.realtime else 0,
@@ -185,6 +191,7 @@ class Dispatcher:
         precheck(self.schedule, prof)
         self.channels = sorted({tr.channel for tr in self.schedule.trains} | {c.number for c in self.schedule.channels})
         self._chan_idx = np.array(self.channels, dtype=np.intp)
+        self._progress_counts = None
         n = prof.channels + 1
         self.delivered = np.zeros(n, dtype=np.int64)
         self.peak = np.zeros(n, dtype=np.int64)
@@ -274,68 +281,83 @@ class Dispatcher:
         next_progress = self.epoch
         last_db = time.monotonic()
         drain_deadline = None
+        # (locals: the loop runs once per wake, thousands of times in a long virtual-time session)
+        now_us = clock.now_us
+        poll = drv.poll
+        device_time_us = drv.device_time_us
+        handle = self._handle
+        intensity = self.intensity
+        feed = self.feed
+        realtime = self.realtime
+        lookahead_us = self.lookahead_us
+        half_lookahead_us = lookahead_us // 2
+        duration_us = self.schedule.duration_us
+        wake = ctl.wake
         while True:
             if ctl._signals_handled < ctl._signals_posted:
                 ctl._settle_signals()
             # 1. what the device says (this also lets an emulator catch up to "now")
-            events = drv.poll()
-            host_now = clock.now_us()
+            events = poll()
+            host_now = now_us()
             if events:
                 last_heard = host_now
-            for m in events:
-                self._handle(m)
+                for m in events:
+                    handle(m)
             silent = host_now - last_heard
             if silent >= silence_us and host_now >= next_status_req:
                 drv.request_status()   # if our frames were lost, this also reveals the gap to the device
                 next_status_req = host_now + silence_us
             if silent >= lost_us and not self.link_lost:
                 self._lose_link(silent)
-            dev_now = drv.device_time_us()
-            session_t = dev_now - self.epoch
+            dev_now = device_time_us()
             # 2. controls
             if self._estop_flag and self.end_reason is None:
                 self._begin_end("emergency_stop")
-            for action, args in ctl._due(session_t):
-                if action == "stall":
-                    clock.sleep(int(args[0]) if args else prof.watchdog_ms * 2000)
-                    continue
-                self._control(action, args)
-            slewing = self.intensity.slewing
-            if slewing and self.end_reason is None and self.state in ("running", "paused", "pausing"):
+            if ctl._commands or ctl._scheduled or wake.is_set():
+                for action, args in ctl._due(dev_now - self.epoch):
+                    if action == "stall":
+                        clock.sleep(int(args[0]) if args else prof.watchdog_ms * 2000)
+                        continue
+                    self._control(action, args)
+            slewing = intensity.value != intensity.target
+            state = self.state
+            if slewing and self.end_reason is None and state in ("running", "paused", "pausing"):
                 if last_slew_dev is None or dev_now - last_slew_dev >= self.SLEW_TICK_US:
                     dt = self.SLEW_TICK_US if last_slew_dev is None else dev_now - last_slew_dev
-                    for ch, factor in self.intensity.step(dt).items():
+                    for ch, factor in intensity.step(dt).items():
                         drv.set_scale(ch, factor)
                     last_slew_dev = dev_now
                     self._emit("intensity")
             elif not slewing:
                 last_slew_dev = None
             # a pause past the pause limit ends the session (nothing may ever resume it)
-            if (self.state == "paused" and self.end_reason is None and self._paused_since is not None
+            if (state == "paused" and self.end_reason is None and self._paused_since is not None
                     and dev_now - self._paused_since >= ctl.max_pause_us):
                 self._pause_limit(dev_now)
             # 3. stream
             sent = 0
             queue_wake = None
-            if self.end_reason is None and self.state in ("running", "pausing", "stopping"):
-                limit_dev = dev_now + self.lookahead_us
-                if self.ramp_end is not None and self.state in ("pausing", "stopping"):
+            state = self.state
+            if self.end_reason is None and state in ("running", "pausing", "stopping"):
+                limit_dev = dev_now + lookahead_us
+                if self.ramp_end is not None and state in ("pausing", "stopping"):
                     limit_dev = min(limit_dev, self.ramp_end)
                 # virtual time: top up only when less than half the look-ahead is queued, so a long session
                 # goes out in fewer, larger blocks (the device still holds at least half a look-ahead)
-                topped_up = (not self.realtime and self.state == "running"
-                             and self._queued_until - dev_now > self.lookahead_us // 2)
+                topped_up = (not realtime and state == "running"
+                             and self._queued_until - dev_now > half_lookahead_us)
                 free = 0 if topped_up else drv.queue_free()
                 if free > 0:
                     self._queued_until = limit_dev
-                    part = self.feed.take(limit_dev - self.offset, free)
+                    offset = self.offset
+                    part = feed.take(limit_dev - offset, free)
                     if len(part):
                         out = ev.copy_records(part)
-                        out["t_us"] += self.offset
+                        out["t_us"] += offset
                         first = drv.send_block(out)
                         for ob in self.observers:
-                            ob.on_sent(self, first, part, self.offset)
-                        self.feed.sent(part, int(out["t_us"][-1]))
+                            ob.on_sent(self, first, part, offset)
+                        feed.sent(part, int(out["t_us"][-1]))
                         sent = len(part)
                         if sent == free:
                             # limited by the device queue, not the look-ahead: come back when about
@@ -343,27 +365,27 @@ class Dispatcher:
                             queue_wake = int(out["t_us"][sent // 2])
                             self._queued_until = int(out["t_us"][-1])
                 # natural end of the session
-                if (self.state == "running" and self.feed.exhausted and dev_now >= self.offset + self.schedule.duration_us):
+                if state == "running" and feed.exhausted and dev_now >= self.offset + duration_us:
                     self._begin_end("completed")
             if sent:
-                last_tx_host = clock.now_us()
-            elif clock.now_us() - last_tx_host >= keepalive_us:
+                last_tx_host = now_us()
+            elif now_us() - last_tx_host >= keepalive_us:
                 drv.keepalive()
-                last_tx_host = clock.now_us()
+                last_tx_host = now_us()
             # 4. ending: wait for the device's final report and every acknowledgement (bounded)
             if self.end_reason is not None:
                 if drain_deadline is None:
-                    drain_deadline = clock.now_us() + self.drain_timeout_us
-                    next_final_req = clock.now_us() + self.FINAL_STATUS_EVERY_US
+                    drain_deadline = now_us() + self.drain_timeout_us
+                    next_final_req = now_us() + self.FINAL_STATUS_EVERY_US
                 st = self.last_report
                 if st is not None and st.final and self.acked_total >= st.delivered_total:
                     break
-                if clock.now_us() >= drain_deadline:
+                if now_us() >= drain_deadline:
                     break
-                if clock.now_us() >= next_final_req and not self.link_lost:
+                if now_us() >= next_final_req and not self.link_lost:
                     drv.request_status()
-                    next_final_req = clock.now_us() + self.FINAL_STATUS_EVERY_US
-                clock.sleep(1000 if not self.realtime else 2000, ctl.wake)
+                    next_final_req = now_us() + self.FINAL_STATUS_EVERY_US
+                clock.sleep(1000 if not realtime else 2000, wake)
                 continue
             # 5. progress, records
             if dev_now >= next_progress:
@@ -374,28 +396,27 @@ class Dispatcher:
                 self.store.update_progress(self.rec)
                 last_db = time.monotonic()
             # 6. sleep until the next thing to do
+            host_t = now_us()
             wake_dev = dev_now + tick
             # the device hears from the host at least every tick (its watchdog): a wake in between (a control
             # scheduled off the tick) that sent nothing must not push the next frame beyond the watchdog
-            wake_dev = min(wake_dev, dev_now + max(1000, last_tx_host + tick - clock.now_us()))
-            nxt = ctl._next_scheduled_us()
-            if nxt is not None:
-                wake_dev = min(wake_dev, self.epoch + nxt)
-            if self.intensity.slewing:
+            wake_dev = min(wake_dev, dev_now + max(1000, last_tx_host + tick - host_t))
+            if ctl._scheduled:
+                wake_dev = min(wake_dev, self.epoch + ctl._scheduled[0][0])
+            if intensity.value != intensity.target:
                 wake_dev = min(wake_dev, dev_now + self.SLEW_TICK_US)
             if silent >= silence_us:
                 wake_dev = min(wake_dev, dev_now + max(1000, next_status_req - host_now))
             if queue_wake is not None:
                 wake_dev = min(wake_dev, max(dev_now + 1, queue_wake))
-            if self.state == "paused" and self._paused_since is not None:
+            state = self.state
+            if state == "paused" and self._paused_since is not None:
                 wake_dev = min(wake_dev, max(dev_now + 1, self._paused_since + ctl.max_pause_us))
-            if self.state == "running" and not self.feed.done:
-                pass
-            elif self.state == "running":
-                wake_dev = min(wake_dev, max(dev_now + 1, self.offset + self.schedule.duration_us))
+            if state == "running" and feed.done:
+                wake_dev = min(wake_dev, max(dev_now + 1, self.offset + duration_us))
             if self._estop_flag or ctl._commands:
                 continue
-            clock.sleep_until(clock.now_us() + max(0, wake_dev - dev_now), ctl.wake)
+            clock.sleep_until(host_t + max(0, wake_dev - dev_now), wake)
         self._finish(self.end_reason or "interrupted", self._end_detail)
 
     # ---- messages -----------------------------------------------------------------------------------
@@ -457,6 +478,7 @@ class Dispatcher:
         n = len(self.delivered)
         self.delivered += np.bincount(ch, minlength=n)[:n]
         self.last_amp[ch] = r["amplitude_ua"]
+        self._progress_counts = None
         self._acked_last_rec = r
         self._unpeaked.append(r)
         self._unpeaked_n += len(r)
@@ -620,6 +642,7 @@ class Dispatcher:
                     for ch, n in rep.delivered.items():
                         if 0 < ch < len(self.delivered):
                             self.delivered[ch] = max(self.delivered[ch], n)
+                            self._progress_counts = None
                     for ch, a in rep.peak_ua.items():
                         if 0 < ch < len(self.peak):
                             self.peak[ch] = max(self.peak[ch], a)
