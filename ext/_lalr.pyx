@@ -342,7 +342,12 @@ cdef class TableParser:
     cdef list symbol_names        # per symbol: its name
     cdef list terminal_names      # per terminal number: its name
     cdef list regexps             # per terminal: the compiled expression (SC_RE) or None
-    cdef list unless              # per lexer: tuple per terminal number of None or {text: symbol number}
+    cdef list unless              # {text: symbol number} of the keywords a terminal's text may be, ...
+    cdef int* unless_index        # ... for [lexer * nscanners + terminal] (-1: none)
+    cdef int** blocks             # per lexer: the memory of its candidate lists (NULL: not built yet)
+    cdef char* starts             # [terminal * (FIRST_CHARS + 1) + char]: may the terminal start with it
+    cdef dict terminal_index, symbols
+    cdef list lexer_specs, lexer_terminals
 
     def __cinit__(self):
         self.actions = NULL
@@ -351,27 +356,30 @@ cdef class TableParser:
         self.scanner_of_symbol = NULL
         self.lexer_of_state = NULL
         self.candidates = NULL
+        self.blocks = NULL
+        self.unless_index = NULL
+        self.starts = NULL
         self.nrules = 0
         self.nscanners = 0
         self.nlexers = 0
 
     def __init__(self, dict tables):
-        cdef int s, i, j, L, c, count
+        cdef int s, i, j, L, c, t, count
         cdef Scanner* sc
         cdef Rule* r
         actions = tables["actions"]
         rules = tables["rules"]
-        symbols: dict = {}
-        for row in actions:
-            for name in row:
-                symbols.setdefault(name, len(symbols))
-        for rule in rules:
-            symbols.setdefault(rule[0], len(symbols))
+        # the symbols: the terminals, the rules' nonterminals and the end (an action on any other symbol adds it)
         terminal_names = list(tables["scanners"])
         self.terminal_names = terminal_names
-        for name in terminal_names:
-            symbols.setdefault(name, len(symbols))
+        symbols: dict = {name: i for i, name in enumerate(terminal_names)}
+        for rule in rules:
+            symbols.setdefault(rule[0], len(symbols))
         symbols.setdefault("$END", len(symbols))
+        for row in actions:
+            if not row.keys() <= symbols.keys():
+                for name in row:
+                    symbols.setdefault(name, len(symbols))
         self.symbol_names = list(symbols)
         self.nsymbols = len(symbols)
         self.nstates = len(actions)
@@ -480,34 +488,28 @@ cdef class TableParser:
                 sc.kind = SC_RE
                 regexp = re.compile(spec[1])
             self.regexps.append(regexp)
-        # lexers: per first character, the terminals that may start with it, in Lark's order
-        terminal_index = {name: i for i, name in enumerate(terminal_names)}
-        lexer_terminals = tables["lexer_terminals"]
-        self.nlexers = len(lexer_terminals)
-        self.candidates = <int**>malloc(sizeof(int*) * self.nlexers * (FIRST_CHARS + 1))
-        if self.candidates == NULL:
+        # lexers: per first character, the terminals that may start with it, in Lark's order; each built on
+        # first use (_lexer), as a command parses with only some of them
+        self.terminal_index = {name: i for i, name in enumerate(terminal_names)}
+        self.symbols = symbols
+        self.lexer_specs = tables["lexers"]
+        self.lexer_terminals = tables["lexer_terminals"]
+        self.nlexers = len(self.lexer_terminals)
+        self.starts = <char*>malloc(self.nscanners * (FIRST_CHARS + 1) + 1)
+        self.candidates = <int**>malloc(sizeof(int*) * self.nlexers * (FIRST_CHARS + 1) + 1)
+        self.blocks = <int**>malloc(sizeof(int*) * (self.nlexers + 1))
+        self.unless_index = <int*>malloc(sizeof(int) * (self.nlexers * self.nscanners + 1))
+        if self.starts == NULL or self.candidates == NULL or self.blocks == NULL or self.unless_index == NULL:
             raise MemoryError()
-        memset(self.candidates, 0, sizeof(int*) * self.nlexers * (FIRST_CHARS + 1))
+        memset(self.blocks, 0, sizeof(int*) * (self.nlexers + 1))
+        for i in range(self.nscanners):
+            sc = &self.scanners[i]
+            for c in range(FIRST_CHARS):
+                self.starts[i * (FIRST_CHARS + 1) + c] = _may_start(sc, c)
+            # any other character: every terminal that may start with one above 127
+            self.starts[i * (FIRST_CHARS + 1) + FIRST_CHARS] = sc.kind != SC_DECIMAL and sc.kind != SC_QUOTED \
+                and sc.kind != SC_SEPARATOR
         self.unless = []
-        for L, order in enumerate(lexer_terminals):
-            numbers = [terminal_index[name] for name in order]
-            for c in range(FIRST_CHARS + 1):
-                if c < FIRST_CHARS:
-                    chosen = [t for t in numbers if _may_start(&self.scanners[<int>t], c)]
-                else:   # any other character: every terminal that may start with one above 127
-                    chosen = [t for t in numbers if self.scanners[<int>t].kind in (SC_RE, SC_CLASS_PLUS,
-                              SC_CLASS_CLASSES, SC_WORDS, SC_STR)]
-                lst = <int*>malloc(sizeof(int) * (len(chosen) + 1))
-                if lst == NULL:
-                    raise MemoryError()
-                for j, t in enumerate(chosen):
-                    lst[j] = t
-                lst[len(chosen)] = -1
-                self.candidates[L * (FIRST_CHARS + 1) + c] = lst
-            words = tables["lexers"][L][1]
-            self.unless.append(tuple(
-                {text: symbols[keyword] for text, keyword in words[name].items()} if name in words else None
-                for name in terminal_names))
         self.lexer_of_state = <int*>malloc(sizeof(int) * self.nstates)
         for s, L in enumerate(tables["lexer_of_state"]):
             self.lexer_of_state[s] = L
@@ -529,18 +531,63 @@ cdef class TableParser:
                 free(self.scanners[i].word_start)
                 free(self.scanners[i].word_length)
             free(self.scanners)
-        if self.candidates != NULL:
-            for i in range(self.nlexers * (FIRST_CHARS + 1)):
-                free(self.candidates[i])
-            free(self.candidates)
+        if self.blocks != NULL:
+            for i in range(self.nlexers):
+                free(self.blocks[i])
+            free(self.blocks)
+        free(self.candidates)
+        free(self.unless_index)
+        free(self.starts)
         free(self.actions)
         free(self.scanner_of_symbol)
         free(self.lexer_of_state)
+
+    cdef int _lexer(self, int L) except -1:
+        """Build lexer ``L``: its candidate lists (one block of memory) and its keyword tables."""
+        cdef Py_ssize_t width = FIRST_CHARS + 1, total = 0
+        cdef int c, j, t, norder
+        cdef int* order
+        cdef int* block
+        names = self.lexer_terminals[L]
+        norder = len(names)
+        order = <int*>malloc(sizeof(int) * (norder + 1))
+        if order == NULL:
+            raise MemoryError()
+        try:
+            for j in range(norder):
+                order[j] = self.terminal_index[names[j]]
+            for c in range(width):
+                for j in range(norder):
+                    total += self.starts[order[j] * width + c]
+                total += 1
+            block = <int*>malloc(sizeof(int) * total)
+            if block == NULL:
+                raise MemoryError()
+            total = 0
+            for c in range(width):
+                self.candidates[L * width + c] = block + total
+                for j in range(norder):
+                    if self.starts[order[j] * width + c]:
+                        block[total] = order[j]
+                        total += 1
+                block[total] = -1
+                total += 1
+        finally:
+            free(order)
+        for t in range(self.nscanners):
+            self.unless_index[L * self.nscanners + t] = -1
+        for name, words in self.lexer_specs[L][1].items():
+            self.unless_index[L * self.nscanners + <int>self.terminal_index[name]] = len(self.unless)
+            self.unless.append({text: self.symbols[keyword] for text, keyword in words.items()})
+        self.blocks[L] = block
+        return 0
 
     cdef int _match(self, int lexer, str text, int kind, void* data, Py_ssize_t n, Py_ssize_t pos,
                     Py_ssize_t* end) except -2:
         """The terminal number of the first terminal of ``lexer`` that matches at ``pos`` (its end in ``end``),
         or -1."""
+        if self.blocks[lexer] == NULL:
+            self._lexer(lexer)
         cdef Py_ssize_t c = <Py_ssize_t>PyUnicode_READ(kind, data, pos)
         cdef int* lst = self.candidates[lexer * (FIRST_CHARS + 1) + (c if c < FIRST_CHARS else FIRST_CHARS)]
         cdef int t
@@ -1059,7 +1106,8 @@ cdef class _Run:
                 symbol = sc.symbol
                 kept = sc.kept
                 term = t
-                words = (<tuple>p.unless[p.lexer_of_state[state]])[t]
+                j = p.unless_index[p.lexer_of_state[state] * p.nscanners + t]
+                words = p.unless[j] if j >= 0 else None
                 value = None
                 if words is not None:
                     value = PyUnicode_Substring(text, tok_start, end)

@@ -165,7 +165,7 @@ def test_spans_are_made_as_new_span_makes_them():
 _PIECES = ["repeat", "for", "week", "us", "mA", "kHz", "cm2", "->", "..", "+=", "-=", "=", "1.5", "..3",
            "limits", "session", "left", "   ", "\t ", " # c\n  ", "\"s t\"", '"a\\"b"', '"\\', "x", "µs", "μA",
            "1 mA", "2.", "3.x", "\n\n", ";", "{", "}", "(", ")", "%", "%i", "stimscript 1", "ch1, ch2: c1",
-           "after", "with", "é", "\x00", "\u2028"]
+           "after", "with", "é", "\x00", "\u2028", "\U0001f600", "𝟙"]
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -222,7 +222,7 @@ def test_terminals_left_to_re_lex_alike():
 
 # edits that reach the drivers' corners: falling back mid-way, a deep stack, many lines, odd characters
 _EDITS = ["", " ", "\n", "}", "{", "1", "x", "..", "->", '"', "#", ";", "%", "mA", "week", ",", "(", ")", "µ",
-          "\t", "repeat 2 {", "-(" * 60, "é", "\x00"]
+          "\t", "repeat 2 {", "-(" * 60, "é", "\x00", "\U0001f600", '"\U0001f600"', "# \U0001f600\n"]
 
 
 @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
