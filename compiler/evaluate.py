@@ -229,6 +229,12 @@ class Evaluator:
 
     def whole(self, e: ast.Expr, what: str, minimum: int = 1) -> Optional[int]:
         """A count that must be a whole number >= ``minimum`` (repeat counts, plan numbers)."""
+        if e.__class__ is ast.Number and e.unit is None:
+            v = e.value   # a plain whole literal that is large enough: what the checks below accept, at once
+            if v.__class__ is int and v >= minimum:
+                return v
+            if v.__class__ is Fraction and v.denominator == 1 and v.numerator >= minimum:
+                return v.numerator
         q = self.quantity(e, COUNT, what)
         if q is None:
             return None
@@ -241,12 +247,23 @@ class Evaluator:
         return int(q.value)
 
     def time_us(self, e: ast.Expr, what: str, *, positive: bool = False) -> Optional[int]:
-        literal = type(e) is ast.Number
-        if literal:  # a literal time that succeeded once succeeds again, without any diagnostic
-            key = (id(e), positive)
-            ent = _TIME_MEMO.get(key)
-            if ent is not None and ent[0] is e:
-                return ent[1]
+        """A time in whole µs (rounded half to even); None after a reported failure."""
+        if e.__class__ is ast.Number:
+            # a time literal that passes the checks below: its µs in integers, without a Quantity
+            per = _US_PER.get(e.unit)   # type: ignore[arg-type]
+            v = e.value
+            if per is not None and (v.__class__ is Fraction or v.__class__ is int):
+                n = v.numerator * per
+                d = v.denominator
+                if d == 1:
+                    us = n
+                else:
+                    us, r = divmod(n, d)
+                    r += r
+                    if r > d or (r == d and us & 1):
+                        us += 1
+                if us > 0 if positive else n >= 0:
+                    return us
         q = (self.positive if positive else self.non_negative)(e, TIME, what)
         if q is None:
             return None
@@ -254,17 +271,17 @@ class Evaluator:
         if positive and us <= 0:
             self.error("E401", f"{what} rounds to 0 µs (times are whole microseconds), found {fmt(q)}", e.span)
             return None
-        if literal:
-            if len(_TIME_MEMO) >= _MEMO_MAX:
-                _TIME_MEMO.clear()
-            _TIME_MEMO[key] = (e, us)
         return us
 
 
-#: literal node -> Quantity, and literal time node -> µs (successful evaluations only; keyed by the node's
-#: identity, each entry holding its node so the id cannot be reused while the entry exists)
+#: whole µs per unit of time (every time unit is a whole number of µs)
+_US_PER: dict[str, int] = {u: int(f / UNITS["us"][0]) for u, (f, d) in UNITS.items() if d == TIME}
+assert all(Fraction(f) / UNITS["us"][0] == _US_PER[u] for u, (f, d) in UNITS.items() if d == TIME)
+
+
+#: literal node -> Quantity (keyed by the node's identity, each entry holding its node so the id cannot be
+#: reused while the entry exists)
 _NUMBER_MEMO: dict = {}
-_TIME_MEMO: dict = {}
 _MEMO_MAX = 8192
 
 

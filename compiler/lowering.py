@@ -22,6 +22,7 @@ trains merge as long as the same uses share an amplitude (:func:`amplitude_patte
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from operator import itemgetter
 from fractions import Fraction
 from typing import Optional, Sequence
 
@@ -97,11 +98,11 @@ def make_train(channel: int, start_us: int, cycles: int, timing: Timing, frequen
               "on_us": on, "ramp_up_us": timing.ramp_up_us, "ramp_down_us": timing.ramp_down_us,
               "period_num": period_num, "period_den": period_den, "amp_num": amp.numerator,
               "amp_den": amp.denominator, "shape": shape}
-    if _SLOTTED:
+    if _SLOTTED:   # pragma: no cover - Train is a plain dataclass today
         return Train(**values)
     # what Train(**values) makes, without the frozen dataclass's field-by-field __init__ (all ints here)
     new = object.__new__(Train)
-    new.__dict__.update(values)
+    object.__setattr__(new, "__dict__", values)
     return new
 
 
@@ -150,29 +151,31 @@ _SEGMENT_SLOTTED = "__slots__" in Segment.__dict__
 
 
 # --- blocks -> trains and segments ------------------------------------------------------------------
-class Placement(Record):
+class Placement(tuple):
     """One channel of one line of a block of lines: ``cycles`` cycles of ``timing`` from ``after_us``
     (relative to the block start), at ``frequency_hz`` with pulse shape ``shape``; its amplitude is that of
-    channel use ``use``."""
+    channel use ``use``. A tuple (the checker makes one per channel of every line it measures; a tuple is
+    made in one step, a record field by field)."""
 
-    __slots__ = ("channel", "after_us", "cycles", "timing", "frequency_hz", "shape", "use")
-    channel: int
-    after_us: int
-    cycles: int
-    timing: Timing
-    frequency_hz: Fraction
-    shape: int
-    use: int
+    __slots__ = ()
 
-    def __init__(self, channel: int, after_us: int, cycles: int, timing: Timing, frequency_hz: Fraction,
-                 shape: int, use: int) -> None:
-        init(self, "channel", channel)
-        init(self, "after_us", after_us)
-        init(self, "cycles", cycles)
-        init(self, "timing", timing)
-        init(self, "frequency_hz", frequency_hz)
-        init(self, "shape", shape)
-        init(self, "use", use)
+    def __new__(cls, channel: int, after_us: int, cycles: int, timing: Timing, frequency_hz: Fraction,
+                shape: int, use: int) -> "Placement":
+        return tuple.__new__(cls, (channel, after_us, cycles, timing, frequency_hz, shape, use))
+
+    channel = property(itemgetter(0), doc="output number")
+    after_us = property(itemgetter(1), doc="offset from the block start (µs)")
+    cycles = property(itemgetter(2), doc="whole cycles")
+    timing = property(itemgetter(3), doc="the cycle in µs")
+    frequency_hz = property(itemgetter(4), doc="pulse frequency")
+    shape = property(itemgetter(5), doc="index in the shape table")
+    use = property(itemgetter(6), doc="index of the channel use whose amplitude it has")
+
+    def __repr__(self) -> str:
+        return "Placement(" + ", ".join(f"{n}={v!r}" for n, v in zip(_PLACEMENT_FIELDS, self)) + ")"
+
+
+_PLACEMENT_FIELDS = ("channel", "after_us", "cycles", "timing", "frequency_hz", "shape", "use")
 
 
 class Measured(Record):
@@ -343,6 +346,14 @@ class BlockLayout(Record):
 
 def lay_out_block(m: Measured, start: int, amplitudes: Sequence[Fraction]) -> BlockLayout:
     """Top-level block ``m`` laid out from ``start`` (what :func:`lay_out` emits for it there)."""
+    if m.kind == "leaf":
+        placements = m.placements
+        if len({p[0] for p in placements}) == len(placements):
+            # one train per placement: trains merge only on one channel, and each channel is here once
+            return BlockLayout(start, tuple([make_train(p[0], start + p[1], p[2], p[3], p[4], amplitudes[p[6]], p[5])
+                                             for p in placements]),
+                               tuple([p[6] for p in placements]),
+                               (segment("block", m.label, start, start + m.length, block=m.path),))
     trains: list[Train] = []
     train_uses: list[int] = []
     segments: list[Segment] = []
@@ -350,30 +361,34 @@ def lay_out_block(m: Measured, start: int, amplitudes: Sequence[Fraction]) -> Bl
     return BlockLayout(start, tuple(trains), tuple(train_uses), tuple(segments))
 
 
-def place_block(block: BlockLayout, start: int, amplitudes: Sequence[Fraction], trains: list, train_uses: list,
+def place_block(block: BlockLayout, start: int, amp_nd: Sequence[tuple[int, int]], trains: list, train_uses: list,
                 segments: list) -> None:
-    """Append ``block`` moved to ``start`` with ``amplitudes[u]`` for the trains of use ``u`` (the amplitudes'
-    pattern over the block's uses must be the one it was laid out with); the block's own trains and segments
-    where nothing changed."""
+    """Append ``block`` moved to ``start`` with ``amp_nd[u]`` (numerator, denominator) the amplitude of the
+    trains of use ``u`` (the amplitudes' pattern over the block's uses must be the one it was laid out
+    with); the block's own trains and segments where nothing changed."""
     shift = start - block.start
     append = trains.append
-    for tr, use in zip(block.trains, block.train_uses):
-        a = amplitudes[use]
-        if type(a) is not Fraction:
-            a = Fraction(a)
-        num, den = a.numerator, a.denominator
-        if shift or num != tr.amp_num or den != tr.amp_den:
-            if _SLOTTED:
+    if _SLOTTED:   # pragma: no cover - Train is a plain dataclass today
+        for tr, use in zip(block.trains, block.train_uses):
+            num, den = amp_nd[use]
+            if shift or num != tr.amp_num or den != tr.amp_den:
                 tr = replace(tr, start_us=tr.start_us + shift, amp_num=num, amp_den=den)
-            else:   # as _with, inline: the one copy per train and week
-                new = object.__new__(Train)
-                d = new.__dict__
-                d.update(tr.__dict__)
+            append(tr)
+    else:
+        new_object = object.__new__
+        set_dict = object.__setattr__
+        for tr, use in zip(block.trains, block.train_uses):
+            num, den = amp_nd[use]
+            d = tr.__dict__
+            if shift or num != d["amp_num"] or den != d["amp_den"]:
+                # a copy without re-running the frozen dataclass's __init__: the one copy per train and week
+                d = d.copy()
                 d["start_us"] += shift
                 d["amp_num"] = num
                 d["amp_den"] = den
-                tr = new
-        append(tr)
+                tr = new_object(Train)
+                set_dict(tr, "__dict__", d)
+            append(tr)
     train_uses.extend(block.train_uses)
     if not shift:
         segments.extend(block.segments)
@@ -386,11 +401,11 @@ def _moved(sg: Segment, shift: int) -> Segment:
     """A segment ``shift`` µs later (a copy without re-running the dataclass __init__)."""
     if _SEGMENT_SLOTTED:
         return replace(sg, start_us=sg.start_us + shift, end_us=sg.end_us + shift)
+    d = sg.__dict__.copy()
+    d["start_us"] += shift
+    d["end_us"] += shift
     new = object.__new__(Segment)
-    d = new.__dict__
-    d.update(sg.__dict__)
-    d["start_us"] = sg.start_us + shift
-    d["end_us"] = sg.end_us + shift
+    object.__setattr__(new, "__dict__", d)
     return new
 
 
