@@ -94,6 +94,7 @@ from .evaluate import DENSITY, Evaluator, did_you_mean, fmt, names_in, param_of
 from .ir import ChannelInfo
 from .lowering import (BlockLayout, Lowered, Measured, Placement, ShapeTable, Timing,
                        duration_text, for_cycles, lay_out, lay_out_block, place_block, repeat_label)
+from . import lowering as _lowering
 from .ir import PulseShape
 from .record import Record, init
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
@@ -659,10 +660,9 @@ class Analysis:
 
     def current(self, key, values: dict) -> Optional[Quantity]:
         """A progression target's value before an assignment (for `+=`/`-=`)."""
-        ev = self.make_ev(values, [])
         if key[0] == "param":
             return values.get(key[1])
-        return None if key is None else self._current_from(key, values, ev)
+        return self._current_from(key, values, self.make_ev(values, []))
 
     def _current_from(self, key, values, ev) -> Optional[Quantity]:
         state_assigned = getattr(self, "_assigned_now", {})
@@ -689,9 +689,15 @@ class Analysis:
     def _apply_all(self, assignments, state: State, week: int, sink: list, fixed: frozenset) -> State:
         new = state.copy()
         self._assigned_now = new.assigned
+        # one evaluator for the whole list: it reads ``new.values``, which the assignments update in place
+        shared = self.make_ev(new.values, sink)
+
+        def make_ev(values: dict, into: list) -> Evaluator:
+            return shared if values is new.values and into is sink else self.make_ev(values, into)
+
         try:
             for a in assignments:
-                self.progression.apply(a, new, week, sink, self.make_ev, self.current, fixed)
+                self.progression.apply(a, new, week, sink, make_ev, self.current, fixed)
         finally:
             self._assigned_now = {}
         return new
@@ -1490,32 +1496,7 @@ class _BlockMemo:
             for shape, idx in self._own:
                 if add(shape) != idx:
                     return False
-        chans = ctx.chans
-        append = ctx.uses.append
-        add_nd = amp_nd.append
-        new_object = object.__new__
-        set_dict = object.__setattr__
-        for use, d, src, sc in self._rows:
-            shape = chans[sc].shape if sc is not None else d["shape"]
-            sv = src_vals[src]
-            spans = d["spans"]
-            if sv is None:   # a `with amplitude` that reported: the key held what it reads, so as measured
-                amp, span = d["amplitude_ua"], spans.get("amplitude")
-                add_nd((amp.numerator, amp.denominator))
-            else:
-                amp, span = sv[0], sv[1]
-                add_nd(sv[2])
-            if d["amplitude_ua"] is not amp or d["shape"] is not shape or spans.get("amplitude") is not span:
-                # a copy without re-running the dataclass __init__ (its values are checked already); equal
-                # values in other objects are copied too
-                nd = d.copy()
-                nd["amplitude_ua"] = amp
-                nd["shape"] = shape
-                if spans.get("amplitude") is not span:
-                    nd["spans"] = {**spans, "amplitude": span}
-                use = new_object(ChannelUse)
-                set_dict(use, "__dict__", nd)
-            append(use)
+        _lowering._replay_uses(self._rows, ctx.chans, src_vals, ctx.uses, amp_nd)
         ctx.sink.extend(self.diagnostics)
         ctx.sources.extend(self.sources)
         ctx.shapes.extend(self.shapes)

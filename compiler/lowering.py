@@ -21,6 +21,7 @@ trains merge as long as the same uses share an amplitude (:func:`amplitude_patte
 """
 from __future__ import annotations
 
+import os
 from dataclasses import fields, replace
 from operator import itemgetter
 from fractions import Fraction
@@ -28,7 +29,7 @@ from typing import Optional, Sequence
 
 from ..formatting import exact_duration
 from .ir import PulseShape, Segment, Train
-from .model import ResolvedSession
+from .model import ChannelUse, ResolvedSession
 from .record import Record, init
 
 
@@ -367,28 +368,14 @@ def place_block(block: BlockLayout, start: int, amp_nd: Sequence[tuple[int, int]
     trains of use ``u`` (the amplitudes' pattern over the block's uses must be the one it was laid out
     with); the block's own trains and segments where nothing changed."""
     shift = start - block.start
-    append = trains.append
     if _SLOTTED:   # pragma: no cover - Train is a plain dataclass today
         for tr, use in zip(block.trains, block.train_uses):
             num, den = amp_nd[use]
             if shift or num != tr.amp_num or den != tr.amp_den:
                 tr = replace(tr, start_us=tr.start_us + shift, amp_num=num, amp_den=den)
-            append(tr)
+            trains.append(tr)
     else:
-        new_object = object.__new__
-        set_dict = object.__setattr__
-        for tr, use in zip(block.trains, block.train_uses):
-            num, den = amp_nd[use]
-            d = tr.__dict__
-            if shift or num != d["amp_num"] or den != d["amp_den"]:
-                # a copy without re-running the frozen dataclass's __init__: the one copy per train and week
-                d = d.copy()
-                d["start_us"] += shift
-                d["amp_num"] = num
-                d["amp_den"] = den
-                tr = new_object(Train)
-                set_dict(tr, "__dict__", d)
-            append(tr)
+        _place_trains(block.trains, block.train_uses, shift, amp_nd, trains)
     train_uses.extend(block.train_uses)
     if not shift:
         segments.extend(block.segments)
@@ -434,3 +421,77 @@ def to_schedule(resolved: ResolvedSession, *, warnings=(), sha256: str = "", tit
                     sha256=sha256, title=title, session=resolved.session, week=resolved.week,
                     params=dict(resolved.params), source_name=source_name, profile=profile,
                     source_text=source_text)
+
+
+# --- the two loops a later week spends its time in, and their compiled twin ---------------------------------
+def place_trains(block_trains: tuple, block_uses: tuple, shift: int, amp_nd: Sequence[tuple[int, int]],
+                 out: list) -> None:
+    """Append each train of ``block_trains`` to ``out``, ``shift`` µs later and with ``amp_nd[u]`` (numerator,
+    denominator) the amplitude of a train of use ``u``; the train itself where nothing changes, else a copy
+    made without re-running the frozen dataclass's __init__ (the values are checked integers)."""
+    append = out.append
+    new_object = object.__new__
+    set_dict = object.__setattr__
+    for tr, use in zip(block_trains, block_uses):
+        num, den = amp_nd[use]
+        d = tr.__dict__
+        if shift or num != d["amp_num"] or den != d["amp_den"]:
+            d = d.copy()
+            d["start_us"] += shift
+            d["amp_num"] = num
+            d["amp_den"] = den
+            tr = new_object(Train)
+            set_dict(tr, "__dict__", d)
+        append(tr)
+
+
+def replay_uses(rows: tuple, chans: dict, src_vals: dict, uses: list, amp_nd: list) -> None:
+    """Append a replayed block's channel uses to ``uses`` (the checker's ``_BlockMemo``): per row (the use as
+    measured, its fields, the key of its amplitude's source in ``src_vals``, the channel whose shape it has or
+    None), the use with this week's amplitude (``src_vals[src]``: (µA, span, (num, den)), or None for a `with
+    amplitude` that reported, which keeps the measured one) and shape (``chans[channel].shape``), and its
+    amplitude as (numerator, denominator) to ``amp_nd``. A use whose values are the same objects is taken as
+    it is, else copied without re-running the frozen dataclass's __init__."""
+    append = uses.append
+    add_nd = amp_nd.append
+    new_object = object.__new__
+    set_dict = object.__setattr__
+    for use, d, src, sc in rows:
+        shape = chans[sc].shape if sc is not None else d["shape"]
+        sv = src_vals[src]
+        spans = d["spans"]
+        if sv is None:   # a `with amplitude` that reported: the key held what it reads, so as measured
+            amp, span = d["amplitude_ua"], spans.get("amplitude")
+            add_nd((amp.numerator, amp.denominator))
+        else:
+            amp, span = sv[0], sv[1]
+            add_nd(sv[2])
+        if d["amplitude_ua"] is not amp or d["shape"] is not shape or spans.get("amplitude") is not span:
+            nd = d.copy()
+            nd["amplitude_ua"] = amp
+            nd["shape"] = shape
+            if spans.get("amplitude") is not span:
+                nd["spans"] = {**spans, "amplitude": span}
+            use = new_object(ChannelUse)
+            set_dict(use, "__dict__", nd)
+        append(use)
+
+
+# The compiled twin (ext/_resolve.pyx) when built, else the loops above (the reference).
+# ``STIMSCRIPT_NO_EXTENSIONS=1`` forces the reference; ``STIMSCRIPT_REQUIRE_EXTENSIONS=1`` turns a missing
+# extension into an ImportError.
+_no_ext = os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0")
+_require_ext = os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0")
+_place_trains = place_trains
+_replay_uses = replay_uses
+USING_EXTENSION = False
+if not _no_ext:
+    try:
+        from ..ext import _resolve as _twin
+
+        _place_trains = _twin.place_trains
+        _replay_uses = _twin.replay_uses
+        USING_EXTENSION = True
+    except ImportError:
+        if _require_ext:
+            raise

@@ -1,0 +1,151 @@
+"""The compiled loops of a later week (ext/_resolve.pyx) equal the pure-Python reference in compiler/lowering.py.
+
+* ``place_trains``: the same trains in the same order, the very objects where nothing changes and equal copies
+  where the shift or an amplitude does, for any trains, uses, shifts and amplitudes;
+* ``replay_uses``: the same channel uses (fields and spans), the same objects where nothing changes, and the
+  same amplitudes as (numerator, denominator), for channels' amplitudes, `with amplitude` values and ones that
+  reported (the measured amplitude kept);
+* the checker resolves every week of the examples, the corpus and the benchmark protocols alike with either.
+
+Skipped when the extension is not built (STIMSCRIPT_NO_EXTENSIONS=1 runs the reference everywhere).
+"""
+from __future__ import annotations
+
+import glob
+import os
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stimscript.compiler import lowering
+from stimscript.compiler.checker import Analysis, analyse
+from stimscript.compiler.ir import PulseShape, Train
+from stimscript.compiler.model import ChannelUse
+from stimscript.dsl import parse
+from stimscript.profile import LOOPBACK_PROFILE
+from stimscript.spans import Source, Span
+
+try:
+    from stimscript.ext import _resolve as twin
+except ImportError:   # not built
+    twin = None
+
+pytestmark = pytest.mark.skipif(twin is None, reason="the compiled resolve loops are not built")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SRC = Source("twin.stim", "x" * 100)
+SPANS = [Span(SRC, 1, c, 1, c + 1, c, c + 1) for c in range(1, 6)]
+SHAPES = [PulseShape(((200, 1.0), (200, -1.0)), "biphasic"), PulseShape(((300, 1.0), (300, -1.0)), "biphasic")]
+amplitudes = st.fractions(min_value=0, max_value=120_000, max_denominator=50)
+
+
+def _train(ch, start, amp):
+    return Train(ch, start, 3, 10_000, 8_000, 1_000, 1_000, 20_000, 1, amp.numerator, amp.denominator, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n=st.integers(0, 8), uses=st.integers(1, 5), shift=st.integers(-10**6, 10**6))
+def test_place_trains_equals_the_reference(data, n, uses, shift):
+    amps = data.draw(st.lists(amplitudes, min_size=uses, max_size=uses))
+    trains = tuple(_train(data.draw(st.integers(1, 8)), data.draw(st.integers(0, 10**7)),
+                          data.draw(st.sampled_from(amps))) for _ in range(n))
+    train_uses = tuple(data.draw(st.integers(0, uses - 1)) for _ in range(n))
+    shift = data.draw(st.sampled_from([0, shift]))
+    amp_nd = [(a.numerator, a.denominator) for a in data.draw(st.permutations(amps))]
+    ref: list = []
+    lowering.place_trains(trains, train_uses, shift, amp_nd, ref)
+    out: list = []
+    twin.place_trains(trains, train_uses, shift, amp_nd, out)
+    assert out == ref
+    assert [a is b for a, b in zip(out, ref)] == [a is t for a, t in zip(ref, trains)]
+    for tr, u, new in zip(trains, train_uses, out):
+        assert (new.start_us, new.amp_num, new.amp_den) == (tr.start_us + shift, *amp_nd[u])
+
+
+def _use(name, amp, shape, span):
+    spans = {"channel": SPANS[0], "amplitude": span, "frequency": SPANS[2], "line": SPANS[3]}
+    return ChannelUse(name, 1, amp, Fraction(50), shape, (), 1000, 5000, 0, "c", spans)
+
+
+class _Chan:
+    def __init__(self, shape):
+        self.shape = shape
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n=st.integers(0, 8))
+def test_replay_uses_equals_the_reference(data, n):
+    chans = {name: _Chan(data.draw(st.sampled_from(SHAPES))) for name in ("a", "b")}
+    src_vals: dict = {}
+    for name in ("a", "b"):
+        amp = data.draw(amplitudes)
+        src_vals[name] = (amp, data.draw(st.sampled_from(SPANS)), (amp.numerator, amp.denominator))
+    for key in (101, 102):   # `with amplitude` sources: a value this week, or None (it reported)
+        amp = data.draw(amplitudes)
+        src_vals[key] = data.draw(st.sampled_from([None, (amp, SPANS[4], (amp.numerator, amp.denominator))]))
+    rows = []
+    for _ in range(n):
+        src = data.draw(st.sampled_from(["a", "b", 101, 102]))
+        sc = data.draw(st.sampled_from(["a", "b", None]))
+        # measured with this week's values (then taken as it is) or another week's
+        same = data.draw(st.booleans()) and src_vals[src] is not None
+        amp = src_vals[src][0] if same else data.draw(amplitudes)
+        span = src_vals[src][1] if same else data.draw(st.sampled_from(SPANS))
+        shape = chans[sc].shape if (sc is not None and data.draw(st.booleans())) else data.draw(st.sampled_from(SHAPES))
+        use = _use(src if isinstance(src, str) else "a", amp, shape, span)
+        rows.append((use, use.__dict__, src, sc))
+    rows_t = tuple(rows)
+    ref: list = []
+    ref_nd: list = []
+    lowering.replay_uses(rows_t, chans, src_vals, ref, ref_nd)
+    out: list = []
+    out_nd: list = []
+    twin.replay_uses(rows_t, chans, src_vals, out, out_nd)
+    assert out == ref and out_nd == ref_nd
+    assert [u.spans for u in out] == [u.spans for u in ref]
+    assert [list(u.spans) for u in out] == [list(u.spans) for u in ref]
+    assert [a is b for a, b in zip(out, ref)] == [a is r[0] for a, r in zip(ref, rows)]
+    for use, (old, _d, src, sc), nd in zip(out, rows, out_nd):
+        sv = src_vals[src]
+        assert use.amplitude_ua == (old.amplitude_ua if sv is None else sv[0])
+        assert nd == (use.amplitude_ua.numerator, use.amplitude_ua.denominator)
+        assert use.shape is (chans[sc].shape if sc is not None else old.shape)
+
+
+def _weeks(text: str):
+    protocol = parse(text, "twin.stim")
+    an = Analysis(protocol, protocol.span.source)
+    results, diags = analyse(an, LOOPBACK_PROFILE)
+    return [(w, r.resolved.uses, [u.spans for u in r.resolved.uses], r.resolved.trains, r.resolved.train_uses,
+             r.resolved.segments) if r.resolved else (w, None) for w, r in sorted(results.items())], \
+        [(d.code, d.message) for d in diags]
+
+
+def _with_reference(fn):
+    saved = lowering._place_trains, lowering._replay_uses
+    lowering._place_trains, lowering._replay_uses = lowering.place_trains, lowering.replay_uses
+    try:
+        return fn()
+    finally:
+        lowering._place_trains, lowering._replay_uses = saved
+
+
+def test_the_checker_resolves_alike_with_either_twin():
+    import importlib.util
+
+    assert lowering._place_trains is twin.place_trains and lowering._replay_uses is twin.replay_uses
+    spec = importlib.util.spec_from_file_location("bench_check", os.path.join(ROOT, "benchmarks", "bench_check.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    texts = [bench.make_protocol(500, 12), bench.make_protocol(1500, 12)]
+    for path in sorted(glob.glob(os.path.join(ROOT, "examples", "*.stim"))) + sorted(
+            glob.glob(os.path.join(ROOT, "tests", "corpus", "valid", "*.stim"))):
+        texts.append(open(path, encoding="utf-8").read())
+    for text in texts:
+        try:
+            parse(text, "twin.stim")
+        except Exception:
+            continue
+        assert _weeks(text) == _with_reference(lambda: _weeks(text))
