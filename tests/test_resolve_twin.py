@@ -132,6 +132,7 @@ def _with_reference(fn):
         lowering._place_trains, lowering._replay_uses = saved
 
 
+@pytest.mark.skipif(not lowering.USING_EXTENSION, reason="the checker runs the reference (STIMSCRIPT_NO_EXTENSIONS=1)")
 def test_the_checker_resolves_alike_with_either_twin():
     import importlib.util
 
