@@ -31,6 +31,9 @@ def measure(schedule, capture: bool):
 
 
 def main() -> None:
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(__doc__)
+        return
     minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 10
     channels = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     sched = nmes_schedule(channels=channels, seconds=minutes * 60, freq_hz=100, on_s=10, off_s=10, ramp_s=1)

@@ -68,7 +68,8 @@ def virtual_suite(repeat: int) -> dict:
         runs = [virtual("loopback" if kind == "loopback" else "usb", sched) for _ in range(repeat)]
         rec = runs[-1][2]
         out["runs"][kind] = {"wall": min(r[0] for r in runs), "cpu": min(r[1] for r in runs), "end": rec.end_reason,
-                             "delivered": sum(rec.delivered.values()), "exact": all(r[3] for r in runs)}
+                             "delivered": sum(rec.delivered.values()), "exact": all(r[3] for r in runs),
+                             "frames": runs[-1][4]}
     for ch in (1, 2, 4, 8):
         s = session_30min(ch)
         s.pulses
@@ -86,6 +87,9 @@ def report(title: str, r: dict) -> None:
         print(f"  virtual time, {kind:20s}: {v['wall']:6.3f} s wall, {v['cpu']:6.3f} s CPU for 1800 s of session "
               f"({1800 / v['wall']:,.0f}x real time; target <= {t} s: {'met' if v['wall'] <= t else 'MISSED'}), "
               f"end={v['end']}, delivered={v['delivered']}, output bit-exact={v['exact']}")
+        f = v.get("frames")
+        if f:
+            print(f"    frames: host -> device {f['to_device']} (PULSES {f['pulses']}), device -> host {f['to_host']}")
     one = r["runs"]["loopback 1 ch"]["wall"]
     walls = ", ".join(f"{ch} ch {r['runs'][f'loopback {ch} ch']['wall']:.3f} s" for ch in (1, 2, 4, 8))
     eight = r["runs"]["loopback 8 ch"]["wall"]
@@ -93,18 +97,32 @@ def report(title: str, r: dict) -> None:
           f"({'sub-linear' if eight / one < 8 else 'NOT sub-linear'}; pulses x8)")
 
 
-def virtual(kind: str, sched) -> tuple[float, float, object, bool]:
-    """One virtual-time run -> (wall s, CPU s of this process, record, delivered bit for bit)."""
+def virtual(kind: str, sched) -> tuple[float, float, object, bool, dict]:
+    """One virtual-time run -> (wall s, CPU s of this process, record, delivered bit for bit, frames on the wire:
+    received by the device, of which PULSES, and received by the host, counted by each side's link)."""
     dev = stimscript.open_device("loopback") if kind == "loopback" else \
         stimscript.open_device("usb", backend=LoopbackBackend())
     c = time.process_time()
     t = time.perf_counter()
+    emu = dev.emulator
+    pulses_frames = [0]
+    on_pulses = emu._on_pulses
+
+    def counting(payload):   # PULSES frames the device received (the rest of the emulator is untouched)
+        pulses_frames[0] += 1
+        return on_pulses(payload)
+
+    emu._on_pulses = counting
+    rx_before = emu.link.stats.frames_ok
+    tx_before = dev.link.stats.frames_ok
     rec = stimscript.run(sched, device=dev, realtime=False, record=False)
     wall = time.perf_counter() - t
     cpu = time.process_time() - c
-    exact = _exact(dev.emulator, sched)
+    frames = {"to_device": emu.link.stats.frames_ok - rx_before, "pulses": pulses_frames[0],
+              "to_host": dev.link.stats.frames_ok - tx_before}
+    exact = _exact(emu, sched)
     dev.close()
-    return wall, cpu, rec, exact
+    return wall, cpu, rec, exact, frames
 
 
 def _exact(emu, sched) -> bool:
