@@ -252,6 +252,8 @@ class Analysis:
         self.static()
         #: the block memo (``_block``): per top-level block, its static dependencies and its measurements
         self._block_deps_list: Optional[list] = None
+        #: the week resolved last, for a week that reads the same in every block (``_replay_session``)
+        self._last_layout: Optional[_LastWeek] = None
         #: per `with amplitude` (by id) and the numbers of the params it names: (µA, span, (num, den)) or None
         self._amp_values: dict[tuple, Optional[tuple]] = {}
         self._block_memos: dict[int, dict[tuple, _BlockMemo]] = {}
@@ -1179,11 +1181,24 @@ class Analysis:
             src_vals[n] = (a, cv.amp_span, (a.numerator, a.denominator))
         chan_idx = {n: table.add(cv.shape) for n, cv in chans.items()}
         amp_nd: list[tuple[int, int]] = []   # per use: its amplitude as (numerator, denominator)
+        last = self._last_layout
+        if last is not None and last.chan_idx == chan_idx and last.head == env.head and \
+                tuple(map(env.ids.get, last.reads)) == last.read_values and \
+                all([self._block_key(i, env, deps_of[i], src_vals, ctx)[2] is True for i in last.with_amplitude]):
+            # every block reads what it read the week before (its keys are equal; see _LastWeek)
+            fast = self._replay_session(last, ctx, src_vals, amp_nd)
+            if fast is not None:
+                return fast
+            del uses[:], amp_nd[:]
+        keys = [self._block_key(i, env, deps_of[i], src_vals, ctx) for i in range(len(blocks))]
         placed: list[tuple[_BlockMemo, Measured, int]] = []   # per measured block: memo, measure, first use
+        entries: list[_BlockMemo] = []
+        before = len(sink)
         t = expanded = 0
         for i, b in enumerate(blocks):
             base = len(uses)
-            entry = self._block(i, b, ctx, env, deps_of[i], src_vals, chan_idx, amp_nd)
+            entry = self._block(i, b, ctx, keys[i], src_vals, chan_idx, amp_nd)
+            entries.append(entry)
             if entry.measured is not None:
                 placed.append((entry, entry.measured, base))
                 t += entry.measured.length
@@ -1195,6 +1210,7 @@ class Analysis:
                                   else (Fraction(a).numerator, Fraction(a).denominator))
         amplitudes = tuple([u.amplitude_ua for u in uses])
         lowered = None
+        canon = True   # every block's pattern the one of its sources (see _replay_session)
         if expanded <= MAX_EXPANDED_BLOCKS and t <= MAX_SESSION_US:
             trains: list = []
             train_uses: list = []
@@ -1202,13 +1218,52 @@ class Analysis:
             start = 0
             for entry, m, base in placed:
                 pattern = entry.pattern(amp_nd, base)
+                canon = canon and pattern is entry._canon
                 block = entry.lowered.get(pattern)
                 if block is None:
                     block = entry.lowered[pattern] = lay_out_block(m, start, amplitudes)
                 place_block(block, start, amp_nd, trains, train_uses, segments)
                 start += m.length
             lowered = Lowered(tuple(trains), tuple(train_uses), tuple(segments), amplitudes)
-        return _SessionLayout(tuple(uses), t, expanded, lowered)
+        laid = _SessionLayout(tuple(uses), t, expanded, lowered)
+        self._last_layout = _LastWeek(env.head, env.ids, deps_of, dict(chan_idx), entries, placed, tuple(sink[before:]),
+                                      tuple(sources), tuple(ctx.shapes), laid) \
+            if canon and lowered is not None and all([k[2] is True for k in keys]) else None
+        return laid
+
+    def _replay_session(self, last: "_LastWeek", ctx: "_LeafContext", src_vals: dict, amp_nd: list
+                        ) -> Optional["_SessionLayout"]:
+        """This week's session when every block reads what it read in the week before (the same keys, the
+        same channels' shape indices), amplitudes aside: that week's uses with this week's amplitudes, its
+        trains with this week's amplitudes at the same times, its segments and diagnostics. What the
+        block-by-block replay gives, in one pass; None (only shapes added, which the block-by-block path
+        adds again in the same order) when a `with pulse` shape's index differs this week, a `with
+        amplitude` reported, or the sources of a block no longer all differ in amplitude (its trains may merge
+        otherwise)."""
+        add = ctx.table.add
+        for shape, idx in last.own:
+            if add(shape) != idx:
+                return None
+        for src in last.srcs:
+            if src_vals[src] is None:
+                return None
+        uses = ctx.uses
+        _lowering._replay_uses(last.rows, ctx.chans, src_vals, uses, amp_nd)
+        for base, n, nsrc in last.mixed:
+            if len(set(amp_nd[base:base + n])) != nsrc:
+                return None
+        prev = last.laid
+        assert prev.lowered is not None
+        trains: list = []
+        _lowering._place_trains(prev.lowered.trains, prev.lowered.train_uses, 0, amp_nd, trains)
+        ctx.sink.extend(last.diagnostics)
+        ctx.sources.extend(last.sources)
+        ctx.shapes.extend(last.shapes)
+        amplitudes = tuple([u.amplitude_ua for u in uses])
+        lowered = Lowered(tuple(trains), prev.lowered.train_uses, prev.lowered.segments, amplitudes)
+        laid = _SessionLayout(tuple(uses), prev.duration_us, prev.expanded, lowered)
+        last.laid = laid
+        return laid
 
     def _deps_of(self, blocks) -> list:
         """Per top-level block, what it reads (:func:`_block_deps`), computed once per analysis."""
@@ -1235,14 +1290,9 @@ class Analysis:
         head = (ids[""], any(d.is_error for d in self.diags))
         return _WeekEnv(ids, head, self.make_ev(state.values, []))
 
-    def _block(self, i: int, block, ctx: "_LeafContext", env: "_WeekEnv", deps: tuple, src_vals: dict,
-               chan_idx: dict, amp_nd: list) -> "_BlockMemo":
-        """Top-level block ``i`` measured for this week (:meth:`_measure`), or replayed from a week where
-        everything it reads had the same value: the params it names, the timings of the cycles and the
-        values of the channels (all but their amplitudes) its lines name, where its channel uses start
-        (placements name uses by index), the names the evaluator knows and whether the static checks
-        failed. A replay re-adds its shapes to this week's table (a different index: measured anew),
-        repeats its diagnostics and gives the uses whose amplitude is a channel's this week's amplitude."""
+    def _block_key(self, i: int, env: "_WeekEnv", deps: tuple, src_vals: dict, ctx: "_LeafContext") -> tuple:
+        """What top-level block ``i`` reads this week, as the key of its memo (:meth:`_block`): where its
+        channel uses start is added when it is looked up (placements name uses by index)."""
         reads, amp_overrides, amp_reads = deps
         get = env.ids.get
         # `with amplitude` values decide only their uses' amplitudes: when each evaluates without a word this
@@ -1261,7 +1311,17 @@ class Analysis:
                 src_vals[key_ov] = sv
             if sv is None:
                 amp_ok = False
-        key = (len(ctx.uses), env.head, tuple(map(get, reads)), amp_ok or tuple(map(get, amp_reads)))
+        return (env.head, tuple(map(get, reads)), amp_ok or tuple(map(get, amp_reads)))
+
+    def _block(self, i: int, block, ctx: "_LeafContext", key: tuple, src_vals: dict, chan_idx: dict,
+               amp_nd: list) -> "_BlockMemo":
+        """Top-level block ``i`` measured for this week (:meth:`_measure`), or replayed from a week where
+        everything it reads had the same value (``key``, :meth:`_block_key`): the params it names, the timings
+        of the cycles and the values of the channels (all but their amplitudes) its lines name, where its
+        channel uses start, the names the evaluator knows and whether the static checks failed. A replay
+        re-adds its shapes to this week's table (a different index: measured anew), repeats its diagnostics
+        and gives the uses whose amplitude is a channel's this week's amplitude."""
+        key = (len(ctx.uses),) + key
         memo = self._block_memos.get(i)
         if memo is None:
             memo = self._block_memos[i] = {}
@@ -1274,6 +1334,46 @@ class Analysis:
         entry = memo[key] = _BlockMemo(m, tuple(uses[base:]), tuple(ctx.sources[base:]), tuple(sink[before:]),
                                        tuple(ctx.shapes[base:]))
         return entry
+
+
+class _LastWeek:
+    """The week before, block by block (``Analysis._session_layout``): what its blocks' keys held, the
+    channels' shape indices, the diagnostics, sources and shapes of its uses, its layout; and, flattened for
+    :meth:`Analysis._replay_session`, every use's row, every `with pulse` shape with its index, the sources
+    of amplitudes, and each block with more than one source (its first use, uses and sources)."""
+
+    __slots__ = ("head", "reads", "read_values", "with_amplitude", "chan_idx", "diagnostics", "sources", "shapes",
+                 "laid", "rows", "own", "srcs", "mixed")
+
+    def __init__(self, head: tuple, ids: dict, deps: list, chan_idx: dict, entries: list, placed: list,
+                 diagnostics: tuple, sources: tuple, shapes: tuple, laid: "_SessionLayout") -> None:
+        # the blocks' keys, as one comparison: the names the evaluator knows, the values (as numbers) of what any
+        # block reads, and the blocks with a `with amplitude` (every one evaluated without a word: their keys
+        # hold no values; a week whose values do too has every key equal to these)
+        self.head = head
+        reads: set = set()
+        for block_reads, _amp, _amp_reads in deps:
+            reads.update(block_reads)
+        self.reads = tuple(sorted(reads))
+        self.read_values = tuple(map(ids.get, self.reads))
+        self.with_amplitude = tuple(i for i, (_r, amp, _a) in enumerate(deps) if amp)
+        self.chan_idx = chan_idx
+        self.diagnostics = diagnostics
+        self.sources = sources
+        self.shapes = shapes
+        self.laid = laid
+        rows: list = []
+        own: list = []
+        srcs: dict = {}
+        for entry in entries:
+            rows.extend(entry._rows)
+            own.extend(entry._own)
+            srcs.update(dict.fromkeys(entry._srcs))
+        self.rows = tuple(rows)
+        self.own = tuple(own)
+        self.srcs = tuple(srcs)
+        self.mixed = tuple((base, len(entry._canon), len(entry._srcs)) for entry, _m, base in placed
+                           if len(entry._srcs) > 1)
 
 
 # --- session layout ---------------------------------------------------------------------------------

@@ -239,3 +239,87 @@ def test_a_block_whose_shape_index_moves_is_measured_again():
         checker._BlockMemo.replay = original
     assert refused
     assert memo == _everything(text, False)
+
+
+# --- weeks that differ from the week before only in amplitudes: replayed as a whole ------------------------
+AMPLITUDES_ONLY = """stimscript 1
+protocol "memo" {{
+    plan 2 sessions per week, {weeks} weeks
+}}
+param a = {a} mA in 1 mA .. 90 mA
+param b = {b} mA in 1 mA .. 90 mA
+param w = 300 us in 100 us .. 600 us
+electrode p 5 cm x 5 cm
+electrode q 5 cm x 5 cm
+electrode r 5 cm x 5 cm
+electrode s 5 cm x 5 cm
+channel one 1 {{
+    electrodes p -> q
+    pulse biphasic w
+    frequency 35 Hz
+    amplitude a
+}}
+channel two 2 {{
+    electrodes r -> s
+    pulse biphasic 200 us
+    frequency 40 Hz
+    amplitude {amp_two}
+}}
+cycle c {{ ramp up 1 s; hold 2 s; ramp down 1 s; rest 2 s }}
+session {{
+    repeat {n} {{ one: c with amplitude {ov}; two: c after 1 s }}
+    repeat 2 {{
+        repeat {n} {{ one, two: c }}
+        pause 1 s
+    }}
+    repeat 1 {{ two: c with pulse biphasic {pulse_two}; one: c with amplitude {ov2} }}
+    for 20 s {{ one: continuous after 2 s; two: c }}
+}}
+progression {{
+    every week {{
+        a += {da} mA up to 90 mA
+        b -= {db} mA down to 1 mA
+    }}
+}}
+"""
+
+
+def _replayed_whole(text: str) -> list[bool]:
+    done: list[bool] = []
+    original = Analysis._replay_session
+
+    def replay(self, *args):
+        result = original(self, *args)
+        done.append(result is not None)
+        return result
+
+    Analysis._replay_session = replay
+    try:
+        memo = _everything(text, True)
+    finally:
+        Analysis._replay_session = original
+    assert memo == _everything(text, False)
+    return done
+
+
+@settings(max_examples=40, deadline=None)
+@given(weeks=st.integers(2, 6), a=st.integers(5, 40), b=st.integers(5, 40), n=st.integers(1, 3),
+       amp_two=st.sampled_from(["b", "a", "50% b"]),
+       ov=st.sampled_from(["20 mA", "50% a", "b", "a - 30 mA", "b * 2"]),
+       ov2=st.sampled_from(["a", "b - 12 mA", "10 mA"]), pulse_two=st.sampled_from(["w", "200 us", "250 us"]),
+       da=st.integers(0, 3), db=st.integers(0, 3))
+def test_weeks_that_differ_only_in_amplitudes_equal_the_plain_path(**values):
+    """Every block reads what it read the week before but the amplitudes, which meet and part (`a` and `b` in
+    one block; `with amplitude` values equal to a channel's), go negative (E402 in that week only) or stay."""
+    _replayed_whole(AMPLITUDES_ONLY.format(**values))
+
+
+def test_a_week_of_new_amplitudes_only_is_replayed_whole():
+    """Weeks 2-5 read what the week before read but the amplitudes: each is replayed as a whole. When `a` and
+    `b` meet (20 + 2k = 26 - k in week 3, on the lines of one block) that block's trains may merge, so that
+    week goes block by block (and records nothing for week 4, which goes block by block too); week 5 is
+    replayed whole again. Every week equals the plain path."""
+    values = dict(weeks=5, a=10, b=40, n=2, amp_two="b", ov="50% a", ov2="10 mA", pulse_two="250 us", da=2, db=3)
+    assert _replayed_whole(AMPLITUDES_ONLY.format(**values)) == [True] * 4
+    values.update(a=20, b=26, da=2, db=1)
+    assert _replayed_whole(AMPLITUDES_ONLY.format(**values)) == [True, False, True]
