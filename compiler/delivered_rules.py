@@ -79,8 +79,7 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
         live = [tf for tf in facts if tf.k_hi > tf.k_lo]
         if not live:
             continue
-        timing = D.channel_timing(live)
-        _onsets(out, resolved, live, ramp_threshold_ua, timing)
+        _onsets(out, resolved, live, ramp_threshold_ua)
         use0 = _use(resolved, live[0].index)
         small = _smaller(use0)
         area = E.exact(small.area_cm2) if small is not None else None
@@ -93,7 +92,7 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                 lowest = lowest_by_area[area] = min(thresholds)
         if lowest is not None:
             need_window = (not (D.memo_enabled() and D.window_bound_below(live, lowest))
-                           and D.window_bound(live, timing) > lowest)
+                           and D.window_bound(live) > lowest)
         else:
             need_window = False
         try:
@@ -101,8 +100,7 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                 cd = D.measure_channel(channel, live, need_window=True, need_spacing=True)
                 sp, w = cd.spacing, cd.window
             else:
-                # the spacing alone depends on the onsets only: measured once per distinct timing
-                sp, w = _spacing_of(channel, live, timing), None
+                sp, w = D.measure_channel(channel, live, need_window=False, need_spacing=True).spacing, None
         except D.BudgetExceeded as exc:
             out.add("S020", f"checking the delivered pulses of {_ch(use0)} would expand about {exc.needed:,} pulses, "
                             f"more than the budget of {D.EXPANSION_BUDGET:,}; the protocol is refused rather than "
@@ -121,21 +119,6 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                              f"the protocol's max frequency {_limit_value_text(lim)}", _related_limit(lim))
         if w is not None and area is not None and area > 0:
             _window(out, resolved, w, small, area, dens_limits)
-
-
-def _spacing_of(channel: int, live: list[D.TrainFacts], timing: D.ChannelTiming) -> Optional[D.Spacing]:
-    """The channel's smallest spacing (:func:`.delivered.measure_channel` without the window), memoised in
-    ``timing``; raises :class:`.delivered.BudgetExceeded` as the measurement does."""
-    got = timing.spacing
-    if got is None:
-        try:
-            got = ("ok", D.measure_channel(channel, live, need_window=False, need_spacing=True).spacing)
-        except D.BudgetExceeded as exc:
-            got = ("budget", exc.needed)
-        timing.spacing = got
-    if got[0] == "budget":
-        raise D.BudgetExceeded(got[1])
-    return got[1]
 
 
 def _density_ok(lim) -> bool:
@@ -259,14 +242,16 @@ def _continuing(facts: Sequence[D.TrainFacts], threshold: int) -> set[int]:
     more than a window before a start is dropped for good (later starts are later still); only trains still
     running at a start need their exact last onset before it. (Comparing every pair was O(n²): a 5000-line
     protocol spent most of its check here.)"""
-    order = sorted(range(len(facts)), key=lambda i: facts[i].first)
+    firsts = [tf.first for tf in facts]
+    order = sorted(range(len(facts)), key=firsts.__getitem__)
     running: list[tuple[int, int]] = []     # heap of (last onset, position) of trains started before `a`
     out: set[int] = set()
     nxt = 0
+    n = len(order)
     for i in order:
         tf = facts[i]
-        a = tf.first
-        while nxt < len(order) and facts[order[nxt]].first < a:
+        a = firsts[i]
+        while nxt < n and firsts[order[nxt]] < a:
             o = order[nxt]
             heapq.heappush(running, (facts[o].last, o))
             nxt += 1
@@ -282,22 +267,15 @@ def _continuing(facts: Sequence[D.TrainFacts], threshold: int) -> set[int]:
     return out
 
 
-def _onsets(out: _Collector, resolved: ResolvedSession, facts: Sequence[D.TrainFacts], threshold: int,
-            timing: Optional[D.ChannelTiming] = None) -> None:
-    above = tuple(tf.first_ua > threshold for tf in facts)
-    if not any(above):
+def _onsets(out: _Collector, resolved: ResolvedSession, facts: Sequence[D.TrainFacts], threshold: int) -> None:
+    above = [i for i, tf in enumerate(facts) if tf.first_ua > threshold]
+    if not above:
         return
-    # which starts continue output depends on the onsets and on which trains start above the threshold only
-    continuing = timing.continuing.get(above) if timing is not None else None
-    if continuing is None:
-        continuing = _continuing(facts, threshold)
-        if timing is not None:
-            if len(timing.continuing) >= 64:
-                timing.continuing.clear()
-            timing.continuing[above] = continuing
-    for i, tf in enumerate(facts):
-        if not above[i] or i in continuing:
+    continuing = _continuing(facts, threshold)
+    for i in above:
+        if i in continuing:
             continue
+        tf = facts[i]
         use = _use(resolved, tf.index)
         tr = tf.train
         if tr.ramp_up_us == 0:

@@ -33,7 +33,6 @@ def set_memo_enabled(enabled: bool) -> None:
 
 def clear_memo() -> None:
     _OVERLAP_MEMO.clear()
-    _FIND_MEMO.clear()
 
 
 # --- S013: exact overlap on the lowered trains ----------------------------------------------------------
@@ -178,49 +177,22 @@ def find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_
     window by window (the per-cycle patterns are the expanders' exact slots).
 
     Trains whose busy spans cannot meet (judged first from a bound of each span, then exactly) are never
-    expanded; a sweep's result is memoised on the exact slot patterns of its trains.
-
-    The whole result is memoised on what fixes every pulse's interval: per train its channel, pulse duration
-    and :func:`.delivered.emitted_id` (onset times; amplitudes do not move a pulse), so the weeks of a plan
-    that only change amplitudes share it. ``facts``: the trains' :func:`.delivered.train_facts` by index, when
-    the caller has them.
+    expanded. The work is linear in the trains (one sort): the sweep of a cluster of trains that do meet is
+    memoised on the cluster's slot patterns relative to its first start, so a week that moves whole blocks
+    along the session, or changes only amplitudes, reuses it. ``facts``: the trains'
+    :func:`.delivered.train_facts` by index, when the caller has them.
     """
-    if not _CACHE["enabled"]:
-        return _find_overlaps(trains, shapes, shared_source, target_pulses)
-    from .delivered import emitted_id, train_facts
-
-    n_shapes = len(shapes)
-    durs = [s.duration_us for s in shapes]
-    parts: list = []
-    for i, tr in enumerate(trains):
-        dur = durs[tr.shape] if 0 <= tr.shape < n_shapes else 0
-        if (dur > 0 and tr.on_us > 0 and tr.period_num > 0 and tr.period_den > 0 and tr.cycles > 0
-                and tr.amp_num != 0 and tr.amp_den != 0):
-            tf = facts[i] if facts is not None else train_facts(i, tr, shapes)
-            parts += (i, tr.channel, dur, emitted_id(tf))
-    key = (bool(shared_source), target_pulses, tuple(parts))
-    hit = _FIND_MEMO.get(key)
-    if hit is None:
-        hit = tuple(_find_overlaps(trains, shapes, shared_source, target_pulses))
-        if len(_FIND_MEMO) >= 64:
-            _FIND_MEMO.clear()
-        _FIND_MEMO[key] = hit
-    return list(hit)
-
-
-_FIND_MEMO: dict = {}
+    return _find_overlaps(trains, shapes, shared_source, target_pulses, facts)
 
 
 def _find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_source: bool,
-                   target_pulses: int) -> list[Overlap]:
+                   target_pulses: int, facts: Optional[Sequence] = None) -> list[Overlap]:
+    from .delivered import round_div, train_facts
+
     n_shapes = len(shapes)
     shape_durs = [s.duration_us for s in shapes]
     cand: list[tuple[int, Train, int]] = []
-    for i, tr in enumerate(trains):
-        dur = shape_durs[tr.shape] if 0 <= tr.shape < n_shapes else 0
-        if (dur > 0 and tr.on_us > 0 and tr.period_num > 0 and tr.period_den > 0 and tr.cycles > 0
-                and tr.amp_num != 0 and tr.amp_den != 0):
-            cand.append((i, tr, dur))  # the others emit nothing (train_cycle_offsets is empty) or dur <= 0
+    found: list[Overlap] = []
     tps: dict[int, Optional[_TrainPulses]] = {}
 
     def pulses(i: int, tr: Train, dur: int) -> Optional[_TrainPulses]:
@@ -229,14 +201,17 @@ def _find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared
             tps[i] = _TrainPulses(i, tr, off, dur) if len(off) else None
         return tps[i]
 
-    found: list[Overlap] = []
-    for i, tr, dur in cand:
-        if _no_single_overlap(tr, dur):
+    for i, tr in enumerate(trains):
+        dur = shape_durs[tr.shape] if 0 <= tr.shape < n_shapes else 0
+        if not (dur > 0 and tr.on_us > 0 and tr.period_num > 0 and tr.period_den > 0 and tr.cycles > 0
+                and tr.amp_num != 0 and tr.amp_den != 0):
+            continue  # emits nothing (train_cycle_offsets is empty) or dur <= 0
+        cand.append((i, tr, dur))
+        # _no_single_overlap inlined: no two pulses of the train alone can overlap
+        if dur <= tr.period_num // tr.period_den and (tr.cycles < 2 or tr.cycle_us - tr.on_us + 1 >= dur):
             continue
         # the first two emitted slots of a cycle, from the train's numbers (no layout of the cycle)
-        from .delivered import round_div, train_facts
-
-        tf = train_facts(i, tr, shapes)
+        tf = facts[i] if facts is not None else train_facts(i, tr, shapes)
         if tf.per_cycle >= 2:
             second = round_div((tf.k_lo + 1) * tr.period_num, tr.period_den)
             if second - tf.first_off < dur:
@@ -304,18 +279,17 @@ def _bound_components(group: list[tuple[int, Train, int]]) -> Iterator[list[tupl
     [start, start + (cycles - 1)·cycle + last slot + duration) contains [first onset, last onset + duration)
     (the last slot of a cycle, before masking, is at or after its last emitted pulse).
     Every exact cluster (:func:`_clusters`) lies inside one chain; members keep the group's order."""
-    def bounds(c):
-        tr, dur = c[1], c[2]
-        return tr.start_us, tr.start_us + (tr.cycles - 1) * tr.cycle_us + _last_slot(tr) + dur
-
-    items = sorted(group, key=lambda c: c[1].start_us)
+    # (start, index) orders as a stable sort by start does: the group is in index order
+    items = sorted([(c[1].start_us, c[0], c) for c in group])
     current: list = []
     end = 0
-    for c in items:
-        lo, hi = bounds(c)
+    for lo, _, c in items:
+        tr = c[1]
+        hi = lo + (tr.cycles - 1) * tr.cycle_us + _last_slot(tr) + c[2]
         if current and lo < end:
             current.append(c)
-            end = max(end, hi)
+            if hi > end:
+                end = hi
         else:
             if current:
                 yield sorted(current, key=_by_index) if len(current) > 1 else current
@@ -329,18 +303,26 @@ def _by_index(c: tuple) -> int:
 
 
 def _sweep_memo(cluster: list[_TrainPulses], shared_source: bool, target_pulses: int) -> list[Overlap]:
+    """:func:`_sweep`, memoised on the cluster's trains in its order (channel, start relative to the cluster's
+    first start, cycles, cycle length, pulse duration, one cycle's emitted offsets): every onset is
+    ``start + c·cycle + offset`` and the sweep's windows start at the cluster's first onset, so moving the whole
+    cluster moves every overlap found by the same amount; train indices are kept as positions in the cluster."""
     if not _CACHE["enabled"]:
         return _sweep(cluster, shared_source, target_pulses)
+    base = cluster[0].train.start_us
     key = (bool(shared_source), target_pulses,
-           tuple((tp.index, tp.train.channel, tp.train.start_us, tp.train.cycles, tp.train.cycle_us, tp.duration,
+           tuple((tp.train.channel, tp.train.start_us - base, tp.train.cycles, tp.train.cycle_us, tp.duration,
                   tp.offsets.tobytes()) for tp in cluster))
     res = _OVERLAP_MEMO.get(key)
     if res is None:
-        res = tuple(_sweep(cluster, shared_source, target_pulses))
+        pos = {tp.index: p for p, tp in enumerate(cluster)}
+        res = tuple((ov.kind, ov.t_first - base, ov.channel_first, pos[ov.train_first], ov.t_second - base,
+                     ov.channel_second, pos[ov.train_second]) for ov in _sweep(cluster, shared_source, target_pulses))
         if len(_OVERLAP_MEMO) >= _OVERLAP_MEMO_MAX:
             _OVERLAP_MEMO.clear()
         _OVERLAP_MEMO[key] = res
-    return list(res)
+    return [Overlap(kind, t1 + base, c1, cluster[p1].index, t2 + base, c2, cluster[p2].index)
+            for kind, t1, c1, p1, t2, c2, p2 in res]
 
 
 def _dedupe_overlaps(found: list[Overlap]) -> list[Overlap]:

@@ -147,7 +147,7 @@ def set_cache_enabled(enabled: bool) -> bool:
 def clear_caches() -> None:
     """Forget every memoised safety result."""
     _USE_MEMO.clear()
-    _CLEAN.clear()
+    _VERDICTS.clear()
     _overlap.clear_memo()
     E.clear_memo()
     from . import delivered
@@ -219,22 +219,24 @@ def _part_id(part: tuple) -> int:
 def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
     """(findings, spacing violation) of ``use``, memoised on the values its findings depend on.
 
-    Besides the exact values, each use's amplitude-free values keep an interval of amplitudes known to give no
-    finding at all: every amplitude-dependent rule of a use fires on one side of a threshold of ``|A|`` (S002,
-    S006 ``max current``/``charge``/``voltage``/``density``, S008–S011 and S012 above it; S006 ``min ...``
-    below it) and the other rules do not read the amplitude, so between two amplitudes without findings there is
-    none either. The interval holds the amplitudes computed without findings; the first amplitude above it
-    (below it) is answered by one probe computed the plain way at an estimate of the lowest threshold above (at
-    0 µA), which widens the interval when it finds nothing. The weeks of a plan that raise an amplitude step by
-    step then cost a comparison each."""
+    Every rule of a use either does not read the amplitude or fires on one side of an exact threshold of the
+    amplitude ``A`` or of ``A²`` (see :class:`_Verdict`). Per amplitude-free values the thresholds are computed
+    once; an amplitude between them has no finding at all and costs a few comparisons (the weeks of a plan
+    that raise an amplitude step by step, and every use of week 1 that is far from a limit). Any other
+    amplitude is computed the plain way and memoised on its exact value."""
     try:
         f = use.frequency_hz
         fk = (f.numerator, f.denominator) if type(f) is Fraction else (type(f), f)
         free = (ctx.memo_key(), use.channel, type(use.number), use.number, fk, ctx.shape_key(use.shape),
                 ctx.electrodes_key(use.electrodes), no_ramp)
         a = use.amplitude_ua
-        clean = _CLEAN.get(free)
-        if clean is not None and _widened(clean, ctx, use, a):
+        verdict = _VERDICTS.get(free, _UNKNOWN)
+        if verdict is _UNKNOWN:
+            verdict = _verdict(ctx, use, no_ramp)
+            if len(_VERDICTS) >= _USE_MEMO_MAX:
+                _VERDICTS.clear()
+            _VERDICTS[free] = verdict
+        if verdict is not None and verdict.clean(a):
             return _NO_FINDINGS
         key = (free, type(a), a)
         res = _USE_MEMO.get(key)
@@ -245,96 +247,193 @@ def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
         if len(_USE_MEMO) >= _USE_MEMO_MAX:
             _USE_MEMO.clear()
         _USE_MEMO[key] = res
-    if not res[0] and not res[1] and a >= 0:
-        if clean is None:
-            if len(_CLEAN) >= _USE_MEMO_MAX:
-                _CLEAN.clear()
-            _CLEAN[free] = [a, a, False, False]
-        else:
-            clean[0], clean[1] = min(clean[0], a), max(clean[1], a)
     return res
 
 
 _NO_FINDINGS: tuple = ((), False)
-#: amplitude-free use values -> [lo, hi, probed below, probed above]: every amplitude lo <= A <= hi gives no
-#: finding (see _memo_use)
-_CLEAN: dict = {}
+_UNKNOWN = object()
+#: amplitude-free use values -> their _Verdict (None: a finding that does not depend on the amplitude)
+_VERDICTS: dict = {}
 
 
-def _widened(clean: list, ctx: _Context, use: ChannelUse, a) -> bool:
-    """Whether amplitude ``a`` lies in the finding-free interval ``clean``, after at most one probe that widens
-    it (upwards to the estimated lowest threshold, downwards to 0 µA), each tried once and kept only when the
-    plain computation at the probe finds nothing."""
-    lo, hi = clean[0], clean[1]
-    if lo <= a <= hi:
-        return True
-    if a > hi and not clean[3]:
-        top = _ceiling_estimate(ctx, use)
-        if top is not None and top >= a:
-            clean[3] = True
-            if _use_result(ctx, _with_amplitude(use, top)) == _NO_FINDINGS:
-                clean[1] = top
-                return True
-    elif 0 <= a < lo and not clean[2]:
-        clean[2] = True
-        if _use_result(ctx, _with_amplitude(use, Fraction(0))) == _NO_FINDINGS:
-            clean[0] = Fraction(0)
+class _Verdict:
+    """The amplitudes without any finding for one use's amplitude-free values, as exact bounds.
+
+    ``lo <= A <= hi`` (S002's device maximum and 0 µA, S006 ``current``/``charge``/``voltage``, S012),
+    ``lo2 <= A² <= hi2`` (S006 ``density``, S008, S009, S010; None: no bound) and Shannon's k at most 1.85
+    (S011: ``(A²·s)^20 <= 10^37``, k = log10(Q²/area) at most 37/20). Each bound is the rule's own comparison
+    solved for ``A`` or ``A²`` in rational arithmetic (every factor is positive), so ``clean`` is exact, not an
+    estimate; the tests compare it with the plain rules. Bounds are kept as integer pairs (numerator,
+    denominator > 0) and compared by cross-multiplication, which is what Fraction's comparison computes."""
+
+    __slots__ = ("lo", "hi", "lo2", "hi2", "shannon", "ok2", "bad2")
+
+    def __init__(self, lo: Fraction, hi: Fraction, lo2: Optional[Fraction], hi2: Optional[Fraction],
+                 shannon: Optional[Fraction]):
+        self.lo = (lo.numerator, lo.denominator)
+        self.hi = (hi.numerator, hi.denominator)
+        self.lo2 = (lo2.numerator, lo2.denominator) if lo2 is not None else None
+        self.hi2 = (hi2.numerator, hi2.denominator) if hi2 is not None else None
+        self.shannon = shannon
+        self.ok2: Optional[tuple[int, int]] = None    # the largest A² known to keep k <= 1.85
+        self.bad2: Optional[tuple[int, int]] = None   # the smallest A² known to exceed it
+
+    def clean(self, a) -> bool:
+        t = type(a)
+        if t is Fraction:
+            p, q = a.numerator, a.denominator
+        elif t is int:
+            p, q = a, 1
+        else:
+            return False
+        n, d = self.lo
+        if p * d < n * q:
+            return False
+        n, d = self.hi
+        if p * d > n * q:
+            return False
+        p2, q2 = p * p, q * q
+        b = self.lo2
+        if b is not None and p2 * b[1] < b[0] * q2:
+            return False
+        b = self.hi2
+        if b is not None and p2 * b[1] > b[0] * q2:
+            return False
+        s = self.shannon
+        if s is None:
             return True
-    return False
+        b = self.ok2
+        if b is not None and p2 * b[1] <= b[0] * q2:
+            return True
+        b = self.bad2
+        if b is not None and p2 * b[1] >= b[0] * q2:
+            return False
+        x = Fraction(p2, q2) * s              # Q²/area; k > p/q iff x^q > 10^p (E.shannon_k_exceeds)
+        if x.numerator ** _K_DEN > _K_POW * x.denominator ** _K_DEN:
+            b = self.bad2
+            if b is None or p2 * b[1] < b[0] * q2:
+                self.bad2 = (p2, q2)
+            return False
+        b = self.ok2
+        if b is None or p2 * b[1] > b[0] * q2:
+            self.ok2 = (p2, q2)
+        return True
 
 
-def _with_amplitude(use: ChannelUse, amplitude) -> ChannelUse:
-    """``use`` with another amplitude (a dataclass, or a plain record of compiler/record.py)."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(use):
-        return dataclasses.replace(use, amplitude_ua=amplitude)
-    cls, args = use.__reduce__()   # a Record: its fields in __init__ order
-    args = list(args)
-    args[list(cls._fields).index("amplitude_ua")] = amplitude
-    return cls(*args)
+_K_DEN = E.MAX_SHANNON_K.denominator
+_K_POW = 10 ** E.MAX_SHANNON_K.numerator
 
 
-def _ceiling_estimate(ctx: _Context, use: ChannelUse) -> Optional[Fraction]:
-    """Slightly below the lowest amplitude (µA) at which a rule of ``use`` that grows with the amplitude would
-    fire, in floats: only a guess of where to probe (the probe itself is computed exactly)."""
-    facts = E.shape_facts(use.shape)
-    pf = float(facts.peak_factor)
-    rd = float(facts.max_rd) if facts.max_rd else 0.0
-    sq = float(facts.sq_sum_us)
-    try:
-        f = float(Fraction(use.frequency_hz))
-    except (TypeError, ValueError):
+def _min(a: Optional[Fraction], b: Fraction) -> Fraction:
+    return b if a is None or b < a else a
+
+
+def _max(a: Optional[Fraction], b: Fraction) -> Fraction:
+    return b if a is None or b > a else a
+
+
+def _verdict(ctx: _Context, use: ChannelUse, no_ramp: bool) -> Optional[_Verdict]:
+    """The :class:`_Verdict` of ``use``'s amplitude-free values; None when a finding does not depend on the
+    amplitude (or a value is not an exact int/Fraction: then every amplitude is computed the plain way).
+    Mirrors :func:`_use_findings` rule by rule."""
+    f = use.frequency_hz
+    threshold = ctx.threshold
+    if (type(f) not in (int, Fraction) or type(threshold) not in (int, Fraction)
+            or any(type(e.area_cm2) not in (int, Fraction) for e in use.electrodes)):
         return None
-    small = E.smaller_electrode(use.electrodes)
-    area = float(E.exact(small.area_cm2)) if small is not None else 0.0
-    rms_on = area > 0 and f > 0 and sq > 0      # the declared rms formulas apply
-    tops = [ctx.profile.max_current_ua / pf]
-    for limit in ctx.limits:
-        if limit.bound != "max" or not _limit_ok_dim(limit):
+    f = Fraction(f)
+    shape = use.shape
+    facts = E.shape_facts(shape)
+    profile = ctx.profile
+    # the rules that do not read the amplitude
+    if facts.net_ratio > E.MAX_NET_CHARGE_RATIO and not ctx.allow:                                   # S001
+        return None
+    if facts.current and facts.short is not None and facts.long is not None and (
+            facts.short[1] < profile.min_phase_us or facts.long[1] > profile.max_phase_us):          # S003
+        return None
+    if f <= 0 or f > profile.max_rate_hz:                                                           # S004
+        return None
+    if use.number < 1 or use.number > profile.channels:                                             # S005
+        return None
+    if _same_channel_spacing_violation(use):                                                        # S013
+        return None
+    pf = facts.peak_factor                    # >= 1
+    m = facts.max_rd                          # Q = |A|·m·10⁻⁶ µC
+    sq_s = E.mean_square_factor_s(shape)      # Σ dᵢ·rᵢ² in s
+    lo = Fraction(0)                                          # S002: a negative amplitude
+    hi = Fraction(profile.max_current_ua) / pf                # S002: peak = A·pf above the device maximum
+    lo2: Optional[Fraction] = None
+    hi2: Optional[Fraction] = None
+    volt = E._US * E.LOAD_OHM                                 # V per µA
+    si = _smaller_index(use.electrodes)
+    small = use.electrodes[si] if si is not None else None
+    for limit in ctx.limits:                                                                        # S006
+        name = _limit_name(limit)
+        if ctx.delivered and limit.bound == "max" and name == "density":
             continue
-        name, v = _limit_name(limit), limit.value
+        if not _limit_ok_dim(limit):
+            continue
+        mx, v = limit.bound == "max", limit.value
         if name == "current":
-            tops.append(float(v.in_unit("uA")) / pf)
-        elif name == "charge" and rd > 0:
-            tops.append(float(v.in_unit("uC")) / (rd * 1e-6))
+            lim = v.in_unit("uA")
+            if mx:
+                hi = min(hi, lim / pf)
+            else:
+                lo = max(lo, lim)
+        elif name == "frequency":
+            if _violates(limit.bound, f, v.value):
+                return None
+        elif name == "pulse width":
+            cur = facts.current
+            if cur:
+                measured = Fraction(max(d for _, d, _ in cur) if mx else min(d for _, d, _ in cur))
+                if _violates(limit.bound, measured, v.in_unit("us")):
+                    return None
+        elif name == "charge":
+            lim = v.in_unit("uC")
+            if not m:                         # no phase carries charge: Q = 0
+                if _violates(limit.bound, Fraction(0), lim):
+                    return None
+            elif mx:
+                hi = min(hi, lim / (m * E._US))
+            else:
+                lo = max(lo, lim / (m * E._US))
         elif name == "voltage":
-            tops.append(float(v.value) / (pf * 1e-6 * E.LOAD_OHM))
-        elif name == "density" and rms_on and not ctx.delivered:
-            tops.append(1000 * float(_density_limit(v)) * area / math.sqrt(f * sq * 1e-6))
-    if sq > 0:   # S008: (A·10⁻⁶)²·500·Σrᵢ²dᵢ·10⁻⁶ J <= 0.3 J
-        tops.append(math.sqrt(0.3 / (E.LOAD_OHM * sq * 1e-18)))
-    if rms_on and not ctx.delivered:
-        tops.append(2000 * area / math.sqrt(f * sq * 1e-6))                                  # S009
-        tops.append(1000 * math.sqrt(0.25 * area * 1e6 / (E.LOAD_OHM * f * sq * 1e-6)))       # S010
-    if area > 0 and rd > 0:   # S011: Q² / area <= 10^1.85 (µC, cm²)
-        tops.append(math.sqrt(area * 10 ** 1.85) / (rd * 1e-6))
-    if use.ramp_up_us == 0 and use.on_us > 0 and not ctx.delivered:
-        tops.append(float(ctx.threshold))
-    top = min(tops) * (1 - 1e-6)
-    if not math.isfinite(top) or top < 1:
-        return None
-    return Fraction(math.floor(top))
+            lim = v.value
+            if mx:
+                hi = min(hi, lim / (pf * volt))
+            else:
+                lo = max(lo, lim / volt)
+        elif name == "density":
+            if small is None or Fraction(small.area_cm2) <= 0:
+                continue
+            lim = _density_limit(v)
+            area = E.exact(small.area_cm2)
+            k = f * sq_s / (10**6 * area * area)   # (rms density)² = A²·k
+            if mx:
+                if lim < 0:
+                    return None
+                if k > 0:
+                    hi2 = _min(hi2, lim * lim / k)
+            elif lim > 0:
+                if k == 0:
+                    return None
+                lo2 = _max(lo2, lim * lim / k)
+    sq_us = facts.sq_sum_us                                                                         # S008
+    if sq_us > 0:
+        hi2 = _min(hi2, E.MAX_ENERGY_MJ / (E._US * E._US * E.LOAD_OHM * sq_us * E._US * 1000))
+    shannon = None
+    if small is not None and Fraction(small.area_cm2) > 0:
+        area = Fraction(small.area_cm2)
+        j = f * sq_s / 10**6                  # rms current² (mA²) = A²·j
+        if not ctx.delivered and j > 0:
+            hi2 = _min(hi2, E.MAX_POWER_DENSITY_W_CM2 * 10**6 * area / (E.LOAD_OHM * j))           # S010
+            hi2 = _min(hi2, (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2 / j)                             # S009
+        if m:                                                                                        # S011
+            shannon = (m * E._US) ** 2 / area
+    if no_ramp and not ctx.delivered:                                                               # S012
+        hi = min(hi, Fraction(threshold))
+    return _Verdict(lo, hi, lo2, hi2, shannon)
 
 
 def _use_result(ctx: _Context, use: ChannelUse):

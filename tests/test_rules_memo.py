@@ -1,11 +1,12 @@
 """The delivered-pulse rules' memos and fast paths give exactly what the plain computation gives.
 
 The weeks of a plan repeat their lines with other amplitudes (and often other timings). ``compiler.delivered``
-shares the amplitude-free part of a train's facts, and per channel the spacing, the order of the window bound's
-events and the onset look-backs, keyed on the onset times of its trains (:func:`delivered.emitted_key`);
-``find_overlaps`` memoises its whole result on the same keys and the pulse durations. Each test compares the
-memoised path, warmed by other "weeks", with the plain one (every memo off: ``safety.set_cache_enabled(False)``)
-or with the expanders' own pulses (not the checker's code).
+shares the amplitude-free part of a train's facts, and the spacing measured on an interleaved stretch of a
+channel's lines keyed on its trains' onsets relative to the stretch's start; ``find_overlaps`` memoises the sweep
+of each cluster of meeting trains the same way (relative to the cluster's first start), so a week that moves
+whole blocks along the session reuses them. Each test compares the memoised path, warmed by other "weeks", with
+the plain one (every memo off: ``safety.set_cache_enabled(False)``) or with the expanders' own pulses (not the
+checker's code).
 """
 from __future__ import annotations
 
@@ -114,9 +115,22 @@ def test_the_cheap_window_bound_implies_the_sorted_one(cases, threshold):
     if not live:
         return
     plain = D.window_bound(live)
-    timing = D.ChannelTiming()
-    assert D.window_bound(live, timing) == plain
-    assert D.window_bound(live, timing) == plain          # from the kept event order
+    # the bound as the pairwise sweep it replaces computes it: events ordered by (time, end before start),
+    # trains in their order among equal events, the float sum in that order
+    events = []
+    for pos, tf in enumerate(live):
+        events.append((tf.first - D.WINDOW_US + 1, 1, pos))
+        events.append((tf.last + 1, 0, pos))
+    events.sort(key=lambda e: (e[0], e[1]))
+    best = cur = 0.0
+    for _, kind, pos in events:
+        if kind:
+            cur += live[pos].wbound
+            best = max(best, cur)
+        else:
+            cur -= live[pos].wbound
+    expected = live[0].wbound * (1 + 1e-9) if len(live) == 1 else best * (1 + 1e-9) + 1e-6
+    assert plain == expected
     if D.window_bound_below(live, threshold):
         assert plain <= threshold
 
@@ -245,9 +259,9 @@ def test_amplitudes_inside_the_finding_free_interval_give_what_the_plain_rules_g
     assert memo == plain
 
 
-def test_a_progression_of_amplitudes_costs_one_computation_per_line(monkeypatch):
-    # twelve weeks raising one amplitude: the first week is computed, the second is answered by one probe at the
-    # estimated lowest threshold above, and every later week is inside the finding-free interval
+def test_a_progression_of_amplitudes_costs_no_computation_below_its_thresholds(monkeypatch):
+    # twelve weeks raising one amplitude: every week lies below the use's exact thresholds (computed once for its
+    # amplitude-free values), so no week runs the plain rules; the first amplitude above one of them does
     calls = []
     real = safety._use_result
     monkeypatch.setattr(safety, "_use_result", lambda ctx, use: calls.append(use.amplitude_ua) or real(ctx, use))
@@ -259,13 +273,15 @@ def test_a_progression_of_amplitudes_costs_one_computation_per_line(monkeypatch)
         s = ResolvedSession(session=week, week=week, duration_us=60_000_000, uses=(use,), trains=(), shapes=(shape,),
                             channels=(), limits=(LimitValue("max", "current", Quantity.of(90, "mA"), _sp(60)),))
         assert safety.check_safety(s) == []
-    assert len(calls) == 2, calls
-    # beyond the interval the rules are computed again: 95 mA is above the protocol's 90 mA
-    use = ChannelUse("ch1", 1, F(95_000), F(40), shape, use.electrodes, ramp_up_us=2_000_000, on_us=10_000_000,
-                     spans={"line": _sp(20)})
-    s = ResolvedSession(session=13, week=13, duration_us=60_000_000, uses=(use,), trains=(), shapes=(shape,),
-                        channels=(), limits=s.limits)
-    assert [d.code for d in safety.check_safety(s)] == ["S006"]
+    assert calls == []
+    # exactly at the protocol's 90 mA nothing is computed either; 1 µA above it the rules run and report S006
+    for amp, codes in ((F(90_000), []), (F(90_001), ["S006"]), (F(95_000), ["S006"])):
+        use = ChannelUse("ch1", 1, amp, F(40), shape, use.electrodes, ramp_up_us=2_000_000, on_us=10_000_000,
+                         spans={"line": _sp(20)})
+        s = ResolvedSession(session=13, week=13, duration_us=60_000_000, uses=(use,), trains=(), shapes=(shape,),
+                            channels=(), limits=s.limits)
+        assert [d.code for d in safety.check_safety(s)] == codes
+    assert calls == [F(90_001), F(95_000)]
 
 
 def test_the_collector_is_paused_only_while_the_rules_run():
