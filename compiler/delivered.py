@@ -220,23 +220,51 @@ def _amp(an: int, ad: int, up: int, down: int, on: int, off: int) -> int:
 
 
 def _timing_facts(tr: Train, k_lo: int, k_hi: int) -> tuple:
-    """The amplitude-free facts of a train emitting slots ``k_lo <= k < k_hi`` of every cycle: first and last
-    offsets, the two spacings, the most pulses of it in one window, and where its peak can be (a plateau slot,
-    or the ramp slots next to the plateau)."""
+    """The amplitude-free facts of a train emitting slots ``k_lo <= k < k_hi`` of every cycle (k_hi > k_lo): first
+    and last offsets, the two spacings, the most pulses of it in one window (:func:`_train_window_count`), and
+    where its peak can be (a plateau slot, or the ramp slots next to the plateau)."""
     num, den, on = tr.period_num, tr.period_den, tr.on_us
     up, down = tr.ramp_up_us, tr.ramp_down_us
-    tf = TrainFacts(0, tr, k_lo, k_hi)
-    tf.first_off = round_div(k_lo * num, den)
-    tf.last_off = round_div((k_hi - 1) * num, den)
-    _spacings(tf)
-    count = _train_window_count(tf)
+    first_off = round_div(k_lo * num, den)
+    last_off = round_div((k_hi - 1) * num, den)
+    n = k_hi - k_lo
+    in_cycle = _in_cycle_spacing(num, den, k_lo, n, first_off)
+    cycles, cycle = tr.cycles, tr.cycle_us
+    cross = cycle - last_off + first_off if cycles >= 2 else None
+    # _train_window_count, from the same numbers
+    total = n * cycles
+    by_cycles = n * min(cycles, WINDOW_US // cycle + 2) if cycle > 0 else total
+    ms = in_cycle if cross is None else cross if in_cycle is None else min(in_cycle, cross)
+    by_spacing = 1 + (WINDOW_US - 1) // ms if ms else 1
+    count = min(total, by_cycles, by_spacing)
     cands = {k_lo, k_hi - 1}
     for edge in (up, on - down):
         k = first_slot(num, den, edge)
         cands.update((k - 1, k))
     offs = sorted(round_div(k * num, den) for k in cands if k_lo <= k < k_hi)
     hold = any(not (up > 0 and off < up) and not (down > 0 and off >= on - down) for off in offs)
-    return (tf.first_off, tf.last_off, tf.in_cycle_spacing, tf.cross_cycle_spacing, count, hold, tuple(offs))
+    return (first_off, last_off, in_cycle, cross, count, hold, tuple(offs))
+
+
+def _in_cycle_spacing(num: int, den: int, k_lo: int, n: int, first_off: int) -> Optional[int]:
+    """The smallest spacing of consecutive emitted slots of one cycle (``n`` slots from ``k_lo``), None below
+    two slots."""
+    if n < 2:
+        return None
+    if den == 1:
+        return num
+    if n - 1 >= den:
+        return num // den
+    # fewer slots than one repetition of the rounding pattern: measure them (bounded)
+    steps = min(n - 1, 4096)
+    prev = first_off
+    best = 1 << 62            # steps >= 1: replaced by the first measured spacing
+    for k in range(k_lo + 1, k_lo + 1 + steps):
+        cur = round_div(k * num, den)
+        if cur - prev < best:
+            best = cur - prev
+        prev = cur
+    return best if steps == n - 1 else min(best, num // den)
 
 
 def clear_memo() -> None:
@@ -317,24 +345,7 @@ def _fill(tf: TrainFacts) -> None:
 def _spacings(tf: TrainFacts) -> None:
     """The in-cycle and cross-cycle spacings of a train whose slot range, first and last offsets are set."""
     tr = tf.train
-    num, den = tr.period_num, tr.period_den
-    k_lo = tf.k_lo
-    n = tf.k_hi - k_lo
-    if n >= 2:
-        if den == 1:
-            tf.in_cycle_spacing = num
-        elif n - 1 >= den:
-            tf.in_cycle_spacing = num // den
-        else:
-            # fewer slots than one repetition of the rounding pattern: measure them (bounded)
-            steps = min(n - 1, 4096)
-            prev = tf.first_off
-            best = 1 << 62            # steps >= 1: replaced by the first measured spacing
-            for k in range(k_lo + 1, k_lo + 1 + steps):
-                cur = round_div(k * num, den)
-                best = min(best, cur - prev)
-                prev = cur
-            tf.in_cycle_spacing = best if steps == n - 1 else min(best, num // den)
+    tf.in_cycle_spacing = _in_cycle_spacing(tr.period_num, tr.period_den, tf.k_lo, tf.k_hi - tf.k_lo, tf.first_off)
     if tr.cycles >= 2:
         tf.cross_cycle_spacing = tr.cycle_us - tf.last_off + tf.first_off
 
@@ -621,6 +632,77 @@ def _range_spacing_plain(group: list[TrainFacts], a: int, b: int, members: list[
     kind = "lines" if tri[0] != tri[1] else "slots"
     pos = {tf.index: p for p, tf in enumerate(members)}
     return (int(gaps[i]), int(onsets[i]) - a, int(onsets[i + 1]) - a, kind, pos[int(tri[0])], pos[int(tri[1])])
+
+
+def channel_spacing(facts: Sequence[TrainFacts], budget: int = EXPANSION_BUDGET) -> Optional[Spacing]:
+    """``measure_channel(..., need_window=False, need_spacing=True).spacing`` in one pass over the trains in
+    onset order (the same candidates in the same order, so the same Spacing on a tie); the interleaved
+    stretches through :func:`_range_spacing` (memoised). Raises :class:`BudgetExceeded` as the measurement does."""
+    best: Optional[Spacing] = None
+    items = []
+    for tf in facts:
+        k_lo = tf.k_lo
+        if tf.k_hi <= k_lo:
+            continue
+        tr = tf.train
+        start = tr.start_us
+        first = start + tf.first_off
+        items.append((first, tf.index, start + (tr.cycles - 1) * tr.cycle_us + tf.last_off, tf))
+        ic, cc = tf.in_cycle_spacing, tf.cross_cycle_spacing
+        if ic is not None and (best is None or (ic, first + ic) < (best.us, best.t_second)):
+            best = Spacing(ic, first, first + ic, "slots", tf.index, tf.index)
+        if cc is not None:
+            t = start + tf.last_off
+            if best is None or (cc, t + cc) < (best.us, best.t_second):
+                best = Spacing(cc, t, t + cc, "cycle", tf.index, tf.index)
+    items.sort(key=_by_first_index)
+    plan: list[tuple[list[TrainFacts], int, int]] = []
+    needed = 0
+    group: list[TrainFacts] = []
+    interleaved = False
+    end = 0
+    end_tf: Optional[TrainFacts] = None
+    for first, index, last, tf in items:
+        if group and first - end < WINDOW_US:       # the same group (_groups)
+            if first <= end:
+                interleaved = True
+            else:
+                gap = first - end
+                if best is None or (gap, first) < (best.us, best.t_second):
+                    assert end_tf is not None
+                    best = Spacing(gap, end, first, "lines", end_tf.index, index)
+            group.append(tf)
+            if last > end:
+                end, end_tf = last, tf
+            continue
+        if interleaved:
+            needed += _plan_interleaved(group, plan)
+        group, interleaved, end, end_tf = [tf], False, last, tf
+    if interleaved:
+        needed += _plan_interleaved(group, plan)
+    if needed > budget:
+        raise BudgetExceeded(needed)
+    for grp, a, b in plan:
+        got = _range_spacing(grp, a, b)
+        if got is not None and got.us < (best.us if best else 1 << 62):
+            if best is None or (got.us, got.t_second) < (best.us, best.t_second):
+                best = got
+    return best
+
+
+def _by_first_index(item: tuple) -> tuple:
+    return item[0], item[1]
+
+
+def _plan_interleaved(group: list[TrainFacts], plan: list) -> int:
+    """Add the interleaved ranges of ``group`` to ``plan``; returns the pulses their expansion needs (estimate)."""
+    needed = 0
+    for a, b in _interleaved_ranges(group):
+        est = sum(math.ceil(_density(tf) * (min(b + WINDOW_US, tf.last + 1) - max(a, tf.first)))
+                  for tf in group if tf.first < b + WINDOW_US and tf.last >= a)
+        needed += max(0, est)
+        plan.append((group, a, b))
+    return needed
 
 
 def prev_onset(tf: TrainFacts, a: int) -> Optional[int]:

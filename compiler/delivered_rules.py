@@ -99,6 +99,8 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
             if need_window:
                 cd = D.measure_channel(channel, live, need_window=True, need_spacing=True)
                 sp, w = cd.spacing, cd.window
+            elif D.memo_enabled():
+                sp, w = D.channel_spacing(live), None
             else:
                 sp, w = D.measure_channel(channel, live, need_window=False, need_spacing=True).spacing, None
         except D.BudgetExceeded as exc:

@@ -77,8 +77,16 @@ class ShapeFacts:
     def __init__(self, ph: tuple[tuple[int, Fraction], ...]):
         self.phases = ph
         self.current = tuple((i, d, r) for i, (d, r) in enumerate(ph) if r != 0)
+        # the sums in integers over the phases' common denominator L (rᵢ = nᵢ/L), one Fraction at the end:
+        # Fraction normalises, so each value equals the rational sum of Fractions it stands for
+        big = 1
+        for _, r in ph:
+            q = r.denominator
+            if big % q:
+                big = big * q // math.gcd(big, q)
+        ns = [(d, r.numerator * (big // r.denominator)) for d, r in ph]
         #: Σ rᵢ·dᵢ (µs), exact
-        self.net_sum = sum((r * d for d, r in ph), Fraction(0))
+        self.net_sum = Fraction(sum(n * d for d, n in ns), big)
         if not ph:
             self.net_ratio = Fraction(0)
         else:
@@ -92,9 +100,9 @@ class ShapeFacts:
         #: peak current / amplitude: max(max|rᵢ|, 1)
         self.peak_factor = max(rmax, Fraction(1))
         #: Σ dᵢ·rᵢ² (µs), exact
-        self.sq_sum_us = sum((d * r * r for d, r in ph), Fraction(0))
+        self.sq_sum_us = Fraction(sum(d * n * n for d, n in ns), big * big)
         #: max |rᵢ|·dᵢ (µs); None without phases
-        self.max_rd = max((abs(r) * d for d, r in ph), default=None)
+        self.max_rd = Fraction(max(abs(n) * d for d, n in ns), big) if ph else None
         cur = self.current
         #: (index, duration) of the first shortest / first longest current-carrying phase
         self.short = min(cur, key=lambda p: p[1])[:2] if cur else None
@@ -108,7 +116,22 @@ _memo = {"enabled": True}
 
 
 def _compute_phases(shape: PulseShape) -> tuple[tuple[int, Fraction], ...]:
-    return tuple((int(d), exact(r)) for d, r in shape.phases)
+    return tuple((int(d), _exact_amp(r)) for d, r in shape.phases)
+
+
+#: float relative amplitude -> exact(float): a shape's phases repeat a few values (1.0, -1.0, 0.0, ...)
+_EXACT_FLOATS: dict = {}
+
+
+def _exact_amp(r) -> Fraction:
+    if type(r) is not float:
+        return exact(r)
+    got = _EXACT_FLOATS.get(r)
+    if got is None:
+        got = exact(r)
+        if len(_EXACT_FLOATS) < 4096 and got == got:   # (never a NaN key: it would not be found again)
+            _EXACT_FLOATS[r] = got
+    return got
 
 
 def shape_facts(shape: PulseShape) -> ShapeFacts:

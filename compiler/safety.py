@@ -158,7 +158,7 @@ def clear_caches() -> None:
 class _Context:
     """What every channel use of one check_safety call shares: profile, limits, allow flag, threshold."""
 
-    __slots__ = ("profile", "allow", "threshold", "limits", "key", "delivered", "parts")
+    __slots__ = ("profile", "allow", "threshold", "limits", "key", "delivered", "parts", "_vlimits")
 
     def __init__(self, resolved: ResolvedSession, profile: DeviceProfile, threshold):
         self.profile = profile
@@ -170,6 +170,28 @@ class _Context:
         self.limits = tuple(resolved.limits)
         self.key: Optional[int] = None
         self.parts: dict = {}     # id(shape) / id(electrodes) -> (the object, its number in _PART_IDS)
+        self._vlimits: Optional[list] = None
+
+    def verdict_limits(self) -> list:
+        """(limit, name, is max, value, value in the unit the rule compares) of every limit a use's S006 reads
+        (see _limit_findings: a wrong dimension is reported once by the session rules; ``max density`` is
+        decided on the delivered pulses when they are measured), computed once per call."""
+        got = self._vlimits
+        if got is None:
+            got = []
+            for limit in self.limits:
+                name = _limit_name(limit)
+                if self.delivered and limit.bound == "max" and name == "density":
+                    continue
+                if not _limit_ok_dim(limit):
+                    continue
+                v = limit.value
+                lim = (v.in_unit("uA") if name == "current" else v.in_unit("us") if name == "pulse width"
+                       else v.in_unit("uC") if name == "charge" else _density_limit(v) if name == "density"
+                       else v.value)
+                got.append((limit, name, limit.bound == "max", v, lim))
+            self._vlimits = got
+        return got
 
     def memo_key(self) -> int:
         """The context's values as a number (see :func:`_part_id`)."""
@@ -367,15 +389,8 @@ def _verdict(ctx: _Context, use: ChannelUse, no_ramp: bool) -> Optional[_Verdict
     volt = E._US * E.LOAD_OHM                                 # V per µA
     si = _smaller_index(use.electrodes)
     small = use.electrodes[si] if si is not None else None
-    for limit in ctx.limits:                                                                        # S006
-        name = _limit_name(limit)
-        if ctx.delivered and limit.bound == "max" and name == "density":
-            continue
-        if not _limit_ok_dim(limit):
-            continue
-        mx, v = limit.bound == "max", limit.value
+    for limit, name, mx, v, lim in ctx.verdict_limits():                                             # S006
         if name == "current":
-            lim = v.in_unit("uA")
             if mx:
                 hi = min(hi, lim / pf)
             else:
@@ -387,10 +402,9 @@ def _verdict(ctx: _Context, use: ChannelUse, no_ramp: bool) -> Optional[_Verdict
             cur = facts.current
             if cur:
                 measured = Fraction(max(d for _, d, _ in cur) if mx else min(d for _, d, _ in cur))
-                if _violates(limit.bound, measured, v.in_unit("us")):
+                if _violates(limit.bound, measured, lim):
                     return None
         elif name == "charge":
-            lim = v.in_unit("uC")
             if not m:                         # no phase carries charge: Q = 0
                 if _violates(limit.bound, Fraction(0), lim):
                     return None
@@ -399,7 +413,6 @@ def _verdict(ctx: _Context, use: ChannelUse, no_ramp: bool) -> Optional[_Verdict
             else:
                 lo = max(lo, lim / (m * E._US))
         elif name == "voltage":
-            lim = v.value
             if mx:
                 hi = min(hi, lim / (pf * volt))
             else:
@@ -407,7 +420,6 @@ def _verdict(ctx: _Context, use: ChannelUse, no_ramp: bool) -> Optional[_Verdict
         elif name == "density":
             if small is None or Fraction(small.area_cm2) <= 0:
                 continue
-            lim = _density_limit(v)
             area = E.exact(small.area_cm2)
             k = f * sq_s / (10**6 * area * area)   # (rms density)² = A²·k
             if mx:
@@ -458,10 +470,16 @@ def _replay(out: _Collector, resolved: ResolvedSession, use: ChannelUse, finding
 
 
 def _same_channel_spacing_violation(use: ChannelUse) -> bool:
-    f = Fraction(use.frequency_hz)
+    f = use.frequency_hz
+    if type(f) is not int:
+        f = Fraction(f)
+        if f <= 0:
+            return False
+        # floor(10⁶ / (n/d)) = floor(10⁶·d / n), n > 0
+        return use.shape.duration_us > (10**6 * f.denominator) // f.numerator
     if f <= 0:
         return False
-    return use.shape.duration_us > math.floor(Fraction(10**6) / f)
+    return use.shape.duration_us > 10**6 // f
 
 
 

@@ -1,0 +1,118 @@
+"""The one-pass forms of the delivered-pulse measurements equal the measurements they replace.
+
+``delivered.channel_spacing`` is ``measure_channel(..., need_window=False)`` in one pass over the trains in onset
+order; ``energy.ShapeFacts`` sums the phases in integers over a common denominator. Each is compared with the
+reference written the plain way: the measurement with every memo off, the sums of Fractions in the test.
+"""
+from __future__ import annotations
+
+from fractions import Fraction as F
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stimscript.compiler import delivered as D
+from stimscript.compiler import energy as E
+from stimscript.compiler import safety
+from stimscript.compiler.ir import PulseShape, Train
+
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SHAPES = (PulseShape(((200, 1.0), (200, -1.0)), "biphasic"),
+          PulseShape(((250, 1.0), (50, 0.0), (1000, -0.25)), "asymmetric"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    safety.set_cache_enabled(True)
+    safety.clear_caches()
+    yield
+    safety.set_cache_enabled(True)
+
+
+@st.composite
+def channel(draw):
+    """One channel's trains: lines one after another, close together (one group), interleaved, or far apart."""
+    out = []
+    t = draw(st.integers(0, 3)) * 250_000
+    for _ in range(draw(st.integers(1, 7))):
+        p = draw(st.sampled_from([F(10**6, 50), F(10**6, 7), F(10**6, 333), F(1000, 3), F(25_000)]))
+        on = draw(st.sampled_from([1, 20_000, 333_333, 1_000_000]))
+        up = draw(st.sampled_from([0, 999, on // 3]))
+        rest = draw(st.sampled_from([0, 1, 20_000, 700_000, 3_000_000]))
+        cycles = draw(st.integers(1, 4))
+        amp = draw(st.sampled_from([F(40_000), F(7), F(120_001, 7), F(1, 3)]))
+        out.append(Train(1, t, cycles, on + rest, on, up, 0, p.numerator, p.denominator, amp.numerator,
+                         amp.denominator, draw(st.integers(0, 1))))
+        t += draw(st.sampled_from([-(on + rest) * cycles // 2, 0, 1, 400_000, 999_999, 1_000_000, 5_000_000]))
+        t = max(0, t) + (on + rest) * cycles * draw(st.sampled_from([0, 1]))
+    return out
+
+
+def _measure(facts, budget):
+    try:
+        return D.measure_channel(1, facts, need_window=False, need_spacing=True, budget=budget).spacing
+    except D.BudgetExceeded as exc:
+        return ("budget", exc.needed)
+
+
+def _one_pass(facts, budget):
+    try:
+        return D.channel_spacing(facts, budget)
+    except D.BudgetExceeded as exc:
+        return ("budget", exc.needed)
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(channel(), st.sampled_from([D.EXPANSION_BUDGET, 50]), st.integers(0, 2_000_000))
+def test_channel_spacing_equals_the_measurement(trains, budget, shift):
+    facts = [D.train_facts(i, tr, SHAPES) for i, tr in enumerate(trains)]
+    live = [tf for tf in facts if tf.k_hi > tf.k_lo]
+    if not live:
+        return
+    before = safety.set_cache_enabled(False)
+    try:
+        plain = _measure(live, budget)
+    finally:
+        safety.set_cache_enabled(before)
+    assert _one_pass(live, budget) == plain
+    assert _one_pass(live, budget) == plain                     # memo of the interleaved stretches warm
+    # the same lines moved along the session: the memo answers, moved by the same amount
+    moved = [Train(tr.channel, tr.start_us + shift, *[getattr(tr, f) for f in (
+        "cycles", "cycle_us", "on_us", "ramp_up_us", "ramp_down_us", "period_num", "period_den", "amp_num",
+        "amp_den", "shape")]) for tr in trains]
+    mfacts = [tf for tf in (D.train_facts(i, tr, SHAPES) for i, tr in enumerate(moved)) if tf.k_hi > tf.k_lo]
+    got = _one_pass(mfacts, budget)
+    before = safety.set_cache_enabled(False)
+    try:
+        assert got == _measure(mfacts, budget)
+    finally:
+        safety.set_cache_enabled(before)
+
+
+PHASE = st.tuples(st.integers(0, 20_000), st.one_of(
+    st.sampled_from([1.0, -1.0, 0.0, -0.25, 0.1, -0.99, 1.5, 0.333]), st.fractions(-3, 3, max_denominator=50),
+    st.integers(-2, 2)))
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(st.lists(PHASE, max_size=12))
+def test_shape_facts_equal_the_sums_of_fractions(phases):
+    shape = PulseShape(tuple(phases), "custom")
+    facts = E.shape_facts(shape)
+    ph = [(int(d), E.exact(r)) for d, r in phases]
+    assert facts.phases == tuple(ph)
+    assert facts.net_sum == sum((r * d for d, r in ph), F(0))
+    assert facts.sq_sum_us == sum((d * r * r for d, r in ph), F(0))
+    assert facts.max_rd == max((abs(r) * d for d, r in ph), default=None)
+    for value in (facts.net_sum, facts.sq_sum_us, facts.max_rd):
+        assert value is None or type(value) is F
+    # with the memos off (a new ShapeFacts every time) the same
+    before = safety.set_cache_enabled(False)
+    try:
+        plain = E.shape_facts(shape)
+    finally:
+        safety.set_cache_enabled(before)
+    for name in ("phases", "current", "net_sum", "net_ratio", "peak_factor", "sq_sum_us", "max_rd", "short",
+                 "long"):
+        assert getattr(plain, name) == getattr(facts, name)
