@@ -74,7 +74,7 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                    if lim.bound == "max" and _limit_name(lim) == "density" and _density_ok(lim)]
     dens_values = [_density_value(lim) for _, lim in dens_limits]
     freq_spacings = [(lim, min_spacing_us(lim.value.value)) for _, lim in freq_limits]
-    lowest_by_area: dict = {}
+    dens_key = tuple(dens_values)
     for channel, facts in by_channel.items():
         live = [tf for tf in facts if tf.k_hi > tf.k_lo]
         if not live:
@@ -85,11 +85,14 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
         area = E.exact(small.area_cm2) if small is not None else None
         lowest = None
         if area is not None and area > 0:
-            lowest = lowest_by_area.get(area)
+            lowest = _LOWEST.get((area, dens_key))
             if lowest is None:
                 thresholds = [E.MAX_POWER_DENSITY_W_CM2 * area / _POWER, (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2 / _RMS2]
                 thresholds += [(v * area) ** 2 / _RMS2 for v in dens_values]
-                lowest = lowest_by_area[area] = min(thresholds)
+                lowest = min(thresholds)
+                if len(_LOWEST) >= 1024:
+                    _LOWEST.clear()
+                _LOWEST[(area, dens_key)] = lowest
         if lowest is not None:
             need_window = (not (D.memo_enabled() and D.window_bound_below(live, lowest))
                            and D.window_bound(live) > lowest)
@@ -121,6 +124,11 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                              f"the protocol's max frequency {_limit_value_text(lim)}", _related_limit(lim))
         if w is not None and area is not None and area > 0:
             _window(out, resolved, w, small, area, dens_limits)
+
+
+#: (electrode area, the protocol's max density values) -> the lowest Σ I²·w (µA²·µs) in a second at which S009,
+#: S010 or S006 density fires: the same few areas every week
+_LOWEST: dict = {}
 
 
 def _density_ok(lim) -> bool:

@@ -233,6 +233,8 @@ def _find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared
         groups = list(by_channel.values())
     ordered = []
     for group in groups:
+        if len(group) < 2:
+            continue          # (a cluster has two trains at least)
         clusters: list[list[_TrainPulses]] = []
         for comp in _bound_components(group):
             if len(comp) < 2:
