@@ -47,12 +47,7 @@ def _uncached(fn, *args, **kw):
         safety.set_cache_enabled(before)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches():
-    safety.set_cache_enabled(True)
-    safety.clear_caches()
-    yield
-    safety.set_cache_enabled(True)
+pytestmark = pytest.mark.usefixtures("fresh_safety_memos")
 
 
 # --- whole protocols: every week of every example and corpus file, on three device profiles ---------------

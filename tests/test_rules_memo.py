@@ -31,12 +31,7 @@ SHAPES = (PulseShape(((200, 1.0), (200, -1.0)), "biphasic"),
           PulseShape(((7_500, 1.0), (7_500, -1.0)), "biphasic"))
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    safety.set_cache_enabled(True)
-    safety.clear_caches()
-    yield
-    safety.set_cache_enabled(True)
+pytestmark = pytest.mark.usefixtures("fresh_safety_memos")
 
 
 def _plain(fn, *args, **kw):

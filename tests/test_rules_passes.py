@@ -22,12 +22,7 @@ SHAPES = (PulseShape(((200, 1.0), (200, -1.0)), "biphasic"),
           PulseShape(((250, 1.0), (50, 0.0), (1000, -0.25)), "asymmetric"))
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    safety.set_cache_enabled(True)
-    safety.clear_caches()
-    yield
-    safety.set_cache_enabled(True)
+pytestmark = pytest.mark.usefixtures("fresh_safety_memos")
 
 
 @st.composite

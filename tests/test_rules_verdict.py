@@ -46,12 +46,7 @@ PROFILES = [LOOPBACK_PROFILE, DeviceProfile(name="strict", channels=2, max_curre
                                             max_phase_us=5_000, max_rate_hz=200)]
 
 
-@pytest.fixture(autouse=True)
-def _fresh():
-    safety.set_cache_enabled(True)
-    safety.clear_caches()
-    yield
-    safety.set_cache_enabled(True)
+pytestmark = pytest.mark.usefixtures("fresh_safety_memos")
 
 
 def _use(shape, amp, f, area, ramp, number=1):
