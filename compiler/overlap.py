@@ -33,6 +33,7 @@ def set_memo_enabled(enabled: bool) -> None:
 
 def clear_memo() -> None:
     _OVERLAP_MEMO.clear()
+    _OFFSETS_MEMO.clear()
 
 
 # --- S013: exact overlap on the lowered trains ----------------------------------------------------------
@@ -61,9 +62,39 @@ def _round_div_array(num: np.ndarray, den: int) -> np.ndarray:
     return q + ((twice > den) | ((twice == den) & (q % 2 == 1)))
 
 
+def _cycle_numbers(train: Train) -> tuple:
+    """Every number of ``train`` that :func:`train_cycle_offsets` reads (for a train with cycles > 0): equal
+    numbers give equal offsets, so memo keys use these instead of the (possibly long) offsets themselves."""
+    return (train.on_us, train.period_num, train.period_den, abs(train.amp_num), abs(train.amp_den),
+            train.ramp_up_us, train.ramp_down_us)
+
+
+#: one cycle's offsets by :func:`_cycle_numbers` (read-only arrays; only cycles of at most _OFFSETS_MEMO_SLOTS
+#: slots are kept, so the memo stays small)
+_OFFSETS_MEMO: dict = {}
+_OFFSETS_MEMO_MAX = 64
+_OFFSETS_MEMO_SLOTS = 1 << 20
+
+
 def train_cycle_offsets(train: Train) -> np.ndarray:
     """Offsets (µs into a cycle) of every emitted slot of one cycle of ``train``: exactly the slots the
-    expanders emit (``round(k·P)`` below ``on_us`` whose amplitude does not round to 0 µA), as int64."""
+    expanders emit (``round(k·P)`` below ``on_us`` whose amplitude does not round to 0 µA), as a read-only
+    int64 array (memoised on the train's numbers: the same cycle in another train or week is laid out once)."""
+    if train.cycles <= 0 or not _CACHE["enabled"]:
+        return _cycle_offsets(train)
+    key = _cycle_numbers(train)
+    off = _OFFSETS_MEMO.get(key)
+    if off is None:
+        off = _cycle_offsets(train)
+        off.setflags(write=False)
+        if len(off) <= _OFFSETS_MEMO_SLOTS:
+            if len(_OFFSETS_MEMO) >= _OFFSETS_MEMO_MAX:
+                _OFFSETS_MEMO.clear()
+            _OFFSETS_MEMO[key] = off
+    return off
+
+
+def _cycle_offsets(train: Train) -> np.ndarray:
     import numpy as np
     on, num, den = train.on_us, train.period_num, train.period_den
     if on <= 0 or num <= 0 or den <= 0 or train.cycles <= 0:
@@ -306,7 +337,8 @@ def _by_index(c: tuple) -> int:
 
 def _sweep_memo(cluster: list[_TrainPulses], shared_source: bool, target_pulses: int) -> list[Overlap]:
     """:func:`_sweep`, memoised on the cluster's trains in its order (channel, start relative to the cluster's
-    first start, cycles, cycle length, pulse duration, one cycle's emitted offsets): every onset is
+    first start, cycles, cycle length, pulse duration, the numbers that decide one cycle's emitted offsets
+    (:func:`_cycle_numbers`, cheaper to hash than the offsets of a long cycle)): every onset is
     ``start + c·cycle + offset`` and the sweep's windows start at the cluster's first onset, so moving the whole
     cluster moves every overlap found by the same amount; train indices are kept as positions in the cluster."""
     if not _CACHE["enabled"]:
@@ -314,7 +346,7 @@ def _sweep_memo(cluster: list[_TrainPulses], shared_source: bool, target_pulses:
     base = cluster[0].train.start_us
     key = (bool(shared_source), target_pulses,
            tuple((tp.train.channel, tp.train.start_us - base, tp.train.cycles, tp.train.cycle_us, tp.duration,
-                  tp.offsets.tobytes()) for tp in cluster))
+                  _cycle_numbers(tp.train)) for tp in cluster))
     res = _OVERLAP_MEMO.get(key)
     if res is None:
         pos = {tp.index: p for p, tp in enumerate(cluster)}

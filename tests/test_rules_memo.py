@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from stimscript.compiler import delivered as D
 from stimscript.compiler import expand_py, safety
+from stimscript.compiler import overlap as O
 from stimscript.compiler.ir import PulseShape, Train
 from stimscript.compiler.model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
 from stimscript.profile import LOOPBACK_PROFILE, DeviceProfile
@@ -294,3 +295,31 @@ def test_the_collector_is_paused_only_while_the_rules_run():
     finally:
         gc.enable()
     assert [d[0] for d in first] == ["S012"]
+
+
+def _s013_train(ch: int, start: int, cycles: int, cycle_us: int, on_us: int, ramp: int, amp_ua: int) -> Train:
+    return Train(ch, start, cycles, cycle_us, on_us, ramp, ramp, 20_000, 1, amp_ua, 1, 0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(amps=st.lists(st.integers(1, 3), min_size=4, max_size=4), ramp=st.sampled_from([0, 45_000, 200_000]),
+       shift=st.integers(0, 40_000), shared=st.booleans())
+def test_overlap_memo_keyed_on_train_numbers_is_the_plain_search(amps, ramp, shift, shared):
+    """S013's sweep memo and one cycle's offsets are keyed on a train's numbers, not on its offsets: trains whose
+    tiny amplitudes mask different slots of a ramp (0.5 µA rounds to 0) must not reuse each other's result. The
+    memo is warmed by the same clusters with other amplitudes first; each answer equals the memo-off search."""
+    shapes = (PulseShape(((15_000, 1.0), (15_000, -1.0)), "biphasic"),)
+
+    def trains(a: list[int]) -> list[Train]:
+        return [_s013_train(c, shift + (c - 1) * 5_000, 3, 1_000_000, 400_000, ramp, a[c - 1]) for c in (1, 2, 3, 4)]
+
+    for warm in ([3, 3, 3, 3], [1, 2, 1, 2]):
+        O.find_overlaps(trains(warm), shapes, shared)
+    memo = O.find_overlaps(trains(amps), shapes, shared)
+    safety.set_cache_enabled(False)
+    plain = O.find_overlaps(trains(amps), shapes, shared)
+    assert memo == plain
+    off = O.train_cycle_offsets(trains(amps)[0])
+    safety.set_cache_enabled(True)
+    again = O.train_cycle_offsets(trains(amps)[0])
+    assert again.tolist() == off.tolist() and not again.flags.writeable
