@@ -8,21 +8,27 @@ pauses, a `limits` block, and a progression over ``--weeks`` weeks (`week A..B` 
 increments with `up to` caps, so every week's state differs and every week is resolved and checked).
 
 The LALR parser is built once (first call, reported separately); each timed run parses the same text anew
-and then checks it (``stimscript.loads``). Times are the best of ``--runs`` after a warm-up; the median is
-printed too. It also times the S013 exact overlap check of a 30-minute, 8-channel, 50 Hz session on a
-device with one shared current source.
+and then checks it (``stimscript.loads``) with the checker's memos cleared ("cold"), or again with them
+("same text again"). The median and the best of ``--runs`` are printed, wall and CPU time. It also times the
+S013 exact overlap check of a 30-minute, 8-channel, 50 Hz session on a device with one shared current source.
+
+Every checkout is measured in its own long-lived worker process (this script with ``--worker``), and the
+runs are interleaved: one run in each worker, the order alternating from round to round. On a shared or
+throttled machine a slow minute then falls on every checkout alike, so the ratios stay meaningful even when
+the absolute times drift.
 
 ``--scaling [500,1000,5000,20000]`` prints parse + check time per input line at each size and its ratio to
-the 500-line protocol's (checking must be linear in the input). Every size shares the same ~260 lines of
-declarations (channels, cycles, progression), which are cheaper per line than session lines, so the time per
-input line rises towards the session lines' cost even when checking is linear; the table therefore also prints
-the marginal cost of the lines added since the previous size, ``(T(n) - T(prev)) / (n - prev)``, which is
-constant for a linear checker whatever the mix. Above 500 lines the generator shortens every
+the smallest protocol's (checking must be linear in the input), best of at least 3 runs per size. Every size
+shares the same ~260 lines of declarations (channels, cycles, progression), which are cheaper per line than
+session lines, so the time per input line rises towards the session lines' cost even when checking is
+linear; the table therefore also prints the marginal cost of the lines added since the previous size,
+``(T(n) - T(prev)) / (n - prev)``, which is constant for a linear checker whatever the mix (the share of
+session lines among the added lines is the same at every size). Above 500 lines the generator shortens every
 duration (``time_scale``) so the session stays as long as the 500-line one's and passes its own limits: the
 input grows, the session does not.
 
-``--before DIR`` runs this same generator against another checkout (e.g. ``git worktree add /tmp/before
-<rev>``) in a subprocess that imports ``stimscript`` from DIR, and prints both results side by side.
+``--before DIR`` measures another checkout (e.g. ``git worktree add /tmp/before <rev>``) side by side: its
+worker imports ``stimscript`` from DIR (benchmarks/checkout.py).
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import time
 from fractions import Fraction
+from typing import Optional
 
 TARGET_MS = 40.0
 SITES = ["vastus_medialis", "vastus_lateralis", "rectus_femoris", "biceps_femoris", "tibialis_anterior",
@@ -197,80 +204,181 @@ def _overlap_trains():
     return (bi,), cyc, cont
 
 
-def measure(lines: int, weeks: int, runs: int) -> dict:
-    """Everything this benchmark measures on the code importable as ``stimscript``."""
-    t0 = time.perf_counter()
-    import stimscript
-    from stimscript.dsl.parser import get_parser, parse
-    get_parser()
-    build_ms = (time.perf_counter() - t0) * 1000
-    text = make_protocol(lines, weeks)
-    proto = stimscript.loads(text, "bench.stim")  # warm-up (and: the protocol must check without errors)
-    parse(text, "bench.stim")
-    p = timed(lambda: parse(text, "bench.stim"), runs)
-    pc = timed(lambda: stimscript.loads(text, "bench.stim"), runs, before=_forget)     # cold memos
-    pcw = timed(lambda: stimscript.loads(text, "bench.stim"), runs)                    # the same text again
+class _Work:
+    """What one worker process measures, one run per request, on the code importable as ``stimscript``."""
 
-    from stimscript.compiler.safety import find_overlaps
-    from stimscript.profile import DeviceProfile
-    shapes, cyc, cont = _overlap_trains()
-    find_overlaps(cyc, shapes, shared_source=True)
-    ov = timed(lambda: (find_overlaps(cyc, shapes, shared_source=True),
-                        find_overlaps(cont, shapes, shared_source=True)), max(3, runs // 3), before=_forget)
-    ovw = timed(lambda: (find_overlaps(cyc, shapes, shared_source=True),
-                         find_overlaps(cont, shapes, shared_source=True)), max(3, runs // 3))
-    # S013 through check_safety on a shared-source device: the benchmark protocol's session 1
-    shared = DeviceProfile(name="shared", independent_sources=False)
-    from stimscript.compiler.safety import check_safety
-    resolved = proto.resolve(1)
-    check_safety(resolved, shared)
-    sh = timed(lambda: check_safety(resolved, shared), max(3, runs // 3), before=_forget)
-    return {
-        "file": stimscript.__file__, "lines": text.count("\n"), "chars": len(text),
-        "session_lines": session_lines(text), "weeks": weeks, "channel_uses": len(resolved.uses),
-        "trains": len(resolved.trains), "warnings": len(proto.warnings), "build_ms": build_ms,
-        "parse": p, "parse_check": pc, "parse_check_warm": pcw, "overlap": ov, "overlap_warm": ovw,
-        "check_safety_shared": sh,
-    }
+    def __init__(self, weeks: int):
+        t0 = time.perf_counter()
+        import stimscript
+        from stimscript.dsl.parser import get_parser
+
+        get_parser()
+        self.build_ms = (time.perf_counter() - t0) * 1000
+        self.weeks = weeks
+        self.texts: dict[int, str] = {}
+        self.info: dict[int, dict] = {}
+        self.file = stimscript.__file__
+        self._overlap = None
+        self._shared = None
+
+    def text(self, lines: int) -> str:
+        if lines not in self.texts:
+            import stimscript
+            from stimscript.dsl.parser import parse
+
+            text = self.texts[lines] = make_protocol(lines, self.weeks)
+            proto = stimscript.loads(text, "bench.stim")    # warm-up (and: the protocol must check without errors)
+            parse(text, "bench.stim")
+            resolved = proto.resolve(1)
+            self.info[lines] = {
+                "file": self.file, "lines": text.count("\n"), "chars": len(text),
+                "session_lines": session_lines(text), "weeks": self.weeks, "channel_uses": len(resolved.uses),
+                "trains": len(resolved.trains), "warnings": len(proto.warnings), "build_ms": self.build_ms}
+            self._shared_resolved = resolved
+        return self.texts[lines]
+
+    def run(self, what: str, lines: int) -> tuple[float, float]:
+        """One timed run of ``what``: (wall ms, CPU ms)."""
+        import stimscript
+        from stimscript.compiler.safety import check_safety, find_overlaps
+        from stimscript.dsl.parser import parse
+
+        text = self.text(lines)
+        if what == "parse":
+            fn = lambda: parse(text, "bench.stim")  # noqa: E731
+        elif what in ("cold", "warm"):
+            if what == "cold":
+                _forget()
+            fn = lambda: stimscript.loads(text, "bench.stim")  # noqa: E731
+        elif what in ("overlap", "overlap_warm"):
+            if self._overlap is None:
+                self._overlap = _overlap_trains()
+                find_overlaps(self._overlap[1], self._overlap[0], shared_source=True)
+            shapes, cyc, cont = self._overlap
+            if what == "overlap":
+                _forget()
+            fn = lambda: (find_overlaps(cyc, shapes, shared_source=True),  # noqa: E731
+                          find_overlaps(cont, shapes, shared_source=True))
+        elif what == "shared":
+            # S013 through check_safety on a shared-source device: the protocol's session 1
+            from stimscript.profile import DeviceProfile
+
+            if self._shared is None:
+                self._shared = DeviceProfile(name="shared", independent_sources=False)
+                check_safety(self._shared_resolved, self._shared)
+            resolved, shared = self._shared_resolved, self._shared
+            _forget()
+            fn = lambda: check_safety(resolved, shared)  # noqa: E731
+        else:
+            raise ValueError(what)
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        return (time.perf_counter() - w0) * 1000, (time.process_time() - c0) * 1000
 
 
-def measure_scaling(sizes: list[int], weeks: int, runs: int) -> list[dict]:
-    """Parse + check time of the generated protocol at each size (best of a few runs, fewer for large ones)."""
-    import stimscript
-    from stimscript.dsl.parser import get_parser, parse
+def serve(weeks: int) -> None:
+    """Worker loop (``--worker``): read ``WHAT LINES`` per line, answer one JSON line per request."""
+    work = _Work(weeks)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        what, lines = line.split()
+        if what == "info":
+            work.text(int(lines))
+            print(json.dumps(work.info[int(lines)]), flush=True)
+            continue
+        wall, cpu = work.run(what, int(lines))
+        print(json.dumps([wall, cpu]), flush=True)
 
-    get_parser()
-    rows = []
+
+class Worker:
+    """A persistent measuring process for one checkout (``root=None``: the code importable here)."""
+
+    def __init__(self, root: Optional[str], weeks: int):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--weeks", str(weeks)]
+        if root:
+            cmd += ["--root", os.path.abspath(root)]
+        self.root = os.path.abspath(root) if root else None
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._ask("")
+
+    def _ask(self, request: str):
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if request:
+            self.proc.stdin.write(request + "\n")
+            self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise SystemExit(f"bench_check: the worker for {self.root or 'this checkout'} stopped")
+        return json.loads(answer)
+
+    def info(self, lines: int) -> dict:
+        return self._ask(f"info {lines}")
+
+    def run(self, what: str, lines: int) -> tuple[float, float]:
+        wall, cpu = self._ask(f"{what} {lines}")
+        return wall, cpu
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def interleaved(workers: list[Worker], what: str, lines: int, runs: int) -> list[dict[str, list[float]]]:
+    """``runs`` rounds of one run per worker, the order alternating each round, so a slow minute of a noisy
+    machine falls on every checkout alike. Per worker: {"wall": [...], "cpu": [...]} in ms."""
+    out: list[dict[str, list[float]]] = [{"wall": [], "cpu": []} for _ in workers]
+    order = list(range(len(workers)))
+    for _ in range(runs):
+        for k in order:
+            wall, cpu = workers[k].run(what, lines)
+            out[k]["wall"].append(wall)
+            out[k]["cpu"].append(cpu)
+        order.reverse()
+    return out
+
+
+def measure_scaling(workers: list[Worker], sizes: list[int], runs: int) -> list[list[dict]]:
+    """Per worker, per size: parse and parse + check (cold memos), best of the interleaved runs (at least 3
+    even at 20,000 lines), wall and CPU time."""
+    tables: list[list[dict]] = [[] for _ in workers]
     for lines in sizes:
-        text = make_protocol(lines, weeks)
-        n = max(1, min(runs, runs * 500 // lines))
-        proto = stimscript.loads(text, "bench.stim")   # warm-up; and it must check without errors
-        p = timed(lambda: parse(text, "bench.stim"), n)
-        pc = timed(lambda: stimscript.loads(text, "bench.stim"), n, before=_forget)
-        rows.append({"lines": text.count("\n"), "runs": n, "parse": min(p), "parse_check": min(pc),
-                     "warnings": len(proto.warnings)})
-    return rows
+        infos = [w.info(lines) for w in workers]
+        n = max(3, min(runs, runs * 500 // lines))
+        p = interleaved(workers, "parse", lines, n)
+        pc = interleaved(workers, "cold", lines, n)
+        for k, info in enumerate(infos):
+            tables[k].append({"lines": info["lines"], "session_lines": info["session_lines"], "runs": n,
+                              "parse": min(p[k]["wall"]), "parse_check": min(pc[k]["wall"]),
+                              "parse_check_cpu": min(pc[k]["cpu"]),
+                              "parse_check_median": statistics.median(pc[k]["wall"]),
+                              "warnings": info["warnings"]})
+    return tables
 
 
 def report_scaling(title: str, rows: list[dict]) -> None:
-    print(f"{title}: parse + check (loads, cold memos) by input size, best of the runs")
-    print(f"  {'lines':>6} {'runs':>4} {'parse ms':>10} {'parse+check ms':>15} {'µs/line':>9} {'ratio to 500':>13}"
-          f" {'warnings':>9}")
+    print(f"{title}: parse + check (loads, cold memos) by input size, best of the interleaved runs")
+    print(f"  {'lines':>6} {'session':>7} {'runs':>4} {'parse ms':>9} {'parse+check ms':>15} {'(CPU ms)':>9}"
+          f" {'µs/line':>8} {'ratio to first':>14} {'warnings':>9}")
     base = rows[0]["parse_check"] / rows[0]["lines"]
     for r in rows:
         per = r["parse_check"] / r["lines"]
-        print(f"  {r['lines']:>6} {r['runs']:>4} {r['parse']:>10.1f} {r['parse_check']:>15.1f} {per * 1000:>9.1f}"
-              f" {per / base:>13.2f} {r['warnings']:>9}")
+        print(f"  {r['lines']:>6} {r['session_lines']:>7} {r['runs']:>4} {r['parse']:>9.1f} {r['parse_check']:>15.1f}"
+              f" {r['parse_check_cpu']:>9.1f} {per * 1000:>8.1f} {per / base:>14.2f} {r['warnings']:>9}")
     if len(rows) > 2:
-        print("  marginal cost of the added lines (linear checking keeps it constant):")
-        first = None
+        print("  marginal cost of the added lines (linear checking keeps it constant; `session` counts the lines that"
+              " drive channels):")
+        first = first_cpu = None
         for prev, r in zip(rows, rows[1:]):
             added = r["lines"] - prev["lines"]
             marg = (r["parse_check"] - prev["parse_check"]) / added
+            marg_cpu = (r["parse_check_cpu"] - prev["parse_check_cpu"]) / added
             margp = (r["parse"] - prev["parse"]) / added
             first = first or marg
-            print(f"  {prev['lines']:>6} -> {r['lines']:>6}: parse {margp * 1000:7.1f} µs/line, parse + check"
-                  f" {marg * 1000:7.1f} µs/line ({marg / first:.2f} x the first step)")
+            first_cpu = first_cpu or marg_cpu
+            print(f"  {prev['lines']:>6} -> {r['lines']:>6}: parse {margp * 1000:6.1f} µs/line, parse + check"
+                  f" {marg * 1000:6.1f} µs/line ({marg / first:.2f} x the first step), CPU {marg_cpu * 1000:6.1f}"
+                  f" µs/line ({marg_cpu / first_cpu:.2f} x)")
 
 
 def _line(label: str, times: list[float], target: bool = False) -> str:
@@ -289,11 +397,25 @@ def report(title: str, r: dict) -> None:
     print(f"  parser build (once, incl. import): {r['build_ms']:.1f} ms")
     print(_line("parse", r["parse"]))
     print(_line("parse + check (loads), cold memos", r["parse_check"], target=True))
+    print(_line("  the same, CPU time", r["parse_check_cpu"], target=True))
     print(_line("  check alone (best - best parse)", [min(r["parse_check"]) - min(r["parse"])]))
     print(_line("parse + check, same text again", r["parse_check_warm"], target=True))
     print(_line("S013 30 min 8 ch 50 Hz shared, cold", r["overlap"]))
     print(_line("S013 30 min 8 ch 50 Hz shared, again", r["overlap_warm"]))
     print(_line("check_safety session 1, shared, cold", r["check_safety_shared"]))
+
+
+def measure(workers: list[Worker], lines: int, runs: int) -> list[dict]:
+    """Everything this benchmark measures, per worker, interleaved run by run."""
+    infos = [w.info(lines) for w in workers]
+    few = max(3, runs // 3)
+    got = {what: interleaved(workers, what, lines, n) for what, n in
+           (("parse", runs), ("cold", runs), ("warm", runs), ("overlap", few), ("overlap_warm", few),
+            ("shared", few))}
+    return [{**info, "parse": got["parse"][k]["wall"], "parse_check": got["cold"][k]["wall"],
+             "parse_check_cpu": got["cold"][k]["cpu"], "parse_check_warm": got["warm"][k]["wall"],
+             "overlap": got["overlap"][k]["wall"], "overlap_warm": got["overlap_warm"][k]["wall"],
+             "check_safety_shared": got["shared"][k]["wall"]} for k, info in enumerate(infos)]
 
 
 def use_checkout(root: str) -> None:
@@ -312,45 +434,43 @@ def main() -> None:
     ap.add_argument("--before", help="another checkout to measure side by side (e.g. a git worktree)")
     ap.add_argument("--scaling", nargs="?", const="500,1000,5000,20000", metavar="SIZES",
                     help="print the scaling table for these line counts instead (default 500,1000,5000,20000)")
-    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.root:
         use_checkout(args.root)
+    if args.worker:
+        serve(args.weeks)
+        return
     sizes = [int(x) for x in args.scaling.split(",")] if args.scaling else None
-    if args.json:
-        print(json.dumps(measure_scaling(sizes, args.weeks, args.runs) if sizes else
-                         measure(args.lines, args.weeks, args.runs)))
-        return
-    if sizes:
+    workers = ([Worker(args.before, args.weeks)] if args.before else []) + [Worker(None, args.weeks)]
+    titles = (["before"] if args.before else []) + ["after" if args.before else "this checkout"]
+    try:
+        if sizes:
+            tables = measure_scaling(workers, sizes, args.runs)
+            for title, rows in zip(titles, tables):
+                report_scaling(title, rows)
+            if args.before:
+                for b, a in zip(*tables):
+                    print(f"  {a['lines']:>6} lines: {b['parse_check']:.0f} ms -> {a['parse_check']:.0f} ms "
+                          f"({b['parse_check'] / a['parse_check']:.1f}x)")
+            return
+        results = measure(workers, args.lines, args.runs)
+        for title, r in zip(titles, results):
+            report(title, r)
         if args.before:
-            cmd = [sys.executable, os.path.abspath(__file__), "--json", "--root", os.path.abspath(args.before),
-                   "--scaling", args.scaling, "--weeks", str(args.weeks), "--runs", str(args.runs)]
-            before = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-            report_scaling(f"before  [{args.before}]", before)
-        now = measure_scaling(sizes, args.weeks, args.runs)
-        report_scaling("after" if args.before else "this checkout", now)
-        if args.before:
-            for b, a in zip(before, now):
-                print(f"  {a['lines']:>6} lines: {b['parse_check']:.0f} ms -> {a['parse_check']:.0f} ms "
-                      f"({b['parse_check'] / a['parse_check']:.1f}x)")
-        return
-    results = []
-    if args.before:
-        here = os.path.abspath(__file__)
-        cmd = [sys.executable, here, "--json", "--root", os.path.abspath(args.before), "--lines", str(args.lines),
-               "--weeks", str(args.weeks), "--runs", str(max(3, args.runs // 3))]
-        before = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-        report("before", before)
-        results.append(before)
-    now = measure(args.lines, args.weeks, args.runs)
-    report("after" if args.before else "this checkout", now)
-    if args.before:
-        b, a = min(results[0]["parse_check"]), min(now["parse_check"])
-        cb = b - min(results[0]["parse"])
-        ca = a - min(now["parse"])
-        print(f"parse + check: {b:.1f} ms -> {a:.1f} ms ({b / a:.1f}x); check alone: {cb:.1f} ms -> {ca:.1f} ms "
-              f"({cb / max(ca, 1e-9):.1f}x)")
+            b, a = results
+            print(f"interleaved run by run ({args.runs} runs each):")
+            for key, label in (("parse_check", "parse + check, wall"), ("parse_check_cpu", "parse + check, CPU ")):
+                mb, ma = statistics.median(b[key]), statistics.median(a[key])
+                print(f"  {label}: median {mb:.1f} ms -> {ma:.1f} ms ({mb / ma:.2f}x); best {min(b[key]):.1f} ms"
+                      f" -> {min(a[key]):.1f} ms ({min(b[key]) / min(a[key]):.2f}x)")
+            cb = min(b["parse_check"]) - min(b["parse"])
+            ca = min(a["parse_check"]) - min(a["parse"])
+            print(f"  check alone (best - best parse): {cb:.1f} ms -> {ca:.1f} ms ({cb / max(ca, 1e-9):.2f}x)")
+    finally:
+        for w in workers:
+            w.close()
 
 
 if __name__ == "__main__":
