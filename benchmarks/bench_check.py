@@ -27,6 +27,10 @@ session lines among the added lines is the same at every size). Above 500 lines 
 duration (``time_scale``) so the session stays as long as the 500-line one's and passes its own limits: the
 input grows, the session does not.
 
+``--scaling SIZES --instructions`` counts instead of timing: valgrind's callgrind counts the instructions of
+one cold parse + check at each size (a process doing two checks minus one doing one), which no load on the
+machine changes; the marginal count per added line shows linearity without noise (slow: minutes per size).
+
 ``--before DIR`` measures another checkout (e.g. ``git worktree add /tmp/before <rev>``) side by side: its
 worker imports ``stimscript`` from DIR (benchmarks/checkout.py).
 """
@@ -418,6 +422,56 @@ def measure(workers: list[Worker], lines: int, runs: int) -> list[dict]:
              "check_safety_shared": got["shared"][k]["wall"]} for k, info in enumerate(infos)]
 
 
+def _checks_for_count(lines: int, weeks: int, checks: int) -> None:
+    """What ``--count-run`` does inside valgrind: build the text, check it once warm-up, then ``checks`` cold
+    checks. Two counts (``checks`` 1 and 2) differ by exactly one cold parse + check."""
+    import stimscript
+    from stimscript.dsl.parser import get_parser
+
+    get_parser()
+    text = make_protocol(lines, weeks)
+    stimscript.loads(text, "bench.stim")
+    for _ in range(checks):
+        _forget()
+        stimscript.loads(text, "bench.stim")
+
+
+def count_instructions(root: Optional[str], lines: int, weeks: int) -> int:
+    """Instructions of one cold parse + check of the ``lines``-line protocol, counted by valgrind's callgrind
+    (independent of the machine's load): the count of a process doing two cold checks minus one doing one."""
+    import shutil
+    import tempfile
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("bench_check: --instructions needs valgrind (e.g. apt install valgrind)")
+    counts = []
+    for checks in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "callgrind.out")
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                   os.path.abspath(__file__), "--count-run", str(checks), "--lines", str(lines), "--weeks",
+                   str(weeks)] + (["--root", os.path.abspath(root)] if root else [])
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with open(out, encoding="utf-8") as f:
+                total = next(int(ln.split()[1]) for ln in f if ln.startswith(("summary:", "totals:")))
+        counts.append(total)
+    return counts[1] - counts[0]
+
+
+def report_instructions(title: str, sizes: list[int], counts: list[int], weeks: int) -> None:
+    print(f"{title}: instructions of one cold parse + check (valgrind callgrind; independent of load)")
+    print(f"  {'lines':>6} {'session':>7} {'M instr':>9} {'k instr/line':>13}")
+    real = [make_protocol(n, weeks) for n in sizes]
+    rows = [(t.count("\n"), session_lines(t), c) for t, c in zip(real, counts)]
+    for n, sl, c in rows:
+        print(f"  {n:>6} {sl:>7} {c / 1e6:>9.1f} {c / n / 1e3:>13.1f}")
+    first = None
+    for (n0, _, c0), (n1, _, c1) in zip(rows, rows[1:]):
+        marg = (c1 - c0) / (n1 - n0)
+        first = first or marg
+        print(f"  {n0:>6} -> {n1:>6}: {marg / 1e3:8.1f} k instr per added line ({marg / first:.2f} x the first step)")
+
+
 def use_checkout(root: str) -> None:
     """Import ``stimscript`` from the checkout ``root`` (benchmarks/checkout.py)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -434,7 +488,10 @@ def main() -> None:
     ap.add_argument("--before", help="another checkout to measure side by side (e.g. a git worktree)")
     ap.add_argument("--scaling", nargs="?", const="500,1000,5000,20000", metavar="SIZES",
                     help="print the scaling table for these line counts instead (default 500,1000,5000,20000)")
+    ap.add_argument("--instructions", action="store_true",
+                    help="with --scaling: count instructions with valgrind instead of timing (slow: minutes)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--count-run", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.root:
@@ -442,7 +499,15 @@ def main() -> None:
     if args.worker:
         serve(args.weeks)
         return
+    if args.count_run is not None:
+        _checks_for_count(args.lines, args.weeks, args.count_run)
+        return
     sizes = [int(x) for x in args.scaling.split(",")] if args.scaling else None
+    if sizes and args.instructions:
+        roots = ([args.before] if args.before else []) + [None]
+        for title, root in zip(["before" if args.before else "this checkout"] + ["after"], roots):
+            report_instructions(title, sizes, [count_instructions(root, n, args.weeks) for n in sizes], args.weeks)
+        return
     workers = ([Worker(args.before, args.weeks)] if args.before else []) + [Worker(None, args.weeks)]
     titles = (["before"] if args.before else []) + ["after" if args.before else "this checkout"]
     try:
