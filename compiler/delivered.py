@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
+from types import ModuleType
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from ..rounding import round_div
@@ -154,6 +156,9 @@ def session_facts(trains: Sequence[Train], shapes: Sequence[PulseShape]) -> list
         w = E.shape_facts(shape).sq_sum_us
         weights.append((w, w.numerator, w.denominator))
     n = len(shapes)
+    if _twin is not None:
+        return _twin.session_facts(trains, weights, n, _TIMING_MEMO, _MEMO_MAX, TrainFacts, _timing_facts, _facts,
+                                   _ZERO)
     zero = (_ZERO, 0, 1)
     out = []
     for i, tr in enumerate(trains):
@@ -801,6 +806,23 @@ def _window_max(group: list[TrainFacts], rows: np.ndarray, owner: np.ndarray, a:
     exact, i, j = best
     ids, counts = np.unique(owner[i:j], return_counts=True)
     return Window(exact, int(t[i]), j - i, {int(k): int(n) for k, n in zip(ids, counts)})
+
+
+# The compiled twin of session_facts' loop (ext/_rules.pyx) when built, else _facts above (the reference).
+# ``STIMSCRIPT_NO_EXTENSIONS=1`` forces the reference; ``STIMSCRIPT_REQUIRE_EXTENSIONS=1`` turns a missing
+# extension into an ImportError.
+_no_ext = os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0")
+_require_ext = os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0")
+_twin: Optional[ModuleType] = None
+USING_EXTENSION = False
+if not _no_ext:
+    try:
+        from ..ext import _rules as _twin
+
+        USING_EXTENSION = True
+    except ImportError:
+        if _require_ext:
+            raise
 
 
 def channel_facts(trains: Sequence[Train], shapes: Sequence[PulseShape],

@@ -148,6 +148,7 @@ def clear_caches() -> None:
     """Forget every memoised safety result."""
     _USE_MEMO.clear()
     _VERDICTS.clear()
+    _PARTS.clear()
     _overlap.clear_memo()
     E.clear_memo()
     from . import delivered
@@ -169,7 +170,7 @@ class _Context:
         self.threshold = threshold
         self.limits = tuple(resolved.limits)
         self.key: Optional[int] = None
-        self.parts: dict = {}     # id(shape) / id(electrodes) -> (the object, its number in _PART_IDS)
+        self.parts = _PARTS       # id(shape) / id(electrodes) -> (the object, its number in _PART_IDS)
         self._vlimits: Optional[list] = None
 
     def verdict_limits(self) -> list:
@@ -207,20 +208,39 @@ class _Context:
         return self.key
 
     def shape_key(self, shape) -> int:
-        """The shape's values and number types as a number (memoised per shape object during the call)."""
+        """The shape's values and number types as a number (memoised per shape object across calls: the weeks of
+        a plan share their shape objects; a frozen shape with a tuple of phases cannot change while the memo
+        holds it, and holding it keeps its id from being reused)."""
         ent = self.parts.get(id(shape))
         if ent is None or ent[0] is not shape:
-            ent = self.parts[id(shape)] = (shape, _part_id(
-                ("shape", shape.kind, tuple(shape.phases), tuple((type(d), type(r)) for d, r in shape.phases))))
+            key = _part_id(
+                ("shape", shape.kind, tuple(shape.phases), tuple((type(d), type(r)) for d, r in shape.phases)))
+            if type(shape.phases) is not tuple:
+                return key
+            _keep_parts_small(self.parts)
+            ent = self.parts[id(shape)] = (shape, key)
         return ent[1]
 
     def electrodes_key(self, electrodes) -> int:
-        """The electrodes' names, areas and area types as a number (memoised per tuple object during the call)."""
+        """The electrodes' names, areas and area types as a number (memoised per tuple object across calls, as
+        :meth:`shape_key`)."""
         ent = self.parts.get(id(electrodes))
         if ent is None or ent[0] is not electrodes:
-            ent = self.parts[id(electrodes)] = (electrodes, _part_id(
-                ("electrodes",) + tuple((e.name, e.area_cm2, type(e.area_cm2)) for e in electrodes)))
+            key = _part_id(("electrodes",) + tuple((e.name, e.area_cm2, type(e.area_cm2)) for e in electrodes))
+            if type(electrodes) is not tuple:
+                return key
+            _keep_parts_small(self.parts)
+            ent = self.parts[id(electrodes)] = (electrodes, key)
         return ent[1]
+
+
+#: id(shape) / id(electrodes) -> (the object, its number in _PART_IDS), across calls (see _Context.shape_key)
+_PARTS: dict = {}
+
+
+def _keep_parts_small(parts: dict) -> None:
+    if len(parts) >= 4096:
+        parts.clear()
 
 
 #: memo key parts -> a number standing for them (never reused for other values, even after a clear), so that

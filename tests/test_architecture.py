@@ -24,7 +24,7 @@ STAGES = ["dsl", "compiler", "programs", "drivers", "runtime"]
 SAME_STAGE = {"ext": "compiler"}
 #: ext/ modules that are the twin of a lower stage's module belong to that stage (the parser's LALR driver, the
 #: wire link's frame kernels)
-EXT_STAGE = {"_lalr": "dsl", "_runlink": "drivers"}
+EXT_STAGE = {"_lalr": "dsl", "_runlink": "drivers", "_rules": "compiler"}
 #: the runtime streams what drivers take: drivers and the runtime depend on the contract, never the compiler
 SKIPS = {"drivers": {"compiler"}, "runtime": {"compiler"}}
 

@@ -1,0 +1,158 @@
+"""The compiled per-train loop of the safety rules (ext/_rules.pyx) equals its pure-Python reference
+(compiler/delivered.py ``session_facts`` with the memo on, ``_facts`` per train).
+
+* the same TrainFacts, field by field and type by type (the window bound as the very same float), and the same
+  entries left in the shared timing memo, for trains of any numbers: ordinary ones, ones beyond the twin's
+  64-bit bounds (which it hands to the reference), negative or zero amplitudes, zero and huge cycles;
+* the same facts for every train of every week of the examples, the corpus and the benchmark protocol, and the
+  same diagnostics from ``check_safety`` with the twin and with the reference.
+
+Skipped when the extension is not built (STIMSCRIPT_NO_EXTENSIONS=1 runs the reference everywhere).
+"""
+from __future__ import annotations
+
+import glob
+import os
+from fractions import Fraction as F
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import stimscript
+from stimscript.compiler import delivered as D
+from stimscript.compiler import safety
+from stimscript.compiler.ir import PulseShape, Train
+
+try:
+    from stimscript.ext import _rules as twin
+except ImportError:   # not built
+    twin = None
+
+pytestmark = [pytest.mark.skipif(twin is None, reason="the compiled rules loop is not built"),
+              pytest.mark.usefixtures("fresh_safety_memos")]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHAPES = (PulseShape(((200, 1.0), (200, -1.0)), "biphasic"),
+          PulseShape(((250, 1.0), (50, 0.0), (1000, -0.25)), "asymmetric"),
+          PulseShape(((7, 0.3), (3, -0.7)), "custom"))
+
+
+def _fields(tf: D.TrainFacts) -> tuple:
+    vals = (tf.index, tf.train, tf.k_lo, tf.k_hi, tf.first_off, tf.last_off, tf.peak_ua, tf.first_ua, tf.weight,
+            tf.in_cycle_spacing, tf.cross_cycle_spacing, tf.wbound)
+    return tuple((type(v), v) for v in vals)
+
+
+def _with(impl, fn, *args):
+    """``fn(*args)`` with delivered.py's loop set to ``impl`` (the twin, or None: the reference)."""
+    saved = D._twin
+    D._twin = impl
+    try:
+        return fn(*args)
+    finally:
+        D._twin = saved
+
+
+def _reference(trains, shapes):
+    return _with(None, D.session_facts, trains, shapes)
+
+
+def _twin_facts(trains, shapes):
+    return _with(twin, D.session_facts, trains, shapes)
+
+
+def _compare(trains, shapes=SHAPES):
+    D.clear_memo()
+    ref = _reference(trains, shapes)
+    ref_memo = dict(D._TIMING_MEMO)
+    D.clear_memo()
+    got = _twin_facts(trains, shapes)
+    assert [_fields(tf) for tf in got] == [_fields(tf) for tf in ref]
+    assert D._TIMING_MEMO == ref_memo
+    # warmed by the other path's entries: the same again
+    again = _twin_facts(trains, shapes)
+    assert [_fields(tf) for tf in again] == [_fields(tf) for tf in ref]
+
+
+big = st.one_of(st.integers(-3, 3), st.integers(0, 2**45), st.sampled_from([2**22, 2**22 + 1, 2**39 - 1, 2**39,
+                                                                             2**40, 2**62, 2**63, 2**64 + 7]))
+
+
+@st.composite
+def trains(draw, extreme: bool):
+    p = draw(st.sampled_from([F(10**6, 50), F(10**6, 7), F(10**6, 333), F(10**6, 1000), F(10**6, 3), F(1000, 3),
+                              F(10**6, 35), F(7, 1), F(10**6, 2**21 + 1)]))
+    on = draw(st.sampled_from([1, 400, 20_000, 333_333, 1_000_000, 2_500_000, 18 * 10**9]))
+    up = draw(st.sampled_from([0, 1, 999, on // 3, on // 2]))
+    down = draw(st.sampled_from([0, 1, (on - up) // 2, on - up]))
+    rest = draw(st.sampled_from([0, 1, 300, 20_000, 700_000, 3_000_000]))
+    amp = draw(st.sampled_from([F(0), F(1, 3), F(1, 2), F(2, 3), F(1), F(60_000), F(-45_000), F(70, 3) * 1000,
+                                F(12_345, 7), F(2**21 + 3, 1)]))
+    vals = dict(channel=draw(st.integers(1, 3)), start_us=draw(st.integers(0, 10**10)),
+                cycles=draw(st.integers(-1, 6)), cycle_us=on + rest, on_us=on, ramp_up_us=up, ramp_down_us=down,
+                period_num=p.numerator, period_den=p.denominator, amp_num=amp.numerator, amp_den=amp.denominator,
+                shape=draw(st.integers(-1, 3)))
+    if extreme:
+        for name in draw(st.lists(st.sampled_from(sorted(vals)), max_size=3)):
+            vals[name] = draw(big)
+    return Train(**vals)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(trains(False), max_size=12))
+def test_the_twin_gives_the_reference_facts(trs):
+    _compare(trs)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(trains(True), max_size=8))
+def test_the_twin_gives_the_reference_facts_for_any_numbers(trs):
+    try:
+        _reference(trs, SHAPES)
+    except (ValueError, ZeroDivisionError, OverflowError, MemoryError) as exc:   # the reference refuses: so does the twin
+        D.clear_memo()
+        with pytest.raises(type(exc)):
+            _twin_facts(trs, SHAPES)
+        return
+    _compare(trs)
+
+
+def test_the_memo_is_cleared_at_its_size_as_the_reference_clears_it(monkeypatch):
+    monkeypatch.setattr(D, "_MEMO_MAX", 3)
+    trs = [Train(1, 0, 2, 50_000 + k, 40_000 + k, 0, 0, 20_000, 1, 5_000, 1, 0) for k in range(7)]
+    _compare(trs)
+
+
+def _protocol_files():
+    files = sorted(glob.glob(os.path.join(ROOT, "examples", "*.stim")))
+    files += sorted(glob.glob(os.path.join(ROOT, "tests", "corpus", "valid", "*.stim")))
+    return files
+
+
+def _bench_text():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_check", os.path.join(ROOT, "benchmarks", "bench_check.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.make_protocol(500, 12)
+
+
+def _every_week(proto):
+    for week in sorted(proto._weeks):
+        resolved = proto._weeks[week].resolved
+        if resolved is not None:
+            yield resolved
+
+
+@pytest.mark.parametrize("path", _protocol_files() + ["bench"], ids=os.path.basename)
+def test_every_week_of_the_examples_gives_the_reference_facts_and_diagnostics(path):
+    proto = stimscript.loads(_bench_text(), "bench.stim") if path == "bench" else stimscript.load(path)
+    for resolved in _every_week(proto):
+        _compare(list(resolved.trains), resolved.shapes)
+        safety.clear_caches()
+        got = _with(twin, safety.check_safety, resolved)
+        safety.clear_caches()
+        ref = _with(None, safety.check_safety, resolved)
+        assert [(d.code, d.message, d.span, d.hint) for d in got] == [(d.code, d.message, d.span, d.hint) for d in ref]
