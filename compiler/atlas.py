@@ -14,7 +14,7 @@ says ``site vastus_medialis right``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from ..valueclass import dataclass
 from functools import lru_cache
 from pathlib import Path
 

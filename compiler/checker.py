@@ -82,9 +82,8 @@ from __future__ import annotations
 
 import gc
 import re
-from dataclasses import replace
+from ..valueclass import replace
 from fractions import Fraction
-from typing import Iterator, Optional
 
 from ..dsl import ast
 from ..errors import Diagnostic, Related
@@ -102,6 +101,10 @@ from .progression import Assigned, PlanInfo, Progression, State, target_text, we
 from .limits import MAX_SESSION_US, SESSION_TOO_LONG_HINT, session_too_long
 from .shapes import build_shape
 from . import atlas as _atlas
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator, Optional
 
 HEADER_KEYS = ("reference", "indication", "author", "version", "description", "population", "notes")
 ALLOWS = ("monophasic",)

@@ -31,16 +31,17 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from dataclasses import dataclass, field
+from ..valueclass import dataclass, field
 from fractions import Fraction
 from types import ModuleType
-from typing import TYPE_CHECKING, Optional, Sequence
 
 from ..rounding import round_div
 from . import energy as E
 from .ir import PulseShape, Train
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # numpy is imported where used, to keep `check` start-up light
+    from typing import Optional, Sequence
     import numpy as np
 
 #: the window of the power and rms rules (µs)

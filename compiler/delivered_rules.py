@@ -17,7 +17,6 @@ from __future__ import annotations
 import heapq
 import math
 from fractions import Fraction
-from typing import Optional, Sequence
 
 from ..errors import Related
 from ..profile import DeviceProfile
@@ -27,6 +26,10 @@ from .model import ChannelUse, ResolvedSession
 from .rules import s012_hint
 from .findings import _area, _ch, _Collector, _ma, _seconds, _span, num
 from .limits import _limit_name, _limit_value_text, _related_limit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence
 
 #: power density (W/cm²) = Σ[µA²·µs] · 10⁻¹⁸ · 500 Ω / area
 _POWER = Fraction(E.LOAD_OHM, 10**18)

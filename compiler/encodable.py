@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 from functools import lru_cache
-from typing import Optional
 
 from ..profile import DeviceProfile
 from ..spans import Span
 from ..units import format_number
 from .model import ResolvedSession
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 def _shape_span(resolved: ResolvedSession, shape) -> Optional[Span]:

@@ -21,11 +21,14 @@ The conservative model of docs/safety.md (normative):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from ..valueclass import dataclass
 from fractions import Fraction
-from typing import Optional, Sequence
 
 from .ir import PulseShape
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence
 
 #: the reference load of every energy/density computation (Ω)
 LOAD_OHM = 500

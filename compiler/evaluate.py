@@ -8,7 +8,6 @@ expression evaluates to ``None``; callers skip whatever depends on it, so one pa
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Callable, Iterable, Optional
 
 from ..dsl import ast
 from ..errors import Diagnostic
@@ -16,6 +15,10 @@ from ..spans import Span
 from ..suggest import did_you_mean
 from ..units import (AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, UNITS, VOLTAGE, Dim,
                      Quantity, dim_name, format_quantity)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Iterable, Optional
 
 #: current per area (a `max density` limit, e.g. ``2 mA / 1 cm2``)
 DENSITY: Dim = (0, 1, 0, -2)
@@ -323,4 +326,5 @@ def names_in(e: ast.Expr) -> list[ast.Name]:
     return found
 
 
-Callback = Callable[[ast.Expr], Optional[Quantity]]
+if TYPE_CHECKING:
+    Callback = Callable[[ast.Expr], Optional[Quantity]]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 from fractions import Fraction
-from typing import Iterable, Optional
 
 from ..errors import Diagnostic, Related
 from ..formatting import duration_words
@@ -15,6 +14,10 @@ from ..spans import Span
 from ..units import format_number
 from .model import ChannelUse, ElectrodeInfo, ResolvedSession
 from .rules import RULES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Optional
 
 
 # --- formatting ------------------------------------------------------------------------------------

@@ -5,10 +5,10 @@ compiler; this module keeps the import path ``stimscript.compiler.ir`` working.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from ..pulses import PULSE_FIELDS, ChannelInfo, PulseShape, Segment, Train
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..pulses import PULSE_DTYPE
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Optional, Sequence
 
 from ..errors import Related
 from ..profile import DeviceProfile
@@ -16,6 +15,10 @@ from ..units import CHARGE, COUNT, CURRENT, FREQUENCY, TIME, VOLTAGE, Quantity, 
 from . import energy as E
 from .findings import _area, _ch, _Collector, _duration, _ma, _Recorder, _span, num
 from .model import ChannelUse, LimitValue, ResolvedSession
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence
 
 #: S014: the longest session the compiler accepts (µs)
 MAX_SESSION_US = 24 * 3600 * 10**6

@@ -22,15 +22,18 @@ trains merge as long as the same uses share an amplitude (:func:`amplitude_patte
 from __future__ import annotations
 
 import os
-from dataclasses import fields, replace
+from ..valueclass import fields, replace
 from operator import itemgetter
 from fractions import Fraction
-from typing import Optional, Sequence
 
 from ..formatting import exact_duration
 from .ir import PulseShape, Segment, Train
 from .model import ChannelUse, ResolvedSession
 from .record import Record, init
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Sequence
 
 
 class Timing(Record):

@@ -6,13 +6,16 @@ Trains. Keeping them here lets the safety rules be written and tested without th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from ..valueclass import dataclass, field
 from fractions import Fraction
-from typing import Optional
 
 from ..spans import Span
 from ..units import Quantity
 from .ir import ChannelInfo, PulseShape, Segment, Train
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,8 @@ out, window by window, with numpy. Entry points: :func:`find_overlaps` (plain re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..valueclass import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, Optional, Sequence
 
 from ..errors import Diagnostic, Related
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
@@ -18,7 +17,9 @@ from .findings import _Collector, _seconds, _span
 from .ir import PulseShape, Train
 from .model import ResolvedSession
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Iterable, Iterator, Mapping, Optional, Sequence
     import numpy as np
 
 #: memo switch of the overlap results (turned with safety.set_cache_enabled)

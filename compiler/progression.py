@@ -17,7 +17,6 @@
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
 
 from ..dsl import ast
 from ..errors import Diagnostic
@@ -25,6 +24,10 @@ from ..spans import Span
 from ..units import Quantity
 from .evaluate import Evaluator
 from .record import Record, init
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Union
 
 #: ("param", name) | ("cycle", cycle, step) | ("channel", channel, 'frequency'|'amplitude')
 Key = tuple
@@ -120,8 +123,9 @@ def target_text(key: Key) -> str:
     return f"`{key[1]}.{key[2]}`"
 
 
-CurrentFn = Callable[[Key, dict], Optional[Quantity]]
-EvFactory = Callable[[dict, list], Evaluator]
+if TYPE_CHECKING:
+    CurrentFn = Callable[[Key, dict], Optional[Quantity]]
+    EvFactory = Callable[[dict, list], Evaluator]
 
 
 class Progression:

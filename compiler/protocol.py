@@ -5,9 +5,8 @@ raise a ProtocolError carrying every diagnostic of the file (SafetyError when al
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from ..valueclass import replace
 from fractions import Fraction
-from typing import Iterable, Optional, Union
 
 from ..dsl import ast
 from ..dsl.parser import parse
@@ -21,6 +20,10 @@ from .evaluate import did_you_mean, fmt
 from .lowering import to_schedule
 from .model import ResolvedSession
 from .progression import PlanInfo, WeekRow, WeekTable, target_label
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Optional, Union
 
 
 def _profile(device: Optional[DeviceProfile]) -> DeviceProfile:

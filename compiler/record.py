@@ -9,7 +9,10 @@ the class says otherwise), a repr, assignment refused, pickling.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
 
 #: sets a field of a record in its ``__init__`` (records refuse ``self.x = ...``)
 init = object.__setattr__

@@ -25,7 +25,6 @@ import gc
 import itertools
 import math
 from fractions import Fraction
-from typing import Optional
 
 from ..errors import Diagnostic, Related
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
@@ -42,6 +41,10 @@ from .overlap import (MAX_CYCLE_SLOTS, Overlap, _bound_components, _check_trains
                       _single_train_overlap, _sweep, _sweep_memo, _sweep_window, _TrainPulses,
                       check_schedule_overlap, find_overlaps, train_cycle_offsets)
 from .rules import s012_hint
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 #: S012: a channel use whose cycle starts at full output (no ramp up) warns above this amplitude (µA).
 #: 10 mA: below it NMES output is at most a sensory-level tingle; above it an abrupt start is a jolt.

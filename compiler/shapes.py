@@ -14,12 +14,15 @@ every duration is rounded to whole µs (half to even) before it is used:
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Optional
 
 from ..dsl import ast
 from ..units import COUNT, FREQUENCY, TIME, Quantity
 from .evaluate import Evaluator, fmt
 from .ir import PulseShape
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 #: the most phases any pulse shape may have, whatever the device (built before the device's own S017 check)

@@ -12,9 +12,12 @@ spans (``span``, and a channel's ``name_span``/``number_span``) are keyword-only
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 from ..spans import Span
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, Optional, Union
 
 
 class FrozenNodeError(AttributeError):
@@ -115,7 +118,7 @@ class Neg(Node):
         self.__dict__.update(span=span, operand=operand)
 
 
-Expr = Union[Number, Name, PercentOf, BinOp, Neg]
+Expr = Number | Name | PercentOf | BinOp | Neg
 
 
 # --- protocol header ---------------------------------------------------------------------------
@@ -318,7 +321,7 @@ class Setting(Node):
         self.__dict__.update(span=span, key=key, value=value)
 
 
-ChannelStmt = Union[Site, ElectrodePair, Pulse, Setting]
+ChannelStmt = Site | ElectrodePair | Pulse | Setting
 
 
 class Channel(Node):
@@ -416,7 +419,7 @@ class Pause(Node):
         self.__dict__.update(span=span, duration=duration)
 
 
-Block = Union[Repeat, For, Pause]
+Block = Repeat | For | Pause
 
 
 class Session(Node):
@@ -522,7 +525,7 @@ class Limits(Node):
         self.__dict__.update(span=span, items=items)
 
 
-Item = Union[Header, Param, Electrode, Channel, Cycle, Session, Progression, Limits, Allow]
+Item = Header | Param | Electrode | Channel | Cycle | Session | Progression | Limits | Allow
 
 
 class Protocol(Node):

@@ -29,9 +29,12 @@ Properties (tested): ``parse(format_protocol(parse(x))) == parse(x)`` and format
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Optional
 
 from . import ast
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 INDENT = "    "
 

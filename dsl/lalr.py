@@ -39,7 +39,10 @@ from array import array
 from bisect import bisect_right
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 #: the layout of an exported-tables file (dsl/tables.py writes it); another layout is a cache miss
 FORMAT = "stimscript-lalr-export-3"

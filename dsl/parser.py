@@ -12,7 +12,6 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic, ProtocolSyntaxError
 from ..spans import Source, Span, at, point
@@ -39,6 +38,7 @@ if not _no_ext:
         if _require_ext:
             raise
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lark import Lark, Tree
     from lark.exceptions import UnexpectedInput

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from fractions import Fraction
 from functools import partial
-from typing import Any, Callable
 
 from ..errors import Diagnostic, Related
 from ..spans import Source, Span
 from . import ast
 
-Token = Any  # a lexed terminal: str with .type, .line, .column, ... (Lark's or dsl/lalr.py's)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    Token = Any  # a lexed terminal: str with .type, .line, .column, ... (Lark's or dsl/lalr.py's)
 
 #: µ spellings collapse to the ASCII ones so equal protocols compare equal
 CANONICAL_UNIT = {"µs": "us", "μs": "us", "µA": "uA", "μA": "uA", "µC": "uC", "μC": "uC"}

@@ -13,10 +13,13 @@ A :class:`ProtocolError` carries all the diagnostics of one file so that one run
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Sequence
+from .valueclass import dataclass
 
 from .spans import Span
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,11 @@ their units, are written by ``compiler/evaluate.py``'s ``fmt``.)
 """
 from __future__ import annotations
 
-import datetime as _dt
 from fractions import Fraction
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import datetime as _dt
 
 
 def ma(ua: int | float | None) -> str:
@@ -126,6 +129,8 @@ def parse_time(iso: str | None) -> _dt.datetime | None:
     """An ISO 8601 time as stored (with an offset; a naive one is taken as UTC) -> aware datetime."""
     if not iso:
         return None
+    import datetime as _dt   # imported where times are read: the checker uses this module without them
+
     try:
         t = _dt.datetime.fromisoformat(iso)
     except ValueError:
@@ -156,6 +161,8 @@ def parse_day(text: str, end: bool = False) -> _dt.datetime:
     """'2026-12-01' (local midnight; with ``end`` the next midnight) or a full ISO time -> aware datetime.
 
     Raises ValueError with a message naming the accepted forms."""
+    import datetime as _dt
+
     text = text.strip()
     try:
         if len(text) == 10:

@@ -10,7 +10,7 @@ i32 amplitude in parts per million), within one 16384-byte payload.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from .valueclass import dataclass
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class DeviceProfile:
     max_relative_ppm: int = 2**31 - 1      # |relative amplitude| x 10^6 fits an i32
 
     def as_dict(self) -> dict:
+        from dataclasses import asdict
+
         return asdict(self)
 
 

@@ -9,11 +9,12 @@ integer numerator/denominator pairs so both expanders (pure Python and Cython) c
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .valueclass import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     import numpy as np
 
     PULSE_DTYPE: np.dtype

@@ -8,7 +8,10 @@ operators only).
 """
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 
 def round_div(num: int, den: int) -> int:

@@ -1,7 +1,7 @@
 """Source text and spans: every AST node and every diagnostic points back into the file it came from."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .valueclass import dataclass, field
 
 
 @dataclass(frozen=True, eq=False)

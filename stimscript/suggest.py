@@ -6,8 +6,9 @@ the same everywhere: a name equal but for case first, then difflib's closest (ra
 """
 from __future__ import annotations
 
-import difflib
-from typing import Iterable, Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Optional
 
 #: how alike two names must be (difflib's ratio) to be suggested
 CUTOFF = 0.6
@@ -17,6 +18,8 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 1) -> list[str]
     """Up to ``n`` candidates close to ``word``, best first ([] when none is close)."""
     if n <= 0:
         return []
+    import difflib   # here, not at module level: only a misspelt name pays for it (start-up of `check`)
+
     names = list(candidates)
     folded = {c.lower(): c for c in names}
     same = folded.get(word.lower())

@@ -6,9 +6,12 @@ Conversion to the schedule's integers (µs, µA) rounds half to even (Python's `
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .valueclass import dataclass
 from fractions import Fraction
-from typing import Union
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
 
 # Dimension vector: exponents of (time, current, voltage, length).
 Dim = tuple[int, int, int, int]

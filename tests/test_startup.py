@@ -156,6 +156,30 @@ def test_check_of_a_good_file_does_not_import_lark(tmp_path):
     assert rc == 1 and _loaded(modules, "lark")   # an error: Lark reports it
 
 
+#: standard-library modules that ``check`` of a good file does without: each costs start-up (dataclasses brings
+#: inspect, ast, dis and tokenize); the value classes are built by stimscript/valueclass.py, type names are
+#: imported only for type checkers, dates and did-you-mean only where they are used
+NOT_FOR_A_GOOD_CHECK = ("dataclasses", "inspect", "typing", "difflib", "datetime", "click")
+
+
+def test_check_of_a_good_file_leaves_out_dataclasses_typing_and_friends(tmp_path):
+    rc, modules = _imported("check", TKA, tmp_path=tmp_path)
+    assert rc == 0
+    loaded = [m for m in NOT_FOR_A_GOOD_CHECK if _loaded(modules, m)]
+    assert not loaded, f"`stimscript check` of a good file imported {loaded}"
+
+
+def test_check_with_errors_still_suggests_names(tmp_path):
+    """The lazily imported helpers still work: a misspelt site gets its did-you-mean from difflib."""
+    bad = tmp_path / "bad.stim"
+    bad.write_text(Path(TKA).read_text(encoding="utf-8").replace("site vastus_medialis", "site vastus_medialx"),
+                   encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "stimscript.cli", "check", str(bad)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, env={**os.environ, "STIMSCRIPT_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode == 1
+    assert "vastus_medialis" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_help_imports_no_command(tmp_path):
     rc, modules = _imported("--help", tmp_path=tmp_path)
     assert rc == 0
