@@ -198,6 +198,16 @@ class Driver(ABC):
         """Tell the device's watchdog the host is alive (called when nothing else was sent for a quarter of
         the watchdog period). The default does nothing."""
 
+    def keepalive_train(self, clock, times_us: list[int]) -> None:
+        """Feed the watchdog with a KEEPALIVE at each host time of ``times_us`` (ascending, all in the future),
+        moving the runtime's virtual ``clock`` to each in turn; the clock is left at the last one. The runtime
+        calls it only in virtual time, to keep its frames as close together as in real time between two wakes.
+        Default: ``clock.sleep_until(t); keepalive()`` for each; an emulated device may take the train in one
+        step when that changes nothing (drivers/loopback.py)."""
+        for t in times_us:
+            clock.sleep_until(t)
+            self.keepalive()
+
     # ---- controls -------------------------------------------------------------------------------------
     @abstractmethod
     def stop(self, ramp_us: int = 1_000_000) -> None:
@@ -247,6 +257,8 @@ class WireDriver(Driver):
     #: when the device has acknowledged nothing for RTO_US (it sends frames every 20 ms in a session)
     NAK_RETRY_US = 50_000
     RTO_US = 250_000
+    #: the send times of at least this many recent frames are kept for the time sync (at most twice as many)
+    SENT_AT_KEEP = 4096
 
     def __init__(self, timeout_ms: int = 1000) -> None:
         super().__init__()
@@ -363,8 +375,8 @@ class WireDriver(Driver):
                 if seq in sent_at:      # a seq used again (after a link reset): it moves to the end
                     del sent_at[seq]
                 sent_at[seq] = self._clock.now_us() if self._clock is not None else self._host_now()
-                if len(sent_at) > 4096:
-                    del sent_at[next(iter(sent_at))]
+                if len(sent_at) > 2 * self.SENT_AT_KEEP:
+                    self._trim_sent_at()
             self._write(frame)
 
     def _receive(self) -> list:
@@ -558,6 +570,26 @@ class WireDriver(Driver):
 
     def keepalive(self) -> None:
         self._send(w.KEEPALIVE)
+
+    def _frames_at(self, mtype: int, times_us: list[int]) -> list[bytes]:
+        """Sequenced frames of ``mtype`` (no payload) to be sent at the host times ``times_us``, with the link's
+        and the time sync's bookkeeping done as :meth:`_send` does it; the caller writes them at those times."""
+        link = self.link
+        sent_at = self._sent_at
+        seq = link.tx_seq
+        out = link.send_train(mtype, len(times_us))
+        for t in times_us:
+            if seq in sent_at:
+                del sent_at[seq]
+            sent_at[seq] = t
+            seq = (seq + 1) & 0xFFFF
+        if len(sent_at) > 2 * self.SENT_AT_KEEP:
+            self._trim_sent_at()
+        return out
+
+    def _trim_sent_at(self) -> None:
+        """Keep the send times of the latest SENT_AT_KEEP frames (in one step, not one deletion per frame)."""
+        self._sent_at = dict(list(self._sent_at.items())[-self.SENT_AT_KEEP:])
 
     # ---- sync out (wire protocol extension) -------------------------------------------------------------
     @property

@@ -58,6 +58,10 @@ BOOT_TIME_US = 1_234_567
 _ACTIVE = (w.RUNNING, w.PAUSING, w.PAUSED, w.STOPPING)   # a session is under way (the watchdog runs)  # device time at power-on: deliberately not 0, so session and device time differ
 
 
+#: a KEEPALIVE frame: header, no payload, CRC
+_KEEPALIVE_FRAME_SIZE = w.HEADER_SIZE + w.CRC_SIZE
+
+
 class _Queue:
     """The pulse queue: contiguous parallel arrays (structure of arrays) with a head and a tail.
 
@@ -76,12 +80,15 @@ class _Queue:
         self.rec = np.empty(size, w.ACK_DTYPE)
         self.fast = np.empty(size, bool)
         self.head = self.tail = 0
+        #: every pulse queued since the queue was last empty is fast (False: some may not be; Emulator._deliver)
+        self.all_fast = True
 
     def __len__(self) -> int:
         return self.tail - self.head
 
     def clear(self) -> None:
         self.head = self.tail = 0
+        self.all_fast = True
 
     def push(self, t, ch, amp, shape, idx, fast) -> None:
         n = len(t)
@@ -103,6 +110,8 @@ class _Queue:
         rec["amplitude_ua"] = amp
         self.fast[sl] = fast
         self.tail += n
+        if self.all_fast and not fast.all():
+            self.all_fast = False
 
     def pop_until(self, t_end: int, inclusive: bool):
         """Remove and return (t, ch, amp, shape, idx, rec, fast) of the pulses with t < t_end (<= when
@@ -116,6 +125,7 @@ class _Queue:
                self.rec[h:stop], self.fast[h:stop])
         if self.head == self.tail:
             self.head = self.tail = 0
+            self.all_fast = True
         return out
 
 
@@ -235,6 +245,9 @@ class Emulator:
     NAK_RETRY_US = 50_000
     #: deliveries are folded into the counters and digests at least every FOLD_PULSES pulses (bounded memory)
     FOLD_PULSES = 16_384
+    #: take a lone KEEPALIVE without first replaying the pulses due when nothing else is due (:meth:`_nothing_due`;
+    #: False: replay before every frame, the reference the tests compare with)
+    defer_replay = True
 
     def __init__(self, profile: DeviceProfile = LOOPBACK_PROFILE, serial: str = "LOOPBACK-0001",
                  clock: Clock | None = None, ack_interval_us: int = 20_000, sync_lines: int = 1,
@@ -257,6 +270,8 @@ class Emulator:
         self._dev_base = BOOT_TIME_US
         self._clk_base = self._clock.now_us()
         self._now = self.time_us()
+        #: the device time the host frame being handled arrived (for subclasses that observe the frames)
+        self.rx_t = self._now
         #: the device time up to which catch_up() replayed everything, while nothing has changed since (the
         #: host's next frame at the same instant then needs no replay); None: replay on the next call
         self._settled_at: int | None = None
@@ -503,37 +518,115 @@ class Emulator:
         with self.lock:
             if self.disconnected:
                 raise EmulatorDisconnected("the loopback device was disconnected")
-            if self._settled_at is None or self._settled_at != self.time_us():
-                self.catch_up()
-                self._check_connected()
-            n = len(data)
-            if self.injections and self._in_stall():
-                self.stalled_bytes += n
-                return n
-            if self.garbage_rx or self.corrupt_rx:
-                data = self._damage_rx(bytes(data))
-            if self.link_faults or self._held["rx"] is not None:
-                data = self._damage(data, "rx")
-            link = self.link
-            valid_before = link.stats.frames_ok
-            self._settled_at = None     # whatever the host says may change what is due
-            try:
-                frames, reply = link.receive(data, self._now)
-            except w.LinkError:
-                self._link_broken()
-                return n
-            if reply:
-                self._tx(reply)
-            if link.stats.frames_ok != valid_before:
-                # the watchdog is fed by every CRC-valid frame (duplicates and out-of-order ones too):
-                # the host is alive even while the link recovers
-                self._last_rx_t = self._now
-            for fr in frames:
-                self._handle(fr)
-            reply = link.poll(self._now)
-            if reply:
-                self._tx(reply)
+            return self._take(data, self.time_us())
+
+    def host_write_timed(self, chunks: list[bytes], host_times: list[int]) -> None:
+        """Bulk OUT transfers that arrived at the given host times (ascending, none later than the clock now,
+        none before anything the device has already replayed): what a driver writes when it sends a train of
+        frames spaced in virtual time in one call (``Driver.keepalive_train``). Each is taken exactly as
+        :meth:`host_write` at its own time would have taken it; a train of lone KEEPALIVE frames that meets
+        nothing on the way (:meth:`_nothing_due`) is taken in one step."""
+        with self.lock:
+            if self.disconnected:
+                raise EmulatorDisconnected("the loopback device was disconnected")
+            base = self._dev_base - self._clk_base
+            times = [base + t for t in host_times]
+            if times and times[0] < self._now:
+                raise ValueError("frames stamped before what the device has already replayed")
+            if self.defer_replay and self._quiet_keepalives(chunks, times):
+                link = self.link
+                got, reply = link.receive(b"".join(chunks), times[-1])
+                assert len(got) == len(chunks) and not reply, "a quiet KEEPALIVE train is taken in order"
+                self._last_rx_t = times[-1]
+                self._settled_at = None
+                for fr, t in zip(got, times):
+                    self.rx_t = t
+                    self._handle(fr)
+                return
+            for data, t in zip(chunks, times):
+                self._take(data, t)
+                if self.disconnected:
+                    raise EmulatorDisconnected("the loopback device was disconnected")
+
+    def _quiet_keepalives(self, chunks: list[bytes], times: list[int]) -> bool:
+        """True when ``chunks`` are lone, in-order KEEPALIVE frames close enough together to feed the watchdog
+        in time, and nothing else is due before the last one: taking them all at once then changes nothing."""
+        if not chunks or not self._nothing_due(times[0]):
+            return False
+        env = self._env
+        if env is not None and env[2] <= times[-1]:
+            return False
+        wd = self.profile.watchdog_ms * 1000
+        seq = self.link.rx_expected
+        prev = times[0]
+        for data, t in zip(chunks, times):
+            if (len(data) != _KEEPALIVE_FRAME_SIZE or data[3] != w.KEEPALIVE or seq is None
+                    or data[4] | (data[5] << 8) != seq or t - prev >= wd):
+                return False
+            seq = (seq + 1) & 0xFFFF
+            prev = t
+        return True
+
+    def _take(self, data: bytes, now: int) -> int:
+        """One bulk OUT transfer arriving at device time ``now`` (see :meth:`host_write`)."""
+        if (self._settled_at is None or self._settled_at != now) and not (
+                self.defer_replay and len(data) == _KEEPALIVE_FRAME_SIZE and data[3] == w.KEEPALIVE
+                and self._nothing_due(now)):
+            self.catch_up(now)
+            self._check_connected()
+        # (after a replay this is self._now; a lone KEEPALIVE that needed none is stamped with the time now)
+        rx_t = max(now, self._now)
+        n = len(data)
+        if self.injections and self._in_stall():
+            self.stalled_bytes += n
             return n
+        if self.garbage_rx or self.corrupt_rx:
+            data = self._damage_rx(bytes(data))
+        if self.link_faults or self._held["rx"] is not None:
+            data = self._damage(data, "rx")
+        link = self.link
+        valid_before = link.stats.frames_ok
+        self._settled_at = None     # whatever the host says may change what is due
+        try:
+            frames, reply = link.receive(data, rx_t)
+        except w.LinkError:
+            self._link_broken()
+            return n
+        if reply:
+            self._tx(reply)
+        if link.stats.frames_ok != valid_before:
+            # the watchdog is fed by every CRC-valid frame (duplicates and out-of-order ones too):
+            # the host is alive even while the link recovers
+            self._last_rx_t = rx_t
+        self.rx_t = rx_t
+        for fr in frames:
+            self._handle(fr)
+        reply = link.poll(rx_t)
+        if reply:
+            self._tx(reply)
+        return n
+
+    def _nothing_due(self, now: int) -> bool:
+        """True when a KEEPALIVE arriving at device time ``now`` may be taken before the replay up to ``now``:
+        nothing it could meet on the way (the watchdog, a ramp's end, an injected fault, link damage, a gap the
+        link is repairing, a pulse that could be over a limit) is due by then. What is left to replay then is
+        only queued pulses that cannot fault and sync edges: delivering them sends nothing and a KEEPALIVE
+        cannot change them, so they are replayed at their own times by the next call that needs them (a read,
+        any other frame), with every byte on the wire as if they had been replayed before it."""
+        if (self.injections or self.link_faults or self.garbage_rx or self.corrupt_rx or self.link.gap_open
+                or self._held["rx"] is not None):
+            return False
+        if self.state in _ACTIVE and self._last_rx_t + self.profile.watchdog_ms * 1000 <= now:
+            return False
+        env = self._env
+        if env is not None and env[2] <= now:
+            return False
+        q = self._q
+        if q.head != q.tail and q.t[q.head] <= now and (
+                not q.all_fast or self._scale_max_ppm > w.SCALE_ONE
+                or self._amp_bound * self._shape_ppm_bound > self.profile.max_current_ua * w.SCALE_ONE):
+            return False    # a pulse due may be over a limit: its fault must go out before the frame is taken
+        return True
 
     def _tx(self, data: bytes) -> None:
         if data:
@@ -791,12 +884,12 @@ class Emulator:
         q.push(t, ch, amp, shape, idx, fast)
 
     # ---- time ---------------------------------------------------------------------------------------
-    def catch_up(self) -> None:
-        """Replay everything up to the device's current time."""
+    def catch_up(self, until: int | None = None) -> None:
+        """Replay everything up to the device's current time (or device time ``until``)."""
         with self.lock:
             if self.disconnected:
                 return
-            t = self.time_us()
+            t = self.time_us() if until is None else until
             if t < self._now:
                 t = self._now
             while True:

@@ -409,6 +409,26 @@ class Link:
             self.retx.popitem(last=False)
         return frame
 
+    def send_train(self, mtype: int, count: int) -> list[bytes]:
+        """``count`` sequenced frames of ``mtype`` without payload, numbered and held as :meth:`send` does it
+        (a train of KEEPALIVE frames the caller writes one by one at their times)."""
+        expected = self.rx_expected
+        ack = NO_ACK if expected is None else (expected - 1) & 0xFFFF
+        retx = self.retx
+        if not retx and count:
+            self._progress_at = self._now
+        seq = self.tx_seq
+        out = []
+        for _ in range(count):
+            frame = encode_frame(mtype, seq, ack)
+            retx[seq] = frame
+            out.append(frame)
+            seq = (seq + 1) & 0xFFFF
+        self.tx_seq = seq
+        while len(retx) > self.retx_limit:
+            retx.popitem(last=False)
+        return out
+
     def _prune(self, ack: int) -> None:
         if ack == NO_ACK:
             return
@@ -458,6 +478,24 @@ class Link:
                 self.gap_open = False
                 return frames, b""
             return self._accept(frames, True)
+        if frames and not self.decoder.last_bad and self.rx_expected is not None:
+            # several frames, each the next one expected, no link control: taken in one pass
+            seq = self.rx_expected
+            reset = self.reset_types
+            last_ack = NO_ACK
+            for fr in frames:
+                if fr.seq != seq or fr.mtype == NAK or fr.mtype in reset:
+                    break
+                seq = (seq + 1) & 0xFFFF
+                if fr.ack != last_ack and fr.ack != NO_ACK:
+                    self._prune(fr.ack)
+                    last_ack = fr.ack
+            else:
+                self.rx_expected = seq
+                self.nak_outstanding = False
+                self.gap_open = False
+                return frames, b""
+            # not all in order: the general path from the first frame (pruning again is harmless)
         return self._accept(frames, False)
 
     def _accept(self, frames: list[Frame], pruned: bool) -> tuple[list[Frame], bytes]:

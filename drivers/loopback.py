@@ -18,7 +18,9 @@ import usb.backend
 import usb.core
 import usb.util
 
+from ..clock import Clock
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
+from . import wire as w
 from .base import DeviceDisconnected, WireDriver
 from .emulator import Emulator, EmulatorDisconnected
 
@@ -48,6 +50,20 @@ class LoopbackDriver(WireDriver):
         self.emulator.set_clock(clock)
         self._clock = clock
         return True
+
+    def keepalive_train(self, clock: Clock, times_us: list[int]) -> None:
+        """The train handed to the emulator in one call, each frame stamped with its own time (the emulator
+        takes each exactly as if written then; :meth:`Emulator.host_write_timed`)."""
+        if not times_us or clock.realtime or self._clock is not clock:   # (not the clock the emulator follows)
+            super().keepalive_train(clock, times_us)
+            return
+        with self.lock:
+            frames = self._frames_at(w.KEEPALIVE, times_us)
+            clock.sleep_until(times_us[-1])
+            try:
+                self.emulator.host_write_timed(frames, times_us)
+            except EmulatorDisconnected as exc:
+                raise DeviceDisconnected(str(exc)) from None
 
     def _open_transport(self) -> None:
         if self.emulator.disconnected:

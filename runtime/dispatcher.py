@@ -255,6 +255,28 @@ class Dispatcher:
             self.ctl._detach()
         return self.rec
 
+    #: consecutive lost host frames a healthy virtual-time run survives; None: as many as the real-time cadence
+    #: survives, with the same cadence (see :meth:`frame_loss_budget`); 0 turns the fill frames off (the
+    #: virtual-time cadence before they existed: one lost frame could stop the device)
+    LOST_FRAMES_TOLERATED: int | None = None
+
+    def frame_loss_budget(self, watchdog_us: int, keepalive_us: int) -> tuple[int, int]:
+        """-> (n, gap): how many consecutive host frames may be lost without the device's watchdog stopping a
+        healthy session, and the longest gap between two host frames in virtual time that guarantees it.
+
+        In real time the host sends a frame at least every ``keepalive_us`` (a KEEPALIVE when nothing else
+        went out): after the frame at t, losing the next n leaves the device without a frame until
+        t + (n + 1) · keepalive_us, and the watchdog stops the output at t + watchdog (a frame arriving at that
+        very instant is too late), so the real-time cadence survives n = (watchdog − 1) // keepalive_us − 1
+        lost frames: 3 on the loopback's 500 ms watchdog (frames 100 ms apart; a fourth lost frame makes the
+        silence 500 ms). Virtual time keeps the same cadence between its wakes, hence the same n and the same
+        longest silence it survives (400 ms). An explicit ``LOST_FRAMES_TOLERATED`` n spaces the frames
+        (watchdog − 1) // (n + 1) apart instead."""
+        n = self.LOST_FRAMES_TOLERATED
+        if n is None:
+            return max(0, (watchdog_us - 1) // keepalive_us - 1), keepalive_us
+        return n, max(1000, (watchdog_us - 1) // (n + 1))
+
     def _safe_estop(self) -> None:
         try:
             self.driver.estop()
@@ -271,12 +293,17 @@ class Dispatcher:
         if drv.poll_interval_us:
             tick = max(1000, min(tick, int(drv.poll_interval_us)))
         keepalive_us = max(1000, min(prof.watchdog_ms * 1000 // 4, 100_000))
+        # the device's watchdog must survive as many lost host frames in virtual time as in real time: between
+        # wakes the host fills in KEEPALIVE frames so that no two of its frames are more than fill_gap apart
+        tolerated, fill_gap = self.frame_loss_budget(prof.watchdog_ms * 1000, keepalive_us)
+        fill = not self.realtime and tolerated > 0
         # a silent device: ask for STATUS after silence_us, declare the link lost after lost_us
         silence_us = self.silence_us or max(tick, prof.watchdog_ms * 500)
         lost_us = self.lost_us or max(4 * silence_us, prof.watchdog_ms * 2000, 1_000_000)
         last_heard = clock.now_us()
         next_status_req = 0
         last_tx_host = clock.now_us()
+        last_frame_host = last_tx_host   # the latest frame the host sent, fill frames included
         last_slew_dev = None
         next_progress = self.epoch
         last_db = time.monotonic()
@@ -368,10 +395,10 @@ class Dispatcher:
                 if state == "running" and feed.exhausted and dev_now >= self.offset + duration_us:
                     self._begin_end("completed")
             if sent:
-                last_tx_host = now_us()
+                last_tx_host = last_frame_host = now_us()
             elif now_us() - last_tx_host >= keepalive_us:
                 drv.keepalive()
-                last_tx_host = now_us()
+                last_tx_host = last_frame_host = now_us()
             # 4. ending: wait for the device's final report and every acknowledgement (bounded)
             if self.end_reason is not None:
                 if drain_deadline is None:
@@ -416,7 +443,17 @@ class Dispatcher:
                 wake_dev = min(wake_dev, max(dev_now + 1, self.offset + duration_us))
             if self._estop_flag or ctl._commands:
                 continue
-            clock.sleep_until(host_t + max(0, wake_dev - dev_now), wake)
+            wake_host = host_t + max(0, wake_dev - dev_now)
+            if fill and wake_host - last_frame_host > fill_gap:
+                # KEEPALIVE frames at most fill_gap apart up to the next wake (whose frame, when it sends one,
+                # is at most fill_gap after the last of them); the wakes themselves stay where they were
+                if host_t - last_frame_host >= fill_gap:   # the host was held up (a stall): the cadence restarts
+                    last_frame_host = host_t
+                times = list(range(last_frame_host + fill_gap, wake_host, fill_gap))
+                if times:
+                    drv.keepalive_train(clock, times)
+                    last_frame_host = times[-1]
+            clock.sleep_until(wake_host, wake)
         self._finish(self.end_reason or "interrupted", self._end_detail)
 
     # ---- messages -----------------------------------------------------------------------------------

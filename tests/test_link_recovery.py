@@ -84,12 +84,21 @@ def test_corruption_burst_in_both_directions_ends_truthfully():
 def test_a_lost_nak_is_repeated_by_the_timer():
     s = nmes_schedule(channels=2, seconds=4, on_s=4, off_s=0, ramp_s=0)
     dev = open_test_device("loopback")
-    # one device frame lost (a gap at the host), then the host's NAK lost on its way
+    # one device frame lost (a gap at the host), then the host's NAK lost on its way: the first NAK the host
+    # sends is the next frame the device loses
     dev.emulator.inject_link_fault("drop", 1_000_000, 1, "tx")
-    dev.emulator.inject_link_fault("drop", 1_000_000, 1, "rx")
+    host_nak = dev.link._nak
+
+    def nak_and_lose_it():
+        if dev.link.stats.naks_sent == 0:
+            dev.emulator.inject_link_fault("drop", None, 1, "rx")
+        return host_nak()
+
+    dev.link._nak = nak_and_lose_it
     rec = stimscript.run(s, device=dev, record=False)
     assert rec.end_reason == "completed" and rec.delivered == s.counts()
-    assert dev.link.stats.naks_sent >= 1
+    assert dev.link.stats.naks_sent >= 2 and dev.link.stats.nak_retries >= 1
+    assert all(f.count == 0 for f in dev.emulator.link_faults)
 
 
 def test_device_silence_ends_disconnected_not_hanging():

@@ -36,7 +36,7 @@ class Recorded(Emulator):
 
     def _handle(self, fr):
         n = int.from_bytes(fr.payload[12:14], "little") if fr.mtype == w.PULSES else 0
-        self.host_frames.append((self._now, fr.mtype, n))
+        self.host_frames.append((self.rx_t, fr.mtype, n))
         super()._handle(fr)
 
 

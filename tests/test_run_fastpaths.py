@@ -140,10 +140,13 @@ def test_frame_decoder_equals_the_plain_receiver_for_any_stream_and_chunking(crc
 
 
 class ReplayAlways(Emulator):
-    """The plain path: replays everything on every call from the host (never skips a replay)."""
+    """The plain path: replays everything on every call from the host (never skips a replay, never takes a
+    KEEPALIVE before the replay)."""
 
-    def catch_up(self) -> None:
-        super().catch_up()
+    defer_replay = False
+
+    def catch_up(self, until: int | None = None) -> None:
+        super().catch_up(until)
         self._settled_at = None
 
 
