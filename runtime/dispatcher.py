@@ -296,7 +296,8 @@ class Dispatcher:
         # the device's watchdog must survive as many lost host frames in virtual time as in real time: between
         # wakes the host fills in KEEPALIVE frames so that no two of its frames are more than fill_gap apart
         tolerated, fill_gap = self.frame_loss_budget(prof.watchdog_ms * 1000, keepalive_us)
-        fill = not self.realtime and tolerated > 0
+        # (a host-timed driver, which sets its own poll interval, talks to its device on its own at every poll)
+        fill = not self.realtime and tolerated > 0 and not drv.poll_interval_us
         # a silent device: ask for STATUS after silence_us, declare the link lost after lost_us
         silence_us = self.silence_us or max(tick, prof.watchdog_ms * 500)
         lost_us = self.lost_us or max(4 * silence_us, prof.watchdog_ms * 2000, 1_000_000)
