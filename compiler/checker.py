@@ -104,7 +104,9 @@ from . import atlas as _atlas
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Iterator, Optional
+    from typing import Any, Callable, Iterator, Optional, TypeVar
+
+    _T = TypeVar("_T")
 
 HEADER_KEYS = ("reference", "indication", "author", "version", "description", "population", "notes")
 ALLOWS = ("monophasic",)
@@ -255,8 +257,9 @@ class Analysis:
         self.static()
         #: the block memo (``_block``): per top-level block, its static dependencies and its measurements
         self._block_deps_list: Optional[list] = None
-        #: the week resolved last, for a week that reads the same in every block (``_replay_session``)
-        self._last_layout: Optional[_LastWeek] = None
+        #: the week laid out last, for the runs of blocks a week takes from it (``_replay_run``)
+        self._last_layout: Optional[_WeekRecord] = None
+        self._readers: dict[str, list[int]] = {}
         #: per `with amplitude` (by id) and the numbers of the params it names: (µA, span, (num, den)) or None
         self._amp_values: dict[tuple, Optional[tuple]] = {}
         self._block_memos: dict[int, dict[tuple, _BlockMemo]] = {}
@@ -806,6 +809,7 @@ class Analysis:
         uses = ctx.uses
         add_use, add_source, add_shape_source, add_shape = uses.append, ctx.sources.append, ctx.shapes.append, table.add
         new_object, set_dict, new_placement = object.__new__, object.__setattr__, tuple.__new__
+        amp_known = ctx.amp_known
         block_index = path[0]
         end = 0
         cycle_names = []
@@ -863,8 +867,12 @@ class Analysis:
                     q = ev.positive(ov.value, FREQUENCY, "the overriding frequency")
                     ov_f = (q.value, ov.span) if q is not None else None
                 elif ov.key == "amplitude":
-                    q = ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
-                    ov_a = (q.value * 10**6, ov.span, param_of(ov.value)) if q is not None else None
+                    known = amp_known.get(id(ov)) if amp_known is not None else None
+                    if known is not None:   # evaluated this week without a word (``_block_key``)
+                        ov_a = (known[0], ov.span, param_of(ov.value))
+                    else:
+                        q = ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
+                        ov_a = (q.value * 10**6, ov.span, param_of(ov.value)) if q is not None else None
                     amp_ov = ov
                 else:
                     shp = build_shape(ov.value, ev)
@@ -920,14 +928,8 @@ class Analysis:
         The cyclic garbage collector is paused meanwhile: resolving allocates tens of thousands of small
         objects that all live on (uses, trains, segments), and a collection pass would walk the whole
         protocol's tree again and again (a third of the time of a 5000-line protocol). Nothing here
-        makes reference cycles; reference counting frees the rest as before."""
-        if not gc.isenabled():
-            return self._resolve(state, week, session, sink)
-        gc.disable()
-        try:
-            return self._resolve(state, week, session, sink)
-        finally:
-            gc.enable()
+        makes reference cycles; reference counting frees the rest as before (:func:`paused_gc`)."""
+        return paused_gc(self._resolve, state, week, session, sink)
 
     def _resolve(self, state: State, week: int, session: int, sink: list) -> Optional[ResolvedSession]:
         errors_before = sum(1 for d in sink if d.is_error)
@@ -1159,6 +1161,10 @@ class Analysis:
         Memoised per top-level block (``_BlockMemo``, see :meth:`_block`) on exactly what measuring it reads;
         the trains of a block never merge with another block's, so its layout is kept with where it started
         and moved to where the block starts this week, with this week's amplitudes (``lowering.place_block``).
+        A run of blocks that read what they read the week before (the same keys; only the params, cycles
+        and channels that changed are looked at, :meth:`_dirty`) is taken from that week as a whole
+        (:meth:`_replay_run`): its uses with this week's amplitudes, its trains moved by one shift, its
+        segments and diagnostics, in a few calls whatever its length.
         With the memo off (``set_cache_enabled(False)``) every block is measured and the session laid out
         anew (``lowering.lay_out``): the plain path the tests compare with.
         """
@@ -1184,95 +1190,209 @@ class Analysis:
             src_vals[n] = (a, cv.amp_span, (a.numerator, a.denominator))
         chan_idx = {n: table.add(cv.shape) for n, cv in chans.items()}
         amp_nd: list[tuple[int, int]] = []   # per use: its amplitude as (numerator, denominator)
+        ctx.amp_known = src_vals
+        n_blocks = len(blocks)
         last = self._last_layout
-        if last is not None and last.chan_idx == chan_idx and last.head == env.head and \
-                tuple(map(env.ids.get, last.reads)) == last.read_values and \
-                all([self._block_key(i, env, deps_of[i], src_vals, ctx)[2] is True for i in last.with_amplitude]):
-            # every block reads what it read the week before (its keys are equal; see _LastWeek)
-            fast = self._replay_session(last, ctx, src_vals, amp_nd)
-            if fast is not None:
-                return fast
-            del uses[:], amp_nd[:]
-        keys = [self._block_key(i, env, deps_of[i], src_vals, ctx) for i in range(len(blocks))]
-        placed: list[tuple[_BlockMemo, Measured, int]] = []   # per measured block: memo, measure, first use
-        entries: list[_BlockMemo] = []
+        dirty: set = set()
+        if last is not None and last.n == n_blocks and last.head == env.head and last.chan_idx == chan_idx:
+            dirty = self._dirty(last.ids, env.ids)
+        else:
+            last = None
         before = len(sink)
+        keys: list[tuple] = []
+        entries: list[Optional[_BlockMemo]] = []   # per block (None: in a run taken from the week before)
+        base_of: list[int] = []                    # per block: its first use
+        doff: list[int] = []                       # per block: its first diagnostic (from ``before``)
+        # pass 1: uses, diagnostics, sources and shapes; items: a run (a, b) of blocks replayed as a whole, or
+        # one block (its index) measured or replayed on its own
+        items: list = []
+        run_a = -1
+        block_key = self._block_key
+        for i in range(n_blocks):
+            deps = deps_of[i]
+            if last is not None and not deps[1] and i not in dirty:
+                key = last.keys[i]   # nothing it reads changed (and it has no `with amplitude`)
+            else:
+                key = block_key(i, env, deps, src_vals, ctx)
+            keys.append(key)
+            if last is not None and last.ok[i] and (key is last.keys[i] or key == last.keys[i]) and \
+                    (run_a >= 0 or len(uses) == last.base[i]) and _sources_differ(last.entries[i], src_vals):
+                if run_a < 0:
+                    run_a = i
+                continue
+            if run_a >= 0:
+                assert last is not None   # a run is of blocks taken from the week before
+                self._run(last, run_a, i, ctx, src_vals, chan_idx, amp_nd, keys, entries, base_of, doff, items,
+                          before)
+                run_a = -1
+            self._one(i, blocks[i], ctx, keys[i], src_vals, chan_idx, amp_nd, entries, base_of, doff, items, before)
+        if run_a >= 0:
+            assert last is not None
+            self._run(last, run_a, n_blocks, ctx, src_vals, chan_idx, amp_nd, keys, entries, base_of, doff, items,
+                      before)
+        base_of.append(len(uses))
+        doff.append(len(sink) - before)
+        # lengths
         t = expanded = 0
-        for i, b in enumerate(blocks):
-            base = len(uses)
-            entry = self._block(i, b, ctx, keys[i], src_vals, chan_idx, amp_nd)
-            entries.append(entry)
-            if entry.measured is not None:
-                placed.append((entry, entry.measured, base))
-                t += entry.measured.length
-                expanded += entry.emissions
-            if len(amp_nd) != len(uses):   # measured: its uses' amplitudes as they are
-                for u in uses[len(amp_nd):]:
-                    a = u.amplitude_ua
-                    amp_nd.append((a.numerator, a.denominator) if type(a) is Fraction
-                                  else (Fraction(a).numerator, Fraction(a).denominator))
+        for item in items:
+            if item.__class__ is tuple:
+                a, b = item
+                assert last is not None
+                t += last.start[b] - last.start[a]
+                expanded += last.emis[b] - last.emis[a]
+            else:
+                m = entries[item].measured
+                if m is not None:
+                    t += m.length
+                    expanded += m.emissions
         amplitudes = tuple([u.amplitude_ua for u in uses])
         lowered = None
-        canon = True   # every block's pattern the one of its sources (see _replay_session)
+        record = None
         if expanded <= MAX_EXPANDED_BLOCKS and t <= MAX_SESSION_US:
             trains: list = []
             train_uses: list = []
             segments: list = []
-            start = 0
-            for entry, m, base in placed:
-                pattern = entry.pattern(amp_nd, base)
-                canon = canon and pattern is entry._canon
+            ok = [False] * n_blocks
+            tstart = [0] * (n_blocks + 1)
+            sstart = [0] * (n_blocks + 1)
+            starts = [0] * (n_blocks + 1)
+            emis = [0] * (n_blocks + 1)
+            start = done = 0
+            for item in items:
+                if item.__class__ is tuple:
+                    a, b = item
+                    assert last is not None
+                    ta, tb, sa, sb = last.tstart[a], last.tstart[b], last.sstart[a], last.sstart[b]
+                    shift = start - last.start[a]
+                    tdelta, sdelta, edelta = len(trains) - ta, len(segments) - sa, done - last.emis[a]
+                    for j in range(a, b):
+                        ok[j] = True
+                        tstart[j] = last.tstart[j] + tdelta
+                        sstart[j] = last.sstart[j] + sdelta
+                        starts[j] = last.start[j] + shift
+                        emis[j] = last.emis[j] + edelta
+                    _lowering._place_trains(last.trains[ta:tb], last.train_uses[ta:tb], shift, amp_nd, trains)
+                    train_uses.extend(last.train_uses[ta:tb])
+                    if shift:
+                        segments.extend([_lowering._moved(sg, shift) for sg in last.segments[sa:sb]])
+                    else:
+                        segments.extend(last.segments[sa:sb])
+                    start += last.start[b] - last.start[a]
+                    done += last.emis[b] - last.emis[a]
+                    continue
+                i = item
+                entry = entries[i]
+                assert entry is not None
+                tstart[i], sstart[i], starts[i], emis[i] = len(trains), len(segments), start, done
+                m = entry.measured
+                if m is None:
+                    continue
+                pattern = entry.pattern(amp_nd, base_of[i])
+                ok[i] = pattern is entry._canon and keys[i][2] is True
                 block = entry.lowered.get(pattern)
                 if block is None:
                     block = entry.lowered[pattern] = lay_out_block(m, start, amplitudes)
                 place_block(block, start, amp_nd, trains, train_uses, segments)
                 start += m.length
+                done += entry.emissions
+            tstart[n_blocks], sstart[n_blocks], starts[n_blocks], emis[n_blocks] = \
+                len(trains), len(segments), start, done
             lowered = Lowered(tuple(trains), tuple(train_uses), tuple(segments), amplitudes)
-        laid = _SessionLayout(tuple(uses), t, expanded, lowered)
-        self._last_layout = _LastWeek(env.head, env.ids, deps_of, dict(chan_idx), entries, placed, tuple(sink[before:]),
-                                      tuple(sources), tuple(ctx.shapes), laid) \
-            if canon and lowered is not None and all([k[2] is True for k in keys]) else None
-        return laid
+            rows: list = []
+            for item in items:
+                if item.__class__ is tuple:
+                    assert last is not None
+                    rows.extend(last.rows[last.base[item[0]]:last.base[item[1]]])
+                else:
+                    rows.extend(entries[item]._rows)
+            if last is not None:
+                for j in range(n_blocks):
+                    if entries[j] is None:
+                        entries[j] = last.entries[j]
+            record = _WeekRecord(n_blocks, env.head, env.ids, dict(chan_idx), keys, ok, entries, base_of, doff,
+                                 tuple(sink[before:]), tuple(rows), tuple(sources), tuple(ctx.shapes), tstart,
+                                 lowered.trains, lowered.train_uses, sstart, lowered.segments, starts, emis)
+        self._last_layout = record
+        return _SessionLayout(tuple(uses), t, expanded, lowered)
 
-    def _replay_session(self, last: "_LastWeek", ctx: "_LeafContext", src_vals: dict, amp_nd: list
-                        ) -> Optional["_SessionLayout"]:
-        """This week's session when every block reads what it read in the week before (the same keys, the
-        same channels' shape indices), amplitudes aside: that week's uses with this week's amplitudes, its
-        trains with this week's amplitudes at the same times, its segments and diagnostics. What the
-        block-by-block replay gives, in one pass; None (only shapes added, which the block-by-block path
-        adds again in the same order) when a `with pulse` shape's index differs this week, a `with
-        amplitude` reported, or the sources of a block no longer all differ in amplitude (its trains may merge
-        otherwise)."""
-        add = ctx.table.add
-        for shape, idx in last.own:
-            if add(shape) != idx:
-                return None
-        for src in last.srcs:
-            if src_vals[src] is None:
-                return None
+    def _one(self, i: int, block, ctx: "_LeafContext", key: tuple, src_vals: dict, chan_idx: dict, amp_nd: list,
+             entries: list, base_of: list, doff: list, items: list, before: int) -> None:
+        """Block ``i`` on its own (:meth:`_block`), with its uses' amplitudes added to ``amp_nd``."""
         uses = ctx.uses
-        _lowering._replay_uses(last.rows, ctx.chans, src_vals, uses, amp_nd)
-        for base, n, nsrc in last.mixed:
-            if len(set(amp_nd[base:base + n])) != nsrc:
-                return None
-        prev = last.laid
-        assert prev.lowered is not None
-        trains: list = []
-        _lowering._place_trains(prev.lowered.trains, prev.lowered.train_uses, 0, amp_nd, trains)
-        ctx.sink.extend(last.diagnostics)
-        ctx.sources.extend(last.sources)
-        ctx.shapes.extend(last.shapes)
-        amplitudes = tuple([u.amplitude_ua for u in uses])
-        lowered = Lowered(tuple(trains), prev.lowered.train_uses, prev.lowered.segments, amplitudes)
-        laid = _SessionLayout(tuple(uses), prev.duration_us, prev.expanded, lowered)
-        last.laid = laid
-        return laid
+        base = len(uses)
+        base_of.append(base)
+        doff.append(len(ctx.sink) - before)
+        entry = self._block(i, block, ctx, key, src_vals, chan_idx, amp_nd)
+        entries.append(entry)
+        items.append(i)
+        if len(amp_nd) != len(uses):   # measured: its uses' amplitudes as they are
+            for u in uses[len(amp_nd):]:
+                a = u.amplitude_ua
+                amp_nd.append((a.numerator, a.denominator) if type(a) is Fraction
+                              else (Fraction(a).numerator, Fraction(a).denominator))
+
+    def _run(self, last: "_WeekRecord", a: int, b: int, ctx: "_LeafContext", src_vals: dict, chan_idx: dict,
+             amp_nd: list, keys: list, entries: list, base_of: list, doff: list, items: list, before: int) -> None:
+        """Blocks ``a`` .. ``b - 1``, which read what they read the week before: taken from that week as a
+        whole (:meth:`_replay_run`), or one by one when a `with pulse` shape's index differs this week."""
+        uses, sink = ctx.uses, ctx.sink
+        base, dbase = len(uses), len(sink) - before
+        if self._replay_run(last, a, b, ctx, src_vals, amp_nd):
+            for j in range(a, b):
+                base_of.append(last.base[j] - last.base[a] + base)
+                doff.append(last.doff[j] - last.doff[a] + dbase)
+                entries.append(None)
+            items.append((a, b))
+            return
+        blocks = self.session.blocks if self.session is not None else ()
+        for j in range(a, b):
+            self._one(j, blocks[j], ctx, keys[j], src_vals, chan_idx, amp_nd, entries, base_of, doff, items, before)
+
+    def _replay_run(self, last: "_WeekRecord", a: int, b: int, ctx: "_LeafContext", src_vals: dict, amp_nd: list
+                    ) -> bool:
+        """The uses (with this week's amplitudes and shapes), diagnostics, sources and shapes of blocks ``a`` ..
+        ``b - 1`` as the week before gave them; False (only shapes added, which the block-by-block path adds
+        again in the same order) when a `with pulse` shape's index differs this week."""
+        add = ctx.table.add
+        entries = last.entries
+        for j in range(a, b):
+            own = entries[j]._own
+            if own:
+                for shape, idx in own:
+                    if add(shape) != idx:
+                        return False
+        ua, ub = last.base[a], last.base[b]
+        _lowering._replay_uses(last.rows[ua:ub], ctx.chans, src_vals, ctx.uses, amp_nd)
+        ctx.sink.extend(last.diagnostics[last.doff[a]:last.doff[b]])
+        ctx.sources.extend(last.sources[ua:ub])
+        ctx.shapes.extend(last.shapes[ua:ub])
+        return True
+
+    def _dirty(self, before: dict, now: dict) -> set:
+        """The top-level blocks that read a param, cycle or channel whose number differs between two weeks'
+        ``_WeekEnv.ids`` (or that one of them lacks)."""
+        readers = self._readers
+        out: set = set()
+        get = before.get
+        for k, v in now.items():
+            if get(k, _MISSING) != v:
+                out.update(readers.get(k, ()))
+        if before.keys() != now.keys():
+            for k in before.keys() - now.keys():
+                out.update(readers.get(k, ()))
+        return out
 
     def _deps_of(self, blocks) -> list:
-        """Per top-level block, what it reads (:func:`_block_deps`), computed once per analysis."""
+        """Per top-level block, what it reads (:func:`_block_deps`), computed once per analysis; and per thing
+        read, the blocks that read it (``_readers``)."""
         deps = self._block_deps_list
         if deps is None or len(deps) != len(blocks):
             deps = self._block_deps_list = [_block_deps(b) for b in blocks]
+            readers: dict[str, list[int]] = {}
+            for i, (reads, _amp, _amp_reads) in enumerate(deps):
+                for r in reads:
+                    readers.setdefault(r, []).append(i)
+            self._readers = readers
         return deps
 
     def _week_env(self, state: State, timings: dict, chans: dict, ids: dict[str, int]) -> "_WeekEnv":
@@ -1339,44 +1459,51 @@ class Analysis:
         return entry
 
 
-class _LastWeek:
-    """The week before, block by block (``Analysis._session_layout``): what its blocks' keys held, the
-    channels' shape indices, the diagnostics, sources and shapes of its uses, its layout; and, flattened for
-    :meth:`Analysis._replay_session`, every use's row, every `with pulse` shape with its index, the sources
-    of amplitudes, and each block with more than one source (its first use, uses and sources)."""
+class _WeekRecord:
+    """The week laid out last, block by block (``Analysis._session_layout``), for the next week's runs of
+    unchanged blocks: what the blocks' keys were computed from (the evaluator's names, the numbers of what
+    they read, the channels' shape indices), per block its key, whether its layout may be taken as it is
+    (measured, its `with amplitude` values evaluated, its pattern the one of its sources: ``ok``) and its
+    memo entry; per block (and one past the last) its first use, diagnostic, train, segment, start and the
+    blocks and pauses unrolled before it; and the week's uses as rows (``_BlockMemo``), diagnostics, sources,
+    shapes, trains, their uses and segments."""
 
-    __slots__ = ("head", "reads", "read_values", "with_amplitude", "chan_idx", "diagnostics", "sources", "shapes",
-                 "laid", "rows", "own", "srcs", "mixed")
+    __slots__ = ("n", "head", "ids", "chan_idx", "keys", "ok", "entries", "base", "doff", "diagnostics", "rows",
+                 "sources", "shapes", "tstart", "trains", "train_uses", "sstart", "segments", "start", "emis")
 
-    def __init__(self, head: tuple, ids: dict, deps: list, chan_idx: dict, entries: list, placed: list,
-                 diagnostics: tuple, sources: tuple, shapes: tuple, laid: "_SessionLayout") -> None:
-        # the blocks' keys, as one comparison: the names the evaluator knows, the values (as numbers) of what any
-        # block reads, and the blocks with a `with amplitude` (every one evaluated without a word: their keys
-        # hold no values; a week whose values do too has every key equal to these)
+    def __init__(self, n: int, head: tuple, ids: dict, chan_idx: dict, keys: list, ok: list, entries: list,
+                 base: list, doff: list, diagnostics: tuple, rows: tuple, sources: tuple, shapes: tuple,
+                 tstart: list, trains: tuple, train_uses: tuple, sstart: list, segments: tuple, start: list,
+                 emis: list) -> None:
+        self.n = n
         self.head = head
-        reads: set = set()
-        for block_reads, _amp, _amp_reads in deps:
-            reads.update(block_reads)
-        self.reads = tuple(sorted(reads))
-        self.read_values = tuple(map(ids.get, self.reads))
-        self.with_amplitude = tuple(i for i, (_r, amp, _a) in enumerate(deps) if amp)
+        self.ids = ids
         self.chan_idx = chan_idx
+        self.keys = keys
+        self.ok = ok
+        self.entries = entries
+        self.base = base
+        self.doff = doff
         self.diagnostics = diagnostics
+        self.rows = rows
         self.sources = sources
         self.shapes = shapes
-        self.laid = laid
-        rows: list = []
-        own: list = []
-        srcs: dict = {}
-        for entry in entries:
-            rows.extend(entry._rows)
-            own.extend(entry._own)
-            srcs.update(dict.fromkeys(entry._srcs))
-        self.rows = tuple(rows)
-        self.own = tuple(own)
-        self.srcs = tuple(srcs)
-        self.mixed = tuple((base, len(entry._canon), len(entry._srcs)) for entry, _m, base in placed
-                           if len(entry._srcs) > 1)
+        self.tstart = tstart
+        self.trains = trains
+        self.train_uses = train_uses
+        self.sstart = sstart
+        self.segments = segments
+        self.start = start
+        self.emis = emis
+
+
+def _sources_differ(entry: "_BlockMemo", src_vals: dict) -> bool:
+    """Whether the sources of a block's amplitudes (channels, `with amplitude` values) all differ this week:
+    then the uses that share an amplitude are those of one source, the pattern its layout was made for."""
+    srcs = entry._srcs
+    if len(srcs) <= 1:
+        return True
+    return len({src_vals[s][2] for s in srcs}) == len(srcs)
 
 
 # --- session layout ---------------------------------------------------------------------------------
@@ -1444,7 +1571,7 @@ MAX_EXPANDED_BLOCKS = 100_000
 class _LeafContext:
     """What measuring the blocks of one week reads and adds to."""
 
-    __slots__ = ("ev", "timings", "chans", "table", "sink", "uses", "sources", "shapes")
+    __slots__ = ("ev", "timings", "chans", "table", "sink", "uses", "sources", "shapes", "amp_known")
 
     def __init__(self, ev: Evaluator, timings: dict, chans: dict, table: ShapeTable, sink: list, uses: list,
                  sources: list) -> None:
@@ -1457,6 +1584,8 @@ class _LeafContext:
         self.sources = sources   # per use: the channel whose amplitude it has, or the line's `with amplitude`
         #: per use: the channel whose shape it has (None: the line's `with pulse`) and the shape's index
         self.shapes: list[tuple[Optional[str], int]] = []
+        #: this week's `with amplitude` values by id() (``src_vals`` of the block memo; None: not known)
+        self.amp_known: Optional[dict] = None
 
 
 class _SessionLayout:
@@ -1686,13 +1815,29 @@ def analyse(an: Analysis, profile) -> tuple[dict[int, WeekResult], list[Diagnost
     session and findings live on, so a collection after each week would walk them again and again, and
     the older generations (the protocol's tree, the earlier weeks) are walked more often the larger the
     protocol (a third of the checking time of a 20,000-line protocol). Nothing here makes reference
-    cycles; reference counting frees the rest as before, and one collection of the survivors follows."""
+    cycles; reference counting frees the rest as before (:func:`paused_gc`)."""
+    return paused_gc(_analyse, an, profile)
+
+
+def paused_gc(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` with the cyclic garbage collector paused (when it runs; a caller's own pause is left
+    alone), then the objects it left in the young generations moved to the oldest one at once.
+
+    What the checker makes (the protocol's tree, every week's uses, trains and findings) lives as long as
+    the protocol, holds no reference cycle, and would otherwise all be walked by the first young
+    collection after the pause (about 15,000 objects, 2-3 ms, for the 500-line benchmark protocol) only
+    to be promoted there; ``gc.freeze()`` + ``gc.unfreeze()`` promote them in one step. Done only when
+    nothing is frozen already (an application's own ``gc.freeze()`` is left as it is); garbage in a
+    cycle is still collected, by the next full collection."""
     if not gc.isenabled():
-        return _analyse(an, profile)
+        return fn(*args)
     gc.disable()
     try:
-        return _analyse(an, profile)
+        return fn(*args)
     finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 

@@ -133,13 +133,30 @@ class ShapeTable:
 
 
 def duration_text(us: int) -> str:
-    """'15 min', '45 s', '1.5 s', '250 ms', '1 h', '30 µs' for segment labels (stimscript.formatting)."""
-    return exact_duration(us)
+    """'15 min', '45 s', '1.5 s', '250 ms', '1 h', '30 µs' for segment labels (stimscript.formatting);
+    memoised (every block measured in every week labels itself)."""
+    text = _TEXTS.get(us)
+    if text is None:
+        if len(_TEXTS) >= 4096:
+            _TEXTS.clear()
+        text = _TEXTS[us] = exact_duration(us)
+    return text
 
 
 def repeat_label(count: int, cycles: list[str]) -> str:
-    names = list(dict.fromkeys(cycles))
-    return f"repeat {count} × {', '.join(names)}" if names else f"repeat {count}"
+    key = (count, *cycles)
+    label = _TEXTS.get(key)
+    if label is None:
+        names = list(dict.fromkeys(cycles))
+        label = f"repeat {count} × {', '.join(names)}" if names else f"repeat {count}"
+        if len(_TEXTS) >= 4096:
+            _TEXTS.clear()
+        _TEXTS[key] = label
+    return label
+
+
+#: labels by µs (an int) or by (count, cycle names) (a tuple)
+_TEXTS: dict = {}
 
 
 def segment(kind: str, label: str, start: int, end: int, **extra) -> Segment:
@@ -354,8 +371,7 @@ def lay_out_block(m: Measured, start: int, amplitudes: Sequence[Fraction]) -> Bl
         placements = m.placements
         if len({p[0] for p in placements}) == len(placements):
             # one train per placement: trains merge only on one channel, and each channel is here once
-            return BlockLayout(start, tuple([make_train(p[0], start + p[1], p[2], p[3], p[4], amplitudes[p[6]], p[5])
-                                             for p in placements]),
+            return BlockLayout(start, _leaf_trains(placements, start, amplitudes, _PERIODS, _period),
                                tuple([p[6] for p in placements]),
                                (segment("block", m.label, start, start + m.length, block=m.path),))
     trains: list[Train] = []
@@ -426,7 +442,7 @@ def to_schedule(resolved: ResolvedSession, *, warnings=(), sha256: str = "", tit
                     source_text=source_text)
 
 
-# --- the two loops a later week spends its time in, and their compiled twin ---------------------------------
+# --- the loops a week spends its time in, and their compiled twin ----------------------------------------
 def place_trains(block_trains: tuple, block_uses: tuple, shift: int, amp_nd: Sequence[tuple[int, int]],
                  out: list) -> None:
     """Append each train of ``block_trains`` to ``out``, ``shift`` µs later and with ``amp_nd[u]`` (numerator,
@@ -480,6 +496,13 @@ def replay_uses(rows: tuple, chans: dict, src_vals: dict, uses: list, amp_nd: li
         append(use)
 
 
+def leaf_trains(placements: tuple, start: int, amplitudes: Sequence, periods: dict, period_of) -> tuple:
+    """The train of each placement of a block of lines laid out from ``start`` (:func:`make_train`), with
+    ``amplitudes[use]`` its amplitude; ``periods`` and ``period_of`` are :func:`_period`'s memo and itself
+    (the compiled twin looks a frequency up in the memo before it calls the function)."""
+    return tuple([make_train(p[0], start + p[1], p[2], p[3], p[4], amplitudes[p[6]], p[5]) for p in placements])
+
+
 # The compiled twin (ext/_resolve.pyx) when built, else the loops above (the reference).
 # ``STIMSCRIPT_NO_EXTENSIONS=1`` forces the reference; ``STIMSCRIPT_REQUIRE_EXTENSIONS=1`` turns a missing
 # extension into an ImportError.
@@ -487,6 +510,7 @@ _no_ext = os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0")
 _require_ext = os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0")
 _place_trains = place_trains
 _replay_uses = replay_uses
+_leaf_trains = leaf_trains
 USING_EXTENSION = False
 if not _no_ext:
     try:
@@ -494,6 +518,7 @@ if not _no_ext:
 
         _place_trains = _twin.place_trains
         _replay_uses = _twin.replay_uses
+        _leaf_trains = _twin.leaf_trains
         USING_EXTENSION = True
     except ImportError:
         if _require_ext:

@@ -15,7 +15,7 @@ from ..errors import (Diagnostic, ParamError, PlanError, ProtocolSemanticError, 
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
 from ..spans import Source
 from ..units import Quantity, dim_name, parse_quantity
-from .checker import Analysis, ParamInfo, analyse, run_week, with_week
+from .checker import Analysis, ParamInfo, WeekResult, analyse, paused_gc, run_week, with_week
 from .evaluate import did_you_mean, fmt
 from .lowering import to_schedule
 from .model import ResolvedSession
@@ -43,6 +43,12 @@ def _coded(err: StimscriptError, code: str) -> StimscriptError:
     return err
 
 
+def _check(protocol: ast.Protocol, source: Source, profile: DeviceProfile
+           ) -> tuple[Analysis, tuple[dict[int, WeekResult], list[Diagnostic]]]:
+    an = Analysis(protocol, source)
+    return an, analyse(an, profile)
+
+
 def _raise(diags: list[Diagnostic]) -> None:
     errors = [d for d in diags if d.is_error]
     if not errors:
@@ -63,8 +69,8 @@ class CheckedProtocol:
         #: the file's text as read (sessions records keep it, so what was delivered can be rebuilt)
         self.source_text = data.decode("utf-8", errors="replace")
         self.profile = profile
-        self._an = Analysis(protocol, source)
-        self._weeks, diags = analyse(self._an, profile)
+        # the static checks and every week with the garbage collector paused once (checker.paused_gc)
+        self._an, (self._weeks, diags) = paused_gc(_check, protocol, source, profile)
         _raise(diags)
         self.warnings: tuple[Diagnostic, ...] = tuple(d for d in diags if not d.is_error)
         an = self._an

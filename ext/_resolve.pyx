@@ -1,18 +1,29 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Cython twin of the two loops a later week of the checker spends its time in (compiler/lowering.py
-``place_trains`` and ``replay_uses``, the reference): the same objects appended in the same order, the same
+"""Cython twin of the loops a week of the checker spends its time in (compiler/lowering.py ``place_trains``,
+``replay_uses`` and ``leaf_trains``, the reference): the same objects appended in the same order, the same
 values in them, for every input. The loops only copy field dicts and make objects; compiled, they skip the
 interpreter's dispatch per field.
 """
 from cpython.dict cimport PyDict_Copy
+from cpython.object cimport PyObject_GenericSetAttr
+
+from fractions import Fraction
 
 from stimscript.compiler.model import ChannelUse
 from stimscript.pulses import Train
 
-__all__ = ["place_trains", "replay_uses"]
+__all__ = ["leaf_trains", "place_trains", "replay_uses"]
 
 cdef object _new = object.__new__
-cdef object _set = object.__setattr__
+cdef str _DICT = "__dict__"
+
+
+cdef inline object _made(object cls, dict d):
+    """What ``object.__new__(cls)`` with ``object.__setattr__(new, "__dict__", d)`` makes (a frozen dataclass's
+    own ``__setattr__`` refuses, so the generic one is called, as ``object.__setattr__`` does)."""
+    cdef object new = _new(cls)
+    PyObject_GenericSetAttr(new, _DICT, d)
+    return new
 
 
 def place_trains(tuple block_trains, tuple block_uses, object shift, object amp_nd, list out):
@@ -35,8 +46,7 @@ def place_trains(tuple block_trains, tuple block_uses, object shift, object amp_
             d["start_us"] = d["start_us"] + shift
             d["amp_num"] = num
             d["amp_den"] = den
-            tr = _new(Train)
-            _set(tr, "__dict__", d)
+            tr = _made(Train, d)
         out.append(tr)
 
 
@@ -70,6 +80,39 @@ def replay_uses(tuple rows, dict chans, dict src_vals, list uses, list amp_nd):
                 new_spans = PyDict_Copy(spans)
                 new_spans["amplitude"] = span
                 nd["spans"] = new_spans
-            use = _new(ChannelUse)
-            _set(use, "__dict__", nd)
+            use = _made(ChannelUse, nd)
         uses.append(use)
+
+
+def leaf_trains(tuple placements, object start, object amplitudes, dict periods, object period_of):
+    """Same as ``compiler.lowering.leaf_trains``."""
+    cdef Py_ssize_t i, n = len(placements)
+    cdef tuple p, per
+    cdef list out = [None] * n
+    cdef object freq, amp, timing, key, up, hold, down, rest, on
+    for i in range(n):
+        p = <tuple>placements[i]
+        freq = p[4]
+        if type(freq) is Fraction:
+            key = (freq.numerator, freq.denominator)
+        elif type(freq) is int:
+            key = (freq, 1)
+        else:
+            key = None
+        per = <tuple>(periods.get(key) if key is not None else None)
+        if per is None:
+            per = <tuple>period_of(freq)
+        amp = amplitudes[p[6]]
+        if type(amp) is not Fraction:
+            amp = Fraction(amp)
+        timing = p[3]
+        up = timing.ramp_up_us
+        hold = timing.hold_us
+        down = timing.ramp_down_us
+        rest = timing.rest_us
+        on = up + hold + down
+        out[i] = _made(Train, {"channel": p[0], "start_us": start + p[1], "cycles": p[2], "cycle_us": on + rest,
+                               "on_us": on, "ramp_up_us": up, "ramp_down_us": down, "period_num": per[0],
+                               "period_den": per[1], "amp_num": amp.numerator, "amp_den": amp.denominator,
+                               "shape": p[5]})
+    return tuple(out)

@@ -5,6 +5,9 @@
 * ``replay_uses``: the same channel uses (fields and spans), the same objects where nothing changes, and the
   same amplitudes as (numerator, denominator), for channels' amplitudes, `with amplitude` values and ones that
   reported (the measured amplitude kept);
+* ``leaf_trains``: the same trains (every field) for any placements (frequencies as Fractions, ints or floats,
+  cycles with and without ramps), starts and amplitudes (Fractions or ints), whether or not the period memo
+  knows the frequency;
 * the checker resolves every week of the examples, the corpus and the benchmark protocols alike with either.
 
 Skipped when the extension is not built (STIMSCRIPT_NO_EXTENSIONS=1 runs the reference everywhere).
@@ -114,6 +117,38 @@ def test_replay_uses_equals_the_reference(data, n):
         assert use.shape is (chans[sc].shape if sc is not None else old.shape)
 
 
+frequencies = st.one_of(st.fractions(min_value=Fraction(1, 10), max_value=10_000, max_denominator=30),
+                        st.integers(1, 10_000), st.sampled_from([33.3, 50.0, 0.5]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), n=st.integers(0, 8), start=st.integers(0, 10**9), known=st.booleans())
+def test_leaf_trains_equals_the_reference(data, n, start, known):
+    from stimscript.compiler.lowering import Placement, Timing
+
+    uses = data.draw(st.lists(st.one_of(amplitudes, st.integers(0, 120_000)), min_size=1, max_size=5))
+    placements = []
+    for _ in range(n):
+        timing = Timing(*data.draw(st.tuples(*[st.integers(0, 10**7)] * 4)))
+        placements.append(Placement(data.draw(st.integers(1, 255)), data.draw(st.integers(0, 10**7)),
+                                    data.draw(st.integers(0, 1000)), timing, data.draw(frequencies),
+                                    data.draw(st.integers(0, 3)), data.draw(st.integers(0, len(uses) - 1))))
+    placements_t = tuple(placements)
+    if not known:
+        lowering._PERIODS.clear()
+    ref = lowering.leaf_trains(placements_t, start, uses, lowering._PERIODS, lowering._period)
+    if not known:
+        lowering._PERIODS.clear()
+    out = twin.leaf_trains(placements_t, start, uses, lowering._PERIODS, lowering._period)
+    assert out == ref and type(out) is tuple
+    assert [tr.__dict__ for tr in out] == [tr.__dict__ for tr in ref]   # every field, the same order
+    for tr, p in zip(out, placements_t):
+        period = Fraction(10**6) / Fraction(p.frequency_hz)
+        amp = Fraction(uses[p.use])
+        assert (tr.start_us, tr.period_num, tr.period_den, tr.amp_num, tr.amp_den) == \
+            (start + p.after_us, period.numerator, period.denominator, amp.numerator, amp.denominator)
+
+
 def _weeks(text: str):
     protocol = parse(text, "twin.stim")
     an = Analysis(protocol, protocol.span.source)
@@ -124,12 +159,13 @@ def _weeks(text: str):
 
 
 def _with_reference(fn):
-    saved = lowering._place_trains, lowering._replay_uses
-    lowering._place_trains, lowering._replay_uses = lowering.place_trains, lowering.replay_uses
+    saved = lowering._place_trains, lowering._replay_uses, lowering._leaf_trains
+    lowering._place_trains, lowering._replay_uses, lowering._leaf_trains = \
+        lowering.place_trains, lowering.replay_uses, lowering.leaf_trains
     try:
         return fn()
     finally:
-        lowering._place_trains, lowering._replay_uses = saved
+        lowering._place_trains, lowering._replay_uses, lowering._leaf_trains = saved
 
 
 @pytest.mark.skipif(not lowering.USING_EXTENSION, reason="the checker runs the reference (STIMSCRIPT_NO_EXTENSIONS=1)")
@@ -137,6 +173,7 @@ def test_the_checker_resolves_alike_with_either_twin():
     import importlib.util
 
     assert lowering._place_trains is twin.place_trains and lowering._replay_uses is twin.replay_uses
+    assert lowering._leaf_trains is twin.leaf_trains
     spec = importlib.util.spec_from_file_location("bench_check", os.path.join(ROOT, "benchmarks", "bench_check.py"))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
