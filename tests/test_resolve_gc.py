@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
+import sys
 
 import stimscript
 from stimscript.compiler.checker import paused_gc
@@ -17,14 +19,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "tka_quadriceps.stim")
 
 
+def _run(code: str) -> str:
+    """``code`` in a fresh interpreter (the suite's own process may have frozen objects: ``check`` does at
+    start-up, and then the checker leaves the generations alone)."""
+    result = subprocess.run([sys.executable, "-c", code, EXAMPLE], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_the_collector_runs_again_after_a_check_and_the_checked_objects_are_not_young():
-    assert gc.isenabled()
-    protocol = stimscript.load(EXAMPLE)
-    assert gc.isenabled()
-    young = {id(o) for o in gc.get_objects(generation=0)} | {id(o) for o in gc.get_objects(generation=1)}
-    resolved = protocol.resolve(1)
-    made = [protocol, protocol.ast] + [u for u in resolved.uses]
-    assert not [o for o in made if id(o) in young]   # promoted at once, not left to a young collection
+    assert _run("""
+import gc, sys
+import stimscript
+assert gc.isenabled() and gc.get_freeze_count() == 0
+protocol = stimscript.load(sys.argv[1])
+assert gc.isenabled() and gc.get_freeze_count() == 0
+young = {id(o) for o in gc.get_objects(generation=0)} | {id(o) for o in gc.get_objects(generation=1)}
+made = [protocol, protocol.ast] + list(protocol.resolve(1).uses) + list(protocol.resolve(1).trains)
+print(len(made), sum(1 for o in made if id(o) in young))
+""").endswith(" 0")   # promoted at once, not left to a young collection
 
 
 def test_a_callers_own_pause_is_left_alone():
@@ -39,15 +52,20 @@ def test_a_callers_own_pause_is_left_alone():
 
 
 def test_objects_a_caller_froze_stay_frozen():
-    gc.collect()
-    gc.freeze()
-    try:
-        frozen = gc.get_freeze_count()
-        assert frozen > 0
-        stimscript.load(EXAMPLE)
-        assert gc.get_freeze_count() == frozen   # nothing of the caller's unfrozen, nothing of ours added
-    finally:
-        gc.unfreeze()
+    out = _run("""
+import gc, sys
+import stimscript
+mine = [[k] for k in range(100)]
+gc.freeze()
+def frozen():   # the permanent generation is in no generation gc.get_objects() lists
+    listed = {id(o) for o in gc.get_objects()}
+    return not any(id(o) in listed for o in mine)
+before = frozen()
+protocol = stimscript.load(sys.argv[1])
+young = {id(o) for o in gc.get_objects(generation=0)} | {id(o) for o in gc.get_objects(generation=1)}
+print(before, frozen(), id(protocol) in young)
+""")
+    assert out == "True True True"
 
 
 def test_garbage_in_a_cycle_made_while_paused_is_still_collected():
