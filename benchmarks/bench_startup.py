@@ -9,6 +9,13 @@ with their ratio to ``python -c pass``, for the wall time and for the CPU time o
 system of the process: steadier than the wall time on a machine others are using). Bytecode is written and reused as after a normal install (the
 variable PYTHONDONTWRITEBYTECODE is removed for the measured processes, after warm-up runs).
 
+Both ways of installing are measured. The venv's own ``stimscript`` is the README's editable install (its
+``python -c pass`` already pays for the editable finder, which imports pathlib, re and enum). A non-editable
+install is measured as a copy of the package laid out as setup.py installs it (``stimscript/``, ``dsl/`` as
+``stimscript/dsl``, ..., with the built extensions and shipped tables), run by the base interpreter with the
+venv's site-packages on ``PYTHONPATH`` and compared with that interpreter's own ``python -c pass`` (no .pth
+finder): the stricter ratio, as a wheel install gives it.
+
 ``--before DIR`` runs the same commands from another checkout (e.g. ``git worktree add /tmp/before <rev>``),
 imported through a small finder that maps the repository's folders onto ``stimscript.*`` as setup.py does;
 the current checkout is then measured through the same finder too, so both pay the same. Finally
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,17 +48,53 @@ sys.exit(main(sys.argv[1:]))
 '''.replace("BENCHMARKS", repr(os.path.join(HERE, "benchmarks")))
 
 
+#: the folders setup.py installs as ``stimscript.<name>`` (package_dir)
+SUBPACKAGES = ("dsl", "compiler", "programs", "runtime", "drivers", "ext")
+
+
+def stage_install(root: str, dest: str) -> str:
+    """A copy of checkout ``root`` laid out as a non-editable install (setup.py's package_dir) under
+    ``dest``; returns the folder to put on PYTHONPATH. The built extensions and shipped tables come along."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.c", "*.pyx", "build")
+    target = os.path.join(dest, "stimscript")
+    os.makedirs(dest, exist_ok=True)
+    shutil.copytree(os.path.join(root, "stimscript"), target, ignore=ignore)
+    for name in SUBPACKAGES:
+        shutil.copytree(os.path.join(root, name), os.path.join(target, name), ignore=ignore)
+    return dest
+
+
+def non_editable_commands(root: str, file: str, dest: str, label: str) -> tuple[dict[str, list[str]], dict]:
+    """``python -c pass``, ``check`` and ``--help`` of a non-editable copy of ``root``, run by a new empty venv
+    (no .pth file runs at start-up, as in a venv with a wheel installed) with the copy and this venv's
+    libraries on PYTHONPATH."""
+    import site
+    import sysconfig
+    import venv
+
+    home = os.path.join(dest, "venv")
+    venv.create(home, with_pip=False, symlinks=True)
+    py = os.path.join(home, "bin", "python")
+    folder = stage_install(root, os.path.join(dest, "site"))
+    libs = [p for p in site.getsitepackages() if os.path.isdir(p)] or [sysconfig.get_paths()["purelib"]]
+    env = environment()
+    env["PYTHONPATH"] = os.pathsep.join([folder, *libs])
+    cli = [py, "-m", "stimscript.cli"]
+    return {f"{label}python -c pass": [py, "-c", "pass"], f"{label}check": [*cli, "check", os.path.abspath(file)],
+            f"{label}--help": [*cli, "--help"]}, env
+
+
 def environment() -> dict:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
-def run_once(cmd: list[str], env: dict) -> tuple[float, float]:
+def run_once(cmd: list[str], env: dict, cwd: str = HERE) -> tuple[float, float]:
     """(wall ms, CPU ms) of one run; the CPU time (user + system, from the child's rusage) is what the
     command itself spent, so it varies less than the wall time when others use the machine."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=HERE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     stderr = proc.stderr.read() if proc.stderr else b""
     _, status, usage = os.wait4(proc.pid, 0)
     dt = (time.perf_counter() - t0) * 1000
@@ -60,43 +104,52 @@ def run_once(cmd: list[str], env: dict) -> tuple[float, float]:
     return dt, (usage.ru_utime + usage.ru_stime) * 1000
 
 
-def measure(commands: dict[str, list[str]], runs: int, env: dict
+def measure(commands: dict[str, list[str]], runs: int, envs: dict[str, tuple[dict, str]]
             ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    for cmd in commands.values():  # warm-up: bytecode written, file caches warm, parser tables cached
-        run_once(cmd, env)
-        run_once(cmd, env)
+    """Wall and CPU ms of every command, ``runs`` rounds interleaved; ``envs``: each command's environment
+    and working folder."""
+    for name, cmd in commands.items():  # warm-up: bytecode written, file caches warm, parser tables cached
+        run_once(cmd, *envs[name])
+        run_once(cmd, *envs[name])
     wall: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, cmd in commands.items():
-            w, c = run_once(cmd, env)
+            w, c = run_once(cmd, *envs[name])
             wall[name].append(w)
             cpu[name].append(c)
     return wall, cpu
 
 
+NE = "non-editable: "
+
+
 def table(title: str, times: dict[str, list[float]], before: bool) -> None:
-    base_med = statistics.median(times["python -c pass"])
-    base_min = min(times["python -c pass"])
+    """Median and best of each command and their ratios to the ``python -c pass`` of the same interpreter
+    (the venv's for the editable rows, the empty venv's for the non-editable ones)."""
     print(title)
-    print(f"  {'command':<22} {'median':>9} {'best':>9}   ratio to python -c pass (median / best)")
+    print(f"  {'command':<30} {'median':>9} {'best':>9}   ratio to python -c pass (median / best)")
     for name, ts in times.items():
+        base = times[f"{NE}python -c pass" if name.startswith(NE) else "python -c pass"]
+        base_med, base_min = statistics.median(base), min(base)
         med, best = statistics.median(ts), min(ts)
         ratio = f"{med / base_med:5.1f}x / {best / base_min:4.1f}x"
         flag = ""
         if "check" in name and not name.startswith("before"):
             flag = "  within 3x" if med / base_med <= TARGET else "  OVER the 3x target"
-        print(f"  {name:<22} {med:7.1f} ms {best:7.1f} ms   {ratio}{flag}")
+        print(f"  {name:<30} {med:7.1f} ms {best:7.1f} ms   {ratio}{flag}")
     if before:
+        base_med = statistics.median(times["python -c pass"])
         b = statistics.median(times["before: check"])
         a = statistics.median(times["after:  check"])
         print(f"  check: {b:.0f} ms -> {a:.0f} ms ({b / a:.1f}x faster); "
               f"ratio to python -c pass {b / base_med:.1f}x -> {a / base_med:.1f}x")
 
 
-def importtime(cmd: list[str], env: dict, top: int = 12) -> tuple[list[tuple[int, int, str]], set[str]]:
+def importtime(cmd: list[str], env: dict, top: int = 12, cwd: str = HERE
+               ) -> tuple[list[tuple[int, int, str]], set[str]]:
     """(cumulative µs, self µs, module) of the slowest top-level imports, and the heavy libraries loaded."""
-    proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, env=env, cwd=HERE)
+    proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, env=env, cwd=cwd)
     rows = []
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
@@ -114,6 +167,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--before", help="another checkout to measure side by side")
     ap.add_argument("--file", default=os.path.join("examples", "tka_quadriceps.stim"))
+    ap.add_argument("--editable-only", action="store_true", help="skip the non-editable copy (quicker)")
     args = ap.parse_args()
     env = environment()
     py = sys.executable
@@ -130,18 +184,31 @@ def main() -> None:
         commands["after:  --help"] = [py, boot, HERE, "--help"]
     commands["installed: check"] = [py, "-m", "stimscript.cli", "check", args.file]
     commands["installed: --help"] = [py, "-m", "stimscript.cli", "--help"]
+    envs = {name: (env, HERE) for name in commands}
+    if not args.editable_only:
+        # run from the copy's folder: `python -m` from the checkout would import its stimscript/ folder instead
+        staging = tempfile.mkdtemp(prefix="bench_startup_ne_")
+        staged, staged_env = non_editable_commands(HERE, args.file, staging, NE)
+        commands.update(staged)
+        envs.update({name: (staged_env, staging) for name in staged})
 
-    wall, cpu = measure(commands, args.runs, env)
-    table(f"start-up, wall time, {args.runs} interleaved runs each, {py}", wall, bool(args.before))
+    wall, cpu = measure(commands, args.runs, envs)
+    table(f"start-up, wall time, {args.runs} interleaved runs each, {py} (installed: the editable install; "
+          f"{NE}a copy laid out as a wheel installs it, run by an empty venv)", wall, bool(args.before))
     table("start-up, CPU time (user + system) of the same runs", cpu, bool(args.before))
 
     top, heavy = importtime(commands["installed: check"], env)
     print("\npython -X importtime stimscript check (slowest imports made by the program, cumulative):")
-    for cum, self_us, name in top:
+    for cum, _self_us, name in top:
         print(f"  {cum / 1000:7.1f} ms  {name.strip()}")
     print(f"  heavy libraries loaded by check: {', '.join(sorted(heavy)) or 'none'}")
     _, heavy_help = importtime(commands["installed: --help"], env)
     print(f"  heavy libraries loaded by --help: {', '.join(sorted(heavy_help)) or 'none'}")
+    if not args.editable_only:
+        top, _ = importtime(commands[f"{NE}check"], staged_env, cwd=staging)
+        print("\npython -X importtime of the non-editable check (slowest imports, cumulative):")
+        for cum, _self_us, name in top:
+            print(f"  {cum / 1000:7.1f} ms  {name.strip()}")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ says ``site vastus_medialis right``.
 """
 from __future__ import annotations
 
-import json
+import os
 from ..valueclass import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 from ..suggest import close_matches
 
@@ -45,9 +44,12 @@ class AtlasEntry:
 @lru_cache(maxsize=1)
 def load_atlas() -> dict[str, AtlasEntry]:
     """Read the atlas from the package data once; returns ``{name: AtlasEntry}`` in file order."""
-    path = Path(__file__).parent.joinpath(*_RESOURCE)   # installed unzipped (zip_safe=False)
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
+    import json   # here: only a protocol that names a site pays for it
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), *_RESOURCE)   # installed unzipped
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     else:   # another loader (e.g. a zip): ask importlib.resources (slower to import)
         from importlib import resources
 

@@ -38,11 +38,11 @@ import sys
 from array import array
 from bisect import bisect_right
 from operator import itemgetter
-from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
+    from pathlib import Path
 
 #: the layout of an exported-tables file (dsl/tables.py writes it); another layout is a cache miss
 FORMAT = "stimscript-lalr-export-3"
@@ -61,7 +61,7 @@ SPLICE = 2     # Lark's child filter with ``_rule`` children spliced in: (includ
 EXTEND = 3     # the first symbol's spliced list, taken over, and one more child (its index)
 
 
-def read_fast_tables(path: Path, grammar: str) -> dict | None:
+def read_fast_tables(path: Path | str, grammar: str) -> dict | None:
     """The exported tables in ``path`` when they were made from exactly ``grammar`` on this Python
     (major.minor) in this layout; None when absent, stale or unreadable (a cache miss, never an error)."""
     try:

@@ -11,7 +11,6 @@ import gc
 import os
 import re
 from functools import lru_cache
-from pathlib import Path
 
 from ..errors import Diagnostic, ProtocolSyntaxError
 from ..spans import Source, Span, at, point
@@ -40,10 +39,32 @@ if not _no_ext:
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     from lark import Lark, Tree
     from lark.exceptions import UnexpectedInput
 
-GRAMMAR = Path(__file__).with_name("grammar.lark")
+    GRAMMAR: Path
+
+#: the grammar and the exported tables next to it, as plain paths (pathlib is imported only for ``GRAMMAR``,
+#: the same file as a Path, on first access: start-up of `check`)
+_GRAMMAR_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grammar.lark")
+_TABLES_FILE = os.path.join(os.path.dirname(_GRAMMAR_FILE), "grammar.tables")
+
+
+def _read_grammar() -> str:
+    with open(_GRAMMAR_FILE, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GRAMMAR":   # the grammar file as a Path (dsl/tables.py, setup.py, tests)
+        from pathlib import Path
+
+        path = globals()["GRAMMAR"] = Path(_GRAMMAR_FILE)
+        return path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: deepest expression nesting accepted (operators, unary minus); keeps every later pass recursion-safe
 MAX_DEPTH = 100
@@ -64,7 +85,7 @@ def get_parser() -> Lark:
     """The LALR parser, loaded once per process from the cached tables (built when stale: dsl/tables.py)."""
     from .tables import load_parser
 
-    return load_parser(GRAMMAR.read_text(encoding="utf-8"))
+    return load_parser(_read_grammar())
 
 
 @lru_cache(maxsize=1)
@@ -72,8 +93,8 @@ def get_fast_parser() -> TableParser | None:
     """The fast path's parser (:data:`FastParser`), from the exported tables shipped next to grammar.lark (or,
     after a grammar edit, from the user cache, exported there once from the Lark parser); None when they
     cannot be made."""
-    grammar = GRAMMAR.read_text(encoding="utf-8")
-    tables = read_fast_tables(GRAMMAR.with_name("grammar.tables"), grammar)
+    grammar = _read_grammar()
+    tables = read_fast_tables(_TABLES_FILE, grammar)
     if tables is None:
         from . import tables as lark_tables
 
@@ -387,5 +408,7 @@ def _parse_with_lark(text: str, source: Source) -> ast.Protocol:
 
 def parse_file(path: str | os.PathLike) -> tuple[ast.Protocol, bytes]:
     """Read and parse a file; returns the AST and the raw bytes (for the SHA-256 in records)."""
+    from pathlib import Path
+
     data = Path(path).read_bytes()
     return parse(data, name=str(path)), data

@@ -50,7 +50,8 @@ class Diagnostic:
         return self.render()
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: characters shown as U+FFFD in a quoted source line (compiled on the first diagnostic: start-up of `check`)
+_CONTROL_PATTERN = r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 
 
 def _caret_block(span: Span) -> list[str]:
@@ -60,7 +61,7 @@ def _caret_block(span: Span) -> list[str]:
     width = (span.end_column - span.column) if span.end_line == span.line else len(text) - span.column + 1
     width = max(1, min(width, max(1, len(text) - span.column + 1)))
     # one column per character, and nothing in the file drives the terminal (escape sequences, bidi overrides)
-    shown = _CONTROL.sub("\ufffd", text.replace("\t", " "))
+    shown = re.sub(_CONTROL_PATTERN, "\ufffd", text.replace("\t", " "))
     return [f" {pad} |", f" {gutter} | {shown}", f" {pad} | " + " " * (span.column - 1) + "^" * width]
 
 

@@ -116,7 +116,8 @@ try:
     rc = main(sys.argv[1:])
 except SystemExit as exc:
     rc = exc.code
-print(json.dumps({"rc": rc, "modules": sorted(sys.modules)}), file=sys.stderr)
+print(json.dumps({"rc": rc, "modules": sorted(sys.modules), "package": sys.modules["stimscript"].__file__}),
+      file=sys.stderr)
 """
 
 
@@ -169,6 +170,29 @@ def test_check_of_a_good_file_leaves_out_dataclasses_typing_and_friends(tmp_path
     assert not loaded, f"`stimscript check` of a good file imported {loaded}"
 
 
+def test_check_as_installed_from_a_wheel_leaves_out_pathlib(tmp_path):
+    """Laid out as a wheel installs it (no editable finder, which imports pathlib itself), ``check`` of a good
+    file imports no pathlib either: the parser and the atlas find their files with os.path."""
+    import shutil
+    import site
+
+    staged = tmp_path / "site"
+    ignore = shutil.ignore_patterns("__pycache__", "*.c", "build")
+    shutil.copytree(ROOT / "stimscript", staged / "stimscript", ignore=ignore)
+    for name in ("dsl", "compiler", "programs", "runtime", "drivers", "ext"):
+        shutil.copytree(ROOT / name, staged / "stimscript" / name, ignore=ignore)
+    env = {**os.environ, "STIMSCRIPT_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(staged), *site.getsitepackages()])}
+    proc = subprocess.run([sys.executable, "-S", "-c", PROBE, "check", TKA], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120, env=env)
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    modules = set(report["modules"])
+    assert report["rc"] == 0
+    assert report["package"] == str(staged / "stimscript" / "__init__.py")   # the copy, not the checkout
+    loaded = [m for m in ("pathlib", *NOT_FOR_A_GOOD_CHECK) if _loaded(modules, m)]
+    assert not loaded, f"`stimscript check` of a good file (wheel layout) imported {loaded}"
+
+
 def test_check_with_errors_still_suggests_names(tmp_path):
     """The lazily imported helpers still work: a misspelt site gets its did-you-mean from difflib."""
     bad = tmp_path / "bad.stim"
@@ -185,6 +209,7 @@ def test_help_imports_no_command(tmp_path):
     assert rc == 0
     assert not {m for m in modules if m.startswith("stimscript.commands.")}
     assert not _loaded(modules, "lark") and not _loaded(modules, "numpy")
+    assert not _loaded(modules, "stimscript.compiler") and not _loaded(modules, "stimscript.dsl")
 
 
 def test_help_lists_every_command_with_its_own_summary():
