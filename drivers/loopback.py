@@ -112,6 +112,7 @@ class LoopbackBackend(usb.backend.IBackend):
         self._open_handles = 0
         self.strings = {1: MANUFACTURER, 2: PRODUCT, 3: self.emulator.serial}
         self.transfers = {"bulk_out": 0, "bulk_in": 0, "control": 0}
+        self._stamps: tuple[list[int], list[int]] | None = None
 
     # descriptors -----------------------------------------------------------------------------------
     def _device_desc(self):
@@ -241,13 +242,27 @@ class LoopbackBackend(usb.backend.IBackend):
         if intf not in self._claimed:
             raise usb.core.USBError("Interface not claimed", errno=errno.EBUSY)
 
+    def stamp_next_write(self, sizes: list[int], host_times: list[int]) -> None:
+        """Virtual time only: the next bulk OUT transfer carries ``len(sizes)`` chunks of those sizes that the
+        host wrote at ``host_times`` (a KEEPALIVE train, ``UsbDriver.keepalive_train``): the emulator takes each
+        at its own time (:meth:`Emulator.host_write_timed`). The bytes still go through pyusb's bulk write."""
+        self._stamps = (list(sizes), list(host_times))
+
     def bulk_write(self, dev_handle, ep, intf, data, timeout):
+        stamps, self._stamps = self._stamps, None
         self._check_ready(ep, intf)
         if ep != EP_OUT:
             raise usb.core.USBError("Invalid endpoint", errno=errno.EINVAL)
         payload = data.tobytes() if isinstance(data, array) else bytes(data)
         self.transfers["bulk_out"] += 1
         try:
+            if stamps is not None and sum(stamps[0]) == len(payload):
+                chunks, pos = [], 0
+                for n in stamps[0]:
+                    chunks.append(payload[pos:pos + n])
+                    pos += n
+                self.emulator.host_write_timed(chunks, stamps[1])
+                return len(payload)
             return self.emulator.host_write(payload)
         except EmulatorDisconnected:
             raise usb.core.USBError("No such device (it may have been disconnected)", errno=errno.ENODEV) from None

@@ -16,7 +16,9 @@ from typing import Any
 import usb.core
 import usb.util
 
+from ..clock import Clock
 from ..errors import DeviceNotFound, DeviceTimeout, DriverError
+from . import wire as w
 from .base import DeviceDisconnected, WireDriver
 from .loopback import LOOPBACK_PID, LOOPBACK_VID
 
@@ -66,6 +68,20 @@ class UsbDriver(WireDriver):
         emu.set_clock(clock)
         self._clock = clock
         return True
+
+    def keepalive_train(self, clock: Clock, times_us: list[int]) -> None:
+        """Behind an emulator backend that follows ``clock`` (virtual time): the train goes out as one bulk
+        OUT transfer through pyusb, each frame stamped with the time it was sent (``LoopbackBackend
+        .stamp_next_write``), so the emulator takes each at its own time; otherwise one KEEPALIVE per time."""
+        stamp = getattr(self.backend, "stamp_next_write", None)
+        if not times_us or stamp is None or clock.realtime or self._clock is not clock:
+            super().keepalive_train(clock, times_us)
+            return
+        with self.lock:
+            frames = self._frames_at(w.KEEPALIVE, times_us)
+            clock.sleep_until(times_us[-1])
+            stamp([len(f) for f in frames], times_us)
+            self._write(b"".join(frames))
 
     def _find(self):
         backend = self.backend if self.backend is not None else default_backend()

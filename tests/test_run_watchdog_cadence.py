@@ -118,10 +118,10 @@ def test_an_explicit_budget_spaces_the_frames_to_survive_exactly_that_many():
         assert got == n and (n + 1) * gap < 500_000 <= (n + 2) * gap
 
 
-@pytest.mark.parametrize("mode", ["virtual", "realtime"])
-def test_a_healthy_run_never_leaves_the_device_without_a_frame_for_100_ms(mode):
+@pytest.mark.parametrize("mode, kind", [("virtual", "loopback"), ("virtual", "usb"), ("realtime", "loopback")])
+def test_a_healthy_run_never_leaves_the_device_without_a_frame_for_100_ms(mode, kind):
     sched = _sched()
-    rec, emu = _run(sched, mode=mode)
+    rec, emu = _run(sched, mode=mode, kind=kind)
     assert rec.end_reason == "completed" and not rec.faults
     t = np.array(_session_frames(emu, sched))
     assert np.diff(t).max() <= 100_000
