@@ -146,12 +146,12 @@ def _load_twin():
     if os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0"):
         return None
     try:
-        from ..ext._runlink import crc16, encode_frame, scan
+        from ..ext._runlink import crc16, encode_frame, scan, train_ack
     except ImportError:
         if os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0"):
             raise
         return None
-    return SimpleNamespace(crc16=crc16, encode_frame=encode_frame, scan=scan)
+    return SimpleNamespace(crc16=crc16, encode_frame=encode_frame, scan=scan, train_ack=train_ack)
 
 
 _twin = _load_twin()
@@ -164,6 +164,38 @@ def encode_frame(mtype: int, seq: int, ack: int, payload: bytes = b"") -> bytes:
     if _twin is not None:
         return _twin.encode_frame(mtype, seq, ack, payload, _crc_long, LONG_CRC_BYTES)
     return encode_frame_py(mtype, seq, ack, payload)
+
+
+def train_ack_py(buf: bytes, count: int, mtype: int, seq: int) -> int:
+    """The ack carried by ``buf`` when it is exactly ``count`` intact frames without payload of type ``mtype``,
+    numbered ``seq``, ``seq + 1``, ... (mod 2**16), all carrying the same ack; else -1 (the pure-Python
+    reference of ext/_runlink.pyx ``train_ack``)."""
+    size = HEADER_SIZE + CRC_SIZE
+    if count <= 0 or len(buf) != size * count:
+        return -1
+    ack = -1
+    for i in range(count):
+        pos = i * size
+        sync, version, mtype_i, seq_i, ack_i, length = HEADER.unpack_from(buf, pos)
+        if sync != SYNC or version != VERSION or mtype_i != mtype or length or seq_i != seq:
+            return -1
+        head = _crc_hqx(buf[pos + 2:pos + 10], 0xFFFF)
+        if head & 0xFF != buf[pos + 10]:
+            return -1
+        if ((head << 8) & 0xFFFF) ^ CRC_TABLE[(head >> 8) ^ buf[pos + 10]] != buf[pos + 11] | (buf[pos + 12] << 8):
+            return -1
+        if i and ack_i != ack:
+            return -1
+        ack = ack_i
+        seq = (seq + 1) & 0xFFFF
+    return ack
+
+
+def train_ack(buf: bytes, count: int, mtype: int, seq: int) -> int:
+    """See :func:`train_ack_py` (the compiled twin when built)."""
+    if _twin is not None:
+        return _twin.train_ack(buf, count, mtype, seq)
+    return train_ack_py(buf, count, mtype, seq)
 
 
 @dataclass
@@ -456,6 +488,27 @@ class Link:
                 else:
                     break
             self._progress_at = self._now
+
+    def take_train(self, data: bytes, count: int, mtype: int, now_us: int) -> bool:
+        """Take ``data`` when it is ``count`` intact frames of ``mtype`` without payload, each the next one
+        expected, all carrying one ack (a KEEPALIVE train): counted, acknowledged and the expected seq moved
+        on exactly as :meth:`receive` would, without making a Frame of each. False: ``data`` is not such a
+        train and nothing was taken (give it to :meth:`receive`)."""
+        expected = self.rx_expected
+        if expected is None or self.decoder.buf or mtype == NAK or mtype in self.reset_types:
+            return False
+        ack = train_ack(data, count, mtype, expected)
+        if ack < 0:
+            return False
+        self._now = now_us
+        self.stats.frames_ok += count
+        if ack != NO_ACK:
+            self._prune(ack)
+        self.rx_expected = (expected + count) & 0xFFFF
+        self.nak_outstanding = False
+        self.gap_open = False
+        self.decoder.last_bad = 0
+        return True
 
     def expect(self, seq: int) -> None:
         """Resynchronise the receive side: the next accepted frame is ``seq``."""

@@ -144,3 +144,33 @@ def scan(bytes buf, frame_type, crc_long=None, Py_ssize_t long_bytes=256):
         if pos == n:
             break
     return out, pos, garbage, bad_version, bad_header, bad_length, bad_crc
+
+
+def train_ack(bytes buf, Py_ssize_t count, unsigned int mtype, unsigned int seq):
+    """The ack carried by ``buf`` when it is exactly ``count`` intact frames without payload of type ``mtype``,
+    numbered ``seq``, ``seq + 1``, ... (mod 2**16), all carrying the same ack; else -1 (the twin of
+    ``drivers.link.train_ack_py``)."""
+    cdef const uint8_t* b = <const uint8_t*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t i
+    cdef const uint8_t* p
+    cdef unsigned int head, crc, ack = 0, a
+    if count <= 0 or PyBytes_GET_SIZE(buf) != 13 * count:
+        return -1
+    for i in range(count):
+        p = b + 13 * i
+        if (p[0] != 0xA5 or p[1] != 0x5A or p[2] != 1 or p[3] != mtype or p[8] != 0 or p[9] != 0
+                or (p[4] | (p[5] << 8)) != seq):
+            return -1
+        head = _crc(p + 2, 8, 0xFFFF)
+        if (head & 0xFF) != p[10]:
+            return -1
+        crc = _crc(p + 10, 1, head)
+        if crc != (p[11] | (p[12] << 8)):
+            return -1
+        a = p[6] | (p[7] << 8)
+        if i == 0:
+            ack = a
+        elif a != ack:
+            return -1
+        seq = (seq + 1) & 0xFFFF
+    return ack

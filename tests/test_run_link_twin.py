@@ -125,3 +125,38 @@ def _run_transcript(use_twin: bool) -> tuple[str, str, object]:
 
 def test_a_run_puts_the_same_bytes_on_the_wire_with_either_twin():
     assert _run_transcript(True) == _run_transcript(False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(count=st.integers(0, 6), seq0=st.integers(0, 0xFFFF), ack=st.integers(0, 0xFFFF),
+       damage=st.lists(st.tuples(st.integers(0, 200), st.integers(1, 255)), max_size=2),
+       mtype=st.sampled_from([0x0A, 0x0B, 0x03]), other_ack=st.booleans(), expected=st.integers(0, 0xFFFF))
+def test_train_ack_twin_equals_the_reference_and_the_receive_path(count, seq0, ack, damage, mtype, other_ack,
+                                                                 expected):
+    """``train_ack`` (compiled and reference) accepts exactly the trains of intact, consecutive frames of one
+    type and one ack, and ``Link.take_train`` leaves the link as ``Link.receive`` would."""
+    frames = [L.encode_frame_py(mtype, seq0 + i, ack + (1 if other_ack and i == count - 1 and i else 0))
+              for i in range(count)]
+    buf = bytearray(b"".join(frames))
+    for pos, x in damage:
+        if buf:
+            buf[pos % len(buf)] ^= x
+    buf = bytes(buf)
+    for seq in (seq0 & 0xFFFF, expected):
+        want = L.train_ack_py(buf, count, 0x0A, seq)
+        assert twin.train_ack(buf, count, 0x0A, seq) == want
+        # independent oracle: what a plain receiver accepts, in order, from the same bytes
+        dec = L.FrameDecoder()
+        got = dec.feed(buf)
+        ok = (count > 0 and len(got) == count and not dec.last_bad and not dec.buf
+              and all(f.mtype == 0x0A and not f.payload and f.seq == (seq + i) & 0xFFFF for i, f in enumerate(got))
+              and len({f.ack for f in got}) == 1)
+        assert (want >= 0) == ok and (not ok or want == got[0].ack)
+        a, b = L.Link(), L.Link()
+        a.rx_expected = b.rx_expected = seq
+        if a.take_train(buf, count, 0x0A, 5):
+            b.receive(buf, 5)
+            assert (a.rx_expected, a.gap_open, a.stats.as_dict(), a._acked) == \
+                   (b.rx_expected, b.gap_open, b.stats.as_dict(), b._acked)
+        else:
+            assert a.stats.as_dict() == L.LinkStats().as_dict() and a.rx_expected == seq
