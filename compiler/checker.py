@@ -89,7 +89,7 @@ from ..dsl import ast
 from ..errors import Diagnostic, Related
 from ..spans import Source, Span, point
 from ..units import AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, VOLTAGE, Quantity
-from .evaluate import DENSITY, Evaluator, did_you_mean, fmt, names_in, param_of
+from .evaluate import MAX_SI, DENSITY, Evaluator, did_you_mean, fmt, names_in, param_of, percent_share
 from .ir import ChannelInfo
 from .lowering import (BlockLayout, Lowered, Measured, Placement, ShapeTable, Timing,
                        duration_text, for_cycles, lay_out, lay_out_block, place_block, repeat_label)
@@ -1621,12 +1621,41 @@ class _WeekEnv:
             return known[1]
         if isinstance(ov.value, ast.Pulse):   # pragma: no cover - the grammar gives `amplitude` a value
             return None
+        fast = _plain_microamps(ov.value, self.ev)
+        if fast is not None:
+            self.amplitudes[id(ov)] = (ov, fast)
+            return fast
         sink = self.ev.sink
         del sink[:]
         q = self.ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
         value = q.value * 10**6 if q is not None and not sink else None
         self.amplitudes[id(ov)] = (ov, value)
         return value
+
+
+def _plain_microamps(e, ev: Evaluator) -> Optional[Fraction]:
+    """The µA of an amplitude written ``NAME`` or ``P% NAME`` (a current param of this week) when the evaluator
+    would give it without a word (not negative, inside E413's bounds): what ``ev.non_negative(e, CURRENT,
+    ...)`` times 10^6 gives, without its Quantities; None for anything else (then the evaluator decides)."""
+    cls = e.__class__
+    if cls is ast.PercentOf:
+        name = e.name.name
+    elif cls is ast.Name:
+        name = e.name
+    else:
+        return None
+    base = ev.values.get(name)
+    if base is None or base.dim != CURRENT or name in ev.broken or ev.forbid_params:
+        return None
+    value = base.value
+    if cls is ast.PercentOf:
+        value = value * percent_share(e)
+        n, d = abs(value.numerator), value.denominator
+        if n and (n > MAX_SI * d or n * MAX_SI < d):   # E413 (Evaluator._in_range)
+            return None
+    if value.numerator < 0:   # E402
+        return None
+    return value * 10**6
 
 
 def _block_deps(block) -> tuple[tuple[str, ...], tuple[ast.Override, ...], tuple[str, ...]]:

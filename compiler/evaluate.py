@@ -152,12 +152,7 @@ class Evaluator:
             return self._param(e)
         if isinstance(e, ast.PercentOf):
             base = self._param(e.name)
-            ent = _NUMBER_MEMO.get(id(e))   # the node's share (percent / 100), kept like a literal's value
-            if ent is None or ent[0] is not e:
-                if len(_NUMBER_MEMO) >= _MEMO_MAX:
-                    _NUMBER_MEMO.clear()
-                ent = _NUMBER_MEMO[id(e)] = (e, Fraction(e.percent) / 100)
-            return self._in_range(Quantity(base.value * ent[1], base.dim), e)
+            return self._in_range(Quantity(base.value * percent_share(e), base.dim), e)
         if isinstance(e, ast.Neg):
             return -self._eval(e.operand)
         if isinstance(e, ast.BinOp):
@@ -280,6 +275,20 @@ class Evaluator:
 #: whole µs per unit of time (every time unit is a whole number of µs)
 _US_PER: dict[str, int] = {u: int(f / UNITS["us"][0]) for u, (f, d) in UNITS.items() if d == TIME}
 assert all(Fraction(f) / UNITS["us"][0] == _US_PER[u] for u, (f, d) in UNITS.items() if d == TIME)
+
+
+def percent_share(e: ast.PercentOf) -> Fraction:
+    """``P% NAME``'s share (P / 100), kept per node like a literal's value."""
+    ent = _NUMBER_MEMO.get(id(e))
+    if ent is None or ent[0] is not e:
+        if len(_NUMBER_MEMO) >= _MEMO_MAX:
+            _NUMBER_MEMO.clear()
+        ent = _NUMBER_MEMO[id(e)] = (e, Fraction(e.percent) / 100)
+    return ent[1]
+
+
+#: E413's bound on a computed value's magnitude (SI units), for callers that check it themselves
+MAX_SI = _MAX_INT
 
 
 #: literal node -> Quantity (keyed by the node's identity, each entry holding its node so the id cannot be

@@ -78,3 +78,32 @@ def test_a_time_from_a_param_is_rounded_like_a_literal():
     ev = Evaluator({"t": Evaluator({}, []).value(ast.Number(Fraction(5, 2), "us"))}, [])
     assert ev.time_us(ast.Name("t"), "the time") == 2 == ev.time_us(ast.Number(Fraction(5, 2), "us"), "the time")
     assert ev.time_us(ast.Number(Fraction(7, 2), "us"), "the time") == 4
+
+
+# --- `with amplitude NAME` / `P% NAME`: the checker's shortcut (checker._plain_microamps) ------------------
+@settings(max_examples=300, deadline=None)
+@given(value=st.one_of(st.fractions(min_value=-1, max_value=1, max_denominator=10**6),
+                       st.sampled_from([Fraction(10**32), Fraction(1, 10**33), Fraction(0)])),
+       percent=st.one_of(st.fractions(min_value=-200, max_value=10**4, max_denominator=1000),
+                         st.sampled_from([Fraction(10**35), Fraction(1, 10**35)])),
+       form=st.sampled_from(["name", "percent"]), dim=st.sampled_from(["current", "time"]),
+       broken=st.booleans())
+def test_the_amplitude_shortcut_equals_the_evaluator(value, percent, form, dim, broken):
+    """A param's value (A) of a current or another dimension, broken or not, any share: the shortcut gives the
+    µA the evaluator gives (``non_negative(e, CURRENT, ...)`` times 10^6) when the evaluator reports nothing,
+    and None otherwise (then the evaluator decides, in place)."""
+    from stimscript.compiler.checker import _plain_microamps
+    from stimscript.units import CURRENT, TIME, Quantity
+
+    q = Quantity(value, CURRENT if dim == "current" else TIME)
+    name = ast.Name("a")
+    e = name if form == "name" else ast.PercentOf(percent, name)
+    sink: list = []
+    ev = Evaluator({"a": q}, sink, broken={"a"} if broken else set())
+    expected_q = ev.non_negative(e, CURRENT, "the overriding amplitude")
+    expected = expected_q.value * 10**6 if expected_q is not None and not sink else None
+    got = _plain_microamps(e, Evaluator({"a": q}, [], broken={"a"} if broken else set()))
+    if got is not None:
+        assert got == expected
+    if expected is None:
+        assert got is None
