@@ -62,8 +62,8 @@ def frozen():   # the permanent generation is in no generation gc.get_objects() 
     return not any(id(o) in listed for o in mine)
 before = frozen()
 protocol = stimscript.load(sys.argv[1])
-young = {id(o) for o in gc.get_objects(generation=0)} | {id(o) for o in gc.get_objects(generation=1)}
-print(before, frozen(), id(protocol) in young)
+listed = {id(o) for o in gc.get_objects()}   # every generation but the permanent one
+print(before, frozen(), id(protocol) in listed and id(protocol.ast) in listed)
 """)
     assert out == "True True True"
 
