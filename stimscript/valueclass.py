@@ -6,8 +6,7 @@ imports :mod:`inspect`; together that was about a third of a small file's check.
 same classes without either:
 
 * ``__init__`` is still compiled from the source the standard library would write (one small function, so
-  keyword arguments, defaults and error messages are the same), and the compiled code is kept between runs
-  beside this module's bytecode (:data:`CODE_CACHE`: keyed by that source, for this interpreter); but ``__repr__``, ``__eq__``, ``__hash__``
+  keyword arguments, defaults and error messages are the same), but ``__repr__``, ``__eq__``, ``__hash__``
   and a frozen class's ``__setattr__``/``__delattr__`` are closures over the field names with the standard
   methods' results (the field values compared and hashed as one tuple, the same repr, the same
   ``FrozenInstanceError``);
@@ -26,8 +25,6 @@ tests/test_valueclass.py compares every class of the package, and generated ones
 """
 from __future__ import annotations
 
-import marshal
-import os
 import sys
 from _thread import get_ident
 from operator import attrgetter
@@ -205,73 +202,13 @@ def _make_init(cls, flds: list, frozen: bool, globals_: dict):
     text = (f"def __create_fn__({', '.join(local)}):\n def __init__({','.join(['self', *params])}):\n"
             + "\n".join(f"  {line}" for line in body or ["pass"]) + "\n return __init__")
     namespace: dict = {}
-    exec(_code(text), globals_, namespace)
+    exec(text, globals_, namespace)
     fn = namespace["__create_fn__"](**local)
     annotations = {f.name: f.type for f in flds}
     annotations["return"] = None
     fn.__annotations__ = annotations
     fn.__qualname__ = f"{cls.__qualname__}.__init__"
     return fn
-
-
-#: where compiled ``__init__`` functions are kept between runs, as Python keeps a module's bytecode: next to
-#: this module's in ``__pycache__``, for this interpreter (compiling them is most of what building a class costs)
-CODE_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
-                          f"valueclass-inits.{sys.implementation.cache_tag}.marshal")
-#: the most functions kept (a cache that outgrows it starts again from what this run compiled)
-CODE_CACHE_MAX = 2000
-
-_codes: dict | None = None     # source text -> code object (read from CODE_CACHE on first use)
-_new_codes: dict = {}          # compiled by this run, written at exit
-
-
-def _code(text: str):
-    """The code object of ``text`` (as ``compile(text, "<string>", "exec")``), from the cache when it has it."""
-    global _codes
-    if _codes is None:
-        _codes = _read_codes()
-    code = _codes.get(text)
-    if code is None:
-        code = compile(text, "<string>", "exec")
-        if not _new_codes and not sys.dont_write_bytecode:
-            import atexit
-
-            atexit.register(_write_codes)
-        _new_codes[text] = code
-        _codes[text] = code
-    return code
-
-
-def _read_codes() -> dict:
-    """The cached code objects when the file is this interpreter's and intact; {} otherwise (a miss)."""
-    try:
-        with open(CODE_CACHE, "rb") as fh:
-            version, codes = marshal.loads(fh.read())
-        if version != sys.version or type(codes) is not dict:
-            return {}
-        return codes
-    except Exception:
-        return {}
-
-
-def _write_codes() -> None:
-    """Add what this run compiled to the cache file (under a temporary name, then renamed into place);
-    a folder that cannot be written is no error: the next run compiles again."""
-    codes = dict(_read_codes())
-    if len(codes) + len(_new_codes) > CODE_CACHE_MAX:
-        codes = {}
-    codes.update(_new_codes)
-    tmp = f"{CODE_CACHE}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(CODE_CACHE), exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(marshal.dumps((sys.version, codes)))
-        os.replace(tmp, CODE_CACHE)
-    except Exception:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
 
 
 def _make_repr(cls, names: tuple):

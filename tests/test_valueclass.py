@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
-import subprocess
 import importlib
 import inspect
 import itertools
@@ -28,12 +26,6 @@ from stimscript import valueclass
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def own_code_cache(tmp_path, monkeypatch):
-    """The classes generated here are compiled into a cache of their own (never the package's)."""
-    monkeypatch.setattr(valueclass, "CODE_CACHE", str(tmp_path / "inits.marshal"))
-    monkeypatch.setattr(valueclass, "_codes", None)
-    monkeypatch.setattr(valueclass, "_new_codes", {})
 FIELD_ATTRS = ("name", "type", "default", "default_factory", "init", "repr", "hash", "compare", "metadata", "kw_only")
 
 #: the modules whose classes valueclass builds (the contract and what ``stimscript check`` imports)
@@ -305,66 +297,3 @@ def test_frozen_instances_refuse_assignment_with_the_standard_error():
     assert Train.__init__.__code__.co_filename == "<string>"
     assert pickle.loads(pickle.dumps(tr)) == tr and hash(pickle.loads(pickle.dumps(tr))) == hash(tr)
     assert Fraction(tr.amp_num, tr.amp_den) == tr.amplitude
-
-
-# --- the compiled __init__ kept between runs ----------------------------------------------------------------
-CACHED = "@dataclass(frozen=True)\nclass Gen:\n    a: int\n    b: str = 'x'\n    c: dict = field(default_factory=dict)\n"
-
-
-def _fresh_run():
-    """As a new process: nothing read from the cache yet, nothing compiled."""
-    valueclass._codes = None
-    valueclass._new_codes = {}
-
-
-def test_a_cached_init_is_the_compiled_one():
-    first = _build(CACHED, "stimscript.valueclass")
-    assert len(valueclass._new_codes) == 1
-    valueclass._write_codes()
-    _fresh_run()
-    again = _build(CACHED, "stimscript.valueclass")
-    assert valueclass._new_codes == {}, "the second run compiled again instead of reading the cache"
-    assert again.__init__.__code__ == first.__init__.__code__
-    (text, code), = valueclass._read_codes().items()
-    assert code == compile(text, "<string>", "exec")
-    std = _build(CACHED, "dataclasses")
-    _same_class_shape(again, std, source_doc=False)
-    assert again(1, c={"k": 1}) == again(1, "x", {"k": 1}) and again(2).c == {}
-
-
-@pytest.mark.parametrize("content", [b"", b"garbage", None, "other python"])
-def test_a_damaged_or_foreign_cache_is_a_miss(content):
-    path = Path(valueclass.CODE_CACHE)
-    if content is None:   # a valid file whose entry is not a dict
-        content = __import__("marshal").dumps((sys.version, ["not", "a", "dict"]))
-    elif content == "other python":
-        text = "def __create_fn__():\n def __init__(self):\n  pass\n return __init__"
-        content = __import__("marshal").dumps(("2.7.18", {text: compile("x = 1", "<string>", "exec")}))
-    path.write_bytes(content)
-    assert valueclass._read_codes() == {}
-    cls = _build(CACHED, "stimscript.valueclass")
-    assert len(valueclass._new_codes) == 1
-    assert cls(5).a == 5
-
-
-def test_an_unwritable_cache_folder_is_no_error(tmp_path, monkeypatch):
-    blocker = tmp_path / "file"
-    blocker.write_text("a file where the cache folder should be")
-    monkeypatch.setattr(valueclass, "CODE_CACHE", str(blocker / "sub" / "inits.marshal"))
-    _build(CACHED, "stimscript.valueclass")
-    valueclass._write_codes()   # no exception, nothing written
-    assert not (blocker.parent / "sub").exists()
-
-
-def test_a_run_that_writes_no_bytecode_writes_no_cache(tmp_path):
-    """``python -B`` (or PYTHONDONTWRITEBYTECODE) leaves the cache alone, as it leaves __pycache__ alone."""
-    script = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
-              "from stimscript import valueclass\n"
-              f"valueclass.CODE_CACHE = {str(tmp_path / 'inits.marshal')!r}\n"
-              "valueclass._codes = None\n"
-              "import test_valueclass as t\n"
-              "t._build(t.CACHED, 'stimscript.valueclass')\n")
-    for flags, written in ((["-B"], False), ([], True)):
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        subprocess.run([sys.executable, *flags, "-c", script], check=True, cwd=ROOT, env=env, timeout=120)
-        assert (tmp_path / "inits.marshal").exists() is written
