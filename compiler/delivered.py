@@ -28,8 +28,10 @@ It works on trains analytically where it can and expands only where it must:
 """
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
+import operator
 import os
 from ..valueclass import dataclass, field
 from fractions import Fraction
@@ -407,32 +409,58 @@ def _train_window_count(tf: TrainFacts) -> int:
     return min(tf.total, by_cycles, by_spacing)
 
 
-def window_bound(facts: Sequence[TrainFacts]) -> float:
+def onset_order(facts: Sequence[TrainFacts]) -> list[tuple[int, int, int, TrainFacts]]:
+    """(first onset, position in ``facts``, last onset, facts) of every train that emits, sorted by first onset
+    and position: the one sort of a channel's trains that its passes (:func:`window_bound`,
+    :func:`channel_spacing`, delivered_rules' onsets) share. For ``facts`` in train-index order (a channel's
+    trains as :func:`channel_facts` lists them) positions order as the trains' indices do."""
+    items = []
+    pos = -1
+    for tf in facts:
+        pos += 1
+        if tf.k_hi <= tf.k_lo:
+            continue
+        tr = tf.train
+        start = tr.start_us
+        items.append((start + tf.first_off, pos, start + (tr.cycles - 1) * tr.cycle_us + tf.last_off, tf))
+    items.sort(key=_first_two)
+    return items
+
+
+_first_two = operator.itemgetter(0, 1)
+
+
+def window_bound(facts: Sequence[TrainFacts], items: Optional[list] = None) -> float:
     """An upper bound of the worst window's Σ I²·w (µA²·µs): over every moment, the trains a 1-second window can
     touch, each at its most pulses per second and its peak weight. A float with a relative margin of 10⁻⁹ above
     the exact bound (it only decides whether the exact pass runs).
 
-    One sort of the trains' 2n events, O(n log n) in C: the key ``2·t + kind`` orders by (time, end before
-    start) and the stable sort keeps the trains' order among equal keys, so the float sum is accumulated in
-    the same order every time."""
+    A window ``[t, t + 1 s)`` touches a train iff ``first - 1 s < t <= last``: one sweep over the trains in
+    onset order (``items``: :func:`onset_order` of ``facts``, the channel's one sort) with a heap of the running
+    trains' ends, O(n log k) for k trains running at once. The events are taken in the order of (time, an end
+    before a start, the trains' positions among equal times), so the float sum is accumulated in the same order
+    every time."""
     if len(facts) == 1:
         return facts[0].wbound * (1 + 1e-9)
-    keys: list[int] = []
-    ws: list[float] = []
-    for tf in facts:
-        if tf.k_hi <= tf.k_lo:
-            continue
-        tr = tf.train
-        w = tf.wbound
-        # a window [t, t+1 s) touches the train iff first - 1 s < t <= last
-        keys.append(2 * (tr.start_us + tf.first_off - WINDOW_US + 1) + 1)
-        ws.append(w)
-        keys.append(2 * (tr.start_us + (tr.cycles - 1) * tr.cycle_us + tf.last_off + 1))
-        ws.append(-w)
+    if items is None:
+        items = onset_order(facts)
+    ends: list[tuple[int, int, float]] = []   # heap of (the time the train stops touching windows, position, w)
+    push, pop = heapq.heappush, heapq.heappop
     best = cur = 0.0
-    for i in sorted(range(len(keys)), key=keys.__getitem__):
-        cur += ws[i]          # x + (-w) is exactly x - w
-        if cur > best:        # only a start can raise the sum
+    for first, pos, last, tf in items:
+        t = first - WINDOW_US + 1
+        while ends and ends[0][0] <= t:
+            cur += -pop(ends)[2]   # x + (-w) is exactly x - w
+            if cur > best:
+                best = cur
+        w = tf.wbound
+        cur += w
+        if cur > best:
+            best = cur
+        push(ends, (last + 1, pos, w))
+    while ends:
+        cur += -pop(ends)[2]
+        if cur > best:
             best = cur
     return best * (1 + 1e-9) + 1e-6
 
@@ -640,12 +668,25 @@ def _range_spacing_plain(group: list[TrainFacts], a: int, b: int, members: list[
     return (int(gaps[i]), int(onsets[i]) - a, int(onsets[i + 1]) - a, kind, pos[int(tri[0])], pos[int(tri[1])])
 
 
-def channel_spacing(facts: Sequence[TrainFacts], budget: int = EXPANSION_BUDGET) -> Optional[Spacing]:
+def channel_spacing(facts: Sequence[TrainFacts], budget: int = EXPANSION_BUDGET,
+                    items: Optional[list] = None) -> Optional[Spacing]:
     """``measure_channel(..., need_window=False, need_spacing=True).spacing`` in one pass over the trains in
     onset order (the same candidates in the same order, so the same Spacing on a tie); the interleaved
-    stretches through :func:`_range_spacing` (memoised). Raises :class:`BudgetExceeded` as the measurement does."""
+    stretches through :func:`_range_spacing` (memoised). Raises :class:`BudgetExceeded` as the measurement does.
+    ``items``: :func:`onset_order` of ``facts`` when the caller has it (``facts`` in train-index order).
+
+    The scan before the interleaved stretches runs in the compiled twin when it is built (the loop below is its
+    reference; the twin hands back to it any channel whose numbers do not fit its 64-bit bounds)."""
+    if _twin is not None:
+        got = _twin.spacing_scan(facts, items, _plan_interleaved, _first_two)
+        if got is not None:
+            vals, scan_plan, scan_needed = got
+            return _spacing_plan(Spacing(*vals) if vals is not None else None, scan_plan, scan_needed, budget)
     best: Optional[Spacing] = None
-    items = []
+    build = items is None
+    if build:
+        items = []
+    assert items is not None
     for tf in facts:
         k_lo = tf.k_lo
         if tf.k_hi <= k_lo:
@@ -653,7 +694,8 @@ def channel_spacing(facts: Sequence[TrainFacts], budget: int = EXPANSION_BUDGET)
         tr = tf.train
         start = tr.start_us
         first = start + tf.first_off
-        items.append((first, tf.index, start + (tr.cycles - 1) * tr.cycle_us + tf.last_off, tf))
+        if build:
+            items.append((first, tf.index, start + (tr.cycles - 1) * tr.cycle_us + tf.last_off, tf))
         ic, cc = tf.in_cycle_spacing, tf.cross_cycle_spacing
         if ic is not None and (best is None or (ic, first + ic) < (best.us, best.t_second)):
             best = Spacing(ic, first, first + ic, "slots", tf.index, tf.index)
@@ -661,14 +703,15 @@ def channel_spacing(facts: Sequence[TrainFacts], budget: int = EXPANSION_BUDGET)
             t = start + tf.last_off
             if best is None or (cc, t + cc) < (best.us, best.t_second):
                 best = Spacing(cc, t, t + cc, "cycle", tf.index, tf.index)
-    items.sort(key=_by_first_index)
+    if build:
+        items.sort(key=_first_two)
     plan: list[tuple[list[TrainFacts], int, int]] = []
     needed = 0
     group: list[TrainFacts] = []
     interleaved = False
     end = 0
     end_tf: Optional[TrainFacts] = None
-    for first, index, last, tf in items:
+    for first, _, last, tf in items:
         if group and first - end < WINDOW_US:       # the same group (_groups)
             if first <= end:
                 interleaved = True
@@ -676,7 +719,7 @@ def channel_spacing(facts: Sequence[TrainFacts], budget: int = EXPANSION_BUDGET)
                 gap = first - end
                 if best is None or (gap, first) < (best.us, best.t_second):
                     assert end_tf is not None
-                    best = Spacing(gap, end, first, "lines", end_tf.index, index)
+                    best = Spacing(gap, end, first, "lines", end_tf.index, tf.index)
             group.append(tf)
             if last > end:
                 end, end_tf = last, tf
@@ -686,6 +729,12 @@ def channel_spacing(facts: Sequence[TrainFacts], budget: int = EXPANSION_BUDGET)
         group, interleaved, end, end_tf = [tf], False, last, tf
     if interleaved:
         needed += _plan_interleaved(group, plan)
+    return _spacing_plan(best, plan, needed, budget)
+
+
+def _spacing_plan(best: Optional[Spacing], plan: list, needed: int, budget: int) -> Optional[Spacing]:
+    """The end of :func:`channel_spacing`: the budget, then the interleaved stretches (memoised) against the
+    best spacing the scan found."""
     if needed > budget:
         raise BudgetExceeded(needed)
     for grp, a, b in plan:
@@ -694,10 +743,6 @@ def channel_spacing(facts: Sequence[TrainFacts], budget: int = EXPANSION_BUDGET)
             if best is None or (got.us, got.t_second) < (best.us, best.t_second):
                 best = got
     return best
-
-
-def _by_first_index(item: tuple) -> tuple:
-    return item[0], item[1]
 
 
 def _plan_interleaved(group: list[TrainFacts], plan: list) -> int:
@@ -830,6 +875,15 @@ def channel_facts(trains: Sequence[Train], shapes: Sequence[PulseShape],
                   facts: Optional[Sequence[TrainFacts]] = None) -> dict[int, list[TrainFacts]]:
     """Train facts grouped by channel number (trains keep their indices); ``facts``: already computed, by index."""
     out: dict[int, list[TrainFacts]] = {}
+    if facts is not None and len(facts) == len(trains):
+        for tf in facts:                       # (facts[i].train is trains[i])
+            ch = tf.train.channel
+            got = out.get(ch)
+            if got is None:
+                out[ch] = [tf]
+            else:
+                got.append(tf)
+        return out
     for i, tr in enumerate(trains):
         out.setdefault(tr.channel, []).append(facts[i] if facts is not None else train_facts(i, tr, shapes))
     return out

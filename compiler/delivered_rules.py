@@ -82,7 +82,8 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
         live = [tf for tf in facts if tf.k_hi > tf.k_lo]
         if not live:
             continue
-        _onsets(out, resolved, live, ramp_threshold_ua)
+        items = D.onset_order(live)     # the channel's one sort, shared by the passes below
+        _onsets(out, resolved, live, ramp_threshold_ua, items)
         use0 = _use(resolved, live[0].index)
         small = _smaller(use0)
         area = E.exact(small.area_cm2) if small is not None else None
@@ -98,7 +99,7 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                 _LOWEST[(area, dens_key)] = lowest
         if lowest is not None:
             need_window = (not (D.memo_enabled() and D.window_bound_below(live, lowest))
-                           and D.window_bound(live) > lowest)
+                           and D.window_bound(live, items) > lowest)
         else:
             need_window = False
         try:
@@ -106,7 +107,7 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                 cd = D.measure_channel(channel, live, need_window=True, need_spacing=True)
                 sp, w = cd.spacing, cd.window
             elif D.memo_enabled():
-                sp, w = D.channel_spacing(live), None
+                sp, w = D.channel_spacing(live, items=items), None
             else:
                 sp, w = D.measure_channel(channel, live, need_window=False, need_spacing=True).spacing, None
         except D.BudgetExceeded as exc:
@@ -246,30 +247,30 @@ def _peak(resolved: ResolvedSession, train: int) -> int:
 
 
 # --- onsets --------------------------------------------------------------------------------------------
-def _continuing(facts: Sequence[D.TrainFacts], threshold: int) -> set[int]:
+def _continuing(facts: Sequence[D.TrainFacts], threshold: int, items: Optional[list] = None) -> set[int]:
     """Positions in ``facts`` of the trains starting above ``threshold`` while output is already running on
     the channel: another train delivered a pulse at most :data:`.delivered.WINDOW_US` before their first one
     (a block following another without a pause is no new start).
 
-    One sweep in onset order, O(n log n) plus the trains running at each start: a train whose last onset is
-    more than a window before a start is dropped for good (later starts are later still); only trains still
+    One sweep in onset order (``items``: :func:`.delivered.onset_order` of ``facts``, the channel's one sort;
+    every train of ``facts`` emits), O(n log n) plus the trains running at each start: a train whose last onset
+    is more than a window before a start is dropped for good (later starts are later still); only trains still
     running at a start need their exact last onset before it. (Comparing every pair was O(n²): a 5000-line
     protocol spent most of its check here.)"""
-    firsts = [tf.first for tf in facts]
-    order = sorted(range(len(facts)), key=firsts.__getitem__)
+    if items is None:
+        items = D.onset_order(facts)
     running: list[tuple[int, int]] = []     # heap of (last onset, position) of trains started before `a`
     out: set[int] = set()
     nxt = 0
-    n = len(order)
-    for i in order:
-        tf = facts[i]
-        a = firsts[i]
-        while nxt < n and firsts[order[nxt]] < a:
-            o = order[nxt]
-            heapq.heappush(running, (facts[o].last, o))
+    n = len(items)
+    push, pop = heapq.heappush, heapq.heappop
+    for a, i, _, tf in items:
+        while nxt < n and items[nxt][0] < a:
+            it = items[nxt]
+            push(running, (it[2], it[1]))
             nxt += 1
         while running and running[0][0] < a - D.WINDOW_US:
-            heapq.heappop(running)
+            pop(running)
         if tf.first_ua <= threshold or not running:
             continue
         for last, o in running:
@@ -280,11 +281,12 @@ def _continuing(facts: Sequence[D.TrainFacts], threshold: int) -> set[int]:
     return out
 
 
-def _onsets(out: _Collector, resolved: ResolvedSession, facts: Sequence[D.TrainFacts], threshold: int) -> None:
+def _onsets(out: _Collector, resolved: ResolvedSession, facts: Sequence[D.TrainFacts], threshold: int,
+            items: Optional[list] = None) -> None:
     above = [i for i, tf in enumerate(facts) if tf.first_ua > threshold]
     if not above:
         return
-    continuing = _continuing(facts, threshold)
+    continuing = _continuing(facts, threshold, items)
     for i in above:
         if i in continuing:
             continue

@@ -317,9 +317,13 @@ def _bound_components(group: list[tuple[int, Train, int]]) -> Iterator[list[tupl
     items = sorted([(c[1].start_us, c[0], c) for c in group])
     current: list = []
     end = 0
+    memo = _LAST_SLOT
     for lo, _, c in items:
         tr = c[1]
-        hi = lo + (tr.cycles - 1) * tr.cycle_us + _last_slot(tr) + c[2]
+        last = memo.get((tr.period_num, tr.period_den, tr.on_us))     # _last_slot(tr), its memo read inline
+        if last is None:
+            last = _last_slot(tr)
+        hi = lo + (tr.cycles - 1) * tr.cycle_us + last + c[2]
         if current and lo < end:
             current.append(c)
             if hi > end:

@@ -353,8 +353,20 @@ class _Verdict:
         b = self.bad2
         if b is not None and p2 * b[1] >= b[0] * q2:
             return False
-        x = Fraction(p2, q2) * s              # Q²/area; k > p/q iff x^q > 10^p (E.shannon_k_exceeds)
-        if x.numerator ** _K_DEN > _K_POW * x.denominator ** _K_DEN:
+        # Q²/area = x = A²·s; k > p/q iff x^q > 10^p (E.shannon_k_exceeds). A float x (int / int: correctly
+        # rounded, relative error below 2^-53) far from the threshold decides it; near it, the exact powers do
+        try:
+            xf = (p2 * s.numerator) / (q2 * s.denominator)
+        except OverflowError:
+            xf = _K_FLOAT * 2
+        if xf < _K_FLOAT_LOW:
+            exceeds = False
+        elif xf > _K_FLOAT_HIGH:
+            exceeds = True
+        else:
+            x = Fraction(p2, q2) * s
+            exceeds = x.numerator ** _K_DEN > _K_POW * x.denominator ** _K_DEN
+        if exceeds:
             b = self.bad2
             if b is None or p2 * b[1] < b[0] * q2:
                 self.bad2 = (p2, q2)
@@ -367,6 +379,10 @@ class _Verdict:
 
 _K_DEN = E.MAX_SHANNON_K.denominator
 _K_POW = 10 ** E.MAX_SHANNON_K.numerator
+#: 10^(37/20) as a float (within an ulp), and the margins outside which a float Q²/area decides S011 for sure
+_K_FLOAT = 10 ** float(E.MAX_SHANNON_K)
+_K_FLOAT_LOW = _K_FLOAT * (1 - 1e-9)
+_K_FLOAT_HIGH = _K_FLOAT * (1 + 1e-9)
 
 
 def _min(a: Optional[Fraction], b: Fraction) -> Fraction:

@@ -1,12 +1,17 @@
-"""Type stub of the Cython twin (ext/_rules.pyx) of compiler/delivered.py ``session_facts`` (memo on).
+"""Type stub of the Cython twins (ext/_rules.pyx) of compiler/delivered.py ``session_facts`` (memo on) and of
+``channel_spacing``'s scan.
 
-The twin returns the same TrainFacts, field by field, for every input; mypy reads this stub because it cannot
-read the compiled module.
+The twins return what their references return, field by field, for every input; mypy reads this stub because
+it cannot read the compiled module.
 """
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["session_facts"]
+__all__ = ["session_facts", "spacing_scan"]
 
 def session_facts(trains: Sequence[Any], weights: list, n_shapes: int, memo: dict, memo_max: int, cls: type,
                   timing: Callable[..., tuple], ref_facts: Callable[..., Any], zero: Any) -> list:
     """Same as ``compiler.delivered.session_facts`` with the memo on."""
+
+def spacing_scan(facts: Sequence[Any], items: Optional[list], plan_interleaved: Callable[[list, list], int],
+                 first_two: Callable[[tuple], tuple]) -> Optional[tuple[Optional[tuple], list, int]]:
+    """The scan of ``compiler.delivered.channel_spacing``; None when a number does not fit the C bounds."""

@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cython twin of the per-train loop the safety rules spend their time in (compiler/delivered.py
-``session_facts`` with the memo on, the reference): the same TrainFacts, field by field, for every input.
+"""Cython twins of the per-train loops the safety rules spend their time in (compiler/delivered.py, the
+references): ``session_facts`` with the memo on (the same TrainFacts, field by field, for every input) and the
+scan of ``channel_spacing`` (the same candidates compared in the same order: the same Spacing, the same plan).
 
 Per train it does in C integer arithmetic what the reference does with Python ints, but only when every
 number read is small enough that no product can overflow 64 bits (the bounds below); any other train goes
@@ -9,9 +10,25 @@ amplitude-free part is read from and stored in the reference's memo dict (the sa
 """
 from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
 
-__all__ = ["session_facts"]
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+        int flags
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+    ctypedef PyObject *(*allocfunc)(PyTypeObject *, Py_ssize_t)
+    ctypedef struct _TypeAlloc "PyTypeObject":
+        allocfunc tp_alloc
+
+cdef extern from "structmember.h":
+    int T_OBJECT_EX
+    int READONLY
+
+__all__ = ["make_facts", "session_facts", "spacing_scan"]
 
 #: onsets, ramps and on-phases below 2^39 µs (6.4 days), periods' numerators below 2^40, their denominators and the
 #: amplitude's numerator and denominator at most 2^22: every product below stays under 2^62
@@ -21,6 +38,9 @@ cdef long long _SMALL_MAX = 1LL << 22
 #: integers a double holds exactly
 cdef long long _EXACT = 1LL << 53
 cdef long long _WINDOW_US = 1000000
+#: the amplitude-free facts in C for fewer than 2^31 cycles and slots per cycle, cycles shorter than 2^62 µs
+cdef long long _CYCLES_MAX = 1LL << 31
+cdef long long _CYCLE_MAX = 1LL << 62
 
 
 cdef inline bint _ll(object o, long long *out):
@@ -45,9 +65,9 @@ cdef inline long long _first_slot(long long num, long long den, long long x):
 
 
 cdef inline long long _floordiv(long long n, long long d):
-    """floor(n / d) for d > 0 (C truncates towards zero)."""
+    """floor(n / d), d != 0, as Python's // (C truncates towards zero)."""
     cdef long long q = n // d
-    if (n % d != 0) and (n < 0):
+    if (n % d != 0) and ((n < 0) != (d < 0)):
         q -= 1
     return q
 
@@ -69,6 +89,180 @@ cdef inline long long _amp(long long an, long long ad, long long up, long long d
     if down > 0 and off >= on - down:
         return _round_div(an * (on - off), ad * down)
     return _round_div(an, ad)
+
+
+cdef long long _in_cycle_c(long long num, long long den, long long k_lo, long long n, long long first_off):
+    """delivered._in_cycle_spacing; -1 for None (n < 2)."""
+    cdef long long steps, prev, best, k, cur
+    if n < 2:
+        return -1
+    if den == 1:
+        return num
+    if n - 1 >= den:
+        return num // den
+    steps = n - 1 if n - 1 < 4096 else 4096
+    prev = first_off
+    best = 1LL << 62
+    for k in range(k_lo + 1, k_lo + 1 + steps):
+        cur = _round_div(k * num, den)
+        if cur - prev < best:
+            best = cur - prev
+        prev = cur
+    if steps == n - 1:
+        return best
+    return best if best < num // den else num // den
+
+
+cdef object _timing_c(long long num, long long den, long long on, long long up, long long down, long long cycles,
+                      long long cycle, long long k_lo, long long k_hi):
+    """delivered._timing_facts for a train inside the twin's bounds with 0 < cycles < 2^22, 0 <= up, down and
+    k_hi - k_lo < 2^31 (its products stay below 2^62); the same tuple."""
+    cdef long long first_off, last_off, n, in_cycle, cross, total, by_cycles, ms, by_spacing, count, k, e, t
+    cdef long long ks[6]
+    cdef long long offs[6]
+    cdef int nk = 0, no = 0, i, j
+    cdef bint hold = False, seen, ms_none
+    first_off = _round_div(k_lo * num, den)
+    last_off = _round_div((k_hi - 1) * num, den)
+    n = k_hi - k_lo
+    in_cycle = _in_cycle_c(num, den, k_lo, n, first_off)
+    total = n * cycles
+    if cycle > 0:
+        by_cycles = _WINDOW_US // cycle + 2
+        if cycles < by_cycles:
+            by_cycles = cycles
+        by_cycles = n * by_cycles
+    else:
+        by_cycles = total
+    cross = 0
+    ms_none = False
+    if cycles >= 2:
+        cross = cycle - last_off + first_off
+        ms = cross if in_cycle < 0 or cross < in_cycle else in_cycle
+    elif in_cycle < 0:
+        ms_none = True
+        ms = 0
+    else:
+        ms = in_cycle
+    if not ms_none and ms != 0:
+        by_spacing = 1 + _floordiv(_WINDOW_US - 1, ms)
+    else:
+        by_spacing = 1           # ms None or 0
+    count = total
+    if by_cycles < count:
+        count = by_cycles
+    if by_spacing < count:
+        count = by_spacing
+    # the slots next to the plateau's two edges, and the first and last (a set of k: distinct slots)
+    ks[0] = k_lo
+    nk = 1
+    if k_hi - 1 != k_lo:
+        ks[1] = k_hi - 1
+        nk = 2
+    for e in (up, on - down):
+        k = _first_slot(num, den, e)
+        for t in (k - 1, k):
+            seen = False
+            for i in range(nk):
+                if ks[i] == t:
+                    seen = True
+                    break
+            if not seen:
+                ks[nk] = t
+                nk += 1
+    for i in range(nk):
+        if k_lo <= ks[i] < k_hi:
+            offs[no] = _round_div(ks[i] * num, den)
+            no += 1
+    for i in range(1, no):           # insertion sort (at most 6)
+        t = offs[i]
+        j = i - 1
+        while j >= 0 and offs[j] > t:
+            offs[j + 1] = offs[j]
+            j -= 1
+        offs[j + 1] = t
+    for i in range(no):
+        if not (up > 0 and offs[i] < up) and not (down > 0 and offs[i] >= on - down):
+            hold = True
+            break
+    return (first_off, last_off, None if in_cycle < 0 else in_cycle, cross if cycles >= 2 else None, count, hold,
+            tuple([offs[i] for i in range(no)]))
+
+
+# --- TrainFacts without its Python __init__ ----------------------------------------------------------------
+#: TrainFacts' fields in the order its dataclass __init__ sets them (checked against the class before use)
+_FIELDS = ("index", "train", "k_lo", "k_hi", "first_off", "last_off", "peak_ua", "first_ua", "weight",
+           "in_cycle_spacing", "cross_cycle_spacing", "wbound", "ekey")
+cdef Py_ssize_t _offsets[13]
+cdef object _bound_cls = None        # the class _offsets belong to
+cdef bint _bound_ok = False
+
+
+cdef bint _bind(object cls):
+    """Whether ``cls`` is the slots dataclass whose objects _make fills directly: exactly _FIELDS as writable
+    object slots, object's __new__, no __post_init__ (then _make leaves the very object its __init__ would)."""
+    global _bound_cls, _bound_ok
+    cdef Py_ssize_t k
+    cdef PyMemberDef *m
+    if cls is _bound_cls:
+        return _bound_ok
+    import dataclasses
+    import types
+    _bound_cls = cls
+    _bound_ok = False
+    if (not dataclasses.is_dataclass(cls) or tuple(f.name for f in dataclasses.fields(cls)) != _FIELDS
+            or cls.__new__ is not object.__new__ or hasattr(cls, "__post_init__")
+            or "__dict__" in dir(cls) and getattr(cls, "__dictoffset__", 0)):
+        return False
+    for k in range(13):
+        desc = cls.__dict__.get(_FIELDS[k])
+        if type(desc) is not types.MemberDescriptorType:
+            return False
+        m = (<PyMemberDescrObject *><PyObject *>desc).d_member
+        if m.type != T_OBJECT_EX or (m.flags & READONLY):
+            return False
+        _offsets[k] = m.offset
+    _bound_ok = True
+    return True
+
+
+cdef inline void _put(object obj, Py_ssize_t off, object v):
+    """Set a fresh object's empty slot (its __init__ would set it with a plain store)."""
+    Py_INCREF(v)
+    (<PyObject **>((<char *><PyObject *>obj) + off))[0] = <PyObject *>v
+
+
+cdef object _make(object cls, object index, object tr, object k_lo, object k_hi, object first_off, object last_off,
+                  object peak, object first_ua, object weight, object ic, object cc, object wbound):
+    """``cls(index, tr, ..., wbound)`` (ekey None), without running the dataclass __init__ in the interpreter."""
+    cdef PyObject *p
+    cdef object obj
+    if not _bind(cls):
+        return cls(index, tr, k_lo, k_hi, first_off, last_off, peak, first_ua, weight, ic, cc, wbound)
+    p = (<_TypeAlloc *><PyObject *>cls).tp_alloc(<PyTypeObject *><PyObject *>cls, 0)
+    if p is NULL:
+        raise MemoryError()
+    obj = <object>p
+    Py_DECREF(obj)
+    _put(obj, _offsets[0], index)
+    _put(obj, _offsets[1], tr)
+    _put(obj, _offsets[2], k_lo)
+    _put(obj, _offsets[3], k_hi)
+    _put(obj, _offsets[4], first_off)
+    _put(obj, _offsets[5], last_off)
+    _put(obj, _offsets[6], peak)
+    _put(obj, _offsets[7], first_ua)
+    _put(obj, _offsets[8], weight)
+    _put(obj, _offsets[9], ic)
+    _put(obj, _offsets[10], cc)
+    _put(obj, _offsets[11], wbound)
+    _put(obj, _offsets[12], None)
+    return obj
+
+
+def make_facts(cls, index, tr, k_lo, k_hi, first_off, last_off, peak, first_ua, weight, ic, cc, wbound):
+    """What session_facts builds its TrainFacts with (for the tests: equal to ``cls(...)`` in every field)."""
+    return _make(cls, index, tr, k_lo, k_hi, first_off, last_off, peak, first_ua, weight, ic, cc, wbound)
 
 
 def session_facts(trains, list weights, long n_shapes, dict memo, Py_ssize_t memo_max, object cls, object timing,
@@ -141,7 +335,11 @@ def session_facts(trains, list weights, long n_shapes, dict memo, Py_ssize_t mem
                cycles >= 2, k_lo_o, k_hi_o)
         p = PyDict_GetItem(memo, key)
         if p is NULL:
-            tm = timing(tr, k_lo_o, k_hi_o)
+            if (0 < cycles < _CYCLES_MAX and -_CYCLE_MAX < cycle < _CYCLE_MAX and k_hi - k_lo < _CYCLES_MAX
+                    and up >= 0 and down >= 0):
+                tm = _timing_c(num, den, on, up, down, cycles, cycle, k_lo, k_hi)
+            else:
+                tm = timing(tr, k_lo_o, k_hi_o)
             if len(memo) >= memo_max:
                 memo.clear()
             memo[key] = tm
@@ -173,5 +371,98 @@ def session_facts(trains, list weights, long n_shapes, dict memo, Py_ssize_t mem
                 wbound = (peak_o * peak_o * wn / wd) * count_o
         else:
             wbound = 0.0
-        out.append(cls(i, tr, k_lo_o, k_hi_o, tmt[0], tmt[1], peak, first_ua, w, tmt[2], tmt[3], wbound))
+        out.append(_make(cls, i, tr, k_lo_o, k_hi_o, tmt[0], tmt[1], peak, first_ua, w, tmt[2], tmt[3], wbound))
     return out
+
+
+#: onsets, offsets and spacings the spacing scan keeps in C: sums of three of them stay below 2^62
+cdef long long _SPAN_MAX = 1LL << 60
+
+
+cdef inline bint _small(object o, long long *out):
+    return _ll(o, out) and -_SPAN_MAX < out[0] < _SPAN_MAX
+
+
+def spacing_scan(facts, items, object plan_interleaved, object first_two):
+    """The scan of ``compiler.delivered.channel_spacing`` before its interleaved stretches are measured: returns
+    (best candidate as Spacing's fields or None, the plan of interleaved stretches, the pulses they need), with
+    the same candidates compared in the same order; None when a number does not fit the C bounds (the caller
+    then runs the reference). ``items``: delivered.onset_order of ``facts`` or None (built here as the reference
+    builds it, sorted with ``first_two``)."""
+    cdef bint has = False, build = items is None
+    cdef long long b_us = 0, b_t1 = 0, b_t2 = 0, start, first, ic, cc, t, cycles, cycle, last, last_off, end, gap
+    cdef object b_kind = None, b_i1 = None, b_i2 = None, tf, tr, ico, cco, idx
+    cdef list its
+    cdef Py_ssize_t j, k, n, gs, end_j
+    cdef bint interleaved
+    cdef tuple it
+    cdef object needed = 0
+    cdef list plan = []
+    if build:
+        its = []
+    else:
+        its = <list>items
+    for tf in facts:
+        if not (tf.k_hi > tf.k_lo):
+            continue
+        tr = tf.train
+        if not (_small(tr.start_us, &start) and _small(tf.first_off, &first)):
+            return None
+        first += start
+        idx = tf.index
+        if build:
+            if not (_small(tr.cycles, &cycles) and _small(tr.cycle_us, &cycle) and _small(tf.last_off, &last_off)):
+                return None
+            if cycles - 1 != 0 and (cycle > _SPAN_MAX // (cycles - 1 if cycles > 1 else 1 - cycles)
+                                    or cycle < -_SPAN_MAX // (cycles - 1 if cycles > 1 else 1 - cycles)):
+                return None
+            its.append((first, idx, start + (cycles - 1) * cycle + last_off, tf))
+        ico = tf.in_cycle_spacing
+        cco = tf.cross_cycle_spacing
+        if ico is not None:
+            if not _small(ico, &ic):
+                return None
+            if not has or ic < b_us or (ic == b_us and first + ic < b_t2):
+                has = True
+                b_us, b_t1, b_t2, b_kind, b_i1, b_i2 = ic, first, first + ic, "slots", idx, idx
+        if cco is not None:
+            if not (_small(cco, &cc) and _small(tf.last_off, &t)):
+                return None
+            t += start
+            if not has or cc < b_us or (cc == b_us and t + cc < b_t2):
+                has = True
+                b_us, b_t1, b_t2, b_kind, b_i1, b_i2 = cc, t, t + cc, "cycle", tf.index, tf.index
+    if build:
+        its.sort(key=first_two)
+    n = len(its)
+    gs = 0
+    end = 0
+    end_j = 0
+    interleaved = False
+    for j in range(n):
+        it = <tuple>its[j]
+        if not (_small(it[0], &first) and _small(it[2], &last)):
+            return None
+        if j > 0 and first - end < _WINDOW_US:        # the same group (_groups)
+            if first <= end:
+                interleaved = True
+            else:
+                gap = first - end
+                if not has or gap < b_us or (gap == b_us and first < b_t2):
+                    has = True
+                    b_us, b_t1, b_t2, b_kind = gap, end, first, "lines"
+                    b_i1 = (<tuple>its[end_j])[3].index
+                    b_i2 = it[3].index
+            if last > end:
+                end = last
+                end_j = j
+            continue
+        if interleaved:
+            needed += plan_interleaved([(<tuple>its[k])[3] for k in range(gs, j)], plan)
+        gs = j
+        interleaved = False
+        end = last
+        end_j = j
+    if interleaved:
+        needed += plan_interleaved([(<tuple>its[k])[3] for k in range(gs, n)], plan)
+    return ((b_us, b_t1, b_t2, b_kind, b_i1, b_i2) if has else None), plan, needed

@@ -156,3 +156,65 @@ def test_every_week_of_the_examples_gives_the_reference_facts_and_diagnostics(pa
         safety.clear_caches()
         ref = _with(None, safety.check_safety, resolved)
         assert [(d.code, d.message, d.span, d.hint) for d in got] == [(d.code, d.message, d.span, d.hint) for d in ref]
+
+
+# --- channel_spacing's scan ------------------------------------------------------------------------------------
+@st.composite
+def channel(draw, extreme: bool = False):
+    """One channel's trains: lines one after another, close together, interleaved, or far apart; with
+    ``extreme``, onsets and cycle lengths beyond the twin's 64-bit bounds now and then."""
+    out = []
+    t = draw(st.integers(0, 3)) * 250_000
+    for _ in range(draw(st.integers(1, 7))):
+        p = draw(st.sampled_from([F(10**6, 50), F(10**6, 7), F(10**6, 333), F(1000, 3), F(25_000)]))
+        on = draw(st.sampled_from([1, 20_000, 333_333, 1_000_000]))
+        up = draw(st.sampled_from([0, 999, on // 3]))
+        rest = draw(st.sampled_from([0, 1, 20_000, 700_000, 3_000_000]))
+        if extreme and draw(st.booleans()):
+            rest = draw(st.sampled_from([2**59, 2**61, 2**64]))
+        cycles = draw(st.integers(1, 4))
+        amp = draw(st.sampled_from([F(40_000), F(7), F(120_001, 7), F(1, 3)]))
+        out.append(Train(1, t, cycles, on + rest, on, up, 0, p.numerator, p.denominator, amp.numerator,
+                         amp.denominator, draw(st.integers(0, 1))))
+        t += draw(st.sampled_from([-(on + rest) * cycles // 2, 0, 1, 400_000, 999_999, 1_000_000, 5_000_000]))
+        t = max(0, t) + (on + rest) * cycles * draw(st.sampled_from([0, 1]))
+        if extreme and draw(st.booleans()):
+            t += draw(st.sampled_from([2**60, 2**63]))
+    return out
+
+
+def _spacing(impl, facts, budget, items):
+    try:
+        return _with(impl, D.channel_spacing, facts, budget, items)
+    except D.BudgetExceeded as exc:
+        return ("budget", exc.needed)
+    except (OverflowError, MemoryError, ValueError) as exc:   # numbers no expander lays out: refused alike
+        return ("refused", type(exc))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(channel(), channel(extreme=True)), st.sampled_from([D.EXPANSION_BUDGET, 50, 0]),
+       st.booleans())
+def test_the_spacing_scan_gives_the_reference_spacing(trs, budget, shared_order):
+    facts = [tf for tf in _reference(trs, SHAPES[:2]) if tf.k_hi > tf.k_lo]
+    items = D.onset_order(facts) if shared_order else None
+    ref = _spacing(None, facts, budget, items)
+    assert _spacing(twin, facts, budget, items) == ref
+    # the scan with its own order and with the channel's shared one agree
+    assert _spacing(twin, facts, budget, None if shared_order else D.onset_order(facts)) == ref
+
+
+def test_facts_built_without_the_dataclass_init_equal_the_dataclass_ones():
+    tr = Train(1, 0, 1, 1, 1, 0, 0, 20_000, 1, 1, 1, 0)
+    args = (3, tr, 0, 5, 0, 100, 5000, 3000, F(7, 3), 20_000, None, 1.5)
+    made = twin.make_facts(D.TrainFacts, *args)
+    plain = D.TrainFacts(*args)
+    assert type(made) is D.TrainFacts and _fields(made) == _fields(plain) and made.ekey is None
+    made.ekey = 4                    # an ordinary object: its slots are writable, its fields all set
+    assert D.emitted_id(made) == 4
+
+    class Other:                     # any other class: built by calling it
+        def __init__(self, *a):
+            self.args = a
+
+    assert twin.make_facts(Other, *args).args == args
