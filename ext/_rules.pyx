@@ -193,6 +193,12 @@ cdef object _timing_c(long long num, long long den, long long on, long long up, 
 #: TrainFacts' fields in the order its dataclass __init__ sets them (checked against the class before use)
 _FIELDS = ("index", "train", "k_lo", "k_hi", "first_off", "last_off", "peak_ua", "first_ua", "weight",
            "in_cycle_spacing", "cross_cycle_spacing", "wbound", "ekey")
+class _Slots:
+    __slots__ = ("x",)
+
+
+#: the type of a slot's descriptor (types.MemberDescriptorType)
+_MEMBER = type(_Slots.__dict__["x"])
 cdef Py_ssize_t _offsets[13]
 cdef object _bound_cls = None        # the class _offsets belong to
 cdef bint _bound_ok = False
@@ -206,17 +212,18 @@ cdef bint _bind(object cls):
     cdef PyMemberDef *m
     if cls is _bound_cls:
         return _bound_ok
-    import dataclasses
-    import types
     _bound_cls = cls
     _bound_ok = False
-    if (not dataclasses.is_dataclass(cls) or tuple(f.name for f in dataclasses.fields(cls)) != _FIELDS
-            or cls.__new__ is not object.__new__ or hasattr(cls, "__post_init__")
-            or "__dict__" in dir(cls) and getattr(cls, "__dictoffset__", 0)):
+    # (read from the class itself, not __dataclass_fields__: that is made lazily by importing dataclasses, which
+    # `check` keeps out of its start-up)
+    code = getattr(getattr(cls, "__init__", None), "__code__", None)
+    if (getattr(cls, "__slots__", None) != _FIELDS or code is None or code.co_argcount != 14
+            or tuple(code.co_varnames[1:14]) != _FIELDS or cls.__new__ is not object.__new__
+            or hasattr(cls, "__post_init__") or getattr(cls, "__dictoffset__", 0)):
         return False
     for k in range(13):
         desc = cls.__dict__.get(_FIELDS[k])
-        if type(desc) is not types.MemberDescriptorType:
+        if type(desc) is not _MEMBER:
             return False
         m = (<PyMemberDescrObject *><PyObject *>desc).d_member
         if m.type != T_OBJECT_EX or (m.flags & READONLY):
