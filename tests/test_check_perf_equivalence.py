@@ -23,6 +23,7 @@ from stimscript.errors import ProtocolError
 from stimscript.profile import LOOPBACK_PROFILE, DeviceProfile
 from stimscript.spans import Source, at
 from stimscript.units import Quantity
+from tests.protocols import protocol_files, bench_protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = DeviceProfile(name="shared", independent_sources=False)
@@ -51,26 +52,11 @@ pytestmark = pytest.mark.usefixtures("fresh_safety_memos")
 
 
 # --- whole protocols: every week of every example and corpus file, on three device profiles ---------------
-def _protocol_files():
-    files = sorted(glob.glob(os.path.join(ROOT, "examples", "*.stim")))
-    files += sorted(glob.glob(os.path.join(ROOT, "tests", "corpus", "valid", "*.stim")))
-    return files
-
-
-def _bench_text():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_check", os.path.join(ROOT, "benchmarks", "bench_check.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.make_protocol(500, 12)
-
-
 def _weeks(proto):
     return sorted(proto._weeks)
 
 
-@pytest.mark.parametrize("path", _protocol_files(), ids=os.path.basename)
+@pytest.mark.parametrize("path", protocol_files(), ids=os.path.basename)
 def test_every_week_of_the_examples_gives_identical_diagnostics(path):
     proto = stimscript.load(path)
     for week in _weeks(proto):
@@ -86,7 +72,7 @@ def test_every_week_of_the_examples_gives_identical_diagnostics(path):
 
 
 def test_the_benchmark_protocol_gives_identical_diagnostics():
-    proto = stimscript.loads(_bench_text(), "bench.stim")
+    proto = stimscript.loads(bench_protocol(), "bench.stim")
     for week in _weeks(proto):
         resolved = proto._weeks[week].resolved
         for profile in PROFILES:
@@ -103,7 +89,7 @@ def _load_diags(text, name, device=None):
         (w, proto._weeks[w].resolved.trains if proto._weeks[w].resolved else None) for w in _weeks(proto)]
 
 
-@pytest.mark.parametrize("path", _protocol_files()
+@pytest.mark.parametrize("path", protocol_files()
                          + sorted(glob.glob(os.path.join(ROOT, "tests", "corpus", "semantic", "*.stim"))),
                          ids=os.path.basename)
 @pytest.mark.parametrize("device", [None, SHARED, STRICT], ids=["loopback", "shared", "strict"])

@@ -21,6 +21,7 @@ from stimscript.compiler.checker import Analysis, analyse
 from stimscript.dsl import ast, parse
 from stimscript.profile import LOOPBACK_PROFILE
 from stimscript.spans import Source
+from tests.protocols import bench_protocol
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -141,16 +142,9 @@ def test_every_example_and_corpus_file_resolves_alike():
         assert _everything(text, True) == _everything(text, False), path
 
 
-def _bench_check(lines: int) -> str:
-    spec = importlib.util.spec_from_file_location("bench_check", os.path.join(ROOT, "benchmarks", "bench_check.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.make_protocol(lines, 12)
-
-
 def test_the_benchmark_protocols_resolve_alike():
     for lines in (500, 1500):
-        text = _bench_check(lines)
+        text = bench_protocol(lines)
         assert _everything(text, True) == _everything(text, False)
 
 

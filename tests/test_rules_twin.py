@@ -11,7 +11,6 @@ Skipped when the extension is not built (STIMSCRIPT_NO_EXTENSIONS=1 runs the ref
 """
 from __future__ import annotations
 
-import glob
 import os
 from fractions import Fraction as F
 
@@ -23,6 +22,7 @@ import stimscript
 from stimscript.compiler import delivered as D
 from stimscript.compiler import safety
 from stimscript.compiler.ir import PulseShape, Train
+from tests.protocols import protocol_files, bench_protocol
 
 try:
     from stimscript.ext import _rules as twin
@@ -124,21 +124,6 @@ def test_the_memo_is_cleared_at_its_size_as_the_reference_clears_it(monkeypatch)
     _compare(trs)
 
 
-def _protocol_files():
-    files = sorted(glob.glob(os.path.join(ROOT, "examples", "*.stim")))
-    files += sorted(glob.glob(os.path.join(ROOT, "tests", "corpus", "valid", "*.stim")))
-    return files
-
-
-def _bench_text():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_check", os.path.join(ROOT, "benchmarks", "bench_check.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.make_protocol(500, 12)
-
-
 def _every_week(proto):
     for week in sorted(proto._weeks):
         resolved = proto._weeks[week].resolved
@@ -146,9 +131,9 @@ def _every_week(proto):
             yield resolved
 
 
-@pytest.mark.parametrize("path", _protocol_files() + ["bench"], ids=os.path.basename)
+@pytest.mark.parametrize("path", protocol_files() + ["bench"], ids=os.path.basename)
 def test_every_week_of_the_examples_gives_the_reference_facts_and_diagnostics(path):
-    proto = stimscript.loads(_bench_text(), "bench.stim") if path == "bench" else stimscript.load(path)
+    proto = stimscript.loads(bench_protocol(), "bench.stim") if path == "bench" else stimscript.load(path)
     for resolved in _every_week(proto):
         _compare(list(resolved.trains), resolved.shapes)
         safety.clear_caches()
