@@ -32,12 +32,12 @@ import heapq
 import itertools
 import math
 import operator
-import os
 from ..valueclass import dataclass, field
 from fractions import Fraction
 from types import ModuleType
 
 from ..rounding import round_div
+from .. import twins
 from . import energy as E
 from .ir import PulseShape, Train
 
@@ -855,20 +855,16 @@ def _window_max(group: list[TrainFacts], rows: np.ndarray, owner: np.ndarray, a:
 
 
 # The compiled twin of session_facts' loop (ext/_rules.pyx) when built, else _facts above (the reference).
-# ``STIMSCRIPT_NO_EXTENSIONS=1`` forces the reference; ``STIMSCRIPT_REQUIRE_EXTENSIONS=1`` turns a missing
-# extension into an ImportError.
-_no_ext = os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0")
-_require_ext = os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0")
+# (stimscript.twins reads the switches that force the reference or require the twin).
 _twin: Optional[ModuleType] = None
 USING_EXTENSION = False
-if not _no_ext:
+if twins.wanted():
     try:
         from ..ext import _rules as _twin
 
         USING_EXTENSION = True
-    except ImportError:
-        if _require_ext:
-            raise
+    except ImportError as err:
+        twins.missing(err)
 
 
 def channel_facts(trains: Sequence[Train], shapes: Sequence[PulseShape],

@@ -21,12 +21,12 @@ trains merge as long as the same uses share an amplitude (:func:`amplitude_patte
 """
 from __future__ import annotations
 
-import os
 from ..valueclass import fields, replace
 from operator import itemgetter
 from fractions import Fraction
 
 from ..formatting import exact_duration
+from .. import twins
 from .ir import PulseShape, Segment, Train
 from .model import ChannelUse, ResolvedSession
 from .record import Record, init
@@ -504,15 +504,12 @@ def leaf_trains(placements: tuple, start: int, amplitudes: Sequence, periods: di
 
 
 # The compiled twin (ext/_resolve.pyx) when built, else the loops above (the reference).
-# ``STIMSCRIPT_NO_EXTENSIONS=1`` forces the reference; ``STIMSCRIPT_REQUIRE_EXTENSIONS=1`` turns a missing
-# extension into an ImportError.
-_no_ext = os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0")
-_require_ext = os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0")
+# (stimscript.twins reads the switches that force the reference or require the twin).
 _place_trains = place_trains
 _replay_uses = replay_uses
 _leaf_trains = leaf_trains
 USING_EXTENSION = False
-if not _no_ext:
+if twins.wanted():
     try:
         from ..ext import _resolve as _twin
 
@@ -520,6 +517,5 @@ if not _no_ext:
         _replay_uses = _twin.replay_uses
         _leaf_trains = _twin.leaf_trains
         USING_EXTENSION = True
-    except ImportError:
-        if _require_ext:
-            raise
+    except ImportError as err:
+        twins.missing(err)

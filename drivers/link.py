@@ -28,7 +28,6 @@ This module knows nothing about payloads; drivers/messages.py knows nothing abou
 from __future__ import annotations
 
 import binascii
-import os
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from ..errors import ProtocolMismatch
+from .. import twins
 
 VERSION = 1
 SYNC = b"\xa5\x5a"
@@ -140,16 +140,14 @@ class Frame:
 
 
 def _load_twin():
-    """The compiled frame kernels (ext/_runlink.pyx), or None: ``STIMSCRIPT_NO_EXTENSIONS=1`` forces the
-    pure-Python reference, ``STIMSCRIPT_REQUIRE_EXTENSIONS=1`` makes a missing extension an ImportError (the
-    selector pattern of compiler/expander.py)."""
-    if os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0"):
+    """The compiled frame kernels (ext/_runlink.pyx), or None for the pure-Python reference (stimscript.twins
+    reads the switches that force the reference or require the twin)."""
+    if not twins.wanted():
         return None
     try:
         from ..ext._runlink import crc16, encode_frame, scan, train_ack
-    except ImportError:
-        if os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0"):
-            raise
+    except ImportError as err:
+        twins.missing(err)
         return None
     return SimpleNamespace(crc16=crc16, encode_frame=encode_frame, scan=scan, train_ack=train_ack)
 

@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 
 from ..errors import Diagnostic, ProtocolSyntaxError
+from .. import twins
 from ..spans import Source, Span, at, point
 from ..suggest import did_you_mean
 from ..units import UNITS
@@ -21,21 +22,17 @@ from .lalr import Fallback, TableParser, read_fast_tables
 from .transformer import MAX_BLOCK_DEPTH, AstBuilder, AstError
 
 # The fast path's driver: the Cython twin (ext/_lalr.pyx) when built, else the pure-Python reference
-# (dsl/lalr.py). ``STIMSCRIPT_NO_EXTENSIONS=1`` forces the reference; ``STIMSCRIPT_REQUIRE_EXTENSIONS=1`` turns a
-# missing extension into an ImportError (as for the schedule expander, compiler/expander.py).
-_no_ext = os.environ.get("STIMSCRIPT_NO_EXTENSIONS", "") not in ("", "0")
-_require_ext = os.environ.get("STIMSCRIPT_REQUIRE_EXTENSIONS", "") not in ("", "0")
+# (dsl/lalr.py); stimscript.twins reads the switches that force the reference or require the twin.
 FastParser: type = TableParser
 USING_EXTENSION = False
-if not _no_ext:
+if twins.wanted():
     try:
         from ..ext._lalr import TableParser as _CompiledParser
 
         FastParser = _CompiledParser
         USING_EXTENSION = True
-    except ImportError:
-        if _require_ext:
-            raise
+    except ImportError as err:
+        twins.missing(err)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
