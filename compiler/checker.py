@@ -270,6 +270,14 @@ class Analysis:
         self._static_reads: dict[tuple, tuple[str, ...]] = {}
         self._expr_reads: dict[int, tuple] = {}
         self._by_number: Optional[list] = None
+        self._ranges: Optional[dict] = None
+        #: per param, its value last found inside its range (S007): the same object is not compared again
+        self._inside: dict[str, Quantity] = {}
+        self._cycles_list: Optional[list] = None
+        #: per "c:CYCLE" / "h:CHANNEL" of ``_week_env``: the objects its number was last given for, the number
+        self._numbered: dict[str, tuple] = {}
+        #: per channel, what its values read (``_channel_static``)
+        self._chan_static: dict[str, tuple] = {}
 
     # -- helpers -----------------------------------------------------------------------------------
     def err(self, code, message, span, hint=None, related=(), severity="error"):
@@ -934,19 +942,26 @@ class Analysis:
     def _resolve(self, state: State, week: int, session: int, sink: list) -> Optional[ResolvedSession]:
         errors_before = sum(1 for d in sink if d.is_error)
         ev = self.make_ev(state.values, sink)
-        # params outside their range because of the progression (S007)
+        # params outside their range because of the progression (S007); a value found inside is not compared again
+        ranges = self._param_ranges()
+        inside = self._inside
         for name, q in state.values.items():
-            info = self.params.get(name)
-            a = state.assigned.get(("param", name))
-            rng = info.range if info is not None else None
-            if info is None or rng is None or a is None:
+            r = ranges.get(name)
+            if r is None or inside.get(name) is q:
                 continue
-            if q.value > rng[1].value or q.value < rng[0].value:
-                side = "above" if q.value > rng[1].value else "below"
+            a = state.assigned.get(("param", name))
+            if a is None:
+                continue
+            info, low, high = r
+            v = q.value
+            if v > high or v < low:
+                side = "above" if v > high else "below"
                 sink.append(Diagnostic("S007", f"{name} {fmt(q)} is {side} the range {info.range_text()}", a.span,
                                        hint="cap the progression with `up to`/`down to`",
                                        related=tuple(_note(f"the range of `{name}` is declared here",
                                                            _span_of_word(info.span, name, 5)))))
+            else:
+                inside[name] = q
         # electrodes, cycles, channels: each memoised on the values it reads (``_memo``)
         memo = _CACHE[0]
         ids = self._param_ids(state) if memo else {}
@@ -960,12 +975,11 @@ class Analysis:
         timings: dict[str, Timing] = {}
         assigned = state.assigned
         owners = {k[:2] for k in assigned} if memo else set()   # the cycles and channels a progression sets
-        for name, steps in self.cycles.items():
+        for name, steps, reads, owner, step_keys in self._cycle_rows():
             if memo:
-                key: tuple = ("c", name, head, tuple(map(get, self._reads_of_cycle(name, steps))))
-                if ("cycle", name) in owners:
-                    key += tuple([_assigned_key(assigned.get(("cycle", name, kind)), get, self._expr_reads)
-                                  for kind in CYCLE_STEPS])
+                key: tuple = ("c", name, head, tuple(map(get, reads)) if reads else ())
+                if owner in owners:
+                    key += tuple([_assigned_key(assigned.get(k), get, self._expr_reads) for k in step_keys])
                 timing = self._memo(key, sink, self._cycle_timing, ev, state, name, steps)
             else:
                 timing = self._cycle_timing(ev, state, name, steps)
@@ -1005,7 +1019,7 @@ class Analysis:
                                      site=site.text if site else "", side=(site.side or "") if site else "",
                                      site_custom=site is not None and site.custom is not None,
                                      electrodes=(cv.electrodes[0].name, cv.electrodes[1].name),
-                                     frequency_hz=cv.frequency, amplitude_ua=round(cv.amplitude),
+                                     frequency_hz=cv.frequency, amplitude_ua=_round_even(cv.amplitude),
                                      shape=table.add(cv.shape), param=cv.param))
         return ResolvedSession(session=session, week=week, duration_us=t, uses=tuple(uses), trains=trains,
                                shapes=table.shapes, channels=tuple(sorted(infos, key=lambda i: i.number)),
@@ -1032,9 +1046,24 @@ class Analysis:
         """A small number per param value ("p:NAME"; equal values, equal numbers) and, under "", one for the
         names the evaluator knows (its hints list them)."""
         number = self._number
-        ids = {"p:" + n: number(("p", n, q.value.numerator, q.value.denominator, q.dim))
-               for n, q in state.values.items()}
-        ids[""] = number(("env", tuple(state.values)))
+        seen = self._numbered
+        ids = {}
+        for n, q in state.values.items():
+            k = "p:" + n
+            was = seen.get(k)
+            if was is not None and was[0] is q:   # the same Quantity as before: its number
+                ids[k] = was[1]
+                continue
+            v = q.value
+            ids[k] = number(("p", n, v.numerator, v.denominator, q.dim))
+            seen[k] = (q, ids[k])
+        names = tuple(state.values)
+        was = seen.get("")
+        if was is not None and was[0] == names:
+            ids[""] = was[1]
+        else:
+            ids[""] = number(("env", names))
+            seen[""] = (names, ids[""])
         return ids
 
     def _number(self, key: tuple) -> int:
@@ -1043,6 +1072,7 @@ class Analysis:
         if n is None:
             if len(intern) >= 1_000_000:   # pragma: no cover - a bound: forget every memo keyed by numbers
                 intern.clear()
+                self._numbered.clear()
                 self._block_memos.clear()
                 self._values_memo.clear()
             # never a number given before (not even after a clear), so no two values ever share one
@@ -1058,6 +1088,24 @@ class Analysis:
             elif node is not None:
                 found.update([n.name for n in names_in(node)])
         return tuple(sorted("p:" + n for n in found))
+
+    def _param_ranges(self) -> dict[str, tuple[ParamInfo, Fraction, Fraction]]:
+        """Per param with a range: its info and the range's bounds (S007 compares every week's values)."""
+        ranges = self._ranges
+        if ranges is None:
+            ranges = self._ranges = {n: (i, i.low.value, i.high.value) for n, i in self.params.items()
+                                     if i.low is not None and i.high is not None}
+        return ranges
+
+    def _cycle_rows(self) -> list[tuple[str, dict, tuple[str, ...], tuple, tuple]]:
+        """Per cycle: its name, steps, the params they read, and its progression targets' keys (as a cycle and
+        per step), built once: every week looks each cycle up in the memo by them."""
+        rows = self._cycles_list
+        if rows is None:
+            rows = self._cycles_list = [(name, steps, self._reads_of_cycle(name, steps), ("cycle", name),
+                                         tuple([("cycle", name, kind) for kind in CYCLE_STEPS]))
+                                        for name, steps in self.cycles.items()]
+        return rows
 
     def _electrode_reads(self) -> tuple[str, ...]:
         reads = self._static_reads.get(("e",))
@@ -1118,10 +1166,15 @@ class Analysis:
         """Channel ``name``'s values this week (None when one failed or is missing). With ``keys`` (this week's
         param numbers and the evaluator's names), its frequency, amplitude and pulse are each memoised on what
         it reads (a progression of the intensity leaves the pulse and frequency, the same objects, alone)."""
-        f_target, a_target = ("channel", name, "frequency"), ("channel", name, "amplitude")
-        f_decl = decl.frequency.value if decl.frequency else None
-        a_decl = decl.amplitude.value if decl.amplitude else None
-        f_what, a_what = f"the frequency of channel `{name}`", f"the amplitude of channel `{name}`"
+        known = self._chan_static.get(name)
+        if known is None or known[0] is not decl:
+            f_decl = decl.frequency.value if decl.frequency else None
+            a_decl = decl.amplitude.value if decl.amplitude else None
+            known = self._chan_static[name] = (
+                decl, ("channel", name, "frequency"), ("channel", name, "amplitude"), f_decl, a_decl,
+                f"the frequency of channel `{name}`", f"the amplitude of channel `{name}`", self._reads_of(f_decl),
+                self._reads_of(a_decl), self._reads_of(decl.pulse))
+        _, f_target, a_target, f_decl, a_decl, f_what, a_what, f_reads, a_reads, p_reads = known
         if keys is None:
             f_q, f_span, _ = self._value(ev, state, f_target, f_decl, ev.positive, FREQUENCY, f_what)
             a_q, a_span, a_expr, a_ua = _microamps(self._value(ev, state, a_target, a_decl, ev.non_negative,
@@ -1131,20 +1184,19 @@ class Analysis:
             get, head = keys
             assigned, reads = state.assigned, self._expr_reads
             f_q, f_span, _ = self._memo(
-                ("hf", name, head, tuple(map(get, self._reads_of(f_decl))), _assigned_key(assigned.get(f_target),
-                                                                                          get, reads)),
+                ("hf", name, head, tuple(map(get, f_reads)), _assigned_key(assigned.get(f_target), get, reads)),
                 sink, self._value, ev, state, f_target, f_decl, ev.positive, FREQUENCY, f_what)
             a_q, a_span, a_expr, a_ua = self._memo(
-                ("ha", name, head, tuple(map(get, self._reads_of(a_decl))), _assigned_key(assigned.get(a_target),
-                                                                                          get, reads)),
+                ("ha", name, head, tuple(map(get, a_reads)), _assigned_key(assigned.get(a_target), get, reads)),
                 sink, _microamps_of, self._value, ev, state, a_target, a_decl, ev.non_negative, CURRENT, a_what)
-            shape = self._memo(("hs", name, head, tuple(map(get, self._reads_of(decl.pulse)))), sink, build_shape,
+            shape = self._memo(("hs", name, head, tuple(map(get, p_reads))), sink, build_shape,
                                decl.pulse, ev) if decl.pulse is not None else None
         pair: tuple[ElectrodeInfo, ...] = ()
         if decl.pair is not None:
-            pair = tuple(elec[n.name] for n in (decl.pair.first, decl.pair.second) if n.name in elec)
-            if len(pair) != 2:
+            first, second = elec.get(decl.pair.first.name), elec.get(decl.pair.second.name)
+            if first is None or second is None:
                 return None
+            pair = (first, second)
         if f_q is None or a_q is None or shape is None or decl.pair is None:
             return None
         if f_target not in state.assigned:
@@ -1216,7 +1268,8 @@ class Analysis:
                 key = block_key(i, env, deps, src_vals, ctx)
             keys.append(key)
             if last is not None and last.ok[i] and (key is last.keys[i] or key == last.keys[i]) and \
-                    (run_a >= 0 or len(uses) == last.base[i]) and _sources_differ(last.entries[i], src_vals):
+                    (run_a >= 0 or len(uses) == last.base[i]) and \
+                    (not last.entries[i]._multi or _sources_differ(last.entries[i], src_vals)):
                 if run_a < 0:
                     run_a = i
                 continue
@@ -1265,12 +1318,11 @@ class Analysis:
                     ta, tb, sa, sb = last.tstart[a], last.tstart[b], last.sstart[a], last.sstart[b]
                     shift = start - last.start[a]
                     tdelta, sdelta, edelta = len(trains) - ta, len(segments) - sa, done - last.emis[a]
-                    for j in range(a, b):
-                        ok[j] = True
-                        tstart[j] = last.tstart[j] + tdelta
-                        sstart[j] = last.sstart[j] + sdelta
-                        starts[j] = last.start[j] + shift
-                        emis[j] = last.emis[j] + edelta
+                    ok[a:b] = [True] * (b - a)
+                    tstart[a:b] = _moved_by(last.tstart, a, b, tdelta)
+                    sstart[a:b] = _moved_by(last.sstart, a, b, sdelta)
+                    starts[a:b] = _moved_by(last.start, a, b, shift)
+                    emis[a:b] = _moved_by(last.emis, a, b, edelta)
                     _lowering._place_trains(last.trains[ta:tb], last.train_uses[ta:tb], shift, amp_nd, trains)
                     train_uses.extend(last.train_uses[ta:tb])
                     if shift:
@@ -1306,9 +1358,7 @@ class Analysis:
                 else:
                     rows.extend(entries[item]._rows)
             if last is not None:
-                for j in range(n_blocks):
-                    if entries[j] is None:
-                        entries[j] = last.entries[j]
+                entries = [e if e is not None else f for e, f in zip(entries, last.entries)]
             record = _WeekRecord(n_blocks, env.head, env.ids, dict(chan_idx), keys, ok, entries, base_of, doff,
                                  tuple(sink[before:]), tuple(rows), tuple(sources), tuple(ctx.shapes), tstart,
                                  lowered.trains, lowered.train_uses, sstart, lowered.segments, starts, emis)
@@ -1403,13 +1453,29 @@ class Analysis:
         # keys of ints and strings (cheap to hash); spans and declarations by identity (the protocol's own
         # nodes hold them for as long as this analysis lives)
         ids = dict(ids)   # this week's param numbers (``_param_ids``), with the cycles' and channels'
+        # the objects a cycle's or channel's number was last given for (the memos hand the same objects out
+        # while nothing they read changes): the same objects again, the same number without a key
+        seen = self._numbered
         for n, tm in timings.items():
-            ids["c:" + n] = number(("c", n, tm.ramp_up_us, tm.hold_us, tm.ramp_down_us, tm.rest_us))
+            k = "c:" + n
+            was = seen.get(k)
+            if was is not None and was[0] is tm:
+                ids[k] = was[1]
+                continue
+            ids[k] = number(("c", n, tm.ramp_up_us, tm.hold_us, tm.ramp_down_us, tm.rest_us))
+            seen[k] = (tm, ids[k])
         for n, cv in chans.items():
             # (the pulse shape aside: a replay takes the channel's and checks its index, ``_BlockMemo.replay``)
-            ids["h:" + n] = number(("h", n, id(cv.decl), cv.frequency.numerator, cv.frequency.denominator,
-                                    tuple([(e.name, e.area_cm2.numerator, e.area_cm2.denominator, id(e.span))
-                                           for e in cv.electrodes]), id(cv.freq_span)))
+            k = "h:" + n
+            objs = (cv.decl, cv.frequency, cv.freq_span) + cv.electrodes
+            was = seen.get(k)
+            if was is not None and len(was[0]) == len(objs) and all([x is y for x, y in zip(was[0], objs)]):
+                ids[k] = was[1]
+                continue
+            ids[k] = number(("h", n, id(cv.decl), cv.frequency.numerator, cv.frequency.denominator,
+                             tuple([(e.name, e.area_cm2.numerator, e.area_cm2.denominator, id(e.span))
+                                    for e in cv.electrodes]), id(cv.freq_span)))
+            seen[k] = (objs, ids[k])
         head = (ids[""], any(d.is_error for d in self.diags))
         return _WeekEnv(ids, head, self.make_ev(state.values, []))
 
@@ -1497,6 +1563,13 @@ class _WeekRecord:
         self.emis = emis
 
 
+def _moved_by(values: list, a: int, b: int, delta: int) -> list:
+    """``values[a:b]``, each plus ``delta`` (a run's per-block starts, moved to where the run starts now)."""
+    if not delta:
+        return values[a:b]
+    return [v + delta for v in values[a:b]]
+
+
 def _sources_differ(entry: "_BlockMemo", src_vals: dict) -> bool:
     """Whether the sources of a block's amplitudes (channels, `with amplitude` values) all differ this week:
     then the uses that share an amplitude are those of one source, the pattern its layout was made for."""
@@ -1507,6 +1580,18 @@ def _sources_differ(entry: "_BlockMemo", src_vals: dict) -> bool:
 
 
 # --- session layout ---------------------------------------------------------------------------------
+def _round_even(x) -> int:
+    """``round(x)`` (to the nearest integer, half to even) of a Fraction or int, in integer arithmetic."""
+    if x.__class__ is not Fraction:
+        return round(x)
+    d = x.denominator
+    q, r = divmod(x.numerator, d)
+    r += r
+    if r > d or (r == d and q & 1):
+        return q + 1
+    return q
+
+
 def _microamps(value: tuple) -> tuple:
     """``_value``'s (Quantity|None, span, expression) of an amplitude, with the amplitude in µA (exact)."""
     q, span, expr = value
@@ -1709,7 +1794,7 @@ class _BlockMemo:
     pattern of its uses' amplitudes (``lowering.BlockLayout``)."""
 
     __slots__ = ("measured", "emissions", "uses", "sources", "diagnostics", "shapes", "lowered", "_rows",
-                 "_chan_idx", "_own", "_srcs", "_canon")
+                 "_chan_idx", "_own", "_srcs", "_canon", "_multi")
 
     def __init__(self, measured: Optional[Measured], uses: tuple[ChannelUse, ...],
                  sources: tuple, diagnostics: tuple[Diagnostic, ...],
@@ -1743,6 +1828,7 @@ class _BlockMemo:
         self._own = tuple(own)
         self._srcs = tuple(first)
         self._canon = tuple(canon)
+        self._multi = len(first) > 1   # more than one source: ``_sources_differ`` must look at their amplitudes
 
     def replay(self, ctx: "_LeafContext", src_vals: dict, chan_idx: dict, amp_nd: list) -> bool:
         """Add this block's shapes, diagnostics and uses (amplitudes and shapes from ``ctx.chans``, amplitudes of
