@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from ..valueclass import dataclass
 from fractions import Fraction
+from types import ModuleType
+
+from .. import twins
 
 from ..errors import Diagnostic, Related
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
@@ -21,6 +24,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterable, Iterator, Mapping, Optional, Sequence
     import numpy as np
+
+# The compiled twin of overlap_scan (ext/_rules.pyx) when built, else overlap_scan below (the reference); the
+# switches that force the reference or require the twin are read by stimscript.twins.
+_twin: Optional[ModuleType] = None
+if twins.wanted():
+    try:
+        from ..ext import _rules as _twin
+    except ImportError as err:
+        twins.missing(err)
 
 #: memo switch of the overlap results (turned with safety.set_cache_enabled)
 _CACHE = {"enabled": True}
@@ -221,9 +233,9 @@ def _find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared
                    target_pulses: int, facts: Optional[Sequence] = None) -> list[Overlap]:
     from .delivered import round_div, train_facts
 
-    n_shapes = len(shapes)
     shape_durs = [s.duration_us for s in shapes]
-    cand: list[tuple[int, Train, int]] = []
+    got = _twin.overlap_scan(trains, shape_durs, shared_source) if _twin is not None else None
+    suspects, chained = got if got is not None else overlap_scan(trains, shape_durs, shared_source)
     found: list[Overlap] = []
     tps: dict[int, Optional[_TrainPulses]] = {}
 
@@ -233,15 +245,7 @@ def _find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared
             tps[i] = _TrainPulses(i, tr, off, dur) if len(off) else None
         return tps[i]
 
-    for i, tr in enumerate(trains):
-        dur = shape_durs[tr.shape] if 0 <= tr.shape < n_shapes else 0
-        if not (dur > 0 and tr.on_us > 0 and tr.period_num > 0 and tr.period_den > 0 and tr.cycles > 0
-                and tr.amp_num != 0 and tr.amp_den != 0):
-            continue  # emits nothing (train_cycle_offsets is empty) or dur <= 0
-        cand.append((i, tr, dur))
-        # _no_single_overlap inlined: no two pulses of the train alone can overlap
-        if dur <= tr.period_num // tr.period_den and (tr.cycles < 2 or tr.cycle_us - tr.on_us + 1 >= dur):
-            continue
+    for i, tr, dur in suspects:
         # the first two emitted slots of a cycle, from the train's numbers (no layout of the cycle)
         tf = facts[i] if facts is not None else train_facts(i, tr, shapes)
         if tf.per_cycle >= 2:
@@ -255,22 +259,10 @@ def _find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared
             ov = _single_train_overlap(tp)
             if ov is not None:
                 found.append(ov)
-    groups: list[list[tuple[int, Train, int]]]
-    if shared_source:
-        groups = [cand]
-    else:
-        by_channel: dict[int, list] = {}
-        for c in cand:
-            by_channel.setdefault(c[1].channel, []).append(c)
-        groups = list(by_channel.values())
     ordered = []
-    for group in groups:
-        if len(group) < 2:
-            continue          # (a cluster has two trains at least)
+    for group, chains in chained:
         clusters: list[list[_TrainPulses]] = []
-        for comp in _bound_components(group):
-            if len(comp) < 2:
-                continue
+        for comp in chains:
             members = [tp for tp in (pulses(*c) for c in comp) if tp is not None]
             if len(members) < 2:
                 continue
@@ -287,6 +279,48 @@ def _find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared
             found.extend(_sweep_memo(cluster, shared_source, target_pulses))
     found.sort(key=lambda o: (o.t_second, o.t_first, o.kind))
     return _dedupe_overlaps(found)
+
+
+def overlap_scan(trains: Sequence[Train], shape_durs: list, shared_source: bool) -> tuple[list, list]:
+    """The train-by-train part of :func:`find_overlaps`, from the trains' numbers only: (the trains that emit
+    pulses and might overlap themselves, as ``(index, train, pulse duration)`` in index order; per group of
+    trains that may overlap each other (all trains when ``shared_source``, else one channel's) that has a chain
+    of at least two trains whose busy spans may meet (:func:`_bound_components`): ``(the group, its chains of
+    two trains or more)``, in the groups' order). A train emits nothing when its duration, on-phase, period,
+    cycles or amplitude is zero; it cannot overlap itself when the pulse fits its slot spacing
+    (:func:`_no_single_overlap`).
+
+    The compiled twin (ext/_rules.pyx ``overlap_scan``) returns the same, or None for numbers beyond its
+    64-bit bounds (then this reference runs)."""
+    n_shapes = len(shape_durs)
+    cand: list[tuple[int, Train, int]] = []
+    suspects: list[tuple[int, Train, int]] = []
+    for i, tr in enumerate(trains):
+        dur = shape_durs[tr.shape] if 0 <= tr.shape < n_shapes else 0
+        if not (dur > 0 and tr.on_us > 0 and tr.period_num > 0 and tr.period_den > 0 and tr.cycles > 0
+                and tr.amp_num != 0 and tr.amp_den != 0):
+            continue  # emits nothing (train_cycle_offsets is empty) or dur <= 0
+        c = (i, tr, dur)
+        cand.append(c)
+        # _no_single_overlap inlined: no two pulses of the train alone can overlap
+        if not (dur <= tr.period_num // tr.period_den and (tr.cycles < 2 or tr.cycle_us - tr.on_us + 1 >= dur)):
+            suspects.append(c)
+    groups: list[list[tuple[int, Train, int]]]
+    if shared_source:
+        groups = [cand]
+    else:
+        by_channel: dict[int, list] = {}
+        for c in cand:
+            by_channel.setdefault(c[1].channel, []).append(c)
+        groups = list(by_channel.values())
+    chained = []
+    for group in groups:
+        if len(group) < 2:
+            continue          # (a cluster has two trains at least)
+        chains = [comp for comp in _bound_components(group) if len(comp) >= 2]
+        if chains:
+            chained.append((group, chains))
+    return suspects, chained
 
 
 _LAST_SLOT: dict = {}
@@ -510,11 +544,16 @@ def check_schedule_overlap(trains: Sequence[Train], shapes: Sequence[PulseShape]
 
 
 def _report_overlaps(out: _Collector, trains, shapes, profile: DeviceProfile, names: Mapping[int, str],
-                     span_of, skip_same: set, facts: Optional[Sequence] = None) -> None:
+                     span_of, skip_same: set, facts: Optional[Sequence] = None,
+                     overlaps: Optional[list[Overlap]] = None) -> None:
+    """S013 for ``overlaps`` (found here when None)."""
+    if overlaps is None:
+        overlaps = find_overlaps(trains, shapes, shared_source=not profile.independent_sources, facts=facts)
+
     def label(c: int) -> str:
         return f"channel `{names[c]}` ({c})" if c in names else f"channel {c}"
 
-    for ov in find_overlaps(trains, shapes, shared_source=not profile.independent_sources, facts=facts):
+    for ov in overlaps:
         d_first = shapes[trains[ov.train_first].shape].duration_us
         if ov.kind == "same":
             if ov.channel_first in skip_same:
@@ -539,6 +578,18 @@ def _report_overlaps(out: _Collector, trains, shapes, profile: DeviceProfile, na
 
 def _check_trains(out: _Collector, resolved: ResolvedSession, profile: DeviceProfile,
                   skip_same_channel: set, facts: Optional[Sequence] = None) -> None:
+    from .delivered import BudgetExceeded
+
+    try:
+        overlaps = find_overlaps(resolved.trains, resolved.shapes, shared_source=not profile.independent_sources,
+                                 facts=facts)
+    except BudgetExceeded as exc:
+        out.add("S020", f"checking pulse overlaps would lay out about {exc.needed:,} slots of one cycle, more than "
+                        f"the budget of {MAX_CYCLE_SLOTS:,}; the protocol is refused rather than passed unchecked",
+                resolved.session_span, hint="lower the frequency or shorten the cycle's on-phase")
+        return
+    if not overlaps:
+        return
     names = {c.number: c.name for c in resolved.channels}
     for u in resolved.uses:
         names.setdefault(u.number, u.channel)
@@ -556,11 +607,5 @@ def _check_trains(out: _Collector, resolved: ResolvedSession, profile: DevicePro
             best = best or _span(u, "line")
         return best
 
-    from .delivered import BudgetExceeded
-
-    try:
-        _report_overlaps(out, resolved.trains, resolved.shapes, profile, names, span_of, skip_same_channel, facts)
-    except BudgetExceeded as exc:
-        out.add("S020", f"checking pulse overlaps would lay out about {exc.needed:,} slots of one cycle, more than "
-                        f"the budget of {MAX_CYCLE_SLOTS:,}; the protocol is refused rather than passed unchecked",
-                resolved.session_span, hint="lower the frequency or shorten the cycle's on-phase")
+    _report_overlaps(out, resolved.trains, resolved.shapes, profile, names, span_of, skip_same_channel, facts,
+                     overlaps)

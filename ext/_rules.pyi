@@ -1,12 +1,12 @@
 """Type stub of the Cython twins (ext/_rules.pyx) of compiler/delivered.py ``session_facts`` (memo on) and of
-``channel_spacing``'s scan.
+``channel_spacing``'s scan, and of compiler/overlap.py ``overlap_scan``.
 
 The twins return what their references return, field by field, for every input; mypy reads this stub because
 it cannot read the compiled module.
 """
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["session_facts", "spacing_scan"]
+__all__ = ["overlap_scan", "session_facts", "spacing_scan"]
 
 def session_facts(trains: Sequence[Any], weights: list, n_shapes: int, memo: dict, memo_max: int, cls: type,
                   timing: Callable[..., tuple], ref_facts: Callable[..., Any], zero: Any) -> list:
@@ -15,3 +15,6 @@ def session_facts(trains: Sequence[Any], weights: list, n_shapes: int, memo: dic
 def spacing_scan(facts: Sequence[Any], items: Optional[list], plan_interleaved: Callable[[list, list], int],
                  first_two: Callable[[tuple], tuple]) -> Optional[tuple[Optional[tuple], list, int]]:
     """The scan of ``compiler.delivered.channel_spacing``; None when a number does not fit the C bounds."""
+
+def overlap_scan(trains: Sequence[Any], shape_durs: list, shared_source: bool) -> Optional[tuple[list, list]]:
+    """Same as ``compiler.overlap.overlap_scan``; None when a number does not fit the C bounds."""

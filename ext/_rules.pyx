@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cython twins of the per-train loops the safety rules spend their time in (compiler/delivered.py, the
-references): ``session_facts`` with the memo on (the same TrainFacts, field by field, for every input) and the
-scan of ``channel_spacing`` (the same candidates compared in the same order: the same Spacing, the same plan).
+"""Cython twins of the per-train loops the safety rules spend their time in (compiler/delivered.py and
+compiler/overlap.py, the references): ``session_facts`` with the memo on (the same TrainFacts, field by field, for
+every input), the scan of ``channel_spacing`` (the same candidates compared in the same order: the same Spacing,
+the same plan) and ``overlap_scan`` (the same suspects and chains of trains, in the same order).
 
 Per train it does in C integer arithmetic what the reference does with Python ints, but only when every
 number read is small enough that no product can overflow 64 bits (the bounds below); any other train goes
@@ -12,6 +13,7 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
+from libc.stdlib cimport free, malloc, qsort
 
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
@@ -28,7 +30,7 @@ cdef extern from "structmember.h":
     int T_OBJECT_EX
     int READONLY
 
-__all__ = ["make_facts", "session_facts", "spacing_scan"]
+__all__ = ["make_facts", "overlap_scan", "session_facts", "spacing_scan"]
 
 #: onsets, ramps and on-phases below 2^39 µs (6.4 days), periods' numerators below 2^40, their denominators and the
 #: amplitude's numerator and denominator at most 2^22: every product below stays under 2^62
@@ -473,3 +475,156 @@ def spacing_scan(facts, items, object plan_interleaved, object first_two):
     if interleaved:
         needed += plan_interleaved([(<tuple>its[k])[3] for k in range(gs, n)], plan)
     return ((b_us, b_t1, b_t2, b_kind, b_i1, b_i2) if has else None), plan, needed
+
+
+# --- overlap.overlap_scan ------------------------------------------------------------------------------------
+#: the bounds of overlap_scan's C path: |start| < 2^59, 0 < cycles < 2^22, |cycle| < 2^38, 0 < on < 2^39,
+#: 0 < num < 2^40, 0 < den <= 2^22, 0 < pulse duration < 2^40: a busy span's end stays below 2^61
+cdef long long _START_MAX = 1LL << 59
+cdef long long _OV_CYCLE_MAX = 1LL << 38
+cdef long long _DUR_MAX = 1LL << 40
+
+cdef struct _Busy:
+    long long start       # the train's start (µs)
+    long long index       # its index in the session's trains
+    long long hi          # a bound of its busy span's end (overlap._bound_components)
+    Py_ssize_t pos        # its position among the candidates
+
+
+cdef int _by_start(const void *a, const void *b) noexcept nogil:
+    cdef const _Busy *x = <const _Busy *>a
+    cdef const _Busy *y = <const _Busy *>b
+    if x.start != y.start:
+        return -1 if x.start < y.start else 1
+    if x.index != y.index:
+        return -1 if x.index < y.index else 1
+    return 0
+
+
+cdef int _by_train(const void *a, const void *b) noexcept nogil:
+    cdef const _Busy *x = <const _Busy *>a
+    cdef const _Busy *y = <const _Busy *>b
+    if x.index != y.index:
+        return -1 if x.index < y.index else 1
+    return 0
+
+
+cdef list _chains(list group, list members, _Busy *busy, _Busy *chain):
+    """overlap._bound_components of ``group`` (``members``: each one's position in ``busy``), keeping the chains of
+    two trains or more, each in index order."""
+    cdef Py_ssize_t n = len(members), k, m = 0, j
+    cdef _Busy *items = <_Busy *>malloc(max(n, 1) * sizeof(_Busy))
+    cdef long long end = 0
+    cdef list out = []
+    if items is NULL:
+        raise MemoryError()
+    try:
+        for k in range(n):
+            items[k] = busy[<Py_ssize_t>members[k]]
+            items[k].pos = k
+        qsort(items, n, sizeof(_Busy), _by_start)
+        for k in range(n + 1):
+            if k < n and m > 0 and items[k].start < end:
+                chain[m] = items[k]
+                m += 1
+                if items[k].hi > end:
+                    end = items[k].hi
+                continue
+            if m > 1:
+                qsort(chain, m, sizeof(_Busy), _by_train)
+                out.append([group[chain[j].pos] for j in range(m)])
+            if k < n:
+                chain[0] = items[k]
+                m = 1
+                end = items[k].hi
+    finally:
+        free(items)
+    return out
+
+
+def overlap_scan(trains, list shape_durs, bint shared_source):
+    """Same as ``compiler.overlap.overlap_scan`` (suspects, chained groups), or None when a number is beyond the
+    bounds above (the caller then runs the reference)."""
+    cdef Py_ssize_t n_shapes = len(shape_durs), i = -1, n_cand = 0, g
+    cdef long long s, dur, on, num, den, cycles, cycle, start, an, ad, k, last
+    cdef int overflow
+    cdef object tr, d_obj, so, ao, c
+    cdef dict d
+    cdef list cand = [], suspects = [], chained = [], group, members, chains, groups, positions
+    cdef _Busy *busy = <_Busy *>malloc(max(len(trains), 1) * sizeof(_Busy))
+    cdef _Busy *chain = <_Busy *>malloc(max(len(trains), 1) * sizeof(_Busy))
+    cdef dict by_channel
+    if busy is NULL or chain is NULL:
+        free(busy)
+        free(chain)
+        raise MemoryError()
+    try:
+        for tr in trains:
+            i += 1
+            d_obj = getattr(tr, "__dict__", None)
+            if type(d_obj) is not dict:
+                return None
+            d = <dict>d_obj
+            so = d.get("shape")
+            if type(so) is not int:
+                return None
+            overflow = 0
+            s = PyLong_AsLongLongAndOverflow(so, &overflow)
+            if overflow == 0 and 0 <= s < n_shapes:
+                if not _ll(shape_durs[s], &dur):
+                    return None
+            else:
+                dur = 0
+            if not (_ll(d.get("on_us"), &on) and _ll(d.get("period_num"), &num) and _ll(d.get("period_den"), &den)
+                    and _ll(d.get("cycles"), &cycles) and _ll(d.get("cycle_us"), &cycle)
+                    and _ll(d.get("start_us"), &start)):
+                return None
+            ao = d.get("amp_num")
+            if type(ao) is not int:
+                return None
+            an = 1 if ao else 0
+            ao = d.get("amp_den")
+            if type(ao) is not int:
+                return None
+            ad = 1 if ao else 0
+            if not (dur > 0 and on > 0 and num > 0 and den > 0 and cycles > 0 and an != 0 and ad != 0):
+                continue
+            if (dur >= _DUR_MAX or on >= _T_MAX or num >= _NUM_MAX or den > _SMALL_MAX or cycles >= _SMALL_MAX
+                    or not (-_OV_CYCLE_MAX < cycle < _OV_CYCLE_MAX) or not (-_START_MAX < start < _START_MAX)):
+                return None
+            c = (i, tr, dur)
+            cand.append(c)
+            if not (dur <= num // den and (cycles < 2 or cycle - on + 1 >= dur)):
+                suspects.append(c)
+            # overlap._last_slot: the last k with round(k·P) < on, its offset
+            k = _first_slot(num, den, on) - 1
+            if k < 0:
+                k = 0
+            last = _round_div(k * num, den)
+            busy[n_cand].start = start
+            busy[n_cand].index = i
+            busy[n_cand].hi = start + (cycles - 1) * cycle + last + dur
+            busy[n_cand].pos = n_cand
+            n_cand += 1
+        if shared_source:
+            groups = [list(range(n_cand))]
+        else:
+            by_channel = {}
+            for g in range(n_cand):
+                positions = by_channel.get((<tuple>cand[g])[1].channel)
+                if positions is None:
+                    by_channel[(<tuple>cand[g])[1].channel] = [g]
+                else:
+                    positions.append(g)
+            groups = list(by_channel.values())
+        for members in groups:
+            if len(members) < 2:
+                continue
+            group = [cand[<Py_ssize_t>g] for g in members]
+            chains = _chains(group, members, busy, chain)
+            if chains:
+                chained.append((group, chains))
+        return suspects, chained
+    finally:
+        free(busy)
+        free(chain)

@@ -1,5 +1,6 @@
-"""The compiled per-train loop of the safety rules (ext/_rules.pyx) equals its pure-Python reference
-(compiler/delivered.py ``session_facts`` with the memo on, ``_facts`` per train).
+"""The compiled per-train loops of the safety rules (ext/_rules.pyx) equal their pure-Python references
+(compiler/delivered.py ``session_facts`` with the memo on, ``_facts`` per train, the scan of ``channel_spacing``;
+compiler/overlap.py ``overlap_scan``).
 
 * the same TrainFacts, field by field and type by type (the window bound as the very same float), and the same
   entries left in the shared timing memo, for trains of any numbers: ordinary ones, ones beyond the twin's
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 import stimscript
 from stimscript.compiler import delivered as D
+from stimscript.compiler import overlap as O
 from stimscript.compiler import safety
 from stimscript.compiler.ir import PulseShape, Train
 from tests.protocols import protocol_files, bench_protocol
@@ -45,13 +47,14 @@ def _fields(tf: D.TrainFacts) -> tuple:
 
 
 def _with(impl, fn, *args):
-    """``fn(*args)`` with delivered.py's loop set to ``impl`` (the twin, or None: the reference)."""
-    saved = D._twin
-    D._twin = impl
+    """``fn(*args)`` with delivered.py's and overlap.py's loops set to ``impl`` (the twin, or None: the
+    reference)."""
+    saved = D._twin, O._twin
+    D._twin = O._twin = impl
     try:
         return fn(*args)
     finally:
-        D._twin = saved
+        D._twin, O._twin = saved
 
 
 def _reference(trains, shapes):
@@ -203,3 +206,41 @@ def test_facts_built_without_the_dataclass_init_equal_the_dataclass_ones():
             self.args = a
 
     assert twin.make_facts(Other, *args).args == args
+
+
+# --- overlap_scan ------------------------------------------------------------------------------------------------
+DURS = [s.duration_us for s in SHAPES] + [0, 2**40, 2**64]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.lists(trains(False), max_size=12), st.lists(trains(True), max_size=8), channel(),
+                 channel(extreme=True)), st.booleans(), st.sampled_from([DURS[:3], DURS]))
+def test_the_overlap_scan_gives_the_reference_suspects_and_chains(trs, shared, durs):
+    """The same trains that may overlap alone and the same chains of trains that may overlap each other, in the
+    same order; None (the reference runs) only for a number beyond the twin's bounds. (find_overlaps does the
+    rest alike with either: it is compared on every week of the examples above.)"""
+    ref = O.overlap_scan(trs, durs, shared)
+    got = twin.overlap_scan(trs, durs, shared)
+    if got is None:
+        nums = [v for tr in trs for v in (tr.start_us, tr.cycle_us, tr.cycles, tr.on_us, tr.period_num,
+                                          tr.period_den)] + [d for d in durs]
+        assert any(abs(v) >= 2**22 for v in nums)
+    else:
+        assert got == ref
+
+
+def test_the_overlap_scan_chains_lines_that_meet():
+    """Two lines on one channel that overlap, one far away, and a train that overlaps itself: the first two are a
+    chain, the third is alone, the fourth a suspect; on a shared source every channel is one group."""
+    def line(ch, start, on=400_000, rest=600_000, cycles=3, p=F(20_000)):
+        return Train(ch, start, cycles, on + rest, on, 0, 0, p.numerator, p.denominator, 30_000, 1, 0)
+
+    trs = [line(1, 0), line(1, 500_000), line(1, 30_000_000), line(2, 0, p=F(300))]
+    for impl in (twin.overlap_scan, O.overlap_scan):
+        suspects, chained = impl(trs, [400], False)
+        assert suspects == [(3, trs[3], 400)]
+        assert chained == [([(0, trs[0], 400), (1, trs[1], 400), (2, trs[2], 400)],
+                            [[(0, trs[0], 400), (1, trs[1], 400)]])]
+        suspects, chained = impl(trs, [400], True)
+        assert [c for _, chains in chained for c in chains] == [[(0, trs[0], 400), (1, trs[1], 400),
+                                                                 (3, trs[3], 400)]]
