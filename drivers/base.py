@@ -199,7 +199,7 @@ class Driver(ABC):
         the watchdog period). The default does nothing."""
 
     def keepalive_train(self, clock, times_us: list[int]) -> None:
-        """Feed the watchdog with a KEEPALIVE at each host time of ``times_us`` (ascending, all in the future),
+        """Feed the watchdog with a KEEPALIVE at each host time of ``times_us`` (ascending, none in the past),
         moving the runtime's virtual ``clock`` to each in turn; the clock is left at the last one. The runtime
         calls it only in virtual time, to keep its frames as close together as in real time between two wakes.
         Default: ``clock.sleep_until(t); keepalive()`` for each; an emulated device may take the train in one
@@ -247,6 +247,8 @@ class Driver(ABC):
 
 
 _UNSEQUENCED = w.UNSEQUENCED
+_ACK = w.ACK
+_STATUS = w.STATUS
 
 
 class WireDriver(Driver):
@@ -387,9 +389,12 @@ class WireDriver(Driver):
         link = self.link
         if data:
             frames, reply = link.receive(data, now)
+        else:
+            frames, reply = [], b""
+        if link.gap_open or (link.rto_us is not None and link.retx):   # a timer runs (Link.poll)
             reply += link.poll(now)
         else:
-            frames, reply = [], link.poll(now)
+            link._now = now      # (all Link.poll does when no timer runs)
         if reply:
             self._write(reply)
         if not frames:
@@ -402,7 +407,7 @@ class WireDriver(Driver):
             except (ValueError, IndexError) as exc:  # a well-framed but malformed payload
                 raise ProtocolMismatch(f"malformed {fr.name} payload from the device: {exc}") from exc
             out.append(m)
-            if sync is not None and (fr.mtype == w.ACK or fr.mtype == w.STATUS):
+            if sync is not None and (fr.mtype == _ACK or fr.mtype == _STATUS):
                 # written after the device had our frame ``fr.ack``, read by us now (drivers/timesync.py)
                 sent = self._sent_at.get(fr.ack)
                 if sent is not None:
@@ -411,9 +416,16 @@ class WireDriver(Driver):
 
     def _decode(self, fr: w.Frame, now: int | None = None):
         t = fr.mtype
-        if t == w.ACK:
+        if t == _ACK:
             ack = w.decode_ack(fr.payload)
-            self._note_time(ack.device_t_us, now)
+            dev_t = ack.device_t_us
+            clock = self._clock
+            if now is not None and clock is not None and not clock.realtime and self._host_t is not None:
+                # (_note_time, inline: in virtual time the later of the report's stamp and the estimate)
+                self._dev_t = max(dev_t, self._dev_t + (now - self._host_t))
+                self._host_t = now
+            else:
+                self._note_time(dev_t, now)
             self._queue_level, self._rx_total, self._late = ack.queue_level, ack.rx_pulses_total, ack.late_total
             self.acked_pulses += len(ack.records)
             return ack
@@ -507,6 +519,9 @@ class WireDriver(Driver):
                 msgs = self._receive()
                 if not msgs:
                     return []
+                if len(msgs) == 1:      # the usual case: one report
+                    e = self._event(msgs[0])
+                    return [e] if e is not None else []
             return [e for e in map(self._event, msgs) if e is not None]
 
     @staticmethod
@@ -544,7 +559,8 @@ class WireDriver(Driver):
         """Estimated device time now: the last reported device time plus host time elapsed since."""
         if self._host_t is None:
             return self._dev_t
-        return self._dev_t + (self._host_now() - self._host_t)
+        clock = self._clock
+        return self._dev_t + ((clock.now_us() if clock is not None else self._host_now()) - self._host_t)
 
     def request_status(self) -> None:
         self._send(w.STATUS_REQ)

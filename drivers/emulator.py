@@ -49,7 +49,7 @@ from ..clock import Clock, RealClock
 from ..rounding import round_div
 from ..rounding import round_div_array as round_div_half_even  # the name tests and the emulator use
 from . import wire as w
-from .events import copy_records, pulse_digest, stack_records
+from .events import copy_records, pulse_digest
 
 #: one raised TTL edge: rising at t_us (session time, like ``output``), high for width_us
 SYNC_EDGE_DTYPE = np.dtype([("t_us", "<i8"), ("line", "u1"), ("width_us", "<u4")])
@@ -60,6 +60,8 @@ _ACTIVE = (w.RUNNING, w.PAUSING, w.PAUSED, w.STOPPING)   # a session is under wa
 
 #: a KEEPALIVE frame: header, no payload, CRC
 _KEEPALIVE_FRAME_SIZE = w.HEADER_SIZE + w.CRC_SIZE
+#: one acknowledgement record on the wire
+_ACK_SIZE = w.ACK_DTYPE.itemsize
 
 
 class _Queue:
@@ -113,20 +115,22 @@ class _Queue:
         if self.all_fast and not fast.all():
             self.all_fast = False
 
-    def pop_until(self, t_end: int, inclusive: bool):
-        """Remove and return (t, ch, amp, shape, idx, rec, fast) of the pulses with t < t_end (<= when
-        inclusive)."""
+    def pop_until(self, t_end: int, inclusive: bool) -> tuple[int, int, bool] | None:
+        """Remove the pulses with t < t_end (<= when inclusive) -> (start, stop, all_fast): where they lie in the
+        arrays (valid until the next push), and whether every one of them is known to be fast without looking;
+        None when there are none."""
         h = self.head
-        if h == self.tail or self.t[h] > t_end or (not inclusive and self.t[h] == t_end):
+        tail = self.tail
+        qt = self.t
+        if h == tail or qt[h] > t_end or (not inclusive and qt[h] == t_end):
             return None
-        stop = h + int(np.searchsorted(self.t[h:self.tail], t_end, side="right" if inclusive else "left"))
+        stop = h + int(qt[h:tail].searchsorted(t_end, "right" if inclusive else "left"))
+        all_fast = self.all_fast
         self.head = stop
-        out = (self.t[h:stop], self.ch[h:stop], self.amp[h:stop], self.shape[h:stop], self.idx[h:stop],
-               self.rec[h:stop], self.fast[h:stop])
-        if self.head == self.tail:
+        if stop == tail:
             self.head = self.tail = 0
             self.all_fast = True
-        return out
+        return h, stop, all_fast
 
 
 class _EdgeQueue:
@@ -216,6 +220,15 @@ def split_frames(data: bytes) -> list[bytes]:
     return out
 
 
+def _cut(data: bytes, sizes: list[int] | None) -> list[bytes]:
+    """``data`` cut into consecutive pieces of ``sizes`` (None: one piece)."""
+    out, pos = [], 0
+    for n in sizes if sizes is not None else [len(data)]:
+        out.append(data[pos:pos + n])
+        pos += n
+    return out
+
+
 @dataclass
 class _LinkFault:
     """Damage to frames on the link: ``count`` frames travelling ``direction`` ("rx": host to device,
@@ -248,6 +261,10 @@ class Emulator:
     #: take a lone KEEPALIVE without first replaying the pulses due when nothing else is due (:meth:`_nothing_due`;
     #: False: replay before every frame, the reference the tests compare with)
     defer_replay = True
+    #: deliver pulses found well spaced when queued without the spacing check, and their acknowledgements as
+    #: queued when nothing can change them (:meth:`_execute`; False: every delivery judged and built in full,
+    #: the reference the tests compare with)
+    fast_delivery = True
 
     def __init__(self, profile: DeviceProfile = LOOPBACK_PROFILE, serial: str = "LOOPBACK-0001",
                  clock: Clock | None = None, ack_interval_us: int = 20_000, sync_lines: int = 1,
@@ -320,7 +337,7 @@ class Emulator:
         self.channel_on = np.ones(n, dtype=bool)
         self._some_channel_off = False
         self._unity_scale = True
-        #: per channel, the time of the last pulse delivered (the slot-spacing check starts from it)
+        #: per channel, the time of the last pulse delivered up to the last fold (read it by _last_delivered())
         self._last_t = np.full(n, np.iinfo(np.int64).min // 4, dtype=np.int64)
         #: per channel, the time of the pulse queued last (delivered, still queued or flushed since)
         self._last_queued_t = np.full(n, np.iinfo(np.int64).min // 4, dtype=np.int64)
@@ -331,13 +348,13 @@ class Emulator:
         self._output_cache: np.ndarray | None = None
         self._digest = hashlib.sha256()
         self._delivered_digest = hashlib.sha256()
-        self._acks: list[np.ndarray] = []
+        self._acks: list[bytes] = []      # delivered, not yet acknowledged (ACK_DTYPE records as bytes)
         self._last_ack_t = self._now
         self.rx_pulses_total = 0
         self.delivered_total = 0
         self._per_channel = np.zeros(n, dtype=np.int64)
         self._peak = np.zeros(n, dtype=np.int64)
-        self._unfolded: list[tuple[np.ndarray, np.ndarray]] = []   # (acks, shapes) not yet folded: _fold()
+        self._unfolded: list[tuple[bytes, np.ndarray]] = []   # (acks as bytes, shapes) not yet folded: _fold()
         self._unfolded_n = 0
         self._amp_bound = 0            # the largest |amplitude| queued this session (µA, before scaling)
         self._scale_max_ppm = w.SCALE_ONE
@@ -520,12 +537,14 @@ class Emulator:
                 raise EmulatorDisconnected("the loopback device was disconnected")
             return self._take(data, self.time_us())
 
-    def host_write_timed(self, chunks: list[bytes], host_times: list[int]) -> None:
+    def host_write_timed(self, chunks: list[bytes] | bytes, host_times: list[int],
+                         sizes: list[int] | None = None) -> None:
         """Bulk OUT transfers that arrived at the given host times (ascending, none later than the clock now,
         none before anything the device has already replayed): what a driver writes when it sends a train of
-        frames spaced in virtual time in one call (``Driver.keepalive_train``). Each is taken exactly as
-        :meth:`host_write` at its own time would have taken it; a train of lone KEEPALIVE frames that meets
-        nothing on the way (:meth:`_nothing_due`) is taken in one step."""
+        frames spaced in virtual time in one call (``Driver.keepalive_train``). ``chunks``: one bytes object per
+        transfer, or (with ``sizes``, the length of each) all of them joined, as one USB transfer carries them.
+        Each is taken exactly as :meth:`host_write` at its own time would have taken it; a train of lone
+        KEEPALIVE frames that meets nothing on the way (:meth:`_nothing_due`) is taken in one step."""
         with self.lock:
             if self.disconnected:
                 raise EmulatorDisconnected("the loopback device was disconnected")
@@ -533,26 +552,32 @@ class Emulator:
             times = [base + t for t in host_times]
             if times and times[0] < self._now:
                 raise ValueError("frames stamped before what the device has already replayed")
-            if (self.defer_replay and self._quiet_keepalives(chunks, times)
-                    and self.link.take_train(b"".join(chunks), len(chunks), w.KEEPALIVE, times[-1])):
+            parts: list[bytes] | None
+            if isinstance(chunks, (bytes, bytearray)):
+                data, parts = bytes(chunks), None      # cut into its transfers only when they are taken one by one
+            else:
+                parts = chunks
+                data = b"".join(parts)
+            if (self.defer_replay and self._quiet_keepalives(times)
+                    and self.link.take_train(data, len(times), w.KEEPALIVE, times[-1])):
                 # every frame intact and the next one expected (Link.take_train), each in time for the
                 # watchdog, nothing else due on the way (_quiet_keepalives), and a KEEPALIVE asks for nothing
                 self._last_rx_t = times[-1]
                 self._settled_at = None
                 if type(self)._handle is not Emulator._handle:   # a subclass watching the frames sees each
-                    for data, t in zip(chunks, times):
+                    for fr, t in zip(parts if parts is not None else _cut(data, sizes), times):
                         self.rx_t = t
-                        self._handle(w.Frame(w.KEEPALIVE, data[4] | (data[5] << 8), data[6] | (data[7] << 8), b""))
+                        self._handle(w.Frame(w.KEEPALIVE, fr[4] | (fr[5] << 8), fr[6] | (fr[7] << 8), b""))
                 return
-            for data, t in zip(chunks, times):
-                self._take(data, t)
+            for part, t in zip(parts if parts is not None else _cut(data, sizes), times):
+                self._take(part, t)
                 if self.disconnected:
                     raise EmulatorDisconnected("the loopback device was disconnected")
 
-    def _quiet_keepalives(self, chunks: list[bytes], times: list[int]) -> bool:
+    def _quiet_keepalives(self, times: list[int]) -> bool:
         """True when frames at ``times`` come close enough together to feed the watchdog in time and nothing
         else is due before the last one (the frames themselves are checked by Link.take_train)."""
-        if not chunks or not self._nothing_due(times[0]):
+        if not times or not self._nothing_due(times[0]):
             return False
         env = self._env
         if env is not None and env[2] <= times[-1]:
@@ -642,13 +667,19 @@ class Emulator:
         with self.lock:
             if self.disconnected:
                 raise EmulatorDisconnected("the loopback device was disconnected")
-            if self._settled_at is None or self._settled_at != self.time_us():
-                self.catch_up()
-                self._check_connected()
+            now = self.time_us()
+            if self._settled_at is None or self._settled_at != now:
+                self.catch_up(now)
+                if self.disconnected:
+                    raise EmulatorDisconnected("the loopback device was disconnected")
             self._flush_acks()
-            reply = self.link.poll(self._now)
-            if reply:
-                self._tx(reply)
+            link = self.link
+            if link.gap_open or (link.rto_us is not None and link.retx):   # a timer runs (Link.poll)
+                reply = link.poll(self._now)
+                if reply:
+                    self._tx(reply)
+            else:
+                link._now = self._now
             if len(self._outbox) <= max_bytes:
                 out = bytes(self._outbox)
                 self._outbox.clear()
@@ -691,7 +722,9 @@ class Emulator:
             b = bytearray(frame)
             b[len(b) // 2] ^= 0xFF
             frame = bytes(b)
-        self._tx(frame)
+        if self.link_faults or self._held["tx"] is not None:   # (_tx)
+            frame = self._damage(frame, "tx")
+        self._outbox += frame
 
     # ---- message handling -----------------------------------------------------------------------------
     #: the shortest payload each message type needs (longer payloads are accepted: later versions may add)
@@ -966,16 +999,30 @@ class Emulator:
         """Deliver the queued pulses with t < t_end (or <= t_end), and raise the sync edges due."""
         if self.state not in (w.RUNNING, w.PAUSING, w.STOPPING):
             return
-        if len(self._edges):
+        edges = self._edges
+        if edges.head < len(edges.items):
             self._raise_edges(t_end, inclusive)
         q = self._q
         if q.head == q.tail:
             return
         got = q.pop_until(t_end, inclusive)
-        if got is not None:
-            self._deliver(*got)
-            if self.state == w.FAULTED and self._edge_chunks and self._edge_chunks[-1][0] >= self._now:
-                self._unraise_edges_from(self._now)   # a pulse faulted the output: no edge at or after it
+        if got is None:
+            return
+        h, stop, all_fast = got
+        if not self.fast_delivery:
+            self._deliver(q.t[h:stop], q.ch[h:stop], q.amp[h:stop], q.shape[h:stop], q.idx[h:stop], q.rec[h:stop],
+                          np.zeros(stop - h, dtype=bool), None)
+        elif (all_fast and self._env is None and self._unity_scale and not self._some_channel_off
+                and self._amp_bound * self._shape_ppm_bound <= self.profile.max_current_ua * w.SCALE_ONE):
+            # what _deliver does when every pulse is fast, the output at full scale without a ramp and no pulse
+            # in the queue can exceed the current limit: each delivered as queued, no check can find anything
+            self._keep(q.rec[h:stop].tobytes(), q.shape[h:stop].copy(), stop - h)
+            return
+        else:
+            self._deliver(q.t[h:stop], q.ch[h:stop], q.amp[h:stop], q.shape[h:stop], q.idx[h:stop], q.rec[h:stop],
+                          q.fast[h:stop], True if all_fast else None)
+        if self.state == w.FAULTED and self._edge_chunks and self._edge_chunks[-1][0] >= self._now:
+            self._unraise_edges_from(self._now)   # a pulse faulted the output: no edge at or after it
 
     def _unraise_edges_from(self, t: int) -> None:
         while self._edge_chunks and self._edge_chunks[-1][0] >= t:
@@ -984,16 +1031,18 @@ class Emulator:
             self.sync_raised_total -= 1
             self.sync_missed_total += 1
 
-    def _deliver(self, t, ch, amp, shape, idx, rec, fast) -> None:
+    def _deliver(self, t, ch, amp, shape, idx, rec, fast, all_fast: bool | None = None) -> None:
         """Deliver the pulses popped from the queue (all due), or fault on the first one over a limit.
 
         ``fast`` (decided when queued) says a pulse comes at least the slot spacing after the previous pulse
         queued on its channel, and is not at 0 µA. The previous pulse delivered on a channel was queued no
         later than that one (pulses leave the queue in order, and one queued after a flush is never earlier
         than the device time, hence than any pulse delivered), so when every pulse here is fast the spacing
-        check cannot find anything and is skipped; otherwise it runs as always."""
+        check cannot find anything and is skipped; otherwise it runs as always (``all_fast``: already known to
+        be True; None: look)."""
         prof = self.profile
-        all_fast = bool(fast.all())
+        if all_fast is None:
+            all_fast = bool(fast.all())
         # per-channel enable (electrode faults)
         if self._some_channel_off:
             keep = self.channel_on[ch]
@@ -1044,7 +1093,7 @@ class Emulator:
         channel, in ``t`` or before them the one in ``last`` (by default the last delivered per channel) (a few
         whole-array operations; False only says: look closer)."""
         if last is None:
-            last = self._last_t
+            last = self._last_delivered()
         if not bool(((t - last[ch]) >= min_gap).all()):
             return False
         if len(t) < 2:
@@ -1061,7 +1110,7 @@ class Emulator:
         """Per pulse: less than ``min_gap`` after the previous pulse of its channel (in ``t``, or before them the
         one in ``last``: by default the last delivered per channel)."""
         if last is None:
-            last = self._last_t
+            last = self._last_delivered()
         if len(t) == 1:
             return (t - last[ch]) < min_gap
         order = np.argsort(ch, kind="stable")
@@ -1091,16 +1140,17 @@ class Emulator:
                 if len(t) == 0:
                     return
             ack["amplitude_ua"] = amp
+            data = ack.tobytes()
         else:
-            ack = copy_records(rec)
-        n = len(t)
-        # last delivery time per channel (time-ordered: the last write per channel wins; channels are intp,
-        # so this costs one small scatter per delivery)
-        self._last_t[ch] = t
-        self._acks.append(ack)
+            data = rec.tobytes()    # the acknowledgements as queued, as the bytes they go out as
+        self._keep(data, shape.copy(), len(t))
+
+    def _keep(self, acks: bytes, shape: np.ndarray, n: int) -> None:
+        """``n`` pulses delivered: ``acks`` their acknowledgements (ACK_DTYPE bytes), ``shape`` their shapes."""
+        self._acks.append(acks)
         self.delivered_total += n
         # counters per channel, peaks, digests (and the capture) are brought up to date in batches
-        self._unfolded.append((ack, shape.copy()))
+        self._unfolded.append((acks, shape))
         self._unfolded_n += n
         if self._unfolded_n >= self.FOLD_PULSES:
             self._fold()
@@ -1110,11 +1160,13 @@ class Emulator:
         capture) the output: once per batch instead of once per delivery (bounded: FOLD_PULSES)."""
         if not self._unfolded:
             return
-        acks = stack_records([a for a, _ in self._unfolded])
+        acks = np.frombuffer(b"".join([a for a, _ in self._unfolded]), dtype=w.ACK_DTYPE)
         shapes = np.concatenate([s for _, s in self._unfolded])
         self._unfolded = []
         self._unfolded_n = 0
         ch = acks["channel"]
+        # the last delivery time per channel (time-ordered: the last write per channel wins)
+        self._last_t[ch] = acks["t_us"]
         amp = acks["amplitude_ua"]
         out = np.empty(len(acks), dtype=PULSE_DTYPE)
         out["t_us"] = acks["t_us"] - self.epoch
@@ -1128,6 +1180,12 @@ class Emulator:
             self._output_cache = None
         self._per_channel += np.bincount(ch, minlength=len(self._per_channel))[:len(self._per_channel)]
         np.maximum.at(self._peak, ch, np.abs(amp.astype(np.int64)))
+
+    def _last_delivered(self) -> np.ndarray:
+        """Per channel, the time of the last pulse delivered (the slot-spacing check starts from it): brought up
+        to date from the deliveries not yet folded (only the spacing check reads it, seldom)."""
+        self._fold()
+        return self._last_t
 
     @property
     def delivered_per_channel(self) -> np.ndarray:
@@ -1165,23 +1223,29 @@ class Emulator:
             self._emit(w.ACK, w.ACK_HEAD.pack(self._now, self._q.tail - self._q.head,
                                               self.rx_pulses_total & 0xFFFFFFFF, self.late_total & 0xFFFFFFFF, 0))
             return
-        recs = stack_records(self._acks)
+        parts = self._acks
         self._acks = []
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
         if self.ack_delay_us:
+            recs = np.frombuffer(data, dtype=w.ACK_DTYPE)
             ready = recs["t_us"] <= self._now - self.ack_delay_us
             if not ready.all():
-                self._acks = [recs[~ready]]
-                recs = recs[ready]
-        if len(recs) == 0 and self._now - self._last_ack_t < self.ack_interval_us:
+                self._acks = [recs[~ready].tobytes()]
+                data = recs[ready].tobytes()
+        n = len(data) // _ACK_SIZE
+        if n == 0 and self._now - self._last_ack_t < self.ack_interval_us:
             return
-        self._last_ack_t = self._now
+        self._last_ack_t = now = self._now
         level = self._q.tail - self._q.head
-        if len(recs) <= w.MAX_ACKS_PER_FRAME:
-            self._emit(w.ACK, w.encode_ack(self._now, level, self.rx_pulses_total, self.late_total, recs))
+        rx, late = self.rx_pulses_total & 0xFFFFFFFF, self.late_total & 0xFFFFFFFF
+        # the ACK payload (messages.encode_ack) from the records' bytes as they are
+        if n <= w.MAX_ACKS_PER_FRAME:
+            self._emit(w.ACK, w.ACK_HEAD.pack(now, level, rx, late, n) + data)
             return
-        for i in range(0, len(recs), w.MAX_ACKS_PER_FRAME):
-            self._emit(w.ACK, w.encode_ack(self._now, level, self.rx_pulses_total, self.late_total,
-                                           recs[i:i + w.MAX_ACKS_PER_FRAME]))
+        step = w.MAX_ACKS_PER_FRAME
+        for i in range(0, n, step):
+            part = data[i * _ACK_SIZE:(i + step) * _ACK_SIZE]
+            self._emit(w.ACK, w.ACK_HEAD.pack(now, level, rx, late, len(part) // _ACK_SIZE) + part)
 
     def status_msg(self) -> w.StatusMsg:
         return w.StatusMsg(self._now, self.state, self.queue_level, self.profile.queue_pulses,

@@ -145,11 +145,12 @@ def _load_twin():
     if not twins.wanted():
         return None
     try:
-        from ..ext._runlink import crc16, encode_frame, scan, train_ack
+        from ..ext._runlink import crc16, encode_frame, encode_train, scan, train_ack
     except ImportError as err:
         twins.missing(err)
         return None
-    return SimpleNamespace(crc16=crc16, encode_frame=encode_frame, scan=scan, train_ack=train_ack)
+    return SimpleNamespace(crc16=crc16, encode_frame=encode_frame, encode_train=encode_train, scan=scan,
+                           train_ack=train_ack)
 
 
 _twin = _load_twin()
@@ -242,12 +243,9 @@ class FrameDecoder:
         else:
             self.last_bad = 0
             return []
-        if _twin is not None and self.compiled:
-            return self._feed_compiled(buf)
-        return self._feed_py(buf)
-
-    def _feed_compiled(self, buf: bytes) -> list[Frame]:
-        assert _twin is not None
+        if _twin is None or not self.compiled:
+            return self._feed_py(buf)
+        # the compiled receive loop (ext/_runlink.pyx ``scan``; _feed_py is its reference)
         out, pos, garbage, bad_version, bad_header, bad_length, bad_crc = _twin.scan(buf, Frame, _crc_long,
                                                                                     LONG_CRC_BYTES)
         st = self.stats
@@ -261,8 +259,7 @@ class FrameDecoder:
             st.bad_length += bad_length
             st.bad_crc += bad_crc
         self.last_bad = bad
-        n = len(buf)
-        if pos < n:
+        if pos < len(buf):
             self.buf = bytearray(buf[pos:])
         elif self.buf:
             self.buf = bytearray()
@@ -431,12 +428,14 @@ class Link:
             return encode_frame(mtype, 0, ack, payload)
         seq = self.tx_seq
         self.tx_seq = (seq + 1) & 0xFFFF
-        frame = encode_frame(mtype, seq, ack, payload)
-        if not self.retx:
+        frame = _twin.encode_frame(mtype, seq, ack, payload, _crc_long, LONG_CRC_BYTES) if _twin is not None \
+            else encode_frame_py(mtype, seq, ack, payload)
+        retx = self.retx
+        if not retx:
             self._progress_at = self._now   # the retransmission timer runs from the first frame held
-        self.retx[seq] = frame
-        if len(self.retx) > self.retx_limit:
-            self.retx.popitem(last=False)
+        retx[seq] = frame
+        if len(retx) > self.retx_limit:
+            retx.popitem(last=False)
         return frame
 
     def send_train(self, mtype: int, count: int) -> list[bytes]:
@@ -448,12 +447,16 @@ class Link:
         if not retx and count:
             self._progress_at = self._now
         seq = self.tx_seq
-        out = []
-        for _ in range(count):
-            frame = encode_frame(mtype, seq, ack)
-            retx[seq] = frame
-            out.append(frame)
-            seq = (seq + 1) & 0xFFFF
+        if _twin is not None:
+            out = _twin.encode_train(mtype, seq, ack, count, retx)   # encoded and held in one compiled call
+            seq = (seq + count) & 0xFFFF
+        else:
+            out = []
+            for _ in range(count):
+                frame = encode_frame_py(mtype, seq, ack)
+                retx[seq] = frame
+                out.append(frame)
+                seq = (seq + 1) & 0xFFFF
         self.tx_seq = seq
         while len(retx) > self.retx_limit:
             retx.popitem(last=False)
@@ -467,6 +470,10 @@ class Link:
             self._acked = ack
         retx = self.retx
         if not retx:
+            return
+        if next(reversed(retx)) == ack:
+            retx.clear()        # the peer has every held frame, up to the newest (the usual case)
+            self._progress_at = self._now
             return
         pruned = False
         for first in retx:      # oldest first; stops at the first frame the peer does not have yet
@@ -495,7 +502,8 @@ class Link:
         expected = self.rx_expected
         if expected is None or self.decoder.buf or mtype == NAK or mtype in self.reset_types:
             return False
-        ack = train_ack(data, count, mtype, expected)
+        ack = _twin.train_ack(data, count, mtype, expected) if _twin is not None else \
+            train_ack_py(data, count, mtype, expected)
         if ack < 0:
             return False
         self._now = now_us

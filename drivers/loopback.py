@@ -257,11 +257,7 @@ class LoopbackBackend(usb.backend.IBackend):
         self.transfers["bulk_out"] += 1
         try:
             if stamps is not None and sum(stamps[0]) == len(payload):
-                chunks, pos = [], 0
-                for n in stamps[0]:
-                    chunks.append(payload[pos:pos + n])
-                    pos += n
-                self.emulator.host_write_timed(chunks, stamps[1])
+                self.emulator.host_write_timed(payload, stamps[1], sizes=stamps[0])
                 return len(payload)
             return self.emulator.host_write(payload)
         except EmulatorDisconnected:

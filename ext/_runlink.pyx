@@ -174,3 +174,48 @@ def train_ack(bytes buf, Py_ssize_t count, unsigned int mtype, unsigned int seq)
             return -1
         seq = (seq + 1) & 0xFFFF
     return ack
+
+
+cdef bytes _bare_frame(unsigned int mtype, unsigned int seq, unsigned int ack):
+    """One frame without payload (13 bytes)."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, 13)
+    cdef uint8_t* o = <uint8_t*>PyBytes_AS_STRING(out)
+    cdef unsigned int head, crc
+    o[0] = 0xA5
+    o[1] = 0x5A
+    o[2] = 1
+    o[3] = <uint8_t>mtype
+    o[4] = seq & 0xFF
+    o[5] = (seq >> 8) & 0xFF
+    o[6] = ack & 0xFF
+    o[7] = (ack >> 8) & 0xFF
+    o[8] = 0
+    o[9] = 0
+    head = _crc(o + 2, 8, 0xFFFF)
+    o[10] = head & 0xFF
+    crc = _crc(o + 10, 1, head)
+    o[11] = crc & 0xFF
+    o[12] = (crc >> 8) & 0xFF
+    return out
+
+
+def encode_train(int mtype, seq, ack, Py_ssize_t count, held=None):
+    """``count`` frames of ``mtype`` without payload numbered ``seq``, ``seq + 1``, ... (mod 2**16), all carrying
+    ``ack``: a list of one bytes object per frame, each what ``encode_frame`` builds for it; with ``held`` (the
+    link's retransmission buffer, a mapping) each is also stored there under its seq, in order (the twin of the
+    loop in ``drivers.link.Link.send_train``)."""
+    if mtype < 0 or mtype > 255:
+        import struct
+        raise struct.error("ubyte format requires 0 <= number <= 255")
+    cdef unsigned int s = <unsigned int>(seq & 0xFFFF)
+    cdef unsigned int a = <unsigned int>(ack & 0xFFFF)
+    cdef list out = []
+    cdef Py_ssize_t i
+    cdef bytes f
+    for i in range(count):
+        f = _bare_frame(<unsigned int>mtype, s, a)
+        out.append(f)
+        if held is not None:
+            held[s] = f
+        s = (s + 1) & 0xFFFF
+    return out

@@ -260,6 +260,11 @@ class Dispatcher:
     #: virtual-time cadence before they existed: one lost frame could stop the device)
     LOST_FRAMES_TOLERATED: int | None = None
 
+    #: in virtual time, a wake's own KEEPALIVE goes out as the first frame of the fill train that follows it
+    #: (one driver call, one write), not alone: the same frames at the same times in the same order (False:
+    #: alone, the reference the tests compare with)
+    MERGE_KEEPALIVE = True
+
     def frame_loss_budget(self, watchdog_us: int, keepalive_us: int) -> tuple[int, int]:
         """-> (n, gap): how many consecutive host frames may be lost without the device's watchdog stopping a
         healthy session, and the longest gap between two host frames in virtual time that guarantees it.
@@ -298,6 +303,9 @@ class Dispatcher:
         tolerated, fill_gap = self.frame_loss_budget(prof.watchdog_ms * 1000, keepalive_us)
         # (a host-timed driver, which sets its own poll interval, talks to its device on its own at every poll)
         fill = not self.realtime and tolerated > 0 and not drv.poll_interval_us
+        #: a wake's own KEEPALIVE joins the fill train that follows it (one write instead of two; see MERGE_KEEPALIVE)
+        merge = fill and self.MERGE_KEEPALIVE
+        keepalive_at: int | None = None   # host time of a KEEPALIVE decided but not yet handed to the driver
         # a silent device: ask for STATUS after silence_us, declare the link lost after lost_us
         silence_us = self.silence_us or max(tick, prof.watchdog_ms * 500)
         lost_us = self.lost_us or max(4 * silence_us, prof.watchdog_ms * 2000, 1_000_000)
@@ -393,13 +401,21 @@ class Dispatcher:
                             queue_wake = int(out["t_us"][sent // 2])
                             self._queued_until = int(out["t_us"][-1])
                 # natural end of the session
-                if state == "running" and feed.exhausted and dev_now >= self.offset + duration_us:
+                if (state == "running" and feed.buf_pos >= len(feed.buf) and feed.exhausted
+                        and dev_now >= self.offset + duration_us):   # (a pulse left in the buffer: not exhausted)
                     self._begin_end("completed")
+            host_t = now_us()
             if sent:
-                last_tx_host = last_frame_host = now_us()
-            elif now_us() - last_tx_host >= keepalive_us:
-                drv.keepalive()
-                last_tx_host = last_frame_host = now_us()
+                last_tx_host = last_frame_host = host_t
+            elif host_t - last_tx_host >= keepalive_us:
+                last_tx_host = last_frame_host = host_t
+                if merge and self.end_reason is None:
+                    # it goes out as the first frame of this wake's fill train (step 6), or alone before
+                    # anything else could reach the device or see the session (below): the same frame, at
+                    # the same time, in the same order
+                    keepalive_at = last_tx_host
+                else:
+                    drv.keepalive()
             # 4. ending: wait for the device's final report and every acknowledgement (bounded)
             if self.end_reason is not None:
                 if drain_deadline is None:
@@ -417,9 +433,15 @@ class Dispatcher:
                 continue
             # 5. progress, records
             if dev_now >= next_progress:
+                if keepalive_at is not None and self.on_event is not None:   # (an event handler may stop the device)
+                    drv.keepalive()
+                    keepalive_at = None
                 self._emit("progress")
                 next_progress = dev_now + self.progress_interval_us
             if self.store is not None and time.monotonic() - last_db >= self.db_interval_s:
+                if keepalive_at is not None:
+                    drv.keepalive()
+                    keepalive_at = None
                 self._update_record(dev_now)
                 self.store.update_progress(self.rec)
                 last_db = time.monotonic()
@@ -443,6 +465,9 @@ class Dispatcher:
             if state == "running" and feed.done:
                 wake_dev = min(wake_dev, max(dev_now + 1, self.offset + duration_us))
             if self._estop_flag or ctl._commands:
+                if keepalive_at is not None:
+                    drv.keepalive()
+                    keepalive_at = None
                 continue
             wake_host = host_t + max(0, wake_dev - dev_now)
             if fill and wake_host - last_frame_host > fill_gap:
@@ -451,9 +476,15 @@ class Dispatcher:
                 if host_t - last_frame_host >= fill_gap:   # the host was held up (a stall): the cadence restarts
                     last_frame_host = host_t
                 times = list(range(last_frame_host + fill_gap, wake_host, fill_gap))
+                if keepalive_at is not None:
+                    times.insert(0, keepalive_at)     # (now: last_frame_host is this very frame)
+                    keepalive_at = None
                 if times:
                     drv.keepalive_train(clock, times)
                     last_frame_host = times[-1]
+            if keepalive_at is not None:
+                drv.keepalive()
+                keepalive_at = None
             clock.sleep_until(wake_host, wake)
         self._finish(self.end_reason or "interrupted", self._end_detail)
 
@@ -477,7 +508,9 @@ class Dispatcher:
                                  detail=f"{m.late_total - self.late} pulse(s) reached the device too late")
                 self.late = m.late_total
             # forget in-flight chunks the device has certainly finished with
-            self.feed.played_before(m.device_t_us)
+            inflight = self.feed.inflight
+            if inflight and inflight[0][1] < m.device_t_us:
+                self.feed.played_before(m.device_t_us)
         elif isinstance(m, ev.StatusReport):
             self.last_report = m
             self.intensity.acknowledge(m.scale_ppm, m.device_t_us, self.rec)

@@ -154,8 +154,7 @@ class PlainDelivery(ReplayAlways):
     """The plain path throughout: no pulse is taken as fast, so every delivery runs the spacing check and
     builds its acknowledgements from the delivered amplitudes."""
 
-    def _deliver(self, t, ch, amp, shape, idx, rec, fast):
-        super()._deliver(t, ch, amp, shape, idx, rec, np.zeros(len(fast), dtype=bool))
+    fast_delivery = False
 
 
 def _transcript_run(emu_cls, kind, sched, plan, faults, lookahead_ms):
