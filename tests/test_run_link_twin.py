@@ -4,6 +4,8 @@
   threshold), with long data's CRC through anycrc and through the table alone;
 * ``FrameDecoder``: the same frames, the same counters and the same unread rest for any byte stream (whole,
   damaged and long frames, garbage, sync pairs inside garbage) cut into any chunks;
+* ``encode_train``: each frame of a KEEPALIVE train byte for byte the reference's, numbered, held and dropped by
+  ``Link.send_train`` exactly as with the reference;
 * a whole virtual-time run writes the same bytes in both directions with either twin.
 
 Skipped when the extension is not built (STIMSCRIPT_NO_EXTENSIONS=1 runs the reference everywhere).
@@ -160,3 +162,27 @@ def test_train_ack_twin_equals_the_reference_and_the_receive_path(count, seq0, a
                    (b.rx_expected, b.gap_open, b.stats.as_dict(), b._acked)
         else:
             assert a.stats.as_dict() == L.LinkStats().as_dict() and a.rx_expected == seq
+
+
+@settings(max_examples=300, deadline=None)
+@given(mtype=st.integers(0, 255), seq=st.integers(0, 0xFFFF), ack=st.integers(0, 0xFFFF), count=st.integers(0, 9),
+       held_before=st.integers(0, 3), limit=st.integers(1, 12))
+def test_a_train_is_encoded_and_held_as_frame_by_frame(mtype, seq, ack, count, held_before, limit):
+    """``encode_train`` gives each frame's documented bytes (the reference encoder, frame by frame), and
+    ``Link.send_train`` with the twin numbers, holds and drops frames exactly as with the reference."""
+    want = [L.encode_frame_py(mtype, (seq + i) & 0xFFFF, ack) for i in range(count)]
+    assert twin.encode_train(mtype, seq, ack, count) == want
+    links = []
+    for use_twin in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            if not use_twin:
+                mp.setattr(L, "_twin", None)
+            link = L.Link(retx_frames=limit)
+            link.tx_seq = (seq - held_before) & 0xFFFF
+            link.rx_expected = (ack + 1) & 0xFFFF
+            for _ in range(held_before):
+                link.send(0x0B)
+            out = link.send_train(mtype, count)
+            links.append((out, list(link.retx.items()), link.tx_seq))
+    assert links[0] == links[1]
+    assert links[0][0] == want
