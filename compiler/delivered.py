@@ -423,7 +423,7 @@ def onset_order(facts: Sequence[TrainFacts]) -> list[tuple[int, int, int, TrainF
         tr = tf.train
         start = tr.start_us
         items.append((start + tf.first_off, pos, start + (tr.cycles - 1) * tr.cycle_us + tf.last_off, tf))
-    items.sort(key=_first_two)
+    items.sort()       # (first onset, position) is unique: the facts themselves are never compared
     return items
 
 

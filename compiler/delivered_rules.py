@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 from fractions import Fraction
 
 from ..errors import Related
@@ -69,7 +70,6 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
                        ramp_threshold_ua: int, facts: Optional[Sequence[D.TrainFacts]] = None) -> None:
     """Every delivered-pulse rule on every channel of ``resolved`` (its trains are tied to its uses);
     ``facts``: the trains' :func:`.delivered.train_facts` when the caller has them already."""
-    by_channel = D.channel_facts(resolved.trains, resolved.shapes, facts)
     dev_sp = min_spacing_us(profile.max_rate_hz)
     freq_limits = [(li, lim) for li, lim in enumerate(resolved.limits)
                    if lim.bound == "max" and _limit_name(lim) == "frequency" and lim.value.value > 0]
@@ -78,30 +78,29 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
     dens_values = [_density_value(lim) for _, lim in dens_limits]
     freq_spacings = [(lim, min_spacing_us(lim.value.value)) for _, lim in freq_limits]
     dens_key = tuple(dens_values)
-    for channel, facts in by_channel.items():
-        live = [tf for tf in facts if tf.k_hi > tf.k_lo]
-        if not live:
-            continue
-        items = D.onset_order(live)     # the channel's one sort, shared by the passes below
-        _onsets(out, resolved, live, ramp_threshold_ua, items)
+    for channel, live, items, starts, total in channel_onsets(resolved.trains, resolved.shapes, ramp_threshold_ua,
+                                                              facts):
+        if starts:
+            _onsets(out, resolved, live, ramp_threshold_ua, starts)
         use0 = _use(resolved, live[0].index)
-        small = _smaller(use0)
-        area = E.exact(small.area_cm2) if small is not None else None
-        lowest = None
+        small, area = _smaller_area(use0.electrodes)
+        need_window = False
         if area is not None and area > 0:
-            lowest = _LOWEST.get((area, dens_key))
-            if lowest is None:
+            key = (area.numerator, area.denominator, dens_key)
+            got = _LOWEST.get(key)
+            if got is None:
                 thresholds = [E.MAX_POWER_DENSITY_W_CM2 * area / _POWER, (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2 / _RMS2]
                 thresholds += [(v * area) ** 2 / _RMS2 for v in dens_values]
                 lowest = min(thresholds)
+                got = (lowest, _float_floor(lowest))
                 if len(_LOWEST) >= 1024:
                     _LOWEST.clear()
-                _LOWEST[(area, dens_key)] = lowest
-        if lowest is not None:
-            need_window = (not (D.memo_enabled() and D.window_bound_below(live, lowest))
+                _LOWEST[key] = got
+            lowest, lowest_floor = got
+            # D.window_bound_below(live, lowest) from the sum channel_onsets made; a float is at most `lowest`
+            # exactly when it is at most the largest float at most `lowest` (no Fraction comparison per channel)
+            need_window = (not (D.memo_enabled() and total * (1 + 1e-6) + 1.0 <= lowest_floor)
                            and D.window_bound(live, items) > lowest)
-        else:
-            need_window = False
         try:
             if need_window:
                 cd = D.measure_channel(channel, live, need_window=True, need_spacing=True)
@@ -130,9 +129,45 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
             _window(out, resolved, w, small, area, dens_limits)
 
 
-#: (electrode area, the protocol's max density values) -> the lowest Σ I²·w (µA²·µs) in a second at which S009,
-#: S010 or S006 density fires: the same few areas every week
+#: (electrode area as numerator and denominator, the protocol's max density values) -> (the lowest Σ I²·w (µA²·µs)
+#: in a second at which S009, S010 or S006 density fires, the largest float at most that): the same few areas every
+#: week
 _LOWEST: dict = {}
+
+
+def _float_floor(x: Fraction) -> float:
+    """The largest float at most ``x`` (the largest finite float above it), so that ``f <= x`` exactly when
+    ``f <= _float_floor(x)`` for every float ``f`` (infinities and NaN included)."""
+    try:
+        f = float(x)
+    except OverflowError:
+        f = math.inf if x > 0 else -math.inf
+    if math.isinf(f):   # (a float compared with a Fraction: inf is above every Fraction, -inf below)
+        return sys.float_info.max if f > 0 else -math.inf
+    if Fraction(f) > x:
+        f = math.nextafter(f, -math.inf)
+    return f
+
+
+def _smaller_area(electrodes) -> tuple:
+    """(the smaller electrode of a use, its exact area), or (None, None) without electrodes; memoised per electrode
+    tuple (every week of a plan reads the same ones; the memo holds the tuple, so its id is not reused)."""
+    ent = _SMALLER.get(id(electrodes))
+    if ent is not None and ent[0] is electrodes:
+        return ent[1]
+    best = None
+    for e in electrodes:
+        if best is None or E.exact(e.area_cm2) < E.exact(best.area_cm2):
+            best = e
+    got = (best, E.exact(best.area_cm2) if best is not None else None)
+    if type(electrodes) is tuple:
+        if len(_SMALLER) >= 1024:
+            _SMALLER.clear()
+        _SMALLER[id(electrodes)] = (electrodes, got)
+    return got
+
+
+_SMALLER: dict = {}
 
 
 def _density_ok(lim) -> bool:
@@ -281,15 +316,43 @@ def _continuing(facts: Sequence[D.TrainFacts], threshold: int, items: Optional[l
     return out
 
 
-def _onsets(out: _Collector, resolved: ResolvedSession, facts: Sequence[D.TrainFacts], threshold: int,
-            items: Optional[list] = None) -> None:
-    above = [i for i, tf in enumerate(facts) if tf.first_ua > threshold]
-    if not above:
-        return
-    continuing = _continuing(facts, threshold, items)
-    for i in above:
-        if i in continuing:
+def channel_onsets(trains: Sequence, shapes: Sequence, threshold,
+                   facts: Optional[Sequence[D.TrainFacts]] = None) -> list[tuple]:
+    """Per channel that delivers pulses, in the order :func:`.delivered.channel_facts` lists the channels:
+    ``(channel, live, items, starts, total)``: its trains that emit (``live``, in train-index order), their
+    :func:`.delivered.onset_order` (the channel's one sort), the positions in ``live`` of the trains whose first
+    delivered pulse is above ``threshold`` and which start output (not :func:`_continuing`), in order, and the sum
+    of their window bounds in that order (what :func:`.delivered.window_bound_below` compares).
+
+    The compiled twin of delivered.py's loops (ext/_rules.pyx ``channel_onsets``) computes the same from the
+    session's ``facts``, or hands back None for numbers beyond its 64-bit bounds (then this reference runs)."""
+    twin = D._twin
+    if twin is not None and facts is not None and len(facts) == len(trains):
+        got = twin.channel_onsets(facts, threshold)
+        if got is not None:
+            return got
+    out = []
+    for channel, cf in D.channel_facts(trains, shapes, facts).items():
+        live = [tf for tf in cf if tf.k_hi > tf.k_lo]
+        if not live:
             continue
+        items = D.onset_order(live)
+        above = [i for i, tf in enumerate(live) if tf.first_ua > threshold]
+        starts = []
+        if above:
+            continuing = _continuing(live, threshold, items)
+            starts = [i for i in above if i not in continuing]
+        total = 0.0
+        for tf in live:
+            total += tf.wbound
+        out.append((channel, live, items, starts, total))
+    return out
+
+
+def _onsets(out: _Collector, resolved: ResolvedSession, facts: Sequence[D.TrainFacts], threshold: int,
+            starts: Sequence[int]) -> None:
+    """S012 for the trains at ``starts`` (positions in ``facts``: see :func:`channel_onsets`)."""
+    for i in starts:
         tf = facts[i]
         use = _use(resolved, tf.index)
         tr = tf.train

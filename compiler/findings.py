@@ -97,11 +97,11 @@ class _Collector:
 
     def add(self, code: str, message: str, span: Optional[Span] = None, *, hint: Optional[str] = None,
             related: Iterable[Optional[Related]] = (), week: bool = True) -> None:
-        rel = tuple(r for r in related if r is not None and r.span is not None and r.span != span)
         key = (code, message, _span_key(span))
         if key in self._seen:
             return
         self._seen.add(key)
+        rel = tuple([r for r in related if r is not None and r.span is not None and r.span != span]) if related else ()
         self.items.append(Diagnostic(code, message + (self.suffix if week else ""), span, severity=RULES[code].severity,
                                      hint=hint, related=rel))
 

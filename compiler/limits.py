@@ -186,9 +186,8 @@ def _limit_findings(out: _Recorder, use: ChannelUse, limit: LimitValue, li: int,
 
 
 def _check_session(out: _Collector, resolved: ResolvedSession, profile: DeviceProfile) -> None:
-    numbers: dict[int, ChannelUse] = {}
-    for use in resolved.uses:
-        numbers.setdefault(use.number, use)
+    # each channel number's first use (the dict's order is never read)
+    numbers: dict[int, ChannelUse] = {use.number: use for use in reversed(resolved.uses)}
     all_numbers = set(numbers) | {c.number for c in resolved.channels}
     count = len(all_numbers)
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from ..valueclass import dataclass
 from fractions import Fraction
-from types import ModuleType
-
-from .. import twins
 
 from ..errors import Diagnostic, Related
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
@@ -24,15 +21,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterable, Iterator, Mapping, Optional, Sequence
     import numpy as np
-
-# The compiled twin of overlap_scan (ext/_rules.pyx) when built, else overlap_scan below (the reference); the
-# switches that force the reference or require the twin are read by stimscript.twins.
-_twin: Optional[ModuleType] = None
-if twins.wanted():
-    try:
-        from ..ext import _rules as _twin
-    except ImportError as err:
-        twins.missing(err)
 
 #: memo switch of the overlap results (turned with safety.set_cache_enabled)
 _CACHE = {"enabled": True}
@@ -231,10 +219,13 @@ def find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_
 
 def _find_overlaps(trains: Sequence[Train], shapes: Sequence[PulseShape], shared_source: bool,
                    target_pulses: int, facts: Optional[Sequence] = None) -> list[Overlap]:
+    from . import delivered
     from .delivered import round_div, train_facts
 
     shape_durs = [s.duration_us for s in shapes]
-    got = _twin.overlap_scan(trains, shape_durs, shared_source) if _twin is not None else None
+    # the compiled twin of the rules' loops (ext/_rules.pyx), when delivered.py selected it
+    twin = delivered._twin
+    got = twin.overlap_scan(trains, shape_durs, shared_source) if twin is not None else None
     suspects, chained = got if got is not None else overlap_scan(trains, shape_durs, shared_source)
     found: list[Overlap] = []
     tps: dict[int, Optional[_TrainPulses]] = {}

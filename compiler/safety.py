@@ -313,12 +313,12 @@ class _Verdict:
 
     __slots__ = ("lo", "hi", "lo2", "hi2", "shannon", "ok2", "bad2")
 
-    def __init__(self, lo: Fraction, hi: Fraction, lo2: Optional[Fraction], hi2: Optional[Fraction],
-                 shannon: Optional[Fraction]):
-        self.lo = (lo.numerator, lo.denominator)
-        self.hi = (hi.numerator, hi.denominator)
-        self.lo2 = (lo2.numerator, lo2.denominator) if lo2 is not None else None
-        self.hi2 = (hi2.numerator, hi2.denominator) if hi2 is not None else None
+    def __init__(self, lo: tuple[int, int], hi: tuple[int, int], lo2: Optional[tuple[int, int]],
+                 hi2: Optional[tuple[int, int]], shannon: Optional[Fraction]):
+        self.lo = _reduced(lo)
+        self.hi = _reduced(hi)
+        self.lo2 = _reduced(lo2) if lo2 is not None else None
+        self.hi2 = _reduced(hi2) if hi2 is not None else None
         self.shannon = shannon
         self.ok2: Optional[tuple[int, int]] = None    # the largest A² known to keep k <= 1.85
         self.bad2: Optional[tuple[int, int]] = None   # the smallest A² known to exceed it
@@ -385,24 +385,59 @@ _K_FLOAT_LOW = _K_FLOAT * (1 - 1e-9)
 _K_FLOAT_HIGH = _K_FLOAT * (1 + 1e-9)
 
 
-def _min(a: Optional[Fraction], b: Fraction) -> Fraction:
-    return b if a is None or b < a else a
+# A bound is an exact rational as an integer pair (numerator, denominator > 0); pairs are compared by
+# cross-multiplication (what Fraction's comparison computes, without its type checks and normalisation).
+def _q(x) -> Optional[tuple[int, int]]:
+    """An int or Fraction as a pair; None for any other type (then the plain rules decide every amplitude)."""
+    t = type(x)
+    if t is int:
+        return (x, 1)
+    if t is Fraction:
+        return (x.numerator, x.denominator)
+    return None
 
 
-def _max(a: Optional[Fraction], b: Fraction) -> Fraction:
-    return b if a is None or b > a else a
+def _lt(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] * b[1] < b[0] * a[1]
+
+
+def _min(a: Optional[tuple[int, int]], b: tuple[int, int]) -> tuple[int, int]:
+    """min(a, b) (a when equal; b when a is None: no bound yet)."""
+    return b if a is None or b[0] * a[1] < a[0] * b[1] else a
+
+
+def _max(a: Optional[tuple[int, int]], b: tuple[int, int]) -> tuple[int, int]:
+    """max(a, b) (a when equal; b when a is None: no bound yet)."""
+    return b if a is None or b[0] * a[1] > a[0] * b[1] else a
+
+
+def _reduced(pair: tuple[int, int]) -> tuple[int, int]:
+    g = math.gcd(pair[0], pair[1])
+    return (pair[0] // g, pair[1] // g)
+
+
+def _violates_q(bound: str, measured: tuple[int, int], limit: tuple[int, int]) -> bool:
+    """limits._violates on pairs."""
+    return _lt(limit, measured) if bound == "max" else _lt(measured, limit)
+
+
+#: S008: A² at most MAX_ENERGY_MJ / (µs³·Ω·1000·Σ dᵢ·rᵢ²): this constant over Σ dᵢ·rᵢ² (in µs)
+_S008 = E.MAX_ENERGY_MJ / (E._US * E._US * E.LOAD_OHM * E._US * 1000)
+#: S010: A² at most MAX_POWER_DENSITY_W_CM2·10⁶·area / (Ω·j): this constant times area / j
+_S010 = E.MAX_POWER_DENSITY_W_CM2 * 10**6 / E.LOAD_OHM
+#: V per µA into the reference load (1/2000)
+_VOLT = E._US * E.LOAD_OHM
 
 
 def _verdict(ctx: _Context, use: ChannelUse, no_ramp: bool) -> Optional[_Verdict]:
     """The :class:`_Verdict` of ``use``'s amplitude-free values; None when a finding does not depend on the
     amplitude (or a value is not an exact int/Fraction: then every amplitude is computed the plain way).
-    Mirrors :func:`_use_findings` rule by rule."""
-    f = use.frequency_hz
-    threshold = ctx.threshold
-    if (type(f) not in (int, Fraction) or type(threshold) not in (int, Fraction)
-            or any(type(e.area_cm2) not in (int, Fraction) for e in use.electrodes)):
+    Mirrors :func:`_use_findings` rule by rule, in exact integer-pair arithmetic (:func:`_q`)."""
+    fq = _q(use.frequency_hz)
+    thq = _q(ctx.threshold)
+    if fq is None or thq is None or any(type(e.area_cm2) not in (int, Fraction) for e in use.electrodes):
         return None
-    f = Fraction(f)
+    fn, fd = fq
     shape = use.shape
     facts = E.shape_facts(shape)
     profile = ctx.profile
@@ -412,78 +447,93 @@ def _verdict(ctx: _Context, use: ChannelUse, no_ramp: bool) -> Optional[_Verdict
     if facts.current and facts.short is not None and facts.long is not None and (
             facts.short[1] < profile.min_phase_us or facts.long[1] > profile.max_phase_us):          # S003
         return None
-    if f <= 0 or f > profile.max_rate_hz:                                                           # S004
+    rate = _q(profile.max_rate_hz)
+    mc = _q(profile.max_current_ua)
+    if rate is None or mc is None:
+        return None
+    if fn <= 0 or fn * rate[1] > rate[0] * fd:                                                      # S004
         return None
     if use.number < 1 or use.number > profile.channels:                                             # S005
         return None
     if _same_channel_spacing_violation(use):                                                        # S013
         return None
-    pf = facts.peak_factor                    # >= 1
-    m = facts.max_rd                          # Q = |A|·m·10⁻⁶ µC
-    sq_s = E.mean_square_factor_s(shape)      # Σ dᵢ·rᵢ² in s
-    lo = Fraction(0)                                          # S002: a negative amplitude
-    hi = Fraction(profile.max_current_ua) / pf                # S002: peak = A·pf above the device maximum
-    lo2: Optional[Fraction] = None
-    hi2: Optional[Fraction] = None
-    volt = E._US * E.LOAD_OHM                                 # V per µA
+    pfq = _q(facts.peak_factor)                   # >= 1
+    mq = _q(facts.max_rd) if facts.max_rd is not None else (0, 1)     # Q = |A|·m·10⁻⁶ µC
+    sq = _q(facts.sq_sum_us)                      # Σ dᵢ·rᵢ² in µs
+    if pfq is None or mq is None or sq is None or pfq[0] <= 0 or mq[0] < 0:
+        return None
+    pfn, pfd = pfq
+    mn, md = mq
+    sqn, sqd = sq[0], sq[1] * 10**6              # Σ dᵢ·rᵢ² in s
+    lo = (0, 1)                                                   # S002: a negative amplitude
+    hi = (mc[0] * pfd, mc[1] * pfn)                               # S002: peak = A·pf above the device maximum
+    lo2: Optional[tuple[int, int]] = None
+    hi2: Optional[tuple[int, int]] = None
+    vn, vd = _VOLT.numerator, _VOLT.denominator                  # V per µA
     si = _smaller_index(use.electrodes)
     small = use.electrodes[si] if si is not None else None
+    aq = _q(small.area_cm2) if small is not None else None
     for limit, name, mx, v, lim in ctx.verdict_limits():                                             # S006
+        lq = _q(lim)
+        if lq is None:
+            return None
+        ln, ld = lq
         if name == "current":
             if mx:
-                hi = min(hi, lim / pf)
+                hi = _min(hi, (ln * pfd, ld * pfn))
             else:
-                lo = max(lo, lim)
+                lo = _max(lo, lq)
         elif name == "frequency":
-            if _violates(limit.bound, f, v.value):
+            vq = _q(v.value)
+            if vq is None or _violates_q(limit.bound, fq, vq):
                 return None
         elif name == "pulse width":
             cur = facts.current
             if cur:
-                measured = Fraction(max(d for _, d, _ in cur) if mx else min(d for _, d, _ in cur))
-                if _violates(limit.bound, measured, lim):
+                measured = max(d for _, d, _ in cur) if mx else min(d for _, d, _ in cur)
+                if type(measured) is not int or _violates_q(limit.bound, (measured, 1), lq):
                     return None
         elif name == "charge":
-            if not m:                         # no phase carries charge: Q = 0
-                if _violates(limit.bound, Fraction(0), lim):
+            if not mn:                        # no phase carries charge: Q = 0
+                if _violates_q(limit.bound, (0, 1), lq):
                     return None
-            elif mx:
-                hi = min(hi, lim / (m * E._US))
+            elif mx:                          # A·m·10⁻⁶ <= lim
+                hi = _min(hi, (ln * md * 10**6, ld * mn))
             else:
-                lo = max(lo, lim / (m * E._US))
+                lo = _max(lo, (ln * md * 10**6, ld * mn))
         elif name == "voltage":
-            if mx:
-                hi = min(hi, lim / (pf * volt))
+            if mx:                            # A·pf·volt <= lim
+                hi = _min(hi, (ln * pfd * vd, ld * pfn * vn))
             else:
-                lo = max(lo, lim / volt)
+                lo = _max(lo, (ln * vd, ld * vn))
         elif name == "density":
-            if small is None or Fraction(small.area_cm2) <= 0:
+            if aq is None or aq[0] <= 0:
                 continue
-            area = E.exact(small.area_cm2)
-            k = f * sq_s / (10**6 * area * area)   # (rms density)² = A²·k
+            an, ad = aq
+            kn, kd = fn * sqn * ad * ad, fd * sqd * 10**6 * an * an    # (rms density)² = A²·k
             if mx:
-                if lim < 0:
+                if ln < 0:
                     return None
-                if k > 0:
-                    hi2 = _min(hi2, lim * lim / k)
-            elif lim > 0:
-                if k == 0:
+                if kn > 0:
+                    hi2 = _min(hi2, (ln * ln * kd, ld * ld * kn))
+            elif ln > 0:
+                if kn == 0:
                     return None
-                lo2 = _max(lo2, lim * lim / k)
-    sq_us = facts.sq_sum_us                                                                         # S008
-    if sq_us > 0:
-        hi2 = _min(hi2, E.MAX_ENERGY_MJ / (E._US * E._US * E.LOAD_OHM * sq_us * E._US * 1000))
+                lo2 = _max(lo2, (ln * ln * kd, ld * ld * kn))
+    if sqn > 0:                                                                                     # S008
+        hi2 = _min(hi2, (_S008.numerator * sq[1], _S008.denominator * sqn))
     shannon = None
-    if small is not None and Fraction(small.area_cm2) > 0:
-        area = Fraction(small.area_cm2)
-        j = f * sq_s / 10**6                  # rms current² (mA²) = A²·j
-        if not ctx.delivered and j > 0:
-            hi2 = _min(hi2, E.MAX_POWER_DENSITY_W_CM2 * 10**6 * area / (E.LOAD_OHM * j))           # S010
-            hi2 = _min(hi2, (E.MAX_RMS_DENSITY_MA_CM2 * area) ** 2 / j)                             # S009
-        if m:                                                                                        # S011
-            shannon = (m * E._US) ** 2 / area
+    if aq is not None and aq[0] > 0:
+        an, ad = aq
+        jn, jd = fn * sqn, fd * sqd * 10**6       # rms current² (mA²) = A²·j
+        if not ctx.delivered and jn > 0:
+            hi2 = _min(hi2, (_S010.numerator * an * jd, _S010.denominator * ad * jn))                 # S010
+            r = E.MAX_RMS_DENSITY_MA_CM2
+            hi2 = _min(hi2, (r.numerator ** 2 * an * an * jd, r.denominator ** 2 * ad * ad * jn))     # S009
+        if mn:                                                                                       # S011
+            shannon = Fraction(mn * mn * ad, md * md * 10**12 * an)
     if no_ramp and not ctx.delivered:                                                               # S012
-        hi = min(hi, Fraction(threshold))
+        hi = _min(hi, thq)
     return _Verdict(lo, hi, lo2, hi2, shannon)
 
 

@@ -1,8 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cython twins of the per-train loops the safety rules spend their time in (compiler/delivered.py and
-compiler/overlap.py, the references): ``session_facts`` with the memo on (the same TrainFacts, field by field, for
-every input), the scan of ``channel_spacing`` (the same candidates compared in the same order: the same Spacing,
-the same plan) and ``overlap_scan`` (the same suspects and chains of trains, in the same order).
+"""Cython twins of the per-train loops the safety rules spend their time in (compiler/delivered.py,
+delivered_rules.py and overlap.py, the references): ``session_facts`` with the memo on (the same TrainFacts, field
+by field, for every input), the scan of ``channel_spacing`` (the same candidates compared in the same order: the
+same Spacing, the same plan), ``overlap_scan`` (the same suspects and chains of trains, in the same order) and
+``channel_onsets`` (the same trains per channel, the same onset order, the same starts of output, the same sum).
 
 Per train it does in C integer arithmetic what the reference does with Python ints, but only when every
 number read is small enough that no product can overflow 64 bits (the bounds below); any other train goes
@@ -30,7 +31,7 @@ cdef extern from "structmember.h":
     int T_OBJECT_EX
     int READONLY
 
-__all__ = ["make_facts", "overlap_scan", "session_facts", "spacing_scan"]
+__all__ = ["channel_onsets", "make_facts", "overlap_scan", "session_facts", "spacing_scan"]
 
 #: onsets, ramps and on-phases below 2^39 µs (6.4 days), periods' numerators below 2^40, their denominators and the
 #: amplitude's numerator and denominator at most 2^22: every product below stays under 2^62
@@ -484,21 +485,28 @@ cdef long long _START_MAX = 1LL << 59
 cdef long long _OV_CYCLE_MAX = 1LL << 38
 cdef long long _DUR_MAX = 1LL << 40
 
+#: the two sort keys every struct sorted below begins with (C lets a pointer to it read their first members)
+cdef struct _Keys:
+    long long k1
+    long long k2
+
+
+cdef int _by_keys(const void *a, const void *b) noexcept nogil:
+    """qsort's comparison of two structs by their first two members (k1, then k2)."""
+    cdef const _Keys *x = <const _Keys *>a
+    cdef const _Keys *y = <const _Keys *>b
+    if x.k1 != y.k1:
+        return -1 if x.k1 < y.k1 else 1
+    if x.k2 != y.k2:
+        return -1 if x.k2 < y.k2 else 1
+    return 0
+
+
 cdef struct _Busy:
     long long start       # the train's start (µs)
     long long index       # its index in the session's trains
     long long hi          # a bound of its busy span's end (overlap._bound_components)
     Py_ssize_t pos        # its position among the candidates
-
-
-cdef int _by_start(const void *a, const void *b) noexcept nogil:
-    cdef const _Busy *x = <const _Busy *>a
-    cdef const _Busy *y = <const _Busy *>b
-    if x.start != y.start:
-        return -1 if x.start < y.start else 1
-    if x.index != y.index:
-        return -1 if x.index < y.index else 1
-    return 0
 
 
 cdef int _by_train(const void *a, const void *b) noexcept nogil:
@@ -522,7 +530,7 @@ cdef list _chains(list group, list members, _Busy *busy, _Busy *chain):
         for k in range(n):
             items[k] = busy[<Py_ssize_t>members[k]]
             items[k].pos = k
-        qsort(items, n, sizeof(_Busy), _by_start)
+        qsort(items, n, sizeof(_Busy), _by_keys)
         for k in range(n + 1):
             if k < n and m > 0 and items[k].start < end:
                 chain[m] = items[k]
@@ -628,3 +636,188 @@ def overlap_scan(trains, list shape_durs, bint shared_source):
     finally:
         free(busy)
         free(chain)
+
+
+# --- delivered.channel_onsets --------------------------------------------------------------------------------
+#: channel_onsets' C bounds: onsets, offsets and cycle lengths below 2^39 µs, periods' numerators below 2^39,
+#: denominators at most 2^22, fewer than 2^22 cycles: every sum and product below stays under 2^62
+cdef long long _ONSET_MAX = 1LL << 39
+
+cdef struct _Live:
+    long long first        # first onset (µs)
+    long long pos          # position among the channel's live trains
+    long long last         # last onset
+    long long start, cycles, cycle, first_off, last_off, num, den
+    bint above             # its first delivered amplitude is above the threshold
+
+
+cdef inline long long _prev_onset(const _Live *t, long long a) noexcept:
+    """delivered.prev_onset of a live train whose first onset is before ``a``: its last onset before ``a``."""
+    cdef long long rel, c, off, k
+    if a > t.last:
+        return t.last
+    rel = a - 1 - t.start                 # >= first_off >= 0
+    if t.cycle > 0:
+        c = rel // t.cycle
+        if c > t.cycles - 1:
+            c = t.cycles - 1
+    else:
+        c = 0
+    off = rel - c * t.cycle
+    if off < t.first_off:
+        c -= 1
+        off = t.last_off
+    elif off >= t.last_off:
+        off = t.last_off
+    else:
+        k = _first_slot(t.num, t.den, off + 1) - 1
+        off = _round_div(k * t.num, t.den)
+    return t.start + c * t.cycle + off
+
+
+cdef inline void _push_last(Py_ssize_t *heap, Py_ssize_t *n, Py_ssize_t j, const _Live *order) noexcept nogil:
+    """Push ``order[j]`` on a min-heap of positions in ``order`` keyed by their last onsets."""
+    cdef Py_ssize_t i = n[0], p
+    cdef long long v = order[j].last
+    n[0] += 1
+    while i > 0:
+        p = (i - 1) >> 1
+        if order[heap[p]].last <= v:
+            break
+        heap[i] = heap[p]
+        i = p
+    heap[i] = j
+
+
+cdef inline void _pop_last(Py_ssize_t *heap, Py_ssize_t *n, const _Live *order) noexcept nogil:
+    cdef Py_ssize_t i = 0, c, m, j
+    cdef long long v
+    n[0] -= 1
+    m = n[0]
+    if m == 0:
+        return
+    j = heap[m]
+    v = order[j].last
+    while True:
+        c = 2 * i + 1
+        if c >= m:
+            break
+        if c + 1 < m and order[heap[c + 1]].last < order[heap[c]].last:
+            c += 1
+        if order[heap[c]].last >= v:
+            break
+        heap[i] = heap[c]
+        i = c
+    heap[i] = j
+
+
+cdef object _one_channel(list live, long long threshold, _Live *buf, _Live *order, Py_ssize_t *heap, char *cont):
+    """(items, starts, total) of one channel's live trains as delivered.channel_onsets computes them; None when a
+    number is beyond the bounds."""
+    cdef Py_ssize_t n = len(live), j, nxt, n_run, r
+    cdef long long a, prev, v
+    cdef object tf, o
+    cdef dict d
+    cdef double total = 0.0
+    cdef list items, starts = []
+    cdef _Live *t
+    cdef const _Live *u
+    cdef bint any_above = False
+    for j in range(n):
+        tf = live[j]
+        t = &buf[j]
+        o = tf.wbound
+        if type(o) is not float:
+            return None
+        total += <double>o
+        o = getattr(tf.train, "__dict__", None)
+        if type(o) is not dict:
+            return None
+        d = <dict>o
+        if not (_ll(d.get("start_us"), &t.start) and _ll(d.get("cycles"), &t.cycles)
+                and _ll(d.get("cycle_us"), &t.cycle) and _ll(d.get("period_num"), &t.num)
+                and _ll(d.get("period_den"), &t.den) and _ll(tf.first_off, &t.first_off)
+                and _ll(tf.last_off, &t.last_off) and _ll(tf.first_ua, &v)):
+            return None
+        if not (0 <= t.start < _ONSET_MAX and 0 < t.cycles < _SMALL_MAX and 0 <= t.cycle < _ONSET_MAX
+                and 0 < t.num < _ONSET_MAX and 0 < t.den <= _SMALL_MAX
+                and 0 <= t.first_off <= t.last_off < _ONSET_MAX):
+            return None
+        t.first = t.start + t.first_off
+        t.last = t.start + (t.cycles - 1) * t.cycle + t.last_off
+        t.pos = j
+        t.above = v > threshold
+        if t.above:
+            any_above = True
+        order[j] = t[0]
+        cont[j] = 0
+    qsort(order, n, sizeof(_Live), _by_keys)
+    items = [(order[j].first, order[j].pos, order[j].last, live[order[j].pos]) for j in range(n)]
+    if not any_above:
+        return items, starts, total
+    # delivered.continuing: a train starting above the threshold continues output when a train started before it
+    # delivered a pulse at most a window before its first one (the started trains whose last onset is more than a
+    # window back are dropped from a min-heap, as the reference drops them)
+    n_run = 0
+    nxt = 0
+    for j in range(n):
+        t = &order[j]
+        a = t.first
+        while nxt < n and order[nxt].first < a:
+            _push_last(heap, &n_run, nxt, order)
+            nxt += 1
+        while n_run > 0 and order[heap[0]].last < a - _WINDOW_US:
+            _pop_last(heap, &n_run, order)
+        if not t.above or n_run == 0:
+            continue
+        for r in range(n_run):
+            u = &order[heap[r]]
+            prev = u.last if u.last < a else _prev_onset(u, a)
+            if a - prev <= _WINDOW_US:
+                cont[t.pos] = 1
+                break
+    for j in range(n):
+        if buf[j].above and not cont[j]:
+            starts.append(j)
+    return items, starts, total
+
+
+def channel_onsets(facts, threshold):
+    """Same as ``compiler.delivered.channel_onsets`` for a session's ``facts`` (one per train, by index), or None
+    when the threshold is not a C integer or a number is beyond the bounds above (the caller then runs the
+    reference)."""
+    cdef long long thr
+    cdef Py_ssize_t size = len(facts)
+    cdef dict by_channel = {}
+    cdef list out = [], live, got_l
+    cdef object tf, ch, got
+    if not _ll(threshold, &thr):
+        return None
+    for tf in facts:
+        ch = tf.train.channel
+        got = by_channel.get(ch)
+        if got is None:
+            by_channel[ch] = [tf]
+        else:
+            (<list>got).append(tf)
+    cdef _Live *buf = <_Live *>malloc(max(size, 1) * sizeof(_Live))
+    cdef _Live *order = <_Live *>malloc(max(size, 1) * sizeof(_Live))
+    cdef Py_ssize_t *heap = <Py_ssize_t *>malloc(max(size, 1) * sizeof(Py_ssize_t))
+    cdef char *cont = <char *>malloc(max(size, 1))
+    try:
+        if buf is NULL or order is NULL or heap is NULL or cont is NULL:
+            raise MemoryError()
+        for ch, got in by_channel.items():
+            live = [tf for tf in <list>got if tf.k_hi > tf.k_lo]
+            if not live:
+                continue
+            res = _one_channel(live, thr, buf, order, heap, cont)
+            if res is None:
+                return None
+            out.append((ch, live) + <tuple>res)
+        return out
+    finally:
+        free(buf)
+        free(order)
+        free(heap)
+        free(cont)

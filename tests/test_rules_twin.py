@@ -47,14 +47,14 @@ def _fields(tf: D.TrainFacts) -> tuple:
 
 
 def _with(impl, fn, *args):
-    """``fn(*args)`` with delivered.py's and overlap.py's loops set to ``impl`` (the twin, or None: the
-    reference)."""
-    saved = D._twin, O._twin
-    D._twin = O._twin = impl
+    """``fn(*args)`` with the rules' compiled loops (delivered.py selects them for delivered.py, delivered_rules.py
+    and overlap.py) set to ``impl`` (the twin, or None: the reference)."""
+    saved = D._twin
+    D._twin = impl
     try:
         return fn(*args)
     finally:
-        D._twin, O._twin = saved
+        D._twin = saved
 
 
 def _reference(trains, shapes):
@@ -244,3 +244,27 @@ def test_the_overlap_scan_chains_lines_that_meet():
         suspects, chained = impl(trs, [400], True)
         assert [c for _, chains in chained for c in chains] == [[(0, trs[0], 400), (1, trs[1], 400),
                                                                  (3, trs[3], 400)]]
+
+
+# --- channel_onsets ----------------------------------------------------------------------------------------------
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(1, 3), st.one_of(channel(), channel(extreme=True))), min_size=1, max_size=3),
+       st.sampled_from([0, 10_000, 29_999, 40_000, 10**30, F(10_001, 3)]))
+def test_channel_onsets_give_the_reference_starts_of_output(channels, threshold):
+    """Per channel: the same trains that emit, the same onset order, the same trains that start output above the
+    threshold (a train following another within a second continues it), the same sum of window bounds; None (the
+    reference runs) for a threshold or numbers beyond the C bounds."""
+    from stimscript.compiler import delivered_rules as R
+
+    trs = [Train(ch, tr.start_us, tr.cycles, tr.cycle_us, tr.on_us, tr.ramp_up_us, tr.ramp_down_us, tr.period_num,
+                 tr.period_den, tr.amp_num, tr.amp_den, tr.shape) for ch, line in channels for tr in line]
+    facts = _reference(trs, SHAPES[:2])
+    ref = _with(None, R.channel_onsets, trs, SHAPES[:2], threshold, facts)
+    got = twin.channel_onsets(facts, threshold)
+    if got is not None:
+        assert got == ref
+        assert [type(x) for row in got for x in row[4:]] == [float] * len(got)
+    else:
+        assert type(threshold) is not int or threshold >= 2**63 or any(
+            max(abs(tr.start_us), abs(tr.cycle_us)) >= 2**39 for tr in trs)
+    assert _with(twin, R.channel_onsets, trs, SHAPES[:2], threshold, facts) == ref
