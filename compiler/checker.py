@@ -91,8 +91,8 @@ from ..spans import Source, Span, point
 from ..units import AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, VOLTAGE, Quantity
 from .evaluate import MAX_SI, DENSITY, Evaluator, did_you_mean, fmt, names_in, param_of, percent_share
 from .ir import ChannelInfo
-from .lowering import (BlockLayout, Lowered, Measured, Placement, ShapeTable, Timing,
-                       duration_text, for_cycles, lay_out, lay_out_block, place_block, repeat_label)
+from .lowering import (BlockLayout, Lowered, Measured, ShapeTable, Timing, duration_text, lay_out, lay_out_block,
+                       place_block, repeat_label)
 from . import lowering as _lowering
 from .ir import PulseShape
 from .record import Record, init
@@ -812,117 +812,9 @@ class Analysis:
     def _leaf(self, block, ctx: "_LeafContext", path: tuple, count: Optional[int], length: Optional[int]
               ) -> "Measured":
         """A block of lines: where each line places each channel, relative to the block start (lowering.py
-        builds the trains)."""
-        ev, timings, chans, table, sink = ctx.ev, ctx.timings, ctx.chans, ctx.table, ctx.sink
-        uses = ctx.uses
-        add_use, add_source, add_shape_source, add_shape = uses.append, ctx.sources.append, ctx.shapes.append, table.add
-        new_object, set_dict, new_placement = object.__new__, object.__setattr__, tuple.__new__
-        amp_known = ctx.amp_known
-        block_index = path[0]
-        end = 0
-        cycle_names = []
-        placements: list[Placement] = []
-        for line in block.lines:
-            cyc = line.cycle.name
-            after = ev.time_us(line.after, "the `after` offset") if line.after is not None else 0
-            if after is None:
-                continue
-            cycle_names.append(cyc)
-            found: Optional[Timing] = None   # None: `continuous` (its timing depends on the block)
-            if cyc == "continuous":
-                if length is None:
-                    continue
-            else:
-                found = timings.get(cyc)
-                if found is None:
-                    continue
-            if length is not None:
-                if after >= length:
-                    sink.append(Diagnostic("E410", f"`after {duration_text(after)}` is at or beyond the end of "
-                                           f"its `for {duration_text(length)}` block",
-                                           line.after.span if line.after is not None else line.span,
-                                           hint="the line would never run"))
-                    continue
-                if found is None:
-                    timing = Timing(0, length - after, 0, 0)
-                    cycles = 1
-                elif found.cycle_us == 0:
-                    sink.append(Diagnostic("E409", f"cycle `{cyc}` has zero length, so a `for` block would "
-                                           "never end", line.cycle.span, hint="give it a hold or a rest"))
-                    continue
-                else:
-                    timing = found
-                    cycles = for_cycles(length, after, timing)
-                    if cycles == 0:
-                        sink.append(Diagnostic(
-                            "W401", f"not one whole cycle of `{cyc}` ({duration_text(timing.cycle_us)}) fits "
-                            f"in the {duration_text(length - after)} left in this `for` block; the line emits "
-                            "nothing", line.cycle.span, severity="warning"))
-            elif found is None or count is None:   # pragma: no cover - `repeat` has a count, no `continuous`
-                continue
-            else:
-                timing, cycles = found, count
-                if timing.cycle_us == 0:
-                    sink.append(Diagnostic("W402", f"cycle `{cyc}` has zero length; this line emits nothing",
-                                           line.cycle.span, severity="warning"))
-                end = max(end, after + count * timing.cycle_us)
-            # overrides
-            ov_f = ov_a = ov_p = None
-            amp_ov: Optional[ast.Override] = None
-            bad = False
-            for ov in line.overrides:
-                if ov.key == "frequency":
-                    q = ev.positive(ov.value, FREQUENCY, "the overriding frequency")
-                    ov_f = (q.value, ov.span) if q is not None else None
-                elif ov.key == "amplitude":
-                    known = amp_known.get(id(ov)) if amp_known is not None else None
-                    if known is not None:   # evaluated this week without a word (``_block_key``)
-                        ov_a = (known[0], ov.span, param_of(ov.value))
-                    else:
-                        q = ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
-                        ov_a = (q.value * 10**6, ov.span, param_of(ov.value)) if q is not None else None
-                    amp_ov = ov
-                else:
-                    shp = build_shape(ov.value, ev)
-                    ov_p = (shp, ov.span) if shp is not None else None
-                bad = bad or (ov.key == "frequency" and ov_f is None) or (ov.key == "amplitude" and ov_a is None) \
-                    or (ov.key == "pulse" and ov_p is None)
-            if bad:
-                continue
-            cdecl = self.cycle_nodes.get(cyc)
-            on_us = timing.on_us
-            ramp_up_us = timing.ramp_up_us
-            line_span, cycle_ref = line.span, line.cycle.span
-            cycle_span = cdecl.span if cdecl is not None else cycle_ref
-            after_span = line.after.span if line.after is not None else None
-            for ch in line.channels:
-                name = ch.name
-                cv = chans.get(name)
-                if cv is None:
-                    continue
-                freq = ov_f[0] if ov_f else cv.frequency
-                amp = ov_a[0] if ov_a else cv.amplitude
-                shape = ov_p[0] if ov_p else cv.shape
-                idx = add_shape(shape)
-                decl = cv.decl
-                number = decl.node.number
-                spans = {"channel": decl.node.span, "amplitude": ov_a[1] if ov_a else cv.amp_span,
-                         "frequency": ov_f[1] if ov_f else cv.freq_span,
-                         "pulse": ov_p[1] if ov_p else _span_of(decl.pulse),
-                         "electrodes": _span_of(decl.pair),
-                         "line": line_span, "cycle": cycle_span, "cycle_ref": cycle_ref, "after": after_span}
-                # ``channel_use(...)``, inline: one per channel of each line measured
-                use = new_object(ChannelUse)
-                set_dict(use, "__dict__", {"channel": name, "number": number, "amplitude_ua": amp,
-                                           "frequency_hz": freq, "shape": shape, "electrodes": cv.electrodes,
-                                           "ramp_up_us": ramp_up_us, "on_us": on_us, "block": block_index,
-                                           "cycle": cyc, "spans": spans})
-                add_use(use)
-                add_source(amp_ov if ov_a else name)   # where its amplitude comes from
-                add_shape_source((None if ov_p else name, idx))   # where its shape comes from, its index
-                if cycles > 0:
-                    placements.append(new_placement(Placement, (number, after, cycles, timing, freq, idx,
-                                                                len(uses) - 1)))
+        builds the trains; ``lowering.leaf_lines`` and its compiled twin walk the lines)."""
+        end, cycle_names, placements = _lowering._leaf_lines(block.lines, ctx, self.cycle_nodes, path[0], count,
+                                                             length, _line_overrides, _line_problem)
         if length is not None:
             return Measured("leaf", length, placements=tuple(placements), label=f"for {duration_text(length)}",
                             path=path)
@@ -954,8 +846,9 @@ class Analysis:
                 continue
             info, low, high = r
             v = q.value
-            if v > high or v < low:
-                side = "above" if v > high else "below"
+            above = _greater(v, high)
+            if above or _greater(low, v):
+                side = "above" if above else "below"
                 sink.append(Diagnostic("S007", f"{name} {fmt(q)} is {side} the range {info.range_text()}", a.span,
                                        hint="cap the progression with `up to`/`down to`",
                                        related=tuple(_note(f"the range of `{name}` is declared here",
@@ -1243,6 +1136,9 @@ class Analysis:
         chan_idx = {n: table.add(cv.shape) for n, cv in chans.items()}
         amp_nd: list[tuple[int, int]] = []   # per use: its amplitude as (numerator, denominator)
         ctx.amp_known = src_vals
+        # every channel's amplitude differs from every other's this week: then so do the sources of a block
+        # whose amplitudes are all its channels' (``_sources_differ`` holds without looking)
+        chans_differ = len({v[2] for v in src_vals.values()}) == len(src_vals)
         n_blocks = len(blocks)
         last = self._last_layout
         dirty: set = set()
@@ -1269,7 +1165,8 @@ class Analysis:
             keys.append(key)
             if last is not None and last.ok[i] and (key is last.keys[i] or key == last.keys[i]) and \
                     (run_a >= 0 or len(uses) == last.base[i]) and \
-                    (not last.entries[i]._multi or _sources_differ(last.entries[i], src_vals)):
+                    (not last.entries[i]._multi or (chans_differ and last.entries[i]._chan_only)
+                     or _sources_differ(last.entries[i], src_vals)):
                 if run_a < 0:
                     run_a = i
                 continue
@@ -1580,6 +1477,12 @@ def _sources_differ(entry: "_BlockMemo", src_vals: dict) -> bool:
 
 
 # --- session layout ---------------------------------------------------------------------------------
+def _greater(x, y) -> bool:
+    """``x > y`` of two Fractions (or ints) in integers: denominators are positive, so cross-multiplying keeps
+    the order (exact, without Fraction's comparison machinery)."""
+    return x.numerator * y.denominator > y.numerator * x.denominator
+
+
 def _round_even(x) -> int:
     """``round(x)`` (to the nearest integer, half to even) of a Fraction or int, in integer arithmetic."""
     if x.__class__ is not Fraction:
@@ -1595,7 +1498,10 @@ def _round_even(x) -> int:
 def _microamps(value: tuple) -> tuple:
     """``_value``'s (Quantity|None, span, expression) of an amplitude, with the amplitude in µA (exact)."""
     q, span, expr = value
-    return q, span, expr, q.value * 10**6 if q is not None else None
+    if q is None:
+        return q, span, expr, None
+    v = q.value
+    return q, span, expr, Fraction(v.numerator * 10**6, v.denominator) if v.__class__ is Fraction else v * 10**6
 
 
 def _microamps_of(value_fn, *args) -> tuple:
@@ -1733,14 +1639,70 @@ def _plain_microamps(e, ev: Evaluator) -> Optional[Fraction]:
     if base is None or base.dim != CURRENT or name in ev.broken or ev.forbid_params:
         return None
     value = base.value
-    if cls is ast.PercentOf:
-        value = value * percent_share(e)
-        n, d = abs(value.numerator), value.denominator
-        if n and (n > MAX_SI * d or n * MAX_SI < d):   # E413 (Evaluator._in_range)
-            return None
-    if value.numerator < 0:   # E402
+    if value.__class__ is not Fraction:   # pragma: no cover - the evaluator's values are Fractions
         return None
-    return value * 10**6
+    n, d = value.numerator, value.denominator
+    if cls is ast.PercentOf:
+        # value × share in integers (the ratio n/d unreduced: the bounds and the sign are those of the product)
+        share = percent_share(e)
+        n, d = n * share.numerator, d * share.denominator
+        m = abs(n)
+        if m and (m > MAX_SI * d or m * MAX_SI < d):   # E413 (Evaluator._in_range)
+            return None
+    if n < 0:   # E402
+        return None
+    return Fraction(n * 10**6, d)   # reduced once
+
+
+def _line_overrides(line, ev: Evaluator, amp_known: Optional[dict]) -> Optional[tuple]:
+    """A session line's `with` values this week: (frequency, amplitude, pulse, the `with amplitude` override),
+    each (value, span[, param]) or None when not overridden; None when one failed (its error is reported, and
+    every override of the line is still evaluated, so each reports)."""
+    ov_f = ov_a = ov_p = None
+    amp_ov: Optional[ast.Override] = None
+    bad = False
+    for ov in line.overrides:
+        if ov.key == "frequency":
+            q = ev.positive(ov.value, FREQUENCY, "the overriding frequency")
+            ov_f = (q.value, ov.span) if q is not None else None
+        elif ov.key == "amplitude":
+            known = amp_known.get(id(ov)) if amp_known is not None else None
+            if known is not None:   # evaluated this week without a word (``_block_key``)
+                ov_a = (known[0], ov.span, param_of(ov.value))
+            else:
+                q = ev.non_negative(ov.value, CURRENT, "the overriding amplitude")
+                ov_a = (q.value * 10**6, ov.span, param_of(ov.value)) if q is not None else None
+            amp_ov = ov
+        else:
+            shp = build_shape(ov.value, ev)
+            ov_p = (shp, ov.span) if shp is not None else None
+        bad = bad or (ov.key == "frequency" and ov_f is None) or (ov.key == "amplitude" and ov_a is None) \
+            or (ov.key == "pulse" and ov_p is None)
+    return None if bad else (ov_f, ov_a, ov_p, amp_ov)
+
+
+def _line_problem(sink: list, code: str, line, after: int, length: Optional[int],
+                  timing: Optional[Timing]) -> None:
+    """Report what keeps a line of a block from running (E410, E409) or from emitting (W401, W402)."""
+    cyc = line.cycle.name
+    if code == "E410":
+        assert length is not None
+        sink.append(Diagnostic("E410", f"`after {duration_text(after)}` is at or beyond the end of "
+                               f"its `for {duration_text(length)}` block",
+                               line.after.span if line.after is not None else line.span,
+                               hint="the line would never run"))
+    elif code == "E409":
+        sink.append(Diagnostic("E409", f"cycle `{cyc}` has zero length, so a `for` block would "
+                               "never end", line.cycle.span, hint="give it a hold or a rest"))
+    elif code == "W401":
+        assert length is not None and timing is not None
+        sink.append(Diagnostic(
+            "W401", f"not one whole cycle of `{cyc}` ({duration_text(timing.cycle_us)}) fits "
+            f"in the {duration_text(length - after)} left in this `for` block; the line emits "
+            "nothing", line.cycle.span, severity="warning"))
+    else:
+        sink.append(Diagnostic("W402", f"cycle `{cyc}` has zero length; this line emits nothing",
+                               line.cycle.span, severity="warning"))
 
 
 def _block_deps(block) -> tuple[tuple[str, ...], tuple[ast.Override, ...], tuple[str, ...]]:
@@ -1794,7 +1756,7 @@ class _BlockMemo:
     pattern of its uses' amplitudes (``lowering.BlockLayout``)."""
 
     __slots__ = ("measured", "emissions", "uses", "sources", "diagnostics", "shapes", "lowered", "_rows",
-                 "_chan_idx", "_own", "_srcs", "_canon", "_multi")
+                 "_chan_idx", "_own", "_srcs", "_canon", "_multi", "_chan_only")
 
     def __init__(self, measured: Optional[Measured], uses: tuple[ChannelUse, ...],
                  sources: tuple, diagnostics: tuple[Diagnostic, ...],
@@ -1829,6 +1791,7 @@ class _BlockMemo:
         self._srcs = tuple(first)
         self._canon = tuple(canon)
         self._multi = len(first) > 1   # more than one source: ``_sources_differ`` must look at their amplitudes
+        self._chan_only = all([s.__class__ is str for s in first])   # every amplitude is a channel's
 
     def replay(self, ctx: "_LeafContext", src_vals: dict, chan_idx: dict, amp_nd: list) -> bool:
         """Add this block's shapes, diagnostics and uses (amplitudes and shapes from ``ctx.chans``, amplitudes of
@@ -1981,9 +1944,14 @@ def _analyse(an: Analysis, profile) -> tuple[dict[int, WeekResult], list[Diagnos
         out.sort(key=_sort_key)
         return results, out
     prev = None
+    prev_snapshot = None
     for week, new_state, sink in an.week_states(weeks):
         first = an.plan.sessions_of(week)[0] if an.plan else 1
-        if prev is not None and not sink and new_state.snapshot() == prev.state.snapshot():
+        snapshot = new_state.snapshot() if weeks > 1 else None
+        same = prev is not None and not sink and snapshot == prev_snapshot
+        prev_snapshot = snapshot
+        if same:
+            assert prev is not None
             results[week] = WeekResult(replace(prev.resolved, session=first, week=week) if prev.resolved else None,
                                        prev.diagnostics, new_state)
             prev = results[week]

@@ -33,7 +33,7 @@ from .record import Record, init
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional, Sequence
+    from typing import Callable, Optional, Sequence
 
 
 class Timing(Record):
@@ -503,11 +503,110 @@ def leaf_trains(placements: tuple, start: int, amplitudes: Sequence, periods: di
     return tuple([make_train(p[0], start + p[1], p[2], p[3], p[4], amplitudes[p[6]], p[5]) for p in placements])
 
 
+_NO_OVERRIDES = (None, None, None, None)
+
+
+def leaf_lines(lines: tuple, ctx, cycle_nodes: dict, block_index: int, count: Optional[int], length: Optional[int],
+               overrides: Callable, problem: Callable) -> tuple[int, list, list]:
+    """Where each line of a block of lines places each channel (the checker's ``Analysis._leaf``): ``repeat
+    count`` (``length`` None) or ``for length``. Reads the checker's ``ctx`` (this week's evaluator, cycle
+    timings, channel values, shape table and the `with amplitude` values it knows) and adds to it: per channel
+    of each line that runs, its :class:`~stimscript.compiler.model.ChannelUse`, where its amplitude comes from
+    (the channel's name or the line's `with amplitude`) and where its shape comes from with the shape's index.
+    ``overrides(line, ev, amp_known)`` gives a line's `with` values (None: one failed), ``problem(sink, code,
+    line, after, length, timing)`` reports E410/E409/W401/W402. Returns the end of the last line of a
+    ``repeat`` block, the lines' cycles and the :class:`Placement` of every channel with cycles to run."""
+    ev, timings, chans, table, sink = ctx.ev, ctx.timings, ctx.chans, ctx.table, ctx.sink
+    uses = ctx.uses
+    add_use, add_source, add_shape_source, add_shape = uses.append, ctx.sources.append, ctx.shapes.append, table.add
+    new_object, set_dict, new_placement = object.__new__, object.__setattr__, tuple.__new__
+    amp_known = ctx.amp_known
+    end = 0
+    cycle_names: list[str] = []
+    placements: list[Placement] = []
+    for line in lines:
+        cyc = line.cycle.name
+        after = ev.time_us(line.after, "the `after` offset") if line.after is not None else 0
+        if after is None:
+            continue
+        cycle_names.append(cyc)
+        found: Optional[Timing] = None   # None: `continuous` (its timing depends on the block)
+        if cyc == "continuous":
+            if length is None:
+                continue
+        else:
+            found = timings.get(cyc)
+            if found is None:
+                continue
+        if length is not None:
+            if after >= length:
+                problem(sink, "E410", line, after, length, None)
+                continue
+            if found is None:
+                timing = Timing(0, length - after, 0, 0)
+                cycles = 1
+            elif found.cycle_us == 0:
+                problem(sink, "E409", line, after, length, found)
+                continue
+            else:
+                timing = found
+                cycles = for_cycles(length, after, timing)
+                if cycles == 0:
+                    problem(sink, "W401", line, after, length, timing)
+        elif found is None or count is None:   # pragma: no cover - `repeat` has a count, no `continuous`
+            continue
+        else:
+            timing, cycles = found, count
+            if timing.cycle_us == 0:
+                problem(sink, "W402", line, after, length, timing)
+            end = max(end, after + count * timing.cycle_us)
+        ov = overrides(line, ev, amp_known) if line.overrides else _NO_OVERRIDES
+        if ov is None:
+            continue
+        ov_f, ov_a, ov_p, amp_ov = ov
+        cdecl = cycle_nodes.get(cyc)
+        on_us = timing.on_us
+        ramp_up_us = timing.ramp_up_us
+        line_span, cycle_ref = line.span, line.cycle.span
+        cycle_span = cdecl.span if cdecl is not None else cycle_ref
+        after_span = line.after.span if line.after is not None else None
+        for ch in line.channels:
+            name = ch.name
+            cv = chans.get(name)
+            if cv is None:
+                continue
+            freq = ov_f[0] if ov_f else cv.frequency
+            amp = ov_a[0] if ov_a else cv.amplitude
+            shape = ov_p[0] if ov_p else cv.shape
+            idx = add_shape(shape)
+            decl = cv.decl
+            number = decl.node.number
+            spans = {"channel": decl.node.span, "amplitude": ov_a[1] if ov_a else cv.amp_span,
+                     "frequency": ov_f[1] if ov_f else cv.freq_span,
+                     "pulse": ov_p[1] if ov_p else (decl.pulse.span if decl.pulse is not None else None),
+                     "electrodes": decl.pair.span if decl.pair is not None else None,
+                     "line": line_span, "cycle": cycle_span, "cycle_ref": cycle_ref, "after": after_span}
+            # ``channel_use(...)``, inline: one per channel of each line measured
+            use = new_object(ChannelUse)
+            set_dict(use, "__dict__", {"channel": name, "number": number, "amplitude_ua": amp,
+                                       "frequency_hz": freq, "shape": shape, "electrodes": cv.electrodes,
+                                       "ramp_up_us": ramp_up_us, "on_us": on_us, "block": block_index,
+                                       "cycle": cyc, "spans": spans})
+            add_use(use)
+            add_source(amp_ov if ov_a else name)   # where its amplitude comes from
+            add_shape_source((None if ov_p else name, idx))   # where its shape comes from, its index
+            if cycles > 0:
+                placements.append(new_placement(Placement, (number, after, cycles, timing, freq, idx,
+                                                            len(uses) - 1)))
+    return end, cycle_names, placements
+
+
 # The compiled twin (ext/_resolve.pyx) when built, else the loops above (the reference).
 # (stimscript.twins reads the switches that force the reference or require the twin).
 _place_trains = place_trains
 _replay_uses = replay_uses
 _leaf_trains = leaf_trains
+_leaf_lines = leaf_lines
 USING_EXTENSION = False
 if twins.wanted():
     try:
@@ -516,6 +615,7 @@ if twins.wanted():
         _place_trains = _twin.place_trains
         _replay_uses = _twin.replay_uses
         _leaf_trains = _twin.leaf_trains
+        _leaf_lines = _twin.leaf_lines
         USING_EXTENSION = True
     except ImportError as err:
         twins.missing(err)

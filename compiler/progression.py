@@ -21,6 +21,8 @@ from __future__ import annotations
 from ..dsl import ast
 from ..errors import Diagnostic
 from ..spans import Span
+from fractions import Fraction
+
 from ..units import Quantity
 from .evaluate import Evaluator
 from .record import Record, init
@@ -134,10 +136,15 @@ class Progression:
     def __init__(self, items: tuple[Union[ast.Week, ast.EveryWeek], ...], targets: dict):
         self.items = items
         self.targets = targets  # id(assignment) -> (Key, Dim); unresolved targets are absent
+        self._every: Optional[list[ast.Assignment]] = None
+        #: per target: what its value's and its cap's messages call them (built once, used every week)
+        self._texts: dict[Key, tuple[str, str]] = {}
 
     def every_week(self) -> list[ast.Assignment]:
         """The ``every week`` assignments in source order (one step of the weekly accumulation)."""
-        return [a for item in self.items if isinstance(item, ast.EveryWeek) for a in item.assignments]
+        if self._every is None:
+            self._every = [a for item in self.items if isinstance(item, ast.EveryWeek) for a in item.assignments]
+        return list(self._every)
 
     def blocks_for(self, week: int) -> list[ast.Assignment]:
         """The assignments of the ``week`` blocks whose range holds ``week``, in source order."""
@@ -163,9 +170,11 @@ class Progression:
         if key[0] == "param" and key[1] in fixed:
             return
         ev = make_ev(state.values, sink)
-        what = "the value of " + target_text(key)
-        value = ev.quantity(a.value, dim, what)
-        bound = ev.quantity(a.bound, dim, "the cap of " + target_text(key)) if a.bound is not None else None
+        texts = self._texts.get(key)
+        if texts is None:
+            texts = self._texts[key] = ("the value of " + target_text(key), "the cap of " + target_text(key))
+        value = ev.quantity(a.value, dim, texts[0])
+        bound = ev.quantity(a.bound, dim, texts[1]) if a.bound is not None else None
         if value is None or (a.bound is not None and bound is None):
             return
         if a.op == "=" and a.bound is None and key[0] != "param":
@@ -177,16 +186,30 @@ class Progression:
             cur = current(key, state.values)
             if cur is None:
                 return
-            result = cur + value if a.op == "+=" else cur - value
+            if cur.dim != value.dim or cur.value.__class__ is not Fraction or value.value.__class__ is not Fraction:
+                result = cur + value if a.op == "+=" else cur - value   # (refused as Quantity refuses it)
+            else:
+                result = Quantity(_sum(cur.value, value.value, a.op == "+="), cur.dim)
         if bound is not None:
-            if a.bound_kind == "up" and result.value > bound.value:
+            # the cap compared in integers (denominators are positive): exact, without Fraction comparisons
+            r, b = result.value, bound.value
+            if a.bound_kind == "up" and r.numerator * b.denominator > b.numerator * r.denominator:
                 result = bound
-            elif a.bound_kind == "down" and result.value < bound.value:
+            elif a.bound_kind == "down" and r.numerator * b.denominator < b.numerator * r.denominator:
                 result = bound
         state.assigned[key] = Assigned(value=result, span=a.span, week=week)
         if key[0] == "param":
             state.values[key[1]] = result
 
+
+
+def _sum(x: Fraction, y: Fraction, add: bool) -> Fraction:
+    """``x + y`` (``add``) or ``x - y`` of two Fractions, exact, reduced once by the constructor."""
+    xd, yd = x.denominator, y.denominator
+    yn = y.numerator if add else -y.numerator
+    if xd == yd:
+        return Fraction(x.numerator + yn, xd)
+    return Fraction(x.numerator * yd + yn * xd, xd * yd)
 
 
 class WeekRow(Record):

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Cython twin of the loops a week of the checker spends its time in (compiler/lowering.py ``place_trains``,
-``replay_uses`` and ``leaf_trains``, the reference): the same objects appended in the same order, the same
+``replay_uses``, ``leaf_trains`` and ``leaf_lines``, the reference): the same objects appended in the same order, the same
 values in them, for every input. The loops only copy field dicts and make objects; compiled, they skip the
 interpreter's dispatch per field.
 """
@@ -11,8 +11,9 @@ from fractions import Fraction
 
 from stimscript.compiler.model import ChannelUse
 from stimscript.pulses import Train
+from stimscript.compiler.lowering import Placement, Timing
 
-__all__ = ["leaf_trains", "place_trains", "replay_uses"]
+__all__ = ["leaf_lines", "leaf_trains", "place_trains", "replay_uses"]
 
 cdef object _new = object.__new__
 cdef str _DICT = "__dict__"
@@ -116,3 +117,121 @@ def leaf_trains(tuple placements, object start, object amplitudes, dict periods,
                                "period_den": per[1], "amp_num": amp.numerator, "amp_den": amp.denominator,
                                "shape": p[5]})
     return tuple(out)
+
+
+cdef tuple _NO_OVERRIDES = (None, None, None, None)
+cdef str _AFTER_WHAT = "the `after` offset"
+cdef str _CONTINUOUS = "continuous"
+
+
+def leaf_lines(tuple lines, object ctx, dict cycle_nodes, object block_index, object count, object length,
+               object overrides, object problem):
+    """Same as ``compiler.lowering.leaf_lines``."""
+    cdef object ev = ctx.ev
+    cdef dict timings = <dict>ctx.timings
+    cdef dict chans = <dict>ctx.chans
+    cdef object table = ctx.table
+    cdef list sink = <list>ctx.sink
+    cdef list uses = <list>ctx.uses
+    cdef list sources = <list>ctx.sources
+    cdef list shapes = <list>ctx.shapes
+    cdef object amp_known = ctx.amp_known
+    cdef dict by_id = <dict>table._by_id
+    cdef object add_shape = table.add
+    cdef object time_us = ev.time_us
+    cdef object end = 0
+    cdef list cycle_names = []
+    cdef list placements = []
+    cdef object line, cyc, after, found, timing, cycles, ov, ov_f, ov_a, ov_p, amp_ov, cdecl, on_us, ramp_up_us
+    cdef object line_span, cycle_ref, cycle_span, after_span, ch, name, cv, freq, amp, shape, idx, decl, node
+    cdef object number, pulse, pair, use, ent, after_node, cycle_node, cycle_us, line_end
+    cdef dict spans
+    cdef bint repeat = length is None
+    for line in lines:
+        cycle_node = line.cycle
+        cyc = cycle_node.name
+        after_node = line.after
+        after = time_us(after_node, _AFTER_WHAT) if after_node is not None else 0
+        if after is None:
+            continue
+        cycle_names.append(cyc)
+        found = None
+        if cyc == _CONTINUOUS:
+            if repeat:
+                continue
+        else:
+            found = timings.get(cyc)
+            if found is None:
+                continue
+        if not repeat:
+            if after >= length:
+                problem(sink, "E410", line, after, length, None)
+                continue
+            if found is None:
+                timing = Timing(0, length - after, 0, 0)
+                cycles = 1
+            else:
+                cycle_us = found.ramp_up_us + found.hold_us + found.ramp_down_us + found.rest_us
+                if cycle_us == 0:
+                    problem(sink, "E409", line, after, length, found)
+                    continue
+                timing = found
+                cycles = max(0, (length - after) // cycle_us)
+                if cycles == 0:
+                    problem(sink, "W401", line, after, length, timing)
+        elif found is None or count is None:
+            continue
+        else:
+            timing = found
+            cycles = count
+            cycle_us = timing.ramp_up_us + timing.hold_us + timing.ramp_down_us + timing.rest_us
+            if cycle_us == 0:
+                problem(sink, "W402", line, after, length, timing)
+            line_end = after + count * cycle_us
+            if line_end > end:
+                end = line_end
+        ov = overrides(line, ev, amp_known) if line.overrides else _NO_OVERRIDES
+        if ov is None:
+            continue
+        ov_f, ov_a, ov_p, amp_ov = <tuple>ov
+        cdecl = cycle_nodes.get(cyc)
+        ramp_up_us = timing.ramp_up_us
+        on_us = ramp_up_us + timing.hold_us + timing.ramp_down_us
+        line_span = line.span
+        cycle_ref = cycle_node.span
+        cycle_span = cdecl.span if cdecl is not None else cycle_ref
+        after_span = after_node.span if after_node is not None else None
+        for ch in line.channels:
+            name = ch.name
+            cv = chans.get(name)
+            if cv is None:
+                continue
+            freq = ov_f[0] if ov_f else cv.frequency
+            amp = ov_a[0] if ov_a else cv.amplitude
+            shape = ov_p[0] if ov_p else cv.shape
+            ent = by_id.get(id(shape))
+            if ent is not None and (<tuple>ent)[0] is shape:
+                idx = (<tuple>ent)[1]
+            else:
+                idx = add_shape(shape)
+            decl = cv.decl
+            node = decl.node
+            number = node.number
+            pulse = decl.pulse
+            pair = decl.pair
+            spans = {"channel": node.span, "amplitude": ov_a[1] if ov_a else cv.amp_span,
+                     "frequency": ov_f[1] if ov_f else cv.freq_span,
+                     "pulse": ov_p[1] if ov_p else (pulse.span if pulse is not None else None),
+                     "electrodes": pair.span if pair is not None else None,
+                     "line": line_span, "cycle": cycle_span, "cycle_ref": cycle_ref, "after": after_span}
+            use = _made(ChannelUse, {"channel": name, "number": number, "amplitude_ua": amp,
+                                     "frequency_hz": freq, "shape": shape, "electrodes": cv.electrodes,
+                                     "ramp_up_us": ramp_up_us, "on_us": on_us, "block": block_index,
+                                     "cycle": cyc, "spans": spans})
+            uses.append(use)
+            sources.append(amp_ov if ov_a else name)
+            shapes.append((None if ov_p else name, idx))
+            if cycles > 0:
+                placements.append(tuple.__new__(Placement, (number, after, cycles, timing, freq, idx,
+                                                            len(uses) - 1)))
+    return end, cycle_names, placements
