@@ -1223,7 +1223,7 @@ class Analysis:
                     _lowering._place_trains(last.trains[ta:tb], last.train_uses[ta:tb], shift, amp_nd, trains)
                     train_uses.extend(last.train_uses[ta:tb])
                     if shift:
-                        segments.extend([_lowering._moved(sg, shift) for sg in last.segments[sa:sb]])
+                        _lowering._move_segments(last.segments[sa:sb], shift, segments)
                     else:
                         segments.extend(last.segments[sa:sb])
                     start += last.start[b] - last.start[a]

@@ -399,8 +399,7 @@ def place_block(block: BlockLayout, start: int, amp_nd: Sequence[tuple[int, int]
     if not shift:
         segments.extend(block.segments)
         return
-    for sg in block.segments:
-        segments.append(_moved(sg, shift))
+    _move_segments(block.segments, shift, segments)
 
 
 def _moved(sg: Segment, shift: int) -> Segment:
@@ -462,6 +461,13 @@ def place_trains(block_trains: tuple, block_uses: tuple, shift: int, amp_nd: Seq
             tr = new_object(Train)
             set_dict(tr, "__dict__", d)
         append(tr)
+
+
+def move_segments(segments: tuple, shift: int, out: list) -> None:
+    """Append each of ``segments`` to ``out``, ``shift`` µs later (:func:`_moved`)."""
+    append = out.append
+    for sg in segments:
+        append(_moved(sg, shift))
 
 
 def replay_uses(rows: tuple, chans: dict, src_vals: dict, uses: list, amp_nd: list) -> None:
@@ -607,6 +613,7 @@ _place_trains = place_trains
 _replay_uses = replay_uses
 _leaf_trains = leaf_trains
 _leaf_lines = leaf_lines
+_move_segments = move_segments
 USING_EXTENSION = False
 if twins.wanted():
     try:
@@ -616,6 +623,8 @@ if twins.wanted():
         _replay_uses = _twin.replay_uses
         _leaf_trains = _twin.leaf_trains
         _leaf_lines = _twin.leaf_lines
+        if not _SEGMENT_SLOTTED:   # the twin copies a segment's __dict__
+            _move_segments = _twin.move_segments
         USING_EXTENSION = True
     except ImportError as err:
         twins.missing(err)

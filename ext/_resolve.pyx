@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Cython twin of the loops a week of the checker spends its time in (compiler/lowering.py ``place_trains``,
-``replay_uses``, ``leaf_trains`` and ``leaf_lines``, the reference): the same objects appended in the same order, the same
+``replay_uses``, ``leaf_trains``, ``leaf_lines`` and ``move_segments``, the reference): the same objects appended in the same order, the same
 values in them, for every input. The loops only copy field dicts and make objects; compiled, they skip the
 interpreter's dispatch per field.
 """
@@ -10,10 +10,10 @@ from cpython.object cimport PyObject_GenericSetAttr
 from fractions import Fraction
 
 from stimscript.compiler.model import ChannelUse
-from stimscript.pulses import Train
+from stimscript.pulses import Segment, Train
 from stimscript.compiler.lowering import Placement, Timing
 
-__all__ = ["leaf_lines", "leaf_trains", "place_trains", "replay_uses"]
+__all__ = ["leaf_lines", "leaf_trains", "move_segments", "place_trains", "replay_uses"]
 
 cdef object _new = object.__new__
 cdef str _DICT = "__dict__"
@@ -49,6 +49,17 @@ def place_trains(tuple block_trains, tuple block_uses, object shift, object amp_
             d["amp_den"] = den
             tr = _made(Train, d)
         out.append(tr)
+
+
+def move_segments(tuple segments, object shift, list out):
+    """Same as ``compiler.lowering.move_segments``."""
+    cdef dict d
+    cdef object sg
+    for sg in segments:
+        d = PyDict_Copy(<dict>sg.__dict__)
+        d["start_us"] = d["start_us"] + shift
+        d["end_us"] = d["end_us"] + shift
+        out.append(_made(Segment, d))
 
 
 def replay_uses(tuple rows, dict chans, dict src_vals, list uses, list amp_nd):

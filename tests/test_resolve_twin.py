@@ -8,6 +8,8 @@
 * ``leaf_trains``: the same trains (every field) for any placements (frequencies as Fractions, ints or floats,
   cycles with and without ramps), starts and amplitudes (Fractions or ints), whether or not the period memo
   knows the frequency;
+* ``move_segments``: equal copies ``shift`` µs later (every field, the segment's other values the same
+  objects), for any segments and shifts;
 * ``leaf_lines``: the same channel uses (fields and spans), sources, shapes, placements and diagnostics for
   the lines of `repeat` and `for` blocks with `after` offsets, `continuous`, zero-length cycles and `with`
   overrides (generated protocols, checked week by week with either);
@@ -121,6 +123,21 @@ def test_replay_uses_equals_the_reference(data, n):
         assert use.shape is (chans[sc].shape if sc is not None else old.shape)
 
 
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), n=st.integers(0, 6), shift=st.integers(-10**6, 10**6))
+def test_move_segments_equals_the_reference(data, n, shift):
+    segs = tuple(lowering.segment(data.draw(st.sampled_from(["block", "pause"])), data.draw(st.text(max_size=5)),
+                                  start, start + data.draw(st.integers(0, 10**6)), block=(data.draw(st.integers(0, 9)),))
+                 for start in data.draw(st.lists(st.integers(0, 10**8), min_size=n, max_size=n)))
+    ref: list = []
+    lowering.move_segments(segs, shift, ref)
+    out: list = []
+    twin.move_segments(segs, shift, out)
+    assert out == ref and [s.__dict__ for s in out] == [s.__dict__ for s in ref]
+    assert [(s.start_us, s.end_us) for s in out] == [(s.start_us + shift, s.end_us + shift) for s in segs]
+    assert all(a.extra is b.extra and a.label is b.label for a, b in zip(out, segs))
+
+
 frequencies = st.one_of(st.fractions(min_value=Fraction(1, 10), max_value=10_000, max_denominator=30),
                         st.integers(1, 10_000), st.sampled_from([33.3, 50.0, 0.5]))
 
@@ -167,13 +184,15 @@ def _sp(span):
 
 
 def _with_reference(fn):
-    saved = lowering._place_trains, lowering._replay_uses, lowering._leaf_trains, lowering._leaf_lines
-    lowering._place_trains, lowering._replay_uses, lowering._leaf_trains, lowering._leaf_lines = \
-        lowering.place_trains, lowering.replay_uses, lowering.leaf_trains, lowering.leaf_lines
+    names = ("place_trains", "replay_uses", "leaf_trains", "leaf_lines", "move_segments")
+    saved = [getattr(lowering, "_" + n) for n in names]
+    for n in names:
+        setattr(lowering, "_" + n, getattr(lowering, n))
     try:
         return fn()
     finally:
-        lowering._place_trains, lowering._replay_uses, lowering._leaf_trains, lowering._leaf_lines = saved
+        for n, f in zip(names, saved):
+            setattr(lowering, "_" + n, f)
 
 
 LINES = """stimscript 1
@@ -253,6 +272,7 @@ def test_the_checker_resolves_alike_with_either_twin():
 
     assert lowering._place_trains is twin.place_trains and lowering._replay_uses is twin.replay_uses
     assert lowering._leaf_trains is twin.leaf_trains and lowering._leaf_lines is twin.leaf_lines
+    assert lowering._move_segments is twin.move_segments
     spec = importlib.util.spec_from_file_location("bench_check", os.path.join(ROOT, "benchmarks", "bench_check.py"))
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
