@@ -8,23 +8,29 @@ Public API (the README's Python API)::
 """
 from __future__ import annotations
 
-from .errors import (
-    DeviceFault,
-    DeviceNotFound,
-    DeviceTimeout,
-    Diagnostic,
-    DriverError,
-    ParamError,
-    PlanError,
-    ProtocolError,
-    ProtocolMismatch,
-    ProtocolSemanticError,
-    ProtocolSyntaxError,
-    SafetyError,
-    StimscriptError,
-)
-from .profile import LOOPBACK_PROFILE, DeviceProfile
-from .units import Quantity
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .compiler.schedule import Schedule
+    from .errors import (
+        DeviceFault,
+        DeviceNotFound,
+        DeviceTimeout,
+        Diagnostic,
+        DriverError,
+        ParamError,
+        PlanError,
+        ProtocolError,
+        ProtocolMismatch,
+        ProtocolSemanticError,
+        ProtocolSyntaxError,
+        SafetyError,
+        StimscriptError,
+    )
+    from .profile import LOOPBACK_PROFILE, DeviceProfile
+    from .runtime.records import SessionRecord
+    from .units import Quantity
 
 __version__ = "0.1.0"
 
@@ -54,7 +60,11 @@ def loads(text: str, name: str = "<string>", *, device=None):
 
 def _profile(device) -> DeviceProfile | None:
     """The compiler takes a DeviceProfile; names and open drivers are resolved here, through the registry."""
-    if device is None or isinstance(device, DeviceProfile):
+    if device is None:
+        return None
+    from .profile import DeviceProfile
+
+    if isinstance(device, DeviceProfile):
         return device
     from .drivers.registry import profile_of
 
@@ -84,13 +94,27 @@ def open_device(name: str = "loopback", **options):
     return _open(name, **options)
 
 
+#: public name -> the module that defines it, imported on first access (PEP 562): ``import stimscript`` costs
+#: nothing, so ``stimscript --help`` and the commands load only what they use
+_LAZY = {
+    **dict.fromkeys(("StimscriptError", "ProtocolError", "ProtocolSyntaxError", "ProtocolSemanticError", "SafetyError",
+                     "ParamError", "PlanError", "DriverError", "DeviceNotFound", "DeviceTimeout", "DeviceFault",
+                     "ProtocolMismatch", "Diagnostic"), "errors"),
+    "DeviceProfile": "profile", "LOOPBACK_PROFILE": "profile", "Quantity": "units",
+    "Schedule": "compiler.schedule", "SessionRecord": "runtime.records",
+}
+
+
 def __getattr__(name: str):
-    if name == "Schedule":
-        from .compiler.schedule import Schedule
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stimscript' has no attribute {name!r}")
+    path = f"{__name__}.{module}"
+    __import__(path)
+    value = getattr(sys.modules[path], name)
+    globals()[name] = value
+    return value
 
-        return Schedule
-    if name == "SessionRecord":
-        from .runtime.records import SessionRecord
 
-        return SessionRecord
-    raise AttributeError(f"module 'stimscript' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -6,7 +6,8 @@ imports :mod:`inspect`; together that was about a third of a small file's check.
 same classes without either:
 
 * ``__init__`` is still compiled from the source the standard library would write (one small function, so
-  keyword arguments, defaults and error messages are the same), but ``__repr__``, ``__eq__``, ``__hash__``
+  keyword arguments, defaults and error messages are the same), on its first lookup (a call,
+  ``inspect.signature``, ``cls.__init__``): a check builds most classes without ever calling theirs; but ``__repr__``, ``__eq__``, ``__hash__``
   and a frozen class's ``__setattr__``/``__delattr__`` are closures over the field names with the standard
   methods' results (the field values compared and hashed as one tuple, the same repr, the same
   ``FrozenInstanceError``);
@@ -211,6 +212,28 @@ def _make_init(cls, flds: list, frozen: bool, globals_: dict):
     return fn
 
 
+class _LazyInit:
+    """A class's ``__init__`` until it is first looked up: then compiled by :func:`_make_init` and put in its
+    place. Compiling is most of what building a class costs, and a check builds most of the package's
+    classes without ever calling their ``__init__`` (their instances come from the compiled twins, or never);
+    every lookup (a call, ``inspect.signature``, ``cls.__init__``) sees the compiled function."""
+
+    __slots__ = ("flds", "frozen", "globals")
+
+    def __init__(self, flds: list, frozen: bool, globals_: dict) -> None:
+        self.flds = flds
+        self.frozen = frozen
+        self.globals = globals_
+
+    def __get__(self, obj, owner=None):
+        # the class holding this descriptor: ``owner`` or a base of it (a subclass, ``super()``); with
+        # ``slots=True`` not the class it was made for, which the slotted copy replaced
+        cls = next(k for k in (owner or type(obj)).__mro__ if k.__dict__.get("__init__") is self)
+        fn = _make_init(cls, self.flds, self.frozen, self.globals)
+        type.__setattr__(cls, "__init__", fn)
+        return fn if obj is None else fn.__get__(obj, owner)
+
+
 def _make_repr(cls, names: tuple):
     running: set = set()
 
@@ -345,7 +368,7 @@ def _process(cls, params: dict):
     spec = _Spec(tuple(flds), params, annotations, defaults)
     globals_ = sys.modules[cls.__module__].__dict__
     if params["init"]:
-        _set_new(cls, "__init__", _make_init(cls, flds, frozen, globals_))
+        _set_new(cls, "__init__", _LazyInit(flds, frozen, globals_))
     if params["repr"]:
         _set_new(cls, "__repr__", _make_repr(cls, tuple(f.name for f in flds if f.repr)))
     compared = tuple(f.name for f in flds if f.compare)

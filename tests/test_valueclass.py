@@ -297,3 +297,43 @@ def test_frozen_instances_refuse_assignment_with_the_standard_error():
     assert Train.__init__.__code__.co_filename == "<string>"
     assert pickle.loads(pickle.dumps(tr)) == tr and hash(pickle.loads(pickle.dumps(tr))) == hash(tr)
     assert Fraction(tr.amp_num, tr.amp_den) == tr.amplitude
+
+
+SUBCLASS = """
+class Sub(Gen):
+    pass
+
+
+class Calls(Gen):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+"""
+
+
+@pytest.mark.parametrize("params", ["frozen=True", "", "slots=True", "frozen=True, eq=False"])
+@pytest.mark.parametrize("route", ["call", "subclass", "super", "signature", "bad-calls"])
+def test_init_is_compiled_on_first_use_by_any_route(params, route):
+    """``__init__`` is compiled when first looked up (most classes of a check never run it): whichever way it
+    is first reached, it then is, and does, what the standard library's does."""
+    text = f"@dataclass({params})\nclass Gen:\n    a: int\n    b: str = 'x'\n" + SUBCLASS
+    ours, std = _build(text, "stimscript.valueclass"), _build(text, "dataclasses")
+    assert not inspect.isfunction(ours.__dict__["__init__"])   # not compiled yet
+    module_ours, module_std = sys.modules[ours.__module__], sys.modules[std.__module__]
+    calls = [((1,), {}), ((), {"a": 2, "b": "y"}), ((), {}), ((1, "y", 3), {}), ((1,), {"c": 3}),
+             ((1,), {"a": 1})]
+    for cls_name in {"call": ["Gen"], "subclass": ["Sub", "Gen"], "super": ["Calls", "Gen"],
+                     "signature": ["Gen"], "bad-calls": ["Gen", "Sub"]}[route]:
+        o_cls, s_cls = getattr(module_ours, cls_name), getattr(module_std, cls_name)
+        if route == "signature":
+            assert str(inspect.signature(o_cls)) == str(inspect.signature(s_cls))
+        for args, kwargs in (calls[::-1] if route == "bad-calls" else calls):
+            o, s = _outcome(lambda c, a, k: c(*a, **k), o_cls, args, kwargs), \
+                _outcome(lambda c, a, k: c(*a, **k), s_cls, args, kwargs)
+            if o[0] == "ok":
+                assert s[0] == "ok" and dataclasses.asdict(o[1]) == dataclasses.asdict(s[1])
+                assert type(o[1]).__name__ == cls_name
+            else:
+                assert o == s
+    assert inspect.isfunction(ours.__dict__["__init__"]) and ours.__init__.__code__.co_filename == "<string>"
+    assert "__init__" not in module_ours.Sub.__dict__
+    _same_class_shape(ours, std, source_doc=False)
