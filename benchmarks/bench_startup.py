@@ -16,10 +16,15 @@ install is measured as a copy of the package laid out as setup.py installs it (`
 venv's site-packages on ``PYTHONPATH`` and compared with that interpreter's own ``python -c pass`` (no .pth
 finder): the stricter ratio, as a wheel install gives it.
 
+The non-editable copy is run two ways: ``python -m stimscript.cli`` (which also imports :mod:`runpy`) and the
+``stimscript`` script pip writes for the console entry point (``import re, sys; from stimscript.cli import
+main``), which is what a user types.
+
 ``--before DIR`` runs the same commands from another checkout (e.g. ``git worktree add /tmp/before <rev>``),
 imported through a small finder that maps the repository's folders onto ``stimscript.*`` as setup.py does;
-the current checkout is then measured through the same finder too, so both pay the same. Finally
-``python -X importtime`` shows the slowest imports of ``check`` and which heavy libraries it loads.
+the current checkout is then measured through the same finder too, so both pay the same; without
+``--editable-only`` the other checkout is also laid out non-editable beside this one and run by the same empty
+venv. Finally ``python -X importtime`` shows the slowest imports of ``check`` and which heavy libraries it loads.
 """
 from __future__ import annotations
 
@@ -64,10 +69,22 @@ def stage_install(root: str, dest: str) -> str:
     return dest
 
 
-def non_editable_commands(root: str, file: str, dest: str, label: str) -> tuple[dict[str, list[str]], dict]:
-    """``python -c pass``, ``check`` and ``--help`` of a non-editable copy of ``root``, run by a new empty venv
-    (no .pth file runs at start-up, as in a venv with a wheel installed) with the copy and this venv's
-    libraries on PYTHONPATH."""
+#: the script pip writes for a console entry point (``stimscript = stimscript.cli:main``)
+ENTRY_POINT = """# -*- coding: utf-8 -*-
+import re
+import sys
+from stimscript.cli import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def non_editable_commands(roots: dict[str, str], file: str, dest: str) -> tuple[dict[str, list[str]], dict]:
+    """``python -c pass`` of a new empty venv (no .pth file runs at start-up, as in a venv with a wheel
+    installed), and ``check``, ``--help`` and ``check --help`` of a non-editable copy of each checkout in
+    ``roots`` (label -> checkout) run by it, with the copy and this venv's libraries on PYTHONPATH; returns the
+    commands and, per command, its environment."""
     import site
     import sysconfig
     import venv
@@ -75,13 +92,24 @@ def non_editable_commands(root: str, file: str, dest: str, label: str) -> tuple[
     home = os.path.join(dest, "venv")
     venv.create(home, with_pip=False, symlinks=True)
     py = os.path.join(home, "bin", "python")
-    folder = stage_install(root, os.path.join(dest, "site"))
     libs = [p for p in site.getsitepackages() if os.path.isdir(p)] or [sysconfig.get_paths()["purelib"]]
-    env = environment()
-    env["PYTHONPATH"] = os.pathsep.join([folder, *libs])
-    cli = [py, "-m", "stimscript.cli"]
-    return {f"{label}python -c pass": [py, "-c", "pass"], f"{label}check": [*cli, "check", os.path.abspath(file)],
-            f"{label}--help": [*cli, "--help"]}, env
+    commands = {f"{NE}python -c pass": [py, "-c", "pass"]}
+    envs = {f"{NE}python -c pass": environment()}
+    for label, root in roots.items():
+        folder = stage_install(root, os.path.join(dest, f"site-{len(envs)}"))
+        script = os.path.join(folder, "stimscript-entry-point")
+        with open(script, "w", encoding="utf-8") as fh:
+            fh.write(ENTRY_POINT)
+        env = environment()
+        env["PYTHONPATH"] = os.pathsep.join([folder, *libs])
+        cli = [py, "-m", "stimscript.cli"]
+        staged = {f"{NE}{label}check": [*cli, "check", os.path.abspath(file)],
+                  f"{NE}{label}stimscript check": [py, script, "check", os.path.abspath(file)],
+                  f"{NE}{label}--help": [*cli, "--help"],
+                  f"{NE}{label}check --help": [*cli, "check", "--help"]}
+        commands.update(staged)
+        envs.update(dict.fromkeys(staged, env))
+    return commands, envs
 
 
 def environment() -> dict:
@@ -128,22 +156,26 @@ def table(title: str, times: dict[str, list[float]], before: bool) -> None:
     """Median and best of each command and their ratios to the ``python -c pass`` of the same interpreter
     (the venv's for the editable rows, the empty venv's for the non-editable ones)."""
     print(title)
-    print(f"  {'command':<30} {'median':>9} {'best':>9}   ratio to python -c pass (median / best)")
+    print(f"  {'command':<42} {'median':>9} {'best':>9}   ratio to python -c pass (median / best)")
     for name, ts in times.items():
         base = times[f"{NE}python -c pass" if name.startswith(NE) else "python -c pass"]
         base_med, base_min = statistics.median(base), min(base)
         med, best = statistics.median(ts), min(ts)
         ratio = f"{med / base_med:5.1f}x / {best / base_min:4.1f}x"
         flag = ""
-        if "check" in name and not name.startswith("before"):
+        if name.endswith(" check") and "before" not in name:
             flag = "  within 3x" if med / base_med <= TARGET else "  OVER the 3x target"
-        print(f"  {name:<30} {med:7.1f} ms {best:7.1f} ms   {ratio}{flag}")
+        print(f"  {name:<42} {med:7.1f} ms {best:7.1f} ms   {ratio}{flag}")
     if before:
-        base_med = statistics.median(times["python -c pass"])
-        b = statistics.median(times["before: check"])
-        a = statistics.median(times["after:  check"])
-        print(f"  check: {b:.0f} ms -> {a:.0f} ms ({b / a:.1f}x faster); "
-              f"ratio to python -c pass {b / base_med:.1f}x -> {a / base_med:.1f}x")
+        for prefix, what in (("", "check"), ("", "--help"), ("", "check --help"), (NE, "check"),
+                             (NE, "stimscript check"), (NE, "--help"), (NE, "check --help")):
+            b_name, a_name = f"{prefix}before: {what}", f"{prefix}after:  {what}"
+            if b_name not in times:
+                continue
+            base_med = statistics.median(times[f"{prefix}python -c pass"])
+            b, a = statistics.median(times[b_name]), statistics.median(times[a_name])
+            print(f"  {prefix or 'editable: '}{what}: {b:.0f} ms -> {a:.0f} ms ({b / a:.1f}x faster); "
+                  f"ratio to python -c pass {b / base_med:.1f}x -> {a / base_med:.1f}x")
 
 
 def importtime(cmd: list[str], env: dict, top: int = 12, cwd: str = HERE
@@ -178,19 +210,22 @@ def main() -> None:
     commands: dict[str, list[str]] = {"python -c pass": [py, "-c", "pass"]}
     if args.before:
         before = os.path.abspath(args.before)
-        commands["before: check"] = [py, boot, before, "check", args.file]
-        commands["after:  check"] = [py, boot, HERE, "check", args.file]
-        commands["before: --help"] = [py, boot, before, "--help"]
-        commands["after:  --help"] = [py, boot, HERE, "--help"]
+        for label, root in (("before: ", before), ("after:  ", HERE)):
+            commands[f"{label}check"] = [py, boot, root, "check", args.file]
+        for label, root in (("before: ", before), ("after:  ", HERE)):
+            commands[f"{label}--help"] = [py, boot, root, "--help"]
+        for label, root in (("before: ", before), ("after:  ", HERE)):
+            commands[f"{label}check --help"] = [py, boot, root, "check", "--help"]
     commands["installed: check"] = [py, "-m", "stimscript.cli", "check", args.file]
     commands["installed: --help"] = [py, "-m", "stimscript.cli", "--help"]
     envs = {name: (env, HERE) for name in commands}
     if not args.editable_only:
         # run from the copy's folder: `python -m` from the checkout would import its stimscript/ folder instead
         staging = tempfile.mkdtemp(prefix="bench_startup_ne_")
-        staged, staged_env = non_editable_commands(HERE, args.file, staging, NE)
+        roots = {"before: ": os.path.abspath(args.before), "after:  ": HERE} if args.before else {"": HERE}
+        staged, staged_envs = non_editable_commands(roots, args.file, staging)
         commands.update(staged)
-        envs.update({name: (staged_env, staging) for name in staged})
+        envs.update({name: (staged_envs[name], staging) for name in staged})
 
     wall, cpu = measure(commands, args.runs, envs)
     table(f"start-up, wall time, {args.runs} interleaved runs each, {py} (installed: the editable install; "
@@ -205,7 +240,8 @@ def main() -> None:
     _, heavy_help = importtime(commands["installed: --help"], env)
     print(f"  heavy libraries loaded by --help: {', '.join(sorted(heavy_help)) or 'none'}")
     if not args.editable_only:
-        top, _ = importtime(commands[f"{NE}check"], staged_env, cwd=staging)
+        name = f"{NE}{'after:  ' if args.before else ''}check"
+        top, _ = importtime(commands[name], staged_envs[name], cwd=staging)
         print("\npython -X importtime of the non-editable check (slowest imports, cumulative):")
         for cum, _self_us, name in top:
             print(f"  {cum / 1000:7.1f} ms  {name.strip()}")

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 #: the layout of an exported-tables file (dsl/tables.py writes it); another layout is a cache miss
-FORMAT = "stimscript-lalr-export-3"
+FORMAT = "stimscript-lalr-export-4"
 
 #: what a reduction does with its result (the ``use`` of a rule in the exported tables)
 UNIT = 0       # ``?rule: other``: the child itself, nothing filtered: only the state changes
@@ -92,6 +92,23 @@ def compile_pattern(pattern: str, compiled: tuple | None) -> re.Pattern:
         except Exception:   # not what this engine expects: compile it the usual way
             pass
     return re.compile(pattern)
+
+
+def unpack_actions(packed: bytes | list[int], symbols: list[str], states: int) -> list[dict[str, int]]:
+    """The action rows (per state {symbol name: action}) from dsl/tables.py ``pack_actions``."""
+    if isinstance(packed, bytes):
+        words = array("i")
+        words.frombytes(packed)
+        packed = words.tolist()
+    rows: list[dict[str, int]] = []
+    k = 0
+    for _ in range(states):
+        n = packed[k]
+        rows.append(dict(zip([symbols[i] for i in packed[k + 1:k + 1 + 2 * n:2]], packed[k + 2:k + 2 + 2 * n:2])))
+        k += 1 + 2 * n
+    if k != len(packed):
+        raise ValueError("the packed actions do not match the states")
+    return rows
 
 
 class Fallback(Exception):
@@ -149,7 +166,8 @@ class TableParser:
     """Parses text with exported tables (see dsl/tables.py ``export_tables`` for the layout)."""
 
     def __init__(self, tables: dict):
-        self.actions: list[dict[str, int]] = tables["actions"]
+        self.actions: list[dict[str, int]] = unpack_actions(tables["actions"], tables["symbols"],
+                                                             len(tables["lexer_of_state"]))
         self.rules: list = tables["rules"]
         self.start_state: int = tables["start_state"]
         self.end_state: int = tables["end_state"]

@@ -133,7 +133,7 @@ def build_shipped(grammar_path: Path, target: Path) -> Path:
 
 # ---- the exported tables of the fast path (dsl/lalr.py) ------------------------------------------------
 
-FAST_FORMAT = "stimscript-lalr-export-3"  # = dsl/lalr.py FORMAT
+FAST_FORMAT = "stimscript-lalr-export-4"  # = dsl/lalr.py FORMAT
 
 # the rule kinds of dsl/lalr.py (repeated here: this module is loaded by path at build time)
 _UNIT, _LEAF, _TREE, _INLINE, _COLLAPSE = 0, 1, 2, 3, 4
@@ -282,7 +282,9 @@ def _ignore_prefix(pattern: str, ignore: dict[str, str], newline_types: set[str]
 def export_tables(parser: Lark) -> dict:
     """The LALR tables, the contextual lexer and the tree shaping of ``parser`` as plain data.
 
-    ``actions``: per state {symbol: next state (a shift or a goto) | ~rule index (a reduction)}; ``rules``:
+    ``symbols``: every symbol's name (the terminals in the order of ``scanners``, then the rules' origins, then
+    ``$END``); ``actions``: per state {symbol: next state (a shift or a goto) | ~rule index (a reduction)},
+    packed by :func:`pack_actions` (read at memory speed, not as ~600 dicts); ``rules``:
     per rule (origin, size, use, shape, arg, builder name) (see dsl/lalr.py); ``kept``: the terminals some
     rule keeps as a child (every other token is dropped by every rule); ``lexers``: per distinct terminal
     set (regular expressions tried in order, {terminal: {text: keyword}}) and ``lexer_of_state``; for the
@@ -396,8 +398,13 @@ def export_tables(parser: Lark) -> dict:
             lexers.append((patterns, unless))
             lexer_terminals.append([str(t.name) for t in kept_ts])
         lexer_of_state.append(key_of[key])
+    # every symbol the twins number: the terminals, the rules' origins, $END, then any other a row names
+    numbered = dict.fromkeys([*terminals, *(origin for origin, *_ in rules), "$END",
+                              *(name for row in actions for name in row)])
+    symbols = list(numbered)
     return {
-        "actions": actions, "rules": rules, "start_state": table.start_states["start"],
+        "symbols": symbols, "actions": pack_actions(actions, symbols), "rules": rules,
+        "start_state": table.start_states["start"],
         "end_state": table.end_states["start"], "ignore": [str(n) for n in conf.ignore], "lexers": lexers,
         "lexer_of_state": lexer_of_state, "sre": compiled_lexers(lexers), "kept": sorted(kept),
         "newline_types": sorted(newline_types), "lexer_terminals": lexer_terminals,
@@ -499,13 +506,26 @@ def compiled_lexers(lexers: list) -> dict:
     return {"magic": _sre.MAGIC, "lexers": out}
 
 
-def _code_bytes(code: list[int]) -> bytes | list[int]:
+def pack_actions(actions: list[dict[str, int]], symbols: list[str]) -> bytes | list[int]:
+    """The action rows as one run of integers: per state its number of actions, then (symbol index, action)
+    for each, in the row's order; stored as :func:`_code_bytes` stores words (dsl/lalr.py ``unpack_actions``
+    and ext/_lalr.pyx read them back)."""
+    index = {name: i for i, name in enumerate(symbols)}
+    packed: list[int] = []
+    for row in actions:
+        packed.append(len(row))
+        for name, act in row.items():
+            packed += (index[name], act)
+    return _code_bytes(packed, "i")
+
+
+def _code_bytes(code: list[int], typecode: str = "I") -> bytes | list[int]:
     """The engine's code words as bytes (machine order, 4 bytes a word: what dsl/lalr.py reads back with
     ``array("I")``), which marshal reads at memory speed; the list itself where words are not 4 bytes."""
     from array import array
 
-    words = array("I")
-    return array("I", code).tobytes() if words.itemsize == 4 else code
+    words = array(typecode)
+    return array(typecode, code).tobytes() if words.itemsize == 4 else code
 
 
 def write_fast_tables(tables: dict, grammar: str, path: Path) -> None:

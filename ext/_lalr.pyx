@@ -30,6 +30,7 @@ from cpython.object cimport PyObject, PyTypeObject
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
 
+from array import array
 from fractions import Fraction
 
 from stimscript.dsl import ast
@@ -367,22 +368,17 @@ cdef class TableParser:
         cdef int s, i, j, L, c, t, count
         cdef Scanner* sc
         cdef Rule* r
-        actions = tables["actions"]
+        cdef Py_ssize_t k, n, size, symbol
+        cdef const int* packed
+        cdef bytes blob
         rules = tables["rules"]
-        # the symbols: the terminals, the rules' nonterminals and the end (an action on any other symbol adds it)
+        # the symbols: the terminals, the rules' nonterminals and the end, as dsl/tables.py numbers them
         terminal_names = list(tables["scanners"])
         self.terminal_names = terminal_names
-        symbols: dict = {name: i for i, name in enumerate(terminal_names)}
-        for rule in rules:
-            symbols.setdefault(rule[0], len(symbols))
-        symbols.setdefault("$END", len(symbols))
-        for row in actions:
-            if not row.keys() <= symbols.keys():
-                for name in row:
-                    symbols.setdefault(name, len(symbols))
-        self.symbol_names = list(symbols)
+        self.symbol_names = list(tables["symbols"])
+        symbols: dict = {name: i for i, name in enumerate(self.symbol_names)}
         self.nsymbols = len(symbols)
-        self.nstates = len(actions)
+        self.nstates = len(tables["lexer_of_state"])
         self.start_state = tables["start_state"]
         self.end_state = tables["end_state"]
         self.end_symbol = symbols["$END"]
@@ -391,9 +387,26 @@ cdef class TableParser:
             raise MemoryError()
         for i in range(self.nstates * self.nsymbols):
             self.actions[i] = NO_ACTION
-        for s, row in enumerate(actions):
-            for name, act in row.items():
-                self.actions[s * self.nsymbols + symbols[name]] = act
+        # the rows packed by dsl/tables.py pack_actions: per state a count, then (symbol, action) pairs
+        blob = tables["actions"] if isinstance(tables["actions"], bytes) else array("i", tables["actions"]).tobytes()
+        packed = <const int*><const char*>blob
+        size = len(blob) // sizeof(int)
+        k = 0
+        for s in range(self.nstates):
+            if k >= size:
+                raise ValueError("the packed actions end early")
+            n = packed[k]
+            k += 1
+            if n < 0 or k + 2 * n > size:
+                raise ValueError("the packed actions end early")
+            for j in range(n):
+                symbol = packed[k]
+                if symbol < 0 or symbol >= self.nsymbols:
+                    raise ValueError("an action on an unknown symbol")
+                self.actions[s * self.nsymbols + symbol] = packed[k + 1]
+                k += 2
+        if k != size:
+            raise ValueError("the packed actions do not match the states")
         # rules
         self.nrules = len(rules)
         self.rules = <Rule*>malloc(sizeof(Rule) * (self.nrules + 1))

@@ -322,6 +322,36 @@ def test_the_engine_code_is_stored_as_bytes():
     assert ours.match("  12 mA").span() == theirs.match("  12 mA").span()
 
 
+def test_the_packed_actions_are_larks_parse_table():
+    """The action rows are stored packed (one bytes run, read at memory speed); unpacked they are Lark's own
+    table: per state, the next state of each shift or goto and the complement of each reduction's rule index,
+    and every symbol the twins number (terminals first, in the scanners' order)."""
+    from lark.parsers.lalr_analysis import Shift
+
+    from stimscript.dsl.lalr import unpack_actions
+
+    table = parser_mod.get_parser().parser.parser.parser.parse_table   # the parser the tables were exported from
+    expected = [{str(sym): arg if action is Shift else (str(arg.origin.name), len(arg.expansion))
+                 for sym, (action, arg) in table.states[s].items()} for s in range(len(table.states))]
+
+    def readable(rows):   # a reduction as its rule's (origin, size)
+        return [{name: act if act >= 0 else tuple(EXPORTED["rules"][~act][:2]) for name, act in row.items()}
+                for row in rows]
+
+    assert isinstance(EXPORTED["actions"], bytes)
+    assert EXPORTED["symbols"][:len(EXPORTED["scanners"])] == list(EXPORTED["scanners"])
+    assert set(EXPORTED["symbols"]) >= {name for row in expected for name in row} | {"$END"}
+    assert len(set(EXPORTED["symbols"])) == len(EXPORTED["symbols"])
+    rows = unpack_actions(EXPORTED["actions"], EXPORTED["symbols"], len(EXPORTED["lexer_of_state"]))
+    assert readable(rows) == expected
+    assert REFERENCE.actions == rows
+    with pytest.raises(ValueError):
+        unpack_actions(EXPORTED["actions"][:-8], EXPORTED["symbols"], len(EXPORTED["lexer_of_state"]))
+    for twin in TWINS[1:]:   # the compiled twin refuses a truncated run too (it never reads past the end)
+        with pytest.raises(ValueError):
+            type(twin)({**EXPORTED, "actions": EXPORTED["actions"][:-8]})
+
+
 # valid protocols built from the grammar's constructs, spaced and separated in every allowed way
 _blank = st.sampled_from([" ", "  ", "\t", " \t ", "\f", " \r"])
 _sep = st.sampled_from(["\n", ";", "\n\n", " # note\n", "\n  \n", " ;\n", "\n\t", "\r\n"])
