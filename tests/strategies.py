@@ -20,6 +20,7 @@ from fractions import Fraction
 
 from hypothesis import strategies as st
 
+from stimscript.compiler.ir import Train
 from stimscript.dsl import ast
 from stimscript.dsl.formatter import format_protocol
 
@@ -332,3 +333,29 @@ def sensible_protocol_texts(draw):
     if draw(st.booleans()):
         out += ["limits {", "    max current 80 mA", "    max frequency 100 Hz", "}", ""]
     return "\n".join(out)
+
+
+# --- the safety rules' channel scans (tests/test_rules_twin.py, tests/test_rules_passes.py) -----------------
+@st.composite
+def channel_trains(draw, extreme: bool = False) -> list[Train]:
+    """One channel's trains: lines one after another, close together, interleaved, or far apart; with
+    ``extreme``, onsets and cycle lengths beyond the twin's 64-bit bounds now and then."""
+    out = []
+    t = draw(st.integers(0, 3)) * 250_000
+    for _ in range(draw(st.integers(1, 7))):
+        p = draw(st.sampled_from([Fraction(10**6, 50), Fraction(10**6, 7), Fraction(10**6, 333), Fraction(1000, 3),
+                                  Fraction(25_000)]))
+        on = draw(st.sampled_from([1, 20_000, 333_333, 1_000_000]))
+        up = draw(st.sampled_from([0, 999, on // 3]))
+        rest = draw(st.sampled_from([0, 1, 20_000, 700_000, 3_000_000]))
+        if extreme and draw(st.booleans()):
+            rest = draw(st.sampled_from([2**59, 2**61, 2**64]))
+        cycles = draw(st.integers(1, 4))
+        amp = draw(st.sampled_from([Fraction(40_000), Fraction(7), Fraction(120_001, 7), Fraction(1, 3)]))
+        out.append(Train(1, t, cycles, on + rest, on, up, 0, p.numerator, p.denominator, amp.numerator,
+                         amp.denominator, draw(st.integers(0, 1))))
+        t += draw(st.sampled_from([-(on + rest) * cycles // 2, 0, 1, 400_000, 999_999, 1_000_000, 5_000_000]))
+        t = max(0, t) + (on + rest) * cycles * draw(st.sampled_from([0, 1]))
+        if extreme and draw(st.booleans()):
+            t += draw(st.sampled_from([2**60, 2**63]))
+    return out

@@ -16,6 +16,7 @@ from stimscript.compiler import delivered as D
 from stimscript.compiler import energy as E
 from stimscript.compiler import safety
 from stimscript.compiler.ir import PulseShape, Train
+from tests.strategies import channel_trains as channel
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SHAPES = (PulseShape(((200, 1.0), (200, -1.0)), "biphasic"),
@@ -25,23 +26,6 @@ SHAPES = (PulseShape(((200, 1.0), (200, -1.0)), "biphasic"),
 pytestmark = pytest.mark.usefixtures("fresh_safety_memos")
 
 
-@st.composite
-def channel(draw):
-    """One channel's trains: lines one after another, close together (one group), interleaved, or far apart."""
-    out = []
-    t = draw(st.integers(0, 3)) * 250_000
-    for _ in range(draw(st.integers(1, 7))):
-        p = draw(st.sampled_from([F(10**6, 50), F(10**6, 7), F(10**6, 333), F(1000, 3), F(25_000)]))
-        on = draw(st.sampled_from([1, 20_000, 333_333, 1_000_000]))
-        up = draw(st.sampled_from([0, 999, on // 3]))
-        rest = draw(st.sampled_from([0, 1, 20_000, 700_000, 3_000_000]))
-        cycles = draw(st.integers(1, 4))
-        amp = draw(st.sampled_from([F(40_000), F(7), F(120_001, 7), F(1, 3)]))
-        out.append(Train(1, t, cycles, on + rest, on, up, 0, p.numerator, p.denominator, amp.numerator,
-                         amp.denominator, draw(st.integers(0, 1))))
-        t += draw(st.sampled_from([-(on + rest) * cycles // 2, 0, 1, 400_000, 999_999, 1_000_000, 5_000_000]))
-        t = max(0, t) + (on + rest) * cycles * draw(st.sampled_from([0, 1]))
-    return out
 
 
 def _measure(facts, budget):

@@ -25,6 +25,7 @@ from stimscript.compiler import overlap as O
 from stimscript.compiler import safety
 from stimscript.compiler.ir import PulseShape, Train
 from tests.protocols import protocol_files, bench_protocol
+from tests.strategies import channel_trains as channel
 
 try:
     from stimscript.ext import _rules as twin
@@ -147,28 +148,6 @@ def test_every_week_of_the_examples_gives_the_reference_facts_and_diagnostics(pa
 
 
 # --- channel_spacing's scan ------------------------------------------------------------------------------------
-@st.composite
-def channel(draw, extreme: bool = False):
-    """One channel's trains: lines one after another, close together, interleaved, or far apart; with
-    ``extreme``, onsets and cycle lengths beyond the twin's 64-bit bounds now and then."""
-    out = []
-    t = draw(st.integers(0, 3)) * 250_000
-    for _ in range(draw(st.integers(1, 7))):
-        p = draw(st.sampled_from([F(10**6, 50), F(10**6, 7), F(10**6, 333), F(1000, 3), F(25_000)]))
-        on = draw(st.sampled_from([1, 20_000, 333_333, 1_000_000]))
-        up = draw(st.sampled_from([0, 999, on // 3]))
-        rest = draw(st.sampled_from([0, 1, 20_000, 700_000, 3_000_000]))
-        if extreme and draw(st.booleans()):
-            rest = draw(st.sampled_from([2**59, 2**61, 2**64]))
-        cycles = draw(st.integers(1, 4))
-        amp = draw(st.sampled_from([F(40_000), F(7), F(120_001, 7), F(1, 3)]))
-        out.append(Train(1, t, cycles, on + rest, on, up, 0, p.numerator, p.denominator, amp.numerator,
-                         amp.denominator, draw(st.integers(0, 1))))
-        t += draw(st.sampled_from([-(on + rest) * cycles // 2, 0, 1, 400_000, 999_999, 1_000_000, 5_000_000]))
-        t = max(0, t) + (on + rest) * cycles * draw(st.sampled_from([0, 1]))
-        if extreme and draw(st.booleans()):
-            t += draw(st.sampled_from([2**60, 2**63]))
-    return out
 
 
 def _spacing(impl, facts, budget, items):
