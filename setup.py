@@ -73,7 +73,6 @@ setup(
     package_dir=package_dir,
     package_data={
         "stimscript.dsl": ["*.lark"],
-        "stimscript.compiler": ["data/*.json"],
         "stimscript.ext": ["*.pyx", "*.pxd", "*.pyi"],
     },
     include_package_data=False,

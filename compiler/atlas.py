@@ -1,4 +1,4 @@
-"""The motor-point atlas shipped with the package (``stimscript/compiler/data/atlas.json``).
+"""The motor-point atlas shipped with the package (its entries: ``stimscript/compiler/atlas_data.py``).
 
 Each entry names one stimulation site (a muscle, a muscle group or a nerve point), gives a landmark-based
 description of where its motor point(s) lie and where to put the electrodes, a suggested electrode size and
@@ -13,16 +13,12 @@ says ``site vastus_medialis right``.
 """
 from __future__ import annotations
 
-import os
-from ..valueclass import dataclass
 from functools import lru_cache
 
 from ..suggest import close_matches
+from ..valueclass import dataclass
 
 __all__ = ["AtlasEntry", "load_atlas", "lookup", "names", "suggest"]
-
-_PACKAGE = "stimscript.compiler"
-_RESOURCE = ("data", "atlas.json")
 
 
 @dataclass(frozen=True)
@@ -43,20 +39,11 @@ class AtlasEntry:
 
 @lru_cache(maxsize=1)
 def load_atlas() -> dict[str, AtlasEntry]:
-    """Read the atlas from the package data once; returns ``{name: AtlasEntry}`` in file order."""
-    import json   # here: only a protocol that names a site pays for it
+    """The atlas, read once from :mod:`.atlas_data`; returns ``{name: AtlasEntry}`` in atlas order."""
+    from .atlas_data import ENTRIES   # here: only a protocol that names a site pays for it
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), *_RESOURCE)   # installed unzipped
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    else:   # another loader (e.g. a zip): ask importlib.resources (slower to import)
-        from importlib import resources
-
-        text = (resources.files(_PACKAGE) / _RESOURCE[0] / _RESOURCE[1]).read_text(encoding="utf-8")
-    data = json.loads(text)
     entries: dict[str, AtlasEntry] = {}
-    for raw in data["entries"]:
+    for raw in ENTRIES:
         entry = AtlasEntry(
             name=raw["name"],
             region=raw["region"],

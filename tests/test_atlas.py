@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from importlib import resources
+import subprocess
+import sys
 
 import pytest
 
@@ -74,19 +74,21 @@ def test_lower_limb_motor_points_cite_botter_atlas():
         assert "Botter" in atlas.lookup(name).source, name
 
 
-def test_package_data_is_reachable_through_importlib_resources():
-    ref = resources.files("stimscript.compiler").joinpath("data", "atlas.json")
-    assert ref.is_file()
-    data = json.loads(ref.read_text(encoding="utf-8"))
-    assert {e["name"] for e in data["entries"]} == set(atlas.names())
+def test_entries_come_from_the_data_module_in_its_order():
+    from stimscript.compiler.atlas_data import ENTRIES
+
+    assert [raw["name"] for raw in ENTRIES] == atlas.names()
+    fields = {f.name for f in dataclasses.fields(atlas.AtlasEntry)}
+    for raw in ENTRIES:
+        assert set(raw) <= fields and set(raw) >= fields - {"motor_points"}, raw["name"]
+        entry = atlas.lookup(raw["name"])
+        assert {name: getattr(entry, name) for name in raw} == raw
+        assert entry.motor_points == raw.get("motor_points")
 
 
-def test_setup_ships_the_atlas():
-    # setup.py must list compiler/data/*.json as package data, or an installed (non-editable) package
-    # would not find the atlas.
-    from pathlib import Path
-
-    setup_py = Path(__file__).resolve().parents[1] / "setup.py"
-    if not setup_py.exists():  # pragma: no cover - running against an installed package only
-        pytest.skip("no source tree")
-    assert '"stimscript.compiler": ["data/*.json"]' in setup_py.read_text(encoding="utf-8")
+def test_a_site_lookup_imports_no_json():
+    # the atlas ships as a Python module so that a check naming a site does not import json (start-up)
+    code = ("import sys\nfrom stimscript.compiler import atlas\nassert atlas.lookup('soleus') is not None\n"
+            "print('json' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]
