@@ -7,7 +7,9 @@ same classes without either:
 
 * ``__init__`` is still compiled from the source the standard library would write (one small function, so
   keyword arguments, defaults and error messages are the same), on its first lookup (a call,
-  ``inspect.signature``, ``cls.__init__``): a check builds most classes without ever calling theirs; but ``__repr__``, ``__eq__``, ``__hash__``
+  ``inspect.signature``, ``cls.__init__``): a check builds most classes without ever calling theirs; for the
+  package's own classes that source comes compiled in advance (stimscript/valueclass_inits.py, generated, kept
+  current by a test), so a check compiles nothing; ``__repr__``, ``__eq__``, ``__hash__``
   and a frozen class's ``__setattr__``/``__delattr__`` are closures over the field names with the standard
   methods' results (the field values compared and hashed as one tuple, the same repr, the same
   ``FrozenInstanceError``);
@@ -29,11 +31,12 @@ from __future__ import annotations
 import sys
 from _thread import get_ident
 from operator import attrgetter
-from types import MappingProxyType
+from types import CodeType, FunctionType, MappingProxyType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # type checkers see the standard library's functions, with the same signatures
     from dataclasses import dataclass, field, fields, replace
+    from typing import Optional
 else:
     __all__ = ["dataclass", "field", "fields", "replace", "Field", "MISSING"]
 
@@ -181,8 +184,9 @@ def _param_text(f: Field) -> str:
     return text
 
 
-def _make_init(cls, flds: list, frozen: bool, globals_: dict):
-    """``__init__`` compiled from the source the standard library writes for these fields."""
+def _init_source(flds: list, frozen: bool) -> tuple[str, dict]:
+    """The source the standard library writes for the ``__init__`` of these fields (a ``__create_fn__`` that
+    takes the defaults and returns it), and the values of its parameters."""
     local = {"MISSING": MISSING, "_HAS_DEFAULT_FACTORY": _HAS_DEFAULT_FACTORY, "__dataclass_builtins_object__": object}
     params, body = [], []
     for f in flds:
@@ -202,9 +206,44 @@ def _make_init(cls, flds: list, frozen: bool, globals_: dict):
                     else f"self.{name}={value}")
     text = (f"def __create_fn__({', '.join(local)}):\n def __init__({','.join(['self', *params])}):\n"
             + "\n".join(f"  {line}" for line in body or ["pass"]) + "\n return __init__")
-    namespace: dict = {}
-    exec(text, globals_, namespace)
-    fn = namespace["__create_fn__"](**local)
+    return text, local
+
+
+#: source -> the compiled ``__create_fn__`` of stimscript/valueclass_inits.py (None until first needed)
+_PRECOMPILED: Optional[dict] = None
+
+
+def _precompiled(text: str) -> Optional[CodeType]:
+    """The code of ``text``'s ``__create_fn__`` as ``compile(text, "<string>", "exec")`` makes it, when
+    stimscript/valueclass_inits.py has it (the package's own classes): read from that module's cached
+    bytecode, which costs a small part of compiling it (about 60 µs a class). Its functions are written out
+    one after another there, so the file name and first lines are set to those of the source compiled alone."""
+    global _PRECOMPILED
+    if _PRECOMPILED is None:
+        from .valueclass_inits import CREATORS
+
+        _PRECOMPILED = CREATORS
+    creator = _PRECOMPILED.get(text)
+    if creator is None:
+        return None
+    code = creator.__code__
+    consts = tuple(c.replace(co_filename="<string>", co_firstlineno=2) if isinstance(c, CodeType) else c
+                   for c in code.co_consts)
+    return code.replace(co_filename="<string>", co_firstlineno=1, co_consts=consts)
+
+
+def _make_init(cls, flds: list, frozen: bool, globals_: dict):
+    """``__init__`` compiled from the source the standard library writes for these fields (or that source's
+    code, compiled in advance: :func:`_precompiled`)."""
+    text, local = _init_source(flds, frozen)
+    code = _precompiled(text)
+    if code is None:
+        namespace: dict = {}
+        exec(text, globals_, namespace)
+        create = namespace["__create_fn__"]
+    else:
+        create = FunctionType(code, globals_)
+    fn = create(**local)
     annotations = {f.name: f.type for f in flds}
     annotations["return"] = None
     fn.__annotations__ = annotations

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import itertools
 import pickle
+import re
 import sys
 import types
 from fractions import Fraction
@@ -337,3 +338,93 @@ def test_init_is_compiled_on_first_use_by_any_route(params, route):
     assert inspect.isfunction(ours.__dict__["__init__"]) and ours.__init__.__code__.co_filename == "<string>"
     assert "__init__" not in module_ours.Sub.__dict__
     _same_class_shape(ours, std, source_doc=False)
+
+
+PRECOMPILED_HEADER = '''# mypy: disable-error-code="no-redef"
+"""The ``__init__`` sources of the value classes of the package, compiled with it (generated: do not edit).
+
+stimscript.valueclass builds each ``__init__`` from the source the standard library would write; for the
+package's own classes it takes the compiled code from here, read from the cached bytecode, instead of
+compiling the text in every process. tests/test_valueclass.py fails when this file is out of date; rewrite it
+with ``python tests/test_valueclass.py``. Every source defines ``__create_fn__`` (the name the standard
+library gives it), hence the redefinitions mypy is told to allow.
+"""
+from __future__ import annotations
+
+#: the source of a ``__create_fn__`` -> that function
+CREATORS: dict = {}
+'''
+
+
+def precompiled_source() -> str:
+    """The text of stimscript/valueclass_inits.py: the ``__init__`` source of every class of :data:`MODULES`
+    (each source once, in class order), each followed by its entry in ``CREATORS``."""
+    texts: dict[str, None] = {}
+    for cls in _package_classes():
+        spec = valueclass._SPECS[cls]
+        if cls.__module__ in MODULES and spec.params["init"]:
+            texts[valueclass._init_source(list(spec.fields), spec.params["frozen"])[0]] = None
+    return PRECOMPILED_HEADER + "".join(f"\n\n{text}\n\n\nCREATORS[{text!r}] = __create_fn__\n" for text in texts)
+
+
+
+# --- the package's __init__ sources, compiled in advance (stimscript/valueclass_inits.py) --------------------------
+def test_every_module_that_builds_value_classes_is_listed():
+    """A module missing from MODULES would still work (its ``__init__`` compiled at run time), only
+    slower, and the tests above would not see its classes."""
+    folders = ["stimscript", "dsl", "compiler", "programs", "runtime", "drivers"]
+    users = set()
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            if re.search(r"^from [.\w]*valueclass import [^\n]*\bdataclass\b", text, re.MULTILINE):
+                parts = path.relative_to(ROOT).with_suffix("").parts
+                users.add(".".join(parts if parts[0] == "stimscript" else ("stimscript", *parts)))
+    assert users == set(MODULES)
+
+
+def test_precompiled_inits_are_current():
+    """The generated module holds exactly the ``__init__`` sources the package's classes have now."""
+    from stimscript import valueclass_inits
+
+    text = Path(valueclass_inits.__file__).read_text(encoding="utf-8")
+    assert text == precompiled_source(), "stimscript/valueclass_inits.py is out of date: run python tests/test_valueclass.py"
+
+
+@pytest.mark.parametrize("cls", _package_classes(), ids=lambda c: f"{c.__module__}.{c.__qualname__}")
+def test_a_precompiled_init_is_the_one_compiled_from_its_source(cls, monkeypatch):
+    """The ``__init__`` made from the precompiled code equals, attribute for attribute, the one compiled from
+    the source at run time (code, line numbers and file name, defaults, closure, globals, names)."""
+    spec = valueclass._SPECS[cls]
+    module_globals = sys.modules[cls.__module__].__dict__
+    text, _ = valueclass._init_source(list(spec.fields), spec.params["frozen"])
+    assert valueclass._precompiled(text) is not None
+    ours = valueclass._make_init(cls, list(spec.fields), spec.params["frozen"], module_globals)
+    monkeypatch.setattr(valueclass, "_PRECOMPILED", {})
+    compiled = valueclass._make_init(cls, list(spec.fields), spec.params["frozen"], module_globals)
+    codes = [(ours.__code__, compiled.__code__)]
+    codes += [(a, b) for a, b in zip(ours.__code__.co_consts, compiled.__code__.co_consts)
+              if isinstance(a, types.CodeType)]
+    for a, b in codes:
+        assert a == b
+        for attr in dir(b):
+            if attr.startswith("co_") and not callable(getattr(b, attr)):
+                assert getattr(a, attr) == getattr(b, attr), attr
+        assert list(a.co_positions()) == list(b.co_positions())
+    for attr in ("__name__", "__qualname__", "__module__", "__defaults__", "__kwdefaults__", "__annotations__",
+                 "__doc__"):
+        assert getattr(ours, attr) == getattr(compiled, attr), attr
+    assert ours.__globals__ is compiled.__globals__ is module_globals
+    assert [c.cell_contents for c in ours.__closure__ or ()] == [c.cell_contents for c in compiled.__closure__ or ()]
+
+
+def test_a_class_outside_the_package_compiles_its_init():
+    text = "@dataclass(frozen=True)\nclass Gen:\n    zz_only_here: int\n    yy: str = 'q'\n"
+    cls = _build(text, "stimscript.valueclass")
+    spec = valueclass._SPECS[cls]
+    assert valueclass._precompiled(valueclass._init_source(list(spec.fields), True)[0]) is None
+    assert cls(1).yy == "q" and cls.__init__.__code__.co_filename == "<string>"
+
+
+if __name__ == "__main__":  # rewrites stimscript/valueclass_inits.py (after a change to a value class)
+    (ROOT / "stimscript" / "valueclass_inits.py").write_text(precompiled_source(), encoding="utf-8")
