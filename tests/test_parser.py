@@ -5,6 +5,8 @@ from fractions import Fraction as F
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stimscript.dsl import ast, parse
 from stimscript.errors import ProtocolSyntaxError
@@ -245,6 +247,42 @@ def test_comments_crlf_bom_allman_are_layout_only():
     assert parse("cycle c\n{\n    hold 5 s\n    rest 10 s\n}\n") == plain
     assert parse("cycle c\n\n# between\n{ hold 5 s; rest 10 s }") == plain
     assert parse("cycle c { hold 5 s; rest 10 s }") == plain
+
+
+def _decode_with_the_codec(data: bytes, name: str) -> str:
+    """The oracle: dsl.parser.decode as it was written with the "utf-8-sig" codec."""
+    from stimscript.dsl.parser import Diagnostic, Source, point
+
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        good = data[: exc.start].decode("utf-8", errors="replace")
+        source = Source(name, good + "\ufffd")
+        raise ProtocolSyntaxError(Diagnostic(
+            "E101", f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            point(source, len(good)), hint="save the protocol as UTF-8")) from None
+
+
+def _outcome(fn, *args):
+    try:
+        return "ok", fn(*args)
+    except ProtocolSyntaxError as exc:
+        return "error", exc.render()
+
+
+_PIECES = [b"\xef\xbb\xbf", b"\xef\xbb", b"\xef", b"cycle c { hold 5 s }\n", "µs é ✓ 𝄞".encode(), b"\xff", b"\xc3",
+           b"\xe2\x82", b"\x80", b"\xed\xa0\x80", b"\r\n", b""]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_PIECES), st.binary(max_size=6)), max_size=6))
+def test_decoding_equals_the_utf_8_sig_codec(pieces):
+    """A BOM cut off by hand and the rest decoded as UTF-8 gives what the "utf-8-sig" codec gave: the same
+    text, or the same E101 (message, offsets and the text shown up to the bad byte)."""
+    from stimscript.dsl.parser import decode
+
+    data = b"".join(pieces)
+    assert _outcome(decode, data, "f.stim") == _outcome(_decode_with_the_codec, data, "f.stim")
 
 
 def test_strings_unescape():
