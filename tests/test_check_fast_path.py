@@ -112,3 +112,37 @@ def test_a_closed_stdout_ends_quietly(args):
         os.close(write_end)
     assert proc.returncode == 141
     assert proc.stderr == ""
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_each_file_is_checked_with_the_collector_paused(tmp_path, capsys, monkeypatch, enabled):
+    """The collector is paused for each file (so the checker's pause never asks ``gc.get_freeze_count()``,
+    which walks every frozen object) and left as it was found, after good files, bad ones and missing ones."""
+    import gc
+
+    import stimscript
+    from stimscript.commands.check import check_files
+
+    (tmp_path / "e.stim").write_text(BROKEN)
+    seen: list[bool] = []
+    load = stimscript.load
+
+    def spy(path, **kwargs):
+        seen.append(gc.isenabled())
+        return load(path, **kwargs)
+
+    def walks_the_frozen(*args):
+        raise AssertionError("gc.get_freeze_count() called")
+
+    monkeypatch.setattr(stimscript, "load", spy)
+    monkeypatch.setattr(gc, "get_freeze_count", walks_the_frozen)
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        rc = check_files((TKA, str(tmp_path / "e.stim"), str(tmp_path / "missing.stim"), TKA), None, None,
+                         False, True)
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert rc == 1 and seen == [False] * 4
+    assert "error[E202]" in capsys.readouterr().err
