@@ -31,7 +31,7 @@ from __future__ import annotations
 import sys
 from _thread import get_ident
 from operator import attrgetter
-from types import CodeType, FunctionType, MappingProxyType
+from types import FunctionType, MappingProxyType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # type checkers see the standard library's functions, with the same signatures
@@ -184,19 +184,27 @@ def _param_text(f: Field) -> str:
     return text
 
 
-def _init_source(flds: list, frozen: bool) -> tuple[str, dict]:
-    """The source the standard library writes for the ``__init__`` of these fields (a ``__create_fn__`` that
-    takes the defaults and returns it), and the values of its parameters."""
+def _init_locals(flds: list) -> dict:
+    """The parameters of the ``__create_fn__`` of :func:`_init_source` and their values (the defaults)."""
     local = {"MISSING": MISSING, "_HAS_DEFAULT_FACTORY": _HAS_DEFAULT_FACTORY, "__dataclass_builtins_object__": object}
+    for f in flds:
+        if f.default_factory is not MISSING:
+            local[f"_dflt_{f.name}"] = f.default_factory
+        elif f.default is not MISSING:
+            local[f"_dflt_{f.name}"] = f.default
+    return local
+
+
+def _init_source(flds: list, frozen: bool) -> str:
+    """The source the standard library writes for the ``__init__`` of these fields: a ``__create_fn__`` that
+    takes :func:`_init_locals` and returns it."""
     params, body = [], []
     for f in flds:
         name = f.name
         if f.default_factory is not MISSING:
-            local[f"_dflt_{name}"] = f.default_factory
             params.append(f"{name}=_HAS_DEFAULT_FACTORY")
             value = f"_dflt_{name}() if {name} is _HAS_DEFAULT_FACTORY else {name}"
         elif f.default is not MISSING:
-            local[f"_dflt_{name}"] = f.default
             params.append(f"{name}=_dflt_{name}")
             value = name
         else:
@@ -204,46 +212,47 @@ def _init_source(flds: list, frozen: bool) -> tuple[str, dict]:
             value = name
         body.append(f"__dataclass_builtins_object__.__setattr__(self,{name!r},{value})" if frozen
                     else f"self.{name}={value}")
-    text = (f"def __create_fn__({', '.join(local)}):\n def __init__({','.join(['self', *params])}):\n"
+    return (f"def __create_fn__({', '.join(_init_locals(flds))}):\n def __init__({','.join(['self', *params])}):\n"
             + "\n".join(f"  {line}" for line in body or ["pass"]) + "\n return __init__")
-    return text, local
 
 
-#: source -> the compiled ``__create_fn__`` of stimscript/valueclass_inits.py (None until first needed)
+def _init_key(flds: list, frozen: bool) -> tuple:
+    """What :func:`_init_source` depends on, in short: frozen, and each field's name and whether it has a
+    default factory (2), a default (1) or neither (0)."""
+    return frozen, tuple((f.name, 2 if f.default_factory is not MISSING else 1 if f.default is not MISSING else 0)
+                         for f in flds)
+
+
+#: :func:`_init_key` -> the ``__create_fn__`` compiled from its source, from stimscript/valueclass_inits.py
+#: (None until first needed)
 _PRECOMPILED: Optional[dict] = None
 
 
-def _precompiled(text: str) -> Optional[CodeType]:
-    """The code of ``text``'s ``__create_fn__`` as ``compile(text, "<string>", "exec")`` makes it, when
-    stimscript/valueclass_inits.py has it (the package's own classes): read from that module's cached
-    bytecode, which costs a small part of compiling it (about 60 µs a class). Its functions are written out
-    one after another there, so the file name and first lines are set to those of the source compiled alone."""
+def _precompiled(key: tuple) -> Optional[FunctionType]:
+    """The ``__create_fn__`` of the source of ``key`` (:func:`_init_key`), when stimscript/valueclass_inits.py
+    has it (the package's own classes): read from that module's cached bytecode, which costs a small part of
+    compiling the source (about 60 µs a class)."""
     global _PRECOMPILED
     if _PRECOMPILED is None:
         from .valueclass_inits import CREATORS
 
         _PRECOMPILED = CREATORS
-    creator = _PRECOMPILED.get(text)
-    if creator is None:
-        return None
-    code = creator.__code__
-    consts = tuple(c.replace(co_filename="<string>", co_firstlineno=2) if isinstance(c, CodeType) else c
-                   for c in code.co_consts)
-    return code.replace(co_filename="<string>", co_firstlineno=1, co_consts=consts)
+    return _PRECOMPILED.get(key)
 
 
 def _make_init(cls, flds: list, frozen: bool, globals_: dict):
-    """``__init__`` compiled from the source the standard library writes for these fields (or that source's
-    code, compiled in advance: :func:`_precompiled`)."""
-    text, local = _init_source(flds, frozen)
-    code = _precompiled(text)
-    if code is None:
+    """``__init__`` compiled from the source the standard library writes for these fields, or made by that
+    source's ``__create_fn__`` compiled in advance (:func:`_precompiled`; the ``__init__`` it returns gets the
+    file name and first line of the source compiled alone: the same function)."""
+    local = _init_locals(flds)
+    creator = _precompiled(_init_key(flds, frozen))
+    if creator is None:
         namespace: dict = {}
-        exec(text, globals_, namespace)
-        create = namespace["__create_fn__"]
+        exec(_init_source(flds, frozen), globals_, namespace)
+        fn = namespace["__create_fn__"](**local)
     else:
-        create = FunctionType(code, globals_)
-    fn = create(**local)
+        fn = FunctionType(creator.__code__, globals_)(**local)
+        fn.__code__ = fn.__code__.replace(co_filename="<string>", co_firstlineno=2)
     annotations = {f.name: f.type for f in flds}
     annotations["return"] = None
     fn.__annotations__ = annotations

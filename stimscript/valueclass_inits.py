@@ -9,7 +9,7 @@ library gives it), hence the redefinitions mypy is told to allow.
 """
 from __future__ import annotations
 
-#: the source of a ``__create_fn__`` -> that function
+#: what the source depends on (stimscript.valueclass._init_key) -> its ``__create_fn__``
 CREATORS: dict = {}
 
 
@@ -25,7 +25,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_motor_points):\n def __init__(self,name,region,muscle,landmark,typical_electrode,source,motor_points=_dflt_motor_points):\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'region',region)\n  __dataclass_builtins_object__.__setattr__(self,'muscle',muscle)\n  __dataclass_builtins_object__.__setattr__(self,'landmark',landmark)\n  __dataclass_builtins_object__.__setattr__(self,'typical_electrode',typical_electrode)\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'motor_points',motor_points)\n return __init__"] = __create_fn__
+CREATORS[(True, (('name', 0), ('region', 0), ('muscle', 0), ('landmark', 0), ('typical_electrode', 0), ('source', 0), ('motor_points', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_spacing, _dflt_window, _dflt_expanded, _dflt_over_budget):
@@ -39,7 +39,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS['def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_spacing, _dflt_window, _dflt_expanded, _dflt_over_budget):\n def __init__(self,channel,facts,spacing=_dflt_spacing,window=_dflt_window,expanded=_dflt_expanded,over_budget=_dflt_over_budget):\n  self.channel=channel\n  self.facts=facts\n  self.spacing=spacing\n  self.window=window\n  self.expanded=expanded\n  self.over_budget=over_budget\n return __init__'] = __create_fn__
+CREATORS[(False, (('channel', 0), ('facts', 0), ('spacing', 1), ('window', 1), ('expanded', 1), ('over_budget', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
@@ -53,7 +53,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
  return __init__
 
 
-CREATORS['def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):\n def __init__(self,us,t_first,t_second,kind,train_first,train_second):\n  self.us=us\n  self.t_first=t_first\n  self.t_second=t_second\n  self.kind=kind\n  self.train_first=train_first\n  self.train_second=train_second\n return __init__'] = __create_fn__
+CREATORS[(False, (('us', 0), ('t_first', 0), ('t_second', 0), ('kind', 0), ('train_first', 0), ('train_second', 0)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_k_lo, _dflt_k_hi, _dflt_first_off, _dflt_last_off, _dflt_peak_ua, _dflt_first_ua, _dflt_weight, _dflt_in_cycle_spacing, _dflt_cross_cycle_spacing, _dflt_wbound, _dflt_ekey):
@@ -74,7 +74,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS['def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_k_lo, _dflt_k_hi, _dflt_first_off, _dflt_last_off, _dflt_peak_ua, _dflt_first_ua, _dflt_weight, _dflt_in_cycle_spacing, _dflt_cross_cycle_spacing, _dflt_wbound, _dflt_ekey):\n def __init__(self,index,train,k_lo=_dflt_k_lo,k_hi=_dflt_k_hi,first_off=_dflt_first_off,last_off=_dflt_last_off,peak_ua=_dflt_peak_ua,first_ua=_dflt_first_ua,weight=_dflt_weight,in_cycle_spacing=_dflt_in_cycle_spacing,cross_cycle_spacing=_dflt_cross_cycle_spacing,wbound=_dflt_wbound,ekey=_dflt_ekey):\n  self.index=index\n  self.train=train\n  self.k_lo=k_lo\n  self.k_hi=k_hi\n  self.first_off=first_off\n  self.last_off=last_off\n  self.peak_ua=peak_ua\n  self.first_ua=first_ua\n  self.weight=weight\n  self.in_cycle_spacing=in_cycle_spacing\n  self.cross_cycle_spacing=cross_cycle_spacing\n  self.wbound=wbound\n  self.ekey=ekey\n return __init__'] = __create_fn__
+CREATORS[(False, (('index', 0), ('train', 0), ('k_lo', 1), ('k_hi', 1), ('first_off', 1), ('last_off', 1), ('peak_ua', 1), ('first_ua', 1), ('weight', 1), ('in_cycle_spacing', 1), ('cross_cycle_spacing', 1), ('wbound', 1), ('ekey', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_trains, _dflt_exact):
@@ -87,7 +87,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS['def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_trains, _dflt_exact):\n def __init__(self,sum_ua2us,t_start,pulses,trains=_HAS_DEFAULT_FACTORY,exact=_dflt_exact):\n  self.sum_ua2us=sum_ua2us\n  self.t_start=t_start\n  self.pulses=pulses\n  self.trains=_dflt_trains() if trains is _HAS_DEFAULT_FACTORY else trains\n  self.exact=exact\n return __init__'] = __create_fn__
+CREATORS[(False, (('sum_ua2us', 0), ('t_start', 0), ('pulses', 0), ('trains', 2), ('exact', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_area_cm2, _dflt_rms_current_density_ma_cm2, _dflt_power_density_w_cm2, _dflt_shannon_k):
@@ -106,7 +106,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_area_cm2, _dflt_rms_current_density_ma_cm2, _dflt_power_density_w_cm2, _dflt_shannon_k):\n def __init__(self,amplitude_ua,frequency_hz,charge_per_phase_uc,net_charge_ratio,rms_current_ma,energy_per_pulse_mj,peak_voltage_v,area_cm2=_dflt_area_cm2,rms_current_density_ma_cm2=_dflt_rms_current_density_ma_cm2,power_density_w_cm2=_dflt_power_density_w_cm2,shannon_k=_dflt_shannon_k):\n  __dataclass_builtins_object__.__setattr__(self,'amplitude_ua',amplitude_ua)\n  __dataclass_builtins_object__.__setattr__(self,'frequency_hz',frequency_hz)\n  __dataclass_builtins_object__.__setattr__(self,'charge_per_phase_uc',charge_per_phase_uc)\n  __dataclass_builtins_object__.__setattr__(self,'net_charge_ratio',net_charge_ratio)\n  __dataclass_builtins_object__.__setattr__(self,'rms_current_ma',rms_current_ma)\n  __dataclass_builtins_object__.__setattr__(self,'energy_per_pulse_mj',energy_per_pulse_mj)\n  __dataclass_builtins_object__.__setattr__(self,'peak_voltage_v',peak_voltage_v)\n  __dataclass_builtins_object__.__setattr__(self,'area_cm2',area_cm2)\n  __dataclass_builtins_object__.__setattr__(self,'rms_current_density_ma_cm2',rms_current_density_ma_cm2)\n  __dataclass_builtins_object__.__setattr__(self,'power_density_w_cm2',power_density_w_cm2)\n  __dataclass_builtins_object__.__setattr__(self,'shannon_k',shannon_k)\n return __init__"] = __create_fn__
+CREATORS[(True, (('amplitude_ua', 0), ('frequency_hz', 0), ('charge_per_phase_uc', 0), ('net_charge_ratio', 0), ('rms_current_ma', 0), ('energy_per_pulse_mj', 0), ('peak_voltage_v', 0), ('area_cm2', 1), ('rms_current_density_ma_cm2', 1), ('power_density_w_cm2', 1), ('shannon_k', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_electrodes, _dflt_ramp_up_us, _dflt_on_us, _dflt_block, _dflt_cycle, _dflt_spans):
@@ -125,7 +125,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_electrodes, _dflt_ramp_up_us, _dflt_on_us, _dflt_block, _dflt_cycle, _dflt_spans):\n def __init__(self,channel,number,amplitude_ua,frequency_hz,shape,electrodes=_dflt_electrodes,ramp_up_us=_dflt_ramp_up_us,on_us=_dflt_on_us,block=_dflt_block,cycle=_dflt_cycle,spans=_HAS_DEFAULT_FACTORY):\n  __dataclass_builtins_object__.__setattr__(self,'channel',channel)\n  __dataclass_builtins_object__.__setattr__(self,'number',number)\n  __dataclass_builtins_object__.__setattr__(self,'amplitude_ua',amplitude_ua)\n  __dataclass_builtins_object__.__setattr__(self,'frequency_hz',frequency_hz)\n  __dataclass_builtins_object__.__setattr__(self,'shape',shape)\n  __dataclass_builtins_object__.__setattr__(self,'electrodes',electrodes)\n  __dataclass_builtins_object__.__setattr__(self,'ramp_up_us',ramp_up_us)\n  __dataclass_builtins_object__.__setattr__(self,'on_us',on_us)\n  __dataclass_builtins_object__.__setattr__(self,'block',block)\n  __dataclass_builtins_object__.__setattr__(self,'cycle',cycle)\n  __dataclass_builtins_object__.__setattr__(self,'spans',_dflt_spans() if spans is _HAS_DEFAULT_FACTORY else spans)\n return __init__"] = __create_fn__
+CREATORS[(True, (('channel', 0), ('number', 0), ('amplitude_ua', 0), ('frequency_hz', 0), ('shape', 0), ('electrodes', 1), ('ramp_up_us', 1), ('on_us', 1), ('block', 1), ('cycle', 1), ('spans', 2)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_span):
@@ -136,7 +136,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_span):\n def __init__(self,name,area_cm2,span=_dflt_span):\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'area_cm2',area_cm2)\n  __dataclass_builtins_object__.__setattr__(self,'span',span)\n return __init__"] = __create_fn__
+CREATORS[(True, (('name', 0), ('area_cm2', 0), ('span', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_span):
@@ -148,7 +148,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_span):\n def __init__(self,bound,quantity,value,span=_dflt_span):\n  __dataclass_builtins_object__.__setattr__(self,'bound',bound)\n  __dataclass_builtins_object__.__setattr__(self,'quantity',quantity)\n  __dataclass_builtins_object__.__setattr__(self,'value',value)\n  __dataclass_builtins_object__.__setattr__(self,'span',span)\n return __init__"] = __create_fn__
+CREATORS[(True, (('bound', 0), ('quantity', 0), ('value', 0), ('span', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_segments, _dflt_params, _dflt_limits, _dflt_allow_monophasic, _dflt_session_span, _dflt_train_uses):
@@ -169,7 +169,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS['def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_segments, _dflt_params, _dflt_limits, _dflt_allow_monophasic, _dflt_session_span, _dflt_train_uses):\n def __init__(self,session,week,duration_us,uses,trains,shapes,channels,segments=_dflt_segments,params=_HAS_DEFAULT_FACTORY,limits=_dflt_limits,allow_monophasic=_dflt_allow_monophasic,session_span=_dflt_session_span,train_uses=_dflt_train_uses):\n  self.session=session\n  self.week=week\n  self.duration_us=duration_us\n  self.uses=uses\n  self.trains=trains\n  self.shapes=shapes\n  self.channels=channels\n  self.segments=segments\n  self.params=_dflt_params() if params is _HAS_DEFAULT_FACTORY else params\n  self.limits=limits\n  self.allow_monophasic=allow_monophasic\n  self.session_span=session_span\n  self.train_uses=train_uses\n return __init__'] = __create_fn__
+CREATORS[(False, (('session', 0), ('week', 0), ('duration_us', 0), ('uses', 0), ('trains', 0), ('shapes', 0), ('channels', 0), ('segments', 1), ('params', 2), ('limits', 1), ('allow_monophasic', 1), ('session_span', 1), ('train_uses', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
@@ -184,7 +184,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):\n def __init__(self,kind,t_first,channel_first,train_first,t_second,channel_second,train_second):\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'t_first',t_first)\n  __dataclass_builtins_object__.__setattr__(self,'channel_first',channel_first)\n  __dataclass_builtins_object__.__setattr__(self,'train_first',train_first)\n  __dataclass_builtins_object__.__setattr__(self,'t_second',t_second)\n  __dataclass_builtins_object__.__setattr__(self,'channel_second',channel_second)\n  __dataclass_builtins_object__.__setattr__(self,'train_second',train_second)\n return __init__"] = __create_fn__
+CREATORS[(True, (('kind', 0), ('t_first', 0), ('channel_first', 0), ('train_first', 0), ('t_second', 0), ('channel_second', 0), ('train_second', 0)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
@@ -196,7 +196,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
  return __init__
 
 
-CREATORS['def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):\n def __init__(self,index,train,offsets,duration):\n  self.index=index\n  self.train=train\n  self.offsets=offsets\n  self.duration=duration\n return __init__'] = __create_fn__
+CREATORS[(False, (('index', 0), ('train', 0), ('offsets', 0), ('duration', 0)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_span, _dflt_severity, _dflt_hint, _dflt_related):
@@ -210,7 +210,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_span, _dflt_severity, _dflt_hint, _dflt_related):\n def __init__(self,code,message,span=_dflt_span,severity=_dflt_severity,hint=_dflt_hint,related=_dflt_related):\n  __dataclass_builtins_object__.__setattr__(self,'code',code)\n  __dataclass_builtins_object__.__setattr__(self,'message',message)\n  __dataclass_builtins_object__.__setattr__(self,'span',span)\n  __dataclass_builtins_object__.__setattr__(self,'severity',severity)\n  __dataclass_builtins_object__.__setattr__(self,'hint',hint)\n  __dataclass_builtins_object__.__setattr__(self,'related',related)\n return __init__"] = __create_fn__
+CREATORS[(True, (('code', 0), ('message', 0), ('span', 1), ('severity', 1), ('hint', 1), ('related', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
@@ -220,7 +220,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):\n def __init__(self,message,span):\n  __dataclass_builtins_object__.__setattr__(self,'message',message)\n  __dataclass_builtins_object__.__setattr__(self,'span',span)\n return __init__"] = __create_fn__
+CREATORS[(True, (('message', 0), ('span', 0)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_name, _dflt_channels, _dflt_max_current_ua, _dflt_current_step_ua, _dflt_min_phase_us, _dflt_max_phase_us, _dflt_max_rate_hz, _dflt_time_base_us, _dflt_independent_sources, _dflt_queue_pulses, _dflt_watchdog_ms, _dflt_max_phases_per_shape, _dflt_max_shapes, _dflt_shape_table_bytes, _dflt_shape_header_bytes, _dflt_phase_bytes, _dflt_max_relative_ppm):
@@ -245,7 +245,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_name, _dflt_channels, _dflt_max_current_ua, _dflt_current_step_ua, _dflt_min_phase_us, _dflt_max_phase_us, _dflt_max_rate_hz, _dflt_time_base_us, _dflt_independent_sources, _dflt_queue_pulses, _dflt_watchdog_ms, _dflt_max_phases_per_shape, _dflt_max_shapes, _dflt_shape_table_bytes, _dflt_shape_header_bytes, _dflt_phase_bytes, _dflt_max_relative_ppm):\n def __init__(self,name=_dflt_name,channels=_dflt_channels,max_current_ua=_dflt_max_current_ua,current_step_ua=_dflt_current_step_ua,min_phase_us=_dflt_min_phase_us,max_phase_us=_dflt_max_phase_us,max_rate_hz=_dflt_max_rate_hz,time_base_us=_dflt_time_base_us,independent_sources=_dflt_independent_sources,queue_pulses=_dflt_queue_pulses,watchdog_ms=_dflt_watchdog_ms,max_phases_per_shape=_dflt_max_phases_per_shape,max_shapes=_dflt_max_shapes,shape_table_bytes=_dflt_shape_table_bytes,shape_header_bytes=_dflt_shape_header_bytes,phase_bytes=_dflt_phase_bytes,max_relative_ppm=_dflt_max_relative_ppm):\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'channels',channels)\n  __dataclass_builtins_object__.__setattr__(self,'max_current_ua',max_current_ua)\n  __dataclass_builtins_object__.__setattr__(self,'current_step_ua',current_step_ua)\n  __dataclass_builtins_object__.__setattr__(self,'min_phase_us',min_phase_us)\n  __dataclass_builtins_object__.__setattr__(self,'max_phase_us',max_phase_us)\n  __dataclass_builtins_object__.__setattr__(self,'max_rate_hz',max_rate_hz)\n  __dataclass_builtins_object__.__setattr__(self,'time_base_us',time_base_us)\n  __dataclass_builtins_object__.__setattr__(self,'independent_sources',independent_sources)\n  __dataclass_builtins_object__.__setattr__(self,'queue_pulses',queue_pulses)\n  __dataclass_builtins_object__.__setattr__(self,'watchdog_ms',watchdog_ms)\n  __dataclass_builtins_object__.__setattr__(self,'max_phases_per_shape',max_phases_per_shape)\n  __dataclass_builtins_object__.__setattr__(self,'max_shapes',max_shapes)\n  __dataclass_builtins_object__.__setattr__(self,'shape_table_bytes',shape_table_bytes)\n  __dataclass_builtins_object__.__setattr__(self,'shape_header_bytes',shape_header_bytes)\n  __dataclass_builtins_object__.__setattr__(self,'phase_bytes',phase_bytes)\n  __dataclass_builtins_object__.__setattr__(self,'max_relative_ppm',max_relative_ppm)\n return __init__"] = __create_fn__
+CREATORS[(True, (('name', 1), ('channels', 1), ('max_current_ua', 1), ('current_step_ua', 1), ('min_phase_us', 1), ('max_phase_us', 1), ('max_rate_hz', 1), ('time_base_us', 1), ('independent_sources', 1), ('queue_pulses', 1), ('watchdog_ms', 1), ('max_phases_per_shape', 1), ('max_shapes', 1), ('shape_table_bytes', 1), ('shape_header_bytes', 1), ('phase_bytes', 1), ('max_relative_ppm', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_site, _dflt_side, _dflt_electrodes, _dflt_frequency_hz, _dflt_amplitude_ua, _dflt_shape, _dflt_param, _dflt_site_custom):
@@ -263,7 +263,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_site, _dflt_side, _dflt_electrodes, _dflt_frequency_hz, _dflt_amplitude_ua, _dflt_shape, _dflt_param, _dflt_site_custom):\n def __init__(self,number,name,site=_dflt_site,side=_dflt_side,electrodes=_dflt_electrodes,frequency_hz=_dflt_frequency_hz,amplitude_ua=_dflt_amplitude_ua,shape=_dflt_shape,param=_dflt_param,site_custom=_dflt_site_custom):\n  __dataclass_builtins_object__.__setattr__(self,'number',number)\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'site',site)\n  __dataclass_builtins_object__.__setattr__(self,'side',side)\n  __dataclass_builtins_object__.__setattr__(self,'electrodes',electrodes)\n  __dataclass_builtins_object__.__setattr__(self,'frequency_hz',frequency_hz)\n  __dataclass_builtins_object__.__setattr__(self,'amplitude_ua',amplitude_ua)\n  __dataclass_builtins_object__.__setattr__(self,'shape',shape)\n  __dataclass_builtins_object__.__setattr__(self,'param',param)\n  __dataclass_builtins_object__.__setattr__(self,'site_custom',site_custom)\n return __init__"] = __create_fn__
+CREATORS[(True, (('number', 0), ('name', 0), ('site', 1), ('side', 1), ('electrodes', 1), ('frequency_hz', 1), ('amplitude_ua', 1), ('shape', 1), ('param', 1), ('site_custom', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_kind):
@@ -273,7 +273,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_kind):\n def __init__(self,phases,kind=_dflt_kind):\n  __dataclass_builtins_object__.__setattr__(self,'phases',phases)\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n return __init__"] = __create_fn__
+CREATORS[(True, (('phases', 0), ('kind', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_kind, _dflt_extra):
@@ -286,7 +286,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_kind, _dflt_extra):\n def __init__(self,label,start_us,end_us,kind=_dflt_kind,extra=_HAS_DEFAULT_FACTORY):\n  __dataclass_builtins_object__.__setattr__(self,'label',label)\n  __dataclass_builtins_object__.__setattr__(self,'start_us',start_us)\n  __dataclass_builtins_object__.__setattr__(self,'end_us',end_us)\n  __dataclass_builtins_object__.__setattr__(self,'kind',kind)\n  __dataclass_builtins_object__.__setattr__(self,'extra',_dflt_extra() if extra is _HAS_DEFAULT_FACTORY else extra)\n return __init__"] = __create_fn__
+CREATORS[(True, (('label', 0), ('start_us', 0), ('end_us', 0), ('kind', 1), ('extra', 2)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
@@ -306,7 +306,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):\n def __init__(self,channel,start_us,cycles,cycle_us,on_us,ramp_up_us,ramp_down_us,period_num,period_den,amp_num,amp_den,shape):\n  __dataclass_builtins_object__.__setattr__(self,'channel',channel)\n  __dataclass_builtins_object__.__setattr__(self,'start_us',start_us)\n  __dataclass_builtins_object__.__setattr__(self,'cycles',cycles)\n  __dataclass_builtins_object__.__setattr__(self,'cycle_us',cycle_us)\n  __dataclass_builtins_object__.__setattr__(self,'on_us',on_us)\n  __dataclass_builtins_object__.__setattr__(self,'ramp_up_us',ramp_up_us)\n  __dataclass_builtins_object__.__setattr__(self,'ramp_down_us',ramp_down_us)\n  __dataclass_builtins_object__.__setattr__(self,'period_num',period_num)\n  __dataclass_builtins_object__.__setattr__(self,'period_den',period_den)\n  __dataclass_builtins_object__.__setattr__(self,'amp_num',amp_num)\n  __dataclass_builtins_object__.__setattr__(self,'amp_den',amp_den)\n  __dataclass_builtins_object__.__setattr__(self,'shape',shape)\n return __init__"] = __create_fn__
+CREATORS[(True, (('channel', 0), ('start_us', 0), ('cycles', 0), ('cycle_us', 0), ('on_us', 0), ('ramp_up_us', 0), ('ramp_down_us', 0), ('period_num', 0), ('period_den', 0), ('amp_num', 0), ('amp_den', 0), ('shape', 0)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
@@ -316,7 +316,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__):\n def __init__(self,name,text):\n  __dataclass_builtins_object__.__setattr__(self,'name',name)\n  __dataclass_builtins_object__.__setattr__(self,'text',text)\n return __init__"] = __create_fn__
+CREATORS[(True, (('name', 0), ('text', 0)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_start_pos, _dflt_end_pos):
@@ -331,7 +331,7 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_start_pos, _dflt_end_pos):\n def __init__(self,source,line,column,end_line,end_column,start_pos=_dflt_start_pos,end_pos=_dflt_end_pos):\n  __dataclass_builtins_object__.__setattr__(self,'source',source)\n  __dataclass_builtins_object__.__setattr__(self,'line',line)\n  __dataclass_builtins_object__.__setattr__(self,'column',column)\n  __dataclass_builtins_object__.__setattr__(self,'end_line',end_line)\n  __dataclass_builtins_object__.__setattr__(self,'end_column',end_column)\n  __dataclass_builtins_object__.__setattr__(self,'start_pos',start_pos)\n  __dataclass_builtins_object__.__setattr__(self,'end_pos',end_pos)\n return __init__"] = __create_fn__
+CREATORS[(True, (('source', 0), ('line', 0), ('column', 0), ('end_line', 0), ('end_column', 0), ('start_pos', 1), ('end_pos', 1)))] = __create_fn__
 
 
 def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_dim):
@@ -341,4 +341,4 @@ def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, 
  return __init__
 
 
-CREATORS["def __create_fn__(MISSING, _HAS_DEFAULT_FACTORY, __dataclass_builtins_object__, _dflt_dim):\n def __init__(self,value,dim=_dflt_dim):\n  __dataclass_builtins_object__.__setattr__(self,'value',value)\n  __dataclass_builtins_object__.__setattr__(self,'dim',dim)\n return __init__"] = __create_fn__
+CREATORS[(True, (('value', 0), ('dim', 1)))] = __create_fn__

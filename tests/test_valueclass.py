@@ -351,7 +351,7 @@ library gives it), hence the redefinitions mypy is told to allow.
 """
 from __future__ import annotations
 
-#: the source of a ``__create_fn__`` -> that function
+#: what the source depends on (stimscript.valueclass._init_key) -> its ``__create_fn__``
 CREATORS: dict = {}
 '''
 
@@ -359,13 +359,14 @@ CREATORS: dict = {}
 def precompiled_source() -> str:
     """The text of stimscript/valueclass_inits.py: the ``__init__`` source of every class of :data:`MODULES`
     (each source once, in class order), each followed by its entry in ``CREATORS``."""
-    texts: dict[str, None] = {}
+    texts: dict[tuple, str] = {}
     for cls in _package_classes():
         spec = valueclass._SPECS[cls]
         if cls.__module__ in MODULES and spec.params["init"]:
-            texts[valueclass._init_source(list(spec.fields), spec.params["frozen"])[0]] = None
-    return PRECOMPILED_HEADER + "".join(f"\n\n{text}\n\n\nCREATORS[{text!r}] = __create_fn__\n" for text in texts)
-
+            flds, frozen = list(spec.fields), spec.params["frozen"]
+            texts[valueclass._init_key(flds, frozen)] = valueclass._init_source(flds, frozen)
+    return PRECOMPILED_HEADER + "".join(f"\n\n{text}\n\n\nCREATORS[{key!r}] = __create_fn__\n"
+                                        for key, text in texts.items())
 
 
 # --- the package's __init__ sources, compiled in advance (stimscript/valueclass_inits.py) --------------------------
@@ -396,21 +397,18 @@ def test_a_precompiled_init_is_the_one_compiled_from_its_source(cls, monkeypatch
     """The ``__init__`` made from the precompiled code equals, attribute for attribute, the one compiled from
     the source at run time (code, line numbers and file name, defaults, closure, globals, names)."""
     spec = valueclass._SPECS[cls]
+    flds, frozen = list(spec.fields), spec.params["frozen"]
     module_globals = sys.modules[cls.__module__].__dict__
-    text, _ = valueclass._init_source(list(spec.fields), spec.params["frozen"])
-    assert valueclass._precompiled(text) is not None
-    ours = valueclass._make_init(cls, list(spec.fields), spec.params["frozen"], module_globals)
+    assert valueclass._precompiled(valueclass._init_key(flds, frozen)) is not None
+    ours = valueclass._make_init(cls, flds, frozen, module_globals)
     monkeypatch.setattr(valueclass, "_PRECOMPILED", {})
-    compiled = valueclass._make_init(cls, list(spec.fields), spec.params["frozen"], module_globals)
-    codes = [(ours.__code__, compiled.__code__)]
-    codes += [(a, b) for a, b in zip(ours.__code__.co_consts, compiled.__code__.co_consts)
-              if isinstance(a, types.CodeType)]
-    for a, b in codes:
-        assert a == b
-        for attr in dir(b):
-            if attr.startswith("co_") and not callable(getattr(b, attr)):
-                assert getattr(a, attr) == getattr(b, attr), attr
-        assert list(a.co_positions()) == list(b.co_positions())
+    compiled = valueclass._make_init(cls, flds, frozen, module_globals)
+    a, b = ours.__code__, compiled.__code__
+    assert a == b
+    for attr in dir(b):
+        if attr.startswith("co_") and not callable(getattr(b, attr)):
+            assert getattr(a, attr) == getattr(b, attr), attr
+    assert list(a.co_positions()) == list(b.co_positions())
     for attr in ("__name__", "__qualname__", "__module__", "__defaults__", "__kwdefaults__", "__annotations__",
                  "__doc__"):
         assert getattr(ours, attr) == getattr(compiled, attr), attr
@@ -418,11 +416,32 @@ def test_a_precompiled_init_is_the_one_compiled_from_its_source(cls, monkeypatch
     assert [c.cell_contents for c in ours.__closure__ or ()] == [c.cell_contents for c in compiled.__closure__ or ()]
 
 
+def test_every_precompiled_source_is_the_source_of_its_key():
+    """Each entry of the generated module is filed under the key its source is made from: a class whose fields
+    give that key gets exactly that source (so the shortcut never hands a class another class's ``__init__``)."""
+    from stimscript import valueclass_inits
+
+    text = Path(valueclass_inits.__file__).read_text(encoding="utf-8")
+    for key in valueclass_inits.CREATORS:
+        frozen, shape = key
+        flds = []
+        for name, kind in shape:
+            f = valueclass.Field(valueclass.MISSING, valueclass.MISSING, True, True, None, True, None, False)
+            f.name = name
+            if kind == 2:
+                f.default_factory = list
+            elif kind == 1:
+                f.default = 0
+            flds.append(f)
+        assert valueclass._init_key(flds, frozen) == key
+        assert f"\n\n{valueclass._init_source(flds, frozen)}\n\n\nCREATORS[{key!r}] = __create_fn__\n" in text
+
+
 def test_a_class_outside_the_package_compiles_its_init():
     text = "@dataclass(frozen=True)\nclass Gen:\n    zz_only_here: int\n    yy: str = 'q'\n"
     cls = _build(text, "stimscript.valueclass")
     spec = valueclass._SPECS[cls]
-    assert valueclass._precompiled(valueclass._init_source(list(spec.fields), True)[0]) is None
+    assert valueclass._precompiled(valueclass._init_key(list(spec.fields), True)) is None
     assert cls(1).yy == "q" and cls.__init__.__code__.co_filename == "<string>"
 
 
