@@ -106,7 +106,7 @@ class _Spec:
 
     def __init__(self, fields, params, annotations, defaults):
         self.fields = fields
-        self.init_names = tuple(f.name for f in fields)
+        self.init_names = tuple([f.name for f in fields])
         self.params = params
         self.annotations = annotations
         self.defaults = defaults
@@ -120,8 +120,10 @@ def _special_annotation(annotation) -> bool:
     decides)."""
     if not isinstance(annotation, str):
         return not isinstance(annotation, type) or annotation.__module__ in ("typing", "dataclasses")
-    head = annotation.lstrip().split("[", 1)[0].rsplit(".", 1)[-1].strip()
-    return head in ("ClassVar", "InitVar", "KW_ONLY") or "ClassVar" in annotation or "InitVar" in annotation
+    if "ClassVar" in annotation or "InitVar" in annotation:
+        return True
+    # the head (``KW_ONLY`` of ``dataclasses.KW_ONLY``) is worked out only when the text has the word
+    return "KW_ONLY" in annotation and annotation.lstrip().split("[", 1)[0].rsplit(".", 1)[-1].strip() == "KW_ONLY"
 
 
 def _standard_dataclass(cls, params):
@@ -146,12 +148,13 @@ def _build_plainly(cls, params) -> bool:
     for base in cls.__mro__[1:]:
         if "__dataclass_fields__" in base.__dict__ or base in _SPECS:
             return False
-    annotations = cls.__dict__.get("__annotations__", {})
+    namespace = cls.__dict__
+    annotations = namespace.get("__annotations__", {})
     seen_default = False
     for name, annotation in annotations.items():
         if _special_annotation(annotation) or name == "self":
             return False
-        value = cls.__dict__.get(name, MISSING)
+        value = namespace.get(name, MISSING)
         if isinstance(value, Field):
             if not value.init or value.kw_only is True:
                 return False
@@ -166,10 +169,10 @@ def _build_plainly(cls, params) -> bool:
             seen_default = True
         elif seen_default:
             return False   # a field without a default after one with: the standard library's TypeError
-    for name, value in cls.__dict__.items():
+    for name, value in namespace.items():
         if isinstance(value, Field) and name not in annotations:
             return False
-    if params["frozen"] and ("__setattr__" in cls.__dict__ or "__delattr__" in cls.__dict__):
+    if params["frozen"] and ("__setattr__" in namespace or "__delattr__" in namespace):
         return False
     return True
 
@@ -390,11 +393,12 @@ def _set_new(cls, name: str, value) -> None:
 def _process(cls, params: dict):
     if not _build_plainly(cls, params):
         return _standard_dataclass(cls, params)
-    annotations = dict(cls.__dict__.get("__annotations__", {}))
+    namespace = cls.__dict__
+    annotations = dict(namespace.get("__annotations__", {}))
     defaults: dict = {}
     flds = []
     for name, annotation in annotations.items():
-        value = cls.__dict__.get(name, MISSING)
+        value = namespace.get(name, MISSING)
         if isinstance(value, Field):
             f = value
             defaults[name] = value
@@ -402,41 +406,40 @@ def _process(cls, params: dict):
                 delattr(cls, name)
             else:
                 setattr(cls, name, f.default)
-        else:
-            f = Field(value, MISSING, True, True, None, True, None, MISSING)
+            if f.kw_only is MISSING:
+                f.kw_only = False
+            f.metadata = MappingProxyType(f.metadata) if f.metadata is not None else _EMPTY_METADATA
+        else:   # a plain annotation (with its default): what ``field()`` would make, already complete
+            f = Field(value, MISSING, True, True, None, True, _EMPTY_METADATA, False)
             if value is not MISSING:
                 defaults[name] = value
         f.name = name
         f.type = annotation
-        if f.kw_only is MISSING:
-            f.kw_only = False
-        f.metadata = MappingProxyType(f.metadata) if f.metadata is not None else _EMPTY_METADATA
         flds.append(f)
     frozen = params["frozen"]
     spec = _Spec(tuple(flds), params, annotations, defaults)
-    globals_ = sys.modules[cls.__module__].__dict__
+    names = spec.init_names
     if params["init"]:
-        _set_new(cls, "__init__", _LazyInit(flds, frozen, globals_))
+        _set_new(cls, "__init__", _LazyInit(flds, frozen, sys.modules[cls.__module__].__dict__))
     if params["repr"]:
-        _set_new(cls, "__repr__", _make_repr(cls, tuple(f.name for f in flds if f.repr)))
-    compared = tuple(f.name for f in flds if f.compare)
+        _set_new(cls, "__repr__", _make_repr(cls, tuple([f.name for f in flds if f.repr])))
     if params["eq"]:
-        _set_new(cls, "__eq__", _make_eq(cls, compared))
-    class_hash = cls.__dict__.get("__hash__", MISSING)
-    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in cls.__dict__))
+        _set_new(cls, "__eq__", _make_eq(cls, tuple([f.name for f in flds if f.compare])))
+    class_hash = namespace.get("__hash__", MISSING)
+    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in namespace))
     if params["eq"] and not explicit_hash:
         if frozen:
-            cls.__hash__ = _make_hash(cls, tuple(f.name for f in flds if (f.compare if f.hash is None else f.hash)))
+            cls.__hash__ = _make_hash(cls, tuple([f.name for f in flds if (f.compare if f.hash is None else f.hash)]))
         else:
             cls.__hash__ = None
     if not cls.__doc__:
-        cls.__doc__ = f"{cls.__name__}({', '.join(_param_text(f) for f in flds)})"
+        cls.__doc__ = f"{cls.__name__}({', '.join([_param_text(f) for f in flds])})"
     if params["match_args"]:
-        _set_new(cls, "__match_args__", spec.init_names)
+        _set_new(cls, "__match_args__", names)
     if params["slots"]:
-        cls = _with_slots(cls, spec.init_names)
+        cls = _with_slots(cls, names)
     if frozen:
-        setter, deleter = _make_frozen(cls, tuple(f.name for f in flds))
+        setter, deleter = _make_frozen(cls, names)
         cls.__setattr__ = setter
         cls.__delattr__ = deleter
     for attribute in ("__dataclass_fields__", "__dataclass_params__"):
