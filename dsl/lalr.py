@@ -36,7 +36,6 @@ import marshal
 import re
 import sys
 from array import array
-from bisect import bisect_right
 from operator import itemgetter
 
 TYPE_CHECKING = False
@@ -227,6 +226,10 @@ class TableParser:
 
         ``builder.position(line, column, end_line, end_column, start_pos, end_pos)`` makes the ``meta``
         a node's method gets (None when the node covers no token)."""
+        # imported here: with the compiled twin (ext/_lalr.pyx) this class never parses, and the module's
+        # import would load bisect's C extension for nothing on every `stimscript check`
+        from bisect import bisect_right
+
         actions, rules, pickers, units = self.actions, self.rules, self._pickers, self._units
         by_state, new_lexer, new_picker = self._by_state, self._lexer, self._picker
         ignore, newline_types, kept = self.ignore, self.newline_types, self.kept

@@ -159,8 +159,9 @@ def test_check_of_a_good_file_does_not_import_lark(tmp_path):
 
 #: standard-library modules that ``check`` of a good file does without: each costs start-up (dataclasses brings
 #: inspect, ast, dis and tokenize); the value classes are built by stimscript/valueclass.py, type names are
-#: imported only for type checkers, dates and did-you-mean only where they are used
-NOT_FOR_A_GOOD_CHECK = ("dataclasses", "inspect", "typing", "difflib", "datetime", "click")
+#: imported only for type checkers, dates and did-you-mean only where they are used, the parser cuts a BOM
+#: off itself (no utf-8-sig codec module; tests/test_atlas.py checks that the atlas needs no json)
+NOT_FOR_A_GOOD_CHECK = ("dataclasses", "inspect", "typing", "difflib", "datetime", "click", "encodings.utf_8_sig")
 
 
 def test_check_of_a_good_file_leaves_out_dataclasses_typing_and_friends(tmp_path):
@@ -168,6 +169,15 @@ def test_check_of_a_good_file_leaves_out_dataclasses_typing_and_friends(tmp_path
     assert rc == 0
     loaded = [m for m in NOT_FOR_A_GOOD_CHECK if _loaded(modules, m)]
     assert not loaded, f"`stimscript check` of a good file imported {loaded}"
+
+
+def test_check_with_the_compiled_parser_leaves_out_bisect(tmp_path):
+    """Only the pure-Python parser (dsl/lalr.py) uses bisect; with the compiled twin a check never loads it."""
+    if not parser_mod.USING_EXTENSION:
+        pytest.skip("the compiled parser is not in use (STIMSCRIPT_NO_EXTENSIONS or not built)")
+    rc, modules = _imported("check", TKA, tmp_path=tmp_path)
+    assert rc == 0
+    assert not _loaded(modules, "bisect") and not _loaded(modules, "_bisect")
 
 
 def test_check_as_installed_from_a_wheel_leaves_out_pathlib(tmp_path):
