@@ -278,6 +278,9 @@ class Analysis:
         self._numbered: dict[str, tuple] = {}
         #: per channel, what its values read (``_channel_static``)
         self._chan_static: dict[str, tuple] = {}
+        #: per channel, its electrode pair as last built: the same tuple again while its two electrodes are the
+        #: same objects (the safety rules memoise per electrode tuple, so a new tuple each week is looked up anew)
+        self._pairs: dict[str, tuple] = {}
 
     # -- helpers -----------------------------------------------------------------------------------
     def err(self, code, message, span, hint=None, related=(), severity="error"):
@@ -1089,7 +1092,11 @@ class Analysis:
             first, second = elec.get(decl.pair.first.name), elec.get(decl.pair.second.name)
             if first is None or second is None:
                 return None
-            pair = (first, second)
+            was = self._pairs.get(name)
+            if was is not None and was[0] is first and was[1] is second:
+                pair = was
+            else:
+                pair = self._pairs[name] = (first, second)
         if f_q is None or a_q is None or shape is None or decl.pair is None:
             return None
         if f_target not in state.assigned:

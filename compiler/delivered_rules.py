@@ -351,28 +351,82 @@ def channel_onsets(trains: Sequence, shapes: Sequence, threshold,
 
 def _onsets(out: _Collector, resolved: ResolvedSession, facts: Sequence[D.TrainFacts], threshold: int,
             starts: Sequence[int]) -> None:
-    """S012 for the trains at ``starts`` (positions in ``facts``: see :func:`channel_onsets`)."""
+    """S012 for the trains at ``starts`` (positions in ``facts``: see :func:`channel_onsets`).
+
+    A plan's weeks report the same few starts again and again (a channel's lines share its amplitude, capped
+    progressions keep it): the message and hint are kept per the values they are made of (:func:`_s012_text`)
+    and the related note per cycle span (:func:`_s012_note`), so each is built once."""
+    memo = D.memo_enabled()
     for i in starts:
         tf = facts[i]
         use = _use(resolved, tf.index)
         tr = tf.train
+        if not memo:   # the plain path the tests compare with
+            msg, hint = _s012_text(use, tf, threshold)
+            note = "the cycle run here has no ramp up" if tr.ramp_up_us == 0 else \
+                "the cycle's ramp up is declared here"
+            out.add("S012", msg, _span(use, "line", "cycle"),
+                    related=[Related(note, use.spans["cycle"]) if use.spans.get("cycle") is not None else None],
+                    hint=hint)
+            continue
         if tr.ramp_up_us == 0:
-            msg = f"output of {_ch(use)} starts at {_ma(tf.first_ua)} without a ramp (more than {_ma(threshold)})"
-            note = "the cycle run here has no ramp up"
+            key: tuple = (use.channel, use.number, getattr(use, "cycle", ""), tf.first_ua, threshold, type(threshold))
         else:
-            period = Fraction(tr.period_num, tr.period_den)
-            steps = _ramp_steps(tf)
-            msg = (f"output of {_ch(use)} starts at {_ma(tf.first_ua)} (more than {_ma(threshold)}): the "
-                   f"{tr.ramp_up_us} µs ramp up delivers {steps} pulse(s) at {num(Fraction(use.frequency_hz))} Hz "
-                   f"(one period is {num(period)} µs), so the first delivered pulse, {tf.first_off} µs into the "
-                   "cycle, is already at that amplitude")
-            note = "the cycle's ramp up is declared here"
-        out.add("S012", msg, _span(use, "line", "cycle"),
-                related=[Related(note, use.spans["cycle"]) if use.spans.get("cycle") is not None else None],
-                hint=s012_hint(use))
+            key = (use.channel, use.number, getattr(use, "cycle", ""), tf.first_ua, threshold, type(threshold),
+                   tr.ramp_up_us, tr.period_num, tr.period_den, tf.k_lo, tf.first_off, use.frequency_hz)
+        got = _S012_TEXT.get(key)
+        if got is None:
+            got = _s012_text(use, tf, threshold)
+            if len(_S012_TEXT) >= 4096:
+                _S012_TEXT.clear()
+            _S012_TEXT[key] = got
+        msg, hint = got
+        cycle_span = use.spans.get("cycle")
+        rel = _s012_note(tr.ramp_up_us == 0, cycle_span) if cycle_span is not None else None
+        out.add("S012", msg, _span(use, "line", "cycle"), related=[rel], hint=hint)
+
+
+def _s012_text(use: ChannelUse, tf: D.TrainFacts, threshold: int) -> tuple[str, str]:
+    """The message and hint of S012 for a train whose first delivered pulse is above ``threshold``."""
+    tr = tf.train
+    if tr.ramp_up_us == 0:
+        msg = f"output of {_ch(use)} starts at {_ma(tf.first_ua)} without a ramp (more than {_ma(threshold)})"
+    else:
+        period = Fraction(tr.period_num, tr.period_den)
+        steps = _ramp_steps(tf)
+        msg = (f"output of {_ch(use)} starts at {_ma(tf.first_ua)} (more than {_ma(threshold)}): the "
+               f"{tr.ramp_up_us} µs ramp up delivers {steps} pulse(s) at {num(Fraction(use.frequency_hz))} Hz "
+               f"(one period is {num(period)} µs), so the first delivered pulse, {tf.first_off} µs into the "
+               "cycle, is already at that amplitude")
+    return msg, s012_hint(use)
+
+
+def _s012_note(no_ramp: bool, span) -> Related:
+    """S012's related note at a cycle's span (one frozen object per span, shared by every week's finding)."""
+    key = (no_ramp, id(span))
+    got = _S012_NOTES.get(key)
+    if got is not None and got[0] is span:
+        return got[1]
+    note = "the cycle run here has no ramp up" if no_ramp else "the cycle's ramp up is declared here"
+    rel = Related(note, span)
+    if len(_S012_NOTES) >= 4096:
+        _S012_NOTES.clear()
+    _S012_NOTES[key] = (span, rel)   # (holding the span keeps its id from being reused)
+    return rel
+
+
+#: S012's (message, hint) per the values they are made of; the related note per (ramp or not, cycle span)
+_S012_TEXT: dict = {}
+_S012_NOTES: dict = {}
 
 
 def _ramp_steps(tf: D.TrainFacts) -> int:
     tr = tf.train
     k_up = D.first_slot(tr.period_num, tr.period_den, tr.ramp_up_us)
     return max(0, k_up - tf.k_lo)
+
+
+def clear_memo() -> None:
+    """Forget the S012 texts and notes kept across calls (``safety.clear_caches``)."""
+    _S012_TEXT.clear()
+    _S012_NOTES.clear()

@@ -154,9 +154,11 @@ def clear_caches() -> None:
     _PARTS.clear()
     _overlap.clear_memo()
     E.clear_memo()
-    from . import delivered
+    from . import delivered, delivered_rules
 
     delivered.clear_memo()
+    delivered_rules.clear_memo()
+    _CTX_KEYS.clear()
 
 
 class _Context:
@@ -200,6 +202,14 @@ class _Context:
     def memo_key(self) -> int:
         """The context's values as a number (see :func:`_part_id`)."""
         if self.key is None:
+            # every week of a plan checks with the same profile and limit objects: their number is kept per
+            # their identities (the entry holds them, so no id is reused while it is there; they are frozen)
+            ik = (id(self.profile), self.allow, self.threshold, type(self.threshold), self.delivered,
+                  tuple([id(lim) for lim in self.limits]))
+            ent = _CTX_KEYS.get(ik)
+            if ent is not None and ent[0] is self.profile and all([a is b for a, b in zip(ent[1], self.limits)]):
+                self.key = ent[2]
+                return ent[2]
             # limit values with their number types (an int and a Fraction print differently); spans are
             # not part of the key (related notes are re-attached from the session's own limits)
             lims = tuple((lim.bound, lim.quantity, lim.value, type(getattr(lim.value, "value", None)))
@@ -207,6 +217,9 @@ class _Context:
             key = _part_id(("ctx", self.profile, self.allow, self.threshold, type(self.threshold), lims,
                             self.delivered))
             self.key = key
+            if len(_CTX_KEYS) >= 256:
+                _CTX_KEYS.clear()
+            _CTX_KEYS[ik] = (self.profile, self.limits, key)
             return key
         return self.key
 
@@ -239,6 +252,9 @@ class _Context:
 
 #: id(shape) / id(electrodes) -> (the object, its number in _PART_IDS), across calls (see _Context.shape_key)
 _PARTS: dict = {}
+#: the identities of a context's profile and limits (and its plain values) -> (the profile, the limits, the
+#: context's number), across calls (see _Context.memo_key)
+_CTX_KEYS: dict = {}
 
 
 def _keep_parts_small(parts: dict) -> None:

@@ -328,3 +328,51 @@ def test_a_week_of_new_amplitudes_only_is_replayed_whole():
     assert _alone_per_week(AMPLITUDES_ONLY.format(**values)) == [[]] * 4
     values.update(a=20, b=26, da=2, db=1)
     assert _alone_per_week(AMPLITUDES_ONLY.format(**values)) == [[], [1, 3], [1, 3], []]
+
+
+ELECTRODES_BY_WEEK = """stimscript 1
+protocol "pairs" {
+    plan 1 sessions per week, 4 weeks
+}
+param a = 20 mA in 1 mA .. 90 mA
+param side = 5 cm in 3 cm .. 9 cm
+electrode p side x 5 cm
+electrode q 5 cm x 5 cm
+electrode r 6 cm x 5 cm
+channel one 1 {
+    electrodes p -> q
+    pulse biphasic 200 us
+    frequency 35 Hz
+    amplitude a
+}
+channel two 2 {
+    electrodes q -> r
+    pulse biphasic 200 us
+    frequency 35 Hz
+    amplitude a
+}
+cycle c { ramp up 1 s; hold 2 s; ramp down 1 s; rest 2 s }
+session {
+    repeat 2 { one, two: c }
+}
+progression {
+    every week { a += 1 mA up to 90 mA }
+    week 3..4 { side = 7 cm }
+}
+"""
+
+
+def test_a_channel_keeps_its_electrode_pair_while_its_electrodes_are_the_same():
+    # the safety rules memoise per electrode tuple: a channel whose electrodes did not change hands the same
+    # tuple to every week's uses; when an electrode's value changes, a new tuple with the new values
+    protocol = parse(ELECTRODES_BY_WEEK, "pairs.stim")
+    an = Analysis(protocol, protocol.span.source)
+    results, _ = analyse(an, LOOPBACK_PROFILE)
+    pairs = {w: {u.channel: u.electrodes for u in res.resolved.uses} for w, res in results.items()}
+    assert pairs[1]["one"] is pairs[2]["one"] and pairs[3]["one"] is pairs[4]["one"]
+    assert pairs[2]["one"] is not pairs[3]["one"]
+    assert [e.area_cm2 for e in pairs[1]["one"]] == [25, 25] and [e.area_cm2 for e in pairs[3]["one"]] == [35, 25]
+    # (the week's electrodes are evaluated anew when a param they read changes: equal values, new objects)
+    assert pairs[1]["two"] is pairs[2]["two"] and pairs[3]["two"] is pairs[4]["two"]
+    assert pairs[3]["two"] == pairs[1]["two"]
+    assert _everything(ELECTRODES_BY_WEEK, True) == _everything(ELECTRODES_BY_WEEK, False)

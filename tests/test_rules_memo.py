@@ -323,3 +323,51 @@ def test_overlap_memo_keyed_on_train_numbers_is_the_plain_search(amps, ramp, shi
     safety.set_cache_enabled(True)
     again = O.train_cycle_offsets(trains(amps)[0])
     assert again.tolist() == off.tolist() and not again.flags.writeable
+
+
+THRESHOLDS = [0, 300, 10_000, F(301, 2), F(9_000), F(300)]
+
+
+@settings(max_examples=120, **SETTINGS)
+@given(weeks(), st.lists(st.sampled_from(THRESHOLDS), min_size=2, max_size=3), st.sampled_from([(), (LIMITS[0],)]))
+def test_s012_texts_kept_across_weeks_are_the_ones_built_anew(plan, thresholds, limits):
+    # S012's message, hint and note are kept per their values and spans across weeks and checks (here: the plan
+    # checked at several thresholds, of both types, one after the other): every finding equals the plain
+    # path's, which builds each anew
+    sessions = [_session(trains, w, limits) for w, trains in enumerate(plan, start=1)]
+    memo = [[_full(safety.check_safety(s, ramp_threshold_ua=th)) for s in sessions] for th in thresholds]
+    again = [[_full(safety.check_safety(s, ramp_threshold_ua=th)) for s in sessions] for th in thresholds]
+    plain = [[_full(_plain(safety.check_safety, s, ramp_threshold_ua=th)) for s in sessions] for th in thresholds]
+    assert memo == plain == again
+
+
+_PROFILES = [LOOPBACK_PROFILE, SHARED, DeviceProfile(name="shared", independent_sources=False)]
+_CTX_LIMITS = [LIMITS[0], LIMITS[1], LimitValue("max", "frequency", Quantity.of(40, "Hz"), _sp(62)),
+               LimitValue("max", "frequency", Quantity.of(F(81, 2), "Hz"), _sp(60))]
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(st.lists(st.tuples(st.sampled_from(_PROFILES), st.lists(st.sampled_from(_CTX_LIMITS), max_size=3),
+                          st.booleans(), st.sampled_from([10_000, F(10_000), 5_000])), min_size=1, max_size=6))
+def test_a_context_number_kept_per_identity_is_the_one_of_its_values(contexts):
+    # _Context.memo_key keeps a context's number per the identities of its profile and limits: it must be the
+    # number its values give (computed with nothing kept), equal for equal values and different otherwise
+    def number(profile, limits, allow, threshold, keep):
+        if not keep:
+            safety._CTX_KEYS.clear()
+        s = ResolvedSession(session=1, week=1, duration_us=0, uses=(), trains=(), shapes=(), channels=(),
+                            limits=tuple(limits), allow_monophasic=allow, session_span=None, train_uses=())
+        return safety._Context(s, profile, threshold).memo_key()
+
+    warm = [number(*c, keep=True) for c in contexts]
+    cold = [number(*c, keep=False) for c in contexts]
+    assert warm == cold
+
+    def values(c):
+        profile, limits, allow, threshold = c
+        return (profile, tuple((x.bound, x.quantity, x.value, type(x.value.value)) for x in limits), allow, threshold,
+                type(threshold))
+
+    for c1, k1 in zip(contexts, warm):
+        for c2, k2 in zip(contexts, warm):
+            assert (k1 == k2) == (values(c1) == values(c2))
