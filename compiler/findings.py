@@ -102,8 +102,27 @@ class _Collector:
             return
         self._seen.add(key)
         rel = tuple([r for r in related if r is not None and r.span is not None and r.span != span]) if related else ()
-        self.items.append(Diagnostic(code, message + (self.suffix if week else ""), span, severity=RULES[code].severity,
-                                     hint=hint, related=rel))
+        self.items.append(make_diagnostic(code, message + (self.suffix if week else ""), span, RULES[code].severity,
+                                          hint, rel))
+
+
+def make_diagnostic(code: str, message: str, span: Optional[Span], severity: str, hint: Optional[str],
+                    related: tuple) -> Diagnostic:
+    """``Diagnostic(code, message, span, severity=severity, hint=hint, related=related)``: the same object,
+    made without the frozen dataclass's field-by-field ``__init__`` (every week of a plan makes its findings
+    anew; the fields are already what ``__init__`` would store)."""
+    if not _DIAGNOSTIC_PLAIN:   # pragma: no cover - Diagnostic is a plain frozen dataclass with a __dict__ today
+        return Diagnostic(code, message, span, severity=severity, hint=hint, related=related)
+    new = _new(Diagnostic)
+    new.__dict__.update({"code": code, "message": message, "span": span, "severity": severity, "hint": hint,
+                         "related": related})
+    return new
+
+
+_new = object.__new__
+#: Diagnostic keeps its fields in its __dict__, in this order, and does nothing else when made
+_DIAGNOSTIC_PLAIN = ("__slots__" not in Diagnostic.__dict__ and not hasattr(Diagnostic, "__post_init__")
+                     and Diagnostic.__new__ is object.__new__)
 
 
 def _span_key(span: Optional[Span]):

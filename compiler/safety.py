@@ -327,7 +327,7 @@ class _Verdict:
     estimate; the tests compare it with the plain rules. Bounds are kept as integer pairs (numerator,
     denominator > 0) and compared by cross-multiplication, which is what Fraction's comparison computes."""
 
-    __slots__ = ("lo", "hi", "lo2", "hi2", "shannon", "ok2", "bad2")
+    __slots__ = ("lo", "hi", "lo2", "hi2", "shannon", "ok2", "bad2", "_sn", "_sd")
 
     def __init__(self, lo: tuple[int, int], hi: tuple[int, int], lo2: Optional[tuple[int, int]],
                  hi2: Optional[tuple[int, int]], shannon: Optional[Fraction]):
@@ -336,6 +336,8 @@ class _Verdict:
         self.lo2 = _reduced(lo2) if lo2 is not None else None
         self.hi2 = _reduced(hi2) if hi2 is not None else None
         self.shannon = shannon
+        # its numerator and denominator as ints (a Fraction's are properties: read once, not per amplitude)
+        self._sn, self._sd = (shannon.numerator, shannon.denominator) if shannon is not None else (0, 1)
         self.ok2: Optional[tuple[int, int]] = None    # the largest A² known to keep k <= 1.85
         self.bad2: Optional[tuple[int, int]] = None   # the smallest A² known to exceed it
 
@@ -372,7 +374,7 @@ class _Verdict:
         # Q²/area = x = A²·s; k > p/q iff x^q > 10^p (E.shannon_k_exceeds). A float x (int / int: correctly
         # rounded, relative error below 2^-53) far from the threshold decides it; near it, the exact powers do
         try:
-            xf = (p2 * s.numerator) / (q2 * s.denominator)
+            xf = (p2 * self._sn) / (q2 * self._sd)
         except OverflowError:
             xf = _K_FLOAT * 2
         if xf < _K_FLOAT_LOW:

@@ -371,3 +371,30 @@ def test_a_context_number_kept_per_identity_is_the_one_of_its_values(contexts):
     for c1, k1 in zip(contexts, warm):
         for c2, k2 in zip(contexts, warm):
             assert (k1 == k2) == (values(c1) == values(c2))
+
+
+_texts = st.text(max_size=12)
+_spans = st.one_of(st.none(), st.integers(1, 60).map(_sp))
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(st.sampled_from(["S001", "S012", "S013", "E410"]), _texts, _spans, st.sampled_from(["error", "warning"]),
+       st.one_of(st.none(), _texts), st.lists(st.tuples(_texts, st.integers(1, 60).map(_sp)), max_size=2))
+def test_a_finding_made_without_init_is_the_diagnostic_init_makes(code, message, span, severity, hint, related):
+    # findings.make_diagnostic fills a Diagnostic's fields directly: the object must be the one its __init__
+    # makes (fields, their order, equality, hash, repr, rendering)
+    from stimscript.compiler.findings import make_diagnostic
+    from stimscript.errors import Diagnostic, Related
+
+    rel = tuple(Related(m, s) for m, s in related)
+    made = make_diagnostic(code, message, span, severity, hint, rel)
+    plain = Diagnostic(code, message, span, severity=severity, hint=hint, related=rel)
+    assert type(made) is Diagnostic
+    assert list(made.__dict__.items()) == list(plain.__dict__.items())
+    assert made == plain and hash(made) == hash(plain) and repr(made) == repr(plain)
+    if span is not None:
+        assert made.render() == plain.render()
+    from dataclasses import FrozenInstanceError
+
+    with pytest.raises(FrozenInstanceError):
+        made.code = "X"   # still frozen
