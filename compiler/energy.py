@@ -79,15 +79,17 @@ class ShapeFacts:
 
     def __init__(self, ph: tuple[tuple[int, Fraction], ...]):
         self.phases = ph
-        self.current = tuple((i, d, r) for i, (d, r) in enumerate(ph) if r != 0)
+        # each phase's numerator and denominator read once (a Fraction's are properties; a burst has dozens of
+        # phases): rᵢ = nᵢ/qᵢ in lowest terms with qᵢ > 0, so rᵢ ≠ 0 iff nᵢ ≠ 0 and |rᵢ| = |nᵢ|/qᵢ
+        nq = [(d, r.numerator, r.denominator) for d, r in ph]
+        self.current = tuple([(i, d, r) for i, ((d, r), (_, n, _)) in enumerate(zip(ph, nq)) if n])
         # the sums in integers over the phases' common denominator L (rᵢ = nᵢ/L), one Fraction at the end:
         # Fraction normalises, so each value equals the rational sum of Fractions it stands for
         big = 1
-        for _, r in ph:
-            q = r.denominator
+        for _, _, q in nq:
             if big % q:
                 big = big * q // math.gcd(big, q)
-        ns = [(d, r.numerator * (big // r.denominator)) for d, r in ph]
+        ns = [(d, n * (big // q)) for d, n, q in nq]
         #: Σ rᵢ·dᵢ (µs), exact
         self.net_sum = Fraction(sum(n * d for d, n in ns), big)
         if not ph:
@@ -99,9 +101,10 @@ class ShapeFacts:
                 self.net_ratio = net if net == 0 else max(net, Fraction(1))
             else:
                 self.net_ratio = net / first
-        rmax = max((abs(r) for _, r in ph), default=Fraction(1))
+        # max|rᵢ| = max|nᵢ·(L/qᵢ)| / L (the scaled numerators share the denominator L)
+        top = max((abs(n) for _, n in ns), default=None)
         #: peak current / amplitude: max(max|rᵢ|, 1)
-        self.peak_factor = max(rmax, Fraction(1))
+        self.peak_factor = Fraction(top, big) if top is not None and top > big else Fraction(1)
         #: Σ dᵢ·rᵢ² (µs), exact
         self.sq_sum_us = Fraction(sum(d * n * n for d, n in ns), big * big)
         #: max |rᵢ|·dᵢ (µs); None without phases

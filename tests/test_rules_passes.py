@@ -84,7 +84,15 @@ def test_shape_facts_equal_the_sums_of_fractions(phases):
     assert facts.net_sum == sum((r * d for d, r in ph), F(0))
     assert facts.sq_sum_us == sum((d * r * r for d, r in ph), F(0))
     assert facts.max_rd == max((abs(r) * d for d, r in ph), default=None)
-    for value in (facts.net_sum, facts.sq_sum_us, facts.max_rd):
+    # the per-phase definitions (ShapeFacts reads each phase's numerator and denominator once, in integers)
+    assert facts.current == tuple((i, d, r) for i, (d, r) in enumerate(ph) if r != 0)
+    assert facts.peak_factor == max(max((abs(r) for _, r in ph), default=F(1)), F(1))
+    net, first = abs(sum((r * d for d, r in ph), F(0))), (abs(ph[0][1]) * ph[0][0] if ph else None)
+    assert facts.net_ratio == (F(0) if not ph else net / first if first else net if net == 0 else max(net, F(1)))
+    cur = [(i, d) for i, (d, r) in enumerate(ph) if r != 0]
+    assert facts.short == (min(cur, key=lambda p: p[1]) if cur else None)
+    assert facts.long == (max(cur, key=lambda p: p[1]) if cur else None)
+    for value in (facts.net_sum, facts.sq_sum_us, facts.max_rd, facts.peak_factor, facts.net_ratio):
         assert value is None or type(value) is F
     # with the memos off (a new ShapeFacts every time) the same
     before = safety.set_cache_enabled(False)
