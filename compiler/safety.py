@@ -151,6 +151,7 @@ def clear_caches() -> None:
     """Forget every memoised safety result."""
     _USE_MEMO.clear()
     _VERDICTS.clear()
+    _GROUPS.clear()
     _PARTS.clear()
     _overlap.clear_memo()
     E.clear_memo()
@@ -287,16 +288,29 @@ def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
     amplitude is computed the plain way and memoised on its exact value."""
     try:
         f = use.frequency_hz
-        fk = (f.numerator, f.denominator) if type(f) is Fraction else (type(f), f)
-        free = (ctx.memo_key(), use.channel, type(use.number), use.number, fk, ctx.shape_key(use.shape),
-                ctx.electrodes_key(use.electrodes), no_ramp)
+        shape, electrodes = use.shape, use.electrodes
+        # the weeks of a plan hand the same shape, electrode and frequency objects to a channel's uses: its
+        # value key and verdict are kept per their identities (the entry holds the objects, so no id is reused)
+        gk = (ctx.memo_key(), id(shape), id(electrodes), id(f), use.channel, type(use.number), use.number,
+              no_ramp)
+        got = _GROUPS.get(gk)
+        if got is not None and got[0] is shape and got[1] is electrodes and got[2] is f:
+            free, verdict = got[3], got[4]
+        else:
+            fk = (f.numerator, f.denominator) if type(f) is Fraction else (type(f), f)
+            free = (gk[0], use.channel, type(use.number), use.number, fk, ctx.shape_key(shape),
+                    ctx.electrodes_key(electrodes), no_ramp)
+            verdict = _VERDICTS.get(free, _UNKNOWN)
+            if verdict is _UNKNOWN:
+                verdict = _verdict(ctx, use, no_ramp)
+                if len(_VERDICTS) >= _USE_MEMO_MAX:
+                    _VERDICTS.clear()
+                _VERDICTS[free] = verdict
+            if type(shape.phases) is tuple and type(electrodes) is tuple and type(use.number) is int:
+                if len(_GROUPS) >= _USE_MEMO_MAX:
+                    _GROUPS.clear()
+                _GROUPS[gk] = (shape, electrodes, f, free, verdict)
         a = use.amplitude_ua
-        verdict = _VERDICTS.get(free, _UNKNOWN)
-        if verdict is _UNKNOWN:
-            verdict = _verdict(ctx, use, no_ramp)
-            if len(_VERDICTS) >= _USE_MEMO_MAX:
-                _VERDICTS.clear()
-            _VERDICTS[free] = verdict
         if verdict is not None and verdict.clean(a):
             return _NO_FINDINGS
         key = (free, type(a), a)
@@ -312,6 +326,9 @@ def _memo_use(ctx: _Context, use: ChannelUse, no_ramp: bool):
 
 
 _NO_FINDINGS: tuple = ((), False)
+#: (context number, identities of a use's shape, electrodes and frequency, its channel, number and its type, no
+#: ramp) -> (those objects, the use's amplitude-free value key, its verdict), across calls (see _memo_use)
+_GROUPS: dict = {}
 _UNKNOWN = object()
 #: amplitude-free use values -> their _Verdict (None: a finding that does not depend on the amplitude)
 _VERDICTS: dict = {}

@@ -398,3 +398,36 @@ def test_a_finding_made_without_init_is_the_diagnostic_init_makes(code, message,
 
     with pytest.raises(FrozenInstanceError):
         made.code = "X"   # still frozen
+
+
+_ELECTRODES = [(ElectrodeInfo("a", F(4), _sp(1)), ElectrodeInfo("b", F(25), _sp(2))),
+               (ElectrodeInfo("c", F(1, 3), _sp(3)), ElectrodeInfo("d", 2, _sp(4)))]
+_FREQS = [F(50), 50, F(1000, 3), 40]
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(st.lists(st.tuples(st.sampled_from([1, 2, 1.0, 9]), st.integers(0, 3), st.integers(0, 1), st.integers(0, 2),
+                          st.booleans()), min_size=1, max_size=4),
+       st.lists(st.lists(st.sampled_from([F(900), F(9_000), F(40_000), 120_000, F(10**6, 7)]), min_size=4,
+                         max_size=4), min_size=2, max_size=4),
+       st.sampled_from([(), (LIMITS[0],), tuple(LIMITS)]), st.sampled_from([LOOPBACK_PROFILE, SHARED]))
+def test_weeks_sharing_shape_electrode_and_frequency_objects_give_the_plain_findings(lines, amplitudes, limits,
+                                                                                   profile):
+    # _memo_use keeps a use's value key and verdict per the identities of its shape, electrodes and frequency
+    # (the weeks of a plan share those objects): with the same objects under other channel numbers (of
+    # another type), amplitudes and contexts, every week's findings equal the plain path's
+    def session(week, amps):
+        uses = []
+        for k, (number, f, e, s, ramp) in enumerate(lines):
+            spans = {"channel": _sp(2), "amplitude": _sp(6), "frequency": _sp(7), "pulse": _sp(8),
+                     "line": _sp(20 + k), "cycle": _sp(9)}
+            uses.append(ChannelUse(f"ch{k % 2}", number, amps[k], _FREQS[f], SHAPES[s], _ELECTRODES[e],
+                                   ramp_up_us=1000 if ramp else 0, on_us=5000, spans=spans))
+        return ResolvedSession(session=week, week=week, duration_us=0, uses=tuple(uses), trains=(), shapes=SHAPES,
+                               channels=(), limits=tuple(limits), session_span=_sp(70))
+
+    sessions = [session(w, amps) for w, amps in enumerate(amplitudes, start=1)]
+    memo = [_full(safety.check_safety(s, profile, schedule=False)) for s in sessions]
+    again = [_full(safety.check_safety(s, profile, schedule=False)) for s in sessions]
+    plain = [_full(_plain(safety.check_safety, s, profile, schedule=False)) for s in sessions]
+    assert memo == plain == again
