@@ -91,8 +91,8 @@ def _check_safety(resolved: ResolvedSession, profile: DeviceProfile, show_week: 
             no_ramp = use.ramp_up_us == 0 and use.on_us > 0
             # identities are stable while this call runs (resolved holds every object); equal values in
             # distinct objects only cost one more lookup in the value-keyed memo
-            lk = (id(use.shape), id(use.electrodes), use.channel, use.number, id(use.amplitude_ua),
-                  id(use.frequency_hz), no_ramp)
+            lk = (id(use.shape), id(use.electrodes), use.channel, type(use.number), use.number,
+                  id(use.amplitude_ua), id(use.frequency_hz), no_ramp)
             res = local.get(lk)
             if res is None:
                 res = _memo_use(ctx, use, no_ramp)

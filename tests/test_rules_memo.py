@@ -13,7 +13,7 @@ from __future__ import annotations
 from fractions import Fraction as F
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stimscript.compiler import delivered as D
@@ -406,6 +406,7 @@ _FREQS = [F(50), 50, F(1000, 3), 40]
 
 
 @settings(max_examples=150, **SETTINGS)
+@example([(1, 0, 0, 0, False), (1.0, 0, 0, 0, False)], [[F(10**6, 7)] * 4, [F(10**6, 7)] * 4], (), LOOPBACK_PROFILE)
 @given(st.lists(st.tuples(st.sampled_from([1, 2, 1.0, 9]), st.integers(0, 3), st.integers(0, 1), st.integers(0, 2),
                           st.booleans()), min_size=1, max_size=4),
        st.lists(st.lists(st.sampled_from([F(900), F(9_000), F(40_000), 120_000, F(10**6, 7)]), min_size=4,
@@ -421,7 +422,7 @@ def test_weeks_sharing_shape_electrode_and_frequency_objects_give_the_plain_find
         for k, (number, f, e, s, ramp) in enumerate(lines):
             spans = {"channel": _sp(2), "amplitude": _sp(6), "frequency": _sp(7), "pulse": _sp(8),
                      "line": _sp(20 + k), "cycle": _sp(9)}
-            uses.append(ChannelUse(f"ch{k % 2}", number, amps[k], _FREQS[f], SHAPES[s], _ELECTRODES[e],
+            uses.append(ChannelUse(f"ch{int(number)}", number, amps[k], _FREQS[f], SHAPES[s], _ELECTRODES[e],
                                    ramp_up_us=1000 if ramp else 0, on_us=5000, spans=spans))
         return ResolvedSession(session=week, week=week, duration_us=0, uses=tuple(uses), trains=(), shapes=SHAPES,
                                channels=(), limits=tuple(limits), session_span=_sp(70))
