@@ -86,18 +86,18 @@ def _check_safety(resolved: ResolvedSession, profile: DeviceProfile, show_week: 
     ctx = _Context(resolved, profile, ramp_threshold_ua)
     flagged: set[int] = set()
     if _CACHE["enabled"]:
-        local: dict = {}
-        for use in resolved.uses:
-            no_ramp = use.ramp_up_us == 0 and use.on_us > 0
-            # identities are stable while this call runs (resolved holds every object); equal values in
-            # distinct objects only cost one more lookup in the value-keyed memo
-            lk = (id(use.shape), id(use.electrodes), use.channel, type(use.number), use.number,
-                  id(use.amplitude_ua), id(use.frequency_hz), no_ramp)
-            res = local.get(lk)
-            if res is None:
-                res = _memo_use(ctx, use, no_ramp)
-                local[lk] = res
-            findings, spacing = res
+        from .delivered import _twin   # (the compiled twin of the rules' loops, when delivered.py selected it)
+
+        try:
+            ck: Optional[int] = ctx.memo_key()
+        except TypeError:   # something unhashable: every use goes to _memo_use, which computes it directly
+            ck = None
+        uses = resolved.uses
+        # every use's result first (the rules read nothing the replay writes), then the findings in use order
+        results = (_twin.use_results if _twin is not None else use_results)(uses, {}, _GROUPS, ck, ctx, _memo_use,
+                                                                            _NO_FINDINGS)
+        for k, (findings, spacing) in results:
+            use = uses[k]
             if findings:
                 _replay(out, resolved, use, findings)
             if spacing:
@@ -125,6 +125,51 @@ def _check_safety(resolved: ResolvedSession, profile: DeviceProfile, show_week: 
     if schedule and resolved.trains:
         _check_trains(out, resolved, profile, skip_same_channel=flagged, facts=facts)
     return out.items
+
+
+def use_results(uses, local: dict, groups: dict, ck: Optional[int], ctx: "_Context", memo_use,
+                no_findings: tuple) -> list:
+    """(position, (findings, spacing violation)) of every use of ``uses`` with a finding or a violation, in order.
+
+    A use's result is the one of an earlier use of this call with the same identities (its shape, electrodes,
+    amplitude and frequency objects, while the session holds them) and values (channel, number and its type,
+    whether its cycle starts without a ramp), kept in ``local``; else no finding when the verdict kept across
+    weeks for its amplitude-free identities (``groups``, see :func:`_memo_use`; ``ck`` the context's number,
+    None: not looked at) finds its amplitude clean (``no_findings``); else ``memo_use(ctx, use, no_ramp)``. The
+    reference of the compiled twin ``ext/_rules.pyx use_results`` (a check walks every use of every week)."""
+    out = []
+    k = -1
+    for use in uses:
+        k += 1
+        no_ramp = use.ramp_up_us == 0 and use.on_us > 0
+        shape, electrodes, f, a, number = use.shape, use.electrodes, use.frequency_hz, use.amplitude_ua, use.number
+        channel = use.channel
+        lk = (id(shape), id(electrodes), channel, type(number), number, id(a), id(f), no_ramp)
+        res = local.get(lk)
+        if res is None:
+            res = _group_clean(groups, ck, shape, electrodes, f, channel, number, no_ramp, a, no_findings)
+            if res is None:
+                res = memo_use(ctx, use, no_ramp)
+            local[lk] = res
+        if res[0] or res[1]:
+            out.append((k, res))
+    return out
+
+
+def _group_clean(groups: dict, ck: Optional[int], shape, electrodes, f, channel, number, no_ramp, a,
+                 no_findings: tuple):
+    """``no_findings`` when the verdict kept for these amplitude-free identities finds amplitude ``a`` clean;
+    else None (``_memo_use`` decides)."""
+    if ck is None:
+        return None
+    try:
+        got = groups.get((ck, id(shape), id(electrodes), id(f), channel, type(number), number, no_ramp))
+        if got is not None and got[0] is shape and got[1] is electrodes and got[2] is f and got[4] is not None \
+                and got[4].clean(a):
+            return no_findings
+    except TypeError:   # as _memo_use: it computes such a use directly
+        return None
+    return None
 
 
 # --- memo of the per-use rules ------------------------------------------------------------------

@@ -7,7 +7,7 @@ it cannot read the compiled module.
 """
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["channel_onsets", "overlap_scan", "session_facts", "spacing_scan"]
+__all__ = ["channel_onsets", "overlap_scan", "session_facts", "spacing_scan", "use_results"]
 
 def session_facts(trains: Sequence[Any], weights: list, n_shapes: int, memo: dict, memo_max: int, cls: type,
                   timing: Callable[..., tuple], ref_facts: Callable[..., Any], zero: Any) -> list:
@@ -23,3 +23,7 @@ def overlap_scan(trains: Sequence[Any], shape_durs: list, shared_source: bool) -
 def channel_onsets(facts: Sequence[Any], threshold: Any) -> Optional[list[tuple]]:
     """Same as ``compiler.delivered_rules.channel_onsets`` from the session's facts; None when the threshold is not
     a C integer or a number does not fit the C bounds."""
+
+def use_results(uses: Sequence[Any], local: dict, groups: dict, ck: Optional[int], ctx: Any,
+                memo_use: Callable[..., tuple], no_findings: tuple) -> list[tuple[int, tuple]]:
+    """Same as ``compiler.safety.use_results``."""

@@ -11,7 +11,7 @@ through the reference's own ``_facts``, so the results are the reference's whate
 amplitude-free part is read from and stored in the reference's memo dict (the same keys, the same values).
 """
 from cpython.dict cimport PyDict_GetItem
-from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_FromVoidPtr
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.stdlib cimport free, malloc, qsort
@@ -31,7 +31,7 @@ cdef extern from "structmember.h":
     int T_OBJECT_EX
     int READONLY
 
-__all__ = ["channel_onsets", "make_facts", "overlap_scan", "session_facts", "spacing_scan"]
+__all__ = ["channel_onsets", "make_facts", "overlap_scan", "session_facts", "spacing_scan", "use_results"]
 
 #: onsets, ramps and on-phases below 2^39 µs (6.4 days), periods' numerators below 2^40, their denominators and the
 #: amplitude's numerator and denominator at most 2^22: every product below stays under 2^62
@@ -821,3 +821,50 @@ def channel_onsets(facts, threshold):
         free(order)
         free(heap)
         free(cont)
+
+
+# --- the per-use loop of safety._check_safety -------------------------------------------------------------------
+cdef inline object _id(object o):
+    """``id(o)``: the object's address as a Python int, as the built-in gives it."""
+    return PyLong_FromVoidPtr(<void *>o)
+
+
+def use_results(uses, dict local, dict groups, object ck, object ctx, object memo_use, object no_findings):
+    """Same as ``compiler.safety.use_results``: (position, (findings, spacing violation)) of every use with a
+    finding or a violation, in order, with the same keys left in ``local``, the same lookups in ``groups`` and the
+    same calls of ``memo_use(ctx, use, no_ramp)``, in the same order, and ``no_findings`` (safety._NO_FINDINGS)
+    for a use a kept verdict finds clean (the reference, step by step, without the interpreter's work per use)."""
+    cdef list out = []
+    cdef Py_ssize_t k = -1
+    cdef object use, no_ramp, shape, electrodes, f, a, number, channel, lk, res, got
+    for use in uses:
+        k += 1
+        no_ramp = use.ramp_up_us == 0
+        if no_ramp:   # (``x == 0 and y > 0``: the first false operand, or the last)
+            no_ramp = use.on_us > 0
+        shape = use.shape
+        electrodes = use.electrodes
+        f = use.frequency_hz
+        a = use.amplitude_ua
+        number = use.number
+        channel = use.channel
+        lk = (_id(shape), _id(electrodes), channel, type(number), number, _id(a), _id(f), no_ramp)
+        res = local.get(lk)
+        if res is None:
+            res = None
+            if ck is not None:
+                try:
+                    got = groups.get((ck, _id(shape), _id(electrodes), _id(f), channel, type(number), number,
+                                      no_ramp))
+                    if (got is not None and (<tuple>got)[0] is shape and (<tuple>got)[1] is electrodes
+                            and (<tuple>got)[2] is f and (<tuple>got)[4] is not None and (<tuple>got)[4].clean(a)):
+                        res = no_findings
+                except TypeError:
+                    res = None
+            if res is None:
+                res = memo_use(ctx, use, no_ramp)
+            local[lk] = res
+        if res[0] or res[1]:
+            out.append((k, res))
+    return out
+

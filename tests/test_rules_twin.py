@@ -24,6 +24,7 @@ from stimscript.compiler import delivered as D
 from stimscript.compiler import overlap as O
 from stimscript.compiler import safety
 from stimscript.compiler.ir import PulseShape, Train
+from stimscript.compiler.model import ChannelUse, ElectrodeInfo
 from tests.protocols import protocol_files, bench_protocol
 from tests.strategies import channel_trains as channel
 
@@ -247,3 +248,79 @@ def test_channel_onsets_give_the_reference_starts_of_output(channels, threshold)
         assert type(threshold) is not int or threshold >= 2**63 or any(
             max(abs(tr.start_us), abs(tr.cycle_us)) >= 2**39 for tr in trs)
     assert _with(twin, R.channel_onsets, trs, SHAPES[:2], threshold, facts) == ref
+
+
+# --- the per-use loop of check_safety ----------------------------------------------------------------------------
+_USE_SHAPES = SHAPES[:2]
+_USE_ELECTRODES = [(ElectrodeInfo("a", F(4), None), ElectrodeInfo("b", F(25), None)),
+                   (ElectrodeInfo("a", F(4), None), ElectrodeInfo("b", F(25), None))]   # equal values, two objects
+_USE_FREQS = [F(50), 50, F(50), F(1000, 3)]
+_USE_AMPS = [F(20_000), 20_000, F(20_000), F(9_000), F(10**6, 7), -5]
+
+
+class _Verdict:
+    """A verdict whose clean() answers by a threshold and records what it was asked."""
+
+    def __init__(self, limit, log):
+        self.limit, self.log = limit, log
+
+    def clean(self, a):
+        self.log.append(("clean", id(self), a))
+        return a < self.limit
+
+
+@st.composite
+def _use_cases(draw):
+    """Uses sharing (or not) shape, electrode, frequency and amplitude objects, numbers of two types, ramps and
+    on-phases of both kinds; verdicts kept for some of their identity groups (some for other objects, some None)."""
+    uses = []
+    for _ in range(draw(st.integers(0, 12))):
+        uses.append(ChannelUse(draw(st.sampled_from(["q", "h"])), draw(st.sampled_from([1, 2, 1.0])),
+                               draw(st.sampled_from(_USE_AMPS)), draw(st.sampled_from(_USE_FREQS)),
+                               draw(st.sampled_from(_USE_SHAPES)), draw(st.sampled_from(_USE_ELECTRODES)),
+                               ramp_up_us=draw(st.sampled_from([0, 0, 1000])), on_us=draw(st.sampled_from([0, 5000]))))
+    ck = draw(st.sampled_from([None, 7]))
+    kept = []
+    for u in uses:
+        if draw(st.booleans()):
+            no_ramp = u.ramp_up_us == 0 and u.on_us > 0
+            other = draw(st.sampled_from(["same", "other shape", "other electrodes", "other frequency"]))
+            held = (SHAPES[2] if other == "other shape" else u.shape,
+                    _USE_ELECTRODES[0] if other == "other electrodes" and u.electrodes is not _USE_ELECTRODES[0]
+                    else u.electrodes, F(7) if other == "other frequency" else u.frequency_hz)
+            kept.append(((7, id(u.shape), id(u.electrodes), id(u.frequency_hz), u.channel, type(u.number), u.number,
+                          no_ramp), held, draw(st.sampled_from([None, 0, 15_000, 10**9]))))
+    return uses, ck, kept
+
+
+def _run_uses(impl, uses, ck, kept):
+    log: list = []
+    groups = {key: held + (("free", key), None if limit is None else _Verdict(limit, log))
+              for key, held, limit in kept}
+
+    def memo_use(ctx, use, no_ramp):
+        log.append(("memo", ctx, id(use), no_ramp))
+        k = uses.index(use)
+        return ((("S002", k),), False) if use.amplitude_ua == -5 else ((), k % 3 == 0)
+
+    local: dict = {}
+    fn = impl.use_results if impl is not None else safety.use_results
+    out = fn(uses, local, groups, ck, "ctx", memo_use, safety._NO_FINDINGS)
+    # (the clean log by verdict object: the same verdicts, asked about the same amplitudes in the same order)
+    order = {v: n for n, v in enumerate(dict.fromkeys(e[1] for e in log if e[0] == "clean"))}
+    log = [(e[0], order[e[1]], e[2]) if e[0] == "clean" else e for e in log]
+    return out, list(local.items()), log, [r is safety._NO_FINDINGS for _, r in local.items()]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_use_cases())
+def test_the_per_use_loop_gives_the_reference_results_lookups_and_calls(case):
+    uses, ck, kept = case
+    assert _run_uses(twin, uses, ck, kept) == _run_uses(None, uses, ck, kept)
+
+
+def test_the_per_use_loop_refuses_unhashable_values_as_the_reference_does():
+    use = ChannelUse("q", [1], F(1), F(50), SHAPES[0], _USE_ELECTRODES[0], on_us=5000)
+    for impl in (twin, None):
+        with pytest.raises(TypeError):
+            _run_uses(impl, [use], 7, [])
