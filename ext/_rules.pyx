@@ -288,6 +288,7 @@ def session_facts(trains, list weights, long n_shapes, dict memo, Py_ssize_t mem
     cdef long long first_off, first_ua, peak, count, p2, wn_c, wd_c, a_off
     cdef double wbound
     cdef object tr, w, wn, wd, key, tm, k_lo_o, k_hi_o, peak_o, d_obj, so, count_o, off_o
+    cdef object o_num, o_den, o_on, o_up, o_down, o_cycle
     cdef tuple went, tmt
     cdef dict d
     cdef PyObject *p
@@ -307,10 +308,17 @@ def session_facts(trains, list weights, long n_shapes, dict memo, Py_ssize_t mem
             out.append(ref_facts(i, tr, w, wn, wd))
             continue
         d = <dict>d_obj
-        if not (_ll(d.get("period_num"), &num) and _ll(d.get("period_den"), &den) and _ll(d.get("on_us"), &on)
+        # (each field read once: the memo key below is made of the same objects)
+        o_num = d.get("period_num")
+        o_den = d.get("period_den")
+        o_on = d.get("on_us")
+        o_up = d.get("ramp_up_us")
+        o_down = d.get("ramp_down_us")
+        o_cycle = d.get("cycle_us")
+        if not (_ll(o_num, &num) and _ll(o_den, &den) and _ll(o_on, &on)
                 and _ll(d.get("amp_num"), &an) and _ll(d.get("amp_den"), &ad)
-                and _ll(d.get("ramp_up_us"), &up) and _ll(d.get("ramp_down_us"), &down)
-                and _ll(d.get("cycles"), &cycles) and _ll(d.get("cycle_us"), &cycle)):
+                and _ll(o_up, &up) and _ll(o_down, &down)
+                and _ll(d.get("cycles"), &cycles) and _ll(o_cycle, &cycle)):
             out.append(ref_facts(i, tr, w, wn, wd))
             continue
         # the bounds that keep every product below 2^62 (else the reference, exactly as it is)
@@ -341,8 +349,7 @@ def session_facts(trains, list weights, long n_shapes, dict memo, Py_ssize_t mem
                 cyc = cycles
         k_lo_o = k_lo
         k_hi_o = k_hi
-        key = (d["cycle_us"], d["on_us"], d["ramp_up_us"], d["ramp_down_us"], d["period_num"], d["period_den"], cyc,
-               cycles >= 2, k_lo_o, k_hi_o)
+        key = (o_cycle, o_on, o_up, o_down, o_num, o_den, cyc, cycles >= 2, k_lo_o, k_hi_o)
         p = PyDict_GetItem(memo, key)
         if p is NULL:
             if (0 < cycles < _CYCLES_MAX and -_CYCLE_MAX < cycle < _CYCLE_MAX and k_hi - k_lo < _CYCLES_MAX
