@@ -1082,9 +1082,18 @@ class Analysis:
             f_q, f_span, _ = self._memo(
                 ("hf", name, head, tuple(map(get, f_reads)), _assigned_key(assigned.get(f_target), get, reads)),
                 sink, self._value, ev, state, f_target, f_decl, ev.positive, FREQUENCY, f_what)
-            a_q, a_span, a_expr, a_ua = self._memo(
-                ("ha", name, head, tuple(map(get, a_reads)), _assigned_key(assigned.get(a_target), get, reads)),
-                sink, _microamps_of, self._value, ev, state, a_target, a_decl, ev.non_negative, CURRENT, a_what)
+            a_assigned = assigned.get(a_target)
+            # an amplitude written `PARAM` or `P% PARAM` (no progression assignment of its own) that evaluates
+            # without a word: its µA at once, what the evaluator gives (a progression raises the param every
+            # week, so the memo would miss and evaluate it anyway)
+            fast = _plain_microamps(a_decl, ev) if a_assigned is None and a_decl is not None else None
+            if fast is not None:
+                a_q, a_span, a_expr, a_ua = True, a_decl.span, a_decl, fast
+            else:
+                a_q, a_span, a_expr, a_ua = self._memo(
+                    ("ha", name, head, tuple(map(get, a_reads)), _assigned_key(a_assigned, get, reads)),
+                    sink, _microamps_of, self._value, ev, state, a_target, a_decl, ev.non_negative, CURRENT,
+                    a_what)
             shape = self._memo(("hs", name, head, tuple(map(get, p_reads))), sink, build_shape,
                                decl.pulse, ev) if decl.pulse is not None else None
         pair: tuple[ElectrodeInfo, ...] = ()

@@ -376,3 +376,52 @@ def test_a_channel_keeps_its_electrode_pair_while_its_electrodes_are_the_same():
     assert pairs[1]["two"] is pairs[2]["two"] and pairs[3]["two"] is pairs[4]["two"]
     assert pairs[3]["two"] == pairs[1]["two"]
     assert _everything(ELECTRODES_BY_WEEK, True) == _everything(ELECTRODES_BY_WEEK, False)
+
+
+AMPLITUDE_FORMS = """stimscript 1
+protocol "amplitudes" {{
+    plan 1 sessions per week, {weeks} weeks
+}}
+param a = {a} mA in 1 mA .. 90 mA
+param b = {b} mA in -20 mA .. 90 mA
+param n = 3 in 1 .. 9
+electrode p 5 cm x 5 cm
+electrode q 5 cm x 5 cm
+channel one 1 {{
+    electrodes p -> q
+    pulse biphasic 200 us
+    frequency 35 Hz
+    amplitude {one}
+}}
+channel two 2 {{
+    electrodes q -> p
+    pulse biphasic 200 us
+    frequency 35 Hz
+    amplitude {two}
+}}
+cycle c {{ ramp up 1 s; hold 2 s; ramp down 1 s; rest 2 s }}
+session {{
+    repeat 2 {{ one, two: c }}
+}}
+progression {{
+    every week {{
+        a += {da} mA up to 90 mA
+        b -= {db} mA
+    }}
+    {assign}
+}}
+"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(weeks=st.integers(1, 4), a=st.integers(1, 40), b=st.integers(-5, 40), da=st.integers(0, 5),
+       db=st.integers(0, 9),
+       one=st.sampled_from(["a", "b", "50% a", "150% b", "n", "a + 1 mA", "20 mA", "x"]),
+       two=st.sampled_from(["a", "b", "0.5% b", "200% a"]),
+       assign=st.sampled_from(["", "week 2 { one.amplitude = 12 mA }", "week 2..3 { two.amplitude = 90% a }"]))
+def test_an_amplitude_written_as_a_param_or_its_percentage_resolves_as_the_evaluator_gives_it(**values):
+    # _channel_values takes a channel amplitude written `PARAM` or `P% PARAM` (and not set by the progression)
+    # without the evaluator when it would say nothing (checker._plain_microamps); negative params, counts,
+    # unknown names and progression assignments go to the evaluator: every week equals the plain path
+    text = AMPLITUDE_FORMS.format(**values)
+    assert _everything(text, True) == _everything(text, False)
