@@ -12,9 +12,14 @@ variable PYTHONDONTWRITEBYTECODE is removed for the measured processes, after wa
 Both ways of installing are measured. The venv's own ``stimscript`` is the README's editable install (its
 ``python -c pass`` already pays for the editable finder, which imports pathlib, re and enum). A non-editable
 install is measured as a copy of the package laid out as setup.py installs it (``stimscript/``, ``dsl/`` as
-``stimscript/dsl``, ..., with the built extensions and shipped tables), run by the base interpreter with the
-venv's site-packages on ``PYTHONPATH`` and compared with that interpreter's own ``python -c pass`` (no .pth
-finder): the stricter ratio, as a wheel install gives it.
+``stimscript/dsl``, ..., with the built extensions and shipped tables), run by a new empty venv whose
+site-packages holds one ``.pth`` file naming the copy and this venv's site-packages (for lark and the other
+libraries), and compared with that empty venv's own ``python -c pass`` (which reads the same ``.pth``, as any
+venv reads its site-packages at start-up): the stricter ratio, as a wheel install gives it. A ``.pth`` rather
+than ``PYTHONPATH``: a folder on ``PYTHONPATH`` comes *before* the standard library on ``sys.path``, so every
+standard-library import of the measured command would first search the copy and the libraries (about 2M
+instructions of a ~120M ``check``), which no wheel install pays: pip puts a package into site-packages, after
+the standard library.
 
 The non-editable copy is run two ways: ``python -m stimscript.cli`` (which also imports :mod:`runpy`) and the
 ``stimscript`` script pip writes for the console entry point (``import re, sys; from stimscript.cli import
@@ -23,8 +28,9 @@ main``), which is what a user types.
 ``--before DIR`` runs the same commands from another checkout (e.g. ``git worktree add /tmp/before <rev>``),
 imported through a small finder that maps the repository's folders onto ``stimscript.*`` as setup.py does;
 the current checkout is then measured through the same finder too, so both pay the same; without
-``--editable-only`` the other checkout is also laid out non-editable beside this one and run by the same empty
-venv. Finally ``python -X importtime`` shows the slowest imports of ``check`` and which heavy libraries it loads.
+``--editable-only`` the other checkout is also laid out non-editable beside this one and run by an empty venv of
+its own, alike but for the copy its ``.pth`` names. Finally ``python -X importtime`` shows the slowest imports
+of ``check`` and which heavy libraries it loads.
 """
 from __future__ import annotations
 
@@ -59,7 +65,7 @@ SUBPACKAGES = ("dsl", "compiler", "programs", "runtime", "drivers", "ext")
 
 def stage_install(root: str, dest: str) -> str:
     """A copy of checkout ``root`` laid out as a non-editable install (setup.py's package_dir) under
-    ``dest``; returns the folder to put on PYTHONPATH. The built extensions and shipped tables come along."""
+    ``dest``; returns the folder to put on ``sys.path``. The built extensions and shipped tables come along."""
     ignore = shutil.ignore_patterns("__pycache__", "*.c", "*.pyx", "build")
     target = os.path.join(dest, "stimscript")
     os.makedirs(dest, exist_ok=True)
@@ -80,35 +86,55 @@ if __name__ == '__main__':
 """
 
 
+def write_pth(home: str, folders: list[str]) -> str:
+    """Puts ``folders`` on the ``sys.path`` of venv ``home`` as an installed package is put there: one ``.pth``
+    file in its site-packages (read by :mod:`site` at start-up, the folders appended after the standard
+    library); returns the file's path."""
+    import sysconfig
+
+    purelib = sysconfig.get_path("purelib", vars={"base": home, "platbase": home})
+    os.makedirs(purelib, exist_ok=True)
+    path = os.path.join(purelib, "stimscript-bench.pth")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("".join(f"{folder}\n" for folder in folders))
+    return path
+
+
 def non_editable_commands(roots: dict[str, str], file: str, dest: str) -> tuple[dict[str, list[str]], dict]:
-    """``python -c pass`` of a new empty venv (no .pth file runs at start-up, as in a venv with a wheel
-    installed), and ``check``, ``--help`` and ``check --help`` of a non-editable copy of each checkout in
-    ``roots`` (label -> checkout) run by it, with the copy and this venv's libraries on PYTHONPATH; returns the
-    commands and, per command, its environment."""
+    """``python -c pass`` of a new empty venv, and ``check``, ``stimscript check`` (the entry-point script),
+    ``--help`` and ``check --help`` of a non-editable copy of each checkout in ``roots`` (label -> checkout);
+    returns the commands and, per command, its environment.
+
+    Each copy gets an empty venv of its own whose ``.pth`` (:func:`write_pth`) names the copy and this venv's
+    site-packages (lark and the other libraries): after the standard library on ``sys.path``, where pip installs
+    a wheel. The venvs differ only in one digit of their folder names, so the ``python -c pass`` of the first
+    (which reads its ``.pth`` like every venv start does) is the baseline of them all."""
     import site
     import sysconfig
     import venv
 
-    home = os.path.join(dest, "venv")
-    venv.create(home, with_pip=False, symlinks=True)
-    py = os.path.join(home, "bin", "python")
     libs = [p for p in site.getsitepackages() if os.path.isdir(p)] or [sysconfig.get_paths()["purelib"]]
-    commands = {f"{NE}python -c pass": [py, "-c", "pass"]}
-    envs = {f"{NE}python -c pass": environment()}
-    for label, root in roots.items():
-        folder = stage_install(root, os.path.join(dest, f"site-{len(envs)}"))
+    commands: dict[str, list[str]] = {}
+    envs: dict[str, dict] = {}
+    for n, (label, root) in enumerate(roots.items(), 1):
+        folder = stage_install(root, os.path.join(dest, f"site-{n}"))
+        home = os.path.join(dest, f"venv-{n}")
+        venv.create(home, with_pip=False, symlinks=True)
+        write_pth(home, [folder, *libs])
+        py = os.path.join(home, "bin", "python")
+        if not commands:
+            commands[f"{NE}python -c pass"] = [py, "-c", "pass"]
+            envs[f"{NE}python -c pass"] = environment()
         script = os.path.join(folder, "stimscript-entry-point")
         with open(script, "w", encoding="utf-8") as fh:
             fh.write(ENTRY_POINT)
-        env = environment()
-        env["PYTHONPATH"] = os.pathsep.join([folder, *libs])
         cli = [py, "-m", "stimscript.cli"]
         staged = {f"{NE}{label}check": [*cli, "check", os.path.abspath(file)],
                   f"{NE}{label}stimscript check": [py, script, "check", os.path.abspath(file)],
                   f"{NE}{label}--help": [*cli, "--help"],
                   f"{NE}{label}check --help": [*cli, "check", "--help"]}
         commands.update(staged)
-        envs.update(dict.fromkeys(staged, env))
+        envs.update(dict.fromkeys(staged, environment()))
     return commands, envs
 
 
