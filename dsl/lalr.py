@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 #: the layout of an exported-tables file (dsl/tables.py writes it); another layout is a cache miss
-FORMAT = "stimscript-lalr-export-4"
+FORMAT = "stimscript-lalr-export-5"
 
 #: what a reduction does with its result (the ``use`` of a rule in the exported tables)
 UNIT = 0       # ``?rule: other``: the child itself, nothing filtered: only the state changes
@@ -91,6 +91,17 @@ def compile_pattern(pattern: str, compiled: tuple | None) -> re.Pattern:
         except Exception:   # not what this engine expects: compile it the usual way
             pass
     return re.compile(pattern)
+
+
+def compiled_forms(tables: dict) -> list | None:
+    """Per lexer, per pattern, the compiled form dsl/tables.py ``compiled_lexers`` stored (marshalled apart
+    inside the tables, ``sre``: only this driver reads it), or None when it is missing, unreadable or made by
+    another regular expression engine (``_sre.MAGIC``)."""
+    try:
+        sre = marshal.loads(tables["sre"])
+        return sre["lexers"] if sre["magic"] == _sre.MAGIC else None
+    except Exception:
+        return None
 
 
 def unpack_actions(packed: bytes | list[int], symbols: list[str], states: int) -> list[dict[str, int]]:
@@ -175,8 +186,7 @@ class TableParser:
         self.kept = frozenset(tables["kept"])
         self.lexer_of_state: list[int] = tables["lexer_of_state"]
         self._lexer_specs: list = tables["lexers"]
-        sre = tables.get("sre")
-        self._compiled: list | None = sre["lexers"] if sre and sre.get("magic") == _sre.MAGIC else None
+        self._compiled: list | None = compiled_forms(tables)
         self._lexers: dict[int, tuple] = {}
         self._by_state: list[tuple | None] = [None] * len(self.actions)
         self._pickers: list[Any] = [_UNSET] * len(self.rules)

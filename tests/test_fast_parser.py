@@ -312,10 +312,10 @@ def test_the_engine_code_is_stored_as_bytes():
     ints; rebuilt, it is what ``re.compile`` makes (every lexer: tests/test_lexer_patterns.py)."""
     import re
 
-    from stimscript.dsl.lalr import compile_pattern
+    from stimscript.dsl.lalr import compile_pattern, compiled_forms
 
     exported = read_fast_tables(tables.SHIPPED_FAST, GRAMMAR) or tables.export_tables(tables.build(GRAMMAR))
-    pattern, form = exported["lexers"][0][0][0], exported["sre"]["lexers"][0][0]
+    pattern, form = exported["lexers"][0][0][0], compiled_forms(exported)[0][0]
     assert isinstance(form[1], bytes)
     ours, theirs = compile_pattern(pattern, form), re.compile(pattern)
     assert (ours.pattern, ours.groups, ours.groupindex) == (theirs.pattern, theirs.groups, theirs.groupindex)
