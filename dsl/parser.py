@@ -1,9 +1,10 @@
 """Text -> AST. The LALR parser is built once from grammar.lark; every failure becomes a positioned
 :class:`~stimscript.errors.ProtocolSyntaxError` (never a lark or Python exception).
 
-Two paths give the same AST: well-formed text is parsed by dsl/lalr.py from the exported tables (no lark
-import, no parse tree: start-up and checking stay fast); whatever that path does not decide on its own
-(any error, an unusual shape) is parsed again by Lark, which reports errors and recovers as before.
+Two paths give the same AST: well-formed text is parsed by dsl/lalr_python.py (or its compiled twin) from the
+exported tables (no lark import, no parse tree: start-up and checking stay fast); whatever that path does not
+decide on its own (any error, an unusual shape) is parsed again by Lark, which reports errors and recovers as
+before.
 """
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from ..spans import Source, Span, at, point
 from ..suggest import did_you_mean
 from ..units import UNITS
 from . import ast
-from .lalr import Fallback, TableParser, read_fast_tables
+from .lalr import Fallback, read_fast_tables
 from .transformer import MAX_BLOCK_DEPTH, AstBuilder, AstError
 
 # The fast path's driver: the Cython twin (ext/_lalr.pyx) when built, else the pure-Python reference
-# (dsl/lalr.py); stimscript.twins reads the switches that force the reference or require the twin.
-FastParser: type = TableParser
+# (dsl/lalr_python.py, imported only then: a check run by the twin never loads it); stimscript.twins reads the
+# switches that force the reference or require the twin.
+FastParser: type
 USING_EXTENSION = False
 if twins.wanted():
     try:
@@ -33,6 +35,10 @@ if twins.wanted():
         USING_EXTENSION = True
     except ImportError as err:
         twins.missing(err)
+if not USING_EXTENSION:
+    from .lalr_python import TableParser as _ReferenceParser
+
+    FastParser = _ReferenceParser
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,6 +47,8 @@ if TYPE_CHECKING:
 
     from lark import Lark, Tree
     from lark.exceptions import UnexpectedInput
+
+    from .lalr_python import TableParser
 
     GRAMMAR: Path
 

@@ -486,7 +486,7 @@ def compiled_lexers(lexers: list) -> dict:
     """The lexers' regular expressions as ``re`` compiles them: per lexer, per pattern (flags, code (as
     bytes: :func:`_code_bytes`), groups, group index, index group), the arguments ``re`` itself passes to
     ``_sre.compile``; with the engine's
-    ``MAGIC``, so that dsl/lalr.py rebuilds each pattern without parsing it again (compiling them costs a
+    ``MAGIC``, so that dsl/lalr_python.py rebuilds each pattern without parsing it again (compiling them costs a
     plain ``check`` more than parsing its file) and uses ``re.compile`` when the engine differs.
 
     :func:`export_tables` stores them marshalled once more, as one ``bytes`` inside the tables: only the pure-Python
@@ -512,7 +512,7 @@ def compiled_lexers(lexers: list) -> dict:
 
 def pack_actions(actions: list[dict[str, int]], symbols: list[str]) -> bytes | list[int]:
     """The action rows as one run of integers: per state its number of actions, then (symbol index, action)
-    for each, in the row's order; stored as :func:`_code_bytes` stores words (dsl/lalr.py ``unpack_actions``
+    for each, in the row's order; stored as :func:`_code_bytes` stores words (dsl/lalr_python.py ``unpack_actions``
     and ext/_lalr.pyx read them back)."""
     index = {name: i for i, name in enumerate(symbols)}
     packed: list[int] = []
@@ -524,7 +524,7 @@ def pack_actions(actions: list[dict[str, int]], symbols: list[str]) -> bytes | l
 
 
 def _code_bytes(code: list[int], typecode: str = "I") -> bytes | list[int]:
-    """The engine's code words as bytes (machine order, 4 bytes a word: what dsl/lalr.py reads back with
+    """The engine's code words as bytes (machine order, 4 bytes a word: what dsl/lalr_python.py reads back with
     ``array("I")``), which marshal reads at memory speed; the list itself where words are not 4 bytes."""
     from array import array
 

@@ -203,12 +203,28 @@ def test_device_errors_are_stimscript_errors_wherever_they_are_reached(name):
 
 
 def test_check_with_the_compiled_parser_leaves_out_bisect(tmp_path):
-    """Only the pure-Python parser (dsl/lalr.py) uses bisect; with the compiled twin a check never loads it."""
+    """Only the pure-Python parser (dsl/lalr_python.py) uses bisect; with the compiled twin a check never loads
+    it, nor that module itself."""
     if not parser_mod.USING_EXTENSION:
         pytest.skip("the compiled parser is not in use (STIMSCRIPT_NO_EXTENSIONS or not built)")
     rc, modules = _imported("check", TKA, tmp_path=tmp_path)
     assert rc == 0
     assert not _loaded(modules, "bisect") and not _loaded(modules, "_bisect")
+    assert "stimscript.dsl.lalr_python" not in modules and "stimscript.dsl.lalr" in modules
+
+
+def test_without_the_twin_the_reference_parser_is_loaded_and_used(tmp_path, monkeypatch):
+    """With the extensions switched off, dsl/parser.py picks the pure-Python driver, which
+    ``stimscript.dsl.lalr.TableParser`` still names."""
+    monkeypatch.setenv("STIMSCRIPT_NO_EXTENSIONS", "1")
+    rc, modules = _imported("check", TKA, tmp_path=tmp_path)
+    assert rc == 0 and "stimscript.dsl.lalr_python" in modules
+    from stimscript.dsl import lalr, lalr_python
+
+    assert lalr.TableParser is lalr_python.TableParser and lalr.compile_pattern is lalr_python.compile_pattern
+    assert (parser_mod.FastParser is lalr_python.TableParser) is (not parser_mod.USING_EXTENSION)
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        lalr.Nothing  # noqa: B018 - the lookup is the test
 
 
 def test_check_as_installed_from_a_wheel_leaves_out_pathlib(tmp_path):
