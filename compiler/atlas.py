@@ -45,11 +45,27 @@ class AtlasEntry:
 
 
 @lru_cache(maxsize=1)
-def load_atlas() -> dict[str, AtlasEntry]:
-    """The atlas, built once from :data:`ENTRIES`; returns ``{name: AtlasEntry}`` in atlas order."""
-    entries: dict[str, AtlasEntry] = {}
-    for raw in ENTRIES:
-        entry = AtlasEntry(
+def _positions() -> dict[str, int]:
+    """``{name: index in ENTRIES}`` in atlas order; raises ValueError for a name given twice."""
+    positions: dict[str, int] = {}
+    for i, raw in enumerate(ENTRIES):
+        name = raw["name"]
+        if name in positions:
+            raise ValueError(f"duplicate atlas entry {name!r}")
+        positions[name] = i
+    return positions
+
+
+#: the entries built so far, by name (one AtlasEntry per site per process: a lookup and load_atlas share it)
+_BUILT: dict[str, AtlasEntry] = {}
+
+
+def _entry(name: str) -> AtlasEntry:
+    """The entry of site ``name`` (a key of :func:`_positions`), built from :data:`ENTRIES` on first use."""
+    entry = _BUILT.get(name)
+    if entry is None:
+        raw = ENTRIES[_positions()[name]]
+        entry = _BUILT[name] = AtlasEntry(
             name=raw["name"],
             region=raw["region"],
             muscle=raw["muscle"],
@@ -58,24 +74,31 @@ def load_atlas() -> dict[str, AtlasEntry]:
             source=raw["source"],
             motor_points=raw.get("motor_points"),
         )
-        if entry.name in entries:
-            raise ValueError(f"duplicate atlas entry {entry.name!r}")
-        entries[entry.name] = entry
-    return entries
+    return entry
+
+
+@lru_cache(maxsize=1)
+def load_atlas() -> dict[str, AtlasEntry]:
+    """The atlas, built once from :data:`ENTRIES`; returns ``{name: AtlasEntry}`` in atlas order."""
+    return {name: _entry(name) for name in _positions()}
 
 
 def lookup(name: str) -> AtlasEntry | None:
-    """The entry called ``name`` (exact, then case-insensitive), or None."""
-    atlas = load_atlas()
-    entry = atlas.get(name)
-    if entry is None:
-        entry = atlas.get(name.lower())
-    return entry
+    """The entry called ``name`` (exact, then case-insensitive), or None.
+
+    Only that entry is built (a check names one or two sites of the atlas's two dozen): the same object
+    :func:`load_atlas` holds under that name."""
+    positions = _positions()
+    if name not in positions:
+        name = name.lower()
+        if name not in positions:
+            return None
+    return _entry(name)
 
 
 def names() -> list[str]:
     """All site names, in atlas order."""
-    return list(load_atlas())
+    return list(_positions())
 
 
 def suggest(name: str, n: int = 3) -> list[str]:

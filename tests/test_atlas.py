@@ -90,3 +90,57 @@ def test_a_site_lookup_imports_no_json():
             "print('json' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False"]
+
+
+def _plain_atlas() -> dict:
+    """The oracle: every entry built from ENTRIES at once, as the atlas did before entries were built lazily."""
+    out: dict = {}
+    for raw in atlas.ENTRIES:
+        assert raw["name"] not in out
+        out[raw["name"]] = atlas.AtlasEntry(**{f.name: raw.get(f.name) for f in dataclasses.fields(atlas.AtlasEntry)})
+    return out
+
+
+def _variants():
+    from hypothesis import strategies as st
+
+    names = st.sampled_from([raw["name"] for raw in atlas.ENTRIES])
+    cased = st.tuples(names, st.lists(st.booleans(), min_size=40, max_size=40)).map(
+        lambda t: "".join(c.upper() if up else c for c, up in zip(t[0], t[1])))
+    return st.one_of(names, cased, st.text(max_size=12), names.map(lambda n: n + "_x"))
+
+
+def test_lookup_builds_only_the_entry_asked_for(monkeypatch):
+    monkeypatch.setattr(atlas, "_BUILT", {})
+    entry = atlas.lookup("Soleus")
+    assert list(atlas._BUILT) == ["soleus"] and atlas._BUILT["soleus"] is entry
+    assert atlas.lookup("no_such_muscle") is None and list(atlas._BUILT) == ["soleus"]
+
+
+def test_lazy_lookup_names_and_load_atlas_match_the_plain_atlas():
+    from hypothesis import given, settings
+
+    plain = _plain_atlas()
+    assert atlas.load_atlas() == plain and list(atlas.load_atlas()) == list(plain) == atlas.names()
+
+    @settings(max_examples=300, deadline=None)
+    @given(_variants())
+    def check(name):
+        expected = plain.get(name) or plain.get(name.lower())
+        found = atlas.lookup(name)
+        assert found == expected
+        if found is not None:
+            assert found is atlas.load_atlas()[found.name]   # one object per site
+
+    check()
+
+
+def test_a_duplicate_name_is_still_refused(monkeypatch):
+    monkeypatch.setattr(atlas, "ENTRIES", atlas.ENTRIES + atlas.ENTRIES[:1])
+    atlas._positions.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="duplicate atlas entry 'vastus_medialis'"):
+            atlas.lookup("soleus")
+    finally:
+        monkeypatch.undo()
+        atlas._positions.cache_clear()
