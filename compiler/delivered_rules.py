@@ -21,6 +21,7 @@ from fractions import Fraction
 
 from ..errors import Related
 from ..profile import DeviceProfile
+from ..pulses import MAX_AMPLITUDE_UA
 from . import delivered as D
 from . import energy as E
 from .model import ChannelUse, ResolvedSession
@@ -83,6 +84,13 @@ def delivered_findings(out: _Collector, resolved: ResolvedSession, profile: Devi
         if starts:
             _onsets(out, resolved, live, ramp_threshold_ua, starts)
         use0 = _use(resolved, live[0].index)
+        peak = max(abs(tf.peak_ua) for tf in live)
+        if peak > MAX_AMPLITUDE_UA:   # no schedule holds these pulses, so none can be expanded and measured
+            out.add("S020", f"{_ch(use0)} would deliver pulses of {_ma(peak)}, beyond the "
+                            f"{_ma(MAX_AMPLITUDE_UA)} a pulse schedule holds: its delivered pulses cannot be "
+                            "checked; the protocol is refused rather than passed unchecked", _span(use0, "line"),
+                    hint=f"lower the amplitude to at most the device maximum, {_ma(profile.max_current_ua)}")
+            continue
         small, area = _smaller_area(use0.electrodes)
         need_window = False
         if area is not None and area > 0:

@@ -48,7 +48,8 @@ RULES: dict[str, Rule] = {r.code: r for r in [
     Rule("S017", "error", "pulse shapes outside the device's encodable space (phases per shape, shape table "
                           "size, number of shapes, relative amplitude range)", "device limits"),
     Rule("S021", "error", "plan longer than 520 weeks (10 years)", "sanity bound (checking is linear in the plan)"),
-    Rule("S020", "error", "the delivered pulses cannot be verified within the check's expansion budget",
+    Rule("S020", "error", "the delivered pulses cannot be verified (beyond the check's expansion budget, or "
+                          "amplitudes beyond the ±2147483.647 mA a pulse schedule holds)",
          "sanity bound (refuse rather than pass unchecked)"),
 ]}
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 #: One row per pulse, sorted by (t_us, channel). Normative (the README's Python API).
 PULSE_FIELDS = [("t_us", "<i8"), ("channel", "u1"), ("amplitude_ua", "<i4"), ("shape", "<u2")]
+#: the largest amplitude (µA, either sign) a schedule's ``amplitude_ua`` field (signed 32-bit) holds
+MAX_AMPLITUDE_UA = 2**31 - 1
 
 
 def __getattr__(name: str) -> Any:

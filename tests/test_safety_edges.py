@@ -129,3 +129,24 @@ def test_error_messages_show_control_characters_escaped(tmp_path):
     p.write_text('stimscript 1\nprotocol "\x1b[2Jx" { reference 5 }\n', encoding="utf-8")
     code, stdout, out = cli("check", str(p))
     assert code == 1 and "\x1b" not in out and "error[E104]" in out
+
+
+@pytest.mark.parametrize("percent, pulses_ma", [("10000000", "4000000"), ("1000000000000", "400000000000")])
+@pytest.mark.parametrize("twins", ["installed", "reference"])
+def test_amplitudes_no_schedule_holds_are_refused_not_a_crash(percent, pulses_ma, twins, tmp_path):
+    """A mistyped percentage can ask for more current than the schedule's signed 32-bit µA field holds: the
+    check refuses the channel (S020, its pulses cannot be expanded and measured) with the device's S002, on
+    the compiled twins and on the reference, instead of an overflow reaching the user."""
+    text = Path(EXAMPLE).read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if ln.strip().startswith("amplitude ")]
+    assert len(lines) == 1
+    path = tmp_path / "typo.stim"
+    path.write_text(text.replace(lines[0], lines[0].split("amplitude")[0] + f"amplitude {percent}% intensity"),
+                    encoding="utf-8")
+    env = {"STIMSCRIPT_NO_EXTENSIONS": "1"} if twins == "reference" else {}
+    code, _, out = cli("check", str(path), env=env)
+    assert code == 1
+    assert "error[S002]" in out
+    assert (f"error[S020]: channel `quad` (1) would deliver pulses of {pulses_ma} mA, beyond the 2147483.647 mA a "
+            "pulse schedule holds") in out
+    assert "hint: lower the amplitude to at most the device maximum, 120 mA" in out
