@@ -338,14 +338,17 @@ def decode(data: bytes, name: str) -> str:
 
     A leading BOM is cut off here and the rest decoded as UTF-8, which is what the "utf-8-sig" codec does
     (its offsets, too, count from after the BOM) without looking that codec up: the lookup imports its module,
-    about 1 % of a small file's ``stimscript check``."""
+    about 1 % of a small file's ``stimscript check``. The error names the bad byte at its offset in the file
+    (the decoder's own offset counts from after the BOM)."""
+    bom = 3 if data[:3] == b"\xef\xbb\xbf" else 0
     try:
-        return (data[3:] if data[:3] == b"\xef\xbb\xbf" else data).decode("utf-8")
+        return data[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        good = data[: exc.start].decode("utf-8", errors="replace")
+        at = bom + exc.start
+        good = data[bom:at].decode("utf-8", errors="replace")
         source = Source(name, good + "\ufffd")
         raise ProtocolSyntaxError(Diagnostic(
-            "E101", f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            "E101", f"the file is not UTF-8 text (byte 0x{data[at]:02x} at offset {at})",
             point(source, len(good)), hint="save the protocol as UTF-8")) from None
 
 

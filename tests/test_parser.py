@@ -250,17 +250,28 @@ def test_comments_crlf_bom_allman_are_layout_only():
 
 
 def _decode_with_the_codec(data: bytes, name: str) -> str:
-    """The oracle: dsl.parser.decode as it was written with the "utf-8-sig" codec."""
+    """The oracle: the "utf-8-sig" codec's text, or an E101 at the first bad byte, whose offset in the file is
+    the codec's offset (counted after a BOM) plus the BOM's length, showing the text up to it."""
     from stimscript.dsl.parser import Diagnostic, Source, point
 
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        good = data[: exc.start].decode("utf-8", errors="replace")
+        bom = len(b"\xef\xbb\xbf") if data.startswith(b"\xef\xbb\xbf") else 0
+        good = data[bom:bom + exc.start].decode("utf-8", errors="replace")
         source = Source(name, good + "\ufffd")
         raise ProtocolSyntaxError(Diagnostic(
-            "E101", f"the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            "E101", f"the file is not UTF-8 text (byte 0x{data[bom + exc.start]:02x} at offset {bom + exc.start})",
             point(source, len(good)), hint="save the protocol as UTF-8")) from None
+
+
+def test_a_bad_byte_after_a_bom_is_named_at_its_offset_in_the_file():
+    from stimscript.dsl.parser import decode
+
+    with pytest.raises(ProtocolSyntaxError) as info:
+        decode(b"\xef\xbb\xbfab\xff", "f.stim")
+    text = info.value.render()
+    assert "byte 0xff at offset 5" in text and "f.stim:1:3" in text
 
 
 def _outcome(fn, *args):
@@ -277,8 +288,8 @@ _PIECES = [b"\xef\xbb\xbf", b"\xef\xbb", b"\xef", b"cycle c { hold 5 s }\n", "µ
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.sampled_from(_PIECES), st.binary(max_size=6)), max_size=6))
 def test_decoding_equals_the_utf_8_sig_codec(pieces):
-    """A BOM cut off by hand and the rest decoded as UTF-8 gives what the "utf-8-sig" codec gave: the same
-    text, or the same E101 (message, offsets and the text shown up to the bad byte)."""
+    """A BOM cut off by hand and the rest decoded as UTF-8 gives what the "utf-8-sig" codec gives: the same
+    text, or an E101 at the same bad byte (its offset in the file, and the text shown up to it)."""
     from stimscript.dsl.parser import decode
 
     data = b"".join(pieces)
