@@ -21,10 +21,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Sequence
 
-    # for type checkers; at run time __getattr__ below hands them out
-    from .device_errors import (DeviceFault, DeviceNotFound, DeviceTimeout, DriverError,  # noqa: F401
-                                ProtocolMismatch)
-
 
 @dataclass(frozen=True)
 class Related:
@@ -149,17 +145,21 @@ class PlanError(StimscriptError):
     """A session number outside the protocol's plan."""
 
 
-#: the errors of talking to a device (stimscript/device_errors.py), imported on first access (PEP 562)
-_DEVICE_ERRORS = ("DriverError", "DeviceNotFound", "DeviceTimeout", "DeviceFault", "ProtocolMismatch")
+class DriverError(StimscriptError):
+    """Anything that goes wrong talking to a device."""
 
 
-def __getattr__(name: str) -> type:
-    """``DriverError`` and its subclasses, from stimscript/device_errors.py on first access: only the drivers
-    and the runtime use them, and each exception class costs start-up to build (``stimscript check``)."""
-    if name in _DEVICE_ERRORS:
-        from . import device_errors
+class DeviceNotFound(DriverError):
+    """No device matched (unknown driver name, no USB device with that VID/PID/serial)."""
 
-        for each in _DEVICE_ERRORS:
-            globals()[each] = getattr(device_errors, each)
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+class DeviceTimeout(DriverError):
+    """The device did not answer in time."""
+
+
+class DeviceFault(DriverError):
+    """The device reported a fault (electrode, over-limit, watchdog)."""
+
+
+class ProtocolMismatch(DriverError):
+    """The device speaks a wire-protocol version or framing we do not understand."""

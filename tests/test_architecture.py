@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: leaf modules of ``stimscript/`` that every stage may use and that import nothing of the project but each other
 CONTRACT = {"errors", "spans", "units", "profile", "pulses", "clock", "rounding", "suggest", "textsafe", "formatting", "inputs",
-            "valueclass", "valueclass_inits", "twins", "device_errors",
+            "valueclass", "valueclass_inits", "twins",
             "atomicfile"}
 
 #: stages from the bottom up; each may import the contract, its own folder and the stages below it

@@ -171,37 +171,6 @@ def test_check_of_a_good_file_leaves_out_dataclasses_typing_and_friends(tmp_path
     assert not loaded, f"`stimscript check` of a good file imported {loaded}"
 
 
-def test_check_of_a_good_file_builds_no_device_error(tmp_path):
-    rc, modules = _imported("check", TKA, tmp_path=tmp_path)
-    assert rc == 0 and "stimscript.errors" in modules
-    assert "stimscript.device_errors" not in modules
-
-
-DEVICE_ERRORS = ("DriverError", "DeviceNotFound", "DeviceTimeout", "DeviceFault", "ProtocolMismatch")
-
-
-@pytest.mark.parametrize("name", DEVICE_ERRORS)
-def test_device_errors_are_stimscript_errors_wherever_they_are_reached(name):
-    """``stimscript.errors`` hands out the classes of stimscript/device_errors.py: the same objects by every
-    route, in the same hierarchy, named after ``stimscript.errors`` (reprs, tracebacks, pickles)."""
-    import pickle
-
-    import stimscript
-    from stimscript import device_errors, errors
-
-    cls = getattr(errors, name)
-    assert cls is getattr(device_errors, name) is getattr(stimscript, name)
-    exec(f"from stimscript.errors import {name} as imported", namespace := {})
-    assert namespace["imported"] is cls
-    assert cls.__module__ == "stimscript.errors" and cls.__qualname__ == name
-    assert issubclass(cls, errors.DriverError) and issubclass(cls, errors.StimscriptError)
-    assert (cls.__bases__ == (errors.StimscriptError,)) == (name == "DriverError")
-    again = pickle.loads(pickle.dumps(cls("the device said no")))
-    assert type(again) is cls and again.args == ("the device said no",)
-    with pytest.raises(AttributeError, match="has no attribute 'DeviceGone'"):
-        errors.DeviceGone  # noqa: B018 - the lookup is the test
-
-
 def test_check_with_the_compiled_parser_leaves_out_bisect(tmp_path):
     """Only the pure-Python parser (dsl/lalr_python.py) uses bisect; with the compiled twin a check never loads
     it, nor that module itself."""
