@@ -420,8 +420,9 @@ class _Lenient:
 
 def _open_readonly(path) -> sqlite3.Connection:
     """Open for reading only, never writing a byte: ``mode=ro``; on a read-only mount a WAL database cannot
-    get its shared-memory file: then sessions still in the write-ahead log are read from a private copy,
-    and a database without one is opened ``immutable``."""
+    get its shared-memory file: then sessions still in the write-ahead log are read from a private copy (taken
+    into memory; the temporary files are deleted before this returns), and a database without one is opened
+    ``immutable``."""
     if path == ":memory:":
         raise RecordError("an in-memory database cannot be opened read-only")
     p = Path(path)
@@ -449,10 +450,22 @@ def _open_readonly(path) -> sqlite3.Connection:
             import shutil
             import tempfile
 
+            # the copy (patients' records) is read into memory and removed at once: nothing is left behind
             tmp = Path(tempfile.mkdtemp(prefix="stimscript-ro-"))
-            shutil.copy2(p, tmp / p.name)
-            shutil.copy2(wal, tmp / wal.name)
-            return attempt(tmp / p.name, "")
+            try:
+                shutil.copy2(p, tmp / p.name)
+                shutil.copy2(wal, tmp / wal.name)
+                copy = attempt(tmp / p.name, "")
+                try:
+                    conn = sqlite3.connect(":memory:", check_same_thread=False)
+                    copy.backup(conn)
+                finally:
+                    copy.close()
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA query_only = ON")   # as read-only as the other ways: a write is refused
+            return conn
         return attempt(p, "?mode=ro&immutable=1")
     except (sqlite3.DatabaseError, OSError) as exc:
         last = exc

@@ -26,9 +26,12 @@ def _local_only_config(tmp_dir) -> str:
 
 
 if "LSLAPICFG" not in os.environ:   # must be set before liblsl loads
+    import atexit
+    import shutil
     import tempfile
 
     _CFG_DIR = tempfile.mkdtemp(prefix="stimscript-lsl-")
+    atexit.register(shutil.rmtree, _CFG_DIR, True)   # after liblsl, which reads it when it loads
     os.environ["LSLAPICFG"] = _local_only_config(_CFG_DIR)
 
 pylsl = pytest.importorskip("pylsl", reason="Lab Streaming Layer tests need the optional extra stimscript[lsl]")

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import stimscript
@@ -227,13 +226,17 @@ def test_history_reads_a_database_it_cannot_write(tmp_path, with_wal):
     script = (f"mount --bind {db.parent} {ro} && mount -o remount,bind,ro {ro} && "
               f"touch {ro}/probe 2>/dev/null && exit 99; "
               f"exec {sys.executable} -m stimscript.cli history --all --csv --db {ro / db.name}")
-    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    scratch = tmp_path / "scratch"   # the command's temporary folder: a private copy must not stay behind
+    scratch.mkdir()
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "TMPDIR": str(scratch)})
     if r.returncode == 99 or "mount:" in r.stderr:
         pytest.skip(f"cannot make a read-only mount here: {r.stderr.strip()}")
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     rows = r.stdout.strip().splitlines()
     assert len(rows) == 2 + with_wal and all(",completed," in row for row in rows[1:])
+    assert list(scratch.iterdir()) == []   # no copy of the records is left in the temporary folder
 
 
 def test_read_only_open_never_writes(tmp_path):
