@@ -54,8 +54,10 @@ root = sys.argv.pop(1)
 sys.path.insert(0, BENCHMARKS)
 from checkout import use_checkout
 use_checkout(root)
-from stimscript.cli import main
-sys.exit(main(sys.argv[1:]))
+from stimscript import cli
+if hasattr(cli, "entry"):   # the program's own ending (a checkout from before it had only main)
+    cli.entry()
+sys.exit(cli.main(sys.argv[1:]))
 '''.replace("BENCHMARKS", repr(os.path.join(HERE, "benchmarks")))
 
 
@@ -75,15 +77,31 @@ def stage_install(root: str, dest: str) -> str:
     return dest
 
 
-#: the script pip writes for a console entry point (``stimscript = stimscript.cli:main``)
+#: the script pip writes for a console entry point (``stimscript = stimscript.cli:FUNCTION``; FUNCTION is what
+#: the checkout's pyproject.toml names: :func:`entry_function`)
 ENTRY_POINT = """# -*- coding: utf-8 -*-
 import re
 import sys
-from stimscript.cli import main
+from stimscript.cli import FUNCTION
 if __name__ == '__main__':
     sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
-    sys.exit(main())
+    sys.exit(FUNCTION())
 """
+
+
+def entry_function(root: str) -> str:
+    """The function of ``stimscript.cli`` that checkout ``root``'s console script calls (its pyproject.toml)."""
+    import re
+
+    with open(os.path.join(root, "pyproject.toml"), encoding="utf-8") as fh:   # [project.scripts] (no tomllib on 3.10)
+        found = re.search(r'^stimscript\s*=\s*"([^"]+)"', fh.read(), re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"{root}: pyproject.toml names no `stimscript` console script")
+    target = found.group(1)
+    module, function = target.split(":")
+    if module != "stimscript.cli":
+        raise SystemExit(f"{root}: the console script is {target}, not a function of stimscript.cli")
+    return function
 
 
 def write_pth(home: str, folders: list[str]) -> str:
@@ -127,7 +145,7 @@ def non_editable_commands(roots: dict[str, str], file: str, dest: str) -> tuple[
             envs[f"{NE}python -c pass"] = environment()
         script = os.path.join(folder, "stimscript-entry-point")
         with open(script, "w", encoding="utf-8") as fh:
-            fh.write(ENTRY_POINT)
+            fh.write(ENTRY_POINT.replace("FUNCTION", entry_function(root)))
         cli = [py, "-m", "stimscript.cli"]
         staged = {f"{NE}{label}check": [*cli, "check", os.path.abspath(file)],
                   f"{NE}{label}stimscript check": [py, script, "check", os.path.abspath(file)],
@@ -227,9 +245,17 @@ def main() -> None:
     ap.add_argument("--file", default=os.path.join("examples", "tka_quadriceps.stim"))
     ap.add_argument("--editable-only", action="store_true", help="skip the non-editable copy (quicker)")
     args = ap.parse_args()
+    scratch = tempfile.mkdtemp(prefix="bench_startup_")   # the boot script and the staged copies, removed at the end
+    try:
+        run(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, scratch: str) -> None:
     env = environment()
     py = sys.executable
-    boot = os.path.join(tempfile.mkdtemp(prefix="bench_startup_"), "boot.py")
+    boot = os.path.join(scratch, "boot.py")
     with open(boot, "w", encoding="utf-8") as fh:
         fh.write(BOOT)
 
@@ -247,7 +273,8 @@ def main() -> None:
     envs = {name: (env, HERE) for name in commands}
     if not args.editable_only:
         # run from the copy's folder: `python -m` from the checkout would import its stimscript/ folder instead
-        staging = tempfile.mkdtemp(prefix="bench_startup_ne_")
+        staging = os.path.join(scratch, "installed")
+        os.mkdir(staging)
         roots = {"before: ": os.path.abspath(args.before), "after:  ": HERE} if args.before else {"": HERE}
         staged, staged_envs = non_editable_commands(roots, args.file, staging)
         commands.update(staged)

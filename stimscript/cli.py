@@ -18,7 +18,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 #: command name -> "module:function" (each module defines one click command)
 COMMANDS = {
@@ -70,7 +70,35 @@ def closed_stdout() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); its exit code."""
+    return _dispatch(sys.argv[1:] if argv is None else list(argv))[0]
+
+
+def entry() -> NoReturn:
+    """The ``stimscript`` program (the console script, and ``python -m stimscript.cli``): :func:`main`, then
+    the end of the process.
+
+    A click-free ``check`` (stimscript/commands/check.py) leaves nothing to clean up: its files are closed and
+    it starts no thread, database, temporary file or exit handler. After flushing its output the process then
+    ends at once (``os._exit``) instead of tearing down every module and object it imported, about a twentieth
+    of a small file's check, which an editor or a CI job pays once per run. Every other command ends as Python
+    programs do (``sys.exit``: exit handlers, finalizers, flushing)."""
+    code, plain = _dispatch(sys.argv[1:])
+    if plain:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:
+            os._exit(closed_stdout())
+        except Exception:  # e.g. a full disk under a redirected stdout: the interpreter reports it as usual
+            sys.exit(code)
+        os._exit(code)
+    sys.exit(code)
+
+
+def _dispatch(args: list[str]) -> tuple[int, bool]:
+    """The exit code of command line ``args``, and whether it was a click-free ``check`` that ended plainly
+    (nothing left to clean up: see :func:`entry`)."""
     try:
         if args[:1] == ["check"]:
             from .commands.check import check_files, fast_args, quick_start
@@ -78,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             params = fast_args(args[1:])
             if params is not None:
                 quick_start()
-                return check_files(**params)
-        return _main_click(args)
+                return check_files(**params), True
+        return _main_click(args), False
     except BrokenPipeError:
-        return closed_stdout()
+        return closed_stdout(), False
     except KeyboardInterrupt:
-        return 130
+        return 130, False
 
 
 def __getattr__(name: str) -> Any:
@@ -114,4 +142,4 @@ def _main_click(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

@@ -146,3 +146,61 @@ def test_each_file_is_checked_with_the_collector_paused(tmp_path, capsys, monkey
         (gc.enable if was else gc.disable)()
     assert rc == 1 and seen == [False] * 4
     assert "error[E202]" in capsys.readouterr().err
+
+
+ENDING = """
+import atexit, sys
+atexit.register(lambda: sys.stderr.write("teardown ran\\n"))
+sys.argv[0] = "stimscript"
+from stimscript.cli import entry
+entry()
+"""
+
+
+@pytest.mark.parametrize("args, code, torn_down", [
+    (["check", TKA], 0, False),                 # a plain check ends at once, after its output
+    (["check", "-q", "BROKEN"], 1, False),      # also when it finds errors
+    (["check", "--help"], 0, True),             # click's path ends as Python programs do
+    (["devices"], 0, True),
+])
+def test_the_program_skips_the_teardown_only_after_a_plain_check(tmp_path, args, code, torn_down):
+    """``stimscript check FILE`` ends with ``os._exit`` once its output is flushed (no exit handlers, no
+    teardown of the imported modules: time an editor pays per file); every other command line ends through
+    ``sys.exit``, running exit handlers."""
+    (tmp_path / "BROKEN").write_text(BROKEN)
+    proc = subprocess.run([sys.executable, "-c", ENDING, *args], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert ("teardown ran" in proc.stderr) == torn_down
+    assert "Traceback" not in proc.stderr
+    if args[1:2] == ["-q"]:
+        assert "error[" in proc.stderr and proc.stdout == ""
+
+
+def test_the_program_prints_everything_before_it_ends(tmp_path, capsys):
+    """Through the program (``python -m stimscript.cli``, which ends with ``os._exit`` after a plain check),
+    output written to a file and to a pipe is exactly what :func:`main` prints in-process: nothing left in a
+    buffer is lost."""
+    (tmp_path / "broken.stim").write_text(BROKEN)
+    (tmp_path / "warns.stim").write_text(WARNS)
+    files = sorted(str(p) for p in (ROOT / "examples").glob("*.stim")) + [str(tmp_path / "broken.stim"),
+                                                                         str(tmp_path / "warns.stim")]
+    assert main(["check", *files]) == 1
+    want = capsys.readouterr()
+    with open(tmp_path / "out.txt", "w") as out:
+        to_file = subprocess.run([sys.executable, "-m", "stimscript.cli", "check", *files], stdout=out,
+                                 stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300)
+    piped = subprocess.run([sys.executable, "-m", "stimscript.cli", "check", *files], capture_output=True,
+                           text=True, cwd=ROOT, timeout=300)
+    assert to_file.returncode == piped.returncode == 1
+    assert (tmp_path / "out.txt").read_text() == piped.stdout == want.out
+    assert to_file.stderr == piped.stderr == want.err
+    assert want.out.count(": ok (") == len(files) - 1
+
+
+def test_the_console_script_is_the_program():
+    """pip writes the ``stimscript`` script from the package's metadata: it must call :func:`entry`."""
+    from importlib.metadata import entry_points
+
+    (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "stimscript"]
+    assert script.value == "stimscript.cli:entry"
