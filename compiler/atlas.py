@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ..suggest import close_matches
 from ..valueclass import dataclass
 
 __all__ = ["AtlasEntry", "load_atlas", "lookup", "names", "suggest"]
@@ -103,6 +102,8 @@ def names() -> list[str]:
 
 def suggest(name: str, n: int = 3) -> list[str]:
     """Up to ``n`` site names close to ``name`` (did-you-mean; case-insensitive), best first."""
+    from ..suggest import close_matches   # only for errors: a check of a good file never imports it
+
     return close_matches(name.lower(), names(), n)
 
 

@@ -89,12 +89,12 @@ from ..dsl import ast
 from ..errors import Diagnostic, Related
 from ..spans import Source, Span, point
 from ..units import AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, VOLTAGE, Quantity
-from .evaluate import MAX_SI, DENSITY, Evaluator, did_you_mean, fmt, names_in, param_of, percent_share
-from .ir import ChannelInfo
+from .evaluate import MAX_SI, DENSITY, Evaluator, fmt, names_in, param_of, percent_share
+from ..pulses import ChannelInfo
 from .lowering import (BlockLayout, Lowered, Measured, ShapeTable, Timing, duration_text, lay_out, lay_out_block,
                        place_block, repeat_label)
 from . import lowering as _lowering
-from .ir import PulseShape
+from ..pulses import PulseShape
 from .record import Record, init
 from .model import ChannelUse, ElectrodeInfo, LimitValue, ResolvedSession
 from .progression import Assigned, PlanInfo, Progression, State, target_text, week_label
@@ -133,6 +133,13 @@ CODES = {
     "W201": "channel without site", "W202": "channel not used", "W203": "custom site", "W401": "no whole cycle fits",
     "W402": "zero-length cycle in repeat", "W408": "progression week without a plan",
 }
+
+
+def did_you_mean(word: str, candidates, n: int = 1) -> Optional[str]:
+    """stimscript/suggest.py's hint, imported with the first error that needs one (a good file never does)."""
+    from ..suggest import did_you_mean as suggest
+
+    return suggest(word, candidates, n)
 
 
 class ParamInfo(Record):

@@ -39,7 +39,7 @@ from types import ModuleType
 from ..rounding import round_div
 from .. import twins
 from . import energy as E
-from .ir import PulseShape, Train
+from ..pulses import PulseShape, Train
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # numpy is imported where used, to keep `check` start-up light

@@ -24,7 +24,7 @@ import math
 from ..valueclass import dataclass
 from fractions import Fraction
 
-from .ir import PulseShape
+from ..pulses import PulseShape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,7 +12,6 @@ from fractions import Fraction
 from ..dsl import ast
 from ..errors import Diagnostic
 from ..spans import Span
-from ..suggest import did_you_mean
 from ..units import (AREA, CHARGE, COUNT, CURRENT, FREQUENCY, LENGTH, TIME, UNITS, VOLTAGE, Dim,
                      Quantity, dim_name, format_quantity)
 
@@ -127,6 +126,8 @@ class Evaluator:
             self.error("E204", f"`{name.name}` is a {kind}, not a param", name.span,
                        hint="only params (`param NAME = ...`) can be used in expressions")
         else:
+            from ..suggest import did_you_mean   # only for errors: a check of a good file never imports it
+
             hint = did_you_mean(name.name, self.param_names) or (
                 "declare it with `param " + name.name + " = ...`")
             self.error("E204", f"unknown param `{name.name}`", name.span, hint=hint)

@@ -27,7 +27,7 @@ from fractions import Fraction
 
 from ..formatting import exact_duration
 from .. import twins
-from .ir import PulseShape, Segment, Train
+from ..pulses import PulseShape, Segment, Train
 from .model import ChannelUse, ResolvedSession
 from .record import Record, init
 

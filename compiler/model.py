@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from ..spans import Span
 from ..units import Quantity
-from .ir import ChannelInfo, PulseShape, Segment, Train
+from ..pulses import ChannelInfo, PulseShape, Segment, Train
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from ..errors import Diagnostic, Related
 from ..profile import LOOPBACK_PROFILE, DeviceProfile
 from ..spans import Span
 from .findings import _Collector, _seconds, _span
-from .ir import PulseShape, Train
+from ..pulses import PulseShape, Train
 from .model import ResolvedSession
 
 TYPE_CHECKING = False

@@ -16,7 +16,7 @@ from ..profile import LOOPBACK_PROFILE, DeviceProfile
 from ..spans import Source
 from ..units import Quantity, dim_name, parse_quantity
 from .checker import Analysis, ParamInfo, WeekResult, analyse, paused_gc, run_week, with_week
-from .evaluate import did_you_mean, fmt
+from .evaluate import fmt
 from .lowering import to_schedule
 from .model import ResolvedSession
 from .progression import PlanInfo, WeekRow, WeekTable, target_label
@@ -118,6 +118,8 @@ class CheckedProtocol:
         for name, raw in (params or {}).items():
             info = self.params.get(name)
             if info is None:
+                from ..suggest import did_you_mean
+
                 hint = did_you_mean(str(name), self.params)
                 known = ", ".join(self.params) or "none"
                 raise ParamError(f"unknown param {name!r}" + (f"; {hint}" if hint else "") + f" (params: {known})")

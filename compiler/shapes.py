@@ -18,7 +18,7 @@ from fractions import Fraction
 from ..dsl import ast
 from ..units import COUNT, FREQUENCY, TIME, Quantity
 from .evaluate import Evaluator, fmt
-from .ir import PulseShape
+from ..pulses import PulseShape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ from functools import lru_cache
 from ..errors import Diagnostic, ProtocolSyntaxError
 from .. import twins
 from ..spans import Source, Span, at, point
-from ..suggest import did_you_mean
 from ..units import UNITS
 from . import ast
 from .lalr import Fallback, read_fast_tables
@@ -148,6 +147,8 @@ def _describe_token(token) -> str:
 
 def _unknown_unit(unit: str, span: Span) -> Diagnostic:
     """E103 with the closest unit (stimscript/suggest.py), or the list of units when none is close."""
+    from ..suggest import did_you_mean   # only for errors: a check of a good file never imports it
+
     hint = did_you_mean(unit, UNITS) or "units: us ms s min h, Hz kHz, uA mA, mV V, nC uC, mm cm cm2, %"
     return Diagnostic("E103", f"unknown unit `{unit}`", span, hint=hint)
 

@@ -89,14 +89,49 @@ PROBE = r"""
 import json, sys
 from stimscript.cli import main
 rc = main(sys.argv[1:])
-print(json.dumps({"rc": rc, "click": "click" in sys.modules}), file=sys.stderr)
+unused = ["click", "stimscript.suggest", "stimscript.compiler.ir"]
+print(json.dumps({"rc": rc, "loaded": [m for m in unused if m in sys.modules]}), file=sys.stderr)
 """
 
 
 def test_check_of_files_does_not_import_click():
+    """A check of good files loads neither click nor what only errors need (the did-you-mean hints) nor the
+    compiler's re-export of the pulse records: each module is start-up time an editor pays per file."""
     proc = subprocess.run([sys.executable, "-c", PROBE, "check", "-q", TKA], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
-    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"rc": 0, "click": False}
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"rc": 0, "loaded": []}
+
+
+TYPOS = """stimscript 1
+protocol "t" {
+  authr "x"
+}
+param intensity = 20 mA in 10 mA .. 40 mA
+electrode a 5 cm x 5 cm
+electrode b 5 cm x 5 cm
+channel quad 1 {
+  site vastus_mediali right
+  electrodes a -> bb
+  pulse biphasic 300 us
+  frequency 35 Hz
+  amplitude intensty
+}
+cycle cyc { ramp up 1 s; hold 5 s; ramp down 1 s; rest 10 s }
+session { repeat 3 { quad: cy } }
+"""
+
+
+def test_hints_are_still_given_when_needed(tmp_path, capsys):
+    """The did-you-mean hints, imported only with the first error that needs one, are there on every path
+    that gives one: the checker, the evaluator, the atlas and the parser."""
+    (tmp_path / "typos.stim").write_text(TYPOS)
+    (tmp_path / "unit.stim").write_text("stimscript 1\nelectrode a 5 cmm x 5 cm\n")
+    assert main(["check", str(tmp_path / "typos.stim"), str(tmp_path / "unit.stim")]) == 1
+    err = capsys.readouterr().err
+    for code, hint in [("E206", "did you mean `author`?"), ("E205", "did you mean `vastus_medialis` or"),
+                       ("E203", "did you mean `b`?"), ("E204", "did you mean `intensity`?"),
+                       ("E202", "did you mean `cyc`?"), ("E103", "did you mean `mm`?")]:
+        assert f"error[{code}]" in err and hint in err, (code, err)
 
 
 @pytest.mark.parametrize("args", [["devices"], ["check", TKA], ["fmt", TKA]])
