@@ -61,12 +61,36 @@ SUMMARIES = {
 def closed_stdout() -> int:
     """Exit code 141 (128 + SIGPIPE) after stdout was closed by its reader; stdout is pointed at the null
     device so that flushing it at exit does not fail again."""
+    _stdout_to_devnull()
+    return 141
+
+
+def unhandled_os_error(exc: OSError) -> int:
+    """Exit code 1 after an OSError no command handled, typically writing the output (stdout redirected to a
+    full disk or a failing device): one line on stderr, never a traceback. When stdout cannot be flushed it is
+    pointed at the null device, so that flushing it again at exit neither fails nor prints a second error."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError):
+        _stdout_to_devnull()
+        where = where or "cannot write the output: "
+    try:
+        if sys.stderr is not None:
+            sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
+            sys.stderr.flush()
+    except (OSError, ValueError):   # stderr is gone too: the exit code says it
+        pass
+    return 1
+
+
+def _stdout_to_devnull() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # stdout is not a file (a test's capture)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (a test's capture) or is closed
         pass
-    return 141
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,12 +110,13 @@ def entry() -> NoReturn:
     code, plain = _dispatch(sys.argv[1:])
     if plain:
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:   # None: started with the stream closed (``>&-``)
+                    stream.flush()
         except BrokenPipeError:
             os._exit(closed_stdout())
-        except Exception:  # e.g. a full disk under a redirected stdout: the interpreter reports it as usual
-            sys.exit(code)
+        except OSError as exc:   # e.g. stdout on a full disk
+            os._exit(unhandled_os_error(exc) if code == 0 else code)
         os._exit(code)
     sys.exit(code)
 
@@ -110,6 +135,8 @@ def _dispatch(args: list[str]) -> tuple[int, bool]:
         return _main_click(args), False
     except BrokenPipeError:
         return closed_stdout(), False
+    except OSError as exc:
+        return unhandled_os_error(exc), False
     except KeyboardInterrupt:
         return 130, False
 

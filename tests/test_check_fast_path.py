@@ -239,3 +239,30 @@ def test_the_console_script_is_the_program():
 
     (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "stimscript"]
     assert script.value == "stimscript.cli:entry"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (a device that is always full)")
+@pytest.mark.parametrize("args", [["check", TKA], ["check", "--device", "loopback", TKA], ["fmt", TKA],
+                                  ["info", TKA], ["devices"]])
+def test_output_that_cannot_be_written_is_one_error_line(args):
+    """``stimscript ... > /dev/full`` (stdout on a full disk): exit 1 and one error line naming the cause,
+    never a traceback nor Python's "Exception ignored" at exit."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "stimscript.cli", *args], stdout=full,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["error: No space left on device"], proc.stderr
+
+
+@pytest.mark.parametrize("args, code", [(["check", TKA], 0), (["check", "--device", "loopback", TKA], 0),
+                                        (["fmt", TKA], 0), (["check", "BROKEN"], 1)])
+def test_a_stdout_closed_from_the_start_is_no_error(tmp_path, args, code):
+    """``stimscript check FILE >&-``: there is no stdout at all (Python's ``sys.stdout`` is None); the command
+    still checks, reports problems on stderr and exits with its usual code, without a traceback."""
+    (tmp_path / "BROKEN").write_text(BROKEN)
+    proc = subprocess.run([sys.executable, "-m", "stimscript.cli", *args], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=120,
+                          preexec_fn=lambda: os.close(1))
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert ("error[E202]" in proc.stderr) == (code == 1)

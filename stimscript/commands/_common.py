@@ -34,7 +34,8 @@ def handle_errors(fn: Callable) -> Callable:
         except BrokenPipeError:  # stdout closed by its reader: stimscript.cli ends quietly
             raise
         except OSError as exc:
-            click.echo(f"error: {exc.filename or ''}: {exc.strerror or exc}", err=True)
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
             sys.exit(1)
 
     return wrapper

@@ -32,6 +32,8 @@ _FLAGS = {"--strict": "strict", "--quiet": "quiet", "-q": "quiet"}
 def _echo(text: str, err: bool = False) -> None:
     """One line to stdout or stderr (as click.echo: flushed; unencodable characters replaced)."""
     stream = sys.stderr if err else sys.stdout
+    if stream is None:   # started with the stream closed (``>&-``): nothing to write to, as click.echo
+        return
     try:
         stream.write(text + "\n")
     except UnicodeEncodeError:
