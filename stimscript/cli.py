@@ -107,12 +107,14 @@ def entry() -> NoReturn:
     ends at once (``os._exit``) instead of tearing down every module and object it imported, about a twentieth
     of a small file's check, which an editor or a CI job pays once per run. Every other command ends as Python
     programs do (``sys.exit``: exit handlers, finalizers, flushing)."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:   # started with the stream closed (``>&-``): what goes there is dropped
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
     code, plain = _dispatch(sys.argv[1:])
     if plain:
         try:
-            for stream in (sys.stdout, sys.stderr):
-                if stream is not None:   # None: started with the stream closed (``>&-``)
-                    stream.flush()
+            sys.stdout.flush()
+            sys.stderr.flush()
         except BrokenPipeError:
             os._exit(closed_stdout())
         except OSError as exc:   # e.g. stdout on a full disk

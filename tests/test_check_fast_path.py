@@ -255,13 +255,18 @@ def test_output_that_cannot_be_written_is_one_error_line(args):
 
 
 @pytest.mark.parametrize("args, code", [(["check", TKA], 0), (["check", "--device", "loopback", TKA], 0),
-                                        (["fmt", TKA], 0), (["check", "BROKEN"], 1)])
+                                        (["fmt", TKA], 0), (["check", "BROKEN"], 1), (["history", "--csv"], 0),
+                                        (["history", "--all"], 0)])
 def test_a_stdout_closed_from_the_start_is_no_error(tmp_path, args, code):
     """``stimscript check FILE >&-``: there is no stdout at all (Python's ``sys.stdout`` is None); the command
-    still checks, reports problems on stderr and exits with its usual code, without a traceback."""
+    still runs, reports problems on stderr and exits with its usual code, without a traceback."""
     (tmp_path / "BROKEN").write_text(BROKEN)
+    import stimscript
+
+    stimscript.run(stimscript.load(TKA).compile(session=1), device="loopback", db=tmp_path / "r.sqlite")
     proc = subprocess.run([sys.executable, "-m", "stimscript.cli", *args], stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "STIMSCRIPT_DB": str(tmp_path / "r.sqlite")},
                           preexec_fn=lambda: os.close(1))
     assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr
