@@ -40,7 +40,11 @@ class AstError(Exception):
 
 
 def _unescape(token: Token) -> str:
+    """The text of a string literal: the quotes removed, ``\\n``, ``\\t``, ``\\"`` and ``\\\\`` replaced (any
+    other escaped character stands for itself)."""
     body = str(token)[1:-1]
+    if "\\" not in body:   # most strings (titles, references) escape nothing: no walk over every character
+        return body
     out, i = [], 0
     escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
     while i < len(body):

@@ -300,6 +300,21 @@ def test_strings_unescape():
     assert one(r'protocol "a \"b\" c\\d \n \t \q" {}').title == 'a "b" c\\d \n \t q'
 
 
+_ESCAPED = {"n": "\n", "t": "\t"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["\\n", "\\t", '\\"', "\\\\", "\\q", "\\ ", "a", " ", "µ", "\\é"]),
+                          st.text(alphabet=st.characters(blacklist_characters='"\\\n\r'), max_size=8)),
+                max_size=12))
+def test_string_literals_mean_what_they_escape(pieces):
+    """A title written with any mix of escapes reads back as the escapes say, whether or not it escapes
+    anything (oracle: each piece on its own: a backslash makes the next character itself, but n and t)."""
+    literal = "".join(pieces)
+    meant = "".join(_ESCAPED.get(p[1], p[1]) if p.startswith("\\") and len(p) == 2 else p for p in pieces)
+    assert one(f'protocol "{literal}" {{}}').title == meant
+
+
 def test_spans_point_at_the_source():
     proto = parse("param a = 1\n\nchannel q 2 {\n    frequency 50 Hz\n}\n", "f.stim")
     setting = proto.channels[0].body[0]
