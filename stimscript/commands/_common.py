@@ -33,9 +33,9 @@ def handle_errors(fn: Callable) -> Callable:
             sys.exit(1)
         except BrokenPipeError:  # stdout closed by its reader: stimscript.cli ends quietly
             raise
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
-            sys.exit(1)
+        except OSError as exc:   # one line naming the file (or the output that cannot be written), exit 1
+            from ..cli import unhandled_os_error
+
+            sys.exit(unhandled_os_error(exc))
 
     return wrapper
