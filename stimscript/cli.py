@@ -117,8 +117,8 @@ def entry() -> NoReturn:
             sys.stderr.flush()
         except BrokenPipeError:
             os._exit(closed_stdout())
-        except OSError as exc:   # e.g. stdout on a full disk
-            os._exit(unhandled_os_error(exc) if code == 0 else code)
+        except OSError as exc:   # e.g. stdout on a full disk: said, and a failure even when the check passed
+            os._exit(unhandled_os_error(exc) or code)
         os._exit(code)
     sys.exit(code)
 
