@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: the layout of an exported-tables file (dsl/tables.py writes it); another layout is a cache miss
-FORMAT = "stimscript-lalr-export-5"
+FORMAT = "stimscript-lalr-export-6"
+#: the length of its first line (= dsl/tables.py HEAD_SIZE)
+HEAD_SIZE = 64
 
 #: what a reduction does with its result (the ``use`` of a rule in the exported tables)
 UNIT = 0       # ``?rule: other``: the child itself, nothing filtered: only the state changes
@@ -35,18 +37,48 @@ SPLICE = 2     # Lark's child filter with ``_rule`` children spliced in: (includ
 EXTEND = 3     # the first symbol's spliced list, taken over, and one more child (its index)
 
 
-def read_fast_tables(path: Path | str, grammar: str) -> dict | None:
-    """The exported tables in ``path`` when they were made from exactly ``grammar`` on this Python
-    (major.minor) in this layout; None when absent, stale or unreadable (a cache miss, never an error)."""
+def read_fast_tables(path: Path | str, grammar: str | bytes, driver: str | None = None) -> dict | None:
+    """The exported tables in ``path`` when they were made from exactly ``grammar`` (its text, or its UTF-8
+    bytes as read from grammar.lark) on this Python (major.minor) in this layout; None when absent, stale or
+    unreadable (a cache miss, never an error). The grammar is compared byte for byte, so a grammar edit is
+    always a miss (the layout: dsl/tables.py ``write_fast_tables``).
+
+    ``driver``: only what one driver reads. ``"compiled"``: ``{"twin": run}``, the file's packed run and the
+    grammar behind it, read in one piece and not copied (the run is the front of those bytes; ext/_lalr.pyx
+    reads its own length from it); the reference's part (marshalled, three quarters of the file) is neither read
+    nor unmarshalled. ``"reference"``: the tables of dsl/lalr_python.py, without the run (skipped, not read).
+    None: every table (dsl/tables.py ``export_tables``), ``twin`` included."""
     try:
-        with open(path, "rb") as fh:
-            data = marshal.loads(fh.read())  # one read: marshal.load(fh) reads item by item, ~30x slower
-        if data["format"] != FORMAT or data["python"] != "%d.%d" % sys.version_info[:2] \
-                or data["grammar"] != grammar:
+        if grammar.__class__ is not bytes:
+            grammar = grammar.encode("utf-8")   # type: ignore[union-attr]
+        with open(path, "rb", buffering=0) as fh:   # unbuffered: a few reads, no buffer object
+            head = fh.read(HEAD_SIZE).split()
+            if len(head) != 5 or head[0] != _FORMAT_BYTES or head[1] != _PYTHON_BYTES:
+                return None
+            twin, text, rest = int(head[2]), int(head[3]), int(head[4])
+            if text != len(grammar):
+                return None
+            if driver == "reference":
+                fh.seek(HEAD_SIZE + twin)
+                twin = 0
+            size = twin + text if driver == "compiled" else twin + text + rest
+            body = fh.read(size)
+        if len(body) != size or not body.startswith(grammar, twin):
             return None
-        return data["tables"]
+        if driver == "compiled":
+            return {"twin": body}
+        tables = marshal.loads(memoryview(body)[twin + text:])
+        if tables.__class__ is not dict:
+            return None
+        if driver is None:
+            tables["twin"] = body[:twin]
+        return tables
     except Exception:
         return None
+
+
+_FORMAT_BYTES = FORMAT.encode("ascii")
+_PYTHON_BYTES = b"%d.%d" % sys.version_info[:2]
 
 
 class Fallback(Exception):

@@ -38,6 +38,8 @@ if not USING_EXTENSION:
     from .lalr_python import TableParser as _ReferenceParser
 
     FastParser = _ReferenceParser
+#: the part of the exported tables FastParser reads (dsl/lalr.py ``read_fast_tables``)
+_DRIVER = "compiled" if USING_EXTENSION else "reference"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,6 +62,13 @@ _TABLES_FILE = os.path.join(os.path.dirname(_GRAMMAR_FILE), "grammar.tables")
 def _read_grammar() -> str:
     with open(_GRAMMAR_FILE, encoding="utf-8") as fh:
         return fh.read()
+
+
+def _read_grammar_bytes() -> bytes:
+    """grammar.lark as it is on disk: what the exported tables are compared with (unbuffered and not decoded:
+    a fifth of the cost of :func:`_read_grammar`)."""
+    with open(_GRAMMAR_FILE, "rb", buffering=0) as fh:
+        return fh.readall()
 
 
 def __getattr__(name: str) -> Any:
@@ -96,20 +105,33 @@ def get_parser() -> Lark:
 def get_fast_parser() -> TableParser | None:
     """The fast path's parser (:data:`FastParser`), from the exported tables shipped next to grammar.lark (or,
     after a grammar edit, from the user cache, exported there once from the Lark parser); None when they
-    cannot be made."""
-    grammar = _read_grammar()
-    tables = read_fast_tables(_TABLES_FILE, grammar)
-    if tables is None:
+    cannot be made. The compiled twin reads only its own part of the file (dsl/lalr.py ``read_fast_tables``);
+    tables that do not load (damaged: the twin checks its packed run) are a miss like stale ones."""
+    grammar = _read_grammar_bytes()
+    fast = _fast_parser(read_fast_tables(_TABLES_FILE, grammar, _DRIVER))
+    if fast is None:
         from . import tables as lark_tables
 
+        text = grammar.decode("utf-8")
         try:
-            cached = lark_tables.fast_cache_path(grammar)
+            cached = lark_tables.fast_cache_path(text)
         except Exception:  # no home folder, platformdirs failing: export every time rather than fail
             cached = None
-        tables = read_fast_tables(cached, grammar) if cached is not None else None
-        if tables is None:
-            tables = lark_tables.build_fast_tables(grammar, get_parser())
-    return FastParser(tables) if tables is not None else None
+        if cached is not None:
+            fast = _fast_parser(read_fast_tables(cached, grammar, _DRIVER))
+        if fast is None:
+            fast = _fast_parser(lark_tables.build_fast_tables(text, get_parser()))
+    return fast
+
+
+def _fast_parser(tables: dict | None) -> TableParser | None:
+    """:data:`FastParser` over ``tables``; None when there are none or they do not load."""
+    if tables is None:
+        return None
+    try:
+        return FastParser(tables)
+    except (ValueError, TypeError, KeyError, IndexError, EOFError):   # damaged or foreign tables: a miss
+        return None
 
 
 def _describe_terminal(parser: Lark, name: str) -> str:

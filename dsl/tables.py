@@ -14,9 +14,10 @@ Where the tables are looked for, in order:
    the grammar was edited in a development checkout.
 
 The same places hold ``grammar.tables`` / ``grammar-<crc>.tables``: the tables exported as plain data
-(:func:`export_tables`, marshal) for dsl/lalr.py, the fast path of ``parse`` that imports neither lark nor
-this module's lark parts. Such a file holds the grammar text it was made from and is used only for that
-exact text (and this Python's major.minor).
+(:func:`export_tables`) for dsl/lalr.py, the fast path of ``parse`` that imports neither lark nor this
+module's lark parts: a packed run of words for the compiled driver (:func:`pack_twin`) and the reference's
+tables marshalled (:func:`write_fast_tables`). Such a file holds the grammar text it was made from and is
+used only for that exact text (and this Python's major.minor).
 
 Nothing is ever downloaded. This module imports nothing from stimscript but the standard-library-only
 ``stimscript/atomicfile.py`` (files are replaced atomically), so the build can load the two by path.
@@ -126,14 +127,15 @@ def build_shipped(grammar_path: Path, target: Path) -> Path:
     write_tables(parser, target, grammar_key(grammar))
     os.chmod(target, 0o644)  # installed package data: readable by every user
     fast = target.with_name(SHIPPED_FAST.name)
-    write_fast_tables(export_tables(parser), grammar, fast)
+    # the grammar's bytes as they are on disk: what dsl/parser.py compares them with (line ends untranslated)
+    write_fast_tables(export_tables(parser), grammar_path.read_bytes(), fast)
     os.chmod(fast, 0o644)
     return target
 
 
 # ---- the exported tables of the fast path (dsl/lalr.py) ------------------------------------------------
 
-FAST_FORMAT = "stimscript-lalr-export-5"  # = dsl/lalr.py FORMAT
+FAST_FORMAT = "stimscript-lalr-export-6"  # = dsl/lalr.py FORMAT
 
 # the rule kinds of dsl/lalr.py (repeated here: this module is loaded by path at build time)
 _UNIT, _LEAF, _TREE, _INLINE, _COLLAPSE = 0, 1, 2, 3, 4
@@ -289,7 +291,8 @@ def export_tables(parser: Lark) -> dict:
     rule keeps as a child (every other token is dropped by every rule); ``lexers``: per distinct terminal
     set (regular expressions tried in order, {terminal: {text: keyword}}) and ``lexer_of_state``; for the
     compiled twin (ext/_lalr.pyx) also ``lexer_terminals`` (per lexer, its terminals in the order Lark tries
-    them) and ``scanners`` (per terminal, :func:`scanner_spec`). Everything is read from Lark's own objects,
+    them) and ``scanners`` (per terminal, :func:`scanner_spec`), and all of that again as the one packed run the
+    twin reads (``twin``: :func:`pack_twin`). Everything is read from Lark's own objects,
     so the fast path lexes, parses and shapes as Lark does. Raises ValueError for options the fast path does
     not implement.
     """
@@ -402,7 +405,7 @@ def export_tables(parser: Lark) -> dict:
     numbered = dict.fromkeys([*terminals, *(origin for origin, *_ in rules), "$END",
                               *(name for row in actions for name in row)])
     symbols = list(numbered)
-    return {
+    exported = {
         "symbols": symbols, "actions": pack_actions(actions, symbols), "rules": rules,
         "start_state": table.start_states["start"],
         "end_state": table.end_states["start"], "ignore": [str(n) for n in conf.ignore], "lexers": lexers,
@@ -411,6 +414,8 @@ def export_tables(parser: Lark) -> dict:
         "scanners": {name: scanner_spec(t.pattern.type, t.pattern.value if t.pattern.type == "str"
                                         else t.pattern.to_regexp()) for name, t in terminals.items()},
     }
+    exported["twin"] = pack_twin(exported)
+    return exported
 
 
 #: regular expressions of the grammar that the compiled twin scans with code of its own (name -> pattern)
@@ -532,13 +537,219 @@ def _code_bytes(code: list[int], typecode: str = "I") -> bytes | list[int]:
     return array(typecode, code).tobytes() if words.itemsize == 4 else code
 
 
-def write_fast_tables(tables: dict, grammar: str, path: Path) -> None:
-    """Save exported tables for ``grammar`` atomically (marshal: fast to read, no pickle import)."""
-    blob = marshal.dumps({"format": FAST_FORMAT, "python": "%d.%d" % sys.version_info[:2], "lark": LARK_VERSION,
-                          "grammar": grammar, "tables": tables})
+def write_fast_tables(tables: dict, grammar: str | bytes, path: Path) -> None:
+    """Save exported tables for ``grammar`` (its text, or the bytes of its file) atomically, in the layout
+    dsl/lalr.py ``read_fast_tables`` reads:
+
+    * a line of exactly :data:`HEAD_SIZE` bytes (ASCII, padded with blanks): the format, this Python's
+      major.minor and the lengths of the three parts below;
+    * the compiled twin's packed run (:func:`pack_twin`), then the grammar's UTF-8 text, then everything
+      else marshalled (the reference's tables; marshal: fast to read, no pickle import).
+
+    The compiled twin reads only the line, its run and the grammar (the run first: it is then the front of
+    the bytes read, aligned for its words, and is used where it lies); the grammar is compared byte for byte,
+    so a grammar edit is always a miss."""
+    twin = tables["twin"] if "twin" in tables else pack_twin(tables)
+    text = grammar if isinstance(grammar, bytes) else grammar.encode("utf-8")
+    rest = marshal.dumps({k: v for k, v in tables.items() if k != "twin"})
+    head = " ".join([FAST_FORMAT, "%d.%d" % sys.version_info[:2], str(len(twin)), str(len(text)), str(len(rest))])
+    if len(head) >= HEAD_SIZE:
+        raise ValueError("tables too large for the head line")
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as fh:
-        fh.write(blob)
+        fh.write(head.encode("ascii").ljust(HEAD_SIZE - 1) + b"\n" + twin + text + rest)
+
+
+#: the length of the first line of an exported-tables file (= dsl/lalr.py HEAD_SIZE)
+HEAD_SIZE = 64
+
+# ---- the compiled twin's packed run ----------------------------------------------------------------------
+
+#: the first word of a packed run (read back in another byte order, or of another layout: refused)
+TWIN_MAGIC = 0x3654574C
+#: the words before the sections: magic, words, checksum (of every word after it), nstates, nsymbols,
+#: nterminals, nrules, nlexers, nbuilders, start state, end state, end symbol, comb slots, then the offsets (in
+#: words) of the comb's bases, the comb, the rules, the terminals, lexer_of_state, the lexers, the pool of
+#: their data, and where the names start (in bytes)
+TWIN_HEADER = 21
+#: the scanner kinds of ext/_lalr.pyx (SC_*), by scanner_spec's name
+_SCANNER_KINDS = {"str": 0, "class+": 1, "class class*": 2, "words": 3, "decimal": 4, "quoted": 5, "separator": 6,
+                  "re": 7}
+#: the comb's empty slot (its low half: no state)
+_EMPTY_SLOT = 0xFFFF
+
+
+def checksum(words) -> int:
+    """Two running sums of 32-bit words (Fletcher's, modulo 2**32), folded into one word: ext/_lalr.pyx computes
+    the same over a packed run before it trusts it, so a damaged file is a miss (a changed word changes the
+    first sum; two words swapped, the second). Cheap in C: no multiplication in its chain."""
+    a, b = 1, 0
+    for w in words:
+        a = (a + (w & 0xFFFFFFFF)) & 0xFFFFFFFF
+        b = (b + a) & 0xFFFFFFFF
+    return a ^ (((b << 16) | (b >> 16)) & 0xFFFFFFFF)
+
+
+def comb(rows: list[dict[int, int]], width: int) -> tuple[list[int], list[int]]:
+    """The action rows (per state {symbol: action}) laid over each other in one run of slots (row
+    displacement): state ``s``'s action on symbol ``x`` is in slot ``base[s] + x`` when that slot's low 16
+    bits are ``s`` (its high 16 bits, signed, are the action); any other slot means no action. Rows are
+    placed densest first, each at the lowest base where its symbols find free slots. Returns (bases, slots)."""
+    if len(rows) >= _EMPTY_SLOT:
+        raise ValueError("too many states for the comb")
+    for row in rows:
+        for act in row.values():
+            if not -0x8000 <= act <= 0x7FFF:
+                raise ValueError("an action does not fit the comb")
+    used = bytearray()
+    bases = [0] * len(rows)
+    for s in sorted(range(len(rows)), key=lambda s: (-len(rows[s]), s)):
+        cols = sorted(rows[s])
+        if not cols:
+            continue
+        first = cols[0]
+        b = 0
+        while True:
+            free = used.find(0, b + first) if b + first < len(used) else b + first
+            if free < 0:
+                free = len(used)
+            b = free - first
+            if all(b + c >= len(used) or not used[b + c] for c in cols):
+                break
+            b += 1
+        if b + width > len(used):
+            used.extend(bytes(b + width - len(used)))
+        for c in cols:
+            used[b + c] = 1
+        bases[s] = b
+    slots = [_EMPTY_SLOT] * (max(bases, default=0) + width)
+    for s, row in enumerate(rows):
+        for c, act in row.items():
+            slots[bases[s] + c] = s | ((act & 0xFFFF) << 16)
+    return bases, slots
+
+
+def pack_twin(tables: dict) -> bytes:
+    """Everything ext/_lalr.pyx parses with, as one run of unsigned 32-bit words (machine order) then a few
+    names marshalled, so that loading it costs no Python object per rule, terminal or lexer: the twin reads
+    the words where they lie (the comb of actions, the rules, the scanners, the lexers' terminals and
+    keywords) and checks them (bounds, :func:`checksum`) before it trusts them.
+
+    Sections (offsets in words from the start, in the header): ``base[state]`` and the comb (:func:`comb`);
+    per rule 8 words (origin, size, use, shape, builder, count, offset of its indexes, Nones after or the
+    EXTEND index);
+    per terminal 4 words (scanner kind, symbol, flags: 1 kept, 2 newlines, 4 ignored; offset of its data);
+    ``lexer_of_state``; per lexer 2 words (offset of its terminals, offset of its keywords); the pool of the
+    data those offsets name (a literal: length, code points; a character set: count, low ends, high ends;
+    words: count, look-ahead or not, lengths, where each starts among the code points, the code points, the
+    look-ahead's set; a lexer's terminals: count,
+    terminal numbers; its keywords: count, then per terminal its number, how many words, and per word the
+    keyword's symbol, length, code points). The names after
+    the words: (symbol names, builder method names, {terminal: pattern} of the terminals left to ``re``)."""
+    from array import array
+
+    symbols = list(tables["symbols"])
+    index = {name: i for i, name in enumerate(symbols)}
+    terminals = list(tables["scanners"])
+    term_index = {name: i for i, name in enumerate(terminals)}
+    nstates = len(tables["lexer_of_state"])
+    if isinstance(tables["actions"], bytes):
+        words = array("i")
+        words.frombytes(tables["actions"])
+        packed = words.tolist()
+    else:
+        packed = list(tables["actions"])
+    rows: list[dict[int, int]] = []
+    k = 0
+    for _ in range(nstates):
+        n = packed[k]
+        rows.append(dict(zip(packed[k + 1:k + 1 + 2 * n:2], packed[k + 2:k + 2 + 2 * n:2])))
+        k += 1 + 2 * n
+    if k != len(packed):
+        raise ValueError("the packed actions do not match the states")
+    bases, slots = comb(rows, len(symbols))
+    pool: list[int] = []
+
+    def put(values) -> int:
+        at = len(pool)
+        pool.extend(values)
+        return at
+
+    # a builder named as a symbol is that very string object, so that marshal stores it once (a reference)
+    same = {name: name for name in symbols}
+    builders = [same.get(name, name) for name in dict.fromkeys(name for *_, name in tables["rules"])]
+    builder_index = {name: i for i, name in enumerate(builders)}
+    rule_words: list[int] = []
+    for origin, size, use, shape, arg, name in tables["rules"]:
+        count, at, extra = 0, 0, 0
+        if shape == _PICK:
+            count, at = len(arg), put(arg)
+        elif shape == _SPLICE:
+            include, extra = arg
+            count, at = len(include), put(v for i, splice, nones in include for v in (i, 1 if splice else 0, nones))
+        elif shape == _EXTEND:
+            extra = arg
+        rule_words += (index[origin], size, use, shape, builder_index[name], count, at, extra)
+    kept, newline, ignored = set(tables["kept"]), set(tables["newline_types"]), set(tables["ignore"])
+    patterns = {}
+    term_words: list[int] = []
+    for t, name in enumerate(terminals):
+        spec = tables["scanners"][name]
+        kind = _SCANNER_KINDS[spec[0]]
+        at = 0
+        if spec[0] == "str":
+            at = put([len(spec[1]), *map(ord, spec[1])])
+        elif spec[0] == "class+":
+            at = put(_packed_ranges(spec[1]))
+        elif spec[0] == "class class*":
+            at = put(_packed_ranges(spec[1]))
+            put(_packed_ranges(spec[2]))
+        elif spec[0] == "words":
+            found = spec[1]
+            starts = [sum(map(len, found[:i])) for i in range(len(found))]
+            at = put([len(found), 0 if spec[2] is None else 1, *map(len, found), *starts])
+            for w in found:
+                put(map(ord, w))
+            if spec[2] is not None:
+                put(_packed_ranges(spec[2]))
+        elif spec[0] == "re":
+            patterns[t] = spec[1]
+        flags = (1 if name in kept else 0) | (2 if name in newline else 0) | (4 if name in ignored else 0)
+        term_words += (kind, index[name], flags, at)
+    lexer_words: list[int] = []
+    for names, (_, unless) in zip(tables["lexer_terminals"], tables["lexers"]):
+        at = put([len(names), *(term_index[n] for n in names)])
+        keywords = [len(unless)]
+        for name, found in unless.items():
+            keywords += (term_index[name], len(found))
+            for text, keyword in found.items():
+                keywords += (index[keyword], len(text), *map(ord, text))
+        lexer_words += (at, put(keywords))
+    sections = [bases, slots, rule_words, term_words, list(tables["lexer_of_state"]), lexer_words, pool]
+    offsets = []
+    at = TWIN_HEADER
+    for section in sections:
+        offsets.append(at)
+        at += len(section)
+    body = [nstates, len(symbols), len(terminals), len(tables["rules"]), len(tables["lexer_terminals"]),
+            len(builders), tables["start_state"], tables["end_state"], index["$END"], len(slots), *offsets, at * 4]
+    run = body + [w for section in sections for w in section]
+    pool_at = offsets[-1]   # the offsets inside the sections count from the pool
+    for section, (start, stride, fields) in ((rule_words, (0, 8, (6,))), (term_words, (0, 4, (3,))),
+                                             (lexer_words, (0, 2, (0, 1)))):
+        for i in range(start, len(section), stride):
+            for f in fields:
+                section[i + f] += pool_at
+    run = body + [w for section in sections for w in section]
+    out = array("I", [TWIN_MAGIC, at, checksum(run)] + run)
+    if out.itemsize != 4 or len(out) != at:
+        raise ValueError("the packed run needs 4-byte words")
+    return out.tobytes() + marshal.dumps((tuple(symbols), tuple(builders), patterns))
+
+
+def _packed_ranges(ranges) -> list[int]:
+    """A scanner's character set: its count, then every low end, then every high end."""
+    return [len(ranges), *(lo for lo, _ in ranges), *(hi for _, hi in ranges)]
 
 
 def build_fast_tables(grammar: str, parser: Lark, cache_dir: Path | None = None) -> dict | None:

@@ -5,6 +5,9 @@ wherever the reference falls back.
 
 What differs is only how the work is done:
 
+* the tables are read from one packed run of words (dsl/tables.py ``pack_twin``: the actions laid over each
+  other in a comb, the rules, the scanners, the lexers), checked once and then used where they lie: loading
+  them makes no Python object per rule, terminal or lexer (a fresh ``stimscript check`` waits for it);
 * the lexer scans the text in C: each terminal with a scanner of its own (dsl/tables.py ``scanner_spec``:
   a literal, ``[...]+``, ``[...][...]*``, a list of words with a look-ahead, a decimal number, a quoted
   string, a separator), tried in Lark's order among the terminals that can start with the character at
@@ -30,7 +33,6 @@ from cpython.object cimport PyObject, PyTypeObject
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
 
-from array import array
 from fractions import Fraction
 
 from stimscript.dsl import ast
@@ -39,6 +41,7 @@ from stimscript.dsl.lalr import Fallback, Token
 from stimscript.dsl.transformer import CANONICAL_UNIT, MAX_BLOCK_DEPTH, MAX_NUMBER_CHARS, AstBuilder, _unescape
 from stimscript.spans import Span
 
+import marshal
 import re
 
 __all__ = ["TableParser"]
@@ -50,6 +53,8 @@ cdef extern from "Python.h":
     object PyUnicode_Substring(object o, Py_ssize_t start, Py_ssize_t end)
     int PyObject_GenericSetAttr(object o, object name, object value) except -1
     PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+    object PyUnicode_FromKindAndData(int kind, const void* buffer, Py_ssize_t size)
+    enum: PyUnicode_4BYTE_KIND
 
 cdef extern from "Python.h":
     PyTypeObject PyBaseObject_Type
@@ -71,7 +76,10 @@ cdef enum:
 
 cdef enum:
     NO_ACTION = -0x40000000
+    TWIN_HEADER = 21           # dsl/tables.py TWIN_HEADER: the words before the sections of a packed run
     FIRST_CHARS = 128          # characters below this have their own candidate lists; the rest share one
+
+cdef unsigned int TWIN_MAGIC = 0x3654574C   # dsl/tables.py TWIN_MAGIC
 
 # the rules built here rather than by a call of the builder's method (when the builder is a plain AstBuilder)
 cdef enum:
@@ -155,8 +163,8 @@ cdef int _ALL = ALL, _PICK = PICK, _SPLICE = SPLICE, _EXTEND = EXTEND
 
 cdef struct Ranges:
     int count
-    Py_UCS4* lo
-    Py_UCS4* hi
+    const Py_UCS4* lo
+    const Py_UCS4* hi
 
 
 cdef struct Scanner:
@@ -166,12 +174,12 @@ cdef struct Scanner:
     bint newline        # Lark counts the newlines inside it
     bint ignored        # skipped between tokens
     Py_ssize_t length   # SC_STR: the literal's length
-    Py_UCS4* chars      # SC_STR: the literal
+    const Py_UCS4* chars     # SC_STR: the literal; SC_WORDS: the words one after the other
     Ranges first        # SC_CLASS_*: the first character's set
     Ranges rest         # SC_CLASS_CLASSES: the set of the characters after it
     int words           # SC_WORDS: how many words
-    Py_ssize_t* word_start   # SC_WORDS: where each word starts in ``chars``, and its length
-    Py_ssize_t* word_length
+    const int* word_start    # SC_WORDS: where each word starts in ``chars``, and its length
+    const int* word_length
     bint has_ahead      # SC_WORDS: a negative look-ahead (``ahead`` in ``first``) after every word
 
 
@@ -180,10 +188,11 @@ cdef struct Rule:
     int size
     int use
     int shape
+    int builder         # the builder method's number (its name: ``TableParser.names``)
     int npicks          # PICK: the children's indexes (``size``: a None placeholder)
-    int* picks
+    const int* picks
     int ninclude        # SPLICE: (index, splice, Nones before) triples, then the Nones after
-    int* incl
+    const int* incl
     int append_none
     int extend          # EXTEND: the index of the one more child
 
@@ -196,26 +205,42 @@ cdef inline bint _in(Ranges* r, Py_UCS4 c) noexcept nogil:
     return False
 
 
-cdef Ranges _ranges(object spec) except *:
+cdef struct Run:
+    # a packed run of 32-bit words (dsl/tables.py ``pack_twin``) and its length: every read below is checked, so
+    # a damaged run raises ValueError (a cache miss for dsl/parser.py) instead of reading outside it
+    const int* w
+    Py_ssize_t n
+
+
+cdef inline int _at(Run* run, Py_ssize_t i) except? -1:
+    if i < 0 or i >= run.n:
+        raise ValueError("the packed tables end early")
+    return run.w[i]
+
+
+cdef inline int _count(Run* run, Py_ssize_t i, Py_ssize_t per, Py_ssize_t limit) except -1:
+    """The count at ``i``, at most ``limit``, with ``per`` words for each of its items after it inside the run."""
+    cdef int c = _at(run, i)
+    if c < 0 or c > limit or i + 1 + <Py_ssize_t>c * per > run.n:
+        raise ValueError("a count in the packed tables runs past their end")
+    return c
+
+
+cdef inline int _index(Run* run, Py_ssize_t i, int limit) except -1:
+    """The word at ``i``, which must be in 0..limit-1."""
+    cdef int v = _at(run, i)
+    if v < 0 or v >= limit:
+        raise ValueError("an index in the packed tables is out of range")
+    return v
+
+
+cdef Ranges _ranges(Run* run, Py_ssize_t i) except *:
+    """The character set at ``i`` (its count, then the low ends, then the high ends)."""
     cdef Ranges r
-    r.count = len(spec)
-    r.lo = <Py_UCS4*>malloc(sizeof(Py_UCS4) * (r.count + 1))
-    r.hi = <Py_UCS4*>malloc(sizeof(Py_UCS4) * (r.count + 1))
-    if r.lo == NULL or r.hi == NULL:
-        raise MemoryError()
-    for i, (lo, hi) in enumerate(spec):
-        r.lo[i] = lo
-        r.hi[i] = hi
+    r.count = _count(run, i, 2, 0x7FFFFFFF)
+    r.lo = <const Py_UCS4*>(run.w + i + 1)
+    r.hi = <const Py_UCS4*>(run.w + i + 1 + r.count)
     return r
-
-
-cdef Py_UCS4* _chars(str text) except NULL:
-    cdef Py_UCS4* out = <Py_UCS4*>malloc(sizeof(Py_UCS4) * (len(text) + 1))
-    if out == NULL:
-        raise MemoryError()
-    for i, ch in enumerate(text):
-        out[i] = ord(ch)
-    return out
 
 
 cdef Py_ssize_t _scan(Scanner* sc, int kind, void* data, Py_ssize_t n, Py_ssize_t pos) noexcept:
@@ -326,275 +351,334 @@ cdef bint _may_start(Scanner* sc, Py_UCS4 c):
     return True
 
 
+cdef inline int _action(const int* base, const unsigned int* comb, int state, int symbol) noexcept nogil:
+    """The action of ``state`` on ``symbol`` (a shift or goto's state, ``~rule``, or NO_ACTION) from the comb of
+    dsl/tables.py ``comb``: slot ``base[state] + symbol``, when its low 16 bits name this state."""
+    cdef unsigned int slot = comb[base[state] + symbol]
+    if (slot & 0xFFFF) == <unsigned int>state:
+        return <int>(<short>(slot >> 16))
+    return NO_ACTION
+
+
 cdef class TableParser:
     """Parses text with exported tables, exactly as :class:`stimscript.dsl.lalr.TableParser` does."""
 
-    cdef int nstates, nsymbols, nrules, nscanners, nlexers
+    cdef int nstates, nsymbols, nrules, nscanners, nlexers, nbuilders
     cdef int start_state, end_state, end_symbol
-    cdef int* actions             # [state * nsymbols + symbol]: shift/goto state, ~rule, or NO_ACTION
+    cdef bytes blob               # the packed run (dsl/tables.py pack_twin): read where it lies, never copied
+    cdef const int* words         # its words
+    cdef const int* base          # per state: the comb slot of its symbol 0 (``_action``)
+    cdef const unsigned int* comb
     cdef Rule* rules
+    cdef int* built               # per rule: the rule built here (_BUILT, B_CONSTANT), or -1
     cdef Scanner* scanners        # indexed by terminal number (not symbol number)
     cdef int* scanner_of_symbol   # symbol -> terminal number, or -1
-    cdef int* lexer_of_state
+    cdef const int* lexer_of_state
+    cdef const int* lexers        # per lexer: where its terminals and its keywords are in the run
     cdef int** candidates         # [lexer * (FIRST_CHARS + 1) + char]: terminal numbers, -1 at the end
-    cdef list names               # per rule: the builder method's name
-    cdef list built               # per rule: the rule built here (_BUILT), or -1
-    cdef list constants           # per rule: the word of a B_CONSTANT rule
-    cdef list symbol_names        # per symbol: its name
+    cdef tuple names              # per builder method number: its name
+    cdef list constants           # per builder method number: the word of a B_CONSTANT rule
+    cdef tuple symbol_names       # per symbol: its name
     cdef list terminal_names      # per terminal number: its name
     cdef list regexps             # per terminal: the compiled expression (SC_RE) or None
     cdef list unless              # {text: symbol number} of the keywords a terminal's text may be, ...
     cdef int* unless_index        # ... for [lexer * nscanners + terminal] (-1: none)
     cdef int** blocks             # per lexer: the memory of its candidate lists (NULL: not built yet)
-    cdef char* starts             # [terminal * (FIRST_CHARS + 1) + char]: may the terminal start with it
-    cdef dict terminal_index, symbols
-    cdef list lexer_specs, lexer_terminals
+    cdef char* starts             # [terminal * (FIRST_CHARS + 1) + char]: may the terminal start with it, ...
+    cdef char* started            # ... once computed for that terminal (on first use)
 
     def __cinit__(self):
-        self.actions = NULL
         self.rules = NULL
+        self.built = NULL
         self.scanners = NULL
         self.scanner_of_symbol = NULL
-        self.lexer_of_state = NULL
         self.candidates = NULL
         self.blocks = NULL
         self.unless_index = NULL
         self.starts = NULL
+        self.started = NULL
         self.nrules = 0
         self.nscanners = 0
         self.nlexers = 0
 
     def __init__(self, dict tables):
-        cdef int s, i, j, L, c, t, count
+        """Read ``tables["twin"]``, the packed run of dsl/tables.py ``pack_twin`` (checked word by word first:
+        a damaged or foreign run raises ValueError): no Python object per rule, terminal or lexer is made."""
+        cdef Py_ssize_t i, j, k, at, n, nwords, off_base, off_comb, off_rules, off_terms, off_los, off_lexers
+        cdef Py_ssize_t names_at
+        cdef int s, c, m, count, kind, flags, nrules, ncomb
+        cdef unsigned int a = 1, b = 0, slot, state
+        cdef int value
         cdef Scanner* sc
         cdef Rule* r
-        cdef Py_ssize_t k, n, size, symbol
-        cdef const int* packed
-        cdef bytes blob
-        rules = tables["rules"]
-        # the symbols: the terminals, the rules' nonterminals and the end, as dsl/tables.py numbers them
-        terminal_names = list(tables["scanners"])
-        self.terminal_names = terminal_names
-        self.symbol_names = list(tables["symbols"])
-        symbols: dict = {name: i for i, name in enumerate(self.symbol_names)}
-        self.nsymbols = len(symbols)
-        self.nstates = len(tables["lexer_of_state"])
-        self.start_state = tables["start_state"]
-        self.end_state = tables["end_state"]
-        self.end_symbol = symbols["$END"]
-        self.actions = <int*>malloc(sizeof(int) * self.nstates * self.nsymbols)
-        if self.actions == NULL:
-            raise MemoryError()
-        for i in range(self.nstates * self.nsymbols):
-            self.actions[i] = NO_ACTION
-        # the rows packed by dsl/tables.py pack_actions: per state a count, then (symbol, action) pairs
-        blob = tables["actions"] if isinstance(tables["actions"], bytes) else array("i", tables["actions"]).tobytes()
-        packed = <const int*><const char*>blob
-        size = len(blob) // sizeof(int)
-        k = 0
+        cdef Run w
+        blob = tables["twin"]
+        if type(blob) is not bytes or len(<bytes>blob) < 4 * TWIN_HEADER:
+            raise ValueError("no packed tables")
+        self.blob = <bytes>blob
+        self.words = <const int*><const char*>self.blob
+        w.w = self.words
+        w.n = TWIN_HEADER
+        if <unsigned int>_at(&w, 0) != TWIN_MAGIC:
+            raise ValueError("packed tables of another layout or byte order")
+        nwords = _at(&w, 1)
+        if nwords < TWIN_HEADER or nwords * 4 > len(self.blob):
+            raise ValueError("the packed tables end early")
+        for i in range(3, nwords):   # the checksum of dsl/tables.py ``checksum``
+            a += <unsigned int>self.words[i]
+            b += a
+        if a ^ ((b << 16) | (b >> 16)) != <unsigned int>self.words[2]:
+            raise ValueError("the packed tables are damaged")
+        w.n = nwords
+        self.nstates = _count(&w, 3, 0, 0xFFFE)
+        self.nsymbols = _count(&w, 4, 0, 0x7FFFFFFF)
+        self.nscanners = _count(&w, 5, 0, self.nsymbols)
+        nrules = _count(&w, 6, 0, 0x8000)
+        self.nlexers = _count(&w, 7, 0, 0x7FFFFFFF)
+        self.nbuilders = _count(&w, 8, 0, 0x7FFFFFFF)
+        self.start_state = _index(&w, 9, self.nstates)
+        self.end_state = _index(&w, 10, self.nstates)
+        self.end_symbol = _index(&w, 11, self.nsymbols)
+        ncomb = _count(&w, 12, 0, 0x7FFFFFFF)
+        off_base, off_comb, off_rules = _at(&w, 13), _at(&w, 14), _at(&w, 15)
+        off_terms, off_los, off_lexers = _at(&w, 16), _at(&w, 17), _at(&w, 18)
+        for at, n in ((off_base, self.nstates), (off_comb, ncomb), (off_rules, 8 * nrules),
+                      (off_terms, 4 * self.nscanners), (off_los, self.nstates), (off_lexers, 2 * self.nlexers)):
+            if at < TWIN_HEADER or at + n > nwords:
+                raise ValueError("a section of the packed tables runs past their end")
+        names_at = _at(&w, 20)
+        if names_at < nwords * 4 or names_at > len(self.blob):
+            raise ValueError("the packed tables end early")
+        names = marshal.loads(memoryview(self.blob)[names_at:])
+        if type(names) is not tuple or len(names) != 3 or type(names[0]) is not tuple \
+                or len(names[0]) != self.nsymbols or type(names[1]) is not tuple or len(names[1]) != self.nbuilders \
+                or type(names[2]) is not dict:
+            raise ValueError("the names of the packed tables do not match them")
+        self.symbol_names = names[0]
+        self.names = names[1]
+        patterns = names[2]
+        # the actions: every row must fit the comb, every slot in use name a state, a state or a rule
+        self.base = self.words + off_base
+        self.comb = <const unsigned int*>(self.words + off_comb)
         for s in range(self.nstates):
-            if k >= size:
-                raise ValueError("the packed actions end early")
-            n = packed[k]
-            k += 1
-            if n < 0 or k + 2 * n > size:
-                raise ValueError("the packed actions end early")
-            for j in range(n):
-                symbol = packed[k]
-                if symbol < 0 or symbol >= self.nsymbols:
-                    raise ValueError("an action on an unknown symbol")
-                self.actions[s * self.nsymbols + symbol] = packed[k + 1]
-                k += 2
-        if k != size:
-            raise ValueError("the packed actions do not match the states")
-        # rules
-        self.nrules = len(rules)
-        self.rules = <Rule*>malloc(sizeof(Rule) * (self.nrules + 1))
-        if self.rules == NULL:
+            if self.base[s] < 0 or <Py_ssize_t>self.base[s] + self.nsymbols > ncomb:
+                raise ValueError("a row of actions runs past the comb")
+        for i in range(ncomb):
+            slot = self.comb[i]
+            state = slot & 0xFFFF
+            if state == 0xFFFF:
+                continue
+            value = <short>(slot >> 16)
+            if state >= <unsigned int>self.nstates or (value >= self.nstates if value >= 0 else ~value >= nrules):
+                raise ValueError("an action of the packed tables is out of range")
+        # rules (their indexes point into the run)
+        self.rules = <Rule*>malloc(sizeof(Rule) * (nrules + 1))
+        self.built = <int*>malloc(sizeof(int) * (nrules + 1))
+        if self.rules == NULL or self.built == NULL:
             raise MemoryError()
-        memset(self.rules, 0, sizeof(Rule) * (self.nrules + 1))
-        self.names = []
-        self.built = []
-        self.constants = []
-        # the two tables as typed locals: their lookups are then C calls (``.get`` of an untyped module global is
-        # an attribute lookup and a call per rule: about 0.3 % of a small file's ``stimscript check``)
-        cdef dict built_of = _BUILT, constant_of = _CONSTANT
-        for i, (origin, size, use, shape, arg, name) in enumerate(rules):
+        memset(self.rules, 0, sizeof(Rule) * (nrules + 1))
+        self.nrules = nrules
+        for i in range(nrules):
             r = &self.rules[i]
-            r.origin = symbols[origin]
-            r.size = size
-            r.use = use
-            r.shape = shape
-            self.names.append(name)
-            self.built.append((B_CONSTANT if name in constant_of else built_of.get(name, -1))
-                              if use in (_TREE, _LEAF) else -1)
+            k = off_rules + 8 * i
+            r.origin = _index(&w, k, self.nsymbols)
+            r.size = _count(&w, k + 1, 0, 0x7FFFFFFF)
+            r.use = _index(&w, k + 2, _COLLAPSE + 1)
+            r.shape = _index(&w, k + 3, _EXTEND + 1)
+            r.builder = _index(&w, k + 4, self.nbuilders)
+            count = _at(&w, k + 5)
+            at = _at(&w, k + 6)
+            if r.shape == _PICK:
+                r.npicks = count
+                if count < 0 or at < 0 or at + count > nwords:
+                    raise ValueError("a rule of the packed tables runs past their end")
+                r.picks = self.words + at
+                for j in range(count):
+                    _index(&w, at + j, r.size + 1)
+            elif r.shape == _SPLICE:
+                if count < 0 or at < 0 or at + 3 * <Py_ssize_t>count > nwords:
+                    raise ValueError("a rule of the packed tables runs past their end")
+                r.ninclude = count
+                r.incl = self.words + at
+                for j in range(count):
+                    _index(&w, at + 3 * j, r.size)
+                    _index(&w, at + 3 * j + 1, 2)
+                    _count(&w, at + 3 * j + 2, 0, 0x7FFFFFFF)
+                r.append_none = _count(&w, k + 7, 0, 0x7FFFFFFF)
+            elif r.shape == _EXTEND:
+                r.extend = _index(&w, k + 7, r.size)
+            if r.use == _COLLAPSE and (r.shape != _PICK or r.npicks < 1) or r.use == _UNIT and r.size != 1:
+                raise ValueError("a rule of the packed tables is not of a known shape")
+        # the rules built here: per builder method name, then per rule
+        cdef dict built_of = _BUILT, constant_of = _CONSTANT
+        self.constants = []
+        by_builder = []
+        for name in self.names:
+            if type(name) is not str:
+                raise ValueError("a builder name of the packed tables is not a name")
             self.constants.append(constant_of.get(name))
-            if shape == _PICK:
-                r.npicks = len(arg)
-                r.picks = <int*>malloc(sizeof(int) * (r.npicks + 1))
-                for j, p in enumerate(arg):
-                    r.picks[j] = p
-            elif shape == _SPLICE:
-                included, append_none = arg
-                r.ninclude = len(included)
-                r.incl = <int*>malloc(sizeof(int) * (3 * r.ninclude + 1))
-                for j, (k, expand, nones) in enumerate(included):
-                    r.incl[3 * j] = k
-                    r.incl[3 * j + 1] = 1 if expand else 0
-                    r.incl[3 * j + 2] = nones
-                r.append_none = append_none
-            elif shape == _EXTEND:
-                r.extend = arg
+            by_builder.append(B_CONSTANT if name in constant_of else built_of.get(name, -1))
+        for i in range(nrules):
+            r = &self.rules[i]
+            self.built[i] = <int>by_builder[r.builder] if r.use == _TREE or r.use == _LEAF else -1
         # terminals
-        ignore = set(tables["ignore"])
-        newline_types = set(tables["newline_types"])
-        kept = set(tables["kept"])
-        self.nscanners = len(terminal_names)
         self.scanners = <Scanner*>malloc(sizeof(Scanner) * (self.nscanners + 1))
-        if self.scanners == NULL:
+        self.scanner_of_symbol = <int*>malloc(sizeof(int) * (self.nsymbols + 1))
+        if self.scanners == NULL or self.scanner_of_symbol == NULL:
             raise MemoryError()
         memset(self.scanners, 0, sizeof(Scanner) * (self.nscanners + 1))
-        self.scanner_of_symbol = <int*>malloc(sizeof(int) * self.nsymbols)
         for i in range(self.nsymbols):
             self.scanner_of_symbol[i] = -1
-        self.regexps = []
-        for i, name in enumerate(terminal_names):
-            spec = tables["scanners"][name]
+        self.regexps = [None] * self.nscanners
+        self.terminal_names = [None] * self.nscanners
+        for i in range(self.nscanners):
             sc = &self.scanners[i]
-            sc.symbol = symbols[name]
+            k = off_terms + 4 * i
+            kind = _index(&w, k, SC_RE + 1)
+            sc.kind = kind
+            sc.symbol = _index(&w, k + 1, self.nsymbols)
             self.scanner_of_symbol[sc.symbol] = i
-            sc.kept = name in kept
-            sc.newline = name in newline_types
-            sc.ignored = name in ignore
-            regexp = None
-            kind = spec[0]
-            if kind == "str":
-                sc.kind = SC_STR
-                sc.length = len(spec[1])
-                sc.chars = _chars(spec[1])
-            elif kind == "class+":
-                sc.kind = SC_CLASS_PLUS
-                sc.first = _ranges(spec[1])
-            elif kind == "class class*":
-                sc.kind = SC_CLASS_CLASSES
-                sc.first = _ranges(spec[1])
-                sc.rest = _ranges(spec[2])
-            elif kind == "words":
-                sc.kind = SC_WORDS
-                words = spec[1]
-                sc.words = len(words)
-                sc.chars = _chars("".join(words))
-                sc.word_start = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * (sc.words + 1))
-                sc.word_length = <Py_ssize_t*>malloc(sizeof(Py_ssize_t) * (sc.words + 1))
+            self.terminal_names[i] = self.symbol_names[sc.symbol]
+            flags = _at(&w, k + 2)
+            sc.kept = flags & 1
+            sc.newline = (flags & 2) != 0
+            sc.ignored = (flags & 4) != 0
+            at = _at(&w, k + 3)
+            if kind == SC_STR:
+                sc.length = _count(&w, at, 1, 0x7FFFFFFF)
+                sc.chars = <const Py_UCS4*>(self.words + at + 1)
+            elif kind == SC_CLASS_PLUS:
+                sc.first = _ranges(&w, at)
+            elif kind == SC_CLASS_CLASSES:
+                sc.first = _ranges(&w, at)
+                sc.rest = _ranges(&w, at + 1 + 2 * sc.first.count)
+            elif kind == SC_WORDS:
+                sc.words = _count(&w, at, 2, 0x7FFFFFFF)
+                if at + 2 + 2 * <Py_ssize_t>sc.words > nwords:
+                    raise ValueError("the words of a terminal in the packed tables run past their end")
+                sc.has_ahead = _index(&w, at + 1, 2)
+                sc.word_length = self.words + at + 2
+                sc.word_start = self.words + at + 2 + sc.words
                 count = 0
-                for j, w in enumerate(words):
-                    sc.word_start[j] = count
-                    sc.word_length[j] = len(w)
-                    count += len(w)
-                sc.has_ahead = spec[2] is not None
+                for j in range(sc.words):
+                    if sc.word_length[j] < 0 or sc.word_start[j] != count:
+                        raise ValueError("the words of a terminal in the packed tables do not match")
+                    count += sc.word_length[j]
+                k = at + 2 + 2 * sc.words
+                if k + count > nwords:
+                    raise ValueError("the words of a terminal in the packed tables run past their end")
+                sc.chars = <const Py_UCS4*>(self.words + k)
                 if sc.has_ahead:
-                    sc.first = _ranges(spec[2])
-            elif kind == "decimal":
-                sc.kind = SC_DECIMAL
-            elif kind == "quoted":
-                sc.kind = SC_QUOTED
-            elif kind == "separator":
-                sc.kind = SC_SEPARATOR
-            else:
-                sc.kind = SC_RE
-                regexp = re.compile(spec[1])
-            self.regexps.append(regexp)
+                    sc.first = _ranges(&w, k + count)
+            elif kind == SC_RE:
+                pattern = patterns.get(i)
+                if type(pattern) is not str:
+                    raise ValueError("a terminal of the packed tables has no pattern")
+                self.regexps[i] = re.compile(pattern)
         # lexers: per first character, the terminals that may start with it, in Lark's order; each built on
-        # first use (_lexer), as a command parses with only some of them
-        self.terminal_index = {name: i for i, name in enumerate(terminal_names)}
-        self.symbols = symbols
-        self.lexer_specs = tables["lexers"]
-        self.lexer_terminals = tables["lexer_terminals"]
-        self.nlexers = len(self.lexer_terminals)
+        # first use (_lexer), as a command parses with only some of them; checked here
+        self.lexer_of_state = self.words + off_los
+        for s in range(self.nstates):
+            _index(&w, off_los + s, self.nlexers)
+        self.lexers = self.words + off_lexers
+        for i in range(self.nlexers):
+            at = _at(&w, off_lexers + 2 * i)
+            count = _count(&w, at, 1, 0x7FFFFFFF)
+            for j in range(count):
+                _index(&w, at + 1 + j, self.nscanners)
+            at = _at(&w, off_lexers + 2 * i + 1)
+            count = _count(&w, at, 2, 0x7FFFFFFF)
+            k = at + 1
+            for j in range(count):
+                _index(&w, k, self.nscanners)
+                n = _count(&w, k + 1, 2, 0x7FFFFFFF)
+                k += 2
+                for m in range(n):
+                    _index(&w, k, self.nsymbols)
+                    c = _count(&w, k + 1, 1, 0x7FFFFFFF)
+                    for s in range(c):
+                        _index(&w, k + 2 + s, 0x110000)
+                    k += 2 + c
         self.starts = <char*>malloc(self.nscanners * (FIRST_CHARS + 1) + 1)
+        self.started = <char*>malloc(self.nscanners + 1)
         self.candidates = <int**>malloc(sizeof(int*) * self.nlexers * (FIRST_CHARS + 1) + 1)
         self.blocks = <int**>malloc(sizeof(int*) * (self.nlexers + 1))
         self.unless_index = <int*>malloc(sizeof(int) * (self.nlexers * self.nscanners + 1))
-        if self.starts == NULL or self.candidates == NULL or self.blocks == NULL or self.unless_index == NULL:
+        if self.starts == NULL or self.started == NULL or self.candidates == NULL or self.blocks == NULL \
+                or self.unless_index == NULL:
             raise MemoryError()
         memset(self.blocks, 0, sizeof(int*) * (self.nlexers + 1))
-        for i in range(self.nscanners):
-            sc = &self.scanners[i]
-            for c in range(FIRST_CHARS):
-                self.starts[i * (FIRST_CHARS + 1) + c] = _may_start(sc, c)
-            # any other character: every terminal that may start with one above 127
-            self.starts[i * (FIRST_CHARS + 1) + FIRST_CHARS] = sc.kind != SC_DECIMAL and sc.kind != SC_QUOTED \
-                and sc.kind != SC_SEPARATOR
+        memset(self.started, 0, self.nscanners + 1)
         self.unless = []
-        self.lexer_of_state = <int*>malloc(sizeof(int) * self.nstates)
-        for s, L in enumerate(tables["lexer_of_state"]):
-            self.lexer_of_state[s] = L
 
     def __dealloc__(self):
         cdef int i
-        if self.rules != NULL:
-            for i in range(self.nrules):
-                free(self.rules[i].picks)
-                free(self.rules[i].incl)
-            free(self.rules)
-        if self.scanners != NULL:
-            for i in range(self.nscanners):
-                free(self.scanners[i].chars)
-                free(self.scanners[i].first.lo)
-                free(self.scanners[i].first.hi)
-                free(self.scanners[i].rest.lo)
-                free(self.scanners[i].rest.hi)
-                free(self.scanners[i].word_start)
-                free(self.scanners[i].word_length)
-            free(self.scanners)
         if self.blocks != NULL:
             for i in range(self.nlexers):
                 free(self.blocks[i])
             free(self.blocks)
+        free(self.rules)
+        free(self.built)
+        free(self.scanners)
         free(self.candidates)
         free(self.unless_index)
         free(self.starts)
-        free(self.actions)
+        free(self.started)
         free(self.scanner_of_symbol)
-        free(self.lexer_of_state)
 
     cdef int _lexer(self, int L) except -1:
-        """Build lexer ``L``: its candidate lists (one block of memory) and its keyword tables."""
-        cdef Py_ssize_t width = FIRST_CHARS + 1, total = 0
-        cdef int c, j, t, norder
-        cdef int* order
+        """Build lexer ``L``: its candidate lists (one block of memory) and its keyword tables (the terminals'
+        first characters on first use of each terminal)."""
+        cdef Py_ssize_t width = FIRST_CHARS + 1, total = 0, k
+        cdef int c, j, t, m, norder, count, nwords, length
+        cdef const int* order
         cdef int* block
-        names = self.lexer_terminals[L]
-        norder = len(names)
-        order = <int*>malloc(sizeof(int) * (norder + 1))
-        if order == NULL:
-            raise MemoryError()
-        try:
+        cdef Scanner* sc
+        k = self.lexers[2 * L]
+        norder = self.words[k]
+        order = self.words + k + 1
+        for j in range(norder):
+            t = order[j]
+            if not self.started[t]:
+                sc = &self.scanners[t]
+                for c in range(FIRST_CHARS):
+                    self.starts[t * width + c] = _may_start(sc, c)
+                # any other character: every terminal that may start with one above 127
+                self.starts[t * width + FIRST_CHARS] = sc.kind != SC_DECIMAL and sc.kind != SC_QUOTED \
+                    and sc.kind != SC_SEPARATOR
+                self.started[t] = 1
+        for c in range(width):
             for j in range(norder):
-                order[j] = self.terminal_index[names[j]]
-            for c in range(width):
-                for j in range(norder):
-                    total += self.starts[order[j] * width + c]
-                total += 1
-            block = <int*>malloc(sizeof(int) * total)
-            if block == NULL:
-                raise MemoryError()
-            total = 0
-            for c in range(width):
-                self.candidates[L * width + c] = block + total
-                for j in range(norder):
-                    if self.starts[order[j] * width + c]:
-                        block[total] = order[j]
-                        total += 1
-                block[total] = -1
-                total += 1
-        finally:
-            free(order)
+                total += self.starts[order[j] * width + c]
+            total += 1
+        block = <int*>malloc(sizeof(int) * total)
+        if block == NULL:
+            raise MemoryError()
+        total = 0
+        for c in range(width):
+            self.candidates[L * width + c] = block + total
+            for j in range(norder):
+                if self.starts[order[j] * width + c]:
+                    block[total] = order[j]
+                    total += 1
+            block[total] = -1
+            total += 1
         for t in range(self.nscanners):
             self.unless_index[L * self.nscanners + t] = -1
-        for name, words in self.lexer_specs[L][1].items():
-            self.unless_index[L * self.nscanners + <int>self.terminal_index[name]] = len(self.unless)
-            self.unless.append({text: self.symbols[keyword] for text, keyword in words.items()})
+        k = self.lexers[2 * L + 1]
+        count = self.words[k]
+        k += 1
+        for j in range(count):
+            t = self.words[k]
+            nwords = self.words[k + 1]
+            k += 2
+            words = {}
+            for m in range(nwords):
+                length = self.words[k + 1]
+                words[PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, self.words + k + 2, length)] = self.words[k]
+                k += 2 + length
+            self.unless_index[L * self.nscanners + t] = len(self.unless)
+            self.unless.append(words)
         self.blocks[L] = block
         return 0
 
@@ -639,6 +723,14 @@ cdef class TableParser:
             return m.end() if m is not None and m.end() > pos else -1
         e = _scan(&self.scanners[t], PyUnicode_KIND(text), PyUnicode_DATA(text), len(text), pos)
         return e
+
+    def action(self, int state, int symbol):
+        """The action of ``state`` on symbol number ``symbol`` as the driver reads it from the comb: a shift or
+        goto's state, ``~rule``, or None (tests)."""
+        if not (0 <= state < self.nstates and 0 <= symbol < self.nsymbols):
+            raise IndexError("no such state or symbol")
+        act = _action(self.base, self.comb, state, symbol)
+        return None if act == NO_ACTION else act
 
     def lex(self, int state, str text, Py_ssize_t pos):
         """The next token for parser ``state`` from ``pos`` (tests): (terminal, start, end), blanks skipped;
@@ -1089,8 +1181,8 @@ cdef class _Run:
         cdef Py_ssize_t n = len(text)
         cdef Py_ssize_t pos = 0, tok_start = 0, end = 0, k, base, s, e, own, i
         cdef int state = p.start_state, t, term, symbol, act, index, below, top, origin, height, j, nones, built
-        cdef int nsymbols = p.nsymbols
-        cdef int* actions = p.actions
+        cdef const int* base_of = p.base
+        cdef const unsigned int* comb = p.comb
         cdef bint is_end, kept
         cdef Scanner* sc
         cdef Rule* r
@@ -1146,7 +1238,7 @@ cdef class _Run:
                 is_end = True
             # ---- reduce as long as the table says so, then shift ----
             while True:
-                act = actions[state * nsymbols + symbol]
+                act = _action(base_of, comb, state, symbol)
                 if act == NO_ACTION:
                     raise Fallback("unexpected token")
                 if act >= 0:   # shift
@@ -1161,12 +1253,12 @@ cdef class _Run:
                 if r.use == _UNIT:   # the child itself, with its own position: only the state changes
                     below = self.st_state[self.top - 1]
                     while True:
-                        top = actions[below * nsymbols + origin]
-                        if top == NO_ACTION:
+                        top = _action(base_of, comb, below, origin)
+                        if top < 0:   # (a goto is a state: anything else is no goto)
                             raise Fallback("no goto")
                         if is_end and top == p.end_state:
                             break
-                        act = actions[top * nsymbols + symbol]
+                        act = _action(base_of, comb, top, symbol)
                         if act == NO_ACTION or act >= 0 or p.rules[~act].use != _UNIT:
                             break
                         origin = p.rules[~act].origin
@@ -1176,6 +1268,8 @@ cdef class _Run:
                         return self._plain(values[self.top])
                     continue
                 base = self.top - r.size + 1
+                if base < 1:   # (never with Lark's tables: the bottom entry is never popped)
+                    raise Fallback("stack underflow")
                 # the children, as Lark's child filter leaves them, read from the stack
                 if r.shape == _PICK:
                     children = []
@@ -1246,13 +1340,13 @@ cdef class _Run:
                     if built >= 0 and self.direct:
                         try:
                             value = self._built(built, meta, children) if built != B_CONSTANT \
-                                else p.constants[index]
+                                else p.constants[r.builder]
                         except Exception as exc:
                             raise Fallback(str(exc)) from None
                     if value is _DELEGATE:
                         method = self.methods[index]
                         if method is None:
-                            name = p.names[index]
+                            name = p.names[r.builder]
                             method = getattr(self.builder, name, None)
                             if method is None or name.startswith("_"):
                                 raise Fallback(f"no builder for {name}")
@@ -1272,8 +1366,8 @@ cdef class _Run:
                         s, e = (<_Tok>value).start, (<_Tok>value).end
                     elif own < 0 and s >= 0:   # a node without position would get one only now: not like
                         raise Fallback("position set late")   # Lark (nor a placeholder: left to Lark)
-                state = actions[self.st_state[self.top] * nsymbols + origin]
-                if state == NO_ACTION:
+                state = _action(base_of, comb, self.st_state[self.top], origin)
+                if state < 0:
                     raise Fallback("no goto")
                 self._push(state, value, s, e, height)
                 if is_end and state == p.end_state:

@@ -185,7 +185,8 @@ def test_stale_shipped_tables_are_exported_into_the_user_cache(tmp_path, monkeyp
     current grammar into the user cache once and reads them from there next time."""
     monkeypatch.setenv("STIMSCRIPT_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(parser_mod, "read_fast_tables",
-                        lambda path, grammar: None if os.path.basename(path) == "grammar.tables" else read_fast_tables(path, grammar))
+                        lambda path, grammar, driver=None: None if os.path.basename(path) == "grammar.tables"
+                        else read_fast_tables(path, grammar, driver))
     parser_mod.get_fast_parser.cache_clear()
     try:
         assert isinstance(parser_mod.get_fast_parser(), parser_mod.FastParser)
@@ -205,20 +206,23 @@ def test_installed_package_ships_current_exported_tables():
 # ---- the fast path's shortcuts, each against an oracle that does not use it ----------------------------
 
 def test_exported_tables_of_another_layout_are_ignored(tmp_path):
-    """A tables file written by an older stimscript (another layout) is a cache miss, not a crash."""
+    """A tables file written by an older stimscript (another layout: the previous one was one marshalled dict)
+    or another Python is a cache miss, not a crash, for every driver."""
     import marshal
     import sys
 
     path = tmp_path / "grammar.tables"
-    tables.write_fast_tables(tables.export_tables(tables.build(GRAMMAR)), GRAMMAR, path)
-    data = marshal.loads(path.read_bytes())
-    assert data["format"] == FORMAT == tables.FAST_FORMAT
-    data["format"] = "stimscript-lalr-export-1"
-    path.write_bytes(marshal.dumps(data))
-    assert read_fast_tables(path, GRAMMAR) is None
-    data["format"], data["python"] = FORMAT, "2.7"
-    path.write_bytes(marshal.dumps(data))
-    assert read_fast_tables(path, GRAMMAR) is None
+    tables.write_fast_tables(EXPORTED, GRAMMAR, path)
+    data = path.read_bytes()
+    head = data[:tables.HEAD_SIZE].split()
+    assert head[0].decode() == FORMAT == tables.FAST_FORMAT and head[1] == b"%d.%d" % sys.version_info[:2]
+    older = {"format": "stimscript-lalr-export-5", "python": "%d.%d" % sys.version_info[:2], "grammar": GRAMMAR,
+             "tables": {k: v for k, v in EXPORTED.items() if k != "twin"}}
+    for other in (data.replace(FORMAT.encode(), b"stimscript-lalr-export-9", 1),
+                  data.replace(b" %d.%d " % sys.version_info[:2], b" 2.7 ", 1), marshal.dumps(older)):
+        path.write_bytes(other)
+        for driver in (None, "compiled", "reference"):
+            assert read_fast_tables(path, GRAMMAR, driver) is None
     assert sys.version_info[:2] != (2, 7)
 
 
@@ -347,9 +351,12 @@ def test_the_packed_actions_are_larks_parse_table():
     assert REFERENCE.actions == rows
     with pytest.raises(ValueError):
         unpack_actions(EXPORTED["actions"][:-8], EXPORTED["symbols"], len(EXPORTED["lexer_of_state"]))
-    for twin in TWINS[1:]:   # the compiled twin refuses a truncated run too (it never reads past the end)
-        with pytest.raises(ValueError):
-            type(twin)({**EXPORTED, "actions": EXPORTED["actions"][:-8]})
+    for twin in TWINS[1:]:   # the compiled twin reads them from its comb: the same table, symbol by symbol
+        for state, row in enumerate(rows):
+            for number, name in enumerate(EXPORTED["symbols"]):
+                assert twin.action(state, number) == row.get(name), (state, name)
+        with pytest.raises(ValueError):   # and refuses a truncated run (it never reads past the end)
+            type(twin)({**EXPORTED, "twin": EXPORTED["twin"][:len(EXPORTED["twin"]) // 2]})
 
 
 # valid protocols built from the grammar's constructs, spaced and separated in every allowed way
@@ -510,3 +517,169 @@ def test_parse_leaves_the_garbage_collector_as_it_found_it(text, enabled):
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+# ---- the layout of the exported tables: the compiled twin's packed run, the parts each driver reads --------
+
+def _run_words(run: bytes) -> list[int]:
+    """The 32-bit words of a packed run (dsl/tables.py ``pack_twin``: the second word is their number)."""
+    from array import array
+
+    words = array("I")
+    words.frombytes(run[:8])
+    count = words[1]
+    words = array("I")
+    words.frombytes(run[:4 * count])
+    return words.tolist()
+
+
+def _with_words(run: bytes, words: list[int], checksum: bool = True) -> bytes:
+    """``run`` with its words replaced (and its checksum made to match them, unless told otherwise)."""
+    from array import array
+
+    if checksum:
+        words = words[:2] + [tables.checksum(words[3:])] + words[3:]
+    return array("I", words).tobytes() + run[4 * len(words):]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.dictionaries(st.integers(0, 40), st.integers(-300, 600), max_size=12), max_size=40))
+def test_the_comb_holds_every_action_and_no_other(rows):
+    """Rows laid over each other (dsl/tables.py ``comb``): the oracle is the rows themselves. Every (state,
+    symbol) reads back the row's action, or none where the row has none."""
+    bases, slots = tables.comb(rows, 41)
+    for state, row in enumerate(rows):
+        assert bases[state] + 41 <= len(slots)
+        for symbol in range(41):
+            slot = slots[bases[state] + symbol]
+            found = (slot >> 16) - ((slot >> 15) & 0x10000) if slot & 0xFFFF == state else None
+            assert found == row.get(symbol), (state, symbol)
+    assert len(slots) <= sum(map(len, rows)) + 41 * 2 + 40   # (dense rows would take 41 slots each)
+
+
+def test_each_driver_reads_its_part_of_the_file(tmp_path):
+    """``compiled``: the packed run (and the grammar after it) only; ``reference``: the reference's tables
+    only; neither: both. Each part is what was exported."""
+    path = tmp_path / "grammar.tables"
+    tables.write_fast_tables(EXPORTED, GRAMMAR, path)
+    everything = read_fast_tables(path, GRAMMAR)
+    assert everything == EXPORTED
+    run = read_fast_tables(path, GRAMMAR.encode("utf-8"), "compiled")
+    assert list(run) == ["twin"] and run["twin"].startswith(EXPORTED["twin"])
+    assert run["twin"][len(EXPORTED["twin"]):] == GRAMMAR.encode("utf-8")   # (the run is not copied out)
+    reference = read_fast_tables(path, GRAMMAR, "reference")
+    assert reference == {k: v for k, v in EXPORTED.items() if k != "twin"}
+    for twin in {TableParser, parser_mod.FastParser}:
+        text = (ROOT / "examples" / "tka_quadriceps.stim").read_text(encoding="utf-8")
+        part = run if twin is not TableParser else reference
+        _same(twin(part).parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH),
+              parser_mod._parse_with_lark(text, Source("t", text)))
+
+
+def test_a_truncated_or_edited_file_is_a_miss(tmp_path):
+    path = tmp_path / "grammar.tables"
+    tables.write_fast_tables(EXPORTED, GRAMMAR, path)
+    data = path.read_bytes()
+    twin_end = tables.HEAD_SIZE + len(EXPORTED["twin"])
+    for cut in (0, 10, tables.HEAD_SIZE, tables.HEAD_SIZE + 100, twin_end, twin_end + 50, len(data) - 1):
+        path.write_bytes(data[:cut])
+        assert read_fast_tables(path, GRAMMAR) is None and read_fast_tables(path, GRAMMAR, "reference") is None
+        if cut < twin_end + len(GRAMMAR.encode("utf-8")):
+            assert read_fast_tables(path, GRAMMAR, "compiled") is None
+    path.write_bytes(data)
+    edited = GRAMMAR.replace('"pause"', '"pauze"')   # the same length: only the text tells
+    assert len(edited) == len(GRAMMAR) and edited != GRAMMAR
+    for driver in (None, "compiled", "reference"):
+        assert read_fast_tables(path, GRAMMAR, driver) is not None
+        assert read_fast_tables(path, edited, driver) is None
+        assert read_fast_tables(path, GRAMMAR + "\n", driver) is None
+
+
+@pytest.mark.skipif(len(TWINS) < 2, reason="the compiled twin is not built")
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_a_damaged_run_is_refused(data):
+    """Any word of the packed run changed (a damaged file): the compiled twin refuses it with ValueError (its
+    checksum), never reading outside the run; so does a run cut short anywhere."""
+    compiled = type(TWINS[1])
+    run = EXPORTED["twin"]
+    words = _run_words(run)
+    i = data.draw(st.integers(0, len(words) - 1))
+    words[i] ^= data.draw(st.integers(1, 0xFFFFFFFF))
+    with pytest.raises(ValueError):
+        compiled({"twin": _with_words(run, words, checksum=False)})
+    with pytest.raises(ValueError):
+        compiled({"twin": run[:data.draw(st.integers(0, 4 * len(words) - 1))]})
+
+
+@pytest.mark.skipif(len(TWINS) < 2, reason="the compiled twin is not built")
+def test_a_run_with_a_value_out_of_range_is_refused():
+    """A run whose checksum matches but whose numbers do not fit (another writer's bug): every index the
+    driver follows is checked when the run is read (a ValueError, never a read outside the tables)."""
+    compiled = type(TWINS[1])
+    run = EXPORTED["twin"]
+    words = _run_words(run)
+    nstates, nsymbols, nterminals, nrules, nlexers = words[3:8]
+    off_base, off_comb, off_rules, off_terms, off_los, off_lexers, off_pool = words[13:20]
+    assert compiled({"twin": _with_words(run, words)}).action(0, 0) == TWINS[1].action(0, 0)
+    changes = {
+        1: 4 * len(run), 3: 0xFFFF, 9: nstates, 10: nstates + 7, 11: nsymbols, 13: len(words), 20: 4 * len(words) - 4,
+        off_base: len(words), off_rules: nsymbols, off_rules + 2: 5, off_rules + 3: 4, off_rules + 4: 10 ** 6,
+        off_rules + 6: len(words) + 3, off_terms: 8, off_terms + 1: nsymbols, off_los: nlexers,
+        off_lexers: len(words), off_pool: 10 ** 6,
+    }
+    for rule in range(nrules):   # a UNIT rule of another size, a PICK of a child past the rule's end
+        use, shape, count = words[off_rules + 8 * rule + 2], words[off_rules + 8 * rule + 3], words[off_rules + 8 * rule + 5]
+        if use == 0:
+            changes.setdefault(off_rules + 8 * rule + 1, 2)
+        if shape == 1 and count:
+            changes.setdefault(words[off_rules + 8 * rule + 6], words[off_rules + 8 * rule + 1] + 1)
+    for slot in range(off_comb, off_comb + 40):   # an action to no state, a reduction by no rule
+        if words[slot] & 0xFFFF != 0xFFFF:
+            changes.setdefault(slot, (words[slot] & 0xFFFF) | ((nstates + 1) << 16))
+    for i, value in changes.items():
+        damaged = list(words)
+        damaged[i] = value
+        with pytest.raises(ValueError):
+            compiled({"twin": _with_words(run, damaged)})
+    reduction = next(s for s in range(off_comb, off_pool) if words[s] & 0xFFFF != 0xFFFF and words[s] >> 31)
+    damaged = list(words)
+    damaged[reduction] = (words[reduction] & 0xFFFF) | (((~nrules) & 0xFFFF) << 16)
+    with pytest.raises(ValueError):
+        compiled({"twin": _with_words(run, damaged)})
+
+
+def test_damaged_shipped_tables_are_a_miss_not_a_crash(tmp_path, monkeypatch):
+    """The shipped file damaged (cut short, or a byte of the compiled twin's run changed): ``get_fast_parser``
+    treats it as stale, exports the tables into the user cache and parses as before."""
+    monkeypatch.setenv("STIMSCRIPT_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "grammar.tables"
+    tables.write_fast_tables(EXPORTED, GRAMMAR, path)
+    data = path.read_bytes()
+    middle = tables.HEAD_SIZE + len(EXPORTED["twin"]) // 2
+    text = (ROOT / "examples" / "tka_quadriceps.stim").read_text(encoding="utf-8")
+    expected = parser_mod._parse_with_lark(text, Source("t", text))
+    for damaged in (data[:len(data) // 2], data[:middle] + bytes([data[middle] ^ 0x5A]) + data[middle + 1:]):
+        path.write_bytes(damaged)
+        monkeypatch.setattr(parser_mod, "_TABLES_FILE", str(path))
+        parser_mod.get_fast_parser.cache_clear()
+        try:
+            fast = parser_mod.get_fast_parser()
+            assert isinstance(fast, parser_mod.FastParser)
+            _same(fast.parse(text, AstBuilder(Source("t", text)), parser_mod.MAX_DEPTH), expected)
+        finally:
+            parser_mod.get_fast_parser.cache_clear()
+    assert read_fast_tables(tables.fast_cache_path(GRAMMAR), GRAMMAR) is not None
+
+
+def test_shipped_tables_match_the_grammar_file_as_it_is_on_disk(tmp_path):
+    """The shipped export holds the grammar file's own bytes (``get_fast_parser`` compares those, unread as
+    text): a file with CRLF line ends (a Windows checkout) still finds its tables, and a file edited since is
+    a miss."""
+    grammar = tmp_path / "grammar.lark"
+    grammar.write_bytes(GRAMMAR.replace("\n", "\r\n").encode("utf-8"))
+    tables.build_shipped(grammar, tmp_path / "grammar.lalr")
+    shipped = tmp_path / "grammar.tables"
+    for driver in (None, "compiled", "reference"):
+        assert read_fast_tables(shipped, grammar.read_bytes(), driver) is not None
+        assert read_fast_tables(shipped, GRAMMAR.encode("utf-8"), driver) is None

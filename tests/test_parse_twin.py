@@ -215,7 +215,9 @@ def test_terminals_left_to_re_lex_alike():
     slow = dict(EXPORTED)
     slow["scanners"] = {t.name: tables.scanner_spec(t.pattern.type, t.pattern.value) if t.pattern.type == "str"
                         else ("re", t.pattern.to_regexp()) for t in lark.terminals}
+    slow["twin"] = tables.pack_twin(slow)   # (what the compiled twin reads)
     twin = compiled.TableParser(slow)
+    assert slow["twin"] != EXPORTED["twin"]   # (the run names the terminals left to ``re`` and their patterns)
     for name, text in TEXTS[:: max(1, len(TEXTS) // 40)]:
         _alike(text, name, twin)
 
