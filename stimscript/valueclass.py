@@ -417,6 +417,10 @@ def _process(cls, params: dict):
         f.type = annotation
         flds.append(f)
     frozen = params["frozen"]
+    # as the standard library decides it, on the class as written (before an ``__eq__`` is added below): a
+    # ``__hash__ = None`` without an ``__eq__`` of its own is the class's explicit choice and is kept
+    class_hash = namespace.get("__hash__", MISSING)
+    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in namespace))
     spec = _Spec(tuple(flds), params, annotations, defaults)
     names = spec.init_names
     if params["init"]:
@@ -425,8 +429,6 @@ def _process(cls, params: dict):
         _set_new(cls, "__repr__", _make_repr(cls, tuple([f.name for f in flds if f.repr])))
     if params["eq"]:
         _set_new(cls, "__eq__", _make_eq(cls, tuple([f.name for f in flds if f.compare])))
-    class_hash = namespace.get("__hash__", MISSING)
-    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in namespace))
     if params["eq"] and not explicit_hash:
         if frozen:
             cls.__hash__ = _make_hash(cls, tuple([f.name for f in flds if (f.compare if f.hash is None else f.hash)]))

@@ -247,6 +247,23 @@ def test_generated_classes_match_the_standard_library(spec, value_rows):
         assert (a != b) == (ta != tb)
 
 
+@pytest.mark.parametrize("params", ["", "(frozen=True)", "(eq=False)", "(frozen=True, eq=False)"])
+@pytest.mark.parametrize("body", [
+    "    __hash__ = None\n",                                              # explicit: no hash, kept
+    "    def __hash__(self):\n        return 7\n",                         # explicit: its own hash, kept
+    "    def __eq__(self, other):\n        return True\n",                 # Python itself sets __hash__ None
+    "    __hash__ = None\n    def __eq__(self, other):\n        return True\n",
+])
+def test_an_explicit_hash_is_decided_as_the_standard_library_does(params, body):
+    """Whether a class's own ``__hash__`` (or ``__hash__ = None``) stands is decided on the class as written,
+    before the generated ``__eq__`` is added (a ``__hash__ = None`` without an ``__eq__`` was overwritten)."""
+    text = f"@dataclass{params}\nclass Gen:\n    a: int = 1\n{body}"
+    ours, std = _build(text, "stimscript.valueclass"), _build(text, "dataclasses")
+    assert (ours.__hash__ is None) == (std.__hash__ is None)
+    assert _outcome(hash, ours()) == _outcome(hash, std())
+    assert _outcome(lambda: ours() == ours(), ) == _outcome(lambda: std() == std(), )
+
+
 def test_recursive_repr_shows_dots_as_the_standard_librarys():
     text = "@dataclass\nclass Gen:\n    items: list = field(default_factory=list)\n"
     for module in ("stimscript.valueclass", "dataclasses"):
