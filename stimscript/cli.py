@@ -105,13 +105,14 @@ def entry() -> NoReturn:
     A click-free ``check`` (stimscript/commands/check.py) leaves nothing to clean up: its files are closed and
     it starts no thread, database, temporary file or exit handler. After flushing its output the process then
     ends at once (``os._exit``) instead of tearing down every module and object it imported, about a twentieth
-    of a small file's check, which an editor or a CI job pays once per run. Every other command ends as Python
-    programs do (``sys.exit``: exit handlers, finalizers, flushing)."""
+    of a small file's check, which an editor or a CI job pays once per run; unless someone registered an exit
+    handler all the same (a coverage tool, a profiler, a site hook), which is then run by an ordinary exit.
+    Every other command ends as Python programs do (``sys.exit``: exit handlers, finalizers, flushing)."""
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:   # started with the stream closed (``>&-``): what goes there is dropped
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
     code, plain = _dispatch(sys.argv[1:])
-    if plain:
+    if plain and _no_exit_handlers():
         try:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -121,6 +122,15 @@ def entry() -> NoReturn:
             os._exit(unhandled_os_error(exc) or code)
         os._exit(code)
     sys.exit(code)
+
+
+def _no_exit_handlers() -> bool:
+    """Whether nothing waits for the end of the interpreter (``atexit``; on an interpreter that cannot tell,
+    the ordinary exit is taken)."""
+    import atexit
+
+    count = getattr(atexit, "_ncallbacks", None)
+    return count is not None and count() == 0
 
 
 def _dispatch(args: list[str]) -> tuple[int, bool]:

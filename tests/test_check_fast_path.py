@@ -184,29 +184,43 @@ def test_each_file_is_checked_with_the_collector_paused(tmp_path, capsys, monkey
 
 
 ENDING = """
-import atexit, sys
-atexit.register(lambda: sys.stderr.write("teardown ran\\n"))
+import atexit, os, sys
+
+real_exit = os._exit
+
+
+def fast_exit(code):   # the end without the interpreter's teardown, seen
+    sys.stderr.write("ended at once\\n")
+    sys.stderr.flush()
+    real_exit(code)
+
+
+os._exit = fast_exit
+if HANDLER:   # an exit handler registered by someone else (a coverage tool, a profiler)
+    atexit.register(lambda: sys.stderr.write("exit handler ran\\n"))
 sys.argv[0] = "stimscript"
 from stimscript.cli import entry
 entry()
 """
 
 
-@pytest.mark.parametrize("args, code, torn_down", [
-    (["check", TKA], 0, False),                 # a plain check ends at once, after its output
-    (["check", "-q", "BROKEN"], 1, False),      # also when it finds errors
-    (["check", "--help"], 0, True),             # click's path ends as Python programs do
-    (["devices"], 0, True),
+@pytest.mark.parametrize("handler", [False, True])
+@pytest.mark.parametrize("args, code, plain", [
+    (["check", TKA], 0, True),                  # a plain check ends at once, after its output
+    (["check", "-q", "BROKEN"], 1, True),       # also when it finds errors
+    (["check", "--help"], 0, False),            # click's path ends as Python programs do
+    (["devices"], 0, False),
 ])
-def test_the_program_skips_the_teardown_only_after_a_plain_check(tmp_path, args, code, torn_down):
-    """``stimscript check FILE`` ends with ``os._exit`` once its output is flushed (no exit handlers, no
-    teardown of the imported modules: time an editor pays per file); every other command line ends through
-    ``sys.exit``, running exit handlers."""
+def test_the_program_skips_the_teardown_only_after_a_plain_check(tmp_path, args, code, plain, handler):
+    """``stimscript check FILE`` ends with ``os._exit`` once its output is flushed (no teardown of the imported
+    modules: time an editor pays per file), unless an exit handler is registered, which then runs; every other
+    command line ends through ``sys.exit``, running exit handlers and the teardown."""
     (tmp_path / "BROKEN").write_text(BROKEN)
-    proc = subprocess.run([sys.executable, "-c", ENDING, *args], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", ENDING.replace("HANDLER", str(handler)), *args],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == code, proc.stderr
-    assert ("teardown ran" in proc.stderr) == torn_down
+    assert ("ended at once" in proc.stderr) == (plain and not handler)
+    assert ("exit handler ran" in proc.stderr) == handler
     assert "Traceback" not in proc.stderr
     if args[1:2] == ["-q"]:
         assert "error[" in proc.stderr and proc.stdout == ""
